@@ -1,0 +1,142 @@
+//! The fidius 0.5 cdylib ABI, mirrored.
+//!
+//! These `repr(C)` types and constants match fidius-guest 0.5.9
+//! (`src/descriptor.rs`, `src/status.rs`) byte for byte; the layout tests at
+//! the bottom pin every offset. Nothing here validates anything: that is the
+//! job of [`crate::runtime::cdylib`], which reads these structures from a
+//! plugin it does not trust.
+
+use std::ffi::{c_char, c_void};
+
+/// `"FIDIUS\0\0"`, the first eight bytes of every registry.
+pub const FIDIUS_MAGIC: [u8; 8] = *b"FIDIUS\0\0";
+/// The only registry layout version fidius 0.5 produces.
+pub const REGISTRY_VERSION: u32 = 1;
+/// `ABI_VERSION` of every fidius 0.5.x plugin.
+pub const ABI_VERSION: u32 = 500;
+/// `size_of::<PluginDescriptor>()` in fidius 0.5.x; smaller descriptors lack
+/// `construct`/`destroy`.
+pub const DESCRIPTOR_SIZE: u32 = 120;
+
+/// The symbol every fidius plugin library exports.
+pub const REGISTRY_SYMBOL: &[u8] = b"fidius_get_registry\0";
+
+/// Plugin status codes returned by vtable methods.
+pub mod status {
+    /// Success; the output is the result payload.
+    pub const OK: i32 = 0;
+    /// Arena too small; `*out_len` holds the size needed.
+    pub const BUFFER_TOO_SMALL: i32 = -1;
+    /// The plugin failed to decode its input or encode its output.
+    pub const SERIALIZATION_ERROR: i32 = -2;
+    /// The method returned `Err(e)`; the output is bincode of `e`.
+    pub const PLUGIN_ERROR: i32 = -3;
+    /// The method panicked; PluginAllocated carries a bincode `String`.
+    pub const PANIC: i32 = -4;
+}
+
+/// `BufferStrategyKind` value for plugin-allocated outputs.
+pub const STRATEGY_PLUGIN_ALLOCATED: u8 = 1;
+/// `BufferStrategyKind` value for host-lent arenas.
+pub const STRATEGY_ARENA: u8 = 2;
+
+/// What `fidius_get_registry` returns.
+#[repr(C)]
+pub struct PluginRegistry {
+    pub magic: [u8; 8],
+    pub registry_version: u32,
+    pub plugin_count: u32,
+    pub descriptors: *const *const PluginDescriptor,
+}
+
+/// `void free_buffer(uint8_t *ptr, size_t len)`.
+pub type FreeBufferFn = unsafe extern "C" fn(*mut u8, usize);
+/// `void *construct(const uint8_t *cfg, uint32_t cfg_len)`.
+pub type ConstructFn = unsafe extern "C" fn(*const u8, u32) -> *mut c_void;
+/// `void destroy(void *instance)`.
+pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
+/// A vtable slot of a PluginAllocated interface.
+pub type PluginAllocatedMethod =
+    unsafe extern "C" fn(*mut c_void, *const u8, u32, *mut *mut u8, *mut u32) -> i32;
+/// A vtable slot of an Arena interface.
+pub type ArenaMethod =
+    unsafe extern "C" fn(*mut c_void, *const u8, u32, *mut u8, u32, *mut u32, *mut u32) -> i32;
+/// `const PluginRegistry *fidius_get_registry(void)`.
+pub type GetRegistryFn = unsafe extern "C" fn() -> *const PluginRegistry;
+
+/// One plugin in a registry (120 bytes in fidius 0.5.x).
+#[repr(C)]
+pub struct PluginDescriptor {
+    pub descriptor_size: u32,
+    pub abi_version: u32,
+    pub interface_name: *const c_char,
+    pub interface_hash: u64,
+    pub interface_version: u32,
+    pub capabilities: u64,
+    pub buffer_strategy: u8,
+    pub plugin_name: *const c_char,
+    pub vtable: *const c_void,
+    pub free_buffer: Option<FreeBufferFn>,
+    pub method_count: u32,
+    pub method_metadata: *const MethodMetaEntry,
+    pub trait_metadata: *const MetaKv,
+    pub trait_metadata_count: u32,
+    pub construct: Option<ConstructFn>,
+    pub destroy: Option<DestroyFn>,
+}
+
+/// A metadata key/value pair.
+#[repr(C)]
+pub struct MetaKv {
+    pub key: *const c_char,
+    pub value: *const c_char,
+}
+
+/// The metadata of one method.
+#[repr(C)]
+pub struct MethodMetaEntry {
+    pub kvs: *const MetaKv,
+    pub kv_count: u32,
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use std::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn registry_layout() {
+        assert_eq!(size_of::<PluginRegistry>(), 24);
+        assert_eq!(align_of::<PluginRegistry>(), 8);
+        assert_eq!(offset_of!(PluginRegistry, registry_version), 8);
+        assert_eq!(offset_of!(PluginRegistry, plugin_count), 12);
+        assert_eq!(offset_of!(PluginRegistry, descriptors), 16);
+    }
+
+    #[test]
+    fn descriptor_layout() {
+        assert_eq!(size_of::<PluginDescriptor>(), DESCRIPTOR_SIZE as usize);
+        assert_eq!(offset_of!(PluginDescriptor, abi_version), 4);
+        assert_eq!(offset_of!(PluginDescriptor, interface_name), 8);
+        assert_eq!(offset_of!(PluginDescriptor, interface_hash), 16);
+        assert_eq!(offset_of!(PluginDescriptor, interface_version), 24);
+        assert_eq!(offset_of!(PluginDescriptor, capabilities), 32);
+        assert_eq!(offset_of!(PluginDescriptor, buffer_strategy), 40);
+        assert_eq!(offset_of!(PluginDescriptor, plugin_name), 48);
+        assert_eq!(offset_of!(PluginDescriptor, vtable), 56);
+        assert_eq!(offset_of!(PluginDescriptor, free_buffer), 64);
+        assert_eq!(offset_of!(PluginDescriptor, method_count), 72);
+        assert_eq!(offset_of!(PluginDescriptor, method_metadata), 80);
+        assert_eq!(offset_of!(PluginDescriptor, trait_metadata), 88);
+        assert_eq!(offset_of!(PluginDescriptor, trait_metadata_count), 96);
+        assert_eq!(offset_of!(PluginDescriptor, construct), 104);
+        assert_eq!(offset_of!(PluginDescriptor, destroy), 112);
+    }
+
+    #[test]
+    fn metadata_layout() {
+        assert_eq!(size_of::<MetaKv>(), 16);
+        assert_eq!(size_of::<MethodMetaEntry>(), 16);
+        assert_eq!(offset_of!(MethodMetaEntry, kv_count), 8);
+    }
+}

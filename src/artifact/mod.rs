@@ -1,0 +1,150 @@
+//! What is on disk: checking a library file before anything of it runs.
+//!
+//! [`open_library`] is the only way a library file gets mapped. It reads the
+//! file, checks its header and — when signatures are required — verifies the
+//! bytes it read and maps exactly those bytes from a sealed in-memory file, so
+//! nothing can swap the file between verification and `dlopen`.
+
+pub mod header;
+pub mod signature;
+
+use crate::error::{Error, Result, Status};
+use signature::TrustedKey;
+use std::io::Read;
+use std::path::Path;
+
+/// A mapped library, plus the sealed copy it was mapped from, if any.
+pub struct MappedLibrary {
+    // Field order matters: the library is unmapped before the sealed copy's
+    // descriptor is closed, so its `/proc/self/fd/N` name cannot be reused
+    // while the library is loaded.
+    library: libloading::Library,
+    _sealed: Option<sealed::SealedFile>,
+}
+
+impl MappedLibrary {
+    /// The loaded library.
+    pub fn library(&self) -> &libloading::Library {
+        &self.library
+    }
+}
+
+/// Maps `path` after checking it. `trusted` is `Some` when signatures are
+/// required; the file is then never mapped unless one of the keys verifies it.
+pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>) -> Result<MappedLibrary> {
+    match trusted {
+        Some(keys) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+            header::check(path, &bytes)?;
+            signature::verify_detached(path, &bytes, keys)?;
+            let sealed = sealed::SealedFile::new(path, &bytes)?;
+            let library = dlopen(path, &sealed.proc_path())?;
+            Ok(MappedLibrary { library, _sealed: Some(sealed) })
+        }
+        None => {
+            header::check(path, &read_header(path)?)?;
+            Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None })
+        }
+    }
+}
+
+/// The first bytes of a file: enough for [`header::check`].
+fn read_header(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
+    let mut bytes = Vec::with_capacity(64);
+    file.take(64).read_to_end(&mut bytes).map_err(|e| Error::io(path, &e))?;
+    Ok(bytes)
+}
+
+/// `dlopen(source, RTLD_NOW | RTLD_LOCAL)`; errors name `shown`.
+fn dlopen(shown: &Path, source: &Path) -> Result<libloading::Library> {
+    #[cfg(unix)]
+    {
+        use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+        // SAFETY: running a library's initialisers is what loading a plugin
+        // means; the checks above decided that this library may run.
+        unsafe { Library::open(Some(source), RTLD_NOW | RTLD_LOCAL) }
+            .map(Into::into)
+            .map_err(|e| Error::at(Status::LibraryLoadFailed, shown, format!("dlopen failed: {e}")))
+    }
+    #[cfg(not(unix))]
+    {
+        // SAFETY: as above.
+        unsafe { libloading::Library::new(source) }
+            .map_err(|e| Error::at(Status::LibraryLoadFailed, shown, format!("load failed: {e}")))
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod sealed {
+    use crate::error::{Error, Result, Status};
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::path::{Path, PathBuf};
+
+    /// An anonymous in-memory file holding verified bytes, sealed against
+    /// any further change.
+    pub struct SealedFile {
+        fd: OwnedFd,
+    }
+
+    impl SealedFile {
+        pub fn new(path: &Path, bytes: &[u8]) -> Result<SealedFile> {
+            let fail = |what: &str| {
+                let e = std::io::Error::last_os_error();
+                Error::at(Status::Io, path, format!("cannot seal a verified copy ({what}): {e}"))
+            };
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = CString::new(format!("fidius-host:{}", name.replace('\0', "")))
+                .expect("NUL bytes were removed");
+            // SAFETY: plain syscall with a valid C string.
+            let raw = unsafe {
+                libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+            };
+            if raw < 0 {
+                return Err(fail("memfd_create"));
+            }
+            // SAFETY: `raw` is a fresh descriptor we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let mut file = std::fs::File::from(fd);
+            file.write_all(bytes).map_err(|e| Error::at(Status::Io, path, e))?;
+            let seals =
+                libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+            // SAFETY: fcntl on a descriptor we own.
+            if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+                return Err(fail("F_ADD_SEALS"));
+            }
+            Ok(SealedFile { fd: file.into() })
+        }
+
+        /// A path `dlopen` can open that refers to this file.
+        pub fn proc_path(&self) -> PathBuf {
+            PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sealed {
+    use crate::error::{Error, Result, Status};
+    use std::path::{Path, PathBuf};
+
+    /// Sealed in-memory files need Linux's memfd; elsewhere signed loads are
+    /// refused rather than done with a verification window.
+    pub struct SealedFile;
+
+    impl SealedFile {
+        pub fn new(path: &Path, _bytes: &[u8]) -> Result<SealedFile> {
+            Err(Error::at(
+                Status::Unsupported,
+                path,
+                "verified loading needs memfd_create, which this platform lacks",
+            ))
+        }
+
+        pub fn proc_path(&self) -> PathBuf {
+            unreachable!("SealedFile cannot be built on this platform")
+        }
+    }
+}

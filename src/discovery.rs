@@ -1,0 +1,66 @@
+//! Which files in the search paths are plugin libraries, and what a scan found.
+
+use crate::error::{Error, Status};
+use crate::plugin::PluginInfo;
+use std::path::{Path, PathBuf};
+
+/// The file extension of shared libraries on this platform.
+pub const LIBRARY_EXTENSION: &str = if cfg!(target_os = "macos") {
+    "dylib"
+} else if cfg!(windows) {
+    "dll"
+} else {
+    "so"
+};
+
+/// A file or directory that was passed over, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The file, or the search path itself.
+    pub path: PathBuf,
+    /// Why it was skipped; the message names the path.
+    pub error: Error,
+}
+
+/// The result of a scan: plugins found, and everything passed over.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// Every valid plugin that meets the host's expectations, in scan order.
+    pub plugins: Vec<PluginInfo>,
+    /// Search paths, files and descriptors that were passed over.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The library files of every search path, in order: search paths as given,
+/// files sorted by name within each. Unreadable search paths and entries
+/// that look like libraries but are not files come out as `Err`.
+pub fn candidates(search_paths: &[PathBuf]) -> Vec<Result<PathBuf, Skipped>> {
+    search_paths.iter().flat_map(|dir| library_files(dir)).collect()
+}
+
+fn library_files(dir: &Path) -> Vec<Result<PathBuf, Skipped>> {
+    let skip = |error: Error| vec![Err(Skipped { path: dir.to_path_buf(), error })];
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return skip(Error::at(Status::FileNotFound, dir, "search path does not exist"))
+        }
+        Err(e) => return skip(Error::at(Status::Io, dir, format!("cannot read search path: {e}"))),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == LIBRARY_EXTENSION))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            if path.is_file() {
+                Ok(path)
+            } else {
+                let error = Error::at(Status::NotALibrary, &path, "named like a library but not a regular file");
+                Err(Skipped { path, error })
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,305 @@
+//! One error type for the whole host, and the status code of each failure.
+//!
+//! Every distinct failure a caller may want to branch on has its own
+//! [`Status`]; the message of an [`Error`] names the file or plugin involved
+//! and, for mismatches, the expected and the found value.
+
+use std::path::Path;
+
+/// The status code of every failure (0 is success).
+///
+/// Values are grouped by area and never reused: 1–99 arguments and the host
+/// itself, 100–199 finding and validating a library, 200–299 signatures,
+/// 300–399 calls.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullArgument = 1,
+    /// An argument was out of range or malformed.
+    InvalidArgument = 2,
+    /// A text argument was not valid UTF-8.
+    InvalidUtf8 = 3,
+    /// The library itself panicked; this is a bug in libfidius_host.
+    InternalPanic = 4,
+    /// A handle of the wrong type, or one already freed, was passed.
+    Misuse = 5,
+    /// The operation needs a feature this build does not have.
+    Unsupported = 6,
+    /// Reading a file or directory failed.
+    Io = 7,
+
+    /// The file does not exist.
+    FileNotFound = 100,
+    /// No plugin of that name was found in the search paths.
+    PluginNotFound = 101,
+    /// The file is too short or not a shared library format this host knows.
+    NotALibrary = 102,
+    /// The library is for another OS, CPU, word size or byte order.
+    ArchitectureMismatch = 103,
+    /// `dlopen` refused the library.
+    LibraryLoadFailed = 104,
+    /// The library does not export `fidius_get_registry`.
+    RegistryMissing = 105,
+    /// `fidius_get_registry` returned NULL or a misaligned pointer.
+    InvalidRegistry = 106,
+    /// The registry does not start with the fidius magic.
+    InvalidMagic = 107,
+    /// The registry layout version is not 1.
+    IncompatibleRegistryVersion = 108,
+    /// A descriptor's `abi_version` is not 500 (fidius 0.5).
+    IncompatibleAbiVersion = 109,
+    /// A descriptor's `descriptor_size` is smaller than the 0.5 layout.
+    InvalidDescriptorSize = 110,
+    /// A pointer the plugin handed over is NULL, misaligned or outside the library.
+    InvalidPluginPointer = 111,
+    /// A name or metadata string of the plugin is not UTF-8 (or not terminated).
+    InvalidPluginString = 112,
+    /// `plugin_count`, `method_count` or a metadata count is not sane.
+    InvalidPluginCount = 113,
+    /// `buffer_strategy` is neither PluginAllocated (1) nor Arena (2).
+    UnknownBufferStrategy = 114,
+    /// The plugin's interface hash differs from the expected one.
+    InterfaceHashMismatch = 115,
+    /// The plugin's buffer strategy differs from the expected one.
+    BufferStrategyMismatch = 116,
+    /// The plugin's `construct` returned NULL.
+    ConstructFailed = 117,
+    /// Two plugins of one library share a name.
+    DuplicatePlugin = 118,
+    /// The library holds several plugins and no name was given.
+    AmbiguousPlugin = 119,
+
+    /// Signatures are required and the `.sig` file is missing.
+    SignatureRequired = 200,
+    /// The signature is malformed or no trusted key verifies it.
+    SignatureInvalid = 201,
+    /// A trusted key (or key file) is not a valid Ed25519 public key.
+    InvalidKey = 202,
+
+    /// The method index is not below the plugin's method count.
+    MethodOutOfRange = 300,
+    /// The plugin does not implement this (optional) method.
+    NotImplemented = 301,
+    /// The method returned an error; see the plugin error fields.
+    PluginError = 302,
+    /// The method panicked inside the plugin.
+    PluginPanic = 303,
+    /// The plugin could not decode the input or encode its output.
+    PluginSerialization = 304,
+    /// The result is larger than the host's output limit.
+    OutputTooLarge = 305,
+    /// The input is larger than the ABI allows (4 GiB - 1).
+    InputTooLarge = 306,
+    /// The plugin broke the call protocol (bad status, buffer or payload).
+    PluginProtocol = 307,
+}
+
+impl Status {
+    /// Every status, for lookups by number.
+    pub const ALL: &'static [Status] = &[
+        Status::Ok,
+        Status::NullArgument,
+        Status::InvalidArgument,
+        Status::InvalidUtf8,
+        Status::InternalPanic,
+        Status::Misuse,
+        Status::Unsupported,
+        Status::Io,
+        Status::FileNotFound,
+        Status::PluginNotFound,
+        Status::NotALibrary,
+        Status::ArchitectureMismatch,
+        Status::LibraryLoadFailed,
+        Status::RegistryMissing,
+        Status::InvalidRegistry,
+        Status::InvalidMagic,
+        Status::IncompatibleRegistryVersion,
+        Status::IncompatibleAbiVersion,
+        Status::InvalidDescriptorSize,
+        Status::InvalidPluginPointer,
+        Status::InvalidPluginString,
+        Status::InvalidPluginCount,
+        Status::UnknownBufferStrategy,
+        Status::InterfaceHashMismatch,
+        Status::BufferStrategyMismatch,
+        Status::ConstructFailed,
+        Status::DuplicatePlugin,
+        Status::AmbiguousPlugin,
+        Status::SignatureRequired,
+        Status::SignatureInvalid,
+        Status::InvalidKey,
+        Status::MethodOutOfRange,
+        Status::NotImplemented,
+        Status::PluginError,
+        Status::PluginPanic,
+        Status::PluginSerialization,
+        Status::OutputTooLarge,
+        Status::InputTooLarge,
+        Status::PluginProtocol,
+    ];
+
+    /// The status with this number, if any.
+    pub fn from_code(code: u32) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| *s as u32 == code)
+    }
+
+    /// The constant's name without prefix, e.g. `"PLUGIN_NOT_FOUND"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NullArgument => "NULL_ARGUMENT",
+            Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::InvalidUtf8 => "INVALID_UTF8",
+            Status::InternalPanic => "INTERNAL_PANIC",
+            Status::Misuse => "MISUSE",
+            Status::Unsupported => "UNSUPPORTED",
+            Status::Io => "IO",
+            Status::FileNotFound => "FILE_NOT_FOUND",
+            Status::PluginNotFound => "PLUGIN_NOT_FOUND",
+            Status::NotALibrary => "NOT_A_LIBRARY",
+            Status::ArchitectureMismatch => "ARCHITECTURE_MISMATCH",
+            Status::LibraryLoadFailed => "LIBRARY_LOAD_FAILED",
+            Status::RegistryMissing => "REGISTRY_MISSING",
+            Status::InvalidRegistry => "INVALID_REGISTRY",
+            Status::InvalidMagic => "INVALID_MAGIC",
+            Status::IncompatibleRegistryVersion => "INCOMPATIBLE_REGISTRY_VERSION",
+            Status::IncompatibleAbiVersion => "INCOMPATIBLE_ABI_VERSION",
+            Status::InvalidDescriptorSize => "INVALID_DESCRIPTOR_SIZE",
+            Status::InvalidPluginPointer => "INVALID_PLUGIN_POINTER",
+            Status::InvalidPluginString => "INVALID_PLUGIN_STRING",
+            Status::InvalidPluginCount => "INVALID_PLUGIN_COUNT",
+            Status::UnknownBufferStrategy => "UNKNOWN_BUFFER_STRATEGY",
+            Status::InterfaceHashMismatch => "INTERFACE_HASH_MISMATCH",
+            Status::BufferStrategyMismatch => "BUFFER_STRATEGY_MISMATCH",
+            Status::ConstructFailed => "CONSTRUCT_FAILED",
+            Status::DuplicatePlugin => "DUPLICATE_PLUGIN",
+            Status::AmbiguousPlugin => "AMBIGUOUS_PLUGIN",
+            Status::SignatureRequired => "SIGNATURE_REQUIRED",
+            Status::SignatureInvalid => "SIGNATURE_INVALID",
+            Status::InvalidKey => "INVALID_KEY",
+            Status::MethodOutOfRange => "METHOD_OUT_OF_RANGE",
+            Status::NotImplemented => "NOT_IMPLEMENTED",
+            Status::PluginError => "PLUGIN_ERROR",
+            Status::PluginPanic => "PLUGIN_PANIC",
+            Status::PluginSerialization => "PLUGIN_SERIALIZATION",
+            Status::OutputTooLarge => "OUTPUT_TOO_LARGE",
+            Status::InputTooLarge => "INPUT_TOO_LARGE",
+            Status::PluginProtocol => "PLUGIN_PROTOCOL",
+        }
+    }
+}
+
+/// An error a plugin method returned (`Err(PluginError)`), decoded.
+///
+/// Field order matches fidius's `PluginError`, which travels as bincode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct PluginError {
+    /// Machine-readable code, e.g. `"DIV_ZERO"`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Optional details, a JSON text.
+    pub details: Option<String>,
+}
+
+/// Every failure of the host: a status and a message, plus the plugin's own
+/// error when a plugin method returned one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    status: Status,
+    message: String,
+    plugin_error: Option<PluginError>,
+}
+
+/// Shorthand for results of the host.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with this status and message.
+    pub fn new(status: Status, message: impl Into<String>) -> Error {
+        Error { status, message: message.into(), plugin_error: None }
+    }
+
+    /// An error about one file: the message starts with the path.
+    pub fn at(status: Status, path: &Path, message: impl std::fmt::Display) -> Error {
+        Error::new(status, format!("{}: {message}", path.display()))
+    }
+
+    /// The error a plugin method returned.
+    pub fn plugin(plugin: &str, method: u32, error: PluginError) -> Error {
+        let message = format!(
+            "plugin '{plugin}' method {method} returned an error: [{}] {}",
+            error.code, error.message
+        );
+        Error { status: Status::PluginError, message, plugin_error: Some(error) }
+    }
+
+    /// An argument was NULL.
+    pub fn null_argument(name: &str) -> Error {
+        Error::new(Status::NullArgument, format!("argument '{name}' must not be NULL"))
+    }
+
+    /// An `std::io::Error` while reading `path`.
+    pub fn io(path: &Path, err: &std::io::Error) -> Error {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            Error::at(Status::FileNotFound, path, "no such file")
+        } else {
+            Error::at(Status::Io, path, err)
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The plugin's own error, for [`Status::PluginError`].
+    pub fn plugin_error(&self) -> Option<&PluginError> {
+        self.plugin_error.as_ref()
+    }
+
+    /// The same error with more context in front of the message.
+    pub fn context(mut self, context: impl std::fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_numbers_are_unique_and_named() {
+        let mut seen = std::collections::HashSet::new();
+        for status in Status::ALL {
+            assert!(seen.insert(*status as u32), "duplicate number for {status:?}");
+            assert_eq!(Status::from_code(*status as u32), Some(*status));
+            assert!(!status.name().is_empty());
+        }
+        assert_eq!(Status::from_code(9999), None);
+    }
+
+    #[test]
+    fn plugin_error_decodes_fidius_bytes() {
+        // PluginError{code:"E", message:"m", details:Some("{}")}, from the fidius docs.
+        let bytes = [
+            1, 0, 0, 0, 0, 0, 0, 0, b'E', 1, 0, 0, 0, 0, 0, 0, 0, b'm', 1, 2, 0, 0, 0, 0, 0, 0,
+            0, b'{', b'}',
+        ];
+        let e: PluginError = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(
+            e,
+            PluginError { code: "E".into(), message: "m".into(), details: Some("{}".into()) }
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The host: configuration, the library cache, and loading by name or path.
+
+use crate::artifact::{self, signature::TrustedKey};
+use crate::discovery::{self, Discovery, Skipped};
+use crate::error::{Error, Result, Status};
+use crate::plugin::{BufferStrategy, Plugin, PluginInfo};
+use crate::runtime::cdylib::{self, library::Library};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+pub use crate::runtime::cdylib::library::LoadPolicy;
+
+/// Default largest output a call may return: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+/// Collects the options of a [`Host`].
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    search_paths: Vec<PathBuf>,
+    load_policy: LoadPolicy,
+    require_signature: bool,
+    trusted_keys: Vec<TrustedKey>,
+    interface_hash: Option<u64>,
+    buffer_strategy: Option<BufferStrategy>,
+    max_output_size: usize,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder::new()
+    }
+}
+
+impl HostBuilder {
+    /// No search paths, Strict policy, no signatures, 64 MiB output limit.
+    pub fn new() -> HostBuilder {
+        HostBuilder {
+            search_paths: Vec::new(),
+            load_policy: LoadPolicy::Strict,
+            require_signature: false,
+            trusted_keys: Vec::new(),
+            interface_hash: None,
+            buffer_strategy: None,
+            max_output_size: DEFAULT_MAX_OUTPUT,
+        }
+    }
+
+    /// Adds a directory to scan; directories are scanned in the order added.
+    pub fn search_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.search_paths.push(path.into());
+        self
+    }
+
+    /// Sets what happens to a library with some invalid descriptors.
+    pub fn load_policy(&mut self, policy: LoadPolicy) -> &mut Self {
+        self.load_policy = policy;
+        self
+    }
+
+    /// Requires every library to carry a valid detached signature.
+    pub fn require_signature(&mut self, required: bool) -> &mut Self {
+        self.require_signature = required;
+        self
+    }
+
+    /// Trusts signatures made by this key.
+    pub fn trusted_key(&mut self, key: TrustedKey) -> &mut Self {
+        self.trusted_keys.push(key);
+        self
+    }
+
+    /// Only accepts plugins with this interface hash.
+    pub fn interface_hash(&mut self, hash: u64) -> &mut Self {
+        self.interface_hash = Some(hash);
+        self
+    }
+
+    /// Only accepts plugins with this buffer strategy.
+    pub fn buffer_strategy(&mut self, strategy: BufferStrategy) -> &mut Self {
+        self.buffer_strategy = Some(strategy);
+        self
+    }
+
+    /// Largest output a call may return; larger results are errors.
+    pub fn max_output_size(&mut self, bytes: usize) -> &mut Self {
+        self.max_output_size = bytes;
+        self
+    }
+
+    /// Builds the host. Fails when signatures are required but no key is
+    /// trusted (nothing could ever load), or the output limit is zero.
+    pub fn build(&self) -> Result<Host> {
+        if self.require_signature && self.trusted_keys.is_empty() {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                "signatures are required but no trusted key was added",
+            ));
+        }
+        if self.max_output_size == 0 {
+            return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
+        }
+        Ok(Host { config: self.clone(), libraries: Mutex::new(HashMap::new()) })
+    }
+}
+
+/// Identifies one version of one file, so an unchanged file is mapped once
+/// per host and a replaced one is checked and mapped anew.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileIdentity {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<FileIdentity> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+        if !meta.is_file() {
+            return Err(Error::at(Status::NotALibrary, path, "not a regular file"));
+        }
+        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
+        #[cfg(unix)]
+        let (device, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (device, inode) = (0, 0);
+        Ok(FileIdentity { path, device, inode, len: meta.len(), modified: meta.modified().ok() })
+    }
+}
+
+/// A configured plugin host. Shareable: every method takes `&self` and may
+/// be called from several threads at once.
+pub struct Host {
+    config: HostBuilder,
+    /// Libraries currently mapped by this host's plugin handles.
+    libraries: Mutex<HashMap<FileIdentity, Weak<Library>>>,
+}
+
+impl Host {
+    /// The search paths, in scan order.
+    pub fn search_paths(&self) -> &[PathBuf] {
+        &self.config.search_paths
+    }
+
+    /// Lists every plugin in the search paths, and why files were skipped.
+    pub fn discover(&self) -> Discovery {
+        let mut found = Discovery::default();
+        for candidate in discovery::candidates(&self.config.search_paths) {
+            let library = match candidate.and_then(|path| self.open_library(&path)) {
+                Ok(library) => library,
+                Err(skip) => {
+                    found.skipped.push(skip);
+                    continue;
+                }
+            };
+            for plugin in library.plugins() {
+                let info = &plugin.description.info;
+                match self.check_expectations(info) {
+                    Ok(()) => found.plugins.push(info.clone()),
+                    Err(error) => found.skipped.push(Skipped { path: info.path.clone(), error }),
+                }
+            }
+            found.skipped.extend(
+                library.rejected().iter().map(|error| Skipped { path: library.path().to_path_buf(), error: error.clone() }),
+            );
+        }
+        found
+    }
+
+    /// Loads the plugin called `name` from the first library in the search
+    /// paths that has it. Libraries that fail to load are skipped; if the
+    /// name is not found, the error lists them.
+    pub fn load(&self, name: &str) -> Result<Plugin> {
+        let mut skipped = Vec::new();
+        for candidate in discovery::candidates(&self.config.search_paths) {
+            let library = match candidate.and_then(|path| self.open_library(&path)) {
+                Ok(library) => library,
+                Err(skip) => {
+                    skipped.push(skip);
+                    continue;
+                }
+            };
+            if let Some(index) = library.plugins().iter().position(|p| p.description.info.name == name) {
+                return self.instantiate(library, index);
+            }
+        }
+        Err(not_found(name, &self.config.search_paths, &skipped))
+    }
+
+    /// Loads a plugin from one library file. `name` may be `None` when the
+    /// library holds exactly one plugin.
+    pub fn load_path(&self, path: &Path, name: Option<&str>) -> Result<Plugin> {
+        let library = self.open_library(path).map_err(|skip| skip.error)?;
+        let names = || library.plugins().iter().map(|p| p.description.info.name.as_str()).collect::<Vec<_>>().join(", ");
+        let index = match name {
+            Some(name) => library.plugins().iter().position(|p| p.description.info.name == name).ok_or_else(|| {
+                Error::at(Status::PluginNotFound, path, format!("no plugin named '{name}' (it has: [{}])", names()))
+            })?,
+            None => match library.plugins().len() {
+                1 => 0,
+                0 => return Err(Error::at(Status::PluginNotFound, path, "the library holds no valid plugin")),
+                n => {
+                    return Err(Error::at(
+                        Status::AmbiguousPlugin,
+                        path,
+                        format!("the library holds {n} plugins ([{}]); name the one to load", names()),
+                    ))
+                }
+            },
+        };
+        self.instantiate(library, index)
+    }
+
+    fn instantiate(&self, library: Arc<Library>, index: usize) -> Result<Plugin> {
+        self.check_expectations(&library.plugins()[index].description.info)?;
+        cdylib::instantiate(library, index, self.config.max_output_size)
+    }
+
+    /// The builder's expected interface hash and buffer strategy.
+    fn check_expectations(&self, info: &PluginInfo) -> Result<()> {
+        if let Some(expected) = self.config.interface_hash {
+            if info.interface_hash != expected {
+                return Err(Error::at(
+                    Status::InterfaceHashMismatch,
+                    &info.path,
+                    format!(
+                        "plugin '{}': interface hash mismatch: expected {expected:#018x}, found {:#018x} (interface {})",
+                        info.name, info.interface_hash, info.interface_name
+                    ),
+                ));
+            }
+        }
+        if let Some(expected) = self.config.buffer_strategy {
+            if info.buffer_strategy != expected {
+                return Err(Error::at(
+                    Status::BufferStrategyMismatch,
+                    &info.path,
+                    format!(
+                        "plugin '{}': buffer strategy mismatch: expected {expected:?}, found {:?}",
+                        info.name, info.buffer_strategy
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps a library once per file version; later calls share the mapping.
+    fn open_library(&self, path: &Path) -> std::result::Result<Arc<Library>, Skipped> {
+        let skip = |error: Error| Skipped { path: path.to_path_buf(), error };
+        let identity = FileIdentity::of(path).map_err(skip)?;
+        // Held across the load so two threads never map the same file twice.
+        let mut libraries = self.libraries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(library) = libraries.get(&identity).and_then(Weak::upgrade) {
+            return Ok(library);
+        }
+        let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
+        let mapped = artifact::open_library(path, trusted).map_err(skip)?;
+        let library = Arc::new(Library::new(path, mapped, self.config.load_policy).map_err(skip)?);
+        libraries.retain(|_, weak| weak.strong_count() > 0);
+        libraries.insert(identity, Arc::downgrade(&library));
+        Ok(library)
+    }
+}
+
+fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped]) -> Error {
+    let paths: Vec<String> = search_paths.iter().map(|p| p.display().to_string()).collect();
+    let mut message = format!("no plugin named '{name}' in the search paths [{}]", paths.join(", "));
+    if !skipped.is_empty() {
+        message.push_str(&format!("; {} file(s) were skipped: ", skipped.len()));
+        let reasons: Vec<String> = skipped.iter().map(|s| s.error.message().to_string()).collect();
+        message.push_str(&reasons.join("; "));
+    }
+    Error::new(Status::PluginNotFound, message)
+}

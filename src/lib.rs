@@ -1,0 +1,24 @@
+//! libfidius_host: a host for fidius plugins, with a C ABI.
+//!
+//! The host core (everything but [`ffi`]) is plain Rust and knows nothing of
+//! C. [`ffi`] is a thin `extern "C"` layer over it; `include/fidius_host.h`
+//! is generated from that layer by cbindgen.
+
+pub mod abi;
+pub mod artifact;
+pub mod bytes;
+pub mod discovery;
+pub mod error;
+pub mod hash;
+pub mod host;
+pub mod plugin;
+pub mod runtime;
+
+pub mod ffi;
+
+pub use artifact::signature::TrustedKey;
+pub use bytes::OutputBytes;
+pub use discovery::{Discovery, Skipped};
+pub use error::{Error, PluginError, Result, Status};
+pub use host::{Host, HostBuilder, LoadPolicy};
+pub use plugin::{BufferStrategy, MetaEntry, Plugin, PluginInfo, RuntimeKind};

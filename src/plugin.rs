@@ -1,0 +1,149 @@
+//! The plugin handle: one type for every runtime.
+//!
+//! A [`Plugin`] is a description (what the plugin says about itself) plus a
+//! [`PluginBackend`] that performs calls. Each runtime provides one backend;
+//! nothing outside a runtime's folder knows how its calls work.
+
+use crate::bytes::OutputBytes;
+use crate::error::Result;
+use std::path::PathBuf;
+
+/// How a plugin's outputs travel back to the host.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BufferStrategy {
+    /// The plugin allocates each output and frees it through `free_buffer`.
+    PluginAllocated = 1,
+    /// The host lends the plugin an arena to write outputs into.
+    Arena = 2,
+}
+
+impl BufferStrategy {
+    /// The strategy with this ABI value (1 or 2).
+    pub fn from_abi(value: u32) -> Option<BufferStrategy> {
+        match value {
+            1 => Some(BufferStrategy::PluginAllocated),
+            2 => Some(BufferStrategy::Arena),
+            _ => None,
+        }
+    }
+}
+
+/// Which runtime executes a plugin.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    /// A native shared library built with the fidius Rust crates.
+    Cdylib = 1,
+    /// A Python package.
+    Python = 2,
+    /// A WebAssembly component.
+    Wasm = 3,
+}
+
+/// What a plugin says about itself; also what discovery reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The plugin's name (the `impl` type's identifier for cdylibs).
+    pub name: String,
+    /// The interface (trait) name.
+    pub interface_name: String,
+    /// The FNV-1a interface hash.
+    pub interface_hash: u64,
+    /// The interface's `version`.
+    pub interface_version: u32,
+    /// Bit k set: the k-th optional method is implemented.
+    pub capabilities: u64,
+    /// How outputs travel.
+    pub buffer_strategy: BufferStrategy,
+    /// The runtime.
+    pub runtime: RuntimeKind,
+    /// The file or package directory the plugin came from.
+    pub path: PathBuf,
+}
+
+/// One metadata key/value pair, in declaration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaEntry {
+    /// The key; never empty.
+    pub key: String,
+    /// The value; may be empty.
+    pub value: String,
+}
+
+/// Everything about a plugin that is not calling it.
+#[derive(Debug, Clone)]
+pub struct PluginDescription {
+    /// Identity and interface facts.
+    pub info: PluginInfo,
+    /// Number of methods (vtable slots for cdylibs).
+    pub method_count: u32,
+    /// Per method, in method order; empty for methods without metadata.
+    pub method_metadata: Vec<Vec<MetaEntry>>,
+    /// Trait-level metadata.
+    pub trait_metadata: Vec<MetaEntry>,
+}
+
+/// Performs calls for one loaded plugin. One implementation per runtime.
+pub trait PluginBackend: Send + Sync {
+    /// Calls method `method` with `input` (bincode of the argument tuple, or
+    /// the raw bytes of a raw-wire method) and returns the output payload.
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes>;
+}
+
+/// A loaded plugin, ready to call. Calls may come from several threads at once.
+pub struct Plugin {
+    description: PluginDescription,
+    backend: Box<dyn PluginBackend>,
+}
+
+impl Plugin {
+    /// Joins a description and the backend that serves it.
+    pub fn new(description: PluginDescription, backend: Box<dyn PluginBackend>) -> Plugin {
+        Plugin { description, backend }
+    }
+
+    /// Identity and interface facts.
+    pub fn info(&self) -> &PluginInfo {
+        &self.description.info
+    }
+
+    /// The whole description, metadata included.
+    pub fn description(&self) -> &PluginDescription {
+        &self.description
+    }
+
+    /// Number of methods.
+    pub fn method_count(&self) -> u32 {
+        self.description.method_count
+    }
+
+    /// Whether capability bit `bit` (the bit-th optional method) is set.
+    pub fn has_capability(&self, bit: u32) -> bool {
+        bit < 64 && self.description.info.capabilities & (1u64 << bit) != 0
+    }
+
+    /// Metadata of method `method`, or `None` when the index is out of range.
+    pub fn method_metadata(&self, method: u32) -> Option<&[MetaEntry]> {
+        if method >= self.description.method_count {
+            return None;
+        }
+        Some(self.description.method_metadata.get(method as usize).map_or(&[], Vec::as_slice))
+    }
+
+    /// Trait-level metadata.
+    pub fn trait_metadata(&self) -> &[MetaEntry] {
+        &self.description.trait_metadata
+    }
+
+    /// Calls a method with raw input bytes; see [`PluginBackend::call_raw`].
+    pub fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        self.backend.call_raw(method, input)
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("info", &self.description.info).finish()
+    }
+}

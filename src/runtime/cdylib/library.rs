@@ -1,0 +1,412 @@
+//! Reading a fidius registry out of a mapped library without trusting it.
+//!
+//! Every pointer the plugin hands over is checked before it is followed:
+//! NULL, alignment, and — for descriptors, names, tables and functions —
+//! that it points into the plugin's own library. Counts are bounded, strings
+//! must be NUL-terminated UTF-8 within a bounded length.
+
+use crate::abi::{self, MetaKv, MethodMetaEntry, PluginDescriptor, PluginRegistry};
+use crate::artifact::MappedLibrary;
+use crate::error::{Error, Result, Status};
+use crate::plugin::{BufferStrategy, MetaEntry, PluginDescription, PluginInfo, RuntimeKind};
+use std::ffi::{c_char, c_void};
+use std::path::{Path, PathBuf};
+
+/// At most this many plugins in one library.
+pub const MAX_PLUGINS: u32 = 1024;
+/// At most this many methods in one interface.
+pub const MAX_METHODS: u32 = 4096;
+/// At most this many metadata pairs per method or trait.
+pub const MAX_METADATA: u32 = 1024;
+/// Longest accepted name or metadata string, in bytes.
+pub const MAX_STRING: usize = 64 * 1024;
+
+/// What the host does with a library that has some invalid descriptors.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadPolicy {
+    /// One invalid descriptor rejects the whole library (the default).
+    #[default]
+    Strict = 0,
+    /// Invalid descriptors are skipped one by one; the library's valid
+    /// plugins stay loadable. Never relaxes signature, header, registry,
+    /// interface-hash or buffer-strategy checks.
+    Lenient = 1,
+}
+
+/// A validated descriptor: facts copied out, pointers checked.
+pub struct ValidDescriptor {
+    pub description: PluginDescription,
+    /// One entry per method; NULL where the plugin left an optional slot empty.
+    pub slots: Box<[*const c_void]>,
+    pub free_buffer: Option<abi::FreeBufferFn>,
+    pub construct: abi::ConstructFn,
+    pub destroy: abi::DestroyFn,
+}
+
+/// A mapped fidius library and its validated plugins.
+pub struct Library {
+    path: PathBuf,
+    plugins: Vec<ValidDescriptor>,
+    /// Descriptors skipped under [`LoadPolicy::Lenient`].
+    rejected: Vec<Error>,
+    // Last: the code behind every pointer above stays mapped until the end.
+    _mapped: MappedLibrary,
+}
+
+// SAFETY: the raw pointers refer to immutable statics of the mapped library,
+// which lives as long as `self`.
+unsafe impl Send for Library {}
+unsafe impl Sync for Library {}
+
+impl Library {
+    /// Reads and validates the registry of an already-mapped library.
+    pub fn new(path: &Path, mapped: MappedLibrary, policy: LoadPolicy) -> Result<Library> {
+        let (plugins, rejected) = read_registry(path, &mapped, policy)?;
+        Ok(Library { path: path.to_path_buf(), plugins, rejected, _mapped: mapped })
+    }
+
+    /// The file this library was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The valid plugins, in registry order.
+    pub fn plugins(&self) -> &[ValidDescriptor] {
+        &self.plugins
+    }
+
+    /// Why descriptors were skipped (Lenient policy only).
+    pub fn rejected(&self) -> &[Error] {
+        &self.rejected
+    }
+}
+
+/// Knows the address range of one library, through `dladdr`.
+struct Bounds {
+    base: *mut c_void,
+}
+
+impl Bounds {
+    /// Whether `ptr` points into the same loaded object as the registry function.
+    fn contains(&self, ptr: *const c_void) -> bool {
+        // SAFETY: dladdr only inspects the loader's tables.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        unsafe { libc::dladdr(ptr, &mut info) != 0 && info.dli_fbase == self.base }
+    }
+}
+
+type Rejected = Vec<Error>;
+
+fn read_registry(
+    path: &Path,
+    mapped: &MappedLibrary,
+    policy: LoadPolicy,
+) -> Result<(Vec<ValidDescriptor>, Rejected)> {
+    // SAFETY: the symbol is looked up, not called, here.
+    let get_registry = unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }
+        .map_err(|_| {
+            Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)")
+        })?;
+    let get_registry: abi::GetRegistryFn = *get_registry;
+    let bounds = {
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: as in `Bounds::contains`.
+        if unsafe { libc::dladdr(get_registry as *const c_void, &mut info) } == 0 {
+            return Err(Error::at(Status::InvalidRegistry, path, "cannot locate the library in memory"));
+        }
+        Bounds { base: info.dli_fbase }
+    };
+
+    // SAFETY: calling the plugin's exported registry function is the protocol.
+    let registry_ptr = unsafe { get_registry() };
+    check_aligned_ptr(path, registry_ptr, "fidius_get_registry() result", Status::InvalidRegistry)?;
+    // SAFETY: non-NULL and aligned; a plugin that returns a wild pointer cannot be defended against.
+    let registry: PluginRegistry = unsafe { std::ptr::read(registry_ptr) };
+    if registry.magic != abi::FIDIUS_MAGIC {
+        return Err(Error::at(
+            Status::InvalidMagic,
+            path,
+            format!("registry magic is {:02x?}, expected {:02x?} (\"FIDIUS\\0\\0\")", registry.magic, abi::FIDIUS_MAGIC),
+        ));
+    }
+    if registry.registry_version != abi::REGISTRY_VERSION {
+        return Err(Error::at(
+            Status::IncompatibleRegistryVersion,
+            path,
+            format!("registry version is {}, expected {}", registry.registry_version, abi::REGISTRY_VERSION),
+        ));
+    }
+    if registry.plugin_count > MAX_PLUGINS {
+        return Err(Error::at(
+            Status::InvalidPluginCount,
+            path,
+            format!("plugin_count is {}, at most {MAX_PLUGINS} are accepted", registry.plugin_count),
+        ));
+    }
+    let descriptor_ptrs: &[*const PluginDescriptor] = if registry.plugin_count == 0 {
+        &[]
+    } else {
+        check_aligned_ptr(path, registry.descriptors, "registry descriptor array", Status::InvalidPluginPointer)?;
+        // SAFETY: non-NULL, aligned, and the count is bounded.
+        unsafe { std::slice::from_raw_parts(registry.descriptors, registry.plugin_count as usize) }
+    };
+
+    let mut plugins = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, &descriptor) in descriptor_ptrs.iter().enumerate() {
+        match read_descriptor(path, &bounds, descriptor) {
+            Ok(valid) => {
+                if plugins.iter().any(|p: &ValidDescriptor| p.description.info.name == valid.description.info.name) {
+                    return Err(Error::at(
+                        Status::DuplicatePlugin,
+                        path,
+                        format!("two plugins are named '{}'", valid.description.info.name),
+                    ));
+                }
+                plugins.push(valid)
+            }
+            Err(e) => {
+                let e = e.context(format_args!("descriptor #{index}"));
+                match policy {
+                    LoadPolicy::Strict => return Err(prefix_path(path, e)),
+                    LoadPolicy::Lenient => rejected.push(prefix_path(path, e)),
+                }
+            }
+        }
+    }
+    Ok((plugins, rejected))
+}
+
+fn prefix_path(path: &Path, e: Error) -> Error {
+    e.context(path.display())
+}
+
+fn check_aligned_ptr<T>(path: &Path, ptr: *const T, what: &str, status: Status) -> Result<()> {
+    if ptr.is_null() {
+        return Err(Error::at(status, path, format!("{what} is NULL")));
+    }
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(Error::at(status, path, format!("{what} {ptr:p} is misaligned")));
+    }
+    Ok(())
+}
+
+/// Errors from here are prefixed with the path and descriptor index by the caller.
+fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -> Result<ValidDescriptor> {
+    let bad_ptr = |what: &str, why: &str| Error::new(Status::InvalidPluginPointer, format!("{what} {why}"));
+    if ptr.is_null() {
+        return Err(bad_ptr("descriptor pointer", "is NULL"));
+    }
+    if (ptr as usize) % std::mem::align_of::<PluginDescriptor>() != 0 {
+        return Err(bad_ptr("descriptor pointer", "is misaligned"));
+    }
+    if !bounds.contains(ptr.cast()) {
+        return Err(bad_ptr("descriptor pointer", "points outside the library"));
+    }
+    // SAFETY: in-library, aligned; the first 8 bytes exist in every fidius descriptor version.
+    let (size, abi_version) = unsafe {
+        let head = ptr.cast::<u32>();
+        (std::ptr::read(head), std::ptr::read(head.add(1)))
+    };
+    if abi_version != abi::ABI_VERSION {
+        return Err(Error::new(
+            Status::IncompatibleAbiVersion,
+            format!("abi_version is {abi_version}, expected {} (fidius 0.5.x)", abi::ABI_VERSION),
+        ));
+    }
+    if size < abi::DESCRIPTOR_SIZE {
+        return Err(Error::new(
+            Status::InvalidDescriptorSize,
+            format!("descriptor_size is {size}, expected at least {}", abi::DESCRIPTOR_SIZE),
+        ));
+    }
+    // SAFETY: the plugin declares at least this many bytes.
+    let d: &PluginDescriptor = unsafe { &*ptr };
+
+    let name = read_string(bounds, d.plugin_name, "plugin_name")?;
+    if name.is_empty() {
+        return Err(Error::new(Status::InvalidPluginString, "plugin_name is empty"));
+    }
+    let interface_name = read_string(bounds, d.interface_name, "interface_name")?;
+    let in_plugin = |e: Error| e.context(format_args!("plugin '{name}'"));
+
+    let buffer_strategy = BufferStrategy::from_abi(u32::from(d.buffer_strategy)).ok_or_else(|| {
+        in_plugin(Error::new(
+            Status::UnknownBufferStrategy,
+            format!("buffer_strategy is {}, expected 1 (PluginAllocated) or 2 (Arena)", d.buffer_strategy),
+        ))
+    })?;
+    if d.method_count > MAX_METHODS {
+        return Err(in_plugin(Error::new(
+            Status::InvalidPluginCount,
+            format!("method_count is {}, at most {MAX_METHODS} are accepted", d.method_count),
+        )));
+    }
+    let slots = read_slots(bounds, d).map_err(in_plugin)?;
+    let free_buffer = match buffer_strategy {
+        BufferStrategy::PluginAllocated => {
+            let free = d.free_buffer.ok_or_else(|| {
+                in_plugin(bad_ptr("free_buffer", "is NULL but the plugin is PluginAllocated"))
+            })?;
+            check_function(bounds, free as *const c_void, "free_buffer").map_err(in_plugin)?;
+            Some(free)
+        }
+        // Arena plugins never hand out buffers; whatever is there is unused.
+        BufferStrategy::Arena => None,
+    };
+    let construct = d.construct.ok_or_else(|| in_plugin(bad_ptr("construct", "is NULL")))?;
+    check_function(bounds, construct as *const c_void, "construct").map_err(in_plugin)?;
+    let destroy = d.destroy.ok_or_else(|| in_plugin(bad_ptr("destroy", "is NULL")))?;
+    check_function(bounds, destroy as *const c_void, "destroy").map_err(in_plugin)?;
+    let method_metadata = read_method_metadata(bounds, d).map_err(in_plugin)?;
+    let trait_metadata = read_trait_metadata(bounds, d).map_err(in_plugin)?;
+
+    Ok(ValidDescriptor {
+        description: PluginDescription {
+            info: PluginInfo {
+                name,
+                interface_name,
+                interface_hash: d.interface_hash,
+                interface_version: d.interface_version,
+                capabilities: d.capabilities,
+                buffer_strategy,
+                runtime: RuntimeKind::Cdylib,
+                path: path.to_path_buf(),
+            },
+            method_count: d.method_count,
+            method_metadata,
+            trait_metadata,
+        },
+        slots,
+        free_buffer,
+        construct,
+        destroy,
+    })
+}
+
+fn check_function(bounds: &Bounds, ptr: *const c_void, what: &str) -> Result<()> {
+    if bounds.contains(ptr) {
+        Ok(())
+    } else {
+        Err(Error::new(Status::InvalidPluginPointer, format!("{what} {ptr:p} points outside the library")))
+    }
+}
+
+/// Checks a pointer to a table of `count` `T`s inside the library.
+fn check_table<T>(bounds: &Bounds, ptr: *const T, count: usize, what: &str) -> Result<()> {
+    let bad = |why: &str| Error::new(Status::InvalidPluginPointer, format!("{what} {why}"));
+    if ptr.is_null() {
+        return Err(bad("is NULL"));
+    }
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(bad("is misaligned"));
+    }
+    // The last element must be in the library too, so the whole table is.
+    let last = ptr.wrapping_add(count.saturating_sub(1));
+    if !bounds.contains(ptr.cast()) || !bounds.contains(last.cast()) {
+        return Err(bad("points outside the library"));
+    }
+    Ok(())
+}
+
+fn read_slots(bounds: &Bounds, d: &PluginDescriptor) -> Result<Box<[*const c_void]>> {
+    let count = d.method_count as usize;
+    if count == 0 {
+        return Ok(Box::new([]));
+    }
+    let table = d.vtable.cast::<*const c_void>();
+    check_table(bounds, table, count, "vtable")?;
+    // SAFETY: checked to lie in the library, aligned, `count` entries.
+    let slots: Box<[*const c_void]> = unsafe { std::slice::from_raw_parts(table, count) }.into();
+    for (index, &slot) in slots.iter().enumerate() {
+        if !slot.is_null() {
+            check_function(bounds, slot, &format!("vtable slot {index}"))?;
+        }
+    }
+    Ok(slots)
+}
+
+fn read_method_metadata(bounds: &Bounds, d: &PluginDescriptor) -> Result<Vec<Vec<MetaEntry>>> {
+    if d.method_metadata.is_null() {
+        return Ok(Vec::new());
+    }
+    let count = d.method_count as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    check_table(bounds, d.method_metadata, count, "method_metadata")?;
+    // SAFETY: checked table of `method_count` entries.
+    let entries: &[MethodMetaEntry] = unsafe { std::slice::from_raw_parts(d.method_metadata, count) };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| read_pairs(bounds, entry.kvs, entry.kv_count, &format!("metadata of method {i}")))
+        .collect()
+}
+
+fn read_trait_metadata(bounds: &Bounds, d: &PluginDescriptor) -> Result<Vec<MetaEntry>> {
+    if d.trait_metadata.is_null() {
+        if d.trait_metadata_count != 0 {
+            return Err(Error::new(
+                Status::InvalidPluginPointer,
+                format!("trait_metadata is NULL but trait_metadata_count is {}", d.trait_metadata_count),
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    read_pairs(bounds, d.trait_metadata, d.trait_metadata_count, "trait metadata")
+}
+
+fn read_pairs(bounds: &Bounds, kvs: *const MetaKv, count: u32, what: &str) -> Result<Vec<MetaEntry>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if count > MAX_METADATA {
+        return Err(Error::new(
+            Status::InvalidPluginCount,
+            format!("{what} has {count} pairs, at most {MAX_METADATA} are accepted"),
+        ));
+    }
+    check_table(bounds, kvs, count as usize, what)?;
+    // SAFETY: checked table of `count` pairs.
+    let pairs: &[MetaKv] = unsafe { std::slice::from_raw_parts(kvs, count as usize) };
+    pairs
+        .iter()
+        .map(|kv| {
+            Ok(MetaEntry {
+                key: read_string(bounds, kv.key, &format!("{what} key"))?,
+                value: read_string(bounds, kv.value, &format!("{what} value"))?,
+            })
+        })
+        .collect()
+}
+
+/// A NUL-terminated UTF-8 string inside the library, at most [`MAX_STRING`] bytes.
+fn read_string(bounds: &Bounds, ptr: *const c_char, what: &str) -> Result<String> {
+    if ptr.is_null() {
+        return Err(Error::new(Status::InvalidPluginPointer, format!("{what} is NULL")));
+    }
+    if !bounds.contains(ptr.cast()) {
+        return Err(Error::new(Status::InvalidPluginPointer, format!("{what} {ptr:p} points outside the library")));
+    }
+    let mut len = 0;
+    // SAFETY: reads byte by byte from an in-library address, stopping at NUL or the bound.
+    while len < MAX_STRING && unsafe { *ptr.add(len) } != 0 {
+        len += 1;
+    }
+    if len == MAX_STRING {
+        return Err(Error::new(
+            Status::InvalidPluginString,
+            format!("{what} is not NUL-terminated within {MAX_STRING} bytes"),
+        ));
+    }
+    // SAFETY: `len` bytes were just read.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| {
+        Error::new(
+            Status::InvalidPluginString,
+            format!("{what} is not valid UTF-8 ({e}): {}", String::from_utf8_lossy(bytes)),
+        )
+    })
+}

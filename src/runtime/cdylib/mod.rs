@@ -1,0 +1,223 @@
+//! Native fidius plugins: vtable calls on a validated descriptor.
+//!
+//! Each [`CdylibPlugin`] owns one instance (`construct` with an empty config
+//! at load, `destroy` on drop) and shares its [`Library`] with every other
+//! plugin handle from the same file. Calls take `&self`, so one handle serves
+//! many threads at once, as fidius plugins expect.
+
+mod arena;
+pub mod library;
+
+use crate::abi::{self, status};
+use crate::bytes::{ForeignAllocator, OutputBytes};
+use crate::error::{Error, PluginError, Result, Status};
+use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
+use library::{Library, ValidDescriptor};
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// Any valid address: fidius plugins must never see a NULL input pointer,
+/// even for empty input (debug builds abort on it).
+static EMPTY_INPUT: u8 = 0;
+
+/// Creates a plugin handle for `library.plugins()[index]`.
+pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize) -> Result<Plugin> {
+    let descriptor = &library.plugins()[index];
+    let name = descriptor.description.info.name.clone();
+    // SAFETY: `construct` was checked to lie in the library; an empty config
+    // is what fidius's own host passes for a singleton.
+    let instance = unsafe { (descriptor.construct)(&EMPTY_INPUT, 0) };
+    if instance.is_null() {
+        return Err(Error::at(
+            Status::ConstructFailed,
+            library.path(),
+            format!(
+                "plugin '{name}': construct returned NULL (a plugin declared with `config = ...` \
+                 cannot be built from an empty config)"
+            ),
+        ));
+    }
+    let allocator = descriptor.free_buffer.map(|free| {
+        let keep_alive: Arc<dyn std::any::Any + Send + Sync> = library.clone();
+        Arc::new(ForeignAllocator::new(free, keep_alive))
+    });
+    let description = descriptor.description.clone();
+    let backend = CdylibPlugin { library, index, instance, allocator, max_output, name };
+    Ok(Plugin::new(description, Box::new(backend)))
+}
+
+struct CdylibPlugin {
+    library: Arc<Library>,
+    index: usize,
+    instance: *mut c_void,
+    /// Releases plugin-allocated outputs; `None` for Arena plugins.
+    allocator: Option<Arc<ForeignAllocator>>,
+    max_output: usize,
+    name: String,
+}
+
+// SAFETY: fidius instances are `Send + Sync` (methods take `&self`); the
+// pointer is only passed back to the plugin.
+unsafe impl Send for CdylibPlugin {}
+unsafe impl Sync for CdylibPlugin {}
+
+impl CdylibPlugin {
+    fn descriptor(&self) -> &ValidDescriptor {
+        &self.library.plugins()[self.index]
+    }
+
+    fn error(&self, method: u32, status: Status, what: impl std::fmt::Display) -> Error {
+        Error::new(status, format!("plugin '{}' method {method}: {what}", self.name))
+    }
+
+    fn call_plugin_allocated(&self, method: u32, slot: *const c_void, input: &[u8]) -> Result<OutputBytes> {
+        // SAFETY: slots of a PluginAllocated descriptor have this signature.
+        let f: abi::PluginAllocatedMethod = unsafe { std::mem::transmute(slot) };
+        let mut out_ptr: *mut u8 = std::ptr::null_mut();
+        let mut out_len: u32 = 0;
+        // SAFETY: valid instance, non-NULL input of the stated length, valid out-params.
+        let code = unsafe { f(self.instance, input_ptr(input), input.len() as u32, &mut out_ptr, &mut out_len) };
+        let allocator = self.allocator.as_ref().expect("PluginAllocated plugins have free_buffer");
+        // Owning the buffer first means every path below releases it.
+        let output = (!out_ptr.is_null())
+            // SAFETY: the plugin handed over a Box<[u8]> of out_len bytes.
+            .then(|| unsafe { OutputBytes::foreign(out_ptr, out_len as usize, allocator) });
+        match code {
+            status::OK => match output {
+                None if out_len == 0 => Ok(OutputBytes::from_vec(Vec::new())),
+                None => Err(self.error(method, Status::PluginProtocol, "status 0 with a NULL output buffer")),
+                Some(out) if out.as_slice().len() > self.max_output => Err(self.too_large(method, out_len as usize)),
+                Some(out) if out.as_slice().is_empty() => Ok(OutputBytes::from_vec(Vec::new())),
+                Some(out) => Ok(out),
+            },
+            _ => Err(self.failure(method, code, output.as_ref().map_or(&[], OutputBytes::as_slice))),
+        }
+    }
+
+    fn call_arena(&self, method: u32, slot: *const c_void, input: &[u8]) -> Result<OutputBytes> {
+        // SAFETY: slots of an Arena descriptor have this signature.
+        let f: abi::ArenaMethod = unsafe { std::mem::transmute(slot) };
+        arena::with_arena(|arena| {
+            let attempt = |arena: &mut Vec<u8>| {
+                let mut offset: u32 = 0;
+                let mut len: u32 = 0;
+                let cap = arena.len().min(u32::MAX as usize) as u32;
+                // SAFETY: valid instance, input and a writable arena of `cap` bytes.
+                let code = unsafe {
+                    f(self.instance, input_ptr(input), input.len() as u32, arena.as_mut_ptr(), cap, &mut offset, &mut len)
+                };
+                (code, offset as usize, len as usize)
+            };
+            let (mut code, mut offset, mut len) = attempt(arena);
+            if code == status::BUFFER_TOO_SMALL {
+                if len > self.max_output {
+                    return Err(self.too_large(method, len));
+                }
+                if len <= arena.len() {
+                    return Err(self.error(
+                        method,
+                        Status::PluginProtocol,
+                        format!("asked for a larger arena but named {len} bytes, not more than the {} it had", arena.len()),
+                    ));
+                }
+                arena.resize(len, 0);
+                // The retry re-runs the method: fidius Arena plugins keep no output between calls.
+                (code, offset, len) = attempt(arena);
+                if code == status::BUFFER_TOO_SMALL {
+                    return Err(self.error(
+                        method,
+                        Status::PluginProtocol,
+                        format!("still reports the arena too small after it grew to {} bytes (now wants {len})", arena.len()),
+                    ));
+                }
+            }
+            let end = offset.checked_add(len).filter(|&end| end <= arena.len()).ok_or_else(|| {
+                self.error(
+                    method,
+                    Status::PluginProtocol,
+                    format!("output {offset}+{len} lies outside the {}-byte arena", arena.len()),
+                )
+            });
+            let payload = if code == status::PANIC { Ok(&[][..]) } else { end.map(|end| &arena[offset..end]) };
+            match code {
+                status::OK if len > self.max_output => Err(self.too_large(method, len)),
+                status::OK => Ok(OutputBytes::from_vec(payload?.to_vec())),
+                _ => Err(self.failure(method, code, payload?)),
+            }
+        })
+    }
+
+    fn too_large(&self, method: u32, len: usize) -> Error {
+        self.error(
+            method,
+            Status::OutputTooLarge,
+            format!("output of {len} bytes exceeds the host's limit of {} bytes", self.max_output),
+        )
+    }
+
+    /// The error for a non-OK status; `payload` is what came with it.
+    fn failure(&self, method: u32, code: i32, payload: &[u8]) -> Error {
+        match code {
+            status::PLUGIN_ERROR => match bincode::deserialize::<PluginError>(payload) {
+                Ok(plugin_error) => Error::plugin(&self.name, method, plugin_error),
+                Err(e) => self.error(method, Status::PluginProtocol, format!("returned an undecodable PluginError ({e})")),
+            },
+            status::PANIC => {
+                let message = bincode::deserialize::<String>(payload)
+                    .unwrap_or_else(|_| "no message (Arena plugins do not carry one)".to_string());
+                self.error(method, Status::PluginPanic, format!("panicked: {message}"))
+            }
+            status::SERIALIZATION_ERROR => self.error(
+                method,
+                Status::PluginSerialization,
+                "the plugin could not decode the input or encode its output (wrong argument encoding?)",
+            ),
+            status::BUFFER_TOO_SMALL => {
+                self.error(method, Status::PluginProtocol, "returned BUFFER_TOO_SMALL, which a PluginAllocated plugin must not")
+            }
+            other => self.error(method, Status::PluginProtocol, format!("returned unknown status {other}")),
+        }
+    }
+}
+
+fn input_ptr(input: &[u8]) -> *const u8 {
+    if input.is_empty() {
+        &EMPTY_INPUT
+    } else {
+        input.as_ptr()
+    }
+}
+
+impl PluginBackend for CdylibPlugin {
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let descriptor = self.descriptor();
+        let slot = *descriptor.slots.get(method as usize).ok_or_else(|| {
+            self.error(
+                method,
+                Status::MethodOutOfRange,
+                format!("no such method: the plugin has {} methods", descriptor.slots.len()),
+            )
+        })?;
+        if slot.is_null() {
+            return Err(self.error(method, Status::NotImplemented, "not implemented by this plugin (optional method)"));
+        }
+        if u32::try_from(input.len()).is_err() {
+            return Err(self.error(
+                method,
+                Status::InputTooLarge,
+                format!("input of {} bytes exceeds the ABI limit of {} bytes", input.len(), u32::MAX),
+            ));
+        }
+        match descriptor.description.info.buffer_strategy {
+            BufferStrategy::PluginAllocated => self.call_plugin_allocated(method, slot, input),
+            BufferStrategy::Arena => self.call_arena(method, slot, input),
+        }
+    }
+}
+
+impl Drop for CdylibPlugin {
+    fn drop(&mut self) {
+        // SAFETY: the instance came from this descriptor's construct and is destroyed once.
+        unsafe { (self.descriptor().destroy)(self.instance) }
+    }
+}

@@ -1,0 +1,4 @@
+//! The runtimes that execute plugins, one folder each, each behind
+//! [`crate::plugin::PluginBackend`].
+
+pub mod cdylib;
