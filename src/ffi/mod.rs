@@ -1,1 +1,185 @@
-//! placeholder
+//! The `extern "C"` surface: one file per handle type over the host core.
+//!
+//! Every entry point follows one pattern: [`entry`] (or [`entry_value`] for
+//! infallible getters) catches panics and converts errors; inside it the raw
+//! arguments become references through the `arg_*` helpers, the core is
+//! called, and results are written to out-params. Nothing here decides
+//! anything the core could.
+#![allow(non_camel_case_types)]
+#![deny(missing_docs)]
+
+pub mod builder;
+pub mod bytes;
+pub mod discovery;
+pub mod error;
+pub mod host;
+pub mod info;
+pub mod misc;
+pub mod plugin;
+
+use crate::error::{Error, Result, Status};
+use error::fidius_host_error_t;
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+/// The status every fallible function returns: 0 (`FIDIUS_HOST_STATUS_OK`)
+/// on success, otherwise the code of the failure.
+pub type fidius_host_status_t = Status;
+
+/// Passed as a length, says "the string is NUL-terminated" (the header's
+/// `FIDIUS_HOST_NUL_TERMINATED`, `SIZE_MAX`).
+pub const FIDIUS_HOST_NUL_TERMINATED: usize = usize::MAX;
+
+/// Runs the body of a status-returning entry point: `*err` is cleared, a
+/// panic becomes [`Status::InternalPanic`], and an error is stored in `*err`
+/// (when `err` is not NULL) and returned as a status.
+pub(crate) fn entry(err: *mut *mut fidius_host_error_t, body: impl FnOnce() -> Result<()>) -> fidius_host_status_t {
+    if !err.is_null() {
+        // SAFETY: the caller passes a writable pointer or NULL.
+        unsafe { *err = std::ptr::null_mut() };
+    }
+    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| Err(panic_error(payload)));
+    match result {
+        Ok(()) => Status::Ok,
+        Err(error) => {
+            let status = error.status();
+            if !err.is_null() {
+                // SAFETY: as above.
+                unsafe { *err = error::into_raw(error) };
+            }
+            status
+        }
+    }
+}
+
+/// Runs the body of an entry point that cannot fail: a panic yields `fallback`.
+pub(crate) fn entry_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::new(Status::InternalPanic, format!("internal error in libfidius_host: {what}"))
+}
+
+/// An opaque handle type: a boxed value tagged with a magic word, so that a
+/// handle of the wrong type (or an obviously freed one) is reported as
+/// [`Status::Misuse`] instead of being used.
+pub(crate) trait Handle: Sized {
+    /// Unique per handle type.
+    const MAGIC: u64;
+    /// The type's C name, for messages.
+    const NAME: &'static str;
+    /// The tag stored in the handle.
+    fn magic(&self) -> u64;
+    /// Clears the tag before the handle is freed.
+    fn clear_magic(&mut self);
+}
+
+/// Moves a handle to the heap for the caller.
+pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Borrows a handle argument.
+pub(crate) fn arg_handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<&'a T> {
+    if ptr.is_null() {
+        return Err(Error::null_argument(name));
+    }
+    // SAFETY: non-NULL; handles are only made by `new_handle`. A stale pointer
+    // is undefined behaviour the magic check only catches on a best-effort basis.
+    let handle = unsafe { &*ptr };
+    if handle.magic() != T::MAGIC {
+        return Err(Error::new(Status::Misuse, format!("argument '{name}' is not a live {}", T::NAME)));
+    }
+    Ok(handle)
+}
+
+/// Borrows a handle argument mutably (for handles that are not shareable).
+pub(crate) fn arg_handle_mut<'a, T: Handle>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    arg_handle(ptr, name)?;
+    // SAFETY: checked above; the caller owns the handle exclusively.
+    Ok(unsafe { &mut *ptr })
+}
+
+/// Takes ownership of a handle back from the caller; `None` for NULL or a
+/// handle of the wrong type.
+pub(crate) fn take_handle<T: Handle>(ptr: *mut T) -> Option<Box<T>> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: as in `arg_handle`.
+    let handle = unsafe { &mut *ptr };
+    if handle.magic() != T::MAGIC {
+        return None;
+    }
+    handle.clear_magic();
+    // SAFETY: made by `new_handle`, and the tag is cleared so it is taken once.
+    Some(unsafe { Box::from_raw(ptr) })
+}
+
+/// Borrows an out-param.
+pub(crate) fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    // SAFETY: non-NULL pointers to out-params are writable by contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Error::null_argument(name))
+}
+
+/// Borrows `(ptr, len)` bytes; NULL is allowed when `len` is 0.
+pub(crate) fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::null_argument(name));
+    }
+    // SAFETY: the caller passes `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows `(ptr, len)` UTF-8 text; `len == FIDIUS_HOST_NUL_TERMINATED`
+/// means NUL-terminated.
+pub(crate) fn arg_str<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str> {
+    let bytes = if len == FIDIUS_HOST_NUL_TERMINATED {
+        if ptr.is_null() {
+            return Err(Error::null_argument(name));
+        }
+        // SAFETY: the caller promised a NUL-terminated string.
+        unsafe { CStr::from_ptr(ptr) }.to_bytes()
+    } else {
+        arg_bytes(ptr.cast(), len, name)?
+    };
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::new(Status::InvalidUtf8, format!("argument '{name}' is not valid UTF-8: {e}"))
+    })
+}
+
+/// Like [`arg_str`], but `NULL` means "not given".
+pub(crate) fn arg_opt_str<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        arg_str(ptr, len, name).map(Some)
+    }
+}
+
+/// A path argument: non-empty UTF-8 text without NUL bytes.
+pub(crate) fn arg_path(ptr: *const c_char, len: usize, name: &str) -> Result<PathBuf> {
+    let text = arg_str(ptr, len, name)?;
+    if text.is_empty() || text.contains('\0') {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("argument '{name}' must be a non-empty path without NUL bytes"),
+        ));
+    }
+    Ok(PathBuf::from(text))
+}
+
+/// Text the library hands out: NUL-terminated, never containing NUL.
+pub(crate) fn c_string(text: &str) -> std::ffi::CString {
+    std::ffi::CString::new(text.replace('\0', "\u{fffd}")).expect("NUL bytes were replaced")
+}

@@ -1,0 +1,264 @@
+//! `fidius_host_builder_t`: collects a host's options.
+
+use super::fidius_host_status_t;
+use super::host::fidius_host_t;
+use super::{arg_bytes, arg_handle, arg_handle_mut, arg_out, arg_path, entry, entry_value, new_handle, take_handle, Handle};
+use super::error::fidius_host_error_t;
+use crate::artifact::signature::TrustedKey;
+use crate::error::{Error, Status};
+use crate::host::{HostBuilder, LoadPolicy};
+use crate::plugin::BufferStrategy;
+use std::ffi::c_char;
+
+/// Options for a host. Made by `fidius_host_builder_new`, owned by the
+/// caller, consumed by `fidius_host_builder_build` or freed with
+/// `fidius_host_builder_free`. Movable: use from one thread at a time.
+pub struct fidius_host_builder_t {
+    magic: u64,
+    builder: HostBuilder,
+}
+
+impl Handle for fidius_host_builder_t {
+    const MAGIC: u64 = 0x4644_4255_494c_4431;
+    const NAME: &'static str = "fidius_host_builder_t";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+/// What a library with some invalid plugin descriptors does.
+#[repr(u32)]
+pub enum fidius_host_load_policy {
+    /// One invalid descriptor rejects the whole library (default).
+    Strict = 0,
+    /// Invalid descriptors are skipped one by one (each reported by
+    /// discovery) and the library's valid plugins stay loadable. Never
+    /// relaxes signature, file-header, registry, interface-hash or
+    /// buffer-strategy checks.
+    Lenient = 1,
+}
+
+/// A `fidius_host_load_policy` value.
+pub type fidius_host_load_policy_t = fidius_host_load_policy;
+
+/// How plugin outputs travel (fidius `BufferStrategyKind`).
+#[repr(u32)]
+pub enum fidius_host_buffer_strategy {
+    /// The plugin allocates outputs; the host frees them through the plugin.
+    PluginAllocated = 1,
+    /// The host lends the plugin an arena (one per thread).
+    Arena = 2,
+}
+
+/// A `fidius_host_buffer_strategy` value.
+pub type fidius_host_buffer_strategy_t = fidius_host_buffer_strategy;
+
+fn with_builder(
+    builder: *mut fidius_host_builder_t,
+    err: *mut *mut fidius_host_error_t,
+    f: impl FnOnce(&mut HostBuilder) -> crate::Result<()>,
+) -> fidius_host_status_t {
+    entry(err, || f(&mut arg_handle_mut(builder, "builder")?.builder))
+}
+
+/// A new builder with defaults: no search paths, Strict policy, no
+/// signatures required, no trusted keys, no expected interface hash or
+/// buffer strategy, a 64 MiB output limit. Owned by the caller. Returns NULL
+/// only if the library failed internally.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_new() -> *mut fidius_host_builder_t {
+    entry_value(std::ptr::null_mut(), || {
+        new_handle(fidius_host_builder_t { magic: fidius_host_builder_t::MAGIC, builder: HostBuilder::new() })
+    })
+}
+
+/// Adds a directory to scan for plugins. Directories are scanned in the
+/// order added; a directory that does not exist is reported by discovery.
+/// `path` is UTF-8 of `path_len` bytes (or NUL-terminated with
+/// `FIDIUS_HOST_NUL_TERMINATED`), borrowed for the call.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_add_search_path(
+    builder: *mut fidius_host_builder_t,
+    path: *const c_char,
+    path_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.search_path(arg_path(path, path_len, "path")?);
+        Ok(())
+    })
+}
+
+/// Sets the load policy, a `fidius_host_load_policy_t` value.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown policy), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_load_policy(
+    builder: *mut fidius_host_builder_t,
+    policy: u32,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        let policy = match policy {
+            0 => LoadPolicy::Strict,
+            1 => LoadPolicy::Lenient,
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    format!("load policy {other} is unknown (expected 0 = STRICT or 1 = LENIENT)"),
+                ))
+            }
+        };
+        b.load_policy(policy);
+        Ok(())
+    })
+}
+
+/// Requires (or not) a valid detached signature (`<file>.sig`, as written
+/// by `fidius sign`) for every library. When required, a library that is
+/// unsigned, tampered with or signed by an untrusted key is never mapped,
+/// and the verified bytes are exactly the bytes that get mapped.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_require_signature(
+    builder: *mut fidius_host_builder_t,
+    required: bool,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.require_signature(required);
+        Ok(())
+    })
+}
+
+/// Trusts an Ed25519 public key given as its raw 32 bytes (borrowed for
+/// the call). Several keys may be trusted; any one of them verifying a
+/// signature is enough.
+///
+/// Errors: NULL_ARGUMENT, INVALID_KEY (not 32 bytes, or not a valid key), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_add_trusted_key(
+    builder: *mut fidius_host_builder_t,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        if key.is_null() {
+            return Err(Error::null_argument("key"));
+        }
+        b.trusted_key(TrustedKey::from_bytes(arg_bytes(key, key_len, "key")?)?);
+        Ok(())
+    })
+}
+
+/// Trusts the public key in a `NAME.public` file written by `fidius keygen`
+/// (exactly 32 raw bytes). `path` as in `fidius_host_builder_add_search_path`.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, FILE_NOT_FOUND, IO,
+/// INVALID_KEY, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_add_trusted_key_file(
+    builder: *mut fidius_host_builder_t,
+    path: *const c_char,
+    path_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.trusted_key(TrustedKey::from_file(&arg_path(path, path_len, "path")?)?);
+        Ok(())
+    })
+}
+
+/// Only accepts plugins whose interface hash is `hash`; others are
+/// reported by discovery and fail to load with INTERFACE_HASH_MISMATCH.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_interface_hash(
+    builder: *mut fidius_host_builder_t,
+    hash: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.interface_hash(hash);
+        Ok(())
+    })
+}
+
+/// Only accepts plugins with this buffer strategy, a
+/// `fidius_host_buffer_strategy_t` value.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown strategy), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_buffer_strategy(
+    builder: *mut fidius_host_builder_t,
+    strategy: u32,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        let strategy = BufferStrategy::from_abi(strategy).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!("buffer strategy {strategy} is unknown (expected 1 = PLUGIN_ALLOCATED or 2 = ARENA)"),
+            )
+        })?;
+        b.buffer_strategy(strategy);
+        Ok(())
+    })
+}
+
+/// Sets the largest output one call may return (default 64 MiB). A larger
+/// result fails with OUTPUT_TOO_LARGE; an Arena never grows past it.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_max_output_size(
+    builder: *mut fidius_host_builder_t,
+    bytes: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        if bytes == 0 {
+            return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
+        }
+        b.max_output_size(bytes);
+        Ok(())
+    })
+}
+
+/// Builds a host. Always consumes `builder`, whether it succeeds or fails.
+/// On success `*host_out` is a new host owned by the caller (free with
+/// `fidius_host_free`); on failure it is NULL.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (signatures required
+/// without a trusted key).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_build(
+    builder: *mut fidius_host_builder_t,
+    host_out: *mut *mut fidius_host_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let checked = arg_handle(builder, "builder").map(|_| ());
+        let builder = take_handle(builder);
+        let host_out = arg_out(host_out, "host_out")?;
+        *host_out = std::ptr::null_mut();
+        checked?;
+        let builder = builder.expect("checked to be a live builder");
+        *host_out = super::host::new(builder.builder.build()?);
+        Ok(())
+    })
+}
+
+/// Frees a builder that was not built. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_free(builder: *mut fidius_host_builder_t) {
+    entry_value((), || drop(take_handle(builder)))
+}

@@ -1,0 +1,94 @@
+//! `fidius_host_error_t`: what failed, in detail.
+
+use super::fidius_host_status_t;
+use super::{c_string, entry_value, take_handle, Handle};
+use crate::error::{Error, Status};
+use std::ffi::{c_char, CString};
+
+/// A failure: its status, a message naming what failed (file, plugin,
+/// expected vs found), and — for `FIDIUS_HOST_STATUS_PLUGIN_ERROR` — the
+/// error the plugin returned.
+///
+/// Made by the library on failure and owned by the caller; free with
+/// `fidius_host_error_free`. Movable: use from one thread at a time.
+pub struct fidius_host_error_t {
+    magic: u64,
+    status: Status,
+    message: CString,
+    plugin_code: Option<CString>,
+    plugin_message: Option<CString>,
+    plugin_details: Option<CString>,
+}
+
+impl Handle for fidius_host_error_t {
+    const MAGIC: u64 = 0x4644_4552_524f_5231;
+    const NAME: &'static str = "fidius_host_error_t";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+/// Moves an error to the heap for the caller.
+pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
+    let plugin = error.plugin_error();
+    super::new_handle(fidius_host_error_t {
+        magic: fidius_host_error_t::MAGIC,
+        status: error.status(),
+        message: c_string(error.message()),
+        plugin_code: plugin.map(|p| c_string(&p.code)),
+        plugin_message: plugin.map(|p| c_string(&p.message)),
+        plugin_details: plugin.and_then(|p| p.details.as_deref()).map(c_string),
+    })
+}
+
+fn with_error<T: Copy>(error: *const fidius_host_error_t, fallback: T, f: impl FnOnce(&fidius_host_error_t) -> T) -> T {
+    entry_value(fallback, || super::arg_handle(error, "error").map_or(fallback, f))
+}
+
+fn opt_ptr(text: &Option<CString>) -> *const c_char {
+    text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+}
+
+/// The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_status(error: *const fidius_host_error_t) -> fidius_host_status_t {
+    with_error(error, Status::NullArgument, |e| e.status)
+}
+
+/// The message of `error` (UTF-8, NUL-terminated), or NULL for NULL.
+/// Borrowed: valid until `error` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
+    with_error(error, std::ptr::null(), |e| e.message.as_ptr())
+}
+
+/// The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
+/// the failure is not `FIDIUS_HOST_STATUS_PLUGIN_ERROR`. Borrowed: valid
+/// until `error` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
+    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_code))
+}
+
+/// The `message` of the plugin's own error, or NULL when there is none.
+/// Borrowed: valid until `error` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
+    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_message))
+}
+
+/// The `details` of the plugin's own error (a JSON text), or NULL when the
+/// plugin gave none. Borrowed: valid until `error` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
+    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_details))
+}
+
+/// Frees `error`. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_error_free(error: *mut fidius_host_error_t) {
+    entry_value((), || drop(take_handle(error)))
+}

@@ -1,0 +1,129 @@
+//! `fidius_host_t`: a configured host; discovery and loading.
+
+use super::fidius_host_status_t;
+use super::discovery::fidius_host_discovery_t;
+use super::error::fidius_host_error_t;
+use super::plugin::fidius_host_plugin_t;
+use super::{arg_handle, arg_opt_str, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
+
+use crate::host::Host;
+use std::ffi::c_char;
+
+/// A plugin host. Made by `fidius_host_builder_build`, owned by the caller,
+/// freed with `fidius_host_free`. Shareable: any thread, concurrently.
+/// Plugin handles and discovery results keep working after the host is
+/// freed.
+pub struct fidius_host_t {
+    magic: u64,
+    host: Host,
+}
+
+impl Handle for fidius_host_t {
+    const MAGIC: u64 = 0x4644_484f_5354_2031;
+    const NAME: &'static str = "fidius_host_t";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+pub(crate) fn new(host: Host) -> *mut fidius_host_t {
+    new_handle(fidius_host_t { magic: fidius_host_t::MAGIC, host })
+}
+
+/// Scans the search paths. On success `*discovery_out` is a new result
+/// owned by the caller (free with `fidius_host_discovery_free`) listing
+/// every valid plugin and every skipped file with the reason; on failure it
+/// is NULL. Unusable files never fail the scan. When signatures are
+/// required, files that do not verify are skipped without being mapped;
+/// otherwise every library file is mapped (running its initialisers) to
+/// read its registry, then unmapped unless a plugin handle holds it.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_discover(
+    host: *const fidius_host_t,
+    discovery_out: *mut *mut fidius_host_discovery_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let discovery_out = arg_out(discovery_out, "discovery_out")?;
+        *discovery_out = std::ptr::null_mut();
+        let host = &arg_handle(host, "host")?.host;
+        *discovery_out = super::discovery::new(host.discover());
+        Ok(())
+    })
+}
+
+/// Loads the plugin named `name` (UTF-8 of `name_len` bytes, or
+/// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) from the first library
+/// in the search paths that has it. Files that fail to load are skipped;
+/// when the name is found nowhere, the error message lists them and why.
+/// On success `*plugin_out` is a new plugin handle owned by the caller
+/// (free with `fidius_host_plugin_free`); on failure it is NULL.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
+/// INTERFACE_HASH_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load(
+    host: *const fidius_host_t,
+    name: *const c_char,
+    name_len: usize,
+    plugin_out: *mut *mut fidius_host_plugin_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let plugin_out = arg_out(plugin_out, "plugin_out")?;
+        *plugin_out = std::ptr::null_mut();
+        let host = &arg_handle(host, "host")?.host;
+        let name = arg_str(name, name_len, "name")?;
+        *plugin_out = super::plugin::new(host.load(name)?);
+        Ok(())
+    })
+}
+
+/// Loads a plugin from the library file `path` (which need not be in a
+/// search path). `name` selects the plugin; pass NULL to load the only
+/// plugin of a single-plugin library. Strings as in `fidius_host_load`.
+/// On success `*plugin_out` is a new plugin handle owned by the caller;
+/// on failure it is NULL. A library is mapped once per host and shared by
+/// all its plugin handles; it is unmapped when the last one is freed.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, MISUSE,
+/// FILE_NOT_FOUND, IO, NOT_A_LIBRARY, ARCHITECTURE_MISMATCH,
+/// SIGNATURE_REQUIRED, SIGNATURE_INVALID, LIBRARY_LOAD_FAILED,
+/// REGISTRY_MISSING, INVALID_REGISTRY, INVALID_MAGIC,
+/// INCOMPATIBLE_REGISTRY_VERSION, INCOMPATIBLE_ABI_VERSION,
+/// INVALID_DESCRIPTOR_SIZE, INVALID_PLUGIN_POINTER, INVALID_PLUGIN_STRING,
+/// INVALID_PLUGIN_COUNT, UNKNOWN_BUFFER_STRATEGY, DUPLICATE_PLUGIN,
+/// PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
+/// BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_path(
+    host: *const fidius_host_t,
+    path: *const c_char,
+    path_len: usize,
+    name: *const c_char,
+    name_len: usize,
+    plugin_out: *mut *mut fidius_host_plugin_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let plugin_out = arg_out(plugin_out, "plugin_out")?;
+        *plugin_out = std::ptr::null_mut();
+        let host = &arg_handle(host, "host")?.host;
+        let path = arg_path(path, path_len, "path")?;
+        let name = arg_opt_str(name, name_len, "name")?;
+        *plugin_out = super::plugin::new(host.load_path(&path, name)?);
+        Ok(())
+    })
+}
+
+/// Frees a host. NULL is a no-op. Plugin handles and discovery results made
+/// by it stay valid.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_free(host: *mut fidius_host_t) {
+    entry_value((), || drop(take_handle(host)))
+}

@@ -1,0 +1,107 @@
+//! `fidius_host_plugin_info_t`: what a plugin says about itself.
+
+use super::{c_string, entry_value, Handle};
+use crate::plugin::PluginInfo;
+use std::ffi::{c_char, CString};
+
+/// Facts about one plugin, as discovery reports them and as a loaded plugin
+/// has them. Always borrowed: from a `fidius_host_discovery_t` (valid until
+/// it is freed) or a `fidius_host_plugin_t` (valid until it is freed).
+/// Shareable: read-only.
+pub struct fidius_host_plugin_info_t {
+    magic: u64,
+    info: PluginInfo,
+    name: CString,
+    interface_name: CString,
+    path: CString,
+}
+
+impl Handle for fidius_host_plugin_info_t {
+    const MAGIC: u64 = 0x4644_494e_464f_2031;
+    const NAME: &'static str = "fidius_host_plugin_info_t";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+/// Which runtime executes a plugin.
+#[repr(u32)]
+pub enum fidius_host_runtime {
+    /// A native shared library built with the fidius Rust crates.
+    Cdylib = 1,
+    /// A Python package.
+    Python = 2,
+    /// A WebAssembly component.
+    Wasm = 3,
+}
+
+/// A `fidius_host_runtime` value.
+pub type fidius_host_runtime_t = fidius_host_runtime;
+
+impl fidius_host_plugin_info_t {
+    pub(crate) fn new(info: PluginInfo) -> fidius_host_plugin_info_t {
+        fidius_host_plugin_info_t {
+            magic: Self::MAGIC,
+            name: c_string(&info.name),
+            interface_name: c_string(&info.interface_name),
+            path: c_string(&info.path.to_string_lossy()),
+            info,
+        }
+    }
+}
+
+fn with_info<T: Copy>(info: *const fidius_host_plugin_info_t, fallback: T, f: impl FnOnce(&fidius_host_plugin_info_t) -> T) -> T {
+    entry_value(fallback, || super::arg_handle(info, "info").map_or(fallback, f))
+}
+
+/// The plugin's name (NUL-terminated UTF-8), or NULL for NULL. Borrowed like `info`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_name(info: *const fidius_host_plugin_info_t) -> *const c_char {
+    with_info(info, std::ptr::null(), |i| i.name.as_ptr())
+}
+
+/// The interface (trait) name, or NULL for NULL. Borrowed like `info`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_interface_name(info: *const fidius_host_plugin_info_t) -> *const c_char {
+    with_info(info, std::ptr::null(), |i| i.interface_name.as_ptr())
+}
+
+/// The file (or package directory) the plugin came from, or NULL for NULL.
+/// Borrowed like `info`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_path(info: *const fidius_host_plugin_info_t) -> *const c_char {
+    with_info(info, std::ptr::null(), |i| i.path.as_ptr())
+}
+
+/// The FNV-1a interface hash, or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_interface_hash(info: *const fidius_host_plugin_info_t) -> u64 {
+    with_info(info, 0, |i| i.info.interface_hash)
+}
+
+/// The interface version, or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_interface_version(info: *const fidius_host_plugin_info_t) -> u32 {
+    with_info(info, 0, |i| i.info.interface_version)
+}
+
+/// The capability bits (bit k: the k-th optional method is implemented), or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_capabilities(info: *const fidius_host_plugin_info_t) -> u64 {
+    with_info(info, 0, |i| i.info.capabilities)
+}
+
+/// The buffer strategy, a `fidius_host_buffer_strategy_t` value, or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_buffer_strategy(info: *const fidius_host_plugin_info_t) -> u32 {
+    with_info(info, 0, |i| i.info.buffer_strategy as u32)
+}
+
+/// The runtime, a `fidius_host_runtime_t` value, or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info_runtime(info: *const fidius_host_plugin_info_t) -> u32 {
+    with_info(info, 0, |i| i.info.runtime as u32)
+}

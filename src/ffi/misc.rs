@@ -1,0 +1,86 @@
+//! Helpers with no handle: versions, status names, the interface hash.
+
+use super::fidius_host_status_t;
+use super::error::fidius_host_error_t;
+use super::{arg_out, arg_str, entry, entry_value};
+use crate::error::{Error, Status};
+use std::ffi::c_char;
+
+/// A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
+#[repr(C)]
+pub struct fidius_host_str_t {
+    /// The bytes; may be NULL when `len` is 0.
+    pub data: *const c_char,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// The library version, e.g. `"0.1.0"`. Static: never freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}
+
+/// The library version as `MAJOR * 10000 + MINOR * 100 + PATCH`, to compare
+/// with `FIDIUS_HOST_VERSION_NUMBER`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_version_number() -> u32 {
+    let part = |s: &str| s.parse::<u32>().unwrap_or(0);
+    part(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
+        + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// The name of a status code without prefix (e.g. `"PLUGIN_NOT_FOUND"`),
+/// or `"UNKNOWN"` for a number that is no status. Static: never freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
+    entry_value(c"UNKNOWN".as_ptr(), || match Status::from_code(status) {
+        Some(status) => status_c_name(status),
+        None => c"UNKNOWN".as_ptr(),
+    })
+}
+
+fn status_c_name(status: Status) -> *const c_char {
+    // Names are static; leak-free NUL-terminated copies are made once.
+    static NAMES: std::sync::OnceLock<Vec<(Status, std::ffi::CString)>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        Status::ALL.iter().map(|s| (*s, std::ffi::CString::new(s.name()).expect("no NUL"))).collect()
+    });
+    names.iter().find(|(s, _)| *s == status).map_or(c"UNKNOWN".as_ptr(), |(_, name)| name.as_ptr())
+}
+
+/// Computes the fidius interface hash of the signature strings of an
+/// interface's **required** methods, exactly as `#[plugin_interface]` does
+/// (sorted, joined with `\n`, FNV-1a 64). Signatures use the macro's
+/// spelling: `add:i64,i64->i64`, `reverse:Vec < u8 >->Vec < u8 >!raw`.
+/// `signatures` is an array of `count` strings, borrowed for the call; it
+/// may be NULL when `count` is 0. The hash goes to `*hash_out`.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_interface_hash(
+    signatures: *const fidius_host_str_t,
+    count: usize,
+    hash_out: *mut u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let hash_out = arg_out(hash_out, "hash_out")?;
+        *hash_out = 0;
+        if signatures.is_null() && count > 0 {
+            return Err(Error::null_argument("signatures"));
+        }
+        let items: &[fidius_host_str_t] =
+            if count == 0 { &[] } else { unsafe { std::slice::from_raw_parts(signatures, count) } };
+        let texts = items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| arg_str(s.data, s.len, &format!("signatures[{i}]")))
+            .collect::<crate::Result<Vec<&str>>>()?;
+        *hash_out = crate::hash::interface_hash(&texts);
+        Ok(())
+    })
+}

@@ -1,0 +1,217 @@
+//! `fidius_host_plugin_t`: a loaded plugin; calls and metadata.
+
+use super::fidius_host_status_t;
+use super::bytes::fidius_host_bytes_t;
+use super::error::fidius_host_error_t;
+use super::info::fidius_host_plugin_info_t;
+use super::{arg_bytes, arg_handle, arg_out, c_string, entry, entry_value, new_handle, take_handle, Handle};
+use crate::error::{Error, Status};
+use crate::plugin::{MetaEntry, Plugin};
+use std::ffi::{c_char, CString};
+
+/// A loaded plugin with its own instance. Made by `fidius_host_load` or
+/// `fidius_host_load_path`, owned by the caller, freed with
+/// `fidius_host_plugin_free` (which destroys the instance, and unmaps the
+/// library when no other handle uses it).
+///
+/// Shareable: calls may come from any number of threads at once. For
+/// cdylib plugins the calls run concurrently on the one instance, as fidius
+/// plugins (whose methods take `&self`) expect.
+pub struct fidius_host_plugin_t {
+    magic: u64,
+    plugin: Plugin,
+    info: fidius_host_plugin_info_t,
+    method_metadata: Vec<Vec<(CString, CString)>>,
+    trait_metadata: Vec<(CString, CString)>,
+}
+
+impl Handle for fidius_host_plugin_t {
+    const MAGIC: u64 = 0x4644_504c_5547_4e31;
+    const NAME: &'static str = "fidius_host_plugin_t";
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+fn c_pairs(entries: &[MetaEntry]) -> Vec<(CString, CString)> {
+    entries.iter().map(|e| (c_string(&e.key), c_string(&e.value))).collect()
+}
+
+pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
+    let description = plugin.description();
+    new_handle(fidius_host_plugin_t {
+        magic: fidius_host_plugin_t::MAGIC,
+        info: fidius_host_plugin_info_t::new(description.info.clone()),
+        method_metadata: (0..plugin.method_count())
+            .map(|m| c_pairs(plugin.method_metadata(m).unwrap_or_default()))
+            .collect(),
+        trait_metadata: c_pairs(plugin.trait_metadata()),
+        plugin,
+    })
+}
+
+fn with_plugin<T: Copy>(plugin: *const fidius_host_plugin_t, fallback: T, f: impl FnOnce(&fidius_host_plugin_t) -> T) -> T {
+    entry_value(fallback, || arg_handle(plugin, "plugin").map_or(fallback, f))
+}
+
+/// Calls method `method` (its index in the interface's declaration order)
+/// with `input`: the bincode-encoded argument tuple, or the raw bytes of a
+/// `#[wire(raw)]` method. `input` is borrowed for the call and may be NULL
+/// when `input_len` is 0.
+///
+/// On success `*output` holds the result payload (bincode of the return
+/// value, or raw bytes), owned by the caller: release it with
+/// `fidius_host_bytes_free`. On failure `*output` is empty and, when `err`
+/// is not NULL, `*err` says why: for PLUGIN_ERROR it carries the plugin's
+/// code, message and details.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED (an
+/// optional method the plugin lacks), INPUT_TOO_LARGE, PLUGIN_ERROR,
+/// PLUGIN_PANIC (the plugin stays usable), PLUGIN_SERIALIZATION (input not
+/// what the method expects), OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_call(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    input: *const u8,
+    input_len: usize,
+    output: *mut fidius_host_bytes_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let output = arg_out(output, "output")?;
+        *output = fidius_host_bytes_t::EMPTY;
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        let input = arg_bytes(input, input_len, "input")?;
+        *output = fidius_host_bytes_t::from_output(plugin.call_raw(method, input)?);
+        Ok(())
+    })
+}
+
+/// The plugin's facts (name, interface, hash, …), or NULL for NULL.
+/// Borrowed: valid until `plugin` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_info(plugin: *const fidius_host_plugin_t) -> *const fidius_host_plugin_info_t {
+    with_plugin(plugin, std::ptr::null(), |p| &p.info as *const _)
+}
+
+/// Number of methods (valid indices are below it), or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_host_plugin_t) -> u32 {
+    with_plugin(plugin, 0, |p| p.plugin.method_count())
+}
+
+/// Whether capability bit `bit` is set: the `bit`-th optional method of the
+/// interface (counting optional methods only, from 0) is implemented.
+/// False for NULL or `bit >= 64`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_has_capability(plugin: *const fidius_host_plugin_t, bit: u32) -> bool {
+    with_plugin(plugin, false, |p| p.plugin.has_capability(bit))
+}
+
+/// Number of trait-level metadata pairs, or 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_trait_metadata_count(plugin: *const fidius_host_plugin_t) -> usize {
+    with_plugin(plugin, 0, |p| p.trait_metadata.len())
+}
+
+/// Trait-level metadata pair `index` (declaration order). On success
+/// `*key_out` and `*value_out` are borrowed NUL-terminated UTF-8 strings,
+/// valid until `plugin` is freed; on failure they are NULL.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_trait_metadata(
+    plugin: *const fidius_host_plugin_t,
+    index: usize,
+    key_out: *mut *const c_char,
+    value_out: *mut *const c_char,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let (key_out, value_out) = pair_outs(key_out, value_out)?;
+        let pairs = &arg_handle(plugin, "plugin")?.trait_metadata;
+        let (key, value) = pairs.get(index).ok_or_else(|| {
+            Error::new(Status::InvalidArgument, format!("trait metadata index {index} is out of range (count {})", pairs.len()))
+        })?;
+        (*key_out, *value_out) = (key.as_ptr(), value.as_ptr());
+        Ok(())
+    })
+}
+
+/// Number of metadata pairs of method `method` into `*count_out`.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_method_metadata_count(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    count_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let count_out = arg_out(count_out, "count_out")?;
+        *count_out = 0;
+        *count_out = method_pairs(arg_handle(plugin, "plugin")?, method)?.len();
+        Ok(())
+    })
+}
+
+/// Metadata pair `index` of method `method`, as for
+/// `fidius_host_plugin_trait_metadata`.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, INVALID_ARGUMENT
+/// (index out of range).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_method_metadata(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    index: usize,
+    key_out: *mut *const c_char,
+    value_out: *mut *const c_char,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let (key_out, value_out) = pair_outs(key_out, value_out)?;
+        let pairs = method_pairs(arg_handle(plugin, "plugin")?, method)?;
+        let (key, value) = pairs.get(index).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!("metadata index {index} of method {method} is out of range (count {})", pairs.len()),
+            )
+        })?;
+        (*key_out, *value_out) = (key.as_ptr(), value.as_ptr());
+        Ok(())
+    })
+}
+
+fn pair_outs<'a>(
+    key_out: *mut *const c_char,
+    value_out: *mut *const c_char,
+) -> crate::Result<(&'a mut *const c_char, &'a mut *const c_char)> {
+    let key_out = arg_out(key_out, "key_out")?;
+    *key_out = std::ptr::null();
+    let value_out = arg_out(value_out, "value_out")?;
+    *value_out = std::ptr::null();
+    Ok((key_out, value_out))
+}
+
+fn method_pairs(plugin: &fidius_host_plugin_t, method: u32) -> crate::Result<&[(CString, CString)]> {
+    plugin.method_metadata.get(method as usize).map(Vec::as_slice).ok_or_else(|| {
+        Error::new(
+            Status::MethodOutOfRange,
+            format!("method {method} is out of range: plugin '{}' has {} methods", plugin.plugin.info().name, plugin.plugin.method_count()),
+        )
+    })
+}
+
+/// Frees a plugin handle: destroys its instance and, when no other handle
+/// (or outstanding output) uses the library, unmaps it. NULL is a no-op.
+/// No call on this handle may be running.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_free(plugin: *mut fidius_host_plugin_t) {
+    entry_value((), || drop(take_handle(plugin)))
+}
