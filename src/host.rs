@@ -141,6 +141,12 @@ pub struct Host {
     libraries: Mutex<HashMap<FileIdentity, Weak<Library>>>,
 }
 
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("config", &self.config).finish()
+    }
+}
+
 impl Host {
     /// The search paths, in scan order.
     pub fn search_paths(&self) -> &[PathBuf] {

@@ -58,7 +58,8 @@ fn elf_machine_name(machine: u16) -> String {
 /// The smallest file that can hold an ELF64 header.
 const MIN_LEN: usize = 64;
 
-/// Checks that `bytes` (the whole file) is a shared library this process can load.
+/// Checks that `bytes` (the whole file) is a shared library this process can
+/// load, with every loadable segment inside the file.
 pub fn check(path: &Path, bytes: &[u8]) -> Result<()> {
     if bytes.len() < MIN_LEN {
         return Err(Error::at(
@@ -147,6 +148,49 @@ fn check_elf(path: &Path, bytes: &[u8]) -> Result<()> {
             elf_machine_name(native_elf_machine()),
             elf_machine_name(machine),
         );
+    }
+    check_elf_segments(path, bytes, class == 2, native_data == 1)
+}
+
+/// Every loadable segment must lie inside the file: the loader maps them
+/// from the file, and touching a page past its end raises SIGBUS in the host.
+fn check_elf_segments(path: &Path, bytes: &[u8], is_64: bool, little: bool) -> Result<()> {
+    let read = |offset: usize, size: usize| -> Option<u64> {
+        let field = bytes.get(offset..offset.checked_add(size)?)?;
+        let mut value = 0u64;
+        for i in 0..size {
+            let byte = if little { field[size - 1 - i] } else { field[i] };
+            value = (value << 8) | u64::from(byte);
+        }
+        Some(value)
+    };
+    let truncated = |what: String| {
+        Err(Error::at(Status::NotALibrary, path, format!("truncated or corrupt ELF file ({} bytes): {what}", bytes.len())))
+    };
+    let (phoff, phentsize, phnum) = if is_64 {
+        (read(32, 8), read(54, 2), read(56, 2))
+    } else {
+        (read(28, 4), read(42, 2), read(44, 2))
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, phentsize, phnum) else {
+        return truncated("no program header table".into());
+    };
+    const PT_LOAD: u64 = 1;
+    for i in 0..phnum {
+        let Some(entry) = phoff.checked_add(i * phentsize).and_then(|e| usize::try_from(e).ok()) else {
+            return truncated(format!("program header {i} lies outside the file"));
+        };
+        let fields = if is_64 {
+            (read(entry, 4), read(entry + 8, 8), read(entry + 32, 8))
+        } else {
+            (read(entry, 4), read(entry + 4, 4), read(entry + 16, 4))
+        };
+        let (Some(kind), Some(offset), Some(file_size)) = fields else {
+            return truncated(format!("program header {i} lies outside the file"));
+        };
+        if kind == PT_LOAD && offset.checked_add(file_size).is_none_or(|end| end > bytes.len() as u64) {
+            return truncated(format!("segment {i} needs bytes {offset}..{}", offset.saturating_add(file_size)));
+        }
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ pub mod signature;
 
 use crate::error::{Error, Result, Status};
 use signature::TrustedKey;
-use std::io::Read;
 use std::path::Path;
 
 /// A mapped library, plus the sealed copy it was mapped from, if any.
@@ -42,18 +41,11 @@ pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>) -> Result<Mappe
             Ok(MappedLibrary { library, _sealed: Some(sealed) })
         }
         None => {
-            header::check(path, &read_header(path)?)?;
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+            header::check(path, &bytes)?;
             Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None })
         }
     }
-}
-
-/// The first bytes of a file: enough for [`header::check`].
-fn read_header(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
-    let mut bytes = Vec::with_capacity(64);
-    file.take(64).read_to_end(&mut bytes).map_err(|e| Error::io(path, &e))?;
-    Ok(bytes)
 }
 
 /// `dlopen(source, RTLD_NOW | RTLD_LOCAL)`; errors name `shown`.

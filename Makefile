@@ -1,0 +1,146 @@
+# libfidius_host: build, test, demo, benchmark.
+#
+#   make demo    build everything, then run examples-c/demo
+#   make test    every test: header freshness, Rust tests, C tests under valgrind
+#   make bench   per-call and load benchmarks (release builds)
+
+CARGO     ?= cargo
+CC        ?= cc
+CXX       ?= c++
+CBINDGEN  ?= cbindgen
+FIDIUS    ?= fidius
+VALGRIND  ?= valgrind
+
+TARGET    := target
+LIB_DIR   := $(TARGET)/release
+SHARED    := $(LIB_DIR)/libfidius_host.so
+STATIC    := $(LIB_DIR)/libfidius_host.a
+FIXTURES  := $(abspath $(TARGET)/test-fixtures)
+BUILD_C   := $(TARGET)/c
+CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
+STATIC_LIBS := -lpthread -ldl -lm -lgcc_s -lc
+
+CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_utf8_name \
+	null_construct construct_returns_null null_registry huge_count no_free_buffer \
+	second_bad no_symbol
+
+.PHONY: all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
+
+all: lib
+
+lib:
+	$(CARGO) build --release --lib
+
+tools:
+	@command -v $(CBINDGEN) >/dev/null || $(CARGO) install cbindgen --version 0.29.4 --locked
+	@command -v $(FIDIUS) >/dev/null || $(CARGO) install fidius-cli --version 0.5.9 --locked
+
+header:
+	$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output include/fidius_host.h 2>/dev/null
+
+check-header:
+	@$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output $(TARGET)/fidius_host.h.fresh 2>/dev/null
+	@diff -u include/fidius_host.h $(TARGET)/fidius_host.h.fresh \
+		|| (echo "include/fidius_host.h is stale: run 'make header'" && exit 1)
+	@echo "header: fresh"
+
+header-compile:
+	@mkdir -p $(BUILD_C)
+	@printf '#include "fidius_host.h"\nint main(void) { return fidius_host_version_number() == FIDIUS_HOST_VERSION_NUMBER ? 0 : 1; }\n' > $(BUILD_C)/header_only.c
+	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -c $(BUILD_C)/header_only.c -o $(BUILD_C)/header_c99.o
+	$(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -c $(BUILD_C)/header_only.c -o $(BUILD_C)/header_cxx17.o
+
+# ---- fixtures -------------------------------------------------------------
+
+fixtures: rust-fixtures crafted-fixtures signed-fixtures
+
+# Debug builds for tests (debug fidius plugins abort on a NULL input pointer,
+# so the tests would catch one), release builds for the benchmark.
+rust-fixtures:
+	cd tests/fixtures/rust && $(CARGO) build --target-dir $(abspath $(TARGET))/fixtures
+	cd tests/fixtures/rust && $(CARGO) build --release --target-dir $(abspath $(TARGET))/fixtures
+	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/release
+	cp $(TARGET)/fixtures/debug/libcalc_plugin.so $(FIXTURES)/plugins/
+	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
+	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so $(FIXTURES)/release/
+
+crafted-fixtures:
+	@mkdir -p $(FIXTURES)/crafted
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libcrafted.so
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DMARKER tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libmarker.so
+	@for d in $(CRAFTED_DEFECTS); do \
+		D=$$(echo $$d | tr a-z A-Z); \
+		$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DDEFECT_$$D tests/fixtures/crafted/crafted.c \
+			-o $(FIXTURES)/crafted/libdefect_$$d.so || exit 1; \
+	done
+
+# Keys and signatures made by the real fidius CLI (fidius-cli 0.5.9).
+signed-fixtures: rust-fixtures crafted-fixtures tools
+	@mkdir -p $(FIXTURES)/keys $(FIXTURES)/signed
+	@test -f $(FIXTURES)/keys/trusted.secret || $(FIDIUS) keygen --out $(FIXTURES)/keys/trusted
+	@test -f $(FIXTURES)/keys/untrusted.secret || $(FIDIUS) keygen --out $(FIXTURES)/keys/untrusted
+	cp $(FIXTURES)/plugins/libcalc_plugin.so $(FIXTURES)/signed/
+	$(FIDIUS) sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/signed/libcalc_plugin.so
+	cp $(FIXTURES)/crafted/libmarker.so $(FIXTURES)/signed/libmarker.so
+	$(FIDIUS) sign --key $(FIXTURES)/keys/untrusted.secret $(FIXTURES)/signed/libmarker.so
+	cp $(FIXTURES)/release/libcalc_plugin.so $(FIXTURES)/release/libcalc_signed.so
+	$(FIDIUS) sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/release/libcalc_signed.so
+
+# ---- tests ----------------------------------------------------------------
+
+test: tools check-header header-compile lib fixtures rust-test c-test exports-test examples
+	@echo "make test: all suites passed"
+
+rust-test: fixtures
+	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test
+
+C_TESTS := test_capi
+
+$(BUILD_C)/%-shared: tests/c/%.c include/fidius_host.h lib
+	@mkdir -p $(BUILD_C)
+	$(CC) $(CFLAGS_STRICT) $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -lpthread
+
+$(BUILD_C)/%-static: tests/c/%.c include/fidius_host.h lib
+	@mkdir -p $(BUILD_C)
+	$(CC) $(CFLAGS_STRICT) $< -o $@ $(STATIC) $(STATIC_LIBS)
+
+VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	--errors-for-leak-kinds=definite,indirect,possible
+
+c-test: fixtures $(foreach t,$(C_TESTS),$(BUILD_C)/$(t)-shared $(BUILD_C)/$(t)-static)
+	@for t in $(C_TESTS); do for kind in shared static; do \
+		echo "== $$t ($$kind, valgrind)"; \
+		FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-$$kind || exit 1; \
+	done; done
+
+# Only fidius_host_* symbols may be exported by the shared library.
+exports-test: lib
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^fidius_host_' || true); \
+	if [ -n "$$bad" ]; then echo "unexpected exports:"; echo "$$bad"; exit 1; fi; \
+	echo "exports: $$(nm -D --defined-only $(SHARED) | grep -c ' T fidius_host_') functions, all prefixed fidius_host_"
+
+# ---- examples, demo, benchmark ---------------------------------------------
+
+EXAMPLES := demo
+
+$(BUILD_C)/examples/%: examples-c/%.c include/fidius_host.h lib
+	@mkdir -p $(BUILD_C)/examples
+	$(CC) $(CFLAGS_STRICT) $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR))
+
+examples: fixtures $(foreach e,$(EXAMPLES),$(BUILD_C)/examples/$(e))
+	@for e in $(EXAMPLES); do echo "== example $$e"; \
+		$(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/examples/$$e $(FIXTURES)/plugins > /dev/null || exit 1; done
+
+demo: tools lib fixtures $(BUILD_C)/examples/demo
+	$(BUILD_C)/examples/demo $(FIXTURES)/plugins
+
+$(BUILD_C)/bench: bench/bench.c include/fidius_host.h lib
+	@mkdir -p $(BUILD_C)
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -ldl
+
+bench: tools lib fixtures $(BUILD_C)/bench
+	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public
+
+clean:
+	$(CARGO) clean
