@@ -14,19 +14,17 @@ use std::ffi::c_char;
 /// caller, consumed by `fidius_host_builder_build` or freed with
 /// `fidius_host_builder_free`. Movable: use from one thread at a time.
 pub struct fidius_host_builder_t {
-    magic: u64,
+    _private: [u8; 0],
+}
+
+pub(crate) struct BuilderData {
     builder: HostBuilder,
 }
 
 impl Handle for fidius_host_builder_t {
+    type Inner = BuilderData;
     const MAGIC: u64 = 0x4644_4255_494c_4431;
     const NAME: &'static str = "fidius_host_builder_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 /// What a library with some invalid plugin descriptors does.
@@ -71,7 +69,7 @@ fn with_builder(
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_builder_new() -> *mut fidius_host_builder_t {
     entry_value(std::ptr::null_mut(), || {
-        new_handle(fidius_host_builder_t { magic: fidius_host_builder_t::MAGIC, builder: HostBuilder::new() })
+        new_handle::<fidius_host_builder_t>(BuilderData { builder: HostBuilder::new() })
     })
 }
 

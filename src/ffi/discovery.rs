@@ -1,8 +1,8 @@
 //! `fidius_host_discovery_t`: the result of a scan.
 
 use super::fidius_host_status_t;
-use super::info::fidius_host_plugin_info_t;
-use super::{c_string, entry_value, new_handle, take_handle, Handle};
+use super::info::{fidius_host_plugin_info_t, InfoData};
+use super::{c_string, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::discovery::Discovery;
 use crate::error::Status;
 use std::ffi::{c_char, CString};
@@ -11,8 +11,11 @@ use std::ffi::{c_char, CString};
 /// file or descriptor that was skipped, with the reason. Owned by the
 /// caller; free with `fidius_host_discovery_free`. Shareable: read-only.
 pub struct fidius_host_discovery_t {
-    magic: u64,
-    plugins: Vec<fidius_host_plugin_info_t>,
+    _private: [u8; 0],
+}
+
+pub(crate) struct DiscoveryData {
+    plugins: Vec<Tagged<InfoData>>,
     skipped: Vec<SkippedEntry>,
 }
 
@@ -23,20 +26,14 @@ struct SkippedEntry {
 }
 
 impl Handle for fidius_host_discovery_t {
+    type Inner = DiscoveryData;
     const MAGIC: u64 = 0x4644_4449_5343_4f31;
     const NAME: &'static str = "fidius_host_discovery_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 pub(crate) fn new(discovery: Discovery) -> *mut fidius_host_discovery_t {
-    new_handle(fidius_host_discovery_t {
-        magic: fidius_host_discovery_t::MAGIC,
-        plugins: discovery.plugins.into_iter().map(fidius_host_plugin_info_t::new).collect(),
+    new_handle::<fidius_host_discovery_t>(DiscoveryData {
+        plugins: discovery.plugins.into_iter().map(super::info::tagged).collect(),
         skipped: discovery
             .skipped
             .into_iter()
@@ -49,7 +46,7 @@ pub(crate) fn new(discovery: Discovery) -> *mut fidius_host_discovery_t {
     })
 }
 
-fn with_discovery<T: Copy>(d: *const fidius_host_discovery_t, fallback: T, f: impl FnOnce(&fidius_host_discovery_t) -> T) -> T {
+fn with_discovery<T: Copy>(d: *const fidius_host_discovery_t, fallback: T, f: impl FnOnce(&DiscoveryData) -> T) -> T {
     entry_value(fallback, || super::arg_handle(d, "discovery").map_or(fallback, f))
 }
 
@@ -70,7 +67,7 @@ pub extern "C" fn fidius_host_discovery_plugin(
     discovery: *const fidius_host_discovery_t,
     index: usize,
 ) -> *const fidius_host_plugin_info_t {
-    with_discovery(discovery, std::ptr::null(), |d| d.plugins.get(index).map_or(std::ptr::null(), |p| p as *const _))
+    with_discovery(discovery, std::ptr::null(), |d| d.plugins.get(index).map_or(std::ptr::null(), |p| p.as_handle()))
 }
 
 /// Number of skipped entries, or 0 for NULL.

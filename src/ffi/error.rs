@@ -12,7 +12,10 @@ use std::ffi::{c_char, CString};
 /// Made by the library on failure and owned by the caller; free with
 /// `fidius_host_error_free`. Movable: use from one thread at a time.
 pub struct fidius_host_error_t {
-    magic: u64,
+    _private: [u8; 0],
+}
+
+pub(crate) struct ErrorData {
     status: Status,
     message: CString,
     plugin_code: Option<CString>,
@@ -21,21 +24,15 @@ pub struct fidius_host_error_t {
 }
 
 impl Handle for fidius_host_error_t {
+    type Inner = ErrorData;
     const MAGIC: u64 = 0x4644_4552_524f_5231;
     const NAME: &'static str = "fidius_host_error_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 /// Moves an error to the heap for the caller.
 pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
     let plugin = error.plugin_error();
-    super::new_handle(fidius_host_error_t {
-        magic: fidius_host_error_t::MAGIC,
+    super::new_handle::<fidius_host_error_t>(ErrorData {
         status: error.status(),
         message: c_string(error.message()),
         plugin_code: plugin.map(|p| c_string(&p.code)),
@@ -44,7 +41,7 @@ pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
     })
 }
 
-fn with_error<T: Copy>(error: *const fidius_host_error_t, fallback: T, f: impl FnOnce(&fidius_host_error_t) -> T) -> T {
+fn with_error<T: Copy>(error: *const fidius_host_error_t, fallback: T, f: impl FnOnce(&ErrorData) -> T) -> T {
     entry_value(fallback, || super::arg_handle(error, "error").map_or(fallback, f))
 }
 

@@ -14,23 +14,21 @@ use std::ffi::c_char;
 /// Plugin handles and discovery results keep working after the host is
 /// freed.
 pub struct fidius_host_t {
-    magic: u64,
+    _private: [u8; 0],
+}
+
+pub(crate) struct HostData {
     host: Host,
 }
 
 impl Handle for fidius_host_t {
+    type Inner = HostData;
     const MAGIC: u64 = 0x4644_484f_5354_2031;
     const NAME: &'static str = "fidius_host_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 pub(crate) fn new(host: Host) -> *mut fidius_host_t {
-    new_handle(fidius_host_t { magic: fidius_host_t::MAGIC, host })
+    new_handle::<fidius_host_t>(HostData { host })
 }
 
 /// Scans the search paths. On success `*discovery_out` is a new result

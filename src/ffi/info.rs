@@ -1,6 +1,6 @@
 //! `fidius_host_plugin_info_t`: what a plugin says about itself.
 
-use super::{c_string, entry_value, Handle};
+use super::{c_string, entry_value, Handle, Tagged};
 use crate::plugin::PluginInfo;
 use std::ffi::{c_char, CString};
 
@@ -9,7 +9,10 @@ use std::ffi::{c_char, CString};
 /// it is freed) or a `fidius_host_plugin_t` (valid until it is freed).
 /// Shareable: read-only.
 pub struct fidius_host_plugin_info_t {
-    magic: u64,
+    _private: [u8; 0],
+}
+
+pub(crate) struct InfoData {
     info: PluginInfo,
     name: CString,
     interface_name: CString,
@@ -17,14 +20,9 @@ pub struct fidius_host_plugin_info_t {
 }
 
 impl Handle for fidius_host_plugin_info_t {
+    type Inner = InfoData;
     const MAGIC: u64 = 0x4644_494e_464f_2031;
     const NAME: &'static str = "fidius_host_plugin_info_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 /// Which runtime executes a plugin.
@@ -41,19 +39,17 @@ pub enum fidius_host_runtime {
 /// A `fidius_host_runtime` value.
 pub type fidius_host_runtime_t = fidius_host_runtime;
 
-impl fidius_host_plugin_info_t {
-    pub(crate) fn new(info: PluginInfo) -> fidius_host_plugin_info_t {
-        fidius_host_plugin_info_t {
-            magic: Self::MAGIC,
-            name: c_string(&info.name),
-            interface_name: c_string(&info.interface_name),
-            path: c_string(&info.path.to_string_lossy()),
-            info,
-        }
-    }
+/// The memory behind a `fidius_host_plugin_info_t`, owned by its parent.
+pub(crate) fn tagged(info: PluginInfo) -> Tagged<InfoData> {
+    Tagged::new::<fidius_host_plugin_info_t>(InfoData {
+        name: c_string(&info.name),
+        interface_name: c_string(&info.interface_name),
+        path: c_string(&info.path.to_string_lossy()),
+        info,
+    })
 }
 
-fn with_info<T: Copy>(info: *const fidius_host_plugin_info_t, fallback: T, f: impl FnOnce(&fidius_host_plugin_info_t) -> T) -> T {
+fn with_info<T: Copy>(info: *const fidius_host_plugin_info_t, fallback: T, f: impl FnOnce(&InfoData) -> T) -> T {
     entry_value(fallback, || super::arg_handle(info, "info").map_or(fallback, f))
 }
 

@@ -67,60 +67,75 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
     Error::new(Status::InternalPanic, format!("internal error in libfidius_host: {what}"))
 }
 
-/// An opaque handle type: a boxed value tagged with a magic word, so that a
-/// handle of the wrong type (or an obviously freed one) is reported as
-/// [`Status::Misuse`] instead of being used.
+/// An opaque handle type. The C type is a zero-sized marker; the pointer
+/// really points to a [`Tagged`] value, whose magic word makes a handle of
+/// the wrong type (or an obviously freed one) a [`Status::Misuse`] error
+/// instead of memory corruption.
 pub(crate) trait Handle: Sized {
+    /// What the handle holds.
+    type Inner;
     /// Unique per handle type.
     const MAGIC: u64;
     /// The type's C name, for messages.
     const NAME: &'static str;
-    /// The tag stored in the handle.
-    fn magic(&self) -> u64;
-    /// Clears the tag before the handle is freed.
-    fn clear_magic(&mut self);
+}
+
+/// The memory behind every handle: a magic word at offset 0, then the value.
+#[repr(C)]
+pub(crate) struct Tagged<T> {
+    magic: u64,
+    value: T,
+}
+
+impl<T> Tagged<T> {
+    /// Tags `value` as a `H`.
+    pub(crate) fn new<H: Handle<Inner = T>>(value: T) -> Tagged<T> {
+        Tagged { magic: H::MAGIC, value }
+    }
+
+    /// A borrowed handle pointing at this value.
+    pub(crate) fn as_handle<H: Handle<Inner = T>>(&self) -> *const H {
+        (self as *const Tagged<T>).cast()
+    }
 }
 
 /// Moves a handle to the heap for the caller.
-pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
+pub(crate) fn new_handle<H: Handle>(value: H::Inner) -> *mut H {
+    Box::into_raw(Box::new(Tagged::new::<H>(value))).cast()
 }
 
 /// Borrows a handle argument.
-pub(crate) fn arg_handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<&'a T> {
+pub(crate) fn arg_handle<'a, H: Handle>(ptr: *const H, name: &str) -> Result<&'a H::Inner> {
     if ptr.is_null() {
         return Err(Error::null_argument(name));
     }
-    // SAFETY: non-NULL; handles are only made by `new_handle`. A stale pointer
+    let tagged = ptr.cast::<Tagged<H::Inner>>();
+    // SAFETY: non-NULL; handles are only made by this module. A stale pointer
     // is undefined behaviour the magic check only catches on a best-effort basis.
-    let handle = unsafe { &*ptr };
-    if handle.magic() != T::MAGIC {
-        return Err(Error::new(Status::Misuse, format!("argument '{name}' is not a live {}", T::NAME)));
+    if unsafe { std::ptr::read(tagged.cast::<u64>()) } != H::MAGIC {
+        return Err(Error::new(Status::Misuse, format!("argument '{name}' is not a live {}", H::NAME)));
     }
-    Ok(handle)
+    // SAFETY: the tag says this is a `Tagged<H::Inner>`.
+    Ok(unsafe { &(*tagged).value })
 }
 
 /// Borrows a handle argument mutably (for handles that are not shareable).
-pub(crate) fn arg_handle_mut<'a, T: Handle>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+pub(crate) fn arg_handle_mut<'a, H: Handle>(ptr: *mut H, name: &str) -> Result<&'a mut H::Inner> {
     arg_handle(ptr, name)?;
     // SAFETY: checked above; the caller owns the handle exclusively.
-    Ok(unsafe { &mut *ptr })
+    Ok(unsafe { &mut (*ptr.cast::<Tagged<H::Inner>>()).value })
 }
 
 /// Takes ownership of a handle back from the caller; `None` for NULL or a
 /// handle of the wrong type.
-pub(crate) fn take_handle<T: Handle>(ptr: *mut T) -> Option<Box<T>> {
-    if ptr.is_null() {
-        return None;
+pub(crate) fn take_handle<H: Handle>(ptr: *mut H) -> Option<H::Inner> {
+    arg_handle(ptr, "handle").ok()?;
+    let tagged = ptr.cast::<Tagged<H::Inner>>();
+    // SAFETY: made by `new_handle`; the tag is cleared so it is taken once.
+    unsafe {
+        (*tagged).magic = 0;
+        Some(Box::from_raw(tagged).value)
     }
-    // SAFETY: as in `arg_handle`.
-    let handle = unsafe { &mut *ptr };
-    if handle.magic() != T::MAGIC {
-        return None;
-    }
-    handle.clear_magic();
-    // SAFETY: made by `new_handle`, and the tag is cleared so it is taken once.
-    Some(unsafe { Box::from_raw(ptr) })
 }
 
 /// Borrows an out-param.

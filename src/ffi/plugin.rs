@@ -3,8 +3,8 @@
 use super::fidius_host_status_t;
 use super::bytes::fidius_host_bytes_t;
 use super::error::fidius_host_error_t;
-use super::info::fidius_host_plugin_info_t;
-use super::{arg_bytes, arg_handle, arg_out, c_string, entry, entry_value, new_handle, take_handle, Handle};
+use super::info::{fidius_host_plugin_info_t, InfoData};
+use super::{arg_bytes, arg_handle, arg_out, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::error::{Error, Status};
 use crate::plugin::{MetaEntry, Plugin};
 use std::ffi::{c_char, CString};
@@ -18,22 +18,20 @@ use std::ffi::{c_char, CString};
 /// cdylib plugins the calls run concurrently on the one instance, as fidius
 /// plugins (whose methods take `&self`) expect.
 pub struct fidius_host_plugin_t {
-    magic: u64,
+    _private: [u8; 0],
+}
+
+pub(crate) struct PluginData {
     plugin: Plugin,
-    info: fidius_host_plugin_info_t,
+    info: Tagged<InfoData>,
     method_metadata: Vec<Vec<(CString, CString)>>,
     trait_metadata: Vec<(CString, CString)>,
 }
 
 impl Handle for fidius_host_plugin_t {
+    type Inner = PluginData;
     const MAGIC: u64 = 0x4644_504c_5547_4e31;
     const NAME: &'static str = "fidius_host_plugin_t";
-    fn magic(&self) -> u64 {
-        self.magic
-    }
-    fn clear_magic(&mut self) {
-        self.magic = 0;
-    }
 }
 
 fn c_pairs(entries: &[MetaEntry]) -> Vec<(CString, CString)> {
@@ -42,9 +40,8 @@ fn c_pairs(entries: &[MetaEntry]) -> Vec<(CString, CString)> {
 
 pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
     let description = plugin.description();
-    new_handle(fidius_host_plugin_t {
-        magic: fidius_host_plugin_t::MAGIC,
-        info: fidius_host_plugin_info_t::new(description.info.clone()),
+    new_handle::<fidius_host_plugin_t>(PluginData {
+        info: super::info::tagged(description.info.clone()),
         method_metadata: (0..plugin.method_count())
             .map(|m| c_pairs(plugin.method_metadata(m).unwrap_or_default()))
             .collect(),
@@ -53,7 +50,7 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
     })
 }
 
-fn with_plugin<T: Copy>(plugin: *const fidius_host_plugin_t, fallback: T, f: impl FnOnce(&fidius_host_plugin_t) -> T) -> T {
+fn with_plugin<T: Copy>(plugin: *const fidius_host_plugin_t, fallback: T, f: impl FnOnce(&PluginData) -> T) -> T {
     entry_value(fallback, || arg_handle(plugin, "plugin").map_or(fallback, f))
 }
 
@@ -95,7 +92,7 @@ pub extern "C" fn fidius_host_plugin_call(
 /// Borrowed: valid until `plugin` is freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_plugin_info(plugin: *const fidius_host_plugin_t) -> *const fidius_host_plugin_info_t {
-    with_plugin(plugin, std::ptr::null(), |p| &p.info as *const _)
+    with_plugin(plugin, std::ptr::null(), |p| p.info.as_handle())
 }
 
 /// Number of methods (valid indices are below it), or 0 for NULL.
@@ -199,7 +196,7 @@ fn pair_outs<'a>(
     Ok((key_out, value_out))
 }
 
-fn method_pairs(plugin: &fidius_host_plugin_t, method: u32) -> crate::Result<&[(CString, CString)]> {
+fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, CString)]> {
     plugin.method_metadata.get(method as usize).map(Vec::as_slice).ok_or_else(|| {
         Error::new(
             Status::MethodOutOfRange,
