@@ -19,28 +19,7 @@
 
 typedef int32_t (*method_fn)(void *, const uint8_t *, uint32_t, uint8_t **, uint32_t *);
 
-typedef struct {
-    uint32_t descriptor_size, abi_version;
-    const char *interface_name;
-    uint64_t interface_hash;
-    uint32_t interface_version;
-    uint64_t capabilities;
-    uint8_t buffer_strategy;
-    const char *plugin_name;
-    const method_fn *vtable;
-    void (*free_buffer)(uint8_t *, size_t);
-    uint32_t method_count;
-    const void *method_metadata, *trait_metadata;
-    uint32_t trait_metadata_count;
-    void *(*construct)(const uint8_t *, uint32_t);
-    void (*destroy)(void *);
-} descriptor_t;
-
-typedef struct {
-    uint8_t magic[8];
-    uint32_t registry_version, plugin_count;
-    const descriptor_t *const *descriptors;
-} registry_t;
+#include "../tests/fixtures/crafted/fidius_abi.h"
 
 #define ROUNDS 9
 #define NT FIDIUS_HOST_NUL_TERMINATED
@@ -72,7 +51,7 @@ static double direct_round(uint32_t method, const uint8_t *in, uint32_t len, lon
     for (i = 0; i < iters; i++) {
         uint8_t *out = NULL;
         uint32_t out_len = 0;
-        if (desc->vtable[method](instance, in, len, &out, &out_len) != 0) abort();
+        if (((const method_fn *)desc->vtable)[method](instance, in, len, &out, &out_len) != 0) abort();
         sink += out[0];
         desc->free_buffer(out, out_len);
     }
