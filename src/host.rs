@@ -156,8 +156,8 @@ impl Host {
     /// Lists every plugin in the search paths, and why files were skipped.
     pub fn discover(&self) -> Discovery {
         let mut found = Discovery::default();
-        for candidate in discovery::candidates(&self.config.search_paths) {
-            let library = match candidate.and_then(|path| self.open_library(&path)) {
+        for library in self.libraries() {
+            let library = match library {
                 Ok(library) => library,
                 Err(skip) => {
                     found.skipped.push(skip);
@@ -183,8 +183,8 @@ impl Host {
     /// name is not found, the error lists them.
     pub fn load(&self, name: &str) -> Result<Plugin> {
         let mut skipped = Vec::new();
-        for candidate in discovery::candidates(&self.config.search_paths) {
-            let library = match candidate.and_then(|path| self.open_library(&path)) {
+        for library in self.libraries() {
+            let library = match library {
                 Ok(library) => library,
                 Err(skip) => {
                     skipped.push(skip);
@@ -254,6 +254,14 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// Every library of the search paths, mapped one at a time as the
+    /// iterator advances (and unmapped again unless the caller keeps it).
+    fn libraries(&self) -> impl Iterator<Item = std::result::Result<Arc<Library>, Skipped>> + '_ {
+        discovery::candidates(&self.config.search_paths)
+            .into_iter()
+            .map(|candidate| candidate.and_then(|path| self.open_library(&path)))
     }
 
     /// Maps a library once per file version; later calls share the mapping.

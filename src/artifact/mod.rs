@@ -31,20 +31,18 @@ impl MappedLibrary {
 /// Maps `path` after checking it. `trusted` is `Some` when signatures are
 /// required; the file is then never mapped unless one of the keys verifies it.
 pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>) -> Result<MappedLibrary> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    header::check(path, &bytes)?;
     match trusted {
         Some(keys) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-            header::check(path, &bytes)?;
             signature::verify_detached(path, &bytes, keys)?;
             let sealed = sealed::SealedFile::new(path, &bytes)?;
             let library = dlopen(path, &sealed.proc_path())?;
             Ok(MappedLibrary { library, _sealed: Some(sealed) })
         }
-        None => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
-            header::check(path, &bytes)?;
-            Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None })
-        }
+        // Unsigned code may run anyway; mapping the file by its own path
+        // keeps its name in debuggers and stack traces.
+        None => Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None }),
     }
 }
 

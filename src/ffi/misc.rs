@@ -37,19 +37,7 @@ pub extern "C" fn fidius_host_version_number() -> u32 {
 /// or `"UNKNOWN"` for a number that is no status. Static: never freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
-    entry_value(c"UNKNOWN".as_ptr(), || match Status::from_code(status) {
-        Some(status) => status_c_name(status),
-        None => c"UNKNOWN".as_ptr(),
-    })
-}
-
-fn status_c_name(status: Status) -> *const c_char {
-    // Names are static; leak-free NUL-terminated copies are made once.
-    static NAMES: std::sync::OnceLock<Vec<(Status, std::ffi::CString)>> = std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        Status::ALL.iter().map(|s| (*s, std::ffi::CString::new(s.name()).expect("no NUL"))).collect()
-    });
-    names.iter().find(|(s, _)| *s == status).map_or(c"UNKNOWN".as_ptr(), |(_, name)| name.as_ptr())
+    entry_value(c"UNKNOWN".as_ptr(), || Status::from_code(status).map_or(c"UNKNOWN", Status::c_name).as_ptr())
 }
 
 /// Computes the fidius interface hash of the signature strings of an

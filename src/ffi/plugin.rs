@@ -129,13 +129,9 @@ pub extern "C" fn fidius_host_plugin_trait_metadata(
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
     entry(err, || {
-        let (key_out, value_out) = pair_outs(key_out, value_out)?;
+        let outs = pair_outs(key_out, value_out)?;
         let pairs = &arg_handle(plugin, "plugin")?.trait_metadata;
-        let (key, value) = pairs.get(index).ok_or_else(|| {
-            Error::new(Status::InvalidArgument, format!("trait metadata index {index} is out of range (count {})", pairs.len()))
-        })?;
-        (*key_out, *value_out) = (key.as_ptr(), value.as_ptr());
-        Ok(())
+        write_pair(outs, pairs, index, || "trait metadata".to_string())
     })
 }
 
@@ -172,16 +168,9 @@ pub extern "C" fn fidius_host_plugin_method_metadata(
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
     entry(err, || {
-        let (key_out, value_out) = pair_outs(key_out, value_out)?;
+        let outs = pair_outs(key_out, value_out)?;
         let pairs = method_pairs(arg_handle(plugin, "plugin")?, method)?;
-        let (key, value) = pairs.get(index).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArgument,
-                format!("metadata index {index} of method {method} is out of range (count {})", pairs.len()),
-            )
-        })?;
-        (*key_out, *value_out) = (key.as_ptr(), value.as_ptr());
-        Ok(())
+        write_pair(outs, pairs, index, || format!("metadata of method {method}"))
     })
 }
 
@@ -194,6 +183,23 @@ fn pair_outs<'a>(
     let value_out = arg_out(value_out, "value_out")?;
     *value_out = std::ptr::null();
     Ok((key_out, value_out))
+}
+
+/// Stores pair `index` of `pairs` in the out-params, or fails naming `what`.
+fn write_pair(
+    (key_out, value_out): (&mut *const c_char, &mut *const c_char),
+    pairs: &[(CString, CString)],
+    index: usize,
+    what: impl FnOnce() -> String,
+) -> crate::Result<()> {
+    let (key, value) = pairs.get(index).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArgument,
+            format!("{} index {index} is out of range (count {})", what(), pairs.len()),
+        )
+    })?;
+    (*key_out, *value_out) = (key.as_ptr(), value.as_ptr());
+    Ok(())
 }
 
 fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, CString)]> {

@@ -195,15 +195,7 @@ fn check_aligned_ptr<T>(path: &Path, ptr: *const T, what: &str, status: Status) 
 /// Errors from here are prefixed with the path and descriptor index by the caller.
 fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -> Result<ValidDescriptor> {
     let bad_ptr = |what: &str, why: &str| Error::new(Status::InvalidPluginPointer, format!("{what} {why}"));
-    if ptr.is_null() {
-        return Err(bad_ptr("descriptor pointer", "is NULL"));
-    }
-    if (ptr as usize) % std::mem::align_of::<PluginDescriptor>() != 0 {
-        return Err(bad_ptr("descriptor pointer", "is misaligned"));
-    }
-    if !bounds.contains(ptr.cast()) {
-        return Err(bad_ptr("descriptor pointer", "points outside the library"));
-    }
+    check_table(bounds, ptr, 1, "descriptor pointer")?;
     // SAFETY: in-library, aligned; the first 8 bytes exist in every fidius descriptor version.
     let (size, abi_version) = unsafe {
         let head = ptr.cast::<u32>();

@@ -131,19 +131,27 @@ impl CdylibPlugin {
                     ));
                 }
             }
-            let end = offset.checked_add(len).filter(|&end| end <= arena.len()).ok_or_else(|| {
-                self.error(
-                    method,
-                    Status::PluginProtocol,
-                    format!("output {offset}+{len} lies outside the {}-byte arena", arena.len()),
-                )
-            });
-            let payload = if code == status::PANIC { Ok(&[][..]) } else { end.map(|end| &arena[offset..end]) };
+            let payload = match code {
+                // Arena panics carry no message (the plugin writes 0, 0).
+                status::PANIC => &[][..],
+                _ => self.arena_output(method, arena, offset, len)?,
+            };
             match code {
                 status::OK if len > self.max_output => Err(self.too_large(method, len)),
-                status::OK => Ok(OutputBytes::from_vec(payload?.to_vec())),
-                _ => Err(self.failure(method, code, payload?)),
+                status::OK => Ok(OutputBytes::from_vec(payload.to_vec())),
+                _ => Err(self.failure(method, code, payload)),
             }
+        })
+    }
+
+    /// The `len` bytes at `offset` of the arena, which must lie inside it.
+    fn arena_output<'a>(&self, method: u32, arena: &'a [u8], offset: usize, len: usize) -> Result<&'a [u8]> {
+        offset.checked_add(len).and_then(|end| arena.get(offset..end)).ok_or_else(|| {
+            self.error(
+                method,
+                Status::PluginProtocol,
+                format!("output {offset}+{len} lies outside the {}-byte arena", arena.len()),
+            )
         })
     }
 
