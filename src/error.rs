@@ -10,7 +10,7 @@ use std::path::Path;
 ///
 /// Values are grouped by area and never reused: 1–99 arguments and the host
 /// itself, 100–199 finding and validating a library, 200–299 signatures,
-/// 300–399 calls.
+/// 300–399 calls, 400–499 interfaces.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -71,6 +71,10 @@ pub enum Status {
     DuplicatePlugin = 118,
     /// The library holds several plugins and no name was given.
     AmbiguousPlugin = 119,
+    /// The plugin's interface version differs from the expected interface's.
+    InterfaceVersionMismatch = 120,
+    /// The plugin's method count differs from the expected interface's.
+    MethodCountMismatch = 121,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -95,6 +99,18 @@ pub enum Status {
     InputTooLarge = 306,
     /// The plugin broke the call protocol (bad status, buffer or payload).
     PluginProtocol = 307,
+    /// The JSON text of a call is not valid JSON.
+    InvalidJson = 308,
+    /// JSON arguments do not fit the method: count, type or range.
+    ArgumentMismatch = 309,
+    /// The interface has no method of that name.
+    UnknownMethod = 310,
+    /// The call needs an interface, and the plugin was loaded without one.
+    NoInterface = 311,
+
+    /// An interface (signature, type declaration or file) is malformed, or
+    /// uses a type that is neither builtin nor declared.
+    InvalidInterface = 400,
 }
 
 impl Status {
@@ -128,6 +144,8 @@ impl Status {
         Status::ConstructFailed,
         Status::DuplicatePlugin,
         Status::AmbiguousPlugin,
+        Status::InterfaceVersionMismatch,
+        Status::MethodCountMismatch,
         Status::SignatureRequired,
         Status::SignatureInvalid,
         Status::InvalidKey,
@@ -139,6 +157,11 @@ impl Status {
         Status::OutputTooLarge,
         Status::InputTooLarge,
         Status::PluginProtocol,
+        Status::InvalidJson,
+        Status::ArgumentMismatch,
+        Status::UnknownMethod,
+        Status::NoInterface,
+        Status::InvalidInterface,
     ];
 
     /// The status with this number, if any.
@@ -182,6 +205,8 @@ impl Status {
             Status::ConstructFailed => c"CONSTRUCT_FAILED",
             Status::DuplicatePlugin => c"DUPLICATE_PLUGIN",
             Status::AmbiguousPlugin => c"AMBIGUOUS_PLUGIN",
+            Status::InterfaceVersionMismatch => c"INTERFACE_VERSION_MISMATCH",
+            Status::MethodCountMismatch => c"METHOD_COUNT_MISMATCH",
             Status::SignatureRequired => c"SIGNATURE_REQUIRED",
             Status::SignatureInvalid => c"SIGNATURE_INVALID",
             Status::InvalidKey => c"INVALID_KEY",
@@ -193,6 +218,11 @@ impl Status {
             Status::OutputTooLarge => c"OUTPUT_TOO_LARGE",
             Status::InputTooLarge => c"INPUT_TOO_LARGE",
             Status::PluginProtocol => c"PLUGIN_PROTOCOL",
+            Status::InvalidJson => c"INVALID_JSON",
+            Status::ArgumentMismatch => c"ARGUMENT_MISMATCH",
+            Status::UnknownMethod => c"UNKNOWN_METHOD",
+            Status::NoInterface => c"NO_INTERFACE",
+            Status::InvalidInterface => c"INVALID_INTERFACE",
         }
     }
 }

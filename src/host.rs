@@ -3,7 +3,8 @@
 use crate::artifact::{self, signature::TrustedKey};
 use crate::discovery::{self, Discovery, Skipped};
 use crate::error::{Error, Result, Status};
-use crate::plugin::{BufferStrategy, Plugin, PluginInfo};
+use crate::interface::Interface;
+use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo};
 use crate::runtime::cdylib::{self, library::Library};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,14 @@ impl HostBuilder {
     }
 }
 
+/// Options of one load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The interface the plugin must match (hash, version, method count);
+    /// it also enables JSON calls.
+    pub interface: Option<Arc<Interface>>,
+}
+
 /// Identifies one version of one file, so an unchanged file is mapped once
 /// per host and a replaced one is checked and mapped anew.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -182,6 +191,11 @@ impl Host {
     /// paths that has it. Libraries that fail to load are skipped; if the
     /// name is not found, the error lists them.
     pub fn load(&self, name: &str) -> Result<Plugin> {
+        self.load_with(name, &LoadOptions::default())
+    }
+
+    /// [`Host::load`] with options.
+    pub fn load_with(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
         let mut skipped = Vec::new();
         for library in self.libraries() {
             let library = match library {
@@ -192,7 +206,7 @@ impl Host {
                 }
             };
             if let Some(index) = library.plugins().iter().position(|p| p.description.info.name == name) {
-                return self.instantiate(library, index);
+                return self.instantiate(library, index, options);
             }
         }
         Err(not_found(name, &self.config.search_paths, &skipped))
@@ -201,6 +215,11 @@ impl Host {
     /// Loads a plugin from one library file. `name` may be `None` when the
     /// library holds exactly one plugin.
     pub fn load_path(&self, path: &Path, name: Option<&str>) -> Result<Plugin> {
+        self.load_path_with(path, name, &LoadOptions::default())
+    }
+
+    /// [`Host::load_path`] with options.
+    pub fn load_path_with(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
         let library = self.open_library(path).map_err(|skip| skip.error)?;
         let names = || library.plugins().iter().map(|p| p.description.info.name.as_str()).collect::<Vec<_>>().join(", ");
         let index = match name {
@@ -219,12 +238,17 @@ impl Host {
                 }
             },
         };
-        self.instantiate(library, index)
+        self.instantiate(library, index, options)
     }
 
-    fn instantiate(&self, library: Arc<Library>, index: usize) -> Result<Plugin> {
-        self.check_expectations(&library.plugins()[index].description.info)?;
-        cdylib::instantiate(library, index, self.config.max_output_size)
+    fn instantiate(&self, library: Arc<Library>, index: usize, options: &LoadOptions) -> Result<Plugin> {
+        let description = &library.plugins()[index].description;
+        self.check_expectations(&description.info)?;
+        if let Some(interface) = &options.interface {
+            check_interface(description, interface)?;
+        }
+        let plugin = cdylib::instantiate(library, index, self.config.max_output_size)?;
+        Ok(plugin.with_interface(options.interface.clone()))
     }
 
     /// The builder's expected interface hash and buffer strategy.
@@ -280,6 +304,48 @@ impl Host {
         libraries.insert(identity, Arc::downgrade(&library));
         Ok(library)
     }
+}
+
+/// A plugin matches an interface when hash, version and method count agree.
+fn check_interface(description: &PluginDescription, interface: &Interface) -> Result<()> {
+    let info = &description.info;
+    let mismatch = |status: Status, what: &str, expected: String, found: String| {
+        Err(Error::at(
+            status,
+            &info.path,
+            format!(
+                "plugin '{}' does not match interface {}: {what} mismatch: expected {expected}, found {found}",
+                info.name,
+                interface.name()
+            ),
+        ))
+    };
+    if info.interface_hash != interface.hash() {
+        return mismatch(
+            Status::InterfaceHashMismatch,
+            "interface hash",
+            format!("{:#018x}", interface.hash()),
+            format!("{:#018x} (interface {})", info.interface_hash, info.interface_name),
+        );
+    }
+    if info.interface_version != interface.version() {
+        return mismatch(
+            Status::InterfaceVersionMismatch,
+            "interface version",
+            interface.version().to_string(),
+            info.interface_version.to_string(),
+        );
+    }
+    let methods = interface.methods().len();
+    if description.method_count as usize != methods {
+        return mismatch(
+            Status::MethodCountMismatch,
+            "method count",
+            methods.to_string(),
+            description.method_count.to_string(),
+        );
+    }
+    Ok(())
 }
 
 fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped]) -> Error {

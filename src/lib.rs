@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod hash;
 pub mod host;
+pub mod interface;
 pub mod plugin;
 pub mod runtime;
 
@@ -20,5 +21,6 @@ pub use artifact::signature::TrustedKey;
 pub use bytes::OutputBytes;
 pub use discovery::{Discovery, Skipped};
 pub use error::{Error, PluginError, Result, Status};
-pub use host::{Host, HostBuilder, LoadPolicy};
+pub use host::{Host, HostBuilder, LoadOptions, LoadPolicy};
+pub use interface::{Interface, InterfaceBuilder, MethodFlags};
 pub use plugin::{BufferStrategy, MetaEntry, Plugin, PluginInfo, RuntimeKind};

@@ -5,8 +5,10 @@
 //! nothing outside a runtime's folder knows how its calls work.
 
 use crate::bytes::OutputBytes;
-use crate::error::Result;
+use crate::error::{Error, Result, Status};
+use crate::interface::Interface;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How a plugin's outputs travel back to the host.
 #[repr(u32)]
@@ -89,18 +91,36 @@ pub trait PluginBackend: Send + Sync {
     /// Calls method `method` with `input` (bincode of the argument tuple, or
     /// the raw bytes of a raw-wire method) and returns the output payload.
     fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes>;
+
+    /// Calls method `method` of `interface` with a JSON array of arguments
+    /// and returns the result as JSON text. The caller has checked that the
+    /// plugin matches `interface` and implements the method.
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String>;
 }
 
 /// A loaded plugin, ready to call. Calls may come from several threads at once.
 pub struct Plugin {
     description: PluginDescription,
     backend: Box<dyn PluginBackend>,
+    /// The interface the plugin was validated against at load, if any.
+    interface: Option<Arc<Interface>>,
 }
 
 impl Plugin {
     /// Joins a description and the backend that serves it.
     pub fn new(description: PluginDescription, backend: Box<dyn PluginBackend>) -> Plugin {
-        Plugin { description, backend }
+        Plugin { description, backend, interface: None }
+    }
+
+    /// Attaches the interface the plugin was validated against.
+    pub(crate) fn with_interface(mut self, interface: Option<Arc<Interface>>) -> Plugin {
+        self.interface = interface;
+        self
+    }
+
+    /// The interface given at load, if any.
+    pub fn interface(&self) -> Option<&Arc<Interface>> {
+        self.interface.as_ref()
     }
 
     /// Identity and interface facts.
@@ -139,6 +159,43 @@ impl Plugin {
     /// Calls a method with raw input bytes; see [`PluginBackend::call_raw`].
     pub fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
         self.backend.call_raw(method, input)
+    }
+
+    /// Calls the method called `method` with a JSON array of arguments and
+    /// returns the result as JSON. Needs an interface given at load.
+    pub fn call_json(&self, method: &str, args_json: &str) -> Result<String> {
+        let index = self.require_interface()?.method_index(method)?;
+        self.call_json_index(index, args_json)
+    }
+
+    /// Like [`Plugin::call_json`], by method index.
+    pub fn call_json_index(&self, index: u32, args_json: &str) -> Result<String> {
+        let interface = self.require_interface()?;
+        let method = interface.method(index)?;
+        if method.flags.streaming || method.client_streaming {
+            return Err(Error::new(
+                Status::Unsupported,
+                format!("method '{}' streams; streaming methods cannot be called with JSON", method.name),
+            ));
+        }
+        if let Some(bit) = method.capability_bit {
+            if !self.has_capability(bit) {
+                return Err(Error::new(
+                    Status::NotImplemented,
+                    format!("plugin '{}' does not implement optional method '{}'", self.info().name, method.name),
+                ));
+            }
+        }
+        self.backend.call_json(interface, index, args_json)
+    }
+
+    fn require_interface(&self) -> Result<&Interface> {
+        self.interface.as_deref().ok_or_else(|| {
+            Error::new(
+                Status::NoInterface,
+                format!("plugin '{}' was loaded without an interface; JSON calls need one", self.info().name),
+            )
+        })
     }
 }
 

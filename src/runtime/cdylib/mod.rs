@@ -11,6 +11,7 @@ pub mod library;
 use crate::abi::{self, status};
 use crate::bytes::{ForeignAllocator, OutputBytes};
 use crate::error::{Error, PluginError, Result, Status};
+use crate::interface::{json, Interface};
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
 use library::{Library, ValidDescriptor};
 use std::ffi::c_void;
@@ -220,6 +221,15 @@ impl PluginBackend for CdylibPlugin {
             BufferStrategy::PluginAllocated => self.call_plugin_allocated(method, slot, input),
             BufferStrategy::Arena => self.call_arena(method, slot, input),
         }
+    }
+
+    /// JSON arguments become the bincode the plugin decodes, and its bincode
+    /// result becomes JSON, both guided by the interface's types.
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+        let signature = interface.method(method)?;
+        let input = json::encode_args(interface, signature, args_json)?;
+        let output = self.call_raw(method, &input)?;
+        json::decode_output(interface, signature, output.as_slice())
     }
 }
 

@@ -1,0 +1,680 @@
+//! JSON ↔ bincode transcoding from an interface's types.
+//!
+//! Arguments arrive as a JSON array (one element per argument) and become
+//! the bincode of the argument tuple that fidius plugins decode; a result's
+//! bincode becomes JSON text. JSON shapes follow serde's defaults: structs
+//! are objects, tuple structs arrays, a newtype struct its inner value, unit
+//! and `()` `null`; enums are externally tagged (`"Unit"`, `{"Newtype": v}`,
+//! `{"Tuple": [..]}`, `{"Struct": {..}}`); maps with string keys are objects,
+//! other maps arrays of `[key, value]` pairs; `Vec<u8>` is an array of
+//! numbers. 128-bit integers are numbers when they fit in 64 bits and
+//! decimal strings otherwise (both are accepted on input); non-finite floats
+//! become `null`.
+
+use super::types::{Fields, IntKind, Shape, TypeDef, Variant, WireType};
+use super::{Interface, Method, Returns};
+use crate::error::{Error, Result, Status};
+use serde_json::Value;
+use std::fmt::Write;
+
+/// Deepest nesting a value may have, on input and on output.
+pub const MAX_DEPTH: usize = 128;
+
+/// Elements of a zero-sized type a decoded sequence may claim.
+const MAX_ZERO_SIZED_ELEMENTS: u64 = 1 << 16;
+
+/// Encodes `args_json` (a JSON array of the method's arguments) into the
+/// call's input bytes. Nothing is encoded unless every argument fits.
+pub fn encode_args(interface: &Interface, method: &Method, args_json: &str) -> Result<Vec<u8>> {
+    let value: Value = serde_json::from_str(args_json).map_err(|e| {
+        Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", method.name))
+    })?;
+    let Value::Array(args) = value else {
+        return Err(mismatch(
+            method,
+            format!("arguments must be a JSON array of {} value(s), found {}", method.params.len(), kind(&value)),
+        ));
+    };
+    if args.len() != method.params.len() {
+        return Err(mismatch(
+            method,
+            format!("expected {} argument(s) ({}), found {}", method.params.len(), param_list(method), args.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(64);
+    if method.flags.raw {
+        // Raw methods receive the bytes themselves, without a length prefix.
+        let items = byte_array(&args[0]).map_err(|e| argument_error(method, 0, e))?;
+        Encoder { types: &interface.types, out: &mut out }.byte_items(items).map_err(|e| argument_error(method, 0, e))?;
+        return Ok(out);
+    }
+    let mut encoder = Encoder { types: &interface.types, out: &mut out };
+    for (i, (ty, arg)) in method.params.iter().zip(&args).enumerate() {
+        encoder.value(ty, arg, 0).map_err(|e| argument_error(method, i, e))?;
+    }
+    Ok(out)
+}
+
+/// Decodes a method's output bytes into JSON text.
+pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> Result<String> {
+    let ty = match &method.returns {
+        Returns::Nothing => return Ok("null".to_string()),
+        Returns::Value(ty) | Returns::Result(ty) => ty,
+    };
+    let mut decoder = Decoder { types: &interface.types, input: output, position: 0, out: String::with_capacity(output.len() + 16) };
+    let result = if method.flags.raw { decoder.raw_bytes() } else { decoder.value(ty, 0) };
+    // Trailing bytes are ignored, as bincode (and so the upstream host) does.
+    result.map(|()| decoder.out).map_err(|e| {
+        Error::new(
+            Status::PluginProtocol,
+            format!("the result of '{}' is not a valid {ty}: {e} (at byte {} of {})", method.name, decoder.position, output.len()),
+        )
+    })
+}
+
+fn param_list(method: &Method) -> String {
+    method.params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn mismatch(method: &Method, message: String) -> Error {
+    Error::new(Status::ArgumentMismatch, format!("method '{}': {message}", method.name))
+}
+
+fn argument_error(method: &Method, index: usize, error: Mismatch) -> Error {
+    let mut location = String::new();
+    for segment in error.path.iter().rev() {
+        location.push_str(segment);
+    }
+    let at = if location.is_empty() { String::new() } else { format!(" at {location}") };
+    mismatch(
+        method,
+        format!("argument {} ({}){at}: {}", index + 1, method.params[index], error.message),
+    )
+}
+
+/// The JSON kind of a value, for messages.
+fn kind(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(_) => "a string".to_string(),
+        Value::Array(items) => format!("an array of {}", items.len()),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+/// Why a value does not fit its type, and where (innermost segment first).
+struct Mismatch {
+    path: Vec<String>,
+    message: String,
+}
+
+impl Mismatch {
+    fn new(message: String) -> Mismatch {
+        Mismatch { path: Vec::new(), message }
+    }
+
+    fn expected(ty: impl std::fmt::Display, found: &Value) -> Mismatch {
+        Mismatch::new(format!("expected {ty}, found {}", kind(found)))
+    }
+
+    fn at(mut self, segment: String) -> Mismatch {
+        self.path.push(segment);
+        self
+    }
+}
+
+type Encoded = std::result::Result<(), Mismatch>;
+
+struct Encoder<'a> {
+    types: &'a [TypeDef],
+    out: &'a mut Vec<u8>,
+}
+
+impl Encoder<'_> {
+    fn value(&mut self, ty: &WireType, value: &Value, depth: usize) -> Encoded {
+        if depth > MAX_DEPTH {
+            return Err(Mismatch::new(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        match ty {
+            WireType::Unit => expect_null(ty, value),
+            WireType::Bool => {
+                let b = value.as_bool().ok_or_else(|| Mismatch::expected(ty, value))?;
+                self.out.push(u8::from(b));
+                Ok(())
+            }
+            WireType::Int(kind) => self.int(*kind, value),
+            WireType::F32 => {
+                let f = value.as_f64().ok_or_else(|| Mismatch::expected(ty, value))?;
+                if f.is_finite() && (f as f32).is_infinite() {
+                    return Err(Mismatch::new(format!("{f} is out of range for f32")));
+                }
+                self.out.extend_from_slice(&(f as f32).to_le_bytes());
+                Ok(())
+            }
+            WireType::F64 => {
+                let f = value.as_f64().ok_or_else(|| Mismatch::expected(ty, value))?;
+                self.out.extend_from_slice(&f.to_le_bytes());
+                Ok(())
+            }
+            WireType::Char => {
+                let text = value.as_str().ok_or_else(|| Mismatch::expected(ty, value))?;
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(_), None) => {
+                        self.out.extend_from_slice(text.as_bytes());
+                        Ok(())
+                    }
+                    _ => Err(Mismatch::new(format!("expected char (a string of one character), found {text:?}"))),
+                }
+            }
+            WireType::String => {
+                let text = value.as_str().ok_or_else(|| Mismatch::expected(ty, value))?;
+                self.length(text.len());
+                self.out.extend_from_slice(text.as_bytes());
+                Ok(())
+            }
+            WireType::Bytes => self.bytes(value),
+            WireType::Seq(item) => {
+                let items = value.as_array().ok_or_else(|| Mismatch::expected(ty, value))?;
+                self.length(items.len());
+                self.elements(item, items, depth)
+            }
+            WireType::Option(item) => {
+                if value.is_null() {
+                    self.out.push(0);
+                    Ok(())
+                } else {
+                    self.out.push(1);
+                    self.value(item, value, depth + 1)
+                }
+            }
+            WireType::Tuple(items) => self.fixed(ty, items.iter(), value, depth),
+            WireType::Array(item, n) => self.fixed(ty, std::iter::repeat_n(&**item, *n), value, depth),
+            WireType::Map(key, val) => self.map(ty, key, val, value, depth),
+            WireType::Named(index, _) => self.named(&self.types[*index], value, depth),
+        }
+    }
+
+    fn length(&mut self, len: usize) {
+        self.out.extend_from_slice(&(len as u64).to_le_bytes());
+    }
+
+    fn elements(&mut self, ty: &WireType, items: &[Value], depth: usize) -> Encoded {
+        for (i, item) in items.iter().enumerate() {
+            self.value(ty, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    /// Tuples and arrays: a JSON array of exactly the right length, no count.
+    fn fixed<'t>(&mut self, ty: &WireType, types: impl ExactSizeIterator<Item = &'t WireType>, value: &Value, depth: usize) -> Encoded {
+        let items = value.as_array().ok_or_else(|| Mismatch::expected(ty, value))?;
+        if items.len() != types.len() {
+            return Err(Mismatch::new(format!("expected {ty} (an array of {}), found {}", types.len(), kind(value))));
+        }
+        for (i, (item_ty, item)) in types.zip(items).enumerate() {
+            self.value(item_ty, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&mut self, value: &Value) -> Encoded {
+        let items = byte_array(value)?;
+        self.length(items.len());
+        self.byte_items(items)
+    }
+
+    fn byte_items(&mut self, items: &[Value]) -> Encoded {
+        self.out.reserve(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let byte = item.as_u64().and_then(|b| u8::try_from(b).ok());
+            let byte = byte.ok_or_else(|| Mismatch::expected("u8 (0..=255)", item).at(format!("[{i}]")))?;
+            self.out.push(byte);
+        }
+        Ok(())
+    }
+
+    fn int(&mut self, kind: IntKind, value: &Value) -> Encoded {
+        let range = || format!("{kind} ({}..={})", kind.min(), kind.max());
+        let number: i128 = match value {
+            Value::Number(n) => {
+                if let Some(v) = n.as_i64() {
+                    i128::from(v)
+                } else if let Some(v) = n.as_u64() {
+                    i128::from(v)
+                } else {
+                    return Err(Mismatch::new(format!("expected {kind} (an integer), found number {n}")));
+                }
+            }
+            // 128-bit integers may be written as decimal strings.
+            Value::String(text) if matches!(kind, IntKind::I128 | IntKind::U128) => {
+                let bad = || Mismatch::new(format!("expected {}, found {text:?}", range()));
+                if kind == IntKind::U128 {
+                    // Above i128::MAX, so written directly.
+                    let v: u128 = text.parse().map_err(|_| bad())?;
+                    self.out.extend_from_slice(&v.to_le_bytes());
+                    return Ok(());
+                }
+                text.parse().map_err(|_| bad())?
+            }
+            _ => return Err(Mismatch::expected(kind, value)),
+        };
+        if number < kind.min() || (number >= 0 && number as u128 > kind.max()) {
+            return Err(Mismatch::new(format!("{number} is out of range for {}", range())));
+        }
+        let bytes = number.to_le_bytes();
+        self.out.extend_from_slice(&bytes[..kind.size()]);
+        Ok(())
+    }
+
+    fn map(&mut self, ty: &WireType, key: &WireType, val: &WireType, value: &Value, depth: usize) -> Encoded {
+        if *key == WireType::String {
+            let object = value.as_object().ok_or_else(|| Mismatch::expected(format!("{ty} (an object)"), value))?;
+            self.length(object.len());
+            for (k, v) in object {
+                self.length(k.len());
+                self.out.extend_from_slice(k.as_bytes());
+                self.value(val, v, depth + 1).map_err(|e| e.at(format!("[{k:?}]")))?;
+            }
+            return Ok(());
+        }
+        let pairs = value.as_array().ok_or_else(|| Mismatch::expected(format!("{ty} (an array of [key, value] pairs)"), value))?;
+        self.length(pairs.len());
+        for (i, pair) in pairs.iter().enumerate() {
+            let at = |e: Mismatch| e.at(format!("[{i}]"));
+            let [k, v] = pair.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                return Err(at(Mismatch::expected("a [key, value] pair", pair)));
+            };
+            self.value(key, k, depth + 1).map_err(|e| at(e.at("[0]".to_string())))?;
+            self.value(val, v, depth + 1).map_err(|e| at(e.at("[1]".to_string())))?;
+        }
+        Ok(())
+    }
+
+    fn named(&mut self, def: &TypeDef, value: &Value, depth: usize) -> Encoded {
+        match &def.shape {
+            Shape::Struct(fields) => self.fields(&def.name, fields, value, depth),
+            Shape::Enum(variants) => {
+                let (index, variant, payload) = match value {
+                    Value::String(tag) => {
+                        let (index, variant) = find_variant(def, variants, tag)?;
+                        (index, variant, &Value::Null)
+                    }
+                    Value::Object(object) if object.len() == 1 => {
+                        let (tag, payload) = object.iter().next().expect("one entry");
+                        let (index, variant) = find_variant(def, variants, tag)?;
+                        (index, variant, payload)
+                    }
+                    _ => {
+                        return Err(Mismatch::new(format!(
+                            "expected {} (a variant name, or an object with one variant key), found {}",
+                            def.name,
+                            kind(value)
+                        )))
+                    }
+                };
+                self.out.extend_from_slice(&(index as u32).to_le_bytes());
+                let name = format!("{}::{}", def.name, variant.name);
+                self.fields(&name, &variant.fields, payload, depth).map_err(|e| e.at(format!(".{}", variant.name)))
+            }
+        }
+    }
+
+    /// Struct or variant fields: an object, an array, the bare value of a
+    /// newtype, or null.
+    fn fields(&mut self, name: &str, fields: &Fields, value: &Value, depth: usize) -> Encoded {
+        match fields {
+            Fields::Unit => expect_null(name, value),
+            Fields::Unnamed(types) if types.len() == 1 => self.value(&types[0], value, depth + 1),
+            Fields::Unnamed(types) => {
+                let items = value.as_array().ok_or_else(|| Mismatch::expected(format!("{name} (an array of {})", types.len()), value))?;
+                if items.len() != types.len() {
+                    return Err(Mismatch::new(format!("expected {name} (an array of {}), found {}", types.len(), kind(value))));
+                }
+                for (i, (ty, item)) in types.iter().zip(items).enumerate() {
+                    self.value(ty, item, depth + 1).map_err(|e| e.at(format!("[{i}]")))?;
+                }
+                Ok(())
+            }
+            Fields::Named(named) => {
+                let object = value.as_object().ok_or_else(|| Mismatch::expected(format!("{name} (an object)"), value))?;
+                for (field, ty) in named {
+                    let item = object.get(field).ok_or_else(|| Mismatch::new(format!("{name} is missing field `{field}`")))?;
+                    self.value(ty, item, depth + 1).map_err(|e| e.at(format!(".{field}")))?;
+                }
+                if object.len() != named.len() {
+                    let unknown = object.keys().find(|k| !named.iter().any(|(f, _)| f == *k)).expect("an extra key");
+                    return Err(Mismatch::new(format!("{name} has no field `{unknown}`")));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn byte_array(value: &Value) -> std::result::Result<&[Value], Mismatch> {
+    value.as_array().map(Vec::as_slice).ok_or_else(|| Mismatch::expected("Vec<u8> (an array of numbers 0..=255)", value))
+}
+
+fn expect_null(ty: impl std::fmt::Display, value: &Value) -> Encoded {
+    if value.is_null() {
+        Ok(())
+    } else {
+        Err(Mismatch::expected(format!("{ty} (null)"), value))
+    }
+}
+
+fn find_variant<'a>(def: &TypeDef, variants: &'a [Variant], tag: &str) -> std::result::Result<(usize, &'a Variant), Mismatch> {
+    variants.iter().enumerate().find(|(_, v)| v.name == tag).ok_or_else(|| {
+        let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+        Mismatch::new(format!("{} has no variant `{tag}` (it has: {})", def.name, names.join(", ")))
+    })
+}
+
+type Decoded = std::result::Result<(), String>;
+
+struct Decoder<'a> {
+    types: &'a [TypeDef],
+    input: &'a [u8],
+    position: usize,
+    out: String,
+}
+
+impl<'a> Decoder<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self.position.checked_add(n).filter(|end| *end <= self.input.len());
+        let end = end.ok_or_else(|| format!("needs {n} more byte(s) but only {} remain", self.input.len() - self.position))?;
+        let input: &'a [u8] = self.input;
+        let bytes = &input[self.position..end];
+        self.position = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    fn length(&mut self) -> std::result::Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A count of elements that each need at least `min_size` bytes.
+    fn count(&mut self, min_size: usize) -> std::result::Result<u64, String> {
+        let count = self.length()?;
+        let remaining = (self.input.len() - self.position) as u64;
+        let min_size = min_size as u64;
+        if min_size == 0 && count > MAX_ZERO_SIZED_ELEMENTS {
+            return Err(format!("claims {count} empty elements (at most {MAX_ZERO_SIZED_ELEMENTS})"));
+        }
+        if count.saturating_mul(min_size) > remaining {
+            return Err(format!("claims {count} elements but only {remaining} bytes remain"));
+        }
+        Ok(count)
+    }
+
+    fn value(&mut self, ty: &WireType, depth: usize) -> Decoded {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        match ty {
+            WireType::Unit => self.out.push_str("null"),
+            WireType::Bool => match self.take(1)?[0] {
+                0 => self.out.push_str("false"),
+                1 => self.out.push_str("true"),
+                other => return Err(format!("{other} is not a bool")),
+            },
+            WireType::Int(kind) => self.int(*kind)?,
+            WireType::F32 => {
+                let f = f32::from_le_bytes(self.array()?);
+                self.float(f.is_finite(), format_args!("{f:?}"));
+            }
+            WireType::F64 => {
+                let f = f64::from_le_bytes(self.array()?);
+                self.float(f.is_finite(), format_args!("{f:?}"));
+            }
+            WireType::Char => self.char()?,
+            WireType::String => {
+                let len = self.length()?;
+                let len = usize::try_from(len).map_err(|_| format!("string length {len} is too large"))?;
+                let bytes = self.take(len)?;
+                let text = std::str::from_utf8(bytes).map_err(|e| format!("string is not UTF-8: {e}"))?;
+                write_string(&mut self.out, text);
+            }
+            WireType::Bytes => self.raw_bytes_counted()?,
+            WireType::Seq(item) => {
+                let count = self.count(min_size(self.types, item, 0))?;
+                self.out.push('[');
+                for i in 0..count {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.value(item, depth + 1)?;
+                }
+                self.out.push(']');
+            }
+            WireType::Option(item) => match self.take(1)?[0] {
+                0 => self.out.push_str("null"),
+                1 => self.value(item, depth + 1)?,
+                other => return Err(format!("{other} is not an Option tag")),
+            },
+            WireType::Tuple(items) => self.sequence(items.iter(), depth)?,
+            WireType::Array(item, n) => self.sequence(std::iter::repeat_n(&**item, *n), depth)?,
+            WireType::Map(key, value) => {
+                let count = self.count(min_size(self.types, key, 0) + min_size(self.types, value, 0))?;
+                let string_keys = **key == WireType::String;
+                self.out.push(if string_keys { '{' } else { '[' });
+                for i in 0..count {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    if string_keys {
+                        self.value(key, depth + 1)?;
+                        self.out.push(':');
+                        self.value(value, depth + 1)?;
+                    } else {
+                        self.sequence([&**key, &**value].into_iter(), depth)?;
+                    }
+                }
+                self.out.push(if string_keys { '}' } else { ']' });
+            }
+            WireType::Named(index, _) => {
+                let def = &self.types[*index];
+                match &def.shape {
+                    Shape::Struct(fields) => self.fields(fields, depth)?,
+                    Shape::Enum(variants) => {
+                        let index = u32::from_le_bytes(self.array()?);
+                        let variant = variants
+                            .get(index as usize)
+                            .ok_or_else(|| format!("{index} is not a variant index of {} ({} variants)", def.name, variants.len()))?;
+                        if variant.fields == Fields::Unit {
+                            write_string(&mut self.out, &variant.name);
+                        } else {
+                            self.out.push('{');
+                            write_string(&mut self.out, &variant.name);
+                            self.out.push(':');
+                            self.fields(&variant.fields, depth)?;
+                            self.out.push('}');
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sequence<'t>(&mut self, types: impl Iterator<Item = &'t WireType>, depth: usize) -> Decoded {
+        self.out.push('[');
+        for (i, ty) in types.enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.value(ty, depth + 1)?;
+        }
+        self.out.push(']');
+        Ok(())
+    }
+
+    fn fields(&mut self, fields: &Fields, depth: usize) -> Decoded {
+        match fields {
+            Fields::Unit => self.out.push_str("null"),
+            Fields::Unnamed(types) if types.len() == 1 => self.value(&types[0], depth + 1)?,
+            Fields::Unnamed(types) => self.sequence(types.iter(), depth)?,
+            Fields::Named(named) => {
+                self.out.push('{');
+                for (i, (name, ty)) in named.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    write_string(&mut self.out, name);
+                    self.out.push(':');
+                    self.value(ty, depth + 1)?;
+                }
+                self.out.push('}');
+            }
+        }
+        Ok(())
+    }
+
+    fn int(&mut self, kind: IntKind) -> Decoded {
+        let bytes = self.take(kind.size())?;
+        let mut wide = [0u8; 16];
+        wide[..bytes.len()].copy_from_slice(bytes);
+        if kind.signed() && bytes[bytes.len() - 1] & 0x80 != 0 {
+            wide[bytes.len()..].fill(0xff);
+        }
+        if kind.signed() {
+            let v = i128::from_le_bytes(wide);
+            match i64::try_from(v) {
+                Ok(small) => write!(self.out, "{small}"),
+                Err(_) => write!(self.out, "\"{v}\""),
+            }
+        } else {
+            let v = u128::from_le_bytes(wide);
+            match u64::try_from(v) {
+                Ok(small) => write!(self.out, "{small}"),
+                Err(_) => write!(self.out, "\"{v}\""),
+            }
+        }
+        .expect("writing to a String cannot fail");
+        Ok(())
+    }
+
+    fn float(&mut self, finite: bool, text: std::fmt::Arguments<'_>) {
+        if finite {
+            self.out.write_fmt(text).expect("writing to a String cannot fail");
+        } else {
+            self.out.push_str("null");
+        }
+    }
+
+    fn char(&mut self) -> Decoded {
+        let first = *self.input.get(self.position).ok_or("needs a char but no bytes remain")?;
+        let width = match first {
+            0x00..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return Err(format!("{first:#04x} does not start a UTF-8 char")),
+        };
+        let bytes = self.take(width)?;
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("char is not UTF-8: {e}"))?;
+        write_string(&mut self.out, text);
+        Ok(())
+    }
+
+    /// `Vec<u8>` with its length prefix, as an array of numbers.
+    fn raw_bytes_counted(&mut self) -> Decoded {
+        let len = self.length()?;
+        let len = usize::try_from(len).map_err(|_| format!("byte length {len} is too large"))?;
+        let bytes = self.take(len)?;
+        write_byte_array(&mut self.out, bytes);
+        Ok(())
+    }
+
+    /// The whole output of a raw method, as an array of numbers.
+    fn raw_bytes(&mut self) -> Decoded {
+        write_byte_array(&mut self.out, self.input);
+        self.position = self.input.len();
+        Ok(())
+    }
+}
+
+fn write_byte_array(out: &mut String, bytes: &[u8]) {
+    out.reserve(bytes.len() * 4 + 2);
+    out.push('[');
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write!(out, "{b}").expect("writing to a String cannot fail");
+    }
+    out.push(']');
+}
+
+/// Writes `text` as a JSON string literal.
+fn write_string(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
+/// The fewest bytes a value of `ty` can take (0 for zero-sized types); a
+/// recursion guard stops at types that contain themselves.
+fn min_size(types: &[TypeDef], ty: &WireType, depth: usize) -> usize {
+    if depth > MAX_DEPTH {
+        return 0;
+    }
+    let fields_size = |fields: &Fields| match fields {
+        Fields::Unit => 0,
+        Fields::Unnamed(items) => items.iter().map(|t| min_size(types, t, depth + 1)).sum(),
+        Fields::Named(items) => items.iter().map(|(_, t)| min_size(types, t, depth + 1)).sum(),
+    };
+    match ty {
+        WireType::Unit => 0,
+        WireType::Bool | WireType::Char | WireType::Option(_) => 1,
+        WireType::Int(kind) => kind.size(),
+        WireType::F32 => 4,
+        WireType::F64 | WireType::String | WireType::Bytes | WireType::Seq(_) | WireType::Map(..) => 8,
+        WireType::Tuple(items) => items.iter().map(|t| min_size(types, t, depth + 1)).sum(),
+        WireType::Array(item, n) => min_size(types, item, depth + 1).saturating_mul(*n),
+        WireType::Named(index, _) => match &types[*index].shape {
+            Shape::Struct(fields) => fields_size(fields),
+            Shape::Enum(variants) => 4 + variants.iter().map(|v| fields_size(&v.fields)).min().unwrap_or(0),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_strings_like_json() {
+        let mut out = String::new();
+        write_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), "a\"b\\c\nd\u{1}é");
+    }
+}
