@@ -24,7 +24,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -60,10 +60,12 @@ fixtures: rust-fixtures crafted-fixtures signed-fixtures
 rust-fixtures:
 	cd tests/fixtures/rust && $(CARGO) build --target-dir $(abspath $(TARGET))/fixtures
 	cd tests/fixtures/rust && $(CARGO) build --release --target-dir $(abspath $(TARGET))/fixtures
-	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/release
+	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/types $(FIXTURES)/release
 	cp $(TARGET)/fixtures/debug/libcalc_plugin.so $(FIXTURES)/plugins/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
-	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so $(FIXTURES)/release/
+	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
+	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
+		$(TARGET)/fixtures/release/libtypes_plugin.so $(FIXTURES)/release/
 
 crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted
@@ -93,7 +95,7 @@ test: tools check-header header-compile lib fixtures rust-test c-test exports-te
 	@echo "make test: all suites passed"
 
 rust-test: fixtures
-	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test
+	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
 C_TESTS := test_capi
 
@@ -121,6 +123,18 @@ exports-test: lib
 	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$3}' | grep -v '^fidius_host_' || true); \
 	if [ -n "$$bad" ]; then echo "unexpected exports:"; echo "$$bad"; exit 1; fi; \
 	echo "exports: $$(nm -D --defined-only $(SHARED) | grep -c ' T fidius_host_') functions, all prefixed fidius_host_"
+
+# ---- interface files ------------------------------------------------------
+
+# The interface files of the fixture interfaces, generated from their Rust
+# source (tools/interface-gen checks the committed ones are current).
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho
+
+interfaces:
+	$(CARGO) build -p fidius-interface-gen
+	@for pair in $(INTERFACES); do file=$${pair%%:*}; trait=$${pair##*:}; \
+		$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/calc-interface --trait $$trait \
+			-o examples-c/interfaces/$$file.toml || exit 1; done
 
 # ---- examples, demo, benchmark ---------------------------------------------
 

@@ -96,7 +96,7 @@ static double load_round(const char *path, const char *key_file, int signed_load
             fidius_host_builder_add_trusted_key_file(b, key_file, NT, NULL);
         }
         if (fidius_host_builder_build(b, &host, NULL) ||
-            fidius_host_load_path(host, path, NT, "BasicCalculator", NT, &p, NULL)) {
+            fidius_host_load_path(host, path, NT, "BasicCalculator", NT, NULL, &p, NULL)) {
             fprintf(stderr, "load of %s failed\n", path);
             exit(1);
         }
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
 
     b = fidius_host_builder_new();
     fidius_host_builder_build(b, &host, NULL);
-    if (fidius_host_load_path(host, unsigned_path, NT, "BasicCalculator", NT, &p, NULL)) return 1;
+    if (fidius_host_load_path(host, unsigned_path, NT, "BasicCalculator", NT, NULL, &p, NULL)) return 1;
     plugin = p;
 
     memcpy(add_in, &x, 8);

@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
         printf("  skipped: %s\n", fidius_host_discovery_skipped_message(found, i));
     fidius_host_discovery_free(found);
 
-    if (fidius_host_load(host, "BasicCalculator", NT, &calc, &err)) return fail("load", err);
+    if (fidius_host_load(host, "BasicCalculator", NT, NULL, &calc, &err)) return fail("load", err);
 
     /* add(3, 7): the arguments are the bincode tuple (i64, i64). */
     memcpy(args, &a, 8);

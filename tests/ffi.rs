@@ -32,7 +32,7 @@ fn host_with(dir: &str) -> *mut fidius_host_t {
 fn load_call_and_free_through_the_c_functions() {
     let host = host_with("plugins");
     let mut plugin = null_mut();
-    assert_eq!(fidius_host_load(host, c"BasicCalculator".as_ptr(), NT, &mut plugin, null_mut()), Status::Ok);
+    assert_eq!(fidius_host_load(host, c"BasicCalculator".as_ptr(), NT, null(), &mut plugin, null_mut()), Status::Ok);
     fidius_host_free(host);
     let input = encode(&(2i64, 40i64));
     let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
@@ -50,14 +50,14 @@ fn errors_are_objects_with_status_message_and_plugin_fields() {
     let host = host_with("plugins");
     let mut plugin = null_mut();
     let mut err = null_mut();
-    assert_eq!(fidius_host_load(host, c"Nope".as_ptr(), NT, &mut plugin, &mut err), Status::PluginNotFound);
+    assert_eq!(fidius_host_load(host, c"Nope".as_ptr(), NT, null(), &mut plugin, &mut err), Status::PluginNotFound);
     assert!(plugin.is_null());
     assert_eq!(fidius_host_error_status(err), Status::PluginNotFound);
     assert!(text(fidius_host_error_message(err)).contains("no plugin named 'Nope'"));
     assert!(fidius_host_error_plugin_code(err).is_null());
     fidius_host_error_free(err);
 
-    assert_eq!(fidius_host_load(host, c"BasicCalculator".as_ptr(), NT, &mut plugin, &mut err), Status::Ok);
+    assert_eq!(fidius_host_load(host, c"BasicCalculator".as_ptr(), NT, null(), &mut plugin, &mut err), Status::Ok);
     assert!(err.is_null());
     let input = encode(&(5i64, 0i64));
     let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };

@@ -1,8 +1,8 @@
-//! `fidius_host_bytes_t`: output bytes owned by the caller.
+//! `fidius_host_bytes_t` and library strings: outputs owned by the caller.
 
 use super::entry_value;
 use crate::bytes::{OutputBytes, RawOutput};
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void, CString};
 
 /// Bytes the library hands out.
 ///
@@ -41,5 +41,18 @@ pub extern "C" fn fidius_host_bytes_free(bytes: *mut fidius_host_bytes_t) {
         *bytes = fidius_host_bytes_t::EMPTY;
         // SAFETY: the fields came from `from_output` and are taken back once.
         drop(unsafe { OutputBytes::from_raw(raw) });
+    })
+}
+
+/// Frees a string the library handed out (JSON results, interface-file
+/// text). NULL is a no-op. Never pass a string borrowed from a handle, and
+/// never free these strings with `free()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_string_free(string: *mut c_char) {
+    entry_value((), || {
+        if !string.is_null() {
+            // SAFETY: made by `CString::into_raw` in this library and freed once.
+            drop(unsafe { CString::from_raw(string) });
+        }
     })
 }

@@ -3,10 +3,11 @@
 use super::fidius_host_status_t;
 use super::discovery::fidius_host_discovery_t;
 use super::error::fidius_host_error_t;
+use super::load_options::fidius_host_load_options_t;
 use super::plugin::fidius_host_plugin_t;
 use super::{arg_handle, arg_opt_str, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 
-use crate::host::Host;
+use crate::host::{Host, LoadOptions};
 use std::ffi::c_char;
 
 /// A plugin host. Made by `fidius_host_builder_build`, owned by the caller,
@@ -59,16 +60,20 @@ pub extern "C" fn fidius_host_discover(
 /// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) from the first library
 /// in the search paths that has it. Files that fail to load are skipped;
 /// when the name is found nowhere, the error message lists them and why.
+/// `options` may be NULL for defaults; with an interface set, the plugin
+/// must match it and JSON calls become available.
 /// On success `*plugin_out` is a new plugin handle owned by the caller
 /// (free with `fidius_host_plugin_free`); on failure it is NULL.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
-/// INTERFACE_HASH_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+/// INTERFACE_HASH_MISMATCH, INTERFACE_VERSION_MISMATCH,
+/// METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_load(
     host: *const fidius_host_t,
     name: *const c_char,
     name_len: usize,
+    options: *const fidius_host_load_options_t,
     plugin_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
@@ -77,14 +82,16 @@ pub extern "C" fn fidius_host_load(
         *plugin_out = std::ptr::null_mut();
         let host = &arg_handle(host, "host")?.host;
         let name = arg_str(name, name_len, "name")?;
-        *plugin_out = super::plugin::new(host.load(name)?);
+        let options = arg_options(options)?;
+        *plugin_out = super::plugin::new(host.load_with(name, options)?);
         Ok(())
     })
 }
 
 /// Loads a plugin from the library file `path` (which need not be in a
 /// search path). `name` selects the plugin; pass NULL to load the only
-/// plugin of a single-plugin library. Strings as in `fidius_host_load`.
+/// plugin of a single-plugin library. Strings and `options` as in
+/// `fidius_host_load`.
 /// On success `*plugin_out` is a new plugin handle owned by the caller;
 /// on failure it is NULL. A library is mapped once per host and shared by
 /// all its plugin handles; it is unmapped when the last one is freed.
@@ -97,6 +104,7 @@ pub extern "C" fn fidius_host_load(
 /// INVALID_DESCRIPTOR_SIZE, INVALID_PLUGIN_POINTER, INVALID_PLUGIN_STRING,
 /// INVALID_PLUGIN_COUNT, UNKNOWN_BUFFER_STRATEGY, DUPLICATE_PLUGIN,
 /// PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
+/// INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH,
 /// BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_load_path(
@@ -105,6 +113,7 @@ pub extern "C" fn fidius_host_load_path(
     path_len: usize,
     name: *const c_char,
     name_len: usize,
+    options: *const fidius_host_load_options_t,
     plugin_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
@@ -114,9 +123,19 @@ pub extern "C" fn fidius_host_load_path(
         let host = &arg_handle(host, "host")?.host;
         let path = arg_path(path, path_len, "path")?;
         let name = arg_opt_str(name, name_len, "name")?;
-        *plugin_out = super::plugin::new(host.load_path(&path, name)?);
+        let options = arg_options(options)?;
+        *plugin_out = super::plugin::new(host.load_path_with(&path, name, options)?);
         Ok(())
     })
+}
+
+/// Load options, or the defaults for NULL.
+fn arg_options<'a>(options: *const fidius_host_load_options_t) -> crate::Result<&'a LoadOptions> {
+    static DEFAULTS: std::sync::OnceLock<LoadOptions> = std::sync::OnceLock::new();
+    if options.is_null() {
+        return Ok(DEFAULTS.get_or_init(LoadOptions::default));
+    }
+    Ok(&arg_handle(options, "options")?.options)
 }
 
 /// Frees a host. NULL is a no-op. Plugin handles and discovery results made

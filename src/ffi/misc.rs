@@ -42,14 +42,17 @@ pub extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
 
 /// Computes the fidius interface hash of the signature strings of an
 /// interface's **required** methods, exactly as `#[plugin_interface]` does
-/// (sorted, joined with `\n`, FNV-1a 64). Signatures use the macro's
-/// spelling: `add:i64,i64->i64`, `reverse:Vec < u8 >->Vec < u8 >!raw`.
-/// `signatures` is an array of `count` strings, borrowed for the call; it
-/// may be NULL when `count` is 0. The hash goes to `*hash_out`.
+/// (canonical spelling, sorted, joined with `\n`, FNV-1a 64). Signatures
+/// may use any spacing (`reverse:Vec<u8>->Vec<u8>!raw` is read as the
+/// macro's `reverse:Vec < u8 >->Vec < u8 >!raw`). `signatures` is an array
+/// of `count` strings, borrowed for the call; it may be NULL when `count`
+/// is 0. The hash goes to `*hash_out`. To hash a whole interface with
+/// optional methods and flags, build a `fidius_host_interface_t`.
 ///
-/// Errors: NULL_ARGUMENT, INVALID_UTF8.
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (a malformed
+/// signature; the message names it).
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_hash(
+pub extern "C" fn fidius_host_signatures_hash(
     signatures: *const fidius_host_str_t,
     count: usize,
     hash_out: *mut u64,
@@ -63,12 +66,12 @@ pub extern "C" fn fidius_host_interface_hash(
         }
         let items: &[fidius_host_str_t] =
             if count == 0 { &[] } else { unsafe { std::slice::from_raw_parts(signatures, count) } };
-        let texts = items
+        let canonical = items
             .iter()
             .enumerate()
-            .map(|(i, s)| arg_str(s.data, s.len, &format!("signatures[{i}]")))
-            .collect::<crate::Result<Vec<&str>>>()?;
-        *hash_out = crate::hash::interface_hash(&texts);
+            .map(|(i, s)| crate::interface::canonical_signature(arg_str(s.data, s.len, &format!("signatures[{i}]"))?))
+            .collect::<crate::Result<Vec<String>>>()?;
+        *hash_out = crate::hash::interface_hash(&canonical);
         Ok(())
     })
 }

@@ -14,6 +14,8 @@ pub mod discovery;
 pub mod error;
 pub mod host;
 pub mod info;
+pub mod interface;
+pub mod load_options;
 pub mod misc;
 pub mod plugin;
 

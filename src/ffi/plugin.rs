@@ -4,7 +4,8 @@ use super::fidius_host_status_t;
 use super::bytes::fidius_host_bytes_t;
 use super::error::fidius_host_error_t;
 use super::info::{fidius_host_plugin_info_t, InfoData};
-use super::{arg_bytes, arg_handle, arg_out, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
+use super::interface::fidius_host_interface_t;
+use super::{arg_bytes, arg_handle, arg_out, arg_str, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::error::{Error, Status};
 use crate::plugin::{MetaEntry, Plugin};
 use std::ffi::{c_char, CString};
@@ -84,6 +85,113 @@ pub extern "C" fn fidius_host_plugin_call(
         let plugin = &arg_handle(plugin, "plugin")?.plugin;
         let input = arg_bytes(input, input_len, "input")?;
         *output = fidius_host_bytes_t::from_output(plugin.call_raw(method, input)?);
+        Ok(())
+    })
+}
+
+/// Calls the method called `method` (UTF-8 of `method_len` bytes, or
+/// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) with JSON arguments:
+/// `args_json` (`args_len` bytes or NUL-terminated) is a JSON array with
+/// one element per argument, e.g. `[3, 7]` or `[{"x": 1.5, "y": 2}]`. The
+/// plugin must have been loaded with an interface, whose types guide the
+/// encoding (see the README for each type's JSON form). Inputs are borrowed
+/// for the call.
+///
+/// On success `*json_out` is the result as NUL-terminated JSON text owned
+/// by the caller (free with `fidius_host_string_free`; `null` for methods
+/// returning nothing), and `*json_len_out`, when not NULL, its length. On
+/// failure `*json_out` is NULL and nothing was sent to the plugin unless
+/// the failure came from the plugin itself (PLUGIN_*, OUTPUT_TOO_LARGE).
+/// An `Err(PluginError)` result is a PLUGIN_ERROR whose error carries the
+/// plugin's code, message and details.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
+/// UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
+/// INVALID_JSON, ARGUMENT_MISMATCH (count, type or range; names the
+/// argument position and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
+/// PLUGIN_PANIC, PLUGIN_SERIALIZATION, OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL
+/// (the result does not decode as the declared type).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_call_json(
+    plugin: *const fidius_host_plugin_t,
+    method: *const c_char,
+    method_len: usize,
+    args_json: *const c_char,
+    args_len: usize,
+    json_out: *mut *mut c_char,
+    json_len_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    call_json(plugin, json_out, json_len_out, err, |p| {
+        let method = arg_str(method, method_len, "method")?;
+        p.call_json(method, arg_str(args_json, args_len, "args_json")?)
+    })
+}
+
+/// Like `fidius_host_plugin_call_json`, by method index (declaration order).
+///
+/// Errors: as `fidius_host_plugin_call_json`, with METHOD_OUT_OF_RANGE
+/// instead of UNKNOWN_METHOD.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_call_json_index(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    args_json: *const c_char,
+    args_len: usize,
+    json_out: *mut *mut c_char,
+    json_len_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    call_json(plugin, json_out, json_len_out, err, |p| p.call_json_index(method, arg_str(args_json, args_len, "args_json")?))
+}
+
+/// The shared body of the JSON calls: out-params cleared first, the result
+/// handed out as a C string.
+fn call_json(
+    plugin: *const fidius_host_plugin_t,
+    json_out: *mut *mut c_char,
+    json_len_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+    call: impl FnOnce(&Plugin) -> crate::Result<String>,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let json_out = arg_out(json_out, "json_out")?;
+        *json_out = std::ptr::null_mut();
+        // SAFETY: the caller passes a writable size_t or NULL.
+        let mut json_len_out = unsafe { json_len_out.as_mut() };
+        if let Some(len) = json_len_out.as_deref_mut() {
+            *len = 0;
+        }
+        let json = call(&arg_handle(plugin, "plugin")?.plugin)?;
+        // JSON text escapes control characters, so it holds no NUL byte.
+        let json = CString::new(json).unwrap_or_else(|e| c_string(&String::from_utf8_lossy(&e.into_vec())));
+        if let Some(len) = json_len_out {
+            *len = json.as_bytes().len();
+        }
+        *json_out = json.into_raw();
+        Ok(())
+    })
+}
+
+/// The interface the plugin was loaded with. On success `*interface_out`
+/// is a new handle on it, owned by the caller (free with
+/// `fidius_host_interface_free`).
+///
+/// Errors: NULL_ARGUMENT, MISUSE, NO_INTERFACE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_interface(
+    plugin: *const fidius_host_plugin_t,
+    interface_out: *mut *mut fidius_host_interface_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let interface_out = arg_out(interface_out, "interface_out")?;
+        *interface_out = std::ptr::null_mut();
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        let interface = plugin.interface().ok_or_else(|| {
+            Error::new(Status::NoInterface, format!("plugin '{}' was loaded without an interface", plugin.info().name))
+        })?;
+        *interface_out = super::interface::new(interface.clone());
         Ok(())
     })
 }

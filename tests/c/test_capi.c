@@ -75,14 +75,14 @@ static void test_versions_and_names(void) {
     CHECK(strcmp(fidius_host_status_name(123456), "UNKNOWN") == 0);
     sigs[0].data = "add:i64,i64->i64";
     sigs[0].len = strlen(sigs[0].data);
-    CHECK(fidius_host_interface_hash(sigs, 1, &hash, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_signatures_hash(sigs, 1, &hash, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(hash == 0xbe30b9d096b2c49eULL);
-    CHECK(fidius_host_interface_hash(NULL, 0, &hash, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_signatures_hash(NULL, 0, &hash, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(hash == 0xcbf29ce484222325ULL);
-    CHECK(fidius_host_interface_hash(NULL, 1, &hash, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_signatures_hash(NULL, 1, &hash, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     sigs[0].data = "\xff\xfe";
     sigs[0].len = 2;
-    CHECK(fidius_host_interface_hash(sigs, 1, &hash, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_signatures_hash(sigs, 1, &hash, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
 }
 
 static void test_discovery(void) {
@@ -140,7 +140,7 @@ static void test_calls(void) {
     const char *key, *value;
     size_t count = 99;
 
-    CHECK(fidius_host_load(host, "BasicCalculator", NT, &p, &err) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, &p, &err) == FIDIUS_HOST_STATUS_OK);
     CHECK(err == NULL);
     fidius_host_free(host); /* plugin handles outlive the host */
     CHECK(call_add(p, 3, 7, &st) == 10 && st == FIDIUS_HOST_STATUS_OK);
@@ -213,7 +213,7 @@ static void test_calls(void) {
     CHECK(get_i64(out.data) == 42);
     fidius_host_bytes_free(&out);
     host = make_host("plugins", 0);
-    CHECK(fidius_host_load_path(host, path_of("plugins/libcalc_plugin.so"), NT, "PartialCalculator", NT, &partial,
+    CHECK(fidius_host_load_path(host, path_of("plugins/libcalc_plugin.so"), NT, "PartialCalculator", NT, NULL, &partial,
                                 NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(!fidius_host_plugin_has_capability(partial, 0));
     CHECK(fidius_host_plugin_call(partial, 7, in, 16, &out, NULL) == FIDIUS_HOST_STATUS_NOT_IMPLEMENTED);
@@ -233,7 +233,7 @@ static void test_arena(void) {
     CHECK(fidius_host_builder_set_buffer_strategy(b, FIDIUS_HOST_BUFFER_STRATEGY_ARENA, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_max_output_size(b, 5000, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_load(host, "ArenaEcho", NT, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, "ArenaEcho", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     /* repeat("a", 3000): grows past the 4 KiB first arena? no: 3008 bytes fits; 4500 needs a retry */
     memset(in, 0, sizeof in);
     in[0] = 1;
@@ -261,7 +261,7 @@ static void test_arena(void) {
 static void expect_load_failure(fidius_host_t *host, const char *file, fidius_host_status_t expected) {
     fidius_host_plugin_t *p = (fidius_host_plugin_t *)&p; /* must be reset to NULL */
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_load_path(host, path_of(file), NT, NULL, 0, &p, &err);
+    fidius_host_status_t st = fidius_host_load_path(host, path_of(file), NT, NULL, 0, NULL, &p, &err);
     CHECK(st == expected);
     CHECK(p == NULL);
     CHECK(err != NULL && fidius_host_error_status(err) == expected);
@@ -295,11 +295,11 @@ static void test_validation(void) {
     /* signatures: unsigned, wrong key */
     expect_load_failure(signed_host, "plugins/libcalc_plugin.so", FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED);
     expect_load_failure(signed_host, "signed/libmarker.so", FIDIUS_HOST_STATUS_SIGNATURE_INVALID);
-    CHECK(fidius_host_load(signed_host, "BasicCalculator", NT, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(signed_host, "BasicCalculator", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(call_add(p, 1, 2, &st) == 3 && st == FIDIUS_HOST_STATUS_OK);
     fidius_host_plugin_free(p);
     /* unknown name */
-    CHECK(fidius_host_load(signed_host, "Nobody", NT, &p, &err) == FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND);
+    CHECK(fidius_host_load(signed_host, "Nobody", NT, NULL, &p, &err) == FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND);
     CHECK(strstr(fidius_host_error_message(err), "'Nobody'") != NULL);
     CHECK(strstr(fidius_host_error_message(err), "libmarker.so") != NULL);
     fidius_host_error_free(err);
@@ -355,12 +355,12 @@ static void test_bad_arguments(void) {
     host = make_host("plugins", 0);
     CHECK(fidius_host_discover(NULL, &d, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT && d == NULL);
     CHECK(fidius_host_discover(host, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_load(host, NULL, NT, &p, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_load(host, "Basic\xc3", 6, &p, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
-    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_load_path(host, "\xff.so", NT, NULL, 0, &p, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
-    CHECK(fidius_host_load(host, "BasicCalculator", 5, &p, NULL) == FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND);
-    CHECK(fidius_host_load(host, "BasicCalculator", NT, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, NULL, NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load(host, "Basic\xc3", 6, NULL, &p, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_path(host, "\xff.so", NT, NULL, 0, NULL, &p, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_load(host, "BasicCalculator", 5, NULL, &p, NULL) == FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND);
+    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_plugin_call(NULL, 0, NULL, 0, &out, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_plugin_call(p, 0, NULL, 0, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_plugin_call(p, 0, NULL, 16, &out, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
@@ -412,7 +412,7 @@ static void test_threads(void) {
     pthread_t threads[4];
     struct worker workers[4];
     int i;
-    CHECK(fidius_host_load(host, "BasicCalculator", NT, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     for (i = 0; i < 4; i++) {
         workers[i].plugin = p;
         workers[i].base = i * 1000000;

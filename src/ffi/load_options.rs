@@ -1,0 +1,62 @@
+//! `fidius_host_load_options_t`: options of one load.
+
+use super::error::fidius_host_error_t;
+use super::fidius_host_status_t;
+use super::interface::fidius_host_interface_t;
+use super::{arg_handle, arg_handle_mut, entry, entry_value, new_handle, take_handle, Handle};
+use crate::host::LoadOptions;
+
+/// Options of a load (`fidius_host_load`, `fidius_host_load_path`). Made by
+/// `fidius_host_load_options_new`, owned by the caller, freed with
+/// `fidius_host_load_options_free`; loading only reads it, so one options
+/// object may serve many loads. Movable: use from one thread at a time.
+pub struct fidius_host_load_options_t {
+    _private: [u8; 0],
+}
+
+pub(crate) struct LoadOptionsData {
+    pub(crate) options: LoadOptions,
+}
+
+impl Handle for fidius_host_load_options_t {
+    type Inner = LoadOptionsData;
+    const MAGIC: u64 = 0x4644_4c4f_4144_4f31;
+    const NAME: &'static str = "fidius_host_load_options_t";
+}
+
+/// New load options with defaults (no interface). Owned by the caller.
+/// Returns NULL only if the library failed internally.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_new() -> *mut fidius_host_load_options_t {
+    entry_value(std::ptr::null_mut(), || {
+        new_handle::<fidius_host_load_options_t>(LoadOptionsData { options: LoadOptions::default() })
+    })
+}
+
+/// Sets the interface the plugin must match: its hash, version and method
+/// count are checked at load (INTERFACE_HASH_MISMATCH,
+/// INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH), and it enables JSON
+/// calls and method lookup by name. The options keep their own reference to
+/// `interface`; NULL removes a previously set interface.
+///
+/// Errors: NULL_ARGUMENT (options), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_interface(
+    options: *mut fidius_host_load_options_t,
+    interface: *const fidius_host_interface_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let options = &mut arg_handle_mut(options, "options")?.options;
+        options.interface =
+            if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) };
+        Ok(())
+    })
+}
+
+/// Frees load options. NULL is a no-op. Plugins loaded with them are not
+/// affected.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_free(options: *mut fidius_host_load_options_t) {
+    entry_value((), || drop(take_handle(options)))
+}
