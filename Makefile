@@ -64,6 +64,8 @@ rust-fixtures:
 	cp $(TARGET)/fixtures/debug/libcalc_plugin.so $(FIXTURES)/plugins/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
+	@mkdir -p $(FIXTURES)/interfaces
+	cp examples-c/interfaces/*.toml $(FIXTURES)/interfaces/
 	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
 		$(TARGET)/fixtures/release/libtypes_plugin.so $(FIXTURES)/release/
 
@@ -97,7 +99,7 @@ test: tools check-header header-compile lib fixtures rust-test c-test exports-te
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi
+C_TESTS := test_capi test_json
 
 $(BUILD_C)/%-shared: tests/c/%.c include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)

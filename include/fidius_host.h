@@ -7,7 +7,11 @@
  *   fidius_host_builder_new -> fidius_host_builder_* setters ->
  *   fidius_host_builder_build -> fidius_host_t. Then fidius_host_discover
  *   lists plugins, fidius_host_load / fidius_host_load_path give a
- *   fidius_host_plugin_t, and fidius_host_plugin_call calls a method.
+ *   fidius_host_plugin_t, and fidius_host_plugin_call calls a method with
+ *   raw bytes. An interface (fidius_host_interface_builder_* or an
+ *   interface file, fidius_host_interface_from_file), set on
+ *   fidius_host_load_options_t, is checked at load and enables
+ *   fidius_host_plugin_call_json: JSON arguments in, JSON result out.
  *
  * ERRORS
  *   Every fallible function returns fidius_host_status_t (0 = OK) and takes
@@ -25,12 +29,16 @@
  *   Text inputs are (pointer, length) pairs of UTF-8, borrowed for the call;
  *   pass FIDIUS_HOST_NUL_TERMINATED as the length for a NUL-terminated
  *   string. Text outputs are NUL-terminated UTF-8, borrowed from the handle
- *   they came from (see each function). Byte outputs are fidius_host_bytes_t,
- *   owned by the caller and released with fidius_host_bytes_free.
+ *   they came from (see each function), except JSON results and interface
+ *   text, which the caller owns and frees with fidius_host_string_free.
+ *   Byte outputs are fidius_host_bytes_t, owned by the caller and released
+ *   with fidius_host_bytes_free.
  *
  * OWNERSHIP
  *   Every handle has exactly one free function, which accepts NULL.
- *   fidius_host_builder_build consumes its builder even when it fails.
+ *   fidius_host_builder_build consumes its builder even when it fails;
+ *   fidius_host_interface_builder_build does not. Plugins keep their own
+ *   reference to the interface they were loaded with.
  *   Children keep what they need alive: plugin handles, outputs and
  *   discovery results stay valid after the host is freed; a library stays
  *   mapped until its last plugin handle and output are released. A handle of
@@ -38,10 +46,12 @@
  *   using a freed handle is undefined behaviour.
  *
  * THREADS
- *   fidius_host_t, fidius_host_plugin_t, fidius_host_discovery_t and
- *   fidius_host_plugin_info_t are shareable (any thread, concurrently;
- *   their functions take const pointers). fidius_host_builder_t and
- *   fidius_host_error_t are movable (one thread at a time). cdylib plugin
+ *   fidius_host_t, fidius_host_plugin_t, fidius_host_discovery_t,
+ *   fidius_host_plugin_info_t and fidius_host_interface_t are shareable
+ *   (any thread, concurrently; their functions take const pointers).
+ *   fidius_host_builder_t, fidius_host_interface_builder_t,
+ *   fidius_host_load_options_t and fidius_host_error_t are movable (one
+ *   thread at a time). cdylib plugin
  *   calls run concurrently on the plugin's one instance; Arena plugins use
  *   one arena per calling thread. Process-wide state: none besides the
  *   libraries the dynamic loader maps.
@@ -92,7 +102,7 @@
  *
  * Values are grouped by area and never reused: 1–99 arguments and the host
  * itself, 100–199 finding and validating a library, 200–299 signatures,
- * 300–399 calls.
+ * 300–399 calls, 400–499 interfaces.
  */
 enum fidius_host_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -212,6 +222,14 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_AMBIGUOUS_PLUGIN = 119,
   /**
+   * The plugin's interface version differs from the expected interface's.
+   */
+  FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH = 120,
+  /**
+   * The plugin's method count differs from the expected interface's.
+   */
+  FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH = 121,
+  /**
    * Signatures are required and the `.sig` file is missing.
    */
   FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED = 200,
@@ -255,6 +273,27 @@ enum fidius_host_status
    * The plugin broke the call protocol (bad status, buffer or payload).
    */
   FIDIUS_HOST_STATUS_PLUGIN_PROTOCOL = 307,
+  /**
+   * The JSON text of a call is not valid JSON.
+   */
+  FIDIUS_HOST_STATUS_INVALID_JSON = 308,
+  /**
+   * JSON arguments do not fit the method: count, type or range.
+   */
+  FIDIUS_HOST_STATUS_ARGUMENT_MISMATCH = 309,
+  /**
+   * The interface has no method of that name.
+   */
+  FIDIUS_HOST_STATUS_UNKNOWN_METHOD = 310,
+  /**
+   * The call needs an interface, and the plugin was loaded without one.
+   */
+  FIDIUS_HOST_STATUS_NO_INTERFACE = 311,
+  /**
+   * An interface (signature, type declaration or file) is malformed, or
+   * uses a type that is neither builtin nor declared.
+   */
+  FIDIUS_HOST_STATUS_INVALID_INTERFACE = 400,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -347,6 +386,36 @@ typedef uint32_t fidius_host_runtime;
 #endif // __cplusplus
 
 /**
+ * Method flags for `fidius_host_interface_builder_add_method`; combine
+ * with `|`.
+ */
+enum fidius_host_method_flag
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `#[optional]`: not part of the hash; a plugin may lack it.
+   */
+  FIDIUS_HOST_METHOD_FLAG_OPTIONAL = 1,
+  /**
+   * `#[wire(raw)]`: bytes travel unencoded.
+   */
+  FIDIUS_HOST_METHOD_FLAG_RAW = 2,
+  /**
+   * Returns `Stream<T>` (the signature's return type is `T`).
+   */
+  FIDIUS_HOST_METHOD_FLAG_STREAMING = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_method_flag fidius_host_method_flag;
+#else
+typedef uint32_t fidius_host_method_flag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
  * `fidius_host_builder_free`. Movable: use from one thread at a time.
@@ -369,6 +438,31 @@ typedef struct fidius_host_discovery_t fidius_host_discovery_t;
  * `fidius_host_error_free`. Movable: use from one thread at a time.
  */
 typedef struct fidius_host_error_t fidius_host_error_t;
+
+/**
+ * Collects an interface's name, version, methods and types. Made by
+ * `fidius_host_interface_builder_new`, owned by the caller, freed with
+ * `fidius_host_interface_builder_free` (building does not consume it).
+ * Movable: use from one thread at a time.
+ */
+typedef struct fidius_host_interface_builder_t fidius_host_interface_builder_t;
+
+/**
+ * A validated, immutable interface. Made by
+ * `fidius_host_interface_builder_build` or read from an interface file;
+ * owned by the caller and freed with `fidius_host_interface_free`. Plugins
+ * loaded with it keep their own reference, so it may be freed right after
+ * loading. Shareable: any thread, concurrently.
+ */
+typedef struct fidius_host_interface_t fidius_host_interface_t;
+
+/**
+ * Options of a load (`fidius_host_load`, `fidius_host_load_path`). Made by
+ * `fidius_host_load_options_new`, owned by the caller, freed with
+ * `fidius_host_load_options_free`; loading only reads it, so one options
+ * object may serve many loads. Movable: use from one thread at a time.
+ */
+typedef struct fidius_host_load_options_t fidius_host_load_options_t;
 
 /**
  * Facts about one plugin, as discovery reports them and as a loaded plugin
@@ -588,6 +682,13 @@ FIDIUS_HOST_API void fidius_host_builder_free(fidius_host_builder_t *builder);
 FIDIUS_HOST_API void fidius_host_bytes_free(fidius_host_bytes_t *bytes);
 
 /**
+ * Frees a string the library handed out (JSON results, interface-file
+ * text). NULL is a no-op. Never pass a string borrowed from a handle, and
+ * never free these strings with `free()`.
+ */
+FIDIUS_HOST_API void fidius_host_string_free(char *string);
+
+/**
  * Number of plugins found, or 0 for NULL.
  */
 FIDIUS_HOST_API size_t fidius_host_discovery_plugin_count(const fidius_host_discovery_t *discovery);
@@ -691,23 +792,28 @@ fidius_host_status_t fidius_host_discover(const fidius_host_t *host,
  * NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) from the first library
  * in the search paths that has it. Files that fail to load are skipped;
  * when the name is found nowhere, the error message lists them and why.
+ * `options` may be NULL for defaults; with an interface set, the plugin
+ * must match it and JSON calls become available.
  * On success `*plugin_out` is a new plugin handle owned by the caller
  * (free with `fidius_host_plugin_free`); on failure it is NULL.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
- * INTERFACE_HASH_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+ * INTERFACE_HASH_MISMATCH, INTERFACE_VERSION_MISMATCH,
+ * METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
  */
 FIDIUS_HOST_API
 fidius_host_status_t fidius_host_load(const fidius_host_t *host,
                                       const char *name,
                                       size_t name_len,
+                                      const fidius_host_load_options_t *options,
                                       fidius_host_plugin_t **plugin_out,
                                       fidius_host_error_t **err);
 
 /**
  * Loads a plugin from the library file `path` (which need not be in a
  * search path). `name` selects the plugin; pass NULL to load the only
- * plugin of a single-plugin library. Strings as in `fidius_host_load`.
+ * plugin of a single-plugin library. Strings and `options` as in
+ * `fidius_host_load`.
  * On success `*plugin_out` is a new plugin handle owned by the caller;
  * on failure it is NULL. A library is mapped once per host and shared by
  * all its plugin handles; it is unmapped when the last one is freed.
@@ -720,6 +826,7 @@ fidius_host_status_t fidius_host_load(const fidius_host_t *host,
  * INVALID_DESCRIPTOR_SIZE, INVALID_PLUGIN_POINTER, INVALID_PLUGIN_STRING,
  * INVALID_PLUGIN_COUNT, UNKNOWN_BUFFER_STRATEGY, DUPLICATE_PLUGIN,
  * PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
+ * INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH,
  * BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
  */
 FIDIUS_HOST_API
@@ -728,6 +835,7 @@ fidius_host_status_t fidius_host_load_path(const fidius_host_t *host,
                                            size_t path_len,
                                            const char *name,
                                            size_t name_len,
+                                           const fidius_host_load_options_t *options,
                                            fidius_host_plugin_t **plugin_out,
                                            fidius_host_error_t **err);
 
@@ -784,6 +892,218 @@ uint32_t fidius_host_plugin_info_buffer_strategy(const fidius_host_plugin_info_t
 FIDIUS_HOST_API uint32_t fidius_host_plugin_info_runtime(const fidius_host_plugin_info_t *info);
 
 /**
+ * Starts an interface called `name` (the Rust trait name; UTF-8 of
+ * `name_len` bytes or NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) at
+ * `version` (the `#[plugin_interface(version = …)]`). On success
+ * `*builder_out` is a new builder owned by the caller; on failure NULL.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (not an identifier).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_builder_new(const char *name,
+                                                       size_t name_len,
+                                                       uint32_t version,
+                                                       fidius_host_interface_builder_t **builder_out,
+                                                       fidius_host_error_t **err);
+
+/**
+ * Sets the WASM component export name (e.g.
+ * `fidius:calculator/calculator@0.1.0`). Strings as for
+ * `fidius_host_interface_builder_new`.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (empty or
+ * containing spaces).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_builder_wasm_export(fidius_host_interface_builder_t *builder,
+                                                               const char *export_name,
+                                                               size_t export_len,
+                                                               fidius_host_error_t **err);
+
+/**
+ * Adds the next method, in declaration order (which is the order of the
+ * plugin's vtable), from its fidius signature string: `name:T1,T2->R`,
+ * e.g. `add:i64,i64->i64`, `ping:->` (no return type), `get:->()`. Any
+ * spacing is accepted (`Vec<u8>` or `Vec < u8 >`); it is canonicalized as
+ * the `#[plugin_interface]` macro prints it before hashing. `flags`
+ * combines `fidius_host_method_flag` values; the markers `!raw`, `!stream`
+ * and `<stream`, and `Stream<T>` types, are also understood.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_ARGUMENT (unknown
+ * flag bits), INVALID_INTERFACE (malformed signature, duplicate name, more
+ * than 64 optional methods). Types are checked by the build.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_builder_add_method(fidius_host_interface_builder_t *builder,
+                                                              const char *signature,
+                                                              size_t signature_len,
+                                                              uint32_t flags,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Declares a struct or enum that method types use, in Rust syntax:
+ * `struct Point { x: f64, y: f64 }`, `struct Id(u64);`, `struct Unit;`,
+ * `enum Shape { Empty, Circle(f64), Rect { w: f64, h: f64 } }`. JSON
+ * values of these types follow serde's default representation. Types may
+ * be declared in any order.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (syntax,
+ * generics, a builtin or duplicate name).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_builder_add_type(fidius_host_interface_builder_t *builder,
+                                                            const char *declaration,
+                                                            size_t declaration_len,
+                                                            fidius_host_error_t **err);
+
+/**
+ * Checks the whole interface (every type must be builtin or declared) and
+ * computes its hash. On success `*interface_out` is a new interface owned
+ * by the caller; on failure NULL. The builder stays usable.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, INVALID_INTERFACE (names the method or
+ * type and the unknown or unsupported type).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_builder_build(const fidius_host_interface_builder_t *builder,
+                                                         fidius_host_interface_t **interface_out,
+                                                         fidius_host_error_t **err);
+
+/**
+ * Frees a builder. NULL is a no-op.
+ */
+FIDIUS_HOST_API void fidius_host_interface_builder_free(fidius_host_interface_builder_t *builder);
+
+/**
+ * Reads an interface file (TOML; see the README) at `path`. On success
+ * `*interface_out` is a new interface owned by the caller; on failure NULL.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, FILE_NOT_FOUND,
+ * IO, INVALID_INTERFACE (the message names the file and the problem),
+ * INTERFACE_HASH_MISMATCH (the file's `hash` differs from its methods').
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_from_file(const char *path,
+                                                     size_t path_len,
+                                                     fidius_host_interface_t **interface_out,
+                                                     fidius_host_error_t **err);
+
+/**
+ * Parses interface-file text (`toml`, `toml_len` bytes of UTF-8 or
+ * NUL-terminated), as `fidius_host_interface_from_file` does.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE,
+ * INTERFACE_HASH_MISMATCH.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_from_toml(const char *toml,
+                                                     size_t toml_len,
+                                                     fidius_host_interface_t **interface_out,
+                                                     fidius_host_error_t **err);
+
+/**
+ * Writes the interface as interface-file text. On success `*toml_out` is a
+ * NUL-terminated string owned by the caller (free with
+ * `fidius_host_string_free`); on failure NULL.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_to_toml(const fidius_host_interface_t *interface,
+                                                   char **toml_out,
+                                                   fidius_host_error_t **err);
+
+/**
+ * The interface name. Borrowed: valid until `interface` is freed. NULL
+ * for NULL.
+ */
+FIDIUS_HOST_API const char *fidius_host_interface_name(const fidius_host_interface_t *interface);
+
+/**
+ * The interface version, or 0 for NULL.
+ */
+FIDIUS_HOST_API uint32_t fidius_host_interface_version(const fidius_host_interface_t *interface);
+
+/**
+ * The interface hash of the required methods, as `#[plugin_interface]`
+ * computes it; 0 for NULL.
+ */
+FIDIUS_HOST_API uint64_t fidius_host_interface_hash(const fidius_host_interface_t *interface);
+
+/**
+ * The WASM export name, or NULL when none was given (or for NULL).
+ * Borrowed: valid until `interface` is freed.
+ */
+FIDIUS_HOST_API
+const char *fidius_host_interface_wasm_export(const fidius_host_interface_t *interface);
+
+/**
+ * Number of methods, or 0 for NULL.
+ */
+FIDIUS_HOST_API
+uint32_t fidius_host_interface_method_count(const fidius_host_interface_t *interface);
+
+/**
+ * The canonical signature string of method `index` (markers included,
+ * exactly what the hash sees), or NULL when out of range. Borrowed: valid
+ * until `interface` is freed.
+ */
+FIDIUS_HOST_API
+const char *fidius_host_interface_method_signature(const fidius_host_interface_t *interface,
+                                                   uint32_t index);
+
+/**
+ * The `fidius_host_method_flag` bits of method `index`; 0 when out of range.
+ */
+FIDIUS_HOST_API
+uint32_t fidius_host_interface_method_flags(const fidius_host_interface_t *interface,
+                                            uint32_t index);
+
+/**
+ * The index of the method called `name` into `*index_out`.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, UNKNOWN_METHOD.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_interface_method_index(const fidius_host_interface_t *interface,
+                                                        const char *name,
+                                                        size_t name_len,
+                                                        uint32_t *index_out,
+                                                        fidius_host_error_t **err);
+
+/**
+ * Frees an interface handle. NULL is a no-op. Plugins loaded with it keep
+ * working.
+ */
+FIDIUS_HOST_API void fidius_host_interface_free(fidius_host_interface_t *interface);
+
+/**
+ * New load options with defaults (no interface). Owned by the caller.
+ * Returns NULL only if the library failed internally.
+ */
+FIDIUS_HOST_API fidius_host_load_options_t *fidius_host_load_options_new(void);
+
+/**
+ * Sets the interface the plugin must match: its hash, version and method
+ * count are checked at load (INTERFACE_HASH_MISMATCH,
+ * INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH), and it enables JSON
+ * calls and method lookup by name. The options keep their own reference to
+ * `interface`; NULL removes a previously set interface.
+ *
+ * Errors: NULL_ARGUMENT (options), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_interface(fidius_host_load_options_t *options,
+                                                        const fidius_host_interface_t *interface,
+                                                        fidius_host_error_t **err);
+
+/**
+ * Frees load options. NULL is a no-op. Plugins loaded with them are not
+ * affected.
+ */
+FIDIUS_HOST_API void fidius_host_load_options_free(fidius_host_load_options_t *options);
+
+/**
  * The library version, e.g. `"0.1.0"`. Static: never freed.
  */
 FIDIUS_HOST_API const char *fidius_host_version(void);
@@ -803,18 +1123,21 @@ FIDIUS_HOST_API const char *fidius_host_status_name(uint32_t status);
 /**
  * Computes the fidius interface hash of the signature strings of an
  * interface's **required** methods, exactly as `#[plugin_interface]` does
- * (sorted, joined with `\n`, FNV-1a 64). Signatures use the macro's
- * spelling: `add:i64,i64->i64`, `reverse:Vec < u8 >->Vec < u8 >!raw`.
- * `signatures` is an array of `count` strings, borrowed for the call; it
- * may be NULL when `count` is 0. The hash goes to `*hash_out`.
+ * (canonical spelling, sorted, joined with `\n`, FNV-1a 64). Signatures
+ * may use any spacing (`reverse:Vec<u8>->Vec<u8>!raw` is read as the
+ * macro's `reverse:Vec < u8 >->Vec < u8 >!raw`). `signatures` is an array
+ * of `count` strings, borrowed for the call; it may be NULL when `count`
+ * is 0. The hash goes to `*hash_out`. To hash a whole interface with
+ * optional methods and flags, build a `fidius_host_interface_t`.
  *
- * Errors: NULL_ARGUMENT, INVALID_UTF8.
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (a malformed
+ * signature; the message names it).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_hash(const fidius_host_str_t *signatures,
-                                                size_t count,
-                                                uint64_t *hash_out,
-                                                fidius_host_error_t **err);
+fidius_host_status_t fidius_host_signatures_hash(const fidius_host_str_t *signatures,
+                                                 size_t count,
+                                                 uint64_t *hash_out,
+                                                 fidius_host_error_t **err);
 
 /**
  * Calls method `method` (its index in the interface's declaration order)
@@ -840,6 +1163,67 @@ fidius_host_status_t fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
                                              size_t input_len,
                                              fidius_host_bytes_t *output,
                                              fidius_host_error_t **err);
+
+/**
+ * Calls the method called `method` (UTF-8 of `method_len` bytes, or
+ * NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`) with JSON arguments:
+ * `args_json` (`args_len` bytes or NUL-terminated) is a JSON array with
+ * one element per argument, e.g. `[3, 7]` or `[{"x": 1.5, "y": 2}]`. The
+ * plugin must have been loaded with an interface, whose types guide the
+ * encoding (see the README for each type's JSON form). Inputs are borrowed
+ * for the call.
+ *
+ * On success `*json_out` is the result as NUL-terminated JSON text owned
+ * by the caller (free with `fidius_host_string_free`; `null` for methods
+ * returning nothing), and `*json_len_out`, when not NULL, its length. On
+ * failure `*json_out` is NULL and nothing was sent to the plugin unless
+ * the failure came from the plugin itself (PLUGIN_*, OUTPUT_TOO_LARGE).
+ * An `Err(PluginError)` result is a PLUGIN_ERROR whose error carries the
+ * plugin's code, message and details.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
+ * UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
+ * INVALID_JSON, ARGUMENT_MISMATCH (count, type or range; names the
+ * argument position and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
+ * PLUGIN_PANIC, PLUGIN_SERIALIZATION, OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL
+ * (the result does not decode as the declared type).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_plugin_call_json(const fidius_host_plugin_t *plugin,
+                                                  const char *method,
+                                                  size_t method_len,
+                                                  const char *args_json,
+                                                  size_t args_len,
+                                                  char **json_out,
+                                                  size_t *json_len_out,
+                                                  fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_json`, by method index (declaration order).
+ *
+ * Errors: as `fidius_host_plugin_call_json`, with METHOD_OUT_OF_RANGE
+ * instead of UNKNOWN_METHOD.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_plugin_call_json_index(const fidius_host_plugin_t *plugin,
+                                                        uint32_t method,
+                                                        const char *args_json,
+                                                        size_t args_len,
+                                                        char **json_out,
+                                                        size_t *json_len_out,
+                                                        fidius_host_error_t **err);
+
+/**
+ * The interface the plugin was loaded with. On success `*interface_out`
+ * is a new handle on it, owned by the caller (free with
+ * `fidius_host_interface_free`).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, NO_INTERFACE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_plugin_interface(const fidius_host_plugin_t *plugin,
+                                                  fidius_host_interface_t **interface_out,
+                                                  fidius_host_error_t **err);
 
 /**
  * The plugin's facts (name, interface, hash, …), or NULL for NULL.

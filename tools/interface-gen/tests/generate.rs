@@ -1,0 +1,93 @@
+//! The generator against the fixture interface crate: its output is the
+//! committed interface files, and their hashes are the ones the built
+//! plugins report.
+
+use fidius_host::interface::file;
+use fidius_host::{HostBuilder, LoadOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("FIDIUS_TEST_FIXTURES").map(PathBuf::from).unwrap_or_else(|| repo().join("target/test-fixtures"))
+}
+
+fn generate(input: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fidius-interface-gen")).current_dir(repo()).arg(input).args(args).output().unwrap()
+}
+
+#[test]
+fn generated_files_are_current_and_hash_like_the_plugins() {
+    // (file, trait, fixture directory, plugin)
+    for (name, trait_name, dir, plugin) in [
+        ("calculator", "Calculator", "plugins", "BasicCalculator"),
+        ("echo", "Echo", "arena", "ArenaEcho"),
+        ("type_echo", "TypeEcho", "types", "TypeEchoes"),
+    ] {
+        let output = generate("tests/fixtures/rust/calc-interface", &["--trait", trait_name]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let generated = String::from_utf8(output.stdout).unwrap();
+        let committed_path = repo().join(format!("examples-c/interfaces/{name}.toml"));
+        let committed = std::fs::read_to_string(&committed_path).unwrap();
+        assert_eq!(generated, committed, "{} is stale: run `make interfaces`", committed_path.display());
+
+        let interface = Arc::new(file::parse(&generated, name).unwrap());
+        let host = HostBuilder::new().search_path(fixtures().join(dir)).build().unwrap();
+        let options = LoadOptions { interface: Some(interface.clone()) };
+        let loaded = host.load_with(plugin, &options).unwrap();
+        assert_eq!(loaded.info().interface_hash, interface.hash(), "{trait_name}");
+        assert_eq!(loaded.info().interface_version, interface.version());
+    }
+}
+
+fn temp_source(name: &str, text: &str) -> PathBuf {
+    let dir = repo().join("target/test-tmp").join(format!("interface-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn failure(source: &str, args: &[&str]) -> String {
+    let path = temp_source("iface.rs", source);
+    let output = generate(path.to_str().unwrap(), args);
+    assert!(!output.status.success(), "expected a failure for {source}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn refuses_what_it_cannot_represent() {
+    let header = "#[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]\n";
+    let message = failure("pub trait Nothing {}", &[]);
+    assert!(message.contains("no #[plugin_interface] trait"), "{message}");
+    let two = format!("{header}pub trait A: Send + Sync {{ fn a(&self); }}\n{header}pub trait B: Send + Sync {{ fn b(&self); }}");
+    assert!(failure(&two, &[]).contains("choose one with --trait"));
+    assert!(failure(&two, &["--trait", "C"]).contains("no #[plugin_interface] trait named C"));
+    let renamed = format!("#[serde(rename_all = \"camelCase\")] pub struct P {{ a: u8 }}\n{header}pub trait A {{ fn a(&self, p: P); }}");
+    assert!(failure(&renamed, &[]).contains("rename_all"));
+    let generic = format!("pub struct G<T> {{ a: T }}\n{header}pub trait A {{ fn a(&self, p: G<u8>); }}");
+    assert!(failure(&generic, &[]).contains("generic"));
+    let unknown = format!("{header}pub trait A {{ fn a(&self, p: Missing); }}");
+    assert!(failure(&unknown, &[]).contains("unknown type `Missing`"));
+    let no_version = "#[fidius::plugin_interface(buffer = Arena)]\npub trait A { fn a(&self); }";
+    assert!(failure(no_version, &[]).contains("no `version = N`"));
+}
+
+#[test]
+fn writes_to_a_file() {
+    let source = "pub struct P { x: f64 }\n#[plugin_interface(version = 4, buffer = Arena)]\npub trait Shapes: Send + Sync {\n    fn area(&self, p: P) -> Result<f64, fidius::PluginError>;\n    #[optional(since = 2)]\n    fn name(&self) -> String;\n}\n";
+    let path = temp_source("shapes.rs", source);
+    let out = path.with_extension("toml");
+    let output = generate(path.to_str().unwrap(), &["-o", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let interface = file::read(&out).unwrap();
+    assert_eq!(interface.version(), 4);
+    assert_eq!(interface.wasm_export(), Some("fidius:shapes/shapes@0.1.0"));
+    assert_eq!(interface.methods()[0].signature, "area:P->Result < f64, fidius :: PluginError >");
+    assert!(interface.methods()[1].flags.optional);
+    assert_eq!(interface.types()[0].declaration, "struct P { x: f64 }");
+}
