@@ -158,7 +158,7 @@ $(BUILD_C)/bench: bench/bench.c include/fidius_host.h lib
 	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -ldl
 
 bench: tools lib fixtures $(BUILD_C)/bench
-	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public
+	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public $(FIXTURES)/interfaces/type_echo.toml
 
 clean:
 	$(CARGO) clean

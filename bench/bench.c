@@ -1,9 +1,10 @@
 /*
  * Per-call overhead of libfidius_host against the physical limit: calling the
  * fixture plugin's vtable function directly. Also times a signed load
- * (read + verify + sealed copy + map) against an unsigned one.
+ * (read + verify + sealed copy + map) against an unsigned one, and a JSON
+ * call against a raw call with the same 3-field struct argument.
  *
- *   usage: bench <release-fixture-dir> <trusted.public>
+ *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
  * Each measurement is the median of several rounds; direct and API rounds
  * alternate so machine noise hits both alike.
@@ -84,6 +85,78 @@ static void compare(const char *what, uint32_t method, const uint8_t *in, uint32
     printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", what, d, a, a - d, a / d);
 }
 
+/* echo_point(Point { x: 1.5, y: -2.25, label: "point" }): the bincode the
+ * raw call sends, and the JSON the JSON call sends. */
+static const uint8_t point_bincode[] = {0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0, 0, 0, 0, 0, 0, 0x02, 0xc0,
+                                        5, 0, 0, 0, 0, 0, 0, 0, 'p', 'o', 'i', 'n', 't'};
+static const char point_json[] = "[{\"x\": 1.5, \"y\": -2.25, \"label\": \"point\"}]";
+
+static double raw_point_round(const fidius_host_plugin_t *p, uint32_t method, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_bytes_t out;
+        if (fidius_host_plugin_call(p, method, point_bincode, sizeof point_bincode, &out, NULL)) abort();
+        sink += out.data[0];
+        fidius_host_bytes_free(&out);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static double json_point_round(const fidius_host_plugin_t *p, uint32_t method, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        char *out = NULL;
+        if (fidius_host_plugin_call_json_index(p, method, point_json, sizeof point_json - 1, &out, NULL, NULL)) abort();
+        sink += (uint8_t)out[0];
+        fidius_host_string_free(out);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static void compare_json(const char *dir, const char *interface_path) {
+    char path[4096];
+    fidius_host_interface_t *iface = NULL;
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *p = NULL;
+    double raw[ROUNDS], json[ROUNDS], r, j;
+    uint32_t method = 0;
+    int round;
+    char *check = NULL;
+
+    snprintf(path, sizeof path, "%s/libtypes_plugin.so", dir);
+    if (fidius_host_interface_from_file(interface_path, NT, &iface, NULL) ||
+        fidius_host_load_options_interface(options, iface, NULL) || fidius_host_builder_build(b, &host, NULL) ||
+        fidius_host_load_path(host, path, NT, "TypeEchoes", NT, options, &p, NULL) ||
+        fidius_host_interface_method_index(iface, "echo_point", NT, &method, NULL) ||
+        fidius_host_plugin_call_json_index(p, method, point_json, NT, &check, NULL, NULL)) {
+        fprintf(stderr, "JSON benchmark setup failed\n");
+        exit(1);
+    }
+    if (strcmp(check, "{\"x\":1.5,\"y\":-2.25,\"label\":\"point\"}") != 0) {
+        fprintf(stderr, "unexpected JSON result %s\n", check);
+        exit(1);
+    }
+    fidius_host_string_free(check);
+    raw_point_round(p, method, 50000);
+    json_point_round(p, method, 50000);
+    for (round = 0; round < ROUNDS; round++) {
+        raw[round] = raw_point_round(p, method, 300000);
+        json[round] = json_point_round(p, method, 300000);
+    }
+    r = median(raw, ROUNDS);
+    j = median(json, ROUNDS);
+    printf("%-22s raw    %8.1f ns   JSON  %8.1f ns   added %+7.1f ns   ratio %.3f\n", "echo_point(3 fields)", r, j,
+           j - r, j / r);
+    fidius_host_plugin_free(p);
+    fidius_host_free(host);
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(iface);
+}
+
 static double load_round(const char *path, const char *key_file, int signed_load, int iters) {
     double start = now_ns();
     int i;
@@ -120,8 +193,8 @@ int main(int argc, char **argv) {
     uint32_t i;
     int r;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s <release-fixture-dir> <trusted.public>\n", argv[0]);
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s <release-fixture-dir> <trusted.public> <type_echo.toml>\n", argv[0]);
         return 2;
     }
     snprintf(unsigned_path, sizeof unsigned_path, "%s/libcalc_plugin.so", argv[1]);
@@ -151,6 +224,7 @@ int main(int argc, char **argv) {
     printf("libfidius_host %s: per-call cost, median of %d rounds\n", fidius_host_version(), ROUNDS);
     compare("add(i64, i64)", 0, add_in, sizeof add_in, 2000000);
     compare("reverse(1 KiB raw)", 5, payload, sizeof payload, 500000);
+    compare_json(argv[1], argv[3]);
 
     for (r = 0; r < ROUNDS; r++) {
         unsigned_ns[r] = load_round(unsigned_path, argv[2], 0, 20);
