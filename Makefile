@@ -11,7 +11,7 @@ CBINDGEN  ?= cbindgen
 FIDIUS    ?= fidius
 VALGRIND  ?= valgrind
 
-TARGET    := target
+TARGET    := $(or $(CARGO_TARGET_DIR),target)
 LIB_DIR   := $(TARGET)/release
 SHARED    := $(LIB_DIR)/libfidius_host.so
 STATIC    := $(LIB_DIR)/libfidius_host.a
