@@ -101,11 +101,11 @@ rust-test: fixtures
 
 C_TESTS := test_capi test_json
 
-$(BUILD_C)/%-shared: tests/c/%.c include/fidius_host.h lib
+$(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
 	$(CC) $(CFLAGS_STRICT) $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -lpthread
 
-$(BUILD_C)/%-static: tests/c/%.c include/fidius_host.h lib
+$(BUILD_C)/%-static: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
 	$(CC) $(CFLAGS_STRICT) $< -o $@ $(STATIC) $(STATIC_LIBS)
 

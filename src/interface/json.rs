@@ -245,7 +245,8 @@ impl Encoder<'_> {
                 } else if let Some(v) = n.as_u64() {
                     i128::from(v)
                 } else {
-                    return Err(Mismatch::new(format!("expected {kind} (an integer), found number {n}")));
+                    let hint = if kind.size() == 16 { "; write 128-bit values beyond 64 bits as decimal strings" } else { "" };
+                    return Err(Mismatch::new(format!("expected {kind} (an integer), found number {n}{hint}")));
                 }
             }
             // 128-bit integers may be written as decimal strings.

@@ -10,26 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-static char fixtures[4096];
+#include "check.h"
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
-
-#define NT FIDIUS_HOST_NUL_TERMINATED
-
-static const char *path_of(const char *relative) {
-    static char buf[8192];
-    snprintf(buf, sizeof buf, "%s/%s", fixtures, relative);
-    return buf;
-}
 
 static fidius_host_t *make_host(const char *dir, int signed_only) {
     fidius_host_builder_t *b = fidius_host_builder_new();
@@ -427,13 +409,7 @@ static void test_threads(void) {
     fidius_host_free(host);
 }
 
-int main(void) {
-    const char *dir = getenv("FIDIUS_TEST_FIXTURES");
-    if (dir == NULL) {
-        fprintf(stderr, "FIDIUS_TEST_FIXTURES is not set (run via make c-test)\n");
-        return 2;
-    }
-    snprintf(fixtures, sizeof fixtures, "%s", dir);
+static void run_tests(void) {
     test_versions_and_names();
     test_discovery();
     test_calls();
@@ -441,6 +417,6 @@ int main(void) {
     test_validation();
     test_bad_arguments();
     test_threads();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
 }
+
+int main(void) { return check_main(run_tests); }

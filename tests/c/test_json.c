@@ -11,27 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-static char fixtures[4096];
+#include "check.h"
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                        \
-    } while (0)
-
-#define NT FIDIUS_HOST_NUL_TERMINATED
 #define CALCULATOR_HASH 0x0271e9b7d21d10f1ULL
-
-static const char *path_of(const char *relative) {
-    static char buf[8192];
-    snprintf(buf, sizeof buf, "%s/%s", fixtures, relative);
-    return buf;
-}
 
 static fidius_host_t *make_host(const char *dir) {
     fidius_host_builder_t *b = fidius_host_builder_new();
@@ -423,18 +405,12 @@ static void test_threads(void) {
     fidius_host_plugin_free(echo);
 }
 
-int main(void) {
-    const char *dir = getenv("FIDIUS_TEST_FIXTURES");
-    if (dir == NULL) {
-        fprintf(stderr, "FIDIUS_TEST_FIXTURES is not set (run via make c-test)\n");
-        return 2;
-    }
-    snprintf(fixtures, sizeof fixtures, "%s", dir);
+static void run_tests(void) {
     test_interface_builder();
     test_interface_files();
     test_load_with_interface();
     test_json_calls();
     test_threads();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
 }
+
+int main(void) { return check_main(run_tests); }
