@@ -24,7 +24,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -53,7 +53,7 @@ header-compile:
 
 # ---- fixtures -------------------------------------------------------------
 
-fixtures: rust-fixtures crafted-fixtures signed-fixtures
+fixtures: rust-fixtures crafted-fixtures signed-fixtures wasm-fixtures
 
 # Debug builds for tests (debug fidius plugins abort on a NULL input pointer,
 # so the tests would catch one), release builds for the benchmark.
@@ -68,6 +68,22 @@ rust-fixtures:
 	cp examples-c/interfaces/*.toml $(FIXTURES)/interfaces/
 	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
 		$(TARGET)/fixtures/release/libtypes_plugin.so $(FIXTURES)/release/
+
+# WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
+# packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI).
+WASM_PACKAGES := calc:calc_component hostile:hostile_component
+
+wasm-fixtures: tools signed-fixtures
+	rustup target add wasm32-wasip2
+	cd tests/fixtures/wasm && $(CARGO) build --release --target wasm32-wasip2 --target-dir $(abspath $(TARGET))/fixtures-wasm
+	@for pair in $(WASM_PACKAGES); do pkg=$${pair%%:*}; bin=$${pair##*:}; \
+		for kind in wasm wasm-signed; do \
+			rm -rf $(FIXTURES)/$$kind/$$pkg && mkdir -p $(FIXTURES)/$$kind/$$pkg && \
+			cp tests/fixtures/wasm/packages/$$pkg/package.toml $(FIXTURES)/$$kind/$$pkg/ && \
+			cp $(TARGET)/fixtures-wasm/wasm32-wasip2/release/$$bin.wasm $(FIXTURES)/$$kind/$$pkg/ || exit 1; \
+		done; \
+		$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/wasm-signed/$$pkg >/dev/null || exit 1; \
+	done
 
 crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted
@@ -130,7 +146,7 @@ exports-test: lib
 
 # The interface files of the fixture interfaces, generated from their Rust
 # source (tools/interface-gen checks the committed ones are current).
-INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile
 
 interfaces:
 	$(CARGO) build -p fidius-interface-gen

@@ -1,4 +1,5 @@
-//! Which files in the search paths are plugin libraries, and what a scan found.
+//! Which entries of the search paths are plugins (library files and package
+//! directories), and what a scan found.
 
 use crate::error::{Error, Status};
 use crate::plugin::PluginInfo;
@@ -31,14 +32,23 @@ pub struct Discovery {
     pub skipped: Vec<Skipped>,
 }
 
-/// The library files of every search path, in order: search paths as given,
-/// files sorted by name within each. Unreadable search paths and entries
-/// that look like libraries but are not files come out as `Err`.
-pub fn candidates(search_paths: &[PathBuf]) -> Vec<Result<PathBuf, Skipped>> {
-    search_paths.iter().flat_map(|dir| library_files(dir)).collect()
+/// Something in a search path that may hold plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// A shared library file.
+    Library(PathBuf),
+    /// A directory with a `package.toml` (Python and WASM plugins).
+    Package(PathBuf),
 }
 
-fn library_files(dir: &Path) -> Vec<Result<PathBuf, Skipped>> {
+/// The candidates of every search path, in order: search paths as given,
+/// entries sorted by name within each. Unreadable search paths and entries
+/// that look like libraries but are not files come out as `Err`.
+pub fn candidates(search_paths: &[PathBuf]) -> Vec<Result<Candidate, Skipped>> {
+    search_paths.iter().flat_map(|dir| entries_of(dir)).collect()
+}
+
+fn entries_of(dir: &Path) -> Vec<Result<Candidate, Skipped>> {
     let skip = |error: Error| vec![Err(Skipped { path: dir.to_path_buf(), error })];
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -49,14 +59,19 @@ fn library_files(dir: &Path) -> Vec<Result<PathBuf, Skipped>> {
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == LIBRARY_EXTENSION))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == LIBRARY_EXTENSION)
+                || crate::artifact::package::Package::is_package(path)
+        })
         .collect();
     paths.sort();
     paths
         .into_iter()
         .map(|path| {
-            if path.is_file() {
-                Ok(path)
+            if crate::artifact::package::Package::is_package(&path) {
+                Ok(Candidate::Package(path))
+            } else if path.is_file() {
+                Ok(Candidate::Library(path))
             } else {
                 let error = Error::at(Status::NotALibrary, &path, "named like a library but not a regular file");
                 Err(Skipped { path, error })

@@ -75,6 +75,15 @@ pub enum Status {
     InterfaceVersionMismatch = 120,
     /// The plugin's method count differs from the expected interface's.
     MethodCountMismatch = 121,
+    /// A package's `package.toml` is malformed, or names a file outside the package.
+    InvalidManifest = 122,
+    /// A package asks for a capability that is unknown or refused (the
+    /// whole filesystem, raw network access).
+    InvalidCapability = 123,
+    /// A package asks for a capability the host denies.
+    CapabilityDenied = 124,
+    /// A WASM component does not compile, link or export what the interface needs.
+    InvalidComponent = 125,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -107,6 +116,13 @@ pub enum Status {
     UnknownMethod = 310,
     /// The call needs an interface, and the plugin was loaded without one.
     NoInterface = 311,
+    /// A WASM guest trapped (panic, `unreachable`, bad memory access); the
+    /// next call runs on a fresh instance.
+    PluginTrap = 312,
+    /// A WASM call ran past its deadline and was stopped.
+    Timeout = 313,
+    /// A WASM guest tried to grow its memory past the cap and was stopped.
+    MemoryLimit = 314,
 
     /// An interface (signature, type declaration or file) is malformed, or
     /// uses a type that is neither builtin nor declared.
@@ -146,6 +162,10 @@ impl Status {
         Status::AmbiguousPlugin,
         Status::InterfaceVersionMismatch,
         Status::MethodCountMismatch,
+        Status::InvalidManifest,
+        Status::InvalidCapability,
+        Status::CapabilityDenied,
+        Status::InvalidComponent,
         Status::SignatureRequired,
         Status::SignatureInvalid,
         Status::InvalidKey,
@@ -161,6 +181,9 @@ impl Status {
         Status::ArgumentMismatch,
         Status::UnknownMethod,
         Status::NoInterface,
+        Status::PluginTrap,
+        Status::Timeout,
+        Status::MemoryLimit,
         Status::InvalidInterface,
     ];
 
@@ -207,6 +230,10 @@ impl Status {
             Status::AmbiguousPlugin => c"AMBIGUOUS_PLUGIN",
             Status::InterfaceVersionMismatch => c"INTERFACE_VERSION_MISMATCH",
             Status::MethodCountMismatch => c"METHOD_COUNT_MISMATCH",
+            Status::InvalidManifest => c"INVALID_MANIFEST",
+            Status::InvalidCapability => c"INVALID_CAPABILITY",
+            Status::CapabilityDenied => c"CAPABILITY_DENIED",
+            Status::InvalidComponent => c"INVALID_COMPONENT",
             Status::SignatureRequired => c"SIGNATURE_REQUIRED",
             Status::SignatureInvalid => c"SIGNATURE_INVALID",
             Status::InvalidKey => c"INVALID_KEY",
@@ -222,6 +249,9 @@ impl Status {
             Status::ArgumentMismatch => c"ARGUMENT_MISMATCH",
             Status::UnknownMethod => c"UNKNOWN_METHOD",
             Status::NoInterface => c"NO_INTERFACE",
+            Status::PluginTrap => c"PLUGIN_TRAP",
+            Status::Timeout => c"TIMEOUT",
+            Status::MemoryLimit => c"MEMORY_LIMIT",
             Status::InvalidInterface => c"INVALID_INTERFACE",
         }
     }

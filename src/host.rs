@@ -1,19 +1,49 @@
 //! The host: configuration, the library cache, and loading by name or path.
 
+use crate::artifact::package::{Manifest, Package, PackageRuntime};
 use crate::artifact::{self, signature::TrustedKey};
-use crate::discovery::{self, Discovery, Skipped};
+use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
-use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo};
+use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 pub use crate::runtime::cdylib::library::LoadPolicy;
 
 /// Default largest output a call may return: 64 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+/// Limits of a WASM plugin's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmLimits {
+    /// Longest a call may run; `None` for no limit.
+    pub deadline: Option<Duration>,
+    /// Largest linear memory a guest may grow to, in bytes.
+    pub memory: usize,
+}
+
+impl Default for WasmLimits {
+    /// A 10-second deadline and a 256 MiB memory cap.
+    fn default() -> Self {
+        WasmLimits { deadline: Some(Duration::from_secs(10)), memory: 256 << 20 }
+    }
+}
+
+/// Host-wide WASM settings.
+#[derive(Debug, Clone, Default)]
+pub struct WasmSettings {
+    /// Default limits; a load may override them.
+    pub limits: WasmLimits,
+    /// Capabilities (or prefixes such as `fs`, `env`) no package may have.
+    pub denied_capabilities: Vec<String>,
+    /// Load `.cwasm` files of packages that no verified signature covers.
+    /// They are native code, outside the sandbox.
+    pub allow_unsigned_precompiled: bool,
+}
 
 /// Collects the options of a [`Host`].
 #[derive(Debug, Clone)]
@@ -25,6 +55,7 @@ pub struct HostBuilder {
     interface_hash: Option<u64>,
     buffer_strategy: Option<BufferStrategy>,
     max_output_size: usize,
+    wasm: WasmSettings,
 }
 
 impl Default for HostBuilder {
@@ -44,6 +75,7 @@ impl HostBuilder {
             interface_hash: None,
             buffer_strategy: None,
             max_output_size: DEFAULT_MAX_OUTPUT,
+            wasm: WasmSettings::default(),
         }
     }
 
@@ -89,6 +121,31 @@ impl HostBuilder {
         self
     }
 
+    /// Default deadline of each WASM call (`None`: no deadline).
+    pub fn wasm_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
+        self.wasm.limits.deadline = deadline;
+        self
+    }
+
+    /// Default cap on a WASM guest's linear memory, in bytes.
+    pub fn wasm_memory_limit(&mut self, bytes: usize) -> &mut Self {
+        self.wasm.limits.memory = bytes;
+        self
+    }
+
+    /// Refuses packages that ask for this capability (or, for a prefix such
+    /// as `fs` or `env`, any capability under it).
+    pub fn deny_capability(&mut self, capability: impl Into<String>) -> &mut Self {
+        self.wasm.denied_capabilities.push(capability.into());
+        self
+    }
+
+    /// Whether `.cwasm` files that no verified signature covers may be loaded.
+    pub fn allow_unsigned_precompiled(&mut self, allow: bool) -> &mut Self {
+        self.wasm.allow_unsigned_precompiled = allow;
+        self
+    }
+
     /// Builds the host. Fails when signatures are required but no key is
     /// trusted (nothing could ever load), or the output limit is zero.
     pub fn build(&self) -> Result<Host> {
@@ -101,7 +158,12 @@ impl HostBuilder {
         if self.max_output_size == 0 {
             return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
         }
-        Ok(Host { config: self.clone(), libraries: Mutex::new(HashMap::new()) })
+        Ok(Host {
+            config: self.clone(),
+            libraries: Mutex::new(HashMap::new()),
+            #[cfg(feature = "wasm")]
+            wasm: std::sync::OnceLock::new(),
+        })
     }
 }
 
@@ -109,8 +171,22 @@ impl HostBuilder {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// The interface the plugin must match (hash, version, method count);
-    /// it also enables JSON calls.
+    /// it also enables JSON calls. WASM loads need one.
     pub interface: Option<Arc<Interface>>,
+    /// Overrides the host's WASM call deadline (`Some(None)`: no deadline).
+    pub wasm_deadline: Option<Option<Duration>>,
+    /// Overrides the host's WASM memory cap.
+    pub wasm_memory_limit: Option<usize>,
+}
+
+impl LoadOptions {
+    /// The host's WASM limits with this load's overrides.
+    pub fn wasm_limits(&self, host: WasmLimits) -> WasmLimits {
+        WasmLimits {
+            deadline: self.wasm_deadline.unwrap_or(host.deadline),
+            memory: self.wasm_memory_limit.unwrap_or(host.memory),
+        }
+    }
 }
 
 /// Identifies one version of one file, so an unchanged file is mapped once
@@ -148,6 +224,9 @@ pub struct Host {
     config: HostBuilder,
     /// Libraries currently mapped by this host's plugin handles.
     libraries: Mutex<HashMap<FileIdentity, Weak<Library>>>,
+    /// The WASM engine, started at the first WASM load.
+    #[cfg(feature = "wasm")]
+    wasm: std::sync::OnceLock<std::result::Result<crate::runtime::wasm::WasmRuntime, Error>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -163,26 +242,31 @@ impl Host {
     }
 
     /// Lists every plugin in the search paths, and why files were skipped.
+    /// Packages are listed from their manifest (nothing of them runs); their
+    /// interface hash is 0 until a load checks it against an interface.
     pub fn discover(&self) -> Discovery {
         let mut found = Discovery::default();
-        for library in self.libraries() {
-            let library = match library {
-                Ok(library) => library,
-                Err(skip) => {
-                    found.skipped.push(skip);
-                    continue;
+        for entry in self.entries() {
+            match entry {
+                Err(skip) => found.skipped.push(skip),
+                Ok(Entry::Library(library)) => {
+                    for plugin in library.plugins() {
+                        let info = &plugin.description.info;
+                        match self.check_expectations(info) {
+                            Ok(()) => found.plugins.push(info.clone()),
+                            Err(error) => found.skipped.push(Skipped { path: info.path.clone(), error }),
+                        }
+                    }
+                    found.skipped.extend(library.rejected().iter().map(|error| Skipped {
+                        path: library.path().to_path_buf(),
+                        error: error.clone(),
+                    }));
                 }
-            };
-            for plugin in library.plugins() {
-                let info = &plugin.description.info;
-                match self.check_expectations(info) {
-                    Ok(()) => found.plugins.push(info.clone()),
-                    Err(error) => found.skipped.push(Skipped { path: info.path.clone(), error }),
-                }
+                Ok(Entry::Package(dir, manifest)) => match package_info(&dir, &manifest) {
+                    Ok(info) => found.plugins.push(info),
+                    Err(error) => found.skipped.push(Skipped { path: dir, error }),
+                },
             }
-            found.skipped.extend(
-                library.rejected().iter().map(|error| Skipped { path: library.path().to_path_buf(), error: error.clone() }),
-            );
         }
         found
     }
@@ -197,29 +281,35 @@ impl Host {
     /// [`Host::load`] with options.
     pub fn load_with(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
         let mut skipped = Vec::new();
-        for library in self.libraries() {
-            let library = match library {
-                Ok(library) => library,
-                Err(skip) => {
-                    skipped.push(skip);
-                    continue;
+        for entry in self.entries() {
+            match entry {
+                Err(skip) => skipped.push(skip),
+                Ok(Entry::Library(library)) => {
+                    if let Some(index) = library.plugins().iter().position(|p| p.description.info.name == name) {
+                        return self.instantiate(library, index, options);
+                    }
                 }
-            };
-            if let Some(index) = library.plugins().iter().position(|p| p.description.info.name == name) {
-                return self.instantiate(library, index, options);
+                Ok(Entry::Package(dir, manifest)) if manifest.package.name == name => {
+                    return self.load_package(&dir, Some(name), options)
+                }
+                Ok(Entry::Package(..)) => {}
             }
         }
         Err(not_found(name, &self.config.search_paths, &skipped))
     }
 
-    /// Loads a plugin from one library file. `name` may be `None` when the
-    /// library holds exactly one plugin.
+    /// Loads a plugin from one library file or package directory. `name`
+    /// may be `None` when the library holds exactly one plugin (a package
+    /// always holds one).
     pub fn load_path(&self, path: &Path, name: Option<&str>) -> Result<Plugin> {
         self.load_path_with(path, name, &LoadOptions::default())
     }
 
     /// [`Host::load_path`] with options.
     pub fn load_path_with(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
+        if Package::is_package(path) {
+            return self.load_package(path, name, options);
+        }
         let library = self.open_library(path).map_err(|skip| skip.error)?;
         let names = || library.plugins().iter().map(|p| p.description.info.name.as_str()).collect::<Vec<_>>().join(", ");
         let index = match name {
@@ -239,6 +329,59 @@ impl Host {
             },
         };
         self.instantiate(library, index, options)
+    }
+
+    /// Loads the plugin of a package directory: verified first when
+    /// signatures are required, then handed to its runtime.
+    fn load_package(&self, dir: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
+        let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
+        let package = Package::open(dir, trusted)?;
+        let manifest = package.manifest();
+        if let Some(name) = name.filter(|n| *n != manifest.package.name) {
+            return Err(Error::at(
+                Status::PluginNotFound,
+                dir,
+                format!("the package holds '{}', not '{name}'", manifest.package.name),
+            ));
+        }
+        let plugin = match manifest.runtime().map_err(|e| Error::at(Status::InvalidManifest, dir, e))? {
+            PackageRuntime::Wasm => self.load_wasm(&package, options)?,
+            PackageRuntime::Python => {
+                return Err(Error::at(Status::Unsupported, dir, "Python plugins are not supported by this build yet"))
+            }
+            PackageRuntime::Rust => {
+                return Err(Error::at(
+                    Status::InvalidManifest,
+                    dir,
+                    "a \"rust\" package holds no loadable plugin: load its library file",
+                ))
+            }
+        };
+        self.check_expectations(plugin.info())?;
+        Ok(plugin)
+    }
+
+    #[cfg(feature = "wasm")]
+    fn load_wasm(&self, package: &Package, options: &LoadOptions) -> Result<Plugin> {
+        let interface = options.interface.as_ref().ok_or_else(|| {
+            Error::at(
+                Status::NoInterface,
+                package.dir(),
+                "loading a WASM plugin needs an interface (its export name, hash and methods)",
+            )
+        })?;
+        let runtime = self
+            .wasm
+            .get_or_init(crate::runtime::wasm::WasmRuntime::new)
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let limits = options.wasm_limits(self.config.wasm.limits);
+        runtime.load(package, interface, &self.config.wasm, limits, self.config.max_output_size)
+    }
+
+    #[cfg(not(feature = "wasm"))]
+    fn load_wasm(&self, package: &Package, _options: &LoadOptions) -> Result<Plugin> {
+        Err(Error::at(Status::Unsupported, package.dir(), "this build has no WASM support (feature `wasm`)"))
     }
 
     fn instantiate(&self, library: Arc<Library>, index: usize, options: &LoadOptions) -> Result<Plugin> {
@@ -280,12 +423,17 @@ impl Host {
         Ok(())
     }
 
-    /// Every library of the search paths, mapped one at a time as the
-    /// iterator advances (and unmapped again unless the caller keeps it).
-    fn libraries(&self) -> impl Iterator<Item = std::result::Result<Arc<Library>, Skipped>> + '_ {
-        discovery::candidates(&self.config.search_paths)
-            .into_iter()
-            .map(|candidate| candidate.and_then(|path| self.open_library(&path)))
+    /// Every plugin source of the search paths: libraries mapped one at a
+    /// time as the iterator advances (and unmapped again unless the caller
+    /// keeps them), packages with their manifest read.
+    fn entries(&self) -> impl Iterator<Item = std::result::Result<Entry, Skipped>> + '_ {
+        discovery::candidates(&self.config.search_paths).into_iter().map(|candidate| match candidate? {
+            Candidate::Library(path) => self.open_library(&path).map(Entry::Library),
+            Candidate::Package(dir) => match Package::read_manifest(&dir) {
+                Ok(manifest) => Ok(Entry::Package(dir, manifest)),
+                Err(error) => Err(Skipped { path: dir, error }),
+            },
+        })
     }
 
     /// Maps a library once per file version; later calls share the mapping.
@@ -346,6 +494,33 @@ fn check_interface(description: &PluginDescription, interface: &Interface) -> Re
         );
     }
     Ok(())
+}
+
+/// A plugin source in the search paths.
+enum Entry {
+    Library(Arc<Library>),
+    Package(PathBuf, Manifest),
+}
+
+/// What discovery says of a package before anything of it is loaded.
+fn package_info(dir: &Path, manifest: &Manifest) -> Result<PluginInfo> {
+    let runtime = match manifest.runtime().map_err(|e| Error::at(Status::InvalidManifest, dir, e))? {
+        PackageRuntime::Wasm => RuntimeKind::Wasm,
+        PackageRuntime::Python => RuntimeKind::Python,
+        PackageRuntime::Rust => {
+            return Err(Error::at(Status::InvalidManifest, dir, "a \"rust\" package holds no loadable plugin"))
+        }
+    };
+    Ok(PluginInfo {
+        name: manifest.package.name.clone(),
+        interface_name: manifest.package.interface.clone(),
+        interface_hash: 0,
+        interface_version: manifest.package.interface_version,
+        capabilities: 0,
+        buffer_strategy: BufferStrategy::PluginAllocated,
+        runtime,
+        path: dir.to_path_buf(),
+    })
 }
 
 fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped]) -> Error {

@@ -84,6 +84,9 @@ pub struct PluginDescription {
     pub method_metadata: Vec<Vec<MetaEntry>>,
     /// Trait-level metadata.
     pub trait_metadata: Vec<MetaEntry>,
+    /// Notes from loading that did not stop it (e.g. a precompiled file
+    /// that was not used, and why).
+    pub diagnostics: Vec<String>,
 }
 
 /// Performs calls for one loaded plugin. One implementation per runtime.

@@ -6,6 +6,7 @@
 //! nothing can swap the file between verification and `dlopen`.
 
 pub mod header;
+pub mod package;
 pub mod signature;
 
 use crate::error::{Error, Result, Status};

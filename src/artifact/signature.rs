@@ -42,19 +42,24 @@ pub fn detached_signature_path(file: &Path) -> PathBuf {
 /// Verifies `message` (the bytes of `file`, already in memory) against the
 /// detached signature next to `file`.
 pub fn verify_detached(file: &Path, message: &[u8], keys: &[TrustedKey]) -> Result<()> {
-    let sig_path = detached_signature_path(file);
-    let sig = match std::fs::read(&sig_path) {
+    verify_file(&detached_signature_path(file), file, message, keys)
+}
+
+/// Verifies `message` against the raw signature in `sig_path`; errors name
+/// `subject`, the thing signed.
+pub fn verify_file(sig_path: &Path, subject: &Path, message: &[u8], keys: &[TrustedKey]) -> Result<()> {
+    let sig = match std::fs::read(sig_path) {
         Ok(sig) => sig,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::at(
                 Status::SignatureRequired,
-                file,
+                subject,
                 format!("signatures are required and {} does not exist", sig_path.display()),
             ))
         }
-        Err(e) => return Err(Error::io(&sig_path, &e)),
+        Err(e) => return Err(Error::io(sig_path, &e)),
     };
-    verify(message, &sig, keys).map_err(|reason| Error::at(Status::SignatureInvalid, file, reason))
+    verify(message, &sig, keys).map_err(|reason| Error::at(Status::SignatureInvalid, subject, reason))
 }
 
 /// Checks a raw 64-byte signature against every trusted key.

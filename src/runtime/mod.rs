@@ -2,3 +2,5 @@
 //! [`crate::plugin::PluginBackend`].
 
 pub mod cdylib;
+#[cfg(feature = "wasm")]
+pub mod wasm;

@@ -269,6 +269,7 @@ fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -
             method_count: d.method_count,
             method_metadata,
             trait_metadata,
+            diagnostics: Vec::new(),
         },
         slots,
         free_buffer,

@@ -1,0 +1,336 @@
+//! Package directories (Python and WASM plugins): `package.toml`, the
+//! package digest and `package.sig`.
+//!
+//! [`Package::open`] reads what a load needs into memory once. When
+//! signatures are required it reads *every* file of the package, computes
+//! fidius's package digest over those bytes and verifies `package.sig`
+//! before anything is used; the runtime then gets its files from that
+//! verified copy, so swapping a file after verification changes nothing.
+
+use super::signature::{self, TrustedKey};
+use crate::error::{Error, Result, Status};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// The manifest's file name.
+pub const MANIFEST: &str = "package.toml";
+/// The package signature's file name.
+pub const SIGNATURE: &str = "package.sig";
+/// Most files a package may hold.
+pub const MAX_FILES: usize = 10_000;
+/// Most bytes a package may hold in all: 512 MiB.
+pub const MAX_BYTES: u64 = 512 << 20;
+
+/// Which runtime a package is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageRuntime {
+    /// `runtime = "rust"` (or absent): not loadable from a directory.
+    Rust,
+    /// `runtime = "python"`.
+    Python,
+    /// `runtime = "wasm"`.
+    Wasm,
+}
+
+/// `package.toml`, as fidius 0.5.9 defines it. Unknown keys are ignored, as
+/// upstream does.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    /// `[package]`.
+    pub package: PackageSection,
+    /// `[python]`, for Python packages.
+    pub python: Option<PythonSection>,
+    /// `[wasm]`, for WASM packages.
+    pub wasm: Option<WasmSection>,
+    /// `[metadata]`: required, free-form.
+    pub metadata: toml::Value,
+}
+
+/// `[package]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PackageSection {
+    /// The plugin's name.
+    pub name: String,
+    /// Free-form version text.
+    pub version: String,
+    /// The interface (trait or crate) name.
+    pub interface: String,
+    /// The interface version.
+    pub interface_version: u32,
+    /// `rust` (default), `python` or `wasm`.
+    #[serde(default)]
+    pub runtime: Option<String>,
+}
+
+/// `[python]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PythonSection {
+    /// Dotted module name to import.
+    pub entry_module: String,
+}
+
+/// `[wasm]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WasmSection {
+    /// The component file, relative to the package directory.
+    pub component: String,
+    /// An AOT-compiled component (`.cwasm`), relative to the package directory.
+    #[serde(default)]
+    pub precompiled: Option<String>,
+    /// Capabilities granted to the guest; empty means none.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest; `dir` names the package in messages.
+    pub fn parse(dir: &Path, text: &str) -> Result<Manifest> {
+        let invalid = |message: String| Error::at(Status::InvalidManifest, &dir.join(MANIFEST), message);
+        let manifest: Manifest = toml::from_str(text).map_err(|e| invalid(format!("not a valid manifest: {e}")))?;
+        let runtime = manifest.runtime().map_err(invalid)?;
+        match (runtime, manifest.python.is_some(), manifest.wasm.is_some()) {
+            (PackageRuntime::Python, true, false) | (PackageRuntime::Wasm, false, true) | (PackageRuntime::Rust, false, false) => {}
+            (PackageRuntime::Python, false, _) => return Err(invalid("runtime \"python\" needs a [python] table".into())),
+            (PackageRuntime::Wasm, _, false) => return Err(invalid("runtime \"wasm\" needs a [wasm] table".into())),
+            _ => return Err(invalid("a [python] or [wasm] table does not match the package's runtime".into())),
+        }
+        if let Some(wasm) = &manifest.wasm {
+            check_relative(&wasm.component).map_err(|e| invalid(format!("[wasm] component: {e}")))?;
+            if let Some(precompiled) = &wasm.precompiled {
+                check_relative(precompiled).map_err(|e| invalid(format!("[wasm] precompiled: {e}")))?;
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The runtime the manifest names.
+    pub fn runtime(&self) -> std::result::Result<PackageRuntime, String> {
+        match self.package.runtime.as_deref() {
+            None | Some("rust") => Ok(PackageRuntime::Rust),
+            Some("python") => Ok(PackageRuntime::Python),
+            Some("wasm") => Ok(PackageRuntime::Wasm),
+            Some(other) => Err(format!("unknown runtime \"{other}\" (expected rust, python or wasm)")),
+        }
+    }
+}
+
+/// A manifest path must stay inside the package: relative, no `..`.
+fn check_relative(path: &str) -> std::result::Result<(), String> {
+    let parsed = Path::new(path);
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    for component in parsed.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(format!("'{path}' leaves the package directory (`..`)")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("'{path}' is absolute; paths are relative to the package directory"))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A package directory, with the files a load needs already in memory.
+#[derive(Debug)]
+pub struct Package {
+    dir: PathBuf,
+    manifest: Manifest,
+    /// Relative path (`/`-separated) → contents: every file when the
+    /// package was verified, otherwise only those read through [`Package::file`].
+    verified_files: Option<BTreeMap<String, Vec<u8>>>,
+}
+
+impl Package {
+    /// Whether `dir` looks like a package (holds a `package.toml`).
+    pub fn is_package(dir: &Path) -> bool {
+        dir.join(MANIFEST).is_file()
+    }
+
+    /// Reads the manifest only: enough for discovery.
+    pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
+        Manifest::parse(dir, &text)
+    }
+
+    /// Opens a package. With `trusted` keys, reads every file, verifies
+    /// `package.sig` over fidius's package digest, and serves every later
+    /// read from those verified bytes.
+    pub fn open(dir: &Path, trusted: Option<&[TrustedKey]>) -> Result<Package> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
+        match trusted {
+            None => Ok(Package { manifest: Package::read_manifest(&dir)?, dir, verified_files: None }),
+            Some(keys) => {
+                let files = read_tree(&dir)?;
+                let digest = digest_of(&files);
+                signature::verify_file(&dir.join(SIGNATURE), &dir, &digest, keys)?;
+                let text = files.get(MANIFEST).ok_or_else(|| Error::at(Status::FileNotFound, &dir.join(MANIFEST), "no such file"))?;
+                let text = std::str::from_utf8(text).map_err(|e| Error::at(Status::InvalidManifest, &dir.join(MANIFEST), e))?;
+                Ok(Package { manifest: Manifest::parse(&dir, text)?, dir, verified_files: Some(files) })
+            }
+        }
+    }
+
+    /// The package directory (canonical).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Whether the files come from a verified copy.
+    pub fn is_verified(&self) -> bool {
+        self.verified_files.is_some()
+    }
+
+    /// Whether `relative` exists in the package.
+    pub fn has_file(&self, relative: &str) -> bool {
+        match &self.verified_files {
+            Some(files) => files.contains_key(&normalize(relative)),
+            None => self.dir.join(relative).is_file(),
+        }
+    }
+
+    /// The contents of `relative` (a manifest path): from the verified copy,
+    /// or read now from a location that must not leave the package.
+    pub fn file(&self, relative: &str) -> Result<Vec<u8>> {
+        let shown = self.dir.join(relative);
+        check_relative(relative).map_err(|e| Error::at(Status::InvalidManifest, &shown, e))?;
+        if let Some(files) = &self.verified_files {
+            return files.get(&normalize(relative)).cloned().ok_or_else(|| Error::at(Status::FileNotFound, &shown, "no such file in the package"));
+        }
+        let real = std::fs::canonicalize(&shown).map_err(|e| Error::io(&shown, &e))?;
+        if !real.starts_with(&self.dir) {
+            return Err(Error::at(
+                Status::InvalidManifest,
+                &shown,
+                format!("resolves to {}, outside the package directory", real.display()),
+            ));
+        }
+        std::fs::read(&real).map_err(|e| Error::io(&real, &e))
+    }
+}
+
+fn normalize(relative: &str) -> String {
+    Path::new(relative)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// fidius's package digest (fidius-core 0.5.9 `package_digest`) of a
+/// directory on disk.
+pub fn package_digest(dir: &Path) -> Result<[u8; 32]> {
+    Ok(digest_of(&read_tree(dir)?))
+}
+
+/// SHA-256 over each file in path order: u64 LE path length, path, u64 LE
+/// content length, content.
+fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for (path, contents) in files {
+        hasher.update((path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update((contents.len() as u64).to_le_bytes());
+        hasher.update(contents);
+    }
+    hasher.finalize().into()
+}
+
+/// Every file the digest covers: all files under `dir`, skipping `target`
+/// and `.git` directories and `*.sig` files at any depth. Symlinks are
+/// followed as fidius does, but one that leads outside the package is an
+/// error rather than a way to sign (or load) foreign files.
+fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
+    let mut files = BTreeMap::new();
+    let mut total = 0u64;
+    let mut pending = vec![(root.clone(), String::new())];
+    while let Some((current, prefix)) = pending.pop() {
+        let entries = std::fs::read_dir(&current).map_err(|e| Error::io(&current, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&current, &e))?;
+            let name = entry.file_name().to_string_lossy().replace('\\', "/");
+            let path = entry.path();
+            let real = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, &e))?;
+            if !real.starts_with(&root) {
+                return Err(Error::at(
+                    Status::InvalidManifest,
+                    &path,
+                    format!("links to {}, outside the package directory", real.display()),
+                ));
+            }
+            let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+            if real.is_dir() {
+                if name != "target" && name != ".git" {
+                    pending.push((path, relative));
+                }
+            } else if !name.ends_with(".sig") {
+                let contents = std::fs::read(&real).map_err(|e| Error::io(&path, &e))?;
+                total += contents.len() as u64;
+                if files.len() >= MAX_FILES || total > MAX_BYTES {
+                    return Err(Error::at(
+                        Status::InvalidManifest,
+                        dir,
+                        format!("the package holds more than {MAX_FILES} files or {MAX_BYTES} bytes"),
+                    ));
+                }
+                files.insert(relative, contents);
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WASM: &str = "[package]\nname = \"p\"\nversion = \"1\"\ninterface = \"I\"\ninterface_version = 1\nruntime = \"wasm\"\n\n[wasm]\ncomponent = \"c.wasm\"\n\n[metadata]\n";
+
+    #[test]
+    fn manifests() {
+        let dir = Path::new("/pkg");
+        let m = Manifest::parse(dir, WASM).unwrap();
+        assert_eq!(m.runtime().unwrap(), PackageRuntime::Wasm);
+        assert_eq!(m.wasm.unwrap().component, "c.wasm");
+        for (bad, says) in [
+            (WASM.replace("[metadata]\n", ""), "metadata"),
+            (WASM.replace("\"wasm\"", "\"java\""), "unknown runtime"),
+            (WASM.replace("c.wasm", "../c.wasm"), "leaves the package"),
+            (WASM.replace("c.wasm", "/etc/c.wasm"), "absolute"),
+            (WASM.replace("runtime = \"wasm\"", "runtime = \"python\""), "[python]"),
+            (WASM.replace("interface_version = 1", "interface_version = -1"), "interface_version"),
+        ] {
+            let e = Manifest::parse(dir, &bad).unwrap_err();
+            assert_eq!(e.status(), Status::InvalidManifest);
+            assert!(e.message().contains(says), "{says}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn digest_matches_the_fidius_definition() {
+        let mut files = BTreeMap::new();
+        files.insert("a.txt".to_string(), b"A".to_vec());
+        files.insert("sub/z.txt".to_string(), Vec::new());
+        let mut expected = Sha256::new();
+        for (path, contents) in [("a.txt", &b"A"[..]), ("sub/z.txt", &b""[..])] {
+            expected.update((path.len() as u64).to_le_bytes());
+            expected.update(path.as_bytes());
+            expected.update((contents.len() as u64).to_le_bytes());
+            expected.update(contents);
+        }
+        assert_eq!(digest_of(&files), <[u8; 32]>::from(expected.finalize()));
+    }
+}

@@ -1,0 +1,550 @@
+//! WebAssembly component plugins (wasmtime, component model, WASI p2).
+//!
+//! One [`WasmRuntime`] per host: one engine, one linker, a cache of compiled
+//! components (a package loaded twice is compiled once) and an epoch ticker
+//! that enforces per-call deadlines. Each plugin handle owns one live
+//! instance; calls on it are serialized by a mutex, and guest state persists
+//! between calls. A trap (or a deadline, or the memory cap) discards the
+//! instance: the next call runs on a fresh one.
+
+mod sandbox;
+mod values;
+
+use crate::artifact::package::Package;
+use crate::bytes::OutputBytes;
+use crate::error::{Error, PluginError, Result, Status};
+pub use crate::host::{WasmLimits, WasmSettings};
+use crate::interface::{json, Interface, Method, Returns};
+use crate::plugin::{BufferStrategy, Plugin, PluginBackend, PluginDescription, PluginInfo, RuntimeKind};
+pub use sandbox::Sandbox;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, Func, Instance, InstancePre, Linker, ResourceTable, TypedFunc, Val};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Identifies a component's bytes: path and file identity, or the
+/// verified bytes' digest.
+type CacheKey = (PathBuf, u64, u64, u64, Option<std::time::SystemTime>, [u8; 32]);
+
+/// The engine, linker and compiled components of one host.
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    compiled: Mutex<HashMap<CacheKey, InstancePre<GuestState>>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime").finish_non_exhaustive()
+    }
+}
+
+impl Drop for WasmRuntime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    config
+}
+
+/// The engine every host uses for compiling (and AOT precompiling):
+/// `.cwasm` files must come from the same settings.
+pub fn new_engine() -> Result<Engine> {
+    Engine::new(&engine_config()).map_err(|e| Error::new(Status::Unsupported, format!("cannot start wasmtime: {e:#}")))
+}
+
+impl WasmRuntime {
+    /// Starts the engine and the epoch ticker.
+    pub fn new() -> Result<WasmRuntime> {
+        let engine = new_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("fidius-wasm-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::new(Status::Io, format!("cannot start the WASM deadline thread: {e}")))?;
+        Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker_stop })
+    }
+
+    /// Loads the WASM plugin of `package` against `interface`.
+    pub fn load(
+        &self,
+        package: &Package,
+        interface: &Arc<Interface>,
+        settings: &WasmSettings,
+        limits: WasmLimits,
+        max_output: usize,
+    ) -> Result<Plugin> {
+        let dir = package.dir();
+        let manifest = package.manifest();
+        let wasm = manifest.wasm.as_ref().expect("a WASM package has a [wasm] table");
+        if manifest.package.interface_version != interface.version() {
+            return Err(Error::at(
+                Status::InterfaceVersionMismatch,
+                dir,
+                format!(
+                    "package '{}' does not match interface {}: interface version mismatch: expected {}, found {}",
+                    manifest.package.name,
+                    interface.name(),
+                    interface.version(),
+                    manifest.package.interface_version
+                ),
+            ));
+        }
+        let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
+        let mut diagnostics = Vec::new();
+        let pre = self.instance_pre(package, settings, &mut diagnostics)?;
+        let export = interface
+            .wasm_export()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("fidius:{0}/{0}@0.1.0", values::kebab(interface.name())));
+        let shared = Arc::new(Shared {
+            name: manifest.package.name.clone(),
+            pre,
+            sandbox,
+            limits,
+            export,
+            interface: interface.clone(),
+            max_output,
+        });
+        let mut live = shared.instantiate()?;
+        let hash = live.interface_hash(&shared)?;
+        if hash != interface.hash() {
+            return Err(Error::at(
+                Status::InterfaceHashMismatch,
+                dir,
+                format!(
+                    "package '{}' does not match interface {}: interface hash mismatch: expected {:#018x}, found {hash:#018x}",
+                    shared.name,
+                    interface.name(),
+                    interface.hash()
+                ),
+            ));
+        }
+        let capabilities = interface
+            .methods()
+            .iter()
+            .zip(&live.funcs)
+            .filter_map(|(m, f)| m.capability_bit.filter(|_| f.is_some()))
+            .fold(0u64, |bits, bit| bits | (1 << bit));
+        let info = PluginInfo {
+            name: shared.name.clone(),
+            interface_name: interface.name().to_string(),
+            interface_hash: hash,
+            interface_version: manifest.package.interface_version,
+            capabilities,
+            buffer_strategy: BufferStrategy::PluginAllocated,
+            runtime: RuntimeKind::Wasm,
+            path: dir.to_path_buf(),
+        };
+        let description = PluginDescription {
+            info,
+            method_count: interface.methods().len() as u32,
+            method_metadata: Vec::new(),
+            trait_metadata: Vec::new(),
+            diagnostics,
+        };
+        let backend = WasmPlugin { shared, live: Mutex::new(Some(live)) };
+        Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
+    }
+
+    /// The pre-linked component of a package, compiled at most once per
+    /// file version (or verified content) per host.
+    fn instance_pre(&self, package: &Package, settings: &WasmSettings, diagnostics: &mut Vec<String>) -> Result<InstancePre<GuestState>> {
+        let wasm = package.manifest().wasm.as_ref().expect("a WASM package has a [wasm] table");
+        let component_path = package.dir().join(&wasm.component);
+        let bytes = package.file(&wasm.component)?;
+        let key = cache_key(package, &component_path, &bytes)?;
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pre) = compiled.get(&key) {
+            return Ok(pre.clone());
+        }
+        let component = match self.precompiled(package, settings, diagnostics)? {
+            Some(component) => component,
+            None => Component::new(&self.engine, &bytes).map_err(|e| {
+                Error::at(Status::InvalidComponent, &component_path, format!("not a valid WebAssembly component: {e:#}"))
+            })?,
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            Error::at(
+                Status::InvalidComponent,
+                &component_path,
+                format!("the component needs imports this sandbox does not grant: {e:#}"),
+            )
+        })?;
+        compiled.retain(|(path, ..), _| path != &component_path);
+        compiled.insert(key, pre.clone());
+        Ok(pre)
+    }
+
+    /// The package's `.cwasm`, when there is one, it may be trusted, and it
+    /// deserializes; otherwise `None` (with a diagnostic saying why, if a
+    /// file was there).
+    fn precompiled(&self, package: &Package, settings: &WasmSettings, diagnostics: &mut Vec<String>) -> Result<Option<Component>> {
+        let wasm = package.manifest().wasm.as_ref().expect("a WASM package has a [wasm] table");
+        let name = match &wasm.precompiled {
+            Some(name) => name.clone(),
+            None => {
+                let stem = Path::new(&wasm.component).with_extension("cwasm");
+                let stem = stem.to_string_lossy().into_owned();
+                if !package.has_file(&stem) {
+                    return Ok(None);
+                }
+                stem
+            }
+        };
+        if !package.is_verified() && !settings.allow_unsigned_precompiled {
+            diagnostics.push(format!(
+                "{name}: not loaded: precompiled code runs outside the sandbox, and the package is not signed \
+                 (allow unsigned precompiled code on the builder to use it); compiled the component instead"
+            ));
+            return Ok(None);
+        }
+        let bytes = match package.file(&name) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                diagnostics.push(format!("{name}: {}; compiled the component instead", e.message()));
+                return Ok(None);
+            }
+        };
+        // SAFETY: the bytes are trusted native code by the check above (a
+        // verified signature covers them, or the host opted in); wasmtime
+        // checks that they were made by this engine version and settings.
+        match unsafe { Component::deserialize(&self.engine, &bytes) } {
+            Ok(component) => Ok(Some(component)),
+            Err(e) => {
+                diagnostics.push(format!("{name}: stale or corrupted ({e:#}); compiled the component instead"));
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn cache_key(package: &Package, path: &Path, bytes: &[u8]) -> Result<CacheKey> {
+    if package.is_verified() {
+        use sha2::Digest;
+        return Ok((path.to_path_buf(), 0, 0, bytes.len() as u64, None, sha2::Sha256::digest(bytes).into()));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+    #[cfg(unix)]
+    let (device, inode) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let (device, inode) = (0, 0);
+    Ok((path.to_path_buf(), device, inode, meta.len(), meta.modified().ok(), [0; 32]))
+}
+
+/// Compiles a component to a `.cwasm` for this library's engine settings.
+pub fn precompile(component: &[u8]) -> Result<Vec<u8>> {
+    new_engine()?
+        .precompile_component(component)
+        .map_err(|e| Error::new(Status::InvalidComponent, format!("cannot precompile the component: {e:#}")))
+}
+
+/// What a guest's store holds.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses memory growth past the cap, and remembers that it did.
+struct MemoryCap {
+    max: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// What every instance of one plugin shares.
+struct Shared {
+    name: String,
+    pre: InstancePre<GuestState>,
+    sandbox: Sandbox,
+    limits: WasmLimits,
+    export: String,
+    interface: Arc<Interface>,
+    max_output: usize,
+}
+
+impl Shared {
+    /// A fresh store and instance, with the interface's functions looked up.
+    fn instantiate(&self) -> Result<Live> {
+        let state = GuestState {
+            wasi: self.sandbox.wasi_ctx()?,
+            table: ResourceTable::new(),
+            memory: MemoryCap { max: self.limits.memory, exceeded: false },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = self.pre.instantiate(&mut store).map_err(|e| self.error(Status::InvalidComponent, format!("cannot instantiate: {e:#}")))?;
+        let export = instance
+            .get_export_index(&mut store, None, &self.export)
+            .ok_or_else(|| self.error(Status::InvalidComponent, format!("the component does not export `{}`", self.export)))?;
+        let lookup = |store: &mut Store<GuestState>, name: &str| -> Option<Func> {
+            let index = instance.get_export_index(&mut *store, Some(&export), name)?;
+            instance.get_func(&mut *store, index)
+        };
+        let mut funcs = Vec::new();
+        let mut raw = Vec::new();
+        for method in self.interface.methods() {
+            let func = lookup(&mut store, &values::kebab(&method.name));
+            if func.is_none() && method.capability_bit.is_none() {
+                return Err(self.error(
+                    Status::InvalidComponent,
+                    format!("`{}` has no function `{}` (method '{}')", self.export, values::kebab(&method.name), method.name),
+                ));
+            }
+            raw.push(match (&func, method.flags.raw) {
+                (Some(f), true) => Some(f.typed::<(Vec<u8>,), (Vec<u8>,)>(&store).map_err(|e| {
+                    self.error(
+                        Status::InvalidComponent,
+                        format!("raw method '{}' must be func(list<u8>) -> list<u8>: {e:#}", method.name),
+                    )
+                })?),
+                _ => None,
+            });
+            funcs.push(func);
+        }
+        let hash = lookup(&mut store, "fidius-interface-hash");
+        Ok(Live { store, instance, funcs, raw, hash })
+    }
+
+    fn error(&self, status: Status, what: impl std::fmt::Display) -> Error {
+        Error::new(status, format!("WASM plugin '{}': {what}", self.name))
+    }
+}
+
+/// One live instance.
+struct Live {
+    store: Store<GuestState>,
+    #[allow(dead_code)]
+    instance: Instance,
+    funcs: Vec<Option<Func>>,
+    raw: Vec<Option<TypedFunc<(Vec<u8>,), (Vec<u8>,)>>>,
+    hash: Option<Func>,
+}
+
+impl Live {
+    /// What the guest's `fidius-interface-hash` export says.
+    fn interface_hash(&mut self, shared: &Shared) -> Result<u64> {
+        let missing = || shared.error(Status::InvalidComponent, format!("`{}` has no `fidius-interface-hash` function", shared.export));
+        let func = self.hash.ok_or_else(missing)?;
+        let typed = func.typed::<(), (u64,)>(&self.store).map_err(|e| {
+            shared.error(Status::InvalidComponent, format!("`fidius-interface-hash` must be func() -> u64: {e:#}"))
+        })?;
+        let (hash,) = typed
+            .call(&mut self.store, ())
+            .map_err(|e| shared.error(Status::PluginTrap, format!("`fidius-interface-hash` failed: {e:#}")))?;
+        Ok(hash)
+    }
+}
+
+/// A WASM plugin handle: one instance, calls serialized.
+struct WasmPlugin {
+    shared: Arc<Shared>,
+    live: Mutex<Option<Live>>,
+}
+
+impl WasmPlugin {
+    /// Runs `call` on the live instance (made anew after a failure), within
+    /// the deadline and memory cap. A trap discards the instance.
+    fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
+        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.shared.instantiate()?);
+        }
+        let live = guard.as_mut().expect("set above");
+        let ticks = self.shared.limits.deadline.map_or(u64::MAX / 2, |d| {
+            (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+        });
+        live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().memory.exceeded = false;
+        let result = call(live);
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let exceeded = live.store.data().memory.exceeded;
+                *guard = None;
+                Err(self.classify(method, e, exceeded))
+            }
+        }
+    }
+
+    fn classify(&self, method: &Method, error: wasmtime::Error, memory_exceeded: bool) -> Error {
+        let shared = &self.shared;
+        let what = format!("method '{}'", method.name);
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            let limit = shared.limits.deadline.unwrap_or_default();
+            return shared.error(Status::Timeout, format!("{what} ran past its deadline of {limit:?} and was stopped"));
+        }
+        if memory_exceeded {
+            return shared.error(
+                Status::MemoryLimit,
+                format!("{what} tried to grow memory past the cap of {} bytes and was stopped", shared.limits.memory),
+            );
+        }
+        if error.downcast_ref::<Trap>().is_some() {
+            return shared.error(Status::PluginTrap, format!("{what} trapped: {error:#}"));
+        }
+        shared.error(Status::PluginProtocol, format!("{what} failed: {error:#}"))
+    }
+}
+
+impl PluginBackend for WasmPlugin {
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let spec = self.shared.interface.method(method)?;
+        if !spec.flags.raw {
+            return Err(self.shared.error(
+                Status::Unsupported,
+                format!("method '{}' is typed: call it with JSON (raw calls on WASM plugins are for raw methods)", spec.name),
+            ));
+        }
+        let output = self.with_instance(spec, |live| {
+            let func = live.raw[method as usize].ok_or_else(|| wasmtime::Error::msg("not implemented"))?;
+            let (output,) = func.call(&mut live.store, (input.to_vec(),))?;
+            Ok(output)
+        })?;
+        if output.len() > self.shared.max_output {
+            return Err(self.shared.error(
+                Status::OutputTooLarge,
+                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, output.len(), self.shared.max_output),
+            ));
+        }
+        Ok(OutputBytes::from_vec(output))
+    }
+
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+        let spec = interface.method(method)?;
+        if spec.flags.raw {
+            // Same JSON shape as cdylib plugins: an array of bytes in and out.
+            let input = json::encode_args(interface, spec, args_json)?;
+            let output = self.call_raw(method, &input)?;
+            return json::decode_output(interface, spec, output.as_slice());
+        }
+        let args: serde_json::Value = serde_json::from_str(args_json).map_err(|e| {
+            Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", spec.name))
+        })?;
+        let serde_json::Value::Array(args) = args else {
+            return Err(Error::new(
+                Status::ArgumentMismatch,
+                format!("method '{}': arguments must be a JSON array of {} value(s)", spec.name, spec.params.len()),
+            ));
+        };
+        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.shared.instantiate()?);
+        }
+        let live = guard.as_mut().expect("set above");
+        let func = live.funcs[method as usize].ok_or_else(|| {
+            Error::new(Status::NotImplemented, format!("WASM plugin '{}' does not implement '{}'", self.shared.name, spec.name))
+        })?;
+        let ty = func.ty(&live.store);
+        let param_types: Vec<_> = ty.params().map(|(_, t)| t).collect();
+        let result_count = ty.results().len();
+        drop(guard);
+        if args.len() != param_types.len() {
+            return Err(Error::new(
+                Status::ArgumentMismatch,
+                format!("method '{}': expected {} argument(s), found {}", spec.name, param_types.len(), args.len()),
+            ));
+        }
+        let params = param_types
+            .iter()
+            .zip(&args)
+            .enumerate()
+            .map(|(i, (t, a))| {
+                values::lower(t, a, 0).map_err(|e| {
+                    let declared = spec.params.get(i).map(ToString::to_string).unwrap_or_default();
+                    Error::new(Status::ArgumentMismatch, format!("method '{}': argument {} ({declared}): {e}", spec.name, i + 1))
+                })
+            })
+            .collect::<Result<Vec<Val>>>()?;
+        let mut results = vec![Val::Bool(false); result_count];
+        self.with_instance(spec, |live| {
+            let func = live.funcs[method as usize].expect("checked above");
+            func.call(&mut live.store, &params, &mut results)
+        })?;
+        let Some(result) = results.into_iter().next() else { return Ok("null".to_string()) };
+        let hint = match &spec.returns {
+            Returns::Nothing => None,
+            Returns::Value(t) | Returns::Result(t) => Some(t),
+        };
+        let value = match result {
+            Val::Result(Ok(payload)) => payload.map(|v| *v),
+            Val::Result(Err(payload)) => return Err(self.plugin_error(method, payload.map(|v| *v))),
+            other => Some(other),
+        };
+        let json = match value {
+            None => serde_json::Value::Null,
+            Some(v) => values::lift(&v, hint, interface.types()).map_err(|e| {
+                self.shared.error(Status::PluginProtocol, format!("the result of '{}' cannot be expressed: {e}", spec.name))
+            })?,
+        };
+        Ok(json.to_string())
+    }
+}
+
+impl WasmPlugin {
+    /// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
+    fn plugin_error(&self, method: u32, payload: Option<Val>) -> Error {
+        let mut error = PluginError { code: "WASM_ERROR".into(), message: String::new(), details: None };
+        if let Some(Val::Record(fields)) = payload {
+            for (name, value) in fields {
+                match (name.as_str(), value) {
+                    ("code", Val::String(code)) => error.code = code,
+                    ("message", Val::String(message)) => error.message = message,
+                    ("details", Val::Option(Some(details))) => {
+                        if let Val::String(details) = *details {
+                            error.details = Some(details);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Error::plugin(&self.shared.name, method, error)
+    }
+}

@@ -1,0 +1,269 @@
+//! WebAssembly component plugins: the calculator component against the
+//! cdylib calculator, signatures, the sandbox, limits and precompiled code.
+#![cfg(feature = "wasm")]
+
+mod common;
+
+use common::*;
+use ed25519_dalek::{Signer, SigningKey};
+use fidius_host::artifact::package::package_digest;
+use fidius_host::interface::file;
+use fidius_host::{Host, HostBuilder, Interface, LoadOptions, Plugin, RuntimeKind, Status, TrustedKey};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn interface(name: &str) -> Arc<Interface> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces").join(name);
+    Arc::new(file::read(&path).unwrap())
+}
+
+fn with(interface: &Arc<Interface>) -> LoadOptions {
+    LoadOptions { interface: Some(interface.clone()), ..Default::default() }
+}
+
+fn wasm_calculator() -> Plugin {
+    host_for(&fixture("wasm")).load_with("WasmCalculator", &with(&interface("calculator.toml"))).unwrap()
+}
+
+fn hostile_in(host: &Host, dir: &Path, options: LoadOptions) -> fidius_host::Result<Plugin> {
+    host.load_path_with(dir, Some("HostileGuest"), &LoadOptions { interface: Some(interface("hostile.toml")), ..options })
+}
+
+/// A copy of fixture package `name` in a fresh directory, with its manifest
+/// edited by `edit`.
+fn stage(test: &str, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let dir = temp_dir(test).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture("wasm").join(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = dir.join("package.toml");
+    std::fs::write(&manifest, edit(std::fs::read_to_string(&manifest).unwrap())).unwrap();
+    dir
+}
+
+#[test]
+fn the_component_answers_like_the_cdylib() {
+    let calc = interface("calculator.toml");
+    let native = host_for(&fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
+    let wasm = wasm_calculator();
+    assert_eq!(wasm.info().runtime, RuntimeKind::Wasm);
+    assert_eq!(wasm.info().interface_hash, native.info().interface_hash);
+    assert!(wasm.has_capability(0), "multiply is implemented");
+    for (method, args) in [
+        ("add", "[3, 7]"),
+        ("add", "[-9223372036854775808, -1]"),
+        ("greet", r#"["wasm"]"#),
+        ("divide", "[9, 2]"),
+        ("describe", r#"[true, 0.25, ["a", "b"], null]"#),
+        ("describe", r#"[false, 1e300, [], "n"]"#),
+        ("reverse", "[[1, 2, 3]]"),
+        ("ping", "[]"),
+        ("multiply", "[6, 7]"),
+    ] {
+        assert_eq!(wasm.call_json(method, args).unwrap(), native.call_json(method, args).unwrap(), "{method} {args}");
+    }
+    // Plugin errors keep code, message and details in both runtimes.
+    let (w, n) = (wasm.call_json("divide", "[1, 0]").unwrap_err(), native.call_json("divide", "[1, 0]").unwrap_err());
+    assert_eq!(w.status(), Status::PluginError);
+    assert_eq!(w.plugin_error(), n.plugin_error());
+    // Raw calls carry raw methods' bytes; typed methods need JSON.
+    let reverse = calc.method_index("reverse").unwrap();
+    assert_eq!(wasm.call_raw(reverse, b"fidius").unwrap().as_slice(), b"suidif");
+    assert_eq!(wasm.call_raw(0, &[0; 16]).unwrap_err().status(), Status::Unsupported);
+    // Bad arguments are refused before the guest runs.
+    let e = wasm.call_json("add", r#"[1, "2"]"#).unwrap_err();
+    assert_eq!(e.status(), Status::ArgumentMismatch);
+    assert!(e.message().contains("argument 2 (i64)"), "{}", e.message());
+    assert_eq!(wasm.call_json("add", "[1]").unwrap_err().status(), Status::ArgumentMismatch);
+}
+
+#[test]
+fn a_trap_is_an_error_and_the_next_call_runs_on_a_fresh_instance() {
+    let host = host_for(&fixture("wasm"));
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1");
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "2", "state persists between calls");
+    let e = hostile.call_json("crash", "[]").unwrap_err();
+    assert_eq!(e.status(), Status::PluginTrap);
+    assert!(e.message().contains("crash"), "{}", e.message());
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1", "a trap discards the instance");
+
+    let calc = wasm_calculator();
+    assert_eq!(calc.call_json("boom", "[]").unwrap_err().status(), Status::PluginTrap);
+    assert_eq!(calc.call_json("add", "[1, 1]").unwrap(), "2");
+}
+
+#[test]
+fn an_endless_guest_is_stopped_at_its_deadline() {
+    let host = HostBuilder::new().wasm_deadline(Some(Duration::from_secs(30))).build().unwrap();
+    let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_millis(200))), ..Default::default() };
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), options).unwrap();
+    let start = Instant::now();
+    let e = hostile.call_json("spin", "[]").unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(3), "stopped after {took:?}");
+    // The host and the plugin keep serving.
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1");
+    assert_eq!(wasm_calculator().call_json("add", "[2, 2]").unwrap(), "4");
+}
+
+#[test]
+fn a_memory_bomb_hits_the_cap() {
+    let host = HostBuilder::new().wasm_memory_limit(16 << 20).build().unwrap();
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    assert_eq!(hostile.call_json("hog", "[4]").unwrap(), "4");
+    let e = hostile.call_json("hog", "[64]").unwrap_err();
+    assert_eq!(e.status(), Status::MemoryLimit, "{}", e.message());
+    assert!(e.message().contains("16777216"), "{}", e.message());
+    assert_eq!(hostile.call_json("hog", "[1]").unwrap(), "1");
+    // A load may raise the cap.
+    let roomy = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions { wasm_memory_limit: Some(128 << 20), ..Default::default() }).unwrap();
+    assert_eq!(roomy.call_json("hog", "[64]").unwrap(), "64");
+}
+
+#[test]
+fn the_sandbox_grants_nothing_unless_asked() {
+    let secret_dir = temp_dir("wasm-secret");
+    std::fs::write(secret_dir.join("secret.txt"), "s3cret").unwrap();
+    let secret = secret_dir.join("secret.txt");
+    let host = host_for(&fixture("wasm"));
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    let args = serde_json::json!([secret.to_str().unwrap()]).to_string();
+    let e = hostile.call_json("read_file", &args).unwrap_err();
+    assert_eq!(e.status(), Status::PluginError);
+    assert_eq!(e.plugin_error().unwrap().code, "IO");
+
+    let grant = format!("component = \"hostile_component.wasm\"\ncapabilities = [\"fs:ro:{}\"]", secret_dir.display());
+    let granted = stage("wasm-grant", "hostile", |m| m.replace("component = \"hostile_component.wasm\"", &grant));
+    let reader = hostile_in(&host, &granted, LoadOptions::default()).unwrap();
+    assert_eq!(reader.call_json("read_file", &args).unwrap(), "\"s3cret\"");
+
+    // The host may deny what a package asks for.
+    let strict = HostBuilder::new().deny_capability("fs").build().unwrap();
+    assert_eq!(hostile_in(&strict, &granted, LoadOptions::default()).unwrap_err().status(), Status::CapabilityDenied);
+
+    // Grants of the whole filesystem, unknown capabilities, paths out of the package.
+    for (capability, status) in
+        [("fs:rw:/", Status::InvalidCapability), ("fs:ro:/", Status::InvalidCapability), ("teleport", Status::InvalidCapability)]
+    {
+        let edit = format!("component = \"hostile_component.wasm\"\ncapabilities = [\"{capability}\"]");
+        let dir = stage("wasm-caps", "hostile", |m| m.replace("component = \"hostile_component.wasm\"", &edit));
+        let e = hostile_in(&host, &dir, LoadOptions::default()).unwrap_err();
+        assert_eq!(e.status(), status, "{capability}: {}", e.message());
+    }
+    let dir = stage("wasm-escape", "hostile", |m| m.replace("\"hostile_component.wasm\"", "\"../hostile/hostile_component.wasm\""));
+    assert_eq!(hostile_in(&host, &dir, LoadOptions::default()).unwrap_err().status(), Status::InvalidManifest);
+    let dir = stage("wasm-symlink", "hostile", |m| m.replace("\"hostile_component.wasm\"", "\"link.wasm\""));
+    std::os::unix::fs::symlink(fixture("wasm/hostile/hostile_component.wasm"), dir.join("link.wasm")).unwrap();
+    let e = hostile_in(&host, &dir, LoadOptions::default()).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidManifest, "{}", e.message());
+    assert!(e.message().contains("outside the package"), "{}", e.message());
+}
+
+#[test]
+fn loads_are_checked_against_the_interface() {
+    let host = host_for(&fixture("wasm"));
+    // No interface: a WASM load cannot know the export.
+    assert_eq!(host.load("WasmCalculator").unwrap_err().status(), Status::NoInterface);
+    // Same methods by name, other types: the guest's hash differs.
+    let text = file::to_toml(&interface("calculator.toml"));
+    let text: String = text.lines().filter(|l| !l.starts_with("hash")).collect::<Vec<_>>().join("\n");
+    let other = Arc::new(file::parse(&text.replace("add:i64,i64->i64", "add:i32,i32->i32"), "edited").unwrap());
+    let e = host.load_with("WasmCalculator", &with(&other)).unwrap_err();
+    assert_eq!(e.status(), Status::InterfaceHashMismatch);
+    assert!(e.message().contains("found 0x0271e9b7d21d10f1"), "{}", e.message());
+    let newer = Arc::new(file::parse(&text.replace("version = 2", "version = 3"), "edited").unwrap());
+    assert_eq!(host.load_with("WasmCalculator", &with(&newer)).unwrap_err().status(), Status::InterfaceVersionMismatch);
+    // An interface whose export the component does not have.
+    let e = host.load_with("WasmCalculator", &LoadOptions { interface: Some(interface("echo.toml")), ..Default::default() });
+    assert!(matches!(e.unwrap_err().status(), Status::InterfaceVersionMismatch | Status::InvalidComponent));
+
+    // Discovery lists packages from their manifests.
+    let found = host.discover();
+    let names: Vec<(&str, RuntimeKind)> = found.plugins.iter().map(|p| (p.name.as_str(), p.runtime)).collect();
+    assert!(names.contains(&("WasmCalculator", RuntimeKind::Wasm)), "{names:?}");
+    assert!(names.contains(&("HostileGuest", RuntimeKind::Wasm)), "{names:?}");
+}
+
+#[test]
+fn signed_packages_verify_what_is_loaded() {
+    let key = TrustedKey::from_file(&fixture("keys/trusted.public")).unwrap();
+    let host = HostBuilder::new().require_signature(true).trusted_key(key).build().unwrap();
+    let calc = with(&interface("calculator.toml"));
+    let plugin = host.load_path_with(&fixture("wasm-signed/calc"), None, &calc).unwrap();
+    assert_eq!(plugin.call_json("add", "[40, 2]").unwrap(), "42");
+    assert_eq!(host.load_path_with(&fixture("wasm/calc"), None, &calc).unwrap_err().status(), Status::SignatureRequired);
+
+    // Any changed file fails verification, whichever it is.
+    let dir = temp_dir("wasm-tampered").join("calc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture("wasm-signed/calc")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    assert!(host.load_path_with(&dir, None, &calc).is_ok());
+    std::fs::write(dir.join("notes.txt"), "added later").unwrap();
+    assert_eq!(host.load_path_with(&dir, None, &calc).unwrap_err().status(), Status::SignatureInvalid);
+}
+
+/// Signs `dir` as `fidius package sign` does, with a fresh key.
+fn sign_package(dir: &Path) -> TrustedKey {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let digest = package_digest(dir).unwrap();
+    std::fs::write(dir.join("package.sig"), key.sign(&digest).to_bytes()).unwrap();
+    TrustedKey::from_bytes(key.verifying_key().as_bytes()).unwrap()
+}
+
+#[test]
+fn precompiled_components_are_used_only_when_trusted() {
+    let calc = with(&interface("calculator.toml"));
+    let dir = stage("wasm-aot", "calc", |m| m);
+    let component = std::fs::read(dir.join("calc_component.wasm")).unwrap();
+    std::fs::write(dir.join("calc_component.cwasm"), fidius_host::runtime::wasm::precompile(&component).unwrap()).unwrap();
+
+    // Unsigned: compiled from the component, with a diagnostic saying why.
+    let plugin = HostBuilder::new().build().unwrap().load_path_with(&dir, None, &calc).unwrap();
+    assert!(plugin.description().diagnostics[0].contains("not signed"), "{:?}", plugin.description().diagnostics);
+    assert_eq!(plugin.call_json("add", "[1, 2]").unwrap(), "3");
+    // Opted in: used.
+    let opted = HostBuilder::new().allow_unsigned_precompiled(true).build().unwrap();
+    let plugin = opted.load_path_with(&dir, None, &calc).unwrap();
+    assert!(plugin.description().diagnostics.is_empty(), "{:?}", plugin.description().diagnostics);
+    assert_eq!(plugin.call_json("add", "[1, 2]").unwrap(), "3");
+    // Signed: used, since the signature covers it.
+    let key = sign_package(&dir);
+    let signed = HostBuilder::new().require_signature(true).trusted_key(key).build().unwrap();
+    let plugin = signed.load_path_with(&dir, None, &calc).unwrap();
+    assert!(plugin.description().diagnostics.is_empty(), "{:?}", plugin.description().diagnostics);
+    // Corrupted: falls back to compiling, and says so (a new host: this
+    // one has the component compiled already and would not look again).
+    std::fs::write(dir.join("calc_component.cwasm"), b"not native code at all").unwrap();
+    std::fs::remove_file(dir.join("package.sig")).unwrap();
+    let fresh = HostBuilder::new().allow_unsigned_precompiled(true).build().unwrap();
+    let plugin = fresh.load_path_with(&dir, None, &calc).unwrap();
+    assert!(plugin.description().diagnostics[0].contains("stale or corrupted"), "{:?}", plugin.description().diagnostics);
+    assert_eq!(plugin.call_json("multiply", "[3, 3]").unwrap(), "9");
+}
+
+#[test]
+fn calls_from_several_threads_are_serialized_safely() {
+    let plugin = Arc::new(wasm_calculator());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let plugin = plugin.clone();
+            std::thread::spawn(move || {
+                for i in 0..100i64 {
+                    let expected = (t * 1000 + i + 1).to_string();
+                    assert_eq!(plugin.call_json("add", &format!("[{}, 1]", t * 1000 + i)).unwrap(), expected);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
