@@ -115,7 +115,7 @@ test: tools check-header header-compile lib fixtures rust-test c-test exports-te
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json
+C_TESTS := test_capi test_json test_wasm
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
@@ -127,7 +127,7 @@ $(BUILD_C)/%-static: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 
 # RUST_BACKTRACE=0 for runs under valgrind: with backtraces on, a panicking
 # Rust plugin's own std caches symbolization data it never frees.
-VALGRIND_FLAGS := --quiet --num-callers=40 --keep-debuginfo=yes --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+VALGRIND_FLAGS := --quiet --fair-sched=yes --num-callers=40 --keep-debuginfo=yes --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible
 
 c-test: fixtures $(foreach t,$(C_TESTS),$(BUILD_C)/$(t)-shared $(BUILD_C)/$(t)-static)

@@ -12,6 +12,9 @@
  *   interface file, fidius_host_interface_from_file), set on
  *   fidius_host_load_options_t, is checked at load and enables
  *   fidius_host_plugin_call_json: JSON arguments in, JSON result out.
+ *   WebAssembly plugins are package directories (package.toml + component)
+ *   in the same search paths; loading one needs an interface. Each runs in
+ *   a zero-grant WASI sandbox with a per-call deadline and a memory cap.
  *
  * ERRORS
  *   Every fallible function returns fidius_host_status_t (0 = OK) and takes
@@ -53,8 +56,11 @@
  *   fidius_host_load_options_t and fidius_host_error_t are movable (one
  *   thread at a time). cdylib plugin
  *   calls run concurrently on the plugin's one instance; Arena plugins use
- *   one arena per calling thread. Process-wide state: none besides the
- *   libraries the dynamic loader maps.
+ *   one arena per calling thread. Calls on one WASM plugin are serialized
+ *   on its instance; after a WASM trap, TIMEOUT or MEMORY_LIMIT the handle
+ *   stays usable and its next call runs on a fresh instance. Process-wide
+ *   state: the libraries the dynamic loader maps, and one WASM deadline
+ *   thread per host that has loaded a WASM plugin.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
@@ -230,6 +236,23 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH = 121,
   /**
+   * A package's `package.toml` is malformed, or names a file outside the package.
+   */
+  FIDIUS_HOST_STATUS_INVALID_MANIFEST = 122,
+  /**
+   * A package asks for a capability that is unknown or refused (the
+   * whole filesystem, raw network access).
+   */
+  FIDIUS_HOST_STATUS_INVALID_CAPABILITY = 123,
+  /**
+   * A package asks for a capability the host denies.
+   */
+  FIDIUS_HOST_STATUS_CAPABILITY_DENIED = 124,
+  /**
+   * A WASM component does not compile, link or export what the interface needs.
+   */
+  FIDIUS_HOST_STATUS_INVALID_COMPONENT = 125,
+  /**
    * Signatures are required and the `.sig` file is missing.
    */
   FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED = 200,
@@ -289,6 +312,19 @@ enum fidius_host_status
    * The call needs an interface, and the plugin was loaded without one.
    */
   FIDIUS_HOST_STATUS_NO_INTERFACE = 311,
+  /**
+   * A WASM guest trapped (panic, `unreachable`, bad memory access); the
+   * next call runs on a fresh instance.
+   */
+  FIDIUS_HOST_STATUS_PLUGIN_TRAP = 312,
+  /**
+   * A WASM call ran past its deadline and was stopped.
+   */
+  FIDIUS_HOST_STATUS_TIMEOUT = 313,
+  /**
+   * A WASM guest tried to grow its memory past the cap and was stopped.
+   */
+  FIDIUS_HOST_STATUS_MEMORY_LIMIT = 314,
   /**
    * An interface (signature, type declaration or file) is malformed, or
    * uses a type that is neither builtin nor declared.
@@ -645,6 +681,58 @@ FIDIUS_HOST_API
 fidius_host_status_t fidius_host_builder_set_buffer_strategy(fidius_host_builder_t *builder,
                                                              uint32_t strategy,
                                                              fidius_host_error_t **err);
+
+/**
+ * Sets the default deadline of each WASM call, in milliseconds (default
+ * 10 000); 0 means no deadline. A call past it stops with TIMEOUT (within
+ * about a millisecond) and the plugin's next call runs on a fresh
+ * instance. A load may override it (`fidius_host_load_options_wasm_deadline_ms`).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_wasm_deadline_ms(fidius_host_builder_t *builder,
+                                                              uint64_t milliseconds,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Sets the default cap on a WASM guest's linear memory, in bytes (default
+ * 256 MiB). Growing past it fails the call with MEMORY_LIMIT. A load may
+ * override it (`fidius_host_load_options_wasm_memory_limit`).
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_wasm_memory_limit(fidius_host_builder_t *builder,
+                                                               size_t bytes,
+                                                               fidius_host_error_t **err);
+
+/**
+ * Refuses every package that asks for `capability` (UTF-8, or
+ * NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`): an exact capability
+ * such as `stdout`, or a prefix such as `fs` or `env` that covers every
+ * `fs:…` or `env:…` capability. Such loads fail with CAPABILITY_DENIED.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_deny_capability(fidius_host_builder_t *builder,
+                                                         const char *capability,
+                                                         size_t capability_len,
+                                                         fidius_host_error_t **err);
+
+/**
+ * Whether a package's precompiled `.cwasm` may be loaded when no verified
+ * package signature covers it (default false: the component is compiled
+ * instead, and the plugin's diagnostics say so). A `.cwasm` is native code
+ * that runs outside the sandbox; allow this only for files you trust.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_allow_unsigned_precompiled(fidius_host_builder_t *builder,
+                                                                        bool allow,
+                                                                        fidius_host_error_t **err);
 
 /**
  * Sets the largest output one call may return (default 64 MiB). A larger
@@ -1084,8 +1172,9 @@ FIDIUS_HOST_API void fidius_host_interface_free(fidius_host_interface_t *interfa
 FIDIUS_HOST_API fidius_host_load_options_t *fidius_host_load_options_new(void);
 
 /**
- * Sets the interface the plugin must match: its hash, version and method
- * count are checked at load (INTERFACE_HASH_MISMATCH,
+ * Sets the interface the plugin must match (required for WASM plugins,
+ * whose export name, functions and hash it names): its hash, version and
+ * method count are checked at load (INTERFACE_HASH_MISMATCH,
  * INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH), and it enables JSON
  * calls and method lookup by name. The options keep their own reference to
  * `interface`; NULL removes a previously set interface.
@@ -1096,6 +1185,28 @@ FIDIUS_HOST_API
 fidius_host_status_t fidius_host_load_options_interface(fidius_host_load_options_t *options,
                                                         const fidius_host_interface_t *interface,
                                                         fidius_host_error_t **err);
+
+/**
+ * Overrides the host's WASM call deadline for plugins loaded with these
+ * options, in milliseconds; 0 means no deadline.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_wasm_deadline_ms(fidius_host_load_options_t *options,
+                                                               uint64_t milliseconds,
+                                                               fidius_host_error_t **err);
+
+/**
+ * Overrides the host's WASM memory cap (bytes) for plugins loaded with
+ * these options.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_wasm_memory_limit(fidius_host_load_options_t *options,
+                                                                size_t bytes,
+                                                                fidius_host_error_t **err);
 
 /**
  * Frees load options. NULL is a no-op. Plugins loaded with them are not
@@ -1138,6 +1249,23 @@ fidius_host_status_t fidius_host_signatures_hash(const fidius_host_str_t *signat
                                                  size_t count,
                                                  uint64_t *hash_out,
                                                  fidius_host_error_t **err);
+
+/**
+ * Compiles a WebAssembly component ahead of time for this library (same
+ * wasmtime version and settings): the `.cwasm` a package may carry next to
+ * its component. `component` (`component_len` bytes) is borrowed for the
+ * call. On success `*cwasm_out` holds the compiled bytes, owned by the
+ * caller (release with `fidius_host_bytes_free`). A `.cwasm` is native
+ * code: hosts load one only when a verified package signature covers it,
+ * or when allowed with `fidius_host_builder_set_allow_unsigned_precompiled`.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_COMPONENT, UNSUPPORTED (no WASM support).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_precompile_component(const uint8_t *component,
+                                                      size_t component_len,
+                                                      fidius_host_bytes_t *cwasm_out,
+                                                      fidius_host_error_t **err);
 
 /**
  * Calls method `method` (its index in the interface's declaration order)
@@ -1224,6 +1352,20 @@ FIDIUS_HOST_API
 fidius_host_status_t fidius_host_plugin_interface(const fidius_host_plugin_t *plugin,
                                                   fidius_host_interface_t **interface_out,
                                                   fidius_host_error_t **err);
+
+/**
+ * Number of load diagnostics: notes about a load that did not stop it
+ * (e.g. a precompiled `.cwasm` that was not used, and why). 0 for NULL.
+ */
+FIDIUS_HOST_API size_t fidius_host_plugin_diagnostic_count(const fidius_host_plugin_t *plugin);
+
+/**
+ * Load diagnostic `index`, or NULL when out of range. Borrowed: valid
+ * until `plugin` is freed.
+ */
+FIDIUS_HOST_API
+const char *fidius_host_plugin_diagnostic(const fidius_host_plugin_t *plugin,
+                                          size_t index);
 
 /**
  * The plugin's facts (name, interface, hash, …), or NULL for NULL.

@@ -101,6 +101,7 @@ fn an_endless_guest_is_stopped_at_its_deadline() {
     let host = HostBuilder::new().wasm_deadline(Some(Duration::from_secs(30))).build().unwrap();
     let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_millis(200))), ..Default::default() };
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), options).unwrap();
+    drop(host); // deadlines hold for plugins that outlive their host
     let start = Instant::now();
     let e = hostile.call_json("spin", "[]").unwrap_err();
     let took = start.elapsed();

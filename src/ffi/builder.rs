@@ -2,7 +2,7 @@
 
 use super::fidius_host_status_t;
 use super::host::fidius_host_t;
-use super::{arg_bytes, arg_handle, arg_handle_mut, arg_out, arg_path, entry, entry_value, new_handle, take_handle, Handle};
+use super::{arg_bytes, arg_handle, arg_handle_mut, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 use super::error::fidius_host_error_t;
 use crate::artifact::signature::TrustedKey;
 use crate::error::{Error, Status};
@@ -208,6 +208,95 @@ pub extern "C" fn fidius_host_builder_set_buffer_strategy(
             )
         })?;
         b.buffer_strategy(strategy);
+        Ok(())
+    })
+}
+
+/// Sets the default deadline of each WASM call, in milliseconds (default
+/// 10 000); 0 means no deadline. A call past it stops with TIMEOUT (within
+/// about a millisecond) and the plugin's next call runs on a fresh
+/// instance. A load may override it (`fidius_host_load_options_wasm_deadline_ms`).
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
+    builder: *mut fidius_host_builder_t,
+    milliseconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.wasm_deadline(deadline_of(milliseconds));
+        Ok(())
+    })
+}
+
+/// A deadline in milliseconds, 0 meaning none.
+pub(crate) fn deadline_of(milliseconds: u64) -> Option<std::time::Duration> {
+    (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds))
+}
+
+/// Sets the default cap on a WASM guest's linear memory, in bytes (default
+/// 256 MiB). Growing past it fails the call with MEMORY_LIMIT. A load may
+/// override it (`fidius_host_load_options_wasm_memory_limit`).
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_wasm_memory_limit(
+    builder: *mut fidius_host_builder_t,
+    bytes: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.wasm_memory_limit(memory_limit_of(bytes)?);
+        Ok(())
+    })
+}
+
+/// A memory cap, which must be at least one byte.
+pub(crate) fn memory_limit_of(bytes: usize) -> crate::Result<usize> {
+    if bytes == 0 {
+        return Err(Error::new(Status::InvalidArgument, "the WASM memory limit must be at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
+/// Refuses every package that asks for `capability` (UTF-8, or
+/// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`): an exact capability
+/// such as `stdout`, or a prefix such as `fs` or `env` that covers every
+/// `fs:…` or `env:…` capability. Such loads fail with CAPABILITY_DENIED.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_deny_capability(
+    builder: *mut fidius_host_builder_t,
+    capability: *const c_char,
+    capability_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        let capability = arg_str(capability, capability_len, "capability")?;
+        if capability.is_empty() {
+            return Err(Error::new(Status::InvalidArgument, "argument 'capability' is empty"));
+        }
+        b.deny_capability(capability);
+        Ok(())
+    })
+}
+
+/// Whether a package's precompiled `.cwasm` may be loaded when no verified
+/// package signature covers it (default false: the component is compiled
+/// instead, and the plugin's diagnostics say so). A `.cwasm` is native code
+/// that runs outside the sandbox; allow this only for files you trust.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
+    builder: *mut fidius_host_builder_t,
+    allow: bool,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.allow_unsigned_precompiled(allow);
         Ok(())
     })
 }

@@ -33,8 +33,9 @@ pub extern "C" fn fidius_host_load_options_new() -> *mut fidius_host_load_option
     })
 }
 
-/// Sets the interface the plugin must match: its hash, version and method
-/// count are checked at load (INTERFACE_HASH_MISMATCH,
+/// Sets the interface the plugin must match (required for WASM plugins,
+/// whose export name, functions and hash it names): its hash, version and
+/// method count are checked at load (INTERFACE_HASH_MISMATCH,
 /// INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH), and it enables JSON
 /// calls and method lookup by name. The options keep their own reference to
 /// `interface`; NULL removes a previously set interface.
@@ -50,6 +51,39 @@ pub extern "C" fn fidius_host_load_options_interface(
         let options = &mut arg_handle_mut(options, "options")?.options;
         options.interface =
             if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) };
+        Ok(())
+    })
+}
+
+/// Overrides the host's WASM call deadline for plugins loaded with these
+/// options, in milliseconds; 0 means no deadline.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_wasm_deadline_ms(
+    options: *mut fidius_host_load_options_t,
+    milliseconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        arg_handle_mut(options, "options")?.options.wasm_deadline = Some(super::builder::deadline_of(milliseconds));
+        Ok(())
+    })
+}
+
+/// Overrides the host's WASM memory cap (bytes) for plugins loaded with
+/// these options.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_wasm_memory_limit(
+    options: *mut fidius_host_load_options_t,
+    bytes: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let bytes = super::builder::memory_limit_of(bytes)?;
+        arg_handle_mut(options, "options")?.options.wasm_memory_limit = Some(bytes);
         Ok(())
     })
 }

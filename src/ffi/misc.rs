@@ -75,3 +75,38 @@ pub extern "C" fn fidius_host_signatures_hash(
         Ok(())
     })
 }
+
+/// Compiles a WebAssembly component ahead of time for this library (same
+/// wasmtime version and settings): the `.cwasm` a package may carry next to
+/// its component. `component` (`component_len` bytes) is borrowed for the
+/// call. On success `*cwasm_out` holds the compiled bytes, owned by the
+/// caller (release with `fidius_host_bytes_free`). A `.cwasm` is native
+/// code: hosts load one only when a verified package signature covers it,
+/// or when allowed with `fidius_host_builder_set_allow_unsigned_precompiled`.
+///
+/// Errors: NULL_ARGUMENT, INVALID_COMPONENT, UNSUPPORTED (no WASM support).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_precompile_component(
+    component: *const u8,
+    component_len: usize,
+    cwasm_out: *mut super::bytes::fidius_host_bytes_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let cwasm_out = arg_out(cwasm_out, "cwasm_out")?;
+        *cwasm_out = super::bytes::fidius_host_bytes_t::EMPTY;
+        let component = super::arg_bytes(component, component_len, "component")?;
+        *cwasm_out = super::bytes::fidius_host_bytes_t::from_output(crate::bytes::OutputBytes::from_vec(precompile(component)?));
+        Ok(())
+    })
+}
+
+#[cfg(feature = "wasm")]
+fn precompile(component: &[u8]) -> crate::Result<Vec<u8>> {
+    crate::runtime::wasm::precompile(component)
+}
+
+#[cfg(not(feature = "wasm"))]
+fn precompile(_component: &[u8]) -> crate::Result<Vec<u8>> {
+    Err(Error::new(Status::Unsupported, "this build has no WASM support (feature `wasm`)"))
+}

@@ -27,6 +27,7 @@ pub(crate) struct PluginData {
     info: Tagged<InfoData>,
     method_metadata: Vec<Vec<(CString, CString)>>,
     trait_metadata: Vec<(CString, CString)>,
+    diagnostics: Vec<CString>,
 }
 
 impl Handle for fidius_host_plugin_t {
@@ -47,6 +48,7 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
             .map(|m| c_pairs(plugin.method_metadata(m).unwrap_or_default()))
             .collect(),
         trait_metadata: c_pairs(plugin.trait_metadata()),
+        diagnostics: description.diagnostics.iter().map(|d| c_string(d)).collect(),
         plugin,
     })
 }
@@ -194,6 +196,20 @@ pub extern "C" fn fidius_host_plugin_interface(
         *interface_out = super::interface::new(interface.clone());
         Ok(())
     })
+}
+
+/// Number of load diagnostics: notes about a load that did not stop it
+/// (e.g. a precompiled `.cwasm` that was not used, and why). 0 for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_diagnostic_count(plugin: *const fidius_host_plugin_t) -> usize {
+    with_plugin(plugin, 0, |p| p.diagnostics.len())
+}
+
+/// Load diagnostic `index`, or NULL when out of range. Borrowed: valid
+/// until `plugin` is freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugin_t, index: usize) -> *const c_char {
+    with_plugin(plugin, std::ptr::null(), |p| p.diagnostics.get(index).map_or(std::ptr::null(), |d| d.as_ptr()))
 }
 
 /// The plugin's facts (name, interface, hash, …), or NULL for NULL.

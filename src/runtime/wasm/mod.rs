@@ -38,18 +38,46 @@ pub struct WasmRuntime {
     engine: Engine,
     linker: Linker<GuestState>,
     compiled: Mutex<HashMap<CacheKey, InstancePre<GuestState>>>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while any host or
+/// plugin of this engine lives, so deadlines hold for plugins that outlive
+/// their host. Stopped and joined when the last of them goes.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("fidius-wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::new(Status::Io, format!("cannot start the WASM deadline thread: {e}")))?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for WasmRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmRuntime").finish_non_exhaustive()
-    }
-}
-
-impl Drop for WasmRuntime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -72,18 +100,8 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("fidius-wasm-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| Error::new(Status::Io, format!("cannot start the WASM deadline thread: {e}")))?;
-        Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker_stop })
+        let ticker = Arc::new(EpochTicker::start(engine.clone())?);
+        Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
     }
 
     /// Loads the WASM plugin of `package` against `interface`.
@@ -126,6 +144,7 @@ impl WasmRuntime {
             export,
             interface: interface.clone(),
             max_output,
+            _ticker: self.ticker.clone(),
         });
         let mut live = shared.instantiate()?;
         let hash = live.interface_hash(&shared)?;
@@ -305,6 +324,8 @@ struct Shared {
     export: String,
     interface: Arc<Interface>,
     max_output: usize,
+    /// Keeps deadlines working after the host is freed.
+    _ticker: Arc<EpochTicker>,
 }
 
 impl Shared {

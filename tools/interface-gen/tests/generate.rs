@@ -27,6 +27,7 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
         ("calculator", "Calculator", "plugins", "BasicCalculator"),
         ("echo", "Echo", "arena", "ArenaEcho"),
         ("type_echo", "TypeEcho", "types", "TypeEchoes"),
+        ("hostile", "Hostile", "", ""),
     ] {
         let output = generate("tests/fixtures/rust/calc-interface", &["--trait", trait_name]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -36,6 +37,9 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
         assert_eq!(generated, committed, "{} is stale: run `make interfaces`", committed_path.display());
 
         let interface = Arc::new(file::parse(&generated, name).unwrap());
+        if plugin.is_empty() {
+            continue; // implemented by a WebAssembly component only: tests/wasm.rs checks its hash
+        }
         let host = HostBuilder::new().search_path(fixtures().join(dir)).build().unwrap();
         let options = LoadOptions { interface: Some(interface.clone()) };
         let loaded = host.load_with(plugin, &options).unwrap();

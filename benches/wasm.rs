@@ -1,0 +1,193 @@
+//! WASM plugin benchmark: per-call cost through libfidius_host's C API
+//! against calling the same export directly through wasmtime on one live
+//! instance, and load times (JIT compile, `.cwasm`, reload in one host).
+//!
+//!   FIDIUS_TEST_FIXTURES=target/test-fixtures cargo bench --bench wasm
+//!
+//! Every figure is the median of several rounds; the two sides of each
+//! comparison alternate so machine noise hits both alike.
+
+use fidius_host::ffi::builder::*;
+use fidius_host::ffi::bytes::*;
+use fidius_host::ffi::host::*;
+use fidius_host::ffi::interface::*;
+use fidius_host::ffi::load_options::*;
+use fidius_host::ffi::plugin::*;
+use fidius_host::ffi::FIDIUS_HOST_NUL_TERMINATED as NT;
+use fidius_host::interface::file;
+use fidius_host::{HostBuilder, LoadOptions};
+use std::ffi::CString;
+use std::ptr::{null, null_mut};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker, ResourceTable, TypedFunc};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+const ROUNDS: usize = 9;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Nanoseconds per iteration of `f`, median of `ROUNDS` rounds of `iters`.
+fn time(iters: u32, mut f: impl FnMut()) -> impl FnMut() -> f64 {
+    move || {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(iters)
+    }
+}
+
+fn compare(what: &str, mut direct: impl FnMut() -> f64, mut api: impl FnMut() -> f64) {
+    direct();
+    api();
+    let (mut d, mut a) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        d.push(direct());
+        a.push(api());
+    }
+    let (d, a) = (median(d), median(a));
+    println!("{what:<28} direct {d:>9.1} ns   C API {a:>9.1} ns   added {:>+8.1} ns   ratio {:.2}", a - d, a / d);
+}
+
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("FIDIUS_TEST_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-fixtures"))
+}
+
+fn main() {
+    let fixtures = fixtures();
+    let package = fixtures.join("wasm/calc");
+    let component_bytes = std::fs::read(package.join("calc_component.wasm")).expect("run `make fixtures` first");
+    let interface = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml")).unwrap());
+    let options = LoadOptions { interface: Some(interface.clone()), ..Default::default() };
+
+    // The direct path: wasmtime's typed API on one live instance.
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    let engine = Engine::new(&config).unwrap();
+    let component = Component::new(&engine, &component_bytes).unwrap();
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    let mut store = Store::new(&engine, State { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+    let instance = linker.instantiate(&mut store, &component).unwrap();
+    let export = instance.get_export_index(&mut store, None, "fidius:calculator/calculator@0.1.0").unwrap();
+    let func = |store: &mut Store<State>, name: &str| {
+        let index = instance.get_export_index(&mut *store, Some(&export), name).unwrap();
+        instance.get_func(&mut *store, index).unwrap()
+    };
+    let reverse: TypedFunc<(Vec<u8>,), (Vec<u8>,)> = func(&mut store, "reverse").typed(&store).unwrap();
+    let add: TypedFunc<(i64, i64), (i64,)> = func(&mut store, "add").typed(&store).unwrap();
+
+    // The measured path: everything through the C API.
+    let interface_path = CString::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml").to_str().unwrap()).unwrap();
+    let package_path = CString::new(package.to_str().unwrap()).unwrap();
+    let (mut c_host, mut c_interface, mut handle) = (null_mut(), null_mut(), null_mut());
+    assert_eq!(fidius_host_builder_build(fidius_host_builder_new(), &mut c_host, null_mut()) as u32, 0);
+    assert_eq!(fidius_host_interface_from_file(interface_path.as_ptr(), NT, &mut c_interface, null_mut()) as u32, 0);
+    let c_options = fidius_host_load_options_new();
+    assert_eq!(fidius_host_load_options_interface(c_options, c_interface, null_mut()) as u32, 0);
+    assert_eq!(fidius_host_load_path(c_host, package_path.as_ptr(), NT, null(), 0, c_options, &mut handle, null_mut()) as u32, 0);
+    let plugin_ptr: *const fidius_host_plugin_t = handle;
+    let payload: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+    let reverse_index = interface.method_index("reverse").unwrap();
+    let add_index = interface.method_index("add").unwrap();
+
+    println!("libfidius_host {}: WASM per-call cost, median of {ROUNDS} rounds", env!("CARGO_PKG_VERSION"));
+    let mut sink = 0u64;
+    compare(
+        "reverse(1 KiB) raw",
+        time(50_000, || {
+            let (out,) = reverse.call(&mut store, (payload.clone(),)).unwrap();
+            sink += u64::from(out[0]);
+        }),
+        time(50_000, || {
+            let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
+            let status = fidius_host_plugin_call(plugin_ptr, reverse_index, payload.as_ptr(), payload.len(), &mut out, null_mut());
+            assert_eq!(status as u32, 0);
+            sink += u64::from(unsafe { *out.data });
+            fidius_host_bytes_free(&mut out);
+        }),
+    );
+    compare(
+        "add(i64, i64) JSON",
+        time(100_000, || {
+            let (sum,) = add.call(&mut store, (3, 7)).unwrap();
+            sink += sum as u64;
+        }),
+        time(100_000, || {
+            let mut json: *mut std::ffi::c_char = null_mut();
+            let args = b"[3, 7]";
+            let status = fidius_host_plugin_call_json_index(
+                plugin_ptr,
+                add_index,
+                args.as_ptr().cast(),
+                args.len(),
+                &mut json,
+                null_mut(),
+                null_mut(),
+            );
+            assert_eq!(status as u32, 0);
+            sink += u64::from(unsafe { *json } as u8);
+            fidius_host_string_free(json);
+        }),
+    );
+    fidius_host_plugin_free(handle);
+    fidius_host_load_options_free(c_options);
+    fidius_host_interface_free(c_interface);
+    fidius_host_free(c_host);
+
+    // Loads: a cold JIT compile, a cold `.cwasm`, a reload in the same host.
+    let staged = std::env::temp_dir().join(format!("fidius-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staged);
+    std::fs::create_dir_all(&staged).unwrap();
+    for name in ["package.toml", "calc_component.wasm"] {
+        std::fs::copy(package.join(name), staged.join(name)).unwrap();
+    }
+    std::fs::write(staged.join("calc_component.cwasm"), fidius_host::runtime::wasm::precompile(&component_bytes).unwrap()).unwrap();
+    let cold = |allow_cwasm: bool, dir: &Path| {
+        let (mut times, mut plugins) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let host = HostBuilder::new().allow_unsigned_precompiled(allow_cwasm).build().unwrap();
+            let start = Instant::now();
+            plugins.push(host.load_path_with(dir, None, &options).unwrap());
+            times.push(start.elapsed().as_nanos() as f64 / 1e3);
+        }
+        median(times)
+    };
+    let jit = cold(false, &staged);
+    let aot = cold(true, &staged);
+    println!("{:<28} JIT {jit:>9.0} us   .cwasm {aot:>9.0} us   ratio {:.1}x", "cold load", jit / aot);
+    let warm_host = HostBuilder::new().build().unwrap();
+    let first = warm_host.load_path_with(&staged, None, &options).unwrap();
+    let mut reload = Vec::new();
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let again = warm_host.load_path_with(&staged, None, &options).unwrap();
+        reload.push(start.elapsed().as_nanos() as f64 / 1e3);
+        drop(again);
+    }
+    drop(first);
+    println!("{:<28} {:>9.1} us (already compiled in this host)", "reload", median(reload));
+    let _ = std::fs::remove_dir_all(&staged);
+    if sink == 42 {
+        println!();
+    }
+}
