@@ -59,8 +59,10 @@
  *   one arena per calling thread. Calls on one WASM plugin are serialized
  *   on its instance; after a WASM trap, TIMEOUT or MEMORY_LIMIT the handle
  *   stays usable and its next call runs on a fresh instance. Process-wide
- *   state: the libraries the dynamic loader maps, and one WASM deadline
- *   thread per host that has loaded a WASM plugin.
+ *   state: the libraries the dynamic loader maps; once a WASM plugin has
+ *   been loaded, wasmtime's compilation thread pool and the runtime WASI
+ *   I/O runs on (both kept until exit), plus one deadline thread per host
+ *   while that host or a WASM plugin of it lives.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
