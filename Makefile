@@ -2,7 +2,7 @@
 #
 #   make demo    build everything, then run examples-c/demo
 #   make test    every test: header freshness, Rust tests, C tests under valgrind
-#   make bench   per-call and load benchmarks (release builds)
+#   make bench   per-call and load benchmarks (release builds; cdylib, JSON, WASM)
 
 CARGO     ?= cargo
 CC        ?= cc
@@ -24,7 +24,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: precompile wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -154,6 +154,12 @@ interfaces:
 		$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/calc-interface --trait $$trait \
 			-o examples-c/interfaces/$$file.toml || exit 1; done
 
+# Ahead-of-time compile a WebAssembly component for this library's wasmtime:
+#   make precompile COMPONENT=path/to/plugin.wasm   (writes path/to/plugin.cwasm)
+precompile:
+	@test -n "$(COMPONENT)" || { echo "usage: make precompile COMPONENT=path/to/plugin.wasm"; exit 2; }
+	$(CARGO) run --release -q -p fidius-precompile -- $(COMPONENT)
+
 # ---- examples, demo, benchmark ---------------------------------------------
 
 EXAMPLES := demo
@@ -175,6 +181,7 @@ $(BUILD_C)/bench: bench/bench.c include/fidius_host.h lib
 
 bench: tools lib fixtures $(BUILD_C)/bench
 	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public $(FIXTURES)/interfaces/type_echo.toml
+	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) bench --bench wasm
 
 clean:
 	$(CARGO) clean
