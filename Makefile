@@ -24,7 +24,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: precompile wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: feature-check precompile wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -109,8 +109,12 @@ signed-fixtures: rust-fixtures crafted-fixtures tools
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools check-header header-compile lib fixtures rust-test c-test exports-test examples
+test: tools check-header header-compile lib feature-check fixtures rust-test c-test exports-test examples
 	@echo "make test: all suites passed"
+
+# The library builds without its optional runtimes too.
+feature-check:
+	$(CARGO) check --lib --no-default-features
 
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
