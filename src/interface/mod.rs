@@ -259,6 +259,32 @@ impl InterfaceBuilder {
     }
 }
 
+/// fidius's kebab-case of a Rust name, as in WIT: a leading `r#` is
+/// dropped, `_` becomes `-`, and every uppercase letter but the first gets a
+/// `-` in front and is lowercased (`BytePipe` → `byte-pipe`).
+pub fn kebab_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.strip_prefix("r#").unwrap_or(name).chars().enumerate() {
+        if c == '_' {
+            out.push('-');
+        } else if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The component export fidius generates for a trait:
+/// `fidius:<kebab>/<kebab>@0.1.0` (the version is always 0.1.0).
+pub fn default_wasm_export(trait_name: &str) -> String {
+    format!("fidius:{0}/{0}@0.1.0", kebab_case(trait_name))
+}
+
 fn invalid(message: String) -> Error {
     Error::new(Status::InvalidInterface, message)
 }
@@ -409,6 +435,15 @@ mod tests {
         assert_eq!(iface.methods()[4].capability_bit, Some(0));
         assert_eq!(iface.method_index("pair").unwrap(), 2);
         assert_eq!(iface.method_index("nope").unwrap_err().status(), Status::UnknownMethod);
+    }
+
+    #[test]
+    fn fidius_names() {
+        assert_eq!(kebab_case("BytePipe"), "byte-pipe");
+        assert_eq!(kebab_case("WGreeter"), "w-greeter");
+        assert_eq!(kebab_case("HTTPFoo"), "h-t-t-p-foo");
+        assert_eq!(kebab_case("echo_bytes"), "echo-bytes");
+        assert_eq!(default_wasm_export("Greeter"), "fidius:greeter/greeter@0.1.0");
     }
 
     #[test]

@@ -5,8 +5,11 @@
 #ifndef FIDIUS_HOST_TEST_CHECK_H
 #define FIDIUS_HOST_TEST_CHECK_H
 
+#include "fidius_host.h"
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int passed, failed;
 static char fixtures[4096];
@@ -41,6 +44,47 @@ static int check_main(void (*run_tests)(void)) {
     run_tests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
+}
+
+/* The interface file interfaces/NAME of the fixtures, or NULL. */
+static inline fidius_host_interface_t *interface_file(const char *name) {
+    char relative[256];
+    fidius_host_interface_t *iface = NULL;
+    snprintf(relative, sizeof relative, "interfaces/%s", name);
+    CHECK(fidius_host_interface_from_file(path_of(relative), NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    return iface;
+}
+
+/* Calls `method` with `args`: whether the JSON result (and its length) is
+ * `expected`. Says what happened otherwise. */
+static inline int json_is(const fidius_host_plugin_t *p, const char *method, const char *args, const char *expected) {
+    char *json = NULL;
+    size_t len = 0;
+    fidius_host_error_t *err = NULL;
+    int ok = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, &len, &err) == FIDIUS_HOST_STATUS_OK &&
+             json != NULL && strcmp(json, expected) == 0 && len == strlen(expected);
+    if (!ok)
+        fprintf(stderr, "  %s(%s) gave %s (%s)\n", method, args, json ? json : "NULL",
+                err ? fidius_host_error_message(err) : "no error");
+    fidius_host_error_free(err);
+    fidius_host_string_free(json);
+    return ok;
+}
+
+/* Calls `method` with `args`: whether it failed with `status`, a message
+ * containing `text`, and no result. */
+static inline int json_fails(const fidius_host_plugin_t *p, const char *method, const char *args,
+                             fidius_host_status_t status, const char *text) {
+    char *json = (char *)"not reset"; /* the call must set it to NULL */
+    fidius_host_error_t *err = NULL;
+    fidius_host_status_t st = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err);
+    int ok = st == status && json == NULL && err != NULL && fidius_host_error_status(err) == status &&
+             strstr(fidius_host_error_message(err), text) != NULL;
+    if (!ok)
+        fprintf(stderr, "  %s(%s): status %s, %s\n", method, args, fidius_host_status_name(st),
+                err ? fidius_host_error_message(err) : "no error");
+    fidius_host_error_free(err);
+    return ok;
 }
 
 #endif

@@ -23,14 +23,6 @@ static fidius_host_t *make_host(const char *dir) {
     return host;
 }
 
-static fidius_host_interface_t *interface_file(const char *name) {
-    char relative[256];
-    fidius_host_interface_t *iface = NULL;
-    snprintf(relative, sizeof relative, "interfaces/%s", name);
-    CHECK(fidius_host_interface_from_file(path_of(relative), NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
-    return iface;
-}
-
 /* Loads `name` from `dir` with `iface` (which the plugin keeps). */
 static fidius_host_plugin_t *load_with(const char *dir, const char *name, const fidius_host_interface_t *iface) {
     fidius_host_t *host = make_host(dir);
@@ -50,30 +42,6 @@ static int error_says(fidius_host_error_t *err, fidius_host_status_t status, con
     if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
     fidius_host_error_free(err);
     return ok;
-}
-
-/* Calls `method` with `args` and compares the JSON result with `expected`. */
-static int json_is(const fidius_host_plugin_t *p, const char *method, const char *args, const char *expected) {
-    char *json = NULL;
-    size_t len = 0;
-    fidius_host_error_t *err = NULL;
-    int ok = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, &len, &err) == FIDIUS_HOST_STATUS_OK &&
-             json != NULL && strcmp(json, expected) == 0 && len == strlen(expected);
-    if (!ok) fprintf(stderr, "  %s(%s) gave %s (%s)\n", method, args, json ? json : "NULL",
-                     err ? fidius_host_error_message(err) : "no error");
-    fidius_host_error_free(err);
-    fidius_host_string_free(json);
-    return ok;
-}
-
-/* Calls `method` with `args`, expecting `status` with `text` in the message
- * and no result. */
-static int json_fails(const fidius_host_plugin_t *p, const char *method, const char *args, fidius_host_status_t status,
-                      const char *text) {
-    char *json = (char *)"sentinel";
-    fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err);
-    return st == status && json == NULL && error_says(err, status, text);
 }
 
 static void test_interface_builder(void) {

@@ -16,14 +16,6 @@
 
 #include "check.h"
 
-static fidius_host_interface_t *interface_file(const char *name) {
-    char relative[256];
-    fidius_host_interface_t *iface = NULL;
-    snprintf(relative, sizeof relative, "interfaces/%s", name);
-    CHECK(fidius_host_interface_from_file(path_of(relative), NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
-    return iface;
-}
-
 static fidius_host_t *host_with(const char *dir, fidius_host_builder_t *b) {
     fidius_host_t *host = NULL;
     if (b == NULL) b = fidius_host_builder_new();
@@ -38,30 +30,6 @@ static fidius_host_load_options_t *options_for(const char *interface) {
     CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     fidius_host_interface_free(iface);
     return options;
-}
-
-static int json_is(const fidius_host_plugin_t *p, const char *method, const char *args, const char *expected) {
-    char *json = NULL;
-    fidius_host_error_t *err = NULL;
-    int ok = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err) == FIDIUS_HOST_STATUS_OK &&
-             strcmp(json, expected) == 0;
-    if (!ok) fprintf(stderr, "  %s(%s) gave %s (%s)\n", method, args, json ? json : "NULL",
-                     err ? fidius_host_error_message(err) : "no error");
-    fidius_host_error_free(err);
-    fidius_host_string_free(json);
-    return ok;
-}
-
-static int json_fails(const fidius_host_plugin_t *p, const char *method, const char *args, fidius_host_status_t status,
-                      const char *text) {
-    char *json = NULL;
-    fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err);
-    int ok = st == status && json == NULL && err != NULL && strstr(fidius_host_error_message(err), text) != NULL;
-    if (!ok) fprintf(stderr, "  %s(%s): status %s, %s\n", method, args, fidius_host_status_name(st),
-                     err ? fidius_host_error_message(err) : "no error");
-    fidius_host_error_free(err);
-    return ok;
 }
 
 static void test_calculator_component(void) {

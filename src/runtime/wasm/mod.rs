@@ -134,8 +134,7 @@ impl WasmRuntime {
         let pre = self.instance_pre(package, settings, &mut diagnostics)?;
         let export = interface
             .wasm_export()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("fidius:{0}/{0}@0.1.0", values::kebab(interface.name())));
+            .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
         let shared = Arc::new(Shared {
             name: manifest.package.name.clone(),
             pre,
@@ -351,11 +350,11 @@ impl Shared {
         let mut funcs = Vec::new();
         let mut raw = Vec::new();
         for method in self.interface.methods() {
-            let func = lookup(&mut store, &values::kebab(&method.name));
+            let func = lookup(&mut store, &crate::interface::kebab_case(&method.name));
             if func.is_none() && method.capability_bit.is_none() {
                 return Err(self.error(
                     Status::InvalidComponent,
-                    format!("`{}` has no function `{}` (method '{}')", self.export, values::kebab(&method.name), method.name),
+                    format!("`{}` has no function `{}` (method '{}')", self.export, crate::interface::kebab_case(&method.name), method.name),
                 ));
             }
             raw.push(match (&func, method.flags.raw) {

@@ -8,6 +8,7 @@
 //! whether a list of pairs is a map (a JSON object for string keys).
 
 use crate::interface::json::MAX_DEPTH;
+use crate::interface::kebab_case as kebab;
 use crate::interface::types::{Fields, Shape, TypeDef, WireType};
 use serde_json::{Map, Number, Value};
 use wasmtime::component::{Type, Val};
@@ -178,24 +179,6 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// fidius's kebab-case of a Rust name (`BytePipe` → `byte-pipe`).
-pub fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.strip_prefix("r#").unwrap_or(name).chars().enumerate() {
-        if c == '_' {
-            out.push('-');
-        } else if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn pascal(kebab: &str) -> String {
     kebab
         .split('-')
@@ -344,8 +327,6 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(kebab("BytePipe"), "byte-pipe");
-        assert_eq!(kebab("echo_bytes"), "echo-bytes");
         assert_eq!(pascal("rect"), "Rect");
         assert_eq!(pascal("big-rect"), "BigRect");
     }

@@ -12,7 +12,7 @@
 //! following serde's default representation. The WASM export is fidius's
 //! fixed `fidius:<trait-kebab>/<trait-kebab>@0.1.0`.
 
-use fidius_host::interface::file;
+use fidius_host::interface::{default_wasm_export, file};
 use fidius_host::{InterfaceBuilder, MethodFlags};
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -162,8 +162,7 @@ fn interface_file(item: &syn::ItemTrait, items: &Items) -> Result<String, String
     let attr = item.attrs.iter().find(|a| last_segment(a.path()) == "plugin_interface").expect("picked by attribute");
     let version = interface_version(attr).ok_or_else(|| format!("trait {name}: #[plugin_interface] has no `version = N`"))?;
     let mut builder = InterfaceBuilder::new(&name, version).map_err(context)?;
-    let kebab = kebab_case(&name);
-    builder.wasm_export(&format!("fidius:{kebab}/{kebab}@0.1.0")).map_err(context)?;
+    builder.wasm_export(&default_wasm_export(&name)).map_err(context)?;
     let mut used = UsedTypes::default();
     for trait_item in &item.items {
         let syn::TraitItem::Fn(method) = trait_item else { continue };
@@ -332,37 +331,9 @@ fn fields_text(owner: &str, fields: &syn::Fields) -> Result<String, String> {
     })
 }
 
-/// fidius's kebab-case: `_` becomes `-`, and every uppercase letter but the
-/// first gets a `-` in front and is lowercased (`BytePipe` → `byte-pipe`).
-fn kebab_case(name: &str) -> String {
-    let name = name.strip_prefix("r#").unwrap_or(name);
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c == '_' {
-            out.push('-');
-        } else if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kebab_case_as_fidius() {
-        assert_eq!(kebab_case("BytePipe"), "byte-pipe");
-        assert_eq!(kebab_case("WGreeter"), "w-greeter");
-        assert_eq!(kebab_case("HTTPFoo"), "h-t-t-p-foo");
-        assert_eq!(kebab_case("echo_bytes"), "echo-bytes");
-    }
 
     #[test]
     fn refuses_representation_changing_serde_attributes() {
