@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{Component, Func, Instance, InstancePre, Linker, ResourceTable, TypedFunc, Val};
+use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Type, TypedFunc, Val};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -182,7 +182,19 @@ impl WasmRuntime {
             trait_metadata: Vec::new(),
             diagnostics,
         };
-        let backend = WasmPlugin { shared, live: Mutex::new(Some(live)) };
+        let signatures = live
+            .funcs
+            .iter()
+            .map(|func| {
+                func.map(|f| {
+                    let ty = f.ty(&live.store);
+                    let params: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+                    let results = ty.results().len();
+                    (params, results)
+                })
+            })
+            .collect();
+        let backend = WasmPlugin { shared, signatures, live: Mutex::new(Some(live)) };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     }
 
@@ -369,7 +381,7 @@ impl Shared {
             funcs.push(func);
         }
         let hash = lookup(&mut store, "fidius-interface-hash");
-        Ok(Live { store, instance, funcs, raw, hash })
+        Ok(Live { store, funcs, raw, hash })
     }
 
     fn error(&self, status: Status, what: impl std::fmt::Display) -> Error {
@@ -380,8 +392,6 @@ impl Shared {
 /// One live instance.
 struct Live {
     store: Store<GuestState>,
-    #[allow(dead_code)]
-    instance: Instance,
     funcs: Vec<Option<Func>>,
     raw: Vec<Option<TypedFunc<(Vec<u8>,), (Vec<u8>,)>>>,
     hash: Option<Func>,
@@ -405,6 +415,10 @@ impl Live {
 /// A WASM plugin handle: one instance, calls serialized.
 struct WasmPlugin {
     shared: Arc<Shared>,
+    /// Per method, the export's parameter types and result count (`None`
+    /// for an optional method the component lacks). Component-level facts,
+    /// the same for every instance.
+    signatures: Vec<Option<(Vec<Type>, usize)>>,
     live: Mutex<Option<Live>>,
 }
 
@@ -493,18 +507,10 @@ impl PluginBackend for WasmPlugin {
                 format!("method '{}': arguments must be a JSON array of {} value(s)", spec.name, spec.params.len()),
             ));
         };
-        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.shared.instantiate()?);
-        }
-        let live = guard.as_mut().expect("set above");
-        let func = live.funcs[method as usize].ok_or_else(|| {
+        let (param_types, result_count) = self.signatures[method as usize].as_ref().ok_or_else(|| {
             Error::new(Status::NotImplemented, format!("WASM plugin '{}' does not implement '{}'", self.shared.name, spec.name))
         })?;
-        let ty = func.ty(&live.store);
-        let param_types: Vec<_> = ty.params().map(|(_, t)| t).collect();
-        let result_count = ty.results().len();
-        drop(guard);
+        let result_count = *result_count;
         if args.len() != param_types.len() {
             return Err(Error::new(
                 Status::ArgumentMismatch,
