@@ -35,6 +35,7 @@ lib:
 tools:
 	@command -v $(CBINDGEN) >/dev/null || $(CARGO) install cbindgen --version 0.29.4 --locked
 	@command -v $(FIDIUS) >/dev/null || $(CARGO) install fidius-cli --version 0.5.9 --locked
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 header:
 	$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output include/fidius_host.h 2>/dev/null
@@ -74,7 +75,6 @@ rust-fixtures:
 WASM_PACKAGES := calc:calc_component hostile:hostile_component
 
 wasm-fixtures: tools signed-fixtures
-	rustup target add wasm32-wasip2
 	cd tests/fixtures/wasm && $(CARGO) build --release --target wasm32-wasip2 --target-dir $(abspath $(TARGET))/fixtures-wasm
 	@for pair in $(WASM_PACKAGES); do pkg=$${pair%%:*}; bin=$${pair##*:}; \
 		for kind in wasm wasm-signed; do \
