@@ -69,10 +69,23 @@ fn the_component_answers_like_the_cdylib() {
     let (w, n) = (wasm.call_json("divide", "[1, 0]").unwrap_err(), native.call_json("divide", "[1, 0]").unwrap_err());
     assert_eq!(w.status(), Status::PluginError);
     assert_eq!(w.plugin_error(), n.plugin_error());
-    // Raw calls carry raw methods' bytes; typed methods need JSON.
+    // Raw calls take the same bytes as on the cdylib: raw bytes for raw
+    // methods, bincode of the argument tuple for typed ones.
     let reverse = calc.method_index("reverse").unwrap();
     assert_eq!(wasm.call_raw(reverse, b"fidius").unwrap().as_slice(), b"suidif");
-    assert_eq!(wasm.call_raw(0, &[0; 16]).unwrap_err().status(), Status::Unsupported);
+    for (method, input) in [
+        ("add", bincode::serialize(&(3i64, 7i64)).unwrap()),
+        ("describe", bincode::serialize(&(true, 0.5f64, vec!["x".to_string()], Some("n".to_string()))).unwrap()),
+        ("ping", Vec::new()),
+    ] {
+        let index = calc.method_index(method).unwrap();
+        assert_eq!(wasm.call_raw(index, &input).unwrap().as_slice(), native.call_raw(index, &input).unwrap().as_slice(), "{method}");
+    }
+    let divide = calc.method_index("divide").unwrap();
+    let e = wasm.call_raw(divide, &bincode::serialize(&(1i64, 0i64)).unwrap()).unwrap_err();
+    assert_eq!(e.plugin_error().unwrap().code, "DIV_ZERO");
+    assert_eq!(wasm.call_raw(0, &[1, 2, 3]).unwrap_err().status(), Status::PluginSerialization);
+    assert_eq!(native.call_raw(0, &[1, 2, 3]).unwrap_err().status(), Status::PluginSerialization);
     // Bad arguments are refused before the guest runs.
     let e = wasm.call_json("add", r#"[1, "2"]"#).unwrap_err();
     assert_eq!(e.status(), Status::ArgumentMismatch);

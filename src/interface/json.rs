@@ -72,6 +72,37 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
     })
 }
 
+/// Decodes a typed method's input (bincode of the argument tuple) into the
+/// JSON array of its arguments: how runtimes that do not speak bincode
+/// serve raw calls. Bytes that do not decode are PLUGIN_SERIALIZATION, as a
+/// cdylib plugin reports them.
+pub fn decode_args(interface: &Interface, method: &Method, input: &[u8]) -> Result<String> {
+    let tuple = WireType::Tuple(method.params.clone());
+    let mut decoder = Decoder { types: &interface.types, input, position: 0, out: String::with_capacity(input.len() + 16) };
+    decoder.value(&tuple, 0).map(|()| decoder.out).map_err(|e| {
+        Error::new(
+            Status::PluginSerialization,
+            format!("the input of '{}' is not a valid ({}): {e}", method.name, param_list(method)),
+        )
+    })
+}
+
+/// Encodes a typed method's JSON result into the bincode a cdylib plugin of
+/// the same interface returns.
+pub fn encode_result(interface: &Interface, method: &Method, result_json: &str) -> Result<Vec<u8>> {
+    let ty = match &method.returns {
+        Returns::Nothing => return Ok(Vec::new()),
+        Returns::Value(ty) | Returns::Result(ty) => ty,
+    };
+    let protocol = |what: String| Error::new(Status::PluginProtocol, format!("the result of '{}' {what}", method.name));
+    let value: Value = serde_json::from_str(result_json).map_err(|e| protocol(format!("is not JSON: {e}")))?;
+    let mut out = Vec::new();
+    Encoder { types: &interface.types, out: &mut out }
+        .value(ty, &value, 0)
+        .map_err(|e| protocol(format!("is not a valid {ty}: {}", e.message)))?;
+    Ok(out)
+}
+
 fn param_list(method: &Method) -> String {
     method.params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

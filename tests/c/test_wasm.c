@@ -57,7 +57,14 @@ static void test_calculator_component(void) {
     CHECK(fidius_host_plugin_call(p, 5, (const uint8_t *)"fidius", 6, &out, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(out.len == 6 && memcmp(out.data, "suidif", 6) == 0);
     fidius_host_bytes_free(&out);
-    CHECK(fidius_host_plugin_call(p, 0, (const uint8_t *)"", 0, &out, NULL) == FIDIUS_HOST_STATUS_UNSUPPORTED);
+    {
+        /* Typed methods take bincode, as on the cdylib: add(3, 7). */
+        uint8_t in[16] = {3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0};
+        CHECK(fidius_host_plugin_call(p, 0, in, sizeof in, &out, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(out.len == 8 && out.data[0] == 10);
+        fidius_host_bytes_free(&out);
+        CHECK(fidius_host_plugin_call(p, 0, in, 3, &out, NULL) == FIDIUS_HOST_STATUS_PLUGIN_SERIALIZATION);
+    }
 
     CHECK(fidius_host_plugin_call_json(p, "divide", NT, "[1, 0]", NT, &json, NULL, &err) ==
           FIDIUS_HOST_STATUS_PLUGIN_ERROR);

@@ -469,12 +469,14 @@ impl WasmPlugin {
 
 impl PluginBackend for WasmPlugin {
     fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
-        let spec = self.shared.interface.method(method)?;
+        let interface = &self.shared.interface;
+        let spec = interface.method(method)?;
         if !spec.flags.raw {
-            return Err(self.shared.error(
-                Status::Unsupported,
-                format!("method '{}' is typed: call it with JSON (raw calls on WASM plugins are for raw methods)", spec.name),
-            ));
+            // Bincode in and out, as for a cdylib plugin of the interface,
+            // through the same JSON lowering as JSON calls.
+            let args = json::decode_args(interface, spec, input)?;
+            let result = self.call_json(interface, method, &args)?;
+            return Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?));
         }
         let output = self.with_instance(spec, |live| {
             let func = live.raw[method as usize].ok_or_else(|| wasmtime::Error::msg("not implemented"))?;
