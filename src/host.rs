@@ -376,7 +376,9 @@ impl Host {
             .as_ref()
             .map_err(Clone::clone)?;
         let limits = options.wasm_limits(self.config.wasm.limits);
-        runtime.load(package, interface, &self.config.wasm, limits, self.config.max_output_size)
+        let plugin = runtime.load(package, interface, &self.config.wasm, limits, self.config.max_output_size)?;
+        check_interface(plugin.description(), interface)?;
+        Ok(plugin)
     }
 
     #[cfg(not(feature = "wasm"))]

@@ -7,6 +7,8 @@
 
 #include "fidius_host.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,32 @@ static int check_main(void (*run_tests)(void)) {
     run_tests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
+}
+
+/* What each thread of a concurrency test gets: the shared plugin, its own
+ * range of numbers, and a count of wrong answers. */
+struct worker {
+    const fidius_host_plugin_t *plugin;
+    int64_t base;
+    int errors;
+};
+
+/* Runs `body` on 4 threads calling `plugin` at once, thread k with base
+ * k * `spacing`; checks that no thread saw a wrong answer. */
+static inline void run_workers(const fidius_host_plugin_t *plugin, int64_t spacing, void *(*body)(void *)) {
+    pthread_t threads[4];
+    struct worker workers[4];
+    int i;
+    for (i = 0; i < 4; i++) {
+        workers[i].plugin = plugin;
+        workers[i].base = i * spacing;
+        workers[i].errors = 0;
+        CHECK(pthread_create(&threads[i], NULL, body, &workers[i]) == 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(workers[i].errors == 0);
+    }
 }
 
 /* The interface file interfaces/NAME of the fixtures, or NULL. */

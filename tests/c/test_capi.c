@@ -372,12 +372,6 @@ static void test_bad_arguments(void) {
     fidius_host_free(host);
 }
 
-struct worker {
-    const fidius_host_plugin_t *plugin;
-    int64_t base;
-    int errors;
-};
-
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     int64_t i;
@@ -391,20 +385,8 @@ static void *worker_main(void *arg) {
 static void test_threads(void) {
     fidius_host_t *host = make_host("plugins", 0);
     fidius_host_plugin_t *p = NULL;
-    pthread_t threads[4];
-    struct worker workers[4];
-    int i;
     CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
-    for (i = 0; i < 4; i++) {
-        workers[i].plugin = p;
-        workers[i].base = i * 1000000;
-        workers[i].errors = 0;
-        CHECK(pthread_create(&threads[i], NULL, worker_main, &workers[i]) == 0);
-    }
-    for (i = 0; i < 4; i++) {
-        pthread_join(threads[i], NULL);
-        CHECK(workers[i].errors == 0);
-    }
+    run_workers(p, 1000000, worker_main);
     fidius_host_plugin_free(p);
     fidius_host_free(host);
 }

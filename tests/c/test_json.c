@@ -335,19 +335,13 @@ static void test_json_calls(void) {
     fidius_host_interface_free(types);
 }
 
-struct worker {
-    const fidius_host_plugin_t *plugin;
-    int base;
-    int errors;
-};
-
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     int i;
     for (i = 0; i < 200; i++) {
         char args[64], expected[64];
-        snprintf(args, sizeof args, "[{\"x\": %d, \"y\": 1, \"label\": \"w\"}]", w->base + i);
-        snprintf(expected, sizeof expected, "{\"x\":%d.0,\"y\":1.0,\"label\":\"w\"}", w->base + i);
+        snprintf(args, sizeof args, "[{\"x\": %d, \"y\": 1, \"label\": \"w\"}]", (int)(w->base + i));
+        snprintf(expected, sizeof expected, "{\"x\":%d.0,\"y\":1.0,\"label\":\"w\"}", (int)(w->base + i));
         if (!json_is(w->plugin, "echo_point", args, expected)) w->errors++;
     }
     return NULL;
@@ -356,20 +350,8 @@ static void *worker_main(void *arg) {
 static void test_threads(void) {
     fidius_host_interface_t *types = interface_file("type_echo.toml");
     fidius_host_plugin_t *echo = load_with("types", "TypeEchoes", types);
-    pthread_t threads[4];
-    struct worker workers[4];
-    int i;
     fidius_host_interface_free(types);
-    for (i = 0; i < 4; i++) {
-        workers[i].plugin = echo;
-        workers[i].base = i * 1000;
-        workers[i].errors = 0;
-        CHECK(pthread_create(&threads[i], NULL, worker_main, &workers[i]) == 0);
-    }
-    for (i = 0; i < 4; i++) {
-        pthread_join(threads[i], NULL);
-        CHECK(workers[i].errors == 0);
-    }
+    run_workers(echo, 1000, worker_main);
     fidius_host_plugin_free(echo);
 }
 

@@ -235,18 +235,13 @@ static void test_discovery(void) {
     fidius_host_free(host);
 }
 
-struct worker {
-    const fidius_host_plugin_t *plugin;
-    int base, errors;
-};
-
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     int i;
     for (i = 0; i < 50; i++) {
         char args[64], expected[32];
-        snprintf(args, sizeof args, "[%d, 1]", w->base + i);
-        snprintf(expected, sizeof expected, "%d", w->base + i + 1);
+        snprintf(args, sizeof args, "[%d, 1]", (int)(w->base + i));
+        snprintf(expected, sizeof expected, "%d", (int)(w->base + i + 1));
         if (!json_is(w->plugin, "add", args, expected)) w->errors++;
     }
     return NULL;
@@ -256,20 +251,8 @@ static void test_threads(void) {
     fidius_host_t *host = host_with("wasm", NULL);
     fidius_host_load_options_t *options = options_for("calculator.toml");
     fidius_host_plugin_t *p = NULL;
-    pthread_t threads[4];
-    struct worker workers[4];
-    int i;
     CHECK(fidius_host_load(host, "WasmCalculator", NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
-    for (i = 0; i < 4; i++) {
-        workers[i].plugin = p;
-        workers[i].base = i * 1000;
-        workers[i].errors = 0;
-        CHECK(pthread_create(&threads[i], NULL, worker_main, &workers[i]) == 0);
-    }
-    for (i = 0; i < 4; i++) {
-        pthread_join(threads[i], NULL);
-        CHECK(workers[i].errors == 0);
-    }
+    run_workers(p, 1000, worker_main);
     fidius_host_plugin_free(p);
     fidius_host_load_options_free(options);
     fidius_host_free(host);

@@ -104,7 +104,10 @@ impl WasmRuntime {
         Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
     }
 
-    /// Loads the WASM plugin of `package` against `interface`.
+    /// Loads the WASM plugin of `package` for `interface`: its exports are
+    /// looked up by the interface's names, and the hash the guest reports and
+    /// the manifest's interface version go into the plugin's description for
+    /// the host to check against the interface.
     pub fn load(
         &self,
         package: &Package,
@@ -116,19 +119,6 @@ impl WasmRuntime {
         let dir = package.dir();
         let manifest = package.manifest();
         let wasm = manifest.wasm.as_ref().expect("a WASM package has a [wasm] table");
-        if manifest.package.interface_version != interface.version() {
-            return Err(Error::at(
-                Status::InterfaceVersionMismatch,
-                dir,
-                format!(
-                    "package '{}' does not match interface {}: interface version mismatch: expected {}, found {}",
-                    manifest.package.name,
-                    interface.name(),
-                    interface.version(),
-                    manifest.package.interface_version
-                ),
-            ));
-        }
         let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
         let mut diagnostics = Vec::new();
         let pre = self.instance_pre(package, settings, &mut diagnostics)?;
@@ -147,18 +137,6 @@ impl WasmRuntime {
         });
         let mut live = shared.instantiate()?;
         let hash = live.interface_hash(&shared)?;
-        if hash != interface.hash() {
-            return Err(Error::at(
-                Status::InterfaceHashMismatch,
-                dir,
-                format!(
-                    "package '{}' does not match interface {}: interface hash mismatch: expected {:#018x}, found {hash:#018x}",
-                    shared.name,
-                    interface.name(),
-                    interface.hash()
-                ),
-            ));
-        }
         let capabilities = interface
             .methods()
             .iter()
