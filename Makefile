@@ -72,7 +72,7 @@ rust-fixtures:
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI).
-WASM_PACKAGES := calc:calc_component hostile:hostile_component
+WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component
 
 wasm-fixtures: tools signed-fixtures
 	cd tests/fixtures/wasm && $(CARGO) build --release --target wasm32-wasip2 --target-dir $(abspath $(TARGET))/fixtures-wasm
@@ -150,7 +150,7 @@ exports-test: lib
 
 # The interface files of the fixture interfaces, generated from their Rust
 # source (tools/interface-gen checks the committed ones are current).
-INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher
 
 interfaces:
 	$(CARGO) build -p fidius-interface-gen

@@ -255,6 +255,16 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_INVALID_COMPONENT = 125,
   /**
+   * A WASM component imports a capability (such as `wasi:http`) its
+   * package does not declare.
+   */
+  FIDIUS_HOST_STATUS_CAPABILITY_MISSING = 126,
+  /**
+   * A WASM component may send HTTP requests but no egress policy is set
+   * (on the builder or the load options): it is not loaded.
+   */
+  FIDIUS_HOST_STATUS_NO_EGRESS_POLICY = 127,
+  /**
    * Signatures are required and the `.sig` file is missing.
    */
   FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED = 200,
@@ -468,6 +478,14 @@ typedef struct fidius_host_builder_t fidius_host_builder_t;
 typedef struct fidius_host_discovery_t fidius_host_discovery_t;
 
 /**
+ * An egress policy. Made by `fidius_host_egress_policy_callback` or
+ * `fidius_host_egress_policy_allow_list`, owned by the caller, freed with
+ * `fidius_host_egress_policy_free`. Builders and load options keep their own
+ * reference, so the policy may be freed right after it is set.
+ */
+typedef struct fidius_host_egress_policy_t fidius_host_egress_policy_t;
+
+/**
  * A failure: its status, a message naming what failed (file, plugin,
  * expected vs found), and — for `FIDIUS_HOST_STATUS_PLUGIN_ERROR` — the
  * error the plugin returned.
@@ -557,6 +575,79 @@ typedef struct {
    */
   const void *owner;
 } fidius_host_bytes_t;
+
+/**
+ * One header of a request: NUL-terminated name (lowercase) and value (the
+ * bytes as sent, not necessarily UTF-8).
+ */
+typedef struct {
+  /**
+   * Lowercase header name.
+   */
+  const char *name;
+  /**
+   * Header value.
+   */
+  const char *value;
+} fidius_host_http_header_t;
+
+/**
+ * An outbound request, as an egress callback sees it. Every pointer is
+ * borrowed for the duration of the callback only.
+ */
+typedef struct {
+  /**
+   * The name of the plugin sending the request.
+   */
+  const char *plugin;
+  /**
+   * `GET`, `POST`, ...
+   */
+  const char *method;
+  /**
+   * `http` or `https`.
+   */
+  const char *scheme;
+  /**
+   * `host`, `host:port` or `[ipv6]:port`, as the guest wrote it.
+   */
+  const char *authority;
+  /**
+   * The host alone: lowercase, IPv6 without brackets.
+   */
+  const char *host;
+  /**
+   * The port, explicit or the scheme's default (80, 443).
+   */
+  uint16_t port;
+  /**
+   * Path and query, `/` at least.
+   */
+  const char *path_with_query;
+  /**
+   * The request's headers (`header_count` of them).
+   */
+  const fidius_host_http_header_t *headers;
+  /**
+   * Number of headers.
+   */
+  size_t header_count;
+} fidius_host_http_request_t;
+
+/**
+ * An egress callback: returns `FIDIUS_HOST_EGRESS_ALLOW` to send `request`,
+ * anything else to deny it. Runs on the thread that called the plugin,
+ * during that call, and may run on several threads at once (one per plugin
+ * being called): it must be thread-safe, must not call back into the same
+ * plugin, and must not unwind (C++ exceptions, longjmp) through the library.
+ */
+typedef int32_t (*fidius_host_egress_callback_t)(void *userdata,
+                                                 const fidius_host_http_request_t *request);
+
+/**
+ * Releases a callback's userdata when the last user of the policy is gone.
+ */
+typedef void (*fidius_host_userdata_free_t)(void *userdata);
 
 /**
  * A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
@@ -737,6 +828,19 @@ fidius_host_status_t fidius_host_builder_set_allow_unsigned_precompiled(fidius_h
                                                                         fidius_host_error_t **err);
 
 /**
+ * Sets the egress policy of the host: which outbound HTTP requests WASM
+ * plugins with the `http` capability may send (load options may set their
+ * own). Without a policy such plugins are not loaded (NO_EGRESS_POLICY).
+ * The builder keeps its own reference; NULL removes the policy.
+ *
+ * Errors: NULL_ARGUMENT (builder), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_egress_policy(fidius_host_builder_t *builder,
+                                                           const fidius_host_egress_policy_t *policy,
+                                                           fidius_host_error_t **err);
+
+/**
  * Sets the largest output one call may return (default 64 MiB). A larger
  * result fails with OUTPUT_TOO_LARGE; an Arena never grows past it.
  *
@@ -825,6 +929,44 @@ const char *fidius_host_discovery_skipped_message(const fidius_host_discovery_t 
  * Frees a discovery result and every info borrowed from it. NULL is a no-op.
  */
 FIDIUS_HOST_API void fidius_host_discovery_free(fidius_host_discovery_t *discovery);
+
+/**
+ * A policy that asks `callback` about every request. `userdata` is passed
+ * to it unchanged; `free_userdata` (may be NULL) is called with `userdata`
+ * once, when the policy and every builder, host, load options and plugin
+ * using it are gone — also when this function fails.
+ *
+ * Errors: NULL_ARGUMENT (callback, out).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_egress_policy_callback(fidius_host_egress_callback_t callback,
+                                                        void *userdata,
+                                                        fidius_host_userdata_free_t free_userdata,
+                                                        fidius_host_egress_policy_t **out,
+                                                        fidius_host_error_t **err);
+
+/**
+ * A policy that allows requests whose host and port match one of
+ * `patterns` (`count` NUL-terminated UTF-8 strings; `patterns` may be NULL
+ * when `count` is 0, which denies everything): `example.com` (any port),
+ * `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
+ * `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
+ * and as names: a pattern does not follow DNS.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
+ * pattern and the accepted forms).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_egress_policy_allow_list(const char *const *patterns,
+                                                          size_t count,
+                                                          fidius_host_egress_policy_t **out,
+                                                          fidius_host_error_t **err);
+
+/**
+ * Frees a policy handle. Builders, load options and plugins that use the
+ * policy keep it alive. NULL is a no-op.
+ */
+FIDIUS_HOST_API void fidius_host_egress_policy_free(fidius_host_egress_policy_t *policy);
 
 /**
  * The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
@@ -1211,6 +1353,18 @@ fidius_host_status_t fidius_host_load_options_wasm_memory_limit(fidius_host_load
                                                                 fidius_host_error_t **err);
 
 /**
+ * Sets the egress policy of plugins loaded with these options, instead of
+ * the host's. The options keep their own reference; NULL removes it (the
+ * host's policy applies again).
+ *
+ * Errors: NULL_ARGUMENT (options), MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_egress_policy(fidius_host_load_options_t *options,
+                                                            const fidius_host_egress_policy_t *policy,
+                                                            fidius_host_error_t **err);
+
+/**
  * Frees load options. NULL is a no-op. Plugins loaded with them are not
  * affected.
  */
@@ -1368,6 +1522,27 @@ FIDIUS_HOST_API size_t fidius_host_plugin_diagnostic_count(const fidius_host_plu
 FIDIUS_HOST_API
 const char *fidius_host_plugin_diagnostic(const fidius_host_plugin_t *plugin,
                                           size_t index);
+
+/**
+ * Number of recent outbound HTTP requests of this plugin that its egress
+ * policy denied (the most recent 256 are kept). 0 for NULL and for
+ * plugins that send no requests.
+ */
+FIDIUS_HOST_API size_t fidius_host_plugin_denied_request_count(const fidius_host_plugin_t *plugin);
+
+/**
+ * Denied request `index` (oldest first): its method and URL
+ * (`scheme://authority/path?query`), owned by the caller (free each with
+ * `fidius_host_string_free`). On failure both are NULL.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_plugin_denied_request(const fidius_host_plugin_t *plugin,
+                                                       size_t index,
+                                                       char **method_out,
+                                                       char **url_out,
+                                                       fidius_host_error_t **err);
 
 /**
  * The plugin's facts (name, interface, hash, …), or NULL for NULL.

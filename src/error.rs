@@ -84,6 +84,12 @@ pub enum Status {
     CapabilityDenied = 124,
     /// A WASM component does not compile, link or export what the interface needs.
     InvalidComponent = 125,
+    /// A WASM component imports a capability (such as `wasi:http`) its
+    /// package does not declare.
+    CapabilityMissing = 126,
+    /// A WASM component may send HTTP requests but no egress policy is set
+    /// (on the builder or the load options): it is not loaded.
+    NoEgressPolicy = 127,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -166,6 +172,8 @@ impl Status {
         Status::InvalidCapability,
         Status::CapabilityDenied,
         Status::InvalidComponent,
+        Status::CapabilityMissing,
+        Status::NoEgressPolicy,
         Status::SignatureRequired,
         Status::SignatureInvalid,
         Status::InvalidKey,
@@ -234,6 +242,8 @@ impl Status {
             Status::InvalidCapability => c"INVALID_CAPABILITY",
             Status::CapabilityDenied => c"CAPABILITY_DENIED",
             Status::InvalidComponent => c"INVALID_COMPONENT",
+            Status::CapabilityMissing => c"CAPABILITY_MISSING",
+            Status::NoEgressPolicy => c"NO_EGRESS_POLICY",
             Status::SignatureRequired => c"SIGNATURE_REQUIRED",
             Status::SignatureInvalid => c"SIGNATURE_INVALID",
             Status::InvalidKey => c"INVALID_KEY",

@@ -3,6 +3,7 @@
 use crate::artifact::package::{Manifest, Package, PackageRuntime};
 use crate::artifact::{self, signature::TrustedKey};
 use crate::discovery::{self, Candidate, Discovery, Skipped};
+use crate::egress::EgressPolicy;
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
@@ -43,6 +44,9 @@ pub struct WasmSettings {
     /// Load `.cwasm` files of packages that no verified signature covers.
     /// They are native code, outside the sandbox.
     pub allow_unsigned_precompiled: bool,
+    /// Which outbound HTTP requests guests with the `http` capability may
+    /// send; without one, such guests are not loaded.
+    pub egress: Option<EgressPolicy>,
 }
 
 /// Collects the options of a [`Host`].
@@ -146,6 +150,12 @@ impl HostBuilder {
         self
     }
 
+    /// The egress policy of plugins whose load options set none.
+    pub fn egress_policy(&mut self, policy: Option<EgressPolicy>) -> &mut Self {
+        self.wasm.egress = policy;
+        self
+    }
+
     /// Builds the host. Fails when signatures are required but no key is
     /// trusted (nothing could ever load), or the output limit is zero.
     pub fn build(&self) -> Result<Host> {
@@ -177,6 +187,8 @@ pub struct LoadOptions {
     pub wasm_deadline: Option<Option<Duration>>,
     /// Overrides the host's WASM memory cap.
     pub wasm_memory_limit: Option<usize>,
+    /// Overrides the host's egress policy.
+    pub egress: Option<EgressPolicy>,
 }
 
 impl LoadOptions {
@@ -376,7 +388,8 @@ impl Host {
             .as_ref()
             .map_err(Clone::clone)?;
         let limits = options.wasm_limits(self.config.wasm.limits);
-        let plugin = runtime.load(package, interface, &self.config.wasm, limits, self.config.max_output_size)?;
+        let egress = options.egress.as_ref().or(self.config.wasm.egress.as_ref());
+        let plugin = runtime.load(package, interface, &self.config.wasm, limits, egress, self.config.max_output_size)?;
         check_interface(plugin.description(), interface)?;
         Ok(plugin)
     }

@@ -5,6 +5,7 @@
 //! nothing outside a runtime's folder knows how its calls work.
 
 use crate::bytes::OutputBytes;
+use crate::egress::DeniedRequest;
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
 use std::path::PathBuf;
@@ -99,6 +100,12 @@ pub trait PluginBackend: Send + Sync {
     /// and returns the result as JSON text. The caller has checked that the
     /// plugin matches `interface` and implements the method.
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String>;
+
+    /// The most recent outbound requests the egress policy denied (only
+    /// sandboxed runtimes send requests through one).
+    fn denied_requests(&self) -> Vec<DeniedRequest> {
+        Vec::new()
+    }
 }
 
 /// A loaded plugin, ready to call. Calls may come from several threads at once.
@@ -169,6 +176,14 @@ impl Plugin {
     pub fn call_json(&self, method: &str, args_json: &str) -> Result<String> {
         let index = self.require_interface()?.method_index(method)?;
         self.call_json_index(index, args_json)
+    }
+
+    /// The most recent outbound requests of this plugin that its egress
+    /// policy denied, oldest first (at most [`DenialLog::CAPACITY`]).
+    ///
+    /// [`DenialLog::CAPACITY`]: crate::egress::DenialLog::CAPACITY
+    pub fn denied_requests(&self) -> Vec<DeniedRequest> {
+        self.backend.denied_requests()
     }
 
     /// Like [`Plugin::call_json`], by method index.

@@ -301,6 +301,24 @@ pub extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
     })
 }
 
+/// Sets the egress policy of the host: which outbound HTTP requests WASM
+/// plugins with the `http` capability may send (load options may set their
+/// own). Without a policy such plugins are not loaded (NO_EGRESS_POLICY).
+/// The builder keeps its own reference; NULL removes the policy.
+///
+/// Errors: NULL_ARGUMENT (builder), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_egress_policy(
+    builder: *mut fidius_host_builder_t,
+    policy: *const super::egress::fidius_host_egress_policy_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.egress_policy(super::egress::arg_policy(policy)?);
+        Ok(())
+    })
+}
+
 /// Sets the largest output one call may return (default 64 MiB). A larger
 /// result fails with OUTPUT_TOO_LARGE; an Arena never grows past it.
 ///

@@ -88,6 +88,24 @@ pub extern "C" fn fidius_host_load_options_wasm_memory_limit(
     })
 }
 
+/// Sets the egress policy of plugins loaded with these options, instead of
+/// the host's. The options keep their own reference; NULL removes it (the
+/// host's policy applies again).
+///
+/// Errors: NULL_ARGUMENT (options), MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_egress_policy(
+    options: *mut fidius_host_load_options_t,
+    policy: *const super::egress::fidius_host_egress_policy_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let policy = super::egress::arg_policy(policy)?;
+        arg_handle_mut(options, "options")?.options.egress = policy;
+        Ok(())
+    })
+}
+
 /// Frees load options. NULL is a no-op. Plugins loaded with them are not
 /// affected.
 #[unsafe(no_mangle)]

@@ -11,6 +11,7 @@
 pub mod builder;
 pub mod bytes;
 pub mod discovery;
+pub mod egress;
 pub mod error;
 pub mod host;
 pub mod info;

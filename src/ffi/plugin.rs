@@ -212,6 +212,45 @@ pub extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugi
     with_plugin(plugin, std::ptr::null(), |p| p.diagnostics.get(index).map_or(std::ptr::null(), |d| d.as_ptr()))
 }
 
+/// Number of recent outbound HTTP requests of this plugin that its egress
+/// policy denied (the most recent 256 are kept). 0 for NULL and for
+/// plugins that send no requests.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const fidius_host_plugin_t) -> usize {
+    with_plugin(plugin, 0, |p| p.plugin.denied_requests().len())
+}
+
+/// Denied request `index` (oldest first): its method and URL
+/// (`scheme://authority/path?query`), owned by the caller (free each with
+/// `fidius_host_string_free`). On failure both are NULL.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_plugin_denied_request(
+    plugin: *const fidius_host_plugin_t,
+    index: usize,
+    method_out: *mut *mut c_char,
+    url_out: *mut *mut c_char,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let method_out = arg_out(method_out, "method_out")?;
+        let url_out = arg_out(url_out, "url_out")?;
+        *method_out = std::ptr::null_mut();
+        *url_out = std::ptr::null_mut();
+        let denied = arg_handle(plugin, "plugin")?.plugin.denied_requests();
+        let request = denied.get(index).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!("denied request {index} does not exist (the plugin has {})", denied.len()),
+            )
+        })?;
+        *method_out = c_string(&request.method).into_raw();
+        *url_out = c_string(&request.url).into_raw();
+        Ok(())
+    })
+}
+
 /// The plugin's facts (name, interface, hash, …), or NULL for NULL.
 /// Borrowed: valid until `plugin` is freed.
 #[unsafe(no_mangle)]

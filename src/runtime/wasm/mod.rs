@@ -7,11 +7,13 @@
 //! between calls. A trap (or a deadline, or the memory cap) discards the
 //! instance: the next call runs on a fresh one.
 
+mod egress;
 mod sandbox;
 mod values;
 
 use crate::artifact::package::Package;
 use crate::bytes::OutputBytes;
+use crate::egress::{DenialLog, DeniedRequest, EgressPolicy};
 use crate::error::{Error, PluginError, Result, Status};
 pub use crate::host::{WasmLimits, WasmSettings};
 use crate::interface::{json, Interface, Method, Returns};
@@ -25,6 +27,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Func, InstancePre, Linker, ResourceTable, Type, TypedFunc, Val};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -99,6 +102,7 @@ impl WasmRuntime {
         let engine = new_engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
         Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
@@ -114,6 +118,7 @@ impl WasmRuntime {
         interface: &Arc<Interface>,
         settings: &WasmSettings,
         limits: WasmLimits,
+        egress: Option<&EgressPolicy>,
         max_output: usize,
     ) -> Result<Plugin> {
         let dir = package.dir();
@@ -122,6 +127,7 @@ impl WasmRuntime {
         let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
         let mut diagnostics = Vec::new();
         let pre = self.instance_pre(package, settings, &mut diagnostics)?;
+        let egress = self.egress_of(&pre, package, &sandbox, egress)?;
         let export = interface
             .wasm_export()
             .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
@@ -133,6 +139,8 @@ impl WasmRuntime {
             export,
             interface: interface.clone(),
             max_output,
+            egress,
+            denials: Arc::new(DenialLog::default()),
             _ticker: self.ticker.clone(),
         });
         let mut live = shared.instantiate()?;
@@ -174,6 +182,40 @@ impl WasmRuntime {
             .collect();
         let backend = WasmPlugin { shared, signatures, live: Mutex::new(Some(live)) };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
+    }
+
+    /// The policy a guest's outbound HTTP goes through. A component that
+    /// imports `wasi:http` needs the `http` capability and a policy, or it is
+    /// not loaded (fail closed); one without the capability gets none.
+    fn egress_of(
+        &self,
+        pre: &InstancePre<GuestState>,
+        package: &Package,
+        sandbox: &Sandbox,
+        policy: Option<&EgressPolicy>,
+    ) -> Result<Option<EgressPolicy>> {
+        let component = pre.component().component_type();
+        let Some(import) = component.imports(&self.engine).map(|(name, _)| name).find(|name| name.starts_with("wasi:http/")) else {
+            return Ok(None);
+        };
+        if !sandbox.http() {
+            return Err(Error::at(
+                Status::CapabilityMissing,
+                package.dir(),
+                format!("the component imports {import}, but its package does not declare the \"http\" capability"),
+            ));
+        }
+        match policy {
+            Some(policy) => Ok(Some(policy.clone())),
+            None => Err(Error::at(
+                Status::NoEgressPolicy,
+                package.dir(),
+                format!(
+                    "the component imports {import} and may send HTTP requests, but no egress policy is set \
+                     (set one on the builder or in the load options)"
+                ),
+            )),
+        }
     }
 
     /// The pre-linked component of a package, compiled at most once per
@@ -274,6 +316,8 @@ pub fn precompile(component: &[u8]) -> Result<Vec<u8>> {
 /// What a guest's store holds.
 pub struct GuestState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: egress::EgressHooks,
     table: ResourceTable,
     memory: MemoryCap,
 }
@@ -281,6 +325,12 @@ pub struct GuestState {
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 
@@ -313,6 +363,9 @@ struct Shared {
     export: String,
     interface: Arc<Interface>,
     max_output: usize,
+    /// `Some` when the guest may send HTTP requests.
+    egress: Option<EgressPolicy>,
+    denials: Arc<DenialLog>,
     /// Keeps deadlines working after the host is freed.
     _ticker: Arc<EpochTicker>,
 }
@@ -322,6 +375,13 @@ impl Shared {
     fn instantiate(&self) -> Result<Live> {
         let state = GuestState {
             wasi: self.sandbox.wasi_ctx()?,
+            http: WasiHttpCtx::new(),
+            egress: egress::EgressHooks {
+                plugin: self.name.as_str().into(),
+                policy: self.egress.clone(),
+                denials: self.denials.clone(),
+                timeout: self.limits.deadline,
+            },
             table: ResourceTable::new(),
             memory: MemoryCap { max: self.limits.memory, exceeded: false },
         };
@@ -530,6 +590,10 @@ impl PluginBackend for WasmPlugin {
             })?,
         };
         Ok(json.to_string())
+    }
+
+    fn denied_requests(&self) -> Vec<DeniedRequest> {
+        self.shared.denials.entries()
     }
 }
 

@@ -14,12 +14,14 @@ pub struct Sandbox {
     stderr: bool,
     env: Vec<(String, String)>,
     dirs: Vec<(PathBuf, FsPerms)>,
+    http: bool,
 }
 
 impl Sandbox {
     /// Checks a package's capabilities against fidius 0.5.9's vocabulary and
     /// the host's denials. Stricter than upstream: a directory grant of the
-    /// whole filesystem is refused, and network capabilities are not offered.
+    /// whole filesystem is refused, and raw sockets are not offered (`http`
+    /// is, through the egress policy).
     pub fn from_capabilities(package: &Path, capabilities: &[String], denied: &[String]) -> Result<Sandbox> {
         let mut sandbox = Sandbox::default();
         for capability in capabilities {
@@ -43,9 +45,8 @@ impl Sandbox {
                 "network" | "sockets" | "tcp" | "udp" => {
                     return Err(invalid("raw network access is not offered by this host"));
                 }
-                "http" => {
-                    return Err(invalid("outbound HTTP needs an egress policy, which this host does not offer yet"));
-                }
+                // Requests still go through the host's egress policy.
+                "http" => sandbox.http = true,
                 other => {
                     if let Some(name) = other.strip_prefix("env:") {
                         if name.is_empty() {
@@ -60,7 +61,7 @@ impl Sandbox {
                         sandbox.grant_dir(path, FsPerms::ReadWrite).map_err(|e| invalid(&e))?;
                     } else {
                         return Err(invalid(
-                            "unknown (expected args, stdin, stdout, stderr, clocks, random, env:NAME, fs:ro:PATH or fs:rw:PATH)",
+                            "unknown (expected args, stdin, stdout, stderr, clocks, random, http, env:NAME, fs:ro:PATH or fs:rw:PATH)",
                         ));
                     }
                 }
@@ -86,6 +87,12 @@ impl Sandbox {
         }
         self.dirs.push((real, perms));
         Ok(())
+    }
+
+    /// Whether the package may send HTTP requests (`wasi:http`), subject to
+    /// the egress policy.
+    pub fn http(&self) -> bool {
+        self.http
     }
 
     /// A fresh WASI context with exactly these grants.

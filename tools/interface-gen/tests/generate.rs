@@ -28,6 +28,7 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
         ("echo", "Echo", "arena", "ArenaEcho"),
         ("type_echo", "TypeEcho", "types", "TypeEchoes"),
         ("hostile", "Hostile", "", ""),
+        ("fetcher", "Fetcher", "", ""),
     ] {
         let output = generate("tests/fixtures/rust/calc-interface", &["--trait", trait_name]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

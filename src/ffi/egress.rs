@@ -1,0 +1,231 @@
+//! `fidius_host_egress_policy_t`: which outbound HTTP requests sandboxed
+//! plugins may send — a C callback or a built-in allow-list.
+
+use super::error::fidius_host_error_t;
+use super::fidius_host_status_t;
+use super::{arg_out, arg_str, entry, new_handle, take_handle, Handle};
+use crate::egress::{EgressPolicy, HttpRequest};
+use crate::error::Error;
+use std::ffi::{c_char, c_void, CString};
+
+/// An egress policy. Made by `fidius_host_egress_policy_callback` or
+/// `fidius_host_egress_policy_allow_list`, owned by the caller, freed with
+/// `fidius_host_egress_policy_free`. Builders and load options keep their own
+/// reference, so the policy may be freed right after it is set.
+pub struct fidius_host_egress_policy_t {
+    _private: [u8; 0],
+}
+
+pub(crate) struct EgressPolicyData {
+    pub(crate) policy: EgressPolicy,
+}
+
+impl Handle for fidius_host_egress_policy_t {
+    type Inner = EgressPolicyData;
+    const MAGIC: u64 = 0x4644_4547_5245_5331;
+    const NAME: &'static str = "fidius_host_egress_policy_t";
+}
+
+/// What an egress callback answers. Any value other than
+/// `FIDIUS_HOST_EGRESS_ALLOW` denies.
+#[repr(C)]
+pub enum fidius_host_egress_decision {
+    /// The request is not sent; the guest gets an HTTP-request-denied error.
+    FIDIUS_HOST_EGRESS_DENY = 0,
+    /// The request is sent.
+    FIDIUS_HOST_EGRESS_ALLOW = 1,
+}
+
+/// One header of a request: NUL-terminated name (lowercase) and value (the
+/// bytes as sent, not necessarily UTF-8).
+#[repr(C)]
+pub struct fidius_host_http_header_t {
+    /// Lowercase header name.
+    pub name: *const c_char,
+    /// Header value.
+    pub value: *const c_char,
+}
+
+/// An outbound request, as an egress callback sees it. Every pointer is
+/// borrowed for the duration of the callback only.
+#[repr(C)]
+pub struct fidius_host_http_request_t {
+    /// The name of the plugin sending the request.
+    pub plugin: *const c_char,
+    /// `GET`, `POST`, ...
+    pub method: *const c_char,
+    /// `http` or `https`.
+    pub scheme: *const c_char,
+    /// `host`, `host:port` or `[ipv6]:port`, as the guest wrote it.
+    pub authority: *const c_char,
+    /// The host alone: lowercase, IPv6 without brackets.
+    pub host: *const c_char,
+    /// The port, explicit or the scheme's default (80, 443).
+    pub port: u16,
+    /// Path and query, `/` at least.
+    pub path_with_query: *const c_char,
+    /// The request's headers (`header_count` of them).
+    pub headers: *const fidius_host_http_header_t,
+    /// Number of headers.
+    pub header_count: usize,
+}
+
+/// An egress callback: returns `FIDIUS_HOST_EGRESS_ALLOW` to send `request`,
+/// anything else to deny it. Runs on the thread that called the plugin,
+/// during that call, and may run on several threads at once (one per plugin
+/// being called): it must be thread-safe, must not call back into the same
+/// plugin, and must not unwind (C++ exceptions, longjmp) through the library.
+pub type fidius_host_egress_callback_t =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, request: *const fidius_host_http_request_t) -> i32>;
+
+/// Releases a callback's userdata when the last user of the policy is gone.
+pub type fidius_host_userdata_free_t = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+
+/// The C side of a callback policy: called through, and released once.
+struct Callback {
+    function: unsafe extern "C" fn(*mut c_void, *const fidius_host_http_request_t) -> i32,
+    userdata: *mut c_void,
+    free_userdata: fidius_host_userdata_free_t,
+}
+
+// SAFETY: the callback's contract makes it (and its userdata) usable from
+// any thread at once.
+unsafe impl Send for Callback {}
+unsafe impl Sync for Callback {}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(free) = self.free_userdata {
+            // SAFETY: the caller gave this function for this userdata; it runs once.
+            unsafe { free(self.userdata) };
+        }
+    }
+}
+
+impl Callback {
+    /// Asks the callback; a request that cannot be shown to C (a NUL byte)
+    /// is denied.
+    fn decide(&self, request: &HttpRequest<'_>) -> bool {
+        let text = |s: &str| CString::new(s).ok();
+        let (Some(plugin), Some(method), Some(scheme), Some(authority), Some(host), Some(path)) = (
+            text(request.plugin),
+            text(request.method),
+            text(request.scheme),
+            text(request.authority),
+            text(request.host),
+            text(request.path_with_query),
+        ) else {
+            return false;
+        };
+        let Some(strings) = request
+            .headers
+            .iter()
+            .map(|(name, value)| Some((CString::new(*name).ok()?, CString::new(*value).ok()?)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return false;
+        };
+        let headers: Vec<fidius_host_http_header_t> = strings
+            .iter()
+            .map(|(name, value)| fidius_host_http_header_t { name: name.as_ptr(), value: value.as_ptr() })
+            .collect();
+        let view = fidius_host_http_request_t {
+            plugin: plugin.as_ptr(),
+            method: method.as_ptr(),
+            scheme: scheme.as_ptr(),
+            authority: authority.as_ptr(),
+            host: host.as_ptr(),
+            port: request.port,
+            path_with_query: path.as_ptr(),
+            headers: if headers.is_empty() { std::ptr::null() } else { headers.as_ptr() },
+            header_count: headers.len(),
+        };
+        // SAFETY: every pointer in `view` lives until the call returns.
+        let answer = unsafe { (self.function)(self.userdata, &view) };
+        answer == fidius_host_egress_decision::FIDIUS_HOST_EGRESS_ALLOW as i32
+    }
+}
+
+/// A policy that asks `callback` about every request. `userdata` is passed
+/// to it unchanged; `free_userdata` (may be NULL) is called with `userdata`
+/// once, when the policy and every builder, host, load options and plugin
+/// using it are gone — also when this function fails.
+///
+/// Errors: NULL_ARGUMENT (callback, out).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_egress_policy_callback(
+    callback: fidius_host_egress_callback_t,
+    userdata: *mut c_void,
+    free_userdata: fidius_host_userdata_free_t,
+    out: *mut *mut fidius_host_egress_policy_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let Some(function) = callback else {
+            if let Some(free) = free_userdata {
+                // SAFETY: as promised above, the userdata is released on failure too.
+                unsafe { free(userdata) };
+            }
+            return Err(Error::null_argument("callback"));
+        };
+        let callback = Callback { function, userdata, free_userdata };
+        let out = arg_out(out, "out")?;
+        *out = std::ptr::null_mut();
+        let policy = EgressPolicy::from_fn("a C callback", move |request| callback.decide(request));
+        *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });
+        Ok(())
+    })
+}
+
+/// A policy that allows requests whose host and port match one of
+/// `patterns` (`count` NUL-terminated UTF-8 strings; `patterns` may be NULL
+/// when `count` is 0, which denies everything): `example.com` (any port),
+/// `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
+/// `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
+/// and as names: a pattern does not follow DNS.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
+/// pattern and the accepted forms).
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_egress_policy_allow_list(
+    patterns: *const *const c_char,
+    count: usize,
+    out: *mut *mut fidius_host_egress_policy_t,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        let out = arg_out(out, "out")?;
+        *out = std::ptr::null_mut();
+        let pointers = if count == 0 {
+            &[][..]
+        } else if patterns.is_null() {
+            return Err(Error::null_argument("patterns"));
+        } else {
+            // SAFETY: the caller passes `count` readable pointers.
+            unsafe { std::slice::from_raw_parts(patterns, count) }
+        };
+        let patterns = pointers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| arg_str(*p, super::FIDIUS_HOST_NUL_TERMINATED, &format!("patterns[{i}]")))
+            .collect::<crate::Result<Vec<&str>>>()?;
+        let policy = EgressPolicy::allow_list(&patterns)?;
+        *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });
+        Ok(())
+    })
+}
+
+/// Frees a policy handle. Builders, load options and plugins that use the
+/// policy keep it alive. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_egress_policy_free(policy: *mut fidius_host_egress_policy_t) {
+    super::entry_value((), || drop(take_handle(policy)))
+}
+
+/// The policy behind an optional handle argument (NULL: none).
+pub(crate) fn arg_policy(policy: *const fidius_host_egress_policy_t) -> crate::Result<Option<EgressPolicy>> {
+    if policy.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(super::arg_handle(policy, "policy")?.policy.clone()))
+}

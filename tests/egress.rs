@@ -1,0 +1,200 @@
+//! Outbound HTTP of WASM guests: the fetch component against a real HTTP
+//! server on 127.0.0.1, through allow-lists and policy functions.
+#![cfg(feature = "wasm")]
+
+mod common;
+
+use common::*;
+use fidius_host::egress::EgressPolicy;
+use fidius_host::interface::file;
+use fidius_host::{Host, HostBuilder, Interface, LoadOptions, Plugin, Status};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A one-thread HTTP/1.1 server that answers every request with
+/// "hello from <path>" and remembers the request lines and headers it saw.
+struct Server {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        Server::start_with(true)
+    }
+
+    /// `answer = false`: accept connections and never respond.
+    fn start_with(answer: bool) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut idle = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    request.push_str(&line.to_ascii_lowercase());
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(request);
+                if !answer {
+                    idle.push(stream);
+                    continue;
+                }
+                let body = format!("hello from {path}");
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        Server { port, seen }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn fetcher() -> Arc<Interface> {
+    Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/fetcher.toml")).unwrap())
+}
+
+fn package() -> PathBuf {
+    fixture("wasm/fetch")
+}
+
+fn load(host: &Host, dir: &Path, egress: Option<EgressPolicy>) -> fidius_host::Result<Plugin> {
+    let options = LoadOptions { interface: Some(fetcher()), egress, ..Default::default() };
+    host.load_path_with(dir, Some("FetchGuest"), &options)
+}
+
+fn fetch(plugin: &Plugin, method: &str, url: &str) -> fidius_host::Result<String> {
+    let answer = plugin.call_json("fetch", &serde_json::json!([method, url]).to_string())?;
+    Ok(serde_json::from_str::<String>(&answer).unwrap())
+}
+
+fn allow(patterns: &[String]) -> EgressPolicy {
+    EgressPolicy::allow_list(patterns).unwrap()
+}
+
+#[test]
+fn an_allowed_request_reaches_the_server() {
+    let server = Server::start();
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(allow(&[format!("127.0.0.1:{}", server.port)]))).unwrap();
+    let answer = fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/hello?x=1", server.port)).unwrap();
+    assert_eq!(answer, "200 hello from /hello?x=1");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].starts_with("get /hello?x=1 http/1.1"), "{}", requests[0]);
+    assert!(requests[0].contains("x-fidius-fixture: fetch"), "{}", requests[0]);
+    assert!(plugin.denied_requests().is_empty());
+}
+
+#[test]
+fn a_denied_request_is_an_http_error_for_the_guest_and_logged_for_the_host() {
+    let server = Server::start();
+    let other_port = server.port.wrapping_add(1);
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(allow(&[format!("127.0.0.1:{other_port}")]))).unwrap();
+    let url = format!("http://127.0.0.1:{}/secret", server.port);
+    let e = fetch(&plugin, "GET", &url).unwrap_err();
+    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+    let error = e.plugin_error().unwrap();
+    assert_eq!(error.code, "HTTP");
+    assert!(error.message.contains("HttpRequestDenied"), "{}", error.message);
+    assert!(server.requests().is_empty(), "nothing reached the server");
+    let denied = plugin.denied_requests();
+    assert_eq!(denied.len(), 1);
+    assert_eq!((denied[0].method.as_str(), denied[0].url.as_str()), ("GET", url.as_str()));
+    // Not a trap: the same instance keeps serving (and the log keeps growing).
+    fetch(&plugin, "DELETE", "http://example.invalid/x").unwrap_err();
+    assert_eq!(plugin.denied_requests()[1].method, "DELETE");
+}
+
+#[test]
+fn a_policy_function_sees_the_whole_request() {
+    let server = Server::start();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let policy = EgressPolicy::from_fn("test", move |request| {
+        let headers: Vec<String> =
+            request.headers.iter().map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v))).collect();
+        log.lock().unwrap().push(format!(
+            "{} {} {} {} {}:{} {} [{}]",
+            request.plugin,
+            request.method,
+            request.scheme,
+            request.authority,
+            request.host,
+            request.port,
+            request.path_with_query,
+            headers.join(",")
+        ));
+        request.method == "GET"
+    });
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(policy)).unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    assert_eq!(fetch(&plugin, "GET", &format!("{base}/a")).unwrap(), "200 hello from /a");
+    assert_eq!(fetch(&plugin, "POST", &format!("{base}/b")).unwrap_err().status(), Status::PluginError);
+    let seen = seen.lock().unwrap();
+    let authority = format!("127.0.0.1:{}", server.port);
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].starts_with(&format!("FetchGuest GET http {authority} {authority} /a [")), "{}", seen[0]);
+    assert!(seen[0].contains("x-fidius-fixture=fetch"), "{}", seen[0]);
+    assert!(seen[1].starts_with("FetchGuest POST"), "{}", seen[1]);
+    assert_eq!(server.requests().len(), 1, "the POST never left");
+    assert_eq!(plugin.denied_requests().len(), 1);
+}
+
+#[test]
+fn the_load_policy_overrides_the_host_policy() {
+    let server = Server::start();
+    let url = format!("http://127.0.0.1:{}/p", server.port);
+    let host = HostBuilder::new().egress_policy(Some(allow(&[]))).build().unwrap();
+    let denied = load(&host, &package(), None).unwrap();
+    assert_eq!(fetch(&denied, "GET", &url).unwrap_err().status(), Status::PluginError);
+    let allowed = load(&host, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap();
+    assert_eq!(fetch(&allowed, "GET", &url).unwrap(), "200 hello from /p");
+    assert_eq!((denied.denied_requests().len(), allowed.denied_requests().len()), (1, 0));
+}
+
+#[test]
+fn http_fails_closed_at_load() {
+    let host = host_for(&fixture("wasm"));
+    // The capability without any policy.
+    let e = load(&host, &package(), None).unwrap_err();
+    assert_eq!(e.status(), Status::NoEgressPolicy, "{}", e.message());
+    assert!(e.message().contains("wasi:http/"), "{}", e.message());
+    // A component that imports wasi:http from a package without the capability.
+    let dir = temp_dir("egress-nocap").join("fetch");
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_into(&dir, &package().join("fetch_component.wasm"));
+    let manifest = std::fs::read_to_string(package().join("package.toml")).unwrap();
+    std::fs::write(dir.join("package.toml"), manifest.replace("capabilities = [\"http\"]", "")).unwrap();
+    let e = load(&host, &dir, Some(allow(&["127.0.0.1".to_string()]))).unwrap_err();
+    assert_eq!(e.status(), Status::CapabilityMissing, "{}", e.message());
+    assert!(e.message().contains("\"http\" capability"), "{}", e.message());
+    // A host that denies the capability.
+    let strict = HostBuilder::new().deny_capability("http").build().unwrap();
+    let e = load(&strict, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap_err();
+    assert_eq!(e.status(), Status::CapabilityDenied, "{}", e.message());
+}
+
+#[test]
+fn a_silent_server_cannot_hold_a_call_past_its_deadline() {
+    let server = Server::start_with(false);
+    let host = HostBuilder::new().wasm_deadline(Some(Duration::from_millis(300))).build().unwrap();
+    let plugin = load(&host, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap();
+    let started = Instant::now();
+    let e = fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/slow", server.port)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+    assert!(e.plugin_error().unwrap().message.contains("Timeout"), "{}", e.message());
+}
