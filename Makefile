@@ -119,7 +119,7 @@ feature-check:
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json test_wasm
+C_TESTS := test_capi test_json test_wasm test_egress
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)

@@ -15,6 +15,10 @@
  *   WebAssembly plugins are package directories (package.toml + component)
  *   in the same search paths; loading one needs an interface. Each runs in
  *   a zero-grant WASI sandbox with a per-call deadline and a memory cap.
+ *   Outbound HTTP (wasi:http) is possible only for packages that declare
+ *   the `http` capability, and only through an egress policy (a callback or
+ *   a host[:port] allow-list, fidius_host_egress_policy_*) set on the
+ *   builder or the load options; without one such packages do not load.
  *
  * ERRORS
  *   Every fallible function returns fidius_host_status_t (0 = OK) and takes
@@ -62,7 +66,9 @@
  *   state: the libraries the dynamic loader maps; once a WASM plugin has
  *   been loaded, wasmtime's compilation thread pool and the runtime WASI
  *   I/O runs on (both kept until exit), plus one deadline thread per host
- *   while that host or a WASM plugin of it lives.
+ *   while that host or a WASM plugin of it lives. Egress callbacks run on
+ *   the thread that called the plugin, during the call, possibly on several
+ *   threads at once.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
@@ -464,6 +470,32 @@ typedef uint32_t fidius_host_method_flag;
 #endif // __cplusplus
 
 /**
+ * What an egress callback answers. Any value other than
+ * `FIDIUS_HOST_EGRESS_DECISION_ALLOW` denies.
+ */
+enum fidius_host_egress_decision
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The request is not sent; the guest gets an HTTP-request-denied error.
+   */
+  FIDIUS_HOST_EGRESS_DECISION_DENY = 0,
+  /**
+   * The request is sent.
+   */
+  FIDIUS_HOST_EGRESS_DECISION_ALLOW = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_egress_decision fidius_host_egress_decision;
+#else
+typedef int32_t fidius_host_egress_decision;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
  * `fidius_host_builder_free`. Movable: use from one thread at a time.
@@ -635,7 +667,7 @@ typedef struct {
 } fidius_host_http_request_t;
 
 /**
- * An egress callback: returns `FIDIUS_HOST_EGRESS_ALLOW` to send `request`,
+ * An egress callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to send `request`,
  * anything else to deny it. Runs on the thread that called the plugin,
  * during that call, and may run on several threads at once (one per plugin
  * being called): it must be thread-safe, must not call back into the same

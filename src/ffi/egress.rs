@@ -27,13 +27,13 @@ impl Handle for fidius_host_egress_policy_t {
 }
 
 /// What an egress callback answers. Any value other than
-/// `FIDIUS_HOST_EGRESS_ALLOW` denies.
-#[repr(C)]
+/// `FIDIUS_HOST_EGRESS_DECISION_ALLOW` denies.
+#[repr(i32)]
 pub enum fidius_host_egress_decision {
     /// The request is not sent; the guest gets an HTTP-request-denied error.
-    FIDIUS_HOST_EGRESS_DENY = 0,
+    Deny = 0,
     /// The request is sent.
-    FIDIUS_HOST_EGRESS_ALLOW = 1,
+    Allow = 1,
 }
 
 /// One header of a request: NUL-terminated name (lowercase) and value (the
@@ -70,7 +70,7 @@ pub struct fidius_host_http_request_t {
     pub header_count: usize,
 }
 
-/// An egress callback: returns `FIDIUS_HOST_EGRESS_ALLOW` to send `request`,
+/// An egress callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to send `request`,
 /// anything else to deny it. Runs on the thread that called the plugin,
 /// during that call, and may run on several threads at once (one per plugin
 /// being called): it must be thread-safe, must not call back into the same
@@ -142,7 +142,7 @@ impl Callback {
         };
         // SAFETY: every pointer in `view` lives until the call returns.
         let answer = unsafe { (self.function)(self.userdata, &view) };
-        answer == fidius_host_egress_decision::FIDIUS_HOST_EGRESS_ALLOW as i32
+        answer == fidius_host_egress_decision::Allow as i32
     }
 }
 

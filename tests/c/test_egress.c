@@ -1,0 +1,362 @@
+/*
+ * C tests of outbound HTTP from WebAssembly guests: egress callbacks with
+ * userdata, the built-in allow-list, host-wide and per-load policies, the
+ * denied-request log and fail-closed loading, against a real HTTP server on
+ * 127.0.0.1. Fixtures come from $FIDIUS_TEST_FIXTURES.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "fidius_host.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+
+/* ---- a tiny HTTP server ------------------------------------------------ */
+
+/* Answers every request with "hello from <path>" on its own thread, and
+ * counts the requests it saw. */
+struct server {
+    int fd;
+    int port;
+    int requests;
+    pthread_mutex_t lock;
+    pthread_t thread;
+};
+
+static void *serve(void *arg) {
+    struct server *s = arg;
+    for (;;) {
+        char buf[2048], path[512] = "", reply[1024];
+        size_t got = 0;
+        int client = accept(s->fd, NULL, NULL);
+        if (client < 0) return NULL; /* the listening socket was shut down */
+        while (got + 1 < sizeof buf) {
+            ssize_t n = read(client, buf + got, sizeof buf - 1 - got);
+            if (n <= 0) break;
+            got += (size_t)n;
+            buf[got] = '\0';
+            if (strstr(buf, "\r\n\r\n")) break;
+        }
+        buf[got] = '\0';
+        sscanf(buf, "%*s %511s", path);
+        pthread_mutex_lock(&s->lock);
+        s->requests++;
+        pthread_mutex_unlock(&s->lock);
+        {
+            char body[600];
+            int body_len = snprintf(body, sizeof body, "hello from %s", path);
+            int len = snprintf(reply, sizeof reply,
+                               "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", body_len, body);
+            if (write(client, reply, (size_t)len) != len) fprintf(stderr, "server: short write\n");
+        }
+        close(client);
+    }
+}
+
+static void server_start(struct server *s) {
+    struct sockaddr_in addr;
+    socklen_t len = sizeof addr;
+    memset(s, 0, sizeof *s);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s->fd >= 0);
+    CHECK(bind(s->fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    CHECK(listen(s->fd, 16) == 0);
+    CHECK(getsockname(s->fd, (struct sockaddr *)&addr, &len) == 0);
+    s->port = ntohs(addr.sin_port);
+    pthread_mutex_init(&s->lock, NULL);
+    CHECK(pthread_create(&s->thread, NULL, serve, s) == 0);
+}
+
+static int server_requests(struct server *s) {
+    int n;
+    pthread_mutex_lock(&s->lock);
+    n = s->requests;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static void server_stop(struct server *s) {
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static fidius_host_load_options_t *fetcher_options(const fidius_host_egress_policy_t *policy) {
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_interface_t *iface = interface_file("fetcher.toml");
+    CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_egress_policy(options, policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    fidius_host_interface_free(iface);
+    return options;
+}
+
+static fidius_host_plugin_t *load_fetcher(const fidius_host_t *host, const fidius_host_egress_policy_t *policy,
+                                          fidius_host_status_t expected) {
+    fidius_host_load_options_t *options = fetcher_options(policy);
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_error_t *err = NULL;
+    fidius_host_status_t st = fidius_host_load_path(host, path_of("wasm/fetch"), NT, "FetchGuest", NT, options, &p, &err);
+    CHECK(st == expected);
+    if (st != expected) fprintf(stderr, "  load: %s\n", err ? fidius_host_error_message(err) : "ok");
+    fidius_host_error_free(err);
+    fidius_host_load_options_free(options);
+    return p;
+}
+
+static fidius_host_t *new_host(const fidius_host_egress_policy_t *policy) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    CHECK(fidius_host_builder_set_egress_policy(b, policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    return host;
+}
+
+/* The JSON arguments of fetch(method, url) in `args` (FETCH_ARGS bytes). */
+#define FETCH_ARGS 256
+static const char *fetch_args(char *args, const char *method, int port, const char *path) {
+    snprintf(args, FETCH_ARGS, "[\"%s\", \"http://127.0.0.1:%d%s\"]", method, port, path);
+    return args;
+}
+
+/* ---- the callback ------------------------------------------------------ */
+
+/* What the callback saw, through its userdata. */
+struct policy_log {
+    pthread_mutex_t lock;
+    int calls;
+    int saw_header;
+    int freed;
+    char last[512];
+};
+
+static int32_t only_get(void *userdata, const fidius_host_http_request_t *r) {
+    struct policy_log *log = userdata;
+    size_t i;
+    pthread_mutex_lock(&log->lock);
+    log->calls++;
+    snprintf(log->last, sizeof log->last, "%s %s %s %s %s:%u %s", r->plugin, r->method, r->scheme, r->authority,
+             r->host, (unsigned)r->port, r->path_with_query);
+    for (i = 0; i < r->header_count; i++)
+        if (strcmp(r->headers[i].name, "x-fidius-fixture") == 0 && strcmp(r->headers[i].value, "fetch") == 0)
+            log->saw_header = 1;
+    pthread_mutex_unlock(&log->lock);
+    return strcmp(r->method, "GET") == 0 ? FIDIUS_HOST_EGRESS_DECISION_ALLOW : FIDIUS_HOST_EGRESS_DECISION_DENY;
+}
+
+static int32_t answers_garbage(void *userdata, const fidius_host_http_request_t *r) {
+    (void)userdata;
+    (void)r;
+    return 42; /* anything but ALLOW denies */
+}
+
+static void mark_freed(void *userdata) {
+    ((struct policy_log *)userdata)->freed++;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_callback_policy(struct server *server) {
+    char args[FETCH_ARGS];
+    struct policy_log log;
+    fidius_host_egress_policy_t *policy = NULL;
+    fidius_host_t *host;
+    fidius_host_plugin_t *p;
+    fidius_host_error_t *err = NULL;
+    char expected[256], *json = NULL, *method = NULL, *url = NULL;
+    int before = server_requests(server);
+
+    memset(&log, 0, sizeof log);
+    pthread_mutex_init(&log.lock, NULL);
+    CHECK(fidius_host_egress_policy_callback(only_get, &log, mark_freed, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = new_host(policy);
+    fidius_host_egress_policy_free(policy); /* the builder keeps its own reference */
+    CHECK(log.freed == 0);
+    p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
+
+    snprintf(expected, sizeof expected, "\"200 hello from /a?b=c\"");
+    CHECK(json_is(p, "fetch", fetch_args(args, "GET", server->port, "/a?b=c"), expected));
+    CHECK(server_requests(server) == before + 1);
+    snprintf(expected, sizeof expected, "FetchGuest GET http 127.0.0.1:%d 127.0.0.1:%d /a?b=c", server->port,
+             server->port);
+    CHECK(strcmp(log.last, expected) == 0);
+    CHECK(log.saw_header);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 0);
+
+    /* Denied: an HTTP error the guest reports, not a trap; nothing is sent. */
+    CHECK(fidius_host_plugin_call_json(p, "fetch", NT, fetch_args(args, "POST", server->port, "/upload"), NT, &json, NULL,
+                                       &err) == FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+    CHECK(err != NULL && strcmp(fidius_host_error_plugin_code(err), "HTTP") == 0);
+    CHECK(err != NULL && strstr(fidius_host_error_plugin_message(err), "HttpRequestDenied") != NULL);
+    fidius_host_error_free(err);
+    CHECK(server_requests(server) == before + 1);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 1);
+    CHECK(fidius_host_plugin_denied_request(p, 0, &method, &url, NULL) == FIDIUS_HOST_STATUS_OK);
+    snprintf(expected, sizeof expected, "http://127.0.0.1:%d/upload", server->port);
+    CHECK(method != NULL && strcmp(method, "POST") == 0);
+    CHECK(url != NULL && strcmp(url, expected) == 0);
+    fidius_host_string_free(method);
+    fidius_host_string_free(url);
+    CHECK(fidius_host_plugin_denied_request(p, 1, &method, &url, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(method == NULL && url == NULL);
+    fidius_host_error_free(err);
+    CHECK(fidius_host_plugin_denied_request(p, 0, NULL, &url, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(json_is(p, "fetch", fetch_args(args, "GET", server->port, "/again"), "\"200 hello from /again\""));
+    CHECK(log.calls == 3);
+
+    /* The userdata is released when the last user of the policy goes. */
+    fidius_host_free(host);
+    CHECK(log.freed == 0);
+    fidius_host_plugin_free(p);
+    CHECK(log.freed == 1);
+    pthread_mutex_destroy(&log.lock);
+}
+
+static void test_allow_list(struct server *server) {
+    char args[FETCH_ARGS];
+    char exact[64], other[64];
+    const char *patterns[2];
+    fidius_host_egress_policy_t *allowed = NULL, *elsewhere = NULL, *none = NULL;
+    fidius_host_t *host;
+    fidius_host_plugin_t *p;
+    int before = server_requests(server);
+
+    snprintf(exact, sizeof exact, "127.0.0.1:%d", server->port);
+    snprintf(other, sizeof other, "127.0.0.1:%d", server->port == 65535 ? 1 : server->port + 1);
+    patterns[0] = "*.example.com";
+    patterns[1] = exact;
+    CHECK(fidius_host_egress_policy_allow_list(patterns, 2, &allowed, NULL) == FIDIUS_HOST_STATUS_OK);
+    patterns[1] = other;
+    CHECK(fidius_host_egress_policy_allow_list(patterns + 1, 1, &elsewhere, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
+
+    /* The host denies everything; a load's own policy overrides it. */
+    host = new_host(none);
+    p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
+    CHECK(json_fails(p, "fetch", fetch_args(args, "GET", server->port, "/x"), FIDIUS_HOST_STATUS_PLUGIN_ERROR,
+                     "HttpRequestDenied"));
+    CHECK(fidius_host_plugin_denied_request_count(p) == 1);
+    fidius_host_plugin_free(p);
+
+    p = load_fetcher(host, allowed, FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(p, "fetch", fetch_args(args, "GET", server->port, "/ok"), "\"200 hello from /ok\""));
+    fidius_host_plugin_free(p);
+
+    p = load_fetcher(host, elsewhere, FIDIUS_HOST_STATUS_OK);
+    CHECK(json_fails(p, "fetch", fetch_args(args, "GET", server->port, "/x"), FIDIUS_HOST_STATUS_PLUGIN_ERROR,
+                     "HttpRequestDenied"));
+    fidius_host_plugin_free(p);
+    CHECK(server_requests(server) == before + 1);
+    fidius_host_free(host);
+
+    fidius_host_egress_policy_free(allowed);
+    fidius_host_egress_policy_free(elsewhere);
+    fidius_host_egress_policy_free(none);
+}
+
+static void test_fails_closed(void) {
+    fidius_host_egress_policy_t *garbage = NULL, *policy = NULL;
+    fidius_host_builder_t *b;
+    fidius_host_t *host = new_host(NULL), *strict = NULL;
+    fidius_host_error_t *err = NULL;
+    const char *bad[] = {"*"};
+    const char *not_utf8[] = {"\xff"};
+
+    /* No policy at all: the guest imports wasi:http, so it is not loaded. */
+    CHECK(load_fetcher(host, NULL, FIDIUS_HOST_STATUS_NO_EGRESS_POLICY) == NULL);
+    /* A callback that answers something else than ALLOW denies. */
+    CHECK(fidius_host_egress_policy_callback(answers_garbage, NULL, NULL, &garbage, NULL) == FIDIUS_HOST_STATUS_OK);
+    {
+        fidius_host_plugin_t *p = load_fetcher(host, garbage, FIDIUS_HOST_STATUS_OK);
+        CHECK(json_fails(p, "fetch", "[\"GET\", \"http://127.0.0.1:1/\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR,
+                         "HttpRequestDenied"));
+        fidius_host_plugin_free(p);
+    }
+    /* A host that denies the capability. */
+    b = fidius_host_builder_new();
+    CHECK(fidius_host_builder_deny_capability(b, "http", NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_egress_policy(b, garbage, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &strict, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(load_fetcher(strict, NULL, FIDIUS_HOST_STATUS_CAPABILITY_DENIED) == NULL);
+    fidius_host_free(strict);
+
+    /* Bad arguments. */
+    CHECK(fidius_host_egress_policy_allow_list(bad, 1, &policy, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(policy == NULL && err != NULL && strstr(fidius_host_error_message(err), "\"*\"") != NULL);
+    fidius_host_error_free(err);
+    CHECK(fidius_host_egress_policy_allow_list(not_utf8, 1, &policy, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_egress_policy_allow_list(NULL, 1, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_egress_policy_allow_list(bad, 1, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_egress_policy_callback(NULL, NULL, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_builder_set_egress_policy(NULL, garbage, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_options_egress_policy(NULL, garbage, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_builder_set_egress_policy((fidius_host_builder_t *)garbage, garbage, NULL) ==
+          FIDIUS_HOST_STATUS_MISUSE);
+    CHECK(fidius_host_plugin_denied_request_count(NULL) == 0);
+    fidius_host_egress_policy_free(NULL);
+    fidius_host_egress_policy_free(garbage);
+    fidius_host_free(host);
+}
+
+/* Several threads fetching through one plugin while its callback runs. */
+static struct server *shared_server;
+
+static void *fetch_worker(void *arg) {
+    struct worker *w = arg;
+    int i;
+    for (i = 0; i < 5; i++) {
+        char path[64], expected[128], args[FETCH_ARGS];
+        snprintf(path, sizeof path, "/t%lld-%d", (long long)w->base, i);
+        snprintf(expected, sizeof expected, "\"200 hello from %s\"", path);
+        if (!json_is(w->plugin, "fetch", fetch_args(args, "GET", shared_server->port, path), expected)) w->errors++;
+    }
+    return NULL;
+}
+
+static void test_threads(struct server *server) {
+    struct policy_log log;
+    fidius_host_egress_policy_t *policy = NULL;
+    fidius_host_t *host;
+    fidius_host_plugin_t *p;
+    int before = server_requests(server);
+
+    memset(&log, 0, sizeof log);
+    pthread_mutex_init(&log.lock, NULL);
+    CHECK(fidius_host_egress_policy_callback(only_get, &log, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = new_host(policy);
+    p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
+    shared_server = server;
+    run_workers(p, 1, fetch_worker);
+    CHECK(log.calls == 20);
+    CHECK(server_requests(server) == before + 20);
+    fidius_host_plugin_free(p);
+    fidius_host_free(host);
+    fidius_host_egress_policy_free(policy);
+    pthread_mutex_destroy(&log.lock);
+}
+
+static void run_tests(void) {
+    struct server server;
+    server_start(&server);
+    test_callback_policy(&server);
+    test_allow_list(&server);
+    test_fails_closed();
+    test_threads(&server);
+    server_stop(&server);
+}
+
+int main(void) {
+    return check_main(run_tests);
+}
