@@ -62,7 +62,9 @@
  *   calls run concurrently on the plugin's one instance; Arena plugins use
  *   one arena per calling thread. Calls on one WASM plugin are serialized
  *   on its instance; after a WASM trap, TIMEOUT or MEMORY_LIMIT the handle
- *   stays usable and its next call runs on a fresh instance. Process-wide
+ *   stays usable and its next call runs on a fresh instance. With a fresh
+ *   instance per call (builder or load option), WASM calls keep no state
+ *   and run in parallel. Process-wide
  *   state: the libraries the dynamic loader maps; once a WASM plugin has
  *   been loaded, wasmtime's compilation thread pool and the runtime WASI
  *   I/O runs on (both kept until exit), plus one deadline thread per host
@@ -860,6 +862,22 @@ fidius_host_status_t fidius_host_builder_set_allow_unsigned_precompiled(fidius_h
                                                                         fidius_host_error_t **err);
 
 /**
+ * Whether every WASM call runs on a fresh instance of the component
+ * (default false). false: each plugin handle keeps one instance, guest
+ * state persists between calls, and calls on one handle are serialized.
+ * true: no state is carried from one call to the next, and calls on one
+ * handle run in parallel, each on its own instance, at the cost of an
+ * instantiation per call. A load may override it
+ * (`fidius_host_load_options_wasm_fresh_instance_per_call`).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_wasm_fresh_instance_per_call(fidius_host_builder_t *builder,
+                                                                          bool fresh,
+                                                                          fidius_host_error_t **err);
+
+/**
  * Sets the egress policy of the host: which outbound HTTP requests WASM
  * plugins with the `http` capability may send (load options may set their
  * own). Without a policy such plugins are not loaded (NO_EGRESS_POLICY).
@@ -1383,6 +1401,18 @@ FIDIUS_HOST_API
 fidius_host_status_t fidius_host_load_options_wasm_memory_limit(fidius_host_load_options_t *options,
                                                                 size_t bytes,
                                                                 fidius_host_error_t **err);
+
+/**
+ * Overrides the host's choice of a fresh WASM instance per call
+ * (`fidius_host_builder_set_wasm_fresh_instance_per_call`) for plugins
+ * loaded with these options.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_wasm_fresh_instance_per_call(fidius_host_load_options_t *options,
+                                                                           bool fresh,
+                                                                           fidius_host_error_t **err);
 
 /**
  * Sets the egress policy of plugins loaded with these options, instead of

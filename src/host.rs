@@ -47,6 +47,17 @@ pub struct WasmSettings {
     /// Which outbound HTTP requests guests with the `http` capability may
     /// send; without one, such guests are not loaded.
     pub egress: Option<EgressPolicy>,
+    /// Run every call on a fresh instance (no state carried between calls)
+    /// instead of one persistent instance per plugin.
+    pub fresh_instance_per_call: bool,
+}
+
+/// How one WASM plugin runs: the host's settings with a load's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct WasmPluginSettings {
+    pub limits: WasmLimits,
+    pub egress: Option<EgressPolicy>,
+    pub fresh_instance_per_call: bool,
 }
 
 /// Collects the options of a [`Host`].
@@ -150,6 +161,13 @@ impl HostBuilder {
         self
     }
 
+    /// Whether every WASM call runs on a fresh instance (default false: one
+    /// persistent instance per plugin, state kept between calls).
+    pub fn wasm_fresh_instance_per_call(&mut self, fresh: bool) -> &mut Self {
+        self.wasm.fresh_instance_per_call = fresh;
+        self
+    }
+
     /// The egress policy of plugins whose load options set none.
     pub fn egress_policy(&mut self, policy: Option<EgressPolicy>) -> &mut Self {
         self.wasm.egress = policy;
@@ -189,14 +207,20 @@ pub struct LoadOptions {
     pub wasm_memory_limit: Option<usize>,
     /// Overrides the host's egress policy.
     pub egress: Option<EgressPolicy>,
+    /// Overrides whether each call runs on a fresh instance.
+    pub wasm_fresh_instance_per_call: Option<bool>,
 }
 
 impl LoadOptions {
-    /// The host's WASM limits with this load's overrides.
-    pub fn wasm_limits(&self, host: WasmLimits) -> WasmLimits {
-        WasmLimits {
-            deadline: self.wasm_deadline.unwrap_or(host.deadline),
-            memory: self.wasm_memory_limit.unwrap_or(host.memory),
+    /// The host's WASM settings with this load's overrides.
+    pub fn wasm_plugin_settings(&self, host: &WasmSettings) -> WasmPluginSettings {
+        WasmPluginSettings {
+            limits: WasmLimits {
+                deadline: self.wasm_deadline.unwrap_or(host.limits.deadline),
+                memory: self.wasm_memory_limit.unwrap_or(host.limits.memory),
+            },
+            egress: self.egress.clone().or_else(|| host.egress.clone()),
+            fresh_instance_per_call: self.wasm_fresh_instance_per_call.unwrap_or(host.fresh_instance_per_call),
         }
     }
 }
@@ -387,9 +411,8 @@ impl Host {
             .get_or_init(crate::runtime::wasm::WasmRuntime::new)
             .as_ref()
             .map_err(Clone::clone)?;
-        let limits = options.wasm_limits(self.config.wasm.limits);
-        let egress = options.egress.as_ref().or(self.config.wasm.egress.as_ref());
-        let plugin = runtime.load(package, interface, &self.config.wasm, limits, egress, self.config.max_output_size)?;
+        let plugin_settings = options.wasm_plugin_settings(&self.config.wasm);
+        let plugin = runtime.load(package, interface, &self.config.wasm, plugin_settings, self.config.max_output_size)?;
         check_interface(plugin.description(), interface)?;
         Ok(plugin)
     }

@@ -126,6 +126,31 @@ fn an_endless_guest_is_stopped_at_its_deadline() {
 }
 
 #[test]
+fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
+    let host = HostBuilder::new().wasm_fresh_instance_per_call(true).build().unwrap();
+    let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_secs(2))), ..Default::default() };
+    let hostile = Arc::new(hostile_in(&host, &fixture("wasm/hostile"), options).unwrap());
+    for _ in 0..3 {
+        assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1", "no state between calls");
+    }
+    // While one call spins until its deadline, others on the same handle run.
+    let spinning = {
+        let hostile = hostile.clone();
+        std::thread::spawn(move || hostile.call_json("spin", "[]").unwrap_err().status())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1");
+    assert!(start.elapsed() < Duration::from_secs(1), "blocked for {:?}", start.elapsed());
+    assert_eq!(spinning.join().unwrap(), Status::Timeout);
+    // A load may ask for the persistent instance again.
+    let persistent = LoadOptions { wasm_fresh_instance_per_call: Some(false), ..Default::default() };
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), persistent).unwrap();
+    hostile.call_json("counter", "[]").unwrap();
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "2");
+}
+
+#[test]
 fn a_memory_bomb_hits_the_cap() {
     let host = HostBuilder::new().wasm_memory_limit(16 << 20).build().unwrap();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();

@@ -301,6 +301,27 @@ pub extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
     })
 }
 
+/// Whether every WASM call runs on a fresh instance of the component
+/// (default false). false: each plugin handle keeps one instance, guest
+/// state persists between calls, and calls on one handle are serialized.
+/// true: no state is carried from one call to the next, and calls on one
+/// handle run in parallel, each on its own instance, at the cost of an
+/// instantiation per call. A load may override it
+/// (`fidius_host_load_options_wasm_fresh_instance_per_call`).
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_wasm_fresh_instance_per_call(
+    builder: *mut fidius_host_builder_t,
+    fresh: bool,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.wasm_fresh_instance_per_call(fresh);
+        Ok(())
+    })
+}
+
 /// Sets the egress policy of the host: which outbound HTTP requests WASM
 /// plugins with the `http` capability may send (load options may set their
 /// own). Without a policy such plugins are not loaded (NO_EGRESS_POLICY).

@@ -88,6 +88,23 @@ pub extern "C" fn fidius_host_load_options_wasm_memory_limit(
     })
 }
 
+/// Overrides the host's choice of a fresh WASM instance per call
+/// (`fidius_host_builder_set_wasm_fresh_instance_per_call`) for plugins
+/// loaded with these options.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_wasm_fresh_instance_per_call(
+    options: *mut fidius_host_load_options_t,
+    fresh: bool,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        arg_handle_mut(options, "options")?.options.wasm_fresh_instance_per_call = Some(fresh);
+        Ok(())
+    })
+}
+
 /// Sets the egress policy of plugins loaded with these options, instead of
 /// the host's. The options keep their own reference; NULL removes it (the
 /// host's policy applies again).

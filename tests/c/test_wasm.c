@@ -123,6 +123,29 @@ static void test_limits_and_sandbox(void) {
     fidius_host_free(host);
 }
 
+/* A fresh instance per call: no state carried over, host-wide or per load. */
+static void test_fresh_instances(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_load_options_t *options = options_for("hostile.toml");
+    fidius_host_plugin_t *fresh = NULL, *persistent = NULL;
+    fidius_host_t *host;
+    CHECK(fidius_host_builder_set_wasm_fresh_instance_per_call(b, true, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_wasm_fresh_instance_per_call(NULL, true, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    host = host_with("wasm", b);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &fresh, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(fresh, "counter", "[]", "1"));
+    CHECK(json_is(fresh, "counter", "[]", "1"));
+    CHECK(fidius_host_load_options_wasm_fresh_instance_per_call(options, false, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_wasm_fresh_instance_per_call(NULL, false, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &persistent, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(persistent, "counter", "[]", "1"));
+    CHECK(json_is(persistent, "counter", "[]", "2"));
+    fidius_host_plugin_free(fresh);
+    fidius_host_plugin_free(persistent);
+    fidius_host_load_options_free(options);
+    fidius_host_free(host);
+}
+
 static void test_signed_packages(void) {
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *host;
@@ -261,6 +284,7 @@ static void test_threads(void) {
 static void run_tests(void) {
     test_calculator_component();
     test_limits_and_sandbox();
+    test_fresh_instances();
     test_signed_packages();
     test_precompiled();
     test_discovery();

@@ -2,10 +2,11 @@
 //!
 //! One [`WasmRuntime`] per host: one engine, one linker, a cache of compiled
 //! components (a package loaded twice is compiled once) and an epoch ticker
-//! that enforces per-call deadlines. Each plugin handle owns one live
-//! instance; calls on it are serialized by a mutex, and guest state persists
-//! between calls. A trap (or a deadline, or the memory cap) discards the
-//! instance: the next call runs on a fresh one.
+//! that enforces per-call deadlines. By default each plugin handle owns one
+//! live instance; calls on it are serialized by a mutex, and guest state
+//! persists between calls. A trap (or a deadline, or the memory cap)
+//! discards the instance: the next call runs on a fresh one. A plugin
+//! loaded with a fresh instance per call keeps no state and takes no lock.
 
 mod egress;
 mod sandbox;
@@ -15,7 +16,7 @@ use crate::artifact::package::Package;
 use crate::bytes::OutputBytes;
 use crate::egress::{DenialLog, DeniedRequest, EgressPolicy};
 use crate::error::{Error, PluginError, Result, Status};
-pub use crate::host::{WasmLimits, WasmSettings};
+pub use crate::host::{WasmLimits, WasmPluginSettings, WasmSettings};
 use crate::interface::{json, Interface, Method, Returns};
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend, PluginDescription, PluginInfo, RuntimeKind};
 pub use sandbox::Sandbox;
@@ -117,17 +118,17 @@ impl WasmRuntime {
         package: &Package,
         interface: &Arc<Interface>,
         settings: &WasmSettings,
-        limits: WasmLimits,
-        egress: Option<&EgressPolicy>,
+        plugin_settings: WasmPluginSettings,
         max_output: usize,
     ) -> Result<Plugin> {
+        let WasmPluginSettings { limits, egress, fresh_instance_per_call } = plugin_settings;
         let dir = package.dir();
         let manifest = package.manifest();
         let wasm = manifest.wasm.as_ref().expect("a WASM package has a [wasm] table");
         let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
         let mut diagnostics = Vec::new();
         let pre = self.instance_pre(package, settings, &mut diagnostics)?;
-        let egress = self.egress_of(&pre, package, &sandbox, egress)?;
+        let egress = self.egress_of(&pre, package, &sandbox, egress.as_ref())?;
         let export = interface
             .wasm_export()
             .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
@@ -141,6 +142,7 @@ impl WasmRuntime {
             max_output,
             egress,
             denials: Arc::new(DenialLog::default()),
+            fresh_instance_per_call,
             _ticker: self.ticker.clone(),
         });
         let mut live = shared.instantiate()?;
@@ -366,6 +368,8 @@ struct Shared {
     /// `Some` when the guest may send HTTP requests.
     egress: Option<EgressPolicy>,
     denials: Arc<DenialLog>,
+    /// Discard the instance after every call.
+    fresh_instance_per_call: bool,
     /// Keeps deadlines working after the host is freed.
     _ticker: Arc<EpochTicker>,
 }
@@ -461,28 +465,41 @@ struct WasmPlugin {
 }
 
 impl WasmPlugin {
-    /// Runs `call` on the live instance (made anew after a failure), within
-    /// the deadline and memory cap. A trap discards the instance.
+    /// Runs `call` on the plugin's instance, within the deadline and memory
+    /// cap. Persistent instance: calls are serialized on it, and a failure
+    /// discards it (the next call makes a new one). Fresh instance per call:
+    /// each call gets its own, so no lock is held while the guest runs and
+    /// calls from several threads proceed in parallel.
     fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
+        if self.shared.fresh_instance_per_call {
+            // The instance made at load serves the first call.
+            let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let mut live = match spare {
+                Some(live) => live,
+                None => self.shared.instantiate()?,
+            };
+            return self.run(&mut live, method, call);
+        }
         let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             *guard = Some(self.shared.instantiate()?);
         }
-        let live = guard.as_mut().expect("set above");
+        let result = self.run(guard.as_mut().expect("set above"), method, call);
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    /// One call on `live`, with a fresh deadline.
+    fn run<T>(&self, live: &mut Live, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
         let ticks = self.shared.limits.deadline.map_or(u64::MAX / 2, |d| {
             (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
         });
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().memory.exceeded = false;
         let result = call(live);
-        match result {
-            Ok(value) => Ok(value),
-            Err(e) => {
-                let exceeded = live.store.data().memory.exceeded;
-                *guard = None;
-                Err(self.classify(method, e, exceeded))
-            }
-        }
+        result.map_err(|e| self.classify(method, e, live.store.data().memory.exceeded))
     }
 
     fn classify(&self, method: &Method, error: wasmtime::Error, memory_exceeded: bool) -> Error {
