@@ -24,7 +24,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: feature-check precompile wasm-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -54,7 +54,7 @@ header-compile:
 
 # ---- fixtures -------------------------------------------------------------
 
-fixtures: rust-fixtures crafted-fixtures signed-fixtures wasm-fixtures
+fixtures: rust-fixtures crafted-fixtures signed-fixtures wasm-fixtures python-fixtures
 
 # Debug builds for tests (debug fidius plugins abort on a NULL input pointer,
 # so the tests would catch one), release builds for the benchmark.
@@ -84,6 +84,15 @@ wasm-fixtures: tools signed-fixtures
 		done; \
 		$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/wasm-signed/$$pkg >/dev/null || exit 1; \
 	done
+
+# Python packages, staged as python/ (unsigned) and python-signed/calc
+# (package.sig by the fidius CLI).
+python-fixtures: tools signed-fixtures
+	rm -rf $(FIXTURES)/python $(FIXTURES)/python-signed
+	@mkdir -p $(FIXTURES)/python-signed
+	cp -r tests/fixtures/python $(FIXTURES)/python
+	cp -r tests/fixtures/python/calc $(FIXTURES)/python-signed/calc
+	$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/python-signed/calc >/dev/null
 
 crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted

@@ -90,6 +90,9 @@ pub enum Status {
     /// A WASM component may send HTTP requests but no egress policy is set
     /// (on the builder or the load options): it is not loaded.
     NoEgressPolicy = 127,
+    /// A Python plugin fails to import, or lacks `__interface_hash__` or a
+    /// required method.
+    InvalidPythonPlugin = 128,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -174,6 +177,7 @@ impl Status {
         Status::InvalidComponent,
         Status::CapabilityMissing,
         Status::NoEgressPolicy,
+        Status::InvalidPythonPlugin,
         Status::SignatureRequired,
         Status::SignatureInvalid,
         Status::InvalidKey,
@@ -244,6 +248,7 @@ impl Status {
             Status::InvalidComponent => c"INVALID_COMPONENT",
             Status::CapabilityMissing => c"CAPABILITY_MISSING",
             Status::NoEgressPolicy => c"NO_EGRESS_POLICY",
+            Status::InvalidPythonPlugin => c"INVALID_PYTHON_PLUGIN",
             Status::SignatureRequired => c"SIGNATURE_REQUIRED",
             Status::SignatureInvalid => c"SIGNATURE_INVALID",
             Status::InvalidKey => c"INVALID_KEY",

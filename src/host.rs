@@ -382,9 +382,7 @@ impl Host {
         }
         let plugin = match manifest.runtime().map_err(|e| Error::at(Status::InvalidManifest, dir, e))? {
             PackageRuntime::Wasm => self.load_wasm(&package, options)?,
-            PackageRuntime::Python => {
-                return Err(Error::at(Status::Unsupported, dir, "Python plugins are not supported by this build yet"))
-            }
+            PackageRuntime::Python => self.load_python(&package, options)?,
             PackageRuntime::Rust => {
                 return Err(Error::at(
                     Status::InvalidManifest,
@@ -420,6 +418,25 @@ impl Host {
     #[cfg(not(feature = "wasm"))]
     fn load_wasm(&self, package: &Package, _options: &LoadOptions) -> Result<Plugin> {
         Err(Error::at(Status::Unsupported, package.dir(), "this build has no WASM support (feature `wasm`)"))
+    }
+
+    #[cfg(feature = "python")]
+    fn load_python(&self, package: &Package, options: &LoadOptions) -> Result<Plugin> {
+        let interface = options.interface.as_ref().ok_or_else(|| {
+            Error::at(
+                Status::NoInterface,
+                package.dir(),
+                "loading a Python plugin needs an interface (its method names, raw flags and hash)",
+            )
+        })?;
+        let plugin = crate::runtime::python::load(package, interface, self.config.max_output_size)?;
+        check_interface(plugin.description(), interface)?;
+        Ok(plugin)
+    }
+
+    #[cfg(not(feature = "python"))]
+    fn load_python(&self, package: &Package, _options: &LoadOptions) -> Result<Plugin> {
+        Err(Error::at(Status::Unsupported, package.dir(), "this build has no Python support (feature `python`)"))
     }
 
     fn instantiate(&self, library: Arc<Library>, index: usize, options: &LoadOptions) -> Result<Plugin> {

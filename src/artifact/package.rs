@@ -216,6 +216,15 @@ impl Package {
         }
         std::fs::read(&real).map_err(|e| Error::io(&real, &e))
     }
+
+    /// Every file of the package by relative path (`/`-separated), as the
+    /// digest covers them: the verified copy, or read now.
+    pub fn files(&self) -> Result<std::borrow::Cow<'_, BTreeMap<String, Vec<u8>>>> {
+        match &self.verified_files {
+            Some(files) => Ok(std::borrow::Cow::Borrowed(files)),
+            None => read_tree(&self.dir).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 fn normalize(relative: &str) -> String {

@@ -4,3 +4,5 @@
 pub mod cdylib;
 #[cfg(feature = "wasm")]
 pub mod wasm;
+#[cfg(feature = "python")]
+pub mod python;

@@ -1,0 +1,232 @@
+"""libfidius_host's side of Python plugins: isolated imports and calls.
+
+Each loaded plugin gets its own module namespace, ``_fidius_plugins.p<N>``,
+served from the files the host read (and, for a signed package, verified)
+at load time: nothing is read from the package directory afterwards, and no
+bytecode is written into it. Inside a plugin's modules the ``import``
+statement resolves the plugin's own top-level names (its package directory
+and ``vendor/``, vendor first) to that namespace, so two plugins may both
+ship ``plugin.py`` or different versions of one library. ``import fidius``
+gives the compatible SDK below unless the plugin vendors its own.
+"""
+
+import builtins
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import linecache
+import sys
+import traceback
+import types
+
+ROOT = "_fidius_plugins"
+_real_import = builtins.__import__
+_plugins = {}  # namespace name ("p1") -> Plugin
+
+
+def _sdk():
+    """The ``fidius`` SDK module plugins import (fidius 0.5 Python SDK API)."""
+    sdk = types.ModuleType("fidius", "fidius plugin SDK, as provided by libfidius_host.")
+    source = '''
+_registry = {}
+
+
+class PluginError(Exception):
+    """An error a plugin method raises on purpose: code, message, details."""
+
+    def __init__(self, code, message, details=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def method(func=None, *, name=None):
+    """Marks a function as a plugin method; returns it unchanged."""
+    def register(f):
+        _registry[name or f.__name__] = f
+        return f
+    return register(func) if func is not None else register
+
+
+def get_method(name):
+    return _registry.get(name)
+
+
+def list_methods():
+    return list(_registry)
+
+
+def reset_registry():
+    _registry.clear()
+
+
+__all__ = ["PluginError", "method", "get_method", "list_methods", "reset_registry"]
+'''
+    exec(compile(source, "<fidius sdk>", "exec"), sdk.__dict__)
+    return sdk
+
+
+SDK = _sdk()
+
+
+class Plugin:
+    """The files and namespace of one loaded plugin."""
+
+    def __init__(self, namespace, root, files):
+        self.namespace = namespace
+        self.prefix = ROOT + "." + namespace
+        self.root = root.rstrip("/")
+        # relative path -> source bytes (.py), or None (a native extension).
+        self.files = files
+        self.dirs = set()
+        for path in files:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                self.dirs.add("/".join(parts[:i]))
+        self.tops = {}
+        for base in ("vendor/", ""):  # vendored names shadow the package's, as upstream
+            for path in files:
+                if path.startswith(base) and (base or not path.startswith("vendor/")):
+                    top = path[len(base):].split("/")[0]
+                    name = top.split(".")[0]
+                    if name.isidentifier():
+                        self.tops.setdefault(name, base)
+        self.builtins = dict(builtins.__dict__)
+        self.builtins["__import__"] = self._import
+
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        """``import`` inside the plugin: its own top-level names first."""
+        if level == 0 and name:
+            top = name.partition(".")[0]
+            if top in self.tops:
+                module = _real_import(self.prefix + "." + name, globals, locals, fromlist, 0)
+                return module if fromlist else sys.modules[self.prefix + "." + top]
+            if top == "fidius":
+                return SDK
+        return _real_import(name, globals, locals, fromlist, level)
+
+    def find(self, relative):
+        """The spec of module ``relative`` (dotted, below the namespace)."""
+        parts = relative.split(".")
+        base = self.tops.get(parts[0])
+        if base is None:
+            return None
+        stem = base + "/".join(parts)
+        fullname = self.prefix + "." + relative
+        for path, package in ((stem + "/__init__.py", True), (stem + ".py", False)):
+            if path in self.files:
+                return self._spec(fullname, path, package)
+        for path in self.files:
+            if self.files[path] is None and path.startswith(stem + ".") and "/" not in path[len(stem):]:
+                raise ImportError(
+                    f"{path}: native extension modules are not supported in Python plugins "
+                    f"(only pure-Python modules are loaded, from the files the host read)"
+                )
+        if stem in self.dirs:  # a namespace package
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = [self.root + "/" + stem]
+            return spec
+        return None
+
+    def _spec(self, fullname, path, package):
+        loader = SourceLoader(self, path)
+        origin = self.root + "/" + path
+        spec = importlib.util.spec_from_loader(fullname, loader, origin=origin, is_package=package)
+        spec.has_location = True
+        if package:
+            spec.submodule_search_locations = [origin.rsplit("/", 1)[0]]
+        return spec
+
+
+class SourceLoader(importlib.abc.Loader):
+    """Runs a module from the source bytes the host holds; writes nothing."""
+
+    def __init__(self, plugin, path):
+        self.plugin = plugin
+        self.path = path
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source = self.plugin.files[self.path]
+        filename = self.plugin.root + "/" + self.path
+        text = source.decode("utf-8", "replace")
+        # Tracebacks show the source that ran, not what is on disk now.
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        module.__file__ = filename
+        module.__dict__["__builtins__"] = self.plugin.builtins
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+
+
+class Finder(importlib.abc.MetaPathFinder):
+    """Serves ``_fidius_plugins.<ns>.<module>`` from the plugins' files."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith(ROOT + "."):
+            return None
+        parts = fullname.split(".", 2)
+        plugin = _plugins.get(parts[1])
+        if plugin is None or len(parts) < 3:
+            return None
+        return plugin.find(parts[2])
+
+
+def _namespace_module(name, path=None):
+    module = types.ModuleType(name)
+    module.__path__ = [] if path is None else [path]
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    return module
+
+
+if not any(isinstance(f, Finder) for f in sys.meta_path):
+    sys.meta_path.insert(0, Finder())
+sys.modules.setdefault(ROOT, _namespace_module(ROOT))
+
+
+def load(namespace, root, files, entry_module):
+    """Imports the plugin's entry module in its own namespace."""
+    plugin = Plugin(namespace, root, files)
+    _plugins[namespace] = plugin
+    sys.modules[plugin.prefix] = _namespace_module(plugin.prefix, plugin.root)
+    try:
+        if entry_module.partition(".")[0] not in plugin.tops:
+            raise ModuleNotFoundError(f"no module named '{entry_module}' in the package")
+        return importlib.import_module(plugin.prefix + "." + entry_module)
+    except BaseException:
+        unload(namespace)
+        raise
+
+
+def unload(namespace):
+    """Forgets a plugin's modules."""
+    plugin = _plugins.pop(namespace, None)
+    if plugin is None:
+        return
+    for name in [n for n in sys.modules if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
+        del sys.modules[name]
+    for path in plugin.files:
+        linecache.cache.pop(plugin.root + "/" + path, None)
+
+
+def describe(error, trace=None):
+    """(code, message, details) of an exception a plugin raised, with its
+    traceback (``trace``, or the one the exception carries)."""
+    if isinstance(error, SDK.PluginError) or (
+        type(error).__name__ == "PluginError" and isinstance(getattr(error, "code", None), str)
+    ):
+        message = getattr(error, "message", None)
+        details = getattr(error, "details", None)
+        return (
+            error.code,
+            message if isinstance(message, str) else str(error),
+            None if details is None else json.dumps(details, default=str, separators=(",", ":")),
+        )
+    # SystemExit's `code` is an exit status, not an error code.
+    code = None if isinstance(error, SystemExit) else getattr(error, "code", None)
+    if not isinstance(code, str) or not code:
+        code = type(error).__name__
+    lines = traceback.format_exception(type(error), error, trace or error.__traceback__)
+    return (code, str(error), json.dumps({"traceback": "".join(lines)}, separators=(",", ":")))

@@ -1,0 +1,272 @@
+//! Python plugins: CPython embedded through pyo3.
+//!
+//! The interpreter starts once per process, at the first Python load (or is
+//! the one already running, when the host process is Python itself). Each
+//! plugin's modules live in their own namespace and are executed from the
+//! bytes the host read, and verified when signatures are required (see
+//! `host.py`). The GIL is taken for each call and released after it.
+
+mod values;
+
+use crate::artifact::package::Package;
+use crate::bytes::OutputBytes;
+use crate::error::{Error, PluginError, Result, Status};
+use crate::interface::{json, Interface, Returns};
+use crate::plugin::{BufferStrategy, Plugin, PluginBackend, PluginDescription, PluginInfo, RuntimeKind};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyModule, PyTuple};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The host side of the plugin machinery, run once in the interpreter.
+const HOST_MODULE: &str = include_str!("host.py");
+
+/// `_fidius_host`, made once per process.
+static HOST: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// Namespaces are never reused, so a reloaded plugin never sees its
+/// predecessor's modules.
+static NEXT_NAMESPACE: AtomicU64 = AtomicU64::new(1);
+
+/// File suffixes of native extension modules, which cannot be loaded from
+/// the bytes the host holds.
+const EXTENSION_SUFFIXES: [&str; 2] = [".so", ".pyd"];
+
+fn host_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
+    let module = HOST.get_or_try_init(py, || {
+        let code = CString::new(HOST_MODULE).expect("host.py has no NUL bytes");
+        PyModule::from_code(py, &code, c"<libfidius_host>", c"_fidius_host").map(Bound::unbind)
+    });
+    module
+        .map(|m| m.bind(py))
+        .map_err(|e| Error::new(Status::InternalPanic, format!("cannot set up Python plugin support: {e}")))
+}
+
+/// Loads the Python plugin of `package` for `interface`.
+pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) -> Result<Plugin> {
+    let dir = package.dir();
+    let manifest = package.manifest();
+    let section = manifest.python.as_ref().ok_or_else(|| {
+        Error::at(Status::InvalidManifest, dir, "a \"python\" package needs a [python] table with entry_module")
+    })?;
+    let files = package.files()?;
+    Python::initialize();
+    let namespace = format!("p{}", NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed));
+    let name = manifest.package.name.clone();
+    let invalid = |what: String| Error::at(Status::InvalidPythonPlugin, dir, format!("Python plugin '{name}': {what}"));
+    Python::attach(|py| {
+        let host = host_module(py)?;
+        let sources = PyDict::new(py);
+        for (path, bytes) in files.iter() {
+            let set = if path.ends_with(".py") {
+                sources.set_item(path, PyBytes::new(py, bytes))
+            } else if EXTENSION_SUFFIXES.iter().any(|s| path.ends_with(s)) {
+                sources.set_item(path, py.None())
+            } else {
+                Ok(())
+            };
+            set.map_err(|e| invalid(e.to_string()))?;
+        }
+        let root = dir.to_string_lossy();
+        let module = host
+            .call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module))
+            .map_err(|e| {
+                let error = describe(py, host, &e);
+                invalid(format!("importing '{}' failed: {}: {}", section.entry_module, error.code, error.message))
+            })?;
+        let unload = |e: Error| {
+            let _ = host.call_method1("unload", (&namespace,));
+            e
+        };
+        let hash = module
+            .getattr("__interface_hash__")
+            .map_err(|_| unload(invalid(format!("module '{}' has no __interface_hash__", section.entry_module))))?
+            .extract::<u64>()
+            .map_err(|_| unload(invalid("__interface_hash__ must be an int from 0 to 2**64-1".into())))?;
+        // Checked before the methods, as upstream does: a module for another
+        // interface is a hash mismatch, not a missing method.
+        if hash != interface.hash() {
+            return Err(unload(Error::at(
+                Status::InterfaceHashMismatch,
+                dir,
+                format!(
+                    "Python plugin '{name}': interface hash mismatch: expected {:#018x}, found {hash:#018x} (interface {})",
+                    interface.hash(),
+                    interface.name()
+                ),
+            )));
+        }
+        let mut funcs = Vec::new();
+        for method in interface.methods() {
+            let func = module.getattr(method.name.as_str()).ok().filter(|f| f.is_callable());
+            if func.is_none() && method.capability_bit.is_none() {
+                return Err(unload(invalid(format!(
+                    "module '{}' has no function '{}' (a required method of {})",
+                    section.entry_module,
+                    method.name,
+                    interface.name()
+                ))));
+            }
+            funcs.push(func.map(Bound::unbind));
+        }
+        let capabilities = interface
+            .methods()
+            .iter()
+            .zip(&funcs)
+            .filter_map(|(m, f)| m.capability_bit.filter(|_| f.is_some()))
+            .fold(0u64, |bits, bit| bits | (1 << bit));
+        let info = PluginInfo {
+            name: name.clone(),
+            interface_name: interface.name().to_string(),
+            interface_hash: hash,
+            interface_version: manifest.package.interface_version,
+            capabilities,
+            buffer_strategy: BufferStrategy::PluginAllocated,
+            runtime: RuntimeKind::Python,
+            path: dir.to_path_buf(),
+        };
+        let description = PluginDescription {
+            info,
+            method_count: interface.methods().len() as u32,
+            method_metadata: Vec::new(),
+            trait_metadata: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        let backend = PythonPlugin { name: name.clone(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output };
+        Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
+    })
+}
+
+/// A loaded Python plugin: its namespace and the callables of its methods.
+struct PythonPlugin {
+    name: String,
+    namespace: String,
+    funcs: Vec<Option<Py<PyAny>>>,
+    interface: Arc<Interface>,
+    max_output: usize,
+}
+
+/// A raised exception as code, message and details (see `host.py`).
+fn describe(py: Python<'_>, host: &Bound<'_, PyModule>, error: &PyErr) -> PluginError {
+    let described = host
+        .call_method1("describe", (error.value(py), error.traceback(py)))
+        .and_then(|d| d.extract::<(String, String, Option<String>)>());
+    match described {
+        Ok((code, message, details)) => PluginError { code, message, details },
+        Err(_) => PluginError { code: "PythonError".into(), message: error.to_string(), details: None },
+    }
+}
+
+impl PythonPlugin {
+    fn func(&self, py: Python<'_>, method: u32) -> Result<Py<PyAny>> {
+        let spec = self.interface.method(method)?;
+        self.funcs[method as usize].as_ref().map(|f| f.clone_ref(py)).ok_or_else(|| {
+            Error::new(Status::NotImplemented, format!("Python plugin '{}' does not implement '{}'", self.name, spec.name))
+        })
+    }
+
+    /// Calls method `method` with `args`; an exception (any, `SystemExit`
+    /// and `KeyboardInterrupt` included) is a plugin error.
+    fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
+        let func = self.func(py, method)?;
+        func.bind(py).call1(args).map_err(|e| {
+            let error = match host_module(py) {
+                Ok(host) => describe(py, host, &e),
+                Err(_) => PluginError { code: "PythonError".into(), message: e.to_string(), details: None },
+            };
+            Error::plugin(&self.name, method, error)
+        })
+    }
+
+    fn protocol(&self, method: &str, what: impl std::fmt::Display) -> Error {
+        Error::new(Status::PluginProtocol, format!("Python plugin '{}': the result of '{method}' {what}", self.name))
+    }
+}
+
+impl PluginBackend for PythonPlugin {
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let interface = &self.interface;
+        let spec = interface.method(method)?;
+        if !spec.flags.raw {
+            // Bincode in and out, as for a cdylib plugin of the interface.
+            let args = json::decode_args(interface, spec, input)?;
+            let result = self.call_json(interface, method, &args)?;
+            return Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?));
+        }
+        let output = Python::attach(|py| {
+            let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
+            if let Ok(bytes) = result.cast::<PyBytes>() {
+                Ok(bytes.as_bytes().to_vec())
+            } else if let Ok(bytes) = result.cast::<PyByteArray>() {
+                Ok(bytes.to_vec())
+            } else {
+                Err(self.protocol(&spec.name, "must be bytes or bytearray (a raw method)"))
+            }
+        })?;
+        if output.len() > self.max_output {
+            return Err(Error::new(
+                Status::OutputTooLarge,
+                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, output.len(), self.max_output),
+            ));
+        }
+        Ok(OutputBytes::from_vec(output))
+    }
+
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+        let spec = interface.method(method)?;
+        if spec.flags.raw {
+            let input = json::encode_args(interface, spec, args_json)?;
+            let output = self.call_raw(method, &input)?;
+            return json::decode_output(interface, spec, output.as_slice());
+        }
+        // Checks every argument against its type, with the same messages as
+        // for the other runtimes, before Python sees anything.
+        json::encode_args(interface, spec, args_json)?;
+        let args: Vec<serde_json::Value> = serde_json::from_str(args_json).expect("checked by encode_args");
+        let types = interface.types();
+        let result = Python::attach(|py| {
+            let objects = spec
+                .params
+                .iter()
+                .zip(&args)
+                .map(|(ty, value)| values::to_python(py, types, ty, value))
+                .collect::<PyResult<Vec<_>>>()
+                .and_then(|objects| PyTuple::new(py, objects))
+                .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the arguments of '{}': {e}", spec.name)))?;
+            let result = self.invoke(py, method, objects)?;
+            match &spec.returns {
+                Returns::Nothing => Ok(serde_json::Value::Null),
+                Returns::Value(ty) | Returns::Result(ty) => values::from_python(types, ty, &result, 0)
+                    .map_err(|e| self.protocol(&spec.name, format_args!("is not a valid {ty}: {}", e.0))),
+            }
+        })?;
+        if matches!(spec.returns, Returns::Nothing) {
+            return Ok("null".to_string());
+        }
+        // Through bincode and back: checked in full, and printed exactly as
+        // a cdylib plugin's result is.
+        let bytes = json::encode_result(interface, spec, &result.to_string())?;
+        if bytes.len() > self.max_output {
+            return Err(Error::new(
+                Status::OutputTooLarge,
+                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, bytes.len(), self.max_output),
+            ));
+        }
+        json::decode_output(interface, spec, &bytes)
+    }
+}
+
+impl Drop for PythonPlugin {
+    fn drop(&mut self) {
+        let funcs = std::mem::take(&mut self.funcs);
+        // At interpreter shutdown there is nothing left to clean up.
+        let _ = Python::try_attach(|py| {
+            drop(funcs);
+            if let Ok(host) = host_module(py) {
+                let _ = host.call_method1("unload", (&self.namespace,));
+            }
+        });
+    }
+}
