@@ -18,13 +18,16 @@ STATIC    := $(LIB_DIR)/libfidius_host.a
 FIXTURES  := $(abspath $(TARGET)/test-fixtures)
 BUILD_C   := $(TARGET)/c
 CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
-STATIC_LIBS := -lpthread -ldl -lm -lgcc_s -lc
+# The static library needs what its dependencies link: libpython (feature
+# `python`) and the C runtime.
+PYTHON_LIBS := $(shell python3-config --ldflags --embed)
+STATIC_LIBS := $(PYTHON_LIBS) -lpthread -ldl -lm -lgcc_s -lc
 
 CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_utf8_name \
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -118,17 +121,27 @@ signed-fixtures: rust-fixtures crafted-fixtures tools
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools check-header header-compile lib feature-check fixtures rust-test c-test exports-test examples
+test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test exports-test examples
 	@echo "make test: all suites passed"
 
-# The library builds without its optional runtimes too.
-feature-check:
+# The library builds without its optional runtimes too; without `python` it
+# does not link libpython and reports Python loads as UNSUPPORTED.
+feature-check: fixtures
 	$(CARGO) check --lib --no-default-features
+	$(CARGO) build --lib --no-default-features --features wasm
+	@if ldd $(TARGET)/debug/libfidius_host.so | grep -q libpython; then \
+		echo "a build without the python feature links libpython"; exit 1; fi
+	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --no-default-features --features wasm --test without_python
+
+# A Python program embeds the library (ctypes) and loads a Python plugin in
+# the interpreter already running.
+python-host-test: lib fixtures
+	python3 tests/python/host_in_python.py $(abspath $(SHARED)) $(FIXTURES)
 
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json test_wasm test_egress
+C_TESTS := test_capi test_json test_wasm test_egress test_python
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
@@ -140,13 +153,15 @@ $(BUILD_C)/%-static: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 
 # RUST_BACKTRACE=0 for runs under valgrind: with backtraces on, a panicking
 # Rust plugin's own std caches symbolization data it never frees.
+# PYTHONMALLOC=malloc: CPython's own small-object allocator reads memory
+# valgrind cannot track; with malloc every allocation is checked.
 VALGRIND_FLAGS := --quiet --fair-sched=yes --num-callers=40 --keep-debuginfo=yes --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	--errors-for-leak-kinds=definite,indirect,possible
 
 c-test: fixtures $(foreach t,$(C_TESTS),$(BUILD_C)/$(t)-shared $(BUILD_C)/$(t)-static)
 	@for t in $(C_TESTS); do for kind in shared static; do \
 		echo "== $$t ($$kind, valgrind)"; \
-		RUST_BACKTRACE=0 FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-$$kind || exit 1; \
+		RUST_BACKTRACE=0 PYTHONMALLOC=malloc FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-$$kind || exit 1; \
 	done; done
 
 # Only fidius_host_* symbols may be exported by the shared library.
@@ -194,7 +209,7 @@ $(BUILD_C)/bench: bench/bench.c include/fidius_host.h lib
 
 bench: tools lib fixtures $(BUILD_C)/bench
 	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public $(FIXTURES)/interfaces/type_echo.toml
-	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) bench --bench wasm
+	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) bench --bench wasm --bench python
 
 clean:
 	$(CARGO) clean

@@ -7,6 +7,8 @@
 //! Every figure is the median of several rounds; the two sides of each
 //! comparison alternate so machine noise hits both alike.
 
+mod timing;
+
 use fidius_host::ffi::builder::*;
 use fidius_host::ffi::bytes::*;
 use fidius_host::ffi::host::*;
@@ -21,39 +23,10 @@ use std::ptr::{null, null_mut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use timing::{compare, median, time, ROUNDS};
 use wasmtime::component::{Component, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-const ROUNDS: usize = 9;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// Nanoseconds per iteration of `f`, median of `ROUNDS` rounds of `iters`.
-fn time(iters: u32, mut f: impl FnMut()) -> impl FnMut() -> f64 {
-    move || {
-        let start = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        start.elapsed().as_nanos() as f64 / f64::from(iters)
-    }
-}
-
-fn compare(what: &str, mut direct: impl FnMut() -> f64, mut api: impl FnMut() -> f64) {
-    direct();
-    api();
-    let (mut d, mut a) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        d.push(direct());
-        a.push(api());
-    }
-    let (d, a) = (median(d), median(a));
-    println!("{what:<28} direct {d:>9.1} ns   C API {a:>9.1} ns   added {:>+8.1} ns   ratio {:.2}", a - d, a / d);
-}
 
 struct State {
     wasi: WasiCtx,

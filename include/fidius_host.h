@@ -19,6 +19,10 @@
  *   the `http` capability, and only through an egress policy (a callback or
  *   a host[:port] allow-list, fidius_host_egress_policy_*) set on the
  *   builder or the load options; without one such packages do not load.
+ *   Python plugins are package directories too (runtime = "python"); they
+ *   run in one embedded CPython per process (or the program's own, when
+ *   the program is Python), each in its own module namespace, executed from
+ *   the bytes read (and verified) at load. Loading one needs an interface.
  *
  * ERRORS
  *   Every fallible function returns fidius_host_status_t (0 = OK) and takes
@@ -70,7 +74,8 @@
  *   I/O runs on (both kept until exit), plus one deadline thread per host
  *   while that host or a WASM plugin of it lives. Egress callbacks run on
  *   the thread that called the plugin, during the call, possibly on several
- *   threads at once.
+ *   threads at once. Python plugin calls take the GIL for the call only;
+ *   they are safe from any thread, and run one at a time.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
@@ -272,6 +277,11 @@ enum fidius_host_status
    * (on the builder or the load options): it is not loaded.
    */
   FIDIUS_HOST_STATUS_NO_EGRESS_POLICY = 127,
+  /**
+   * A Python plugin fails to import, or lacks `__interface_hash__` or a
+   * required method.
+   */
+  FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN = 128,
   /**
    * Signatures are required and the `.sig` file is missing.
    */

@@ -1,0 +1,99 @@
+//! Python plugin benchmark: per-call cost through libfidius_host's C API
+//! against calling the same Python function directly through pyo3.
+//!
+//!   FIDIUS_TEST_FIXTURES=target/test-fixtures cargo bench --bench python
+//!
+//! The direct side runs the fixture's own functions (`reverse`, `add`),
+//! compiled into a module of their own.
+
+mod timing;
+
+use fidius_host::ffi::builder::*;
+use fidius_host::ffi::bytes::*;
+use fidius_host::ffi::host::*;
+use fidius_host::ffi::interface::*;
+use fidius_host::ffi::load_options::*;
+use fidius_host::ffi::plugin::*;
+use fidius_host::ffi::FIDIUS_HOST_NUL_TERMINATED as NT;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyModule};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::ptr::{null, null_mut};
+use timing::{compare, time};
+
+/// The fixture's functions, as plugin.py defines them.
+const FUNCTIONS: &std::ffi::CStr = c"
+def _wrap(n):
+    return (n + 2**63) % 2**64 - 2**63
+
+def add(a, b):
+    return _wrap(a + b)
+
+def reverse(data):
+    assert isinstance(data, bytes)
+    return data[::-1]
+";
+
+fn fixtures() -> PathBuf {
+    std::env::var_os("FIDIUS_TEST_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-fixtures"))
+}
+
+fn main() {
+    let package = CString::new(fixtures().join("python/calc").to_str().unwrap()).unwrap();
+    let interface_path = CString::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml").to_str().unwrap()).unwrap();
+    let (mut host, mut interface, mut plugin) = (null_mut(), null_mut(), null_mut());
+    assert_eq!(fidius_host_builder_build(fidius_host_builder_new(), &mut host, null_mut()) as u32, 0);
+    assert_eq!(fidius_host_interface_from_file(interface_path.as_ptr(), NT, &mut interface, null_mut()) as u32, 0);
+    let options = fidius_host_load_options_new();
+    assert_eq!(fidius_host_load_options_interface(options, interface, null_mut()) as u32, 0);
+    assert_eq!(fidius_host_load_path(host, package.as_ptr(), NT, null(), 0, options, &mut plugin, null_mut()) as u32, 0, "run `make fixtures` first");
+    let plugin: *const fidius_host_plugin_t = plugin;
+
+    // The interpreter is up (the load started it); the direct side calls the
+    // same functions with the same objects the host would build.
+    let (add, reverse) = Python::attach(|py| {
+        let module = PyModule::from_code(py, FUNCTIONS, c"direct.py", c"direct").unwrap();
+        (module.getattr("add").unwrap().unbind(), module.getattr("reverse").unwrap().unbind())
+    });
+    let payload: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+
+    println!("libfidius_host {}: Python per-call cost, median of {} rounds", env!("CARGO_PKG_VERSION"), timing::ROUNDS);
+    compare(
+        "reverse(1 KiB) raw",
+        time(50_000, || {
+            let out: Vec<u8> = Python::attach(|py| {
+                let result = reverse.call1(py, (PyBytes::new(py, &payload),)).unwrap();
+                result.bind(py).cast::<PyBytes>().unwrap().as_bytes().to_vec()
+            });
+            std::hint::black_box(out[0]);
+        }),
+        time(50_000, || {
+            let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
+            assert_eq!(fidius_host_plugin_call(plugin, 5, payload.as_ptr(), payload.len(), &mut out, null_mut()) as u32, 0);
+            std::hint::black_box(unsafe { *out.data });
+            fidius_host_bytes_free(&mut out);
+        }),
+    );
+    compare(
+        "add(i64, i64) JSON",
+        time(50_000, || {
+            let sum: i64 = Python::attach(|py| add.call1(py, (3i64, 7i64)).unwrap().extract(py).unwrap());
+            std::hint::black_box(sum);
+        }),
+        time(50_000, || {
+            let mut json: *mut std::ffi::c_char = null_mut();
+            let args = b"[3, 7]";
+            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
+            assert_eq!(status as u32, 0);
+            std::hint::black_box(unsafe { *json });
+            fidius_host_string_free(json);
+        }),
+    );
+    fidius_host_plugin_free(plugin.cast_mut());
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(interface);
+    fidius_host_free(host);
+}
