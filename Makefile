@@ -2,7 +2,8 @@
 #
 #   make demo    build everything, then run examples-c/demo
 #   make test    every test: header freshness, Rust tests, C tests under valgrind
-#   make bench   per-call and load benchmarks (release builds; cdylib, JSON, WASM)
+#   make bench   per-call and load benchmarks (release builds; cdylib, JSON, WASM, Python)
+#   make install PREFIX=/usr/local   library, headers, pkg-config and CMake files
 
 CARGO     ?= cargo
 CC        ?= cc
@@ -23,17 +24,24 @@ CFLAGS_STRICT := -std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude
 PYTHON_LIBS := $(shell python3-config --ldflags --embed)
 STATIC_LIBS := $(PYTHON_LIBS) -lpthread -ldl -lm -lgcc_s -lc
 
+# Versions: the shared library's soname is libfidius_host.so.$(SOVERSION)
+# (major.minor before 1.0, major after), as build.rs sets it.
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+SOVERSION := $(if $(filter 0,$(VERSION_MAJOR)),$(VERSION_MAJOR).$(word 2,$(subst ., ,$(VERSION))),$(VERSION_MAJOR))
+
 CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_utf8_name \
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: install install-test python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
 
 lib:
 	$(CARGO) build --release --lib
+	@ln -sf libfidius_host.so $(LIB_DIR)/libfidius_host.so.$(SOVERSION)
 
 tools:
 	@command -v $(CBINDGEN) >/dev/null || $(CARGO) install cbindgen --version 0.29.4 --locked
@@ -188,17 +196,72 @@ precompile:
 	@test -n "$(COMPONENT)" || { echo "usage: make precompile COMPONENT=path/to/plugin.wasm"; exit 2; }
 	$(CARGO) run --release -q -p fidius-precompile -- $(COMPONENT)
 
+# ---- install ----------------------------------------------------------------
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_LIB := $(DESTDIR)$(PREFIX)/lib
+INSTALL_INCLUDE := $(DESTDIR)$(PREFIX)/include
+# What a program linking the static library also needs (pkg-config
+# Libs.private, the CMake static target's link libraries).
+PRIVATE_LIBS := $(PYTHON_LIBS) -lpthread -ldl -lm -lgcc_s
+PRIVATE_LIBS_CMAKE := $(subst $(eval) ,;,$(strip $(PRIVATE_LIBS)))
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	-e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@PRIVATE_LIBS@|$(PRIVATE_LIBS)|g' -e 's|@PRIVATE_LIBS_CMAKE@|$(PRIVATE_LIBS_CMAKE)|g'
+
+install: lib
+	install -d $(INSTALL_LIB)/pkgconfig $(INSTALL_LIB)/cmake/fidius_host $(INSTALL_INCLUDE)
+	install -m 755 $(SHARED) $(INSTALL_LIB)/libfidius_host.so.$(VERSION)
+	ln -sf libfidius_host.so.$(VERSION) $(INSTALL_LIB)/libfidius_host.so.$(SOVERSION)
+	ln -sf libfidius_host.so.$(SOVERSION) $(INSTALL_LIB)/libfidius_host.so
+	install -m 644 $(STATIC) $(INSTALL_LIB)/libfidius_host.a
+	install -m 644 include/fidius_host.h bindings/cpp/include/fidius_host.hpp $(INSTALL_INCLUDE)/
+	$(SUBST) packaging/fidius_host.pc.in > $(INSTALL_LIB)/pkgconfig/fidius_host.pc
+	$(SUBST) packaging/fidius_hostConfig.cmake.in > $(INSTALL_LIB)/cmake/fidius_host/fidius_hostConfig.cmake
+	$(SUBST) packaging/fidius_hostConfigVersion.cmake.in > $(INSTALL_LIB)/cmake/fidius_host/fidius_hostConfigVersion.cmake
+
+# Installs into a scratch prefix, then builds tests/install/hello.c out of
+# tree with pkg-config (shared and static) and with CMake, and runs each.
+INSTALL_CHECK := $(abspath $(TARGET)/install-check)
+install-test: fixtures
+	rm -rf $(INSTALL_CHECK)
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_CHECK)/prefix
+	@test "$$(readelf -d $(INSTALL_CHECK)/prefix/lib/libfidius_host.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')" = libfidius_host.so.$(SOVERSION) \
+		|| { echo "the installed library's soname is not libfidius_host.so.$(SOVERSION)"; exit 1; }
+	@mkdir -p $(INSTALL_CHECK)/pkg-config
+	PKG_CONFIG_PATH=$(INSTALL_CHECK)/prefix/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	$(CC) -std=c99 -Wall -Wextra -Werror tests/install/hello.c -o $(INSTALL_CHECK)/pkg-config/hello \
+		$$(pkg-config --cflags --libs fidius_host) -Wl,-rpath,$(INSTALL_CHECK)/prefix/lib && \
+	$(CC) -std=c99 -Wall -Wextra -Werror tests/install/hello.c -o $(INSTALL_CHECK)/pkg-config/hello_static \
+		$$(pkg-config --cflags fidius_host) $(INSTALL_CHECK)/prefix/lib/libfidius_host.a $$(pkg-config --static --libs-only-other --libs-only-l fidius_host | sed 's/-lfidius_host//')
+	$(INSTALL_CHECK)/pkg-config/hello $(FIXTURES)/plugins
+	$(INSTALL_CHECK)/pkg-config/hello_static $(FIXTURES)/plugins
+	cmake -S tests/install -B $(INSTALL_CHECK)/cmake -DCMAKE_PREFIX_PATH=$(INSTALL_CHECK)/prefix -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(INSTALL_CHECK)/cmake >/dev/null
+	$(INSTALL_CHECK)/cmake/hello $(FIXTURES)/plugins
+	$(INSTALL_CHECK)/cmake/hello_static $(FIXTURES)/plugins
+
 # ---- examples, demo, benchmark ---------------------------------------------
 
-EXAMPLES := demo
+# One program per task a C host does; each runs against the fixtures. The
+# examples are built with C99 and the same warnings as the tests.
+EXAMPLES := demo discover load_and_call signatures wasm_egress python
+IFACES := $(FIXTURES)/interfaces
+ARGS_demo := $(FIXTURES)/plugins
+ARGS_discover := $(FIXTURES)/plugins $(FIXTURES)/wasm $(FIXTURES)/python $(FIXTURES)/crafted
+ARGS_load_and_call := $(FIXTURES)/plugins $(IFACES)/calculator.toml
+ARGS_signatures := $(FIXTURES)/signed $(FIXTURES)/plugins/libcalc_plugin.so $(FIXTURES)/keys/trusted.public
+ARGS_wasm_egress := $(FIXTURES)/wasm $(IFACES)/fetcher.toml $(IFACES)/hostile.toml
+ARGS_python := $(FIXTURES)/python $(IFACES)/calculator.toml
 
 $(BUILD_C)/examples/%: examples-c/%.c include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)/examples
 	$(CC) $(CFLAGS_STRICT) $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR))
 
 examples: fixtures $(foreach e,$(EXAMPLES),$(BUILD_C)/examples/$(e))
-	@for e in $(EXAMPLES); do echo "== example $$e"; \
-		RUST_BACKTRACE=0 $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/examples/$$e $(FIXTURES)/plugins > /dev/null || exit 1; done
+	@$(foreach e,$(EXAMPLES),echo "== example $(e)" && RUST_BACKTRACE=0 $(BUILD_C)/examples/$(e) $(ARGS_$(e)) &&) true
+	@echo "== example demo (valgrind)"
+	@RUST_BACKTRACE=0 $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/examples/demo $(ARGS_demo) > /dev/null
 
 demo: tools lib fixtures $(BUILD_C)/examples/demo
 	$(BUILD_C)/examples/demo $(FIXTURES)/plugins
