@@ -129,7 +129,7 @@ signed-fixtures: rust-fixtures crafted-fixtures tools
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test exports-test examples
+test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test exports-test install-test examples
 	@echo "make test: all suites passed"
 
 # The library builds without its optional runtimes too; without `python` it
