@@ -11,6 +11,9 @@ CXX       ?= c++
 CBINDGEN  ?= cbindgen
 FIDIUS    ?= fidius
 VALGRIND  ?= valgrind
+GO        ?= go
+ZIG_VERSION := 0.17.1
+ZIG       ?= python3 -m ziglang
 
 TARGET    := $(or $(CARGO_TARGET_DIR),target)
 LIB_DIR   := $(TARGET)/release
@@ -34,7 +37,7 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
 	second_bad no_symbol
 
-.PHONY: install install-test python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
+.PHONY: go-test zig-test cpp-test bindings-test install install-test python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
 
 all: lib
@@ -47,6 +50,7 @@ tools:
 	@command -v $(CBINDGEN) >/dev/null || $(CARGO) install cbindgen --version 0.29.4 --locked
 	@command -v $(FIDIUS) >/dev/null || $(CARGO) install fidius-cli --version 0.5.9 --locked
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@python3 -m ziglang version 2>/dev/null | grep -qx $(ZIG_VERSION) || python3 -m pip install -q ziglang==$(ZIG_VERSION)
 
 header:
 	$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output include/fidius_host.h 2>/dev/null
@@ -129,7 +133,7 @@ signed-fixtures: rust-fixtures crafted-fixtures tools
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test exports-test install-test examples
+test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test bindings-test exports-test install-test examples
 	@echo "make test: all suites passed"
 
 # The library builds without its optional runtimes too; without `python` it
@@ -195,6 +199,36 @@ interfaces:
 precompile:
 	@test -n "$(COMPONENT)" || { echo "usage: make precompile COMPONENT=path/to/plugin.wasm"; exit 2; }
 	$(CARGO) run --release -q -p fidius-precompile -- $(COMPONENT)
+
+# ---- bindings ---------------------------------------------------------------
+
+# Go (cgo): vet, the tests, and the example, against the library built here.
+go-test: lib fixtures
+	cd bindings/go && CGO_CFLAGS=-I$(abspath include) \
+		CGO_LDFLAGS="-L$(abspath $(LIB_DIR)) -Wl,-rpath,$(abspath $(LIB_DIR))" \
+		FIDIUS_TEST_FIXTURES=$(FIXTURES) RUST_BACKTRACE=0 \
+		sh -c '$(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run ./example $(FIXTURES)/plugins'
+
+# Zig: `zig build test` of the package (Zig from PyPI, see `tools`).
+zig-test: lib fixtures tools
+	cd bindings/zig && FIDIUS_TEST_FIXTURES=$(FIXTURES) \
+		$(ZIG) build test -Dinclude-dir=$(abspath include) -Dlib-dir=$(abspath $(LIB_DIR))
+
+# C++17 wrapper: its header alone under the strictest warnings, then the
+# GoogleTest suite under valgrind, and the example.
+CPP_BUILD := $(TARGET)/cpp
+CXXFLAGS_STRICT := -std=c++17 -Wall -Wextra -Werror -pedantic -g -Iinclude -Ibindings/cpp/include
+cpp-test: lib fixtures
+	@mkdir -p $(CPP_BUILD)
+	$(CXX) $(CXXFLAGS_STRICT) -Wshadow -Wconversion -Wold-style-cast -x c++ -fsyntax-only bindings/cpp/include/fidius_host.hpp
+	$(CXX) $(CXXFLAGS_STRICT) bindings/cpp/tests/test_fidius_host.cpp -o $(CPP_BUILD)/test_fidius_host \
+		-L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -lgtest -lgtest_main -pthread
+	$(CXX) $(CXXFLAGS_STRICT) bindings/cpp/example.cpp -o $(CPP_BUILD)/example \
+		-L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR))
+	RUST_BACKTRACE=0 PYTHONMALLOC=malloc FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(CPP_BUILD)/test_fidius_host
+	$(CPP_BUILD)/example $(FIXTURES)/plugins $(FIXTURES)/interfaces/calculator.toml BasicCalculator greet '["C++"]'
+
+bindings-test: go-test zig-test cpp-test
 
 # ---- install ----------------------------------------------------------------
 

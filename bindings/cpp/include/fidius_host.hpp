@@ -1,0 +1,1219 @@
+/*
+ * fidius_host.hpp - the C++17 face of libfidius_host.
+ *
+ * A header-only wrapper over the C API in fidius_host.h. Everything lives
+ * in namespace `fidius`:
+ *
+ *   fidius::Host host = fidius::Builder().add_search_path("plugins").build();
+ *   fidius::LoadOptions options;
+ *   options.set_interface(fidius::Interface::from_file("calculator.toml"));
+ *   fidius::Plugin calc = host.load("BasicCalculator", options);
+ *   std::string sum = calc.call_json("add", "[3, 7]");          // "10"
+ *
+ * CONVENTIONS
+ *   - Every C handle has one move-only RAII class (Builder, Host, Plugin,
+ *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy). Copying is
+ *     deleted; moving leaves the source empty (`!obj`, `obj.get() ==
+ *     nullptr`); destructors free. Using an empty object throws
+ *     fidius::Error with Status::NullArgument; destroying or assigning to
+ *     it is always fine.
+ *   - Facts are returned as plain values: PluginInfo, Discovery,
+ *     SkippedEntry, MetadataEntry, DeniedRequest. They stay valid after
+ *     every handle is gone.
+ *   - Failures throw fidius::Error (fidius::PluginError for a plugin's own
+ *     `Err(PluginError)`), carrying the status, the library's message and,
+ *     for plugin errors, the plugin's code, message and details.
+ *   - Text inputs are std::string_view and are passed with their length,
+ *     so they need no terminating NUL. Byte inputs are fidius::bytes_view.
+ *     Outputs are owning: std::string for text and JSON,
+ *     std::vector<uint8_t> for bytes; the C buffer is freed right away.
+ *
+ * THREADS
+ *   As in C: Host, Plugin and Interface may be used from any number of
+ *   threads at once (their methods are const); Builder, InterfaceBuilder,
+ *   LoadOptions and EgressPolicy by one thread at a time. An egress
+ *   callback may run on several threads at once and must be thread-safe.
+ */
+#ifndef FIDIUS_HOST_HPP
+#define FIDIUS_HOST_HPP
+
+#include "fidius_host.h"
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fidius {
+
+// ---------------------------------------------------------------------------
+// Status codes and enumerations
+// ---------------------------------------------------------------------------
+
+/// Every status code of the C API (`FIDIUS_HOST_STATUS_*`), same values.
+enum class Status : std::uint32_t {
+    Ok = FIDIUS_HOST_STATUS_OK,
+    NullArgument = FIDIUS_HOST_STATUS_NULL_ARGUMENT,
+    InvalidArgument = FIDIUS_HOST_STATUS_INVALID_ARGUMENT,
+    InvalidUtf8 = FIDIUS_HOST_STATUS_INVALID_UTF8,
+    InternalPanic = FIDIUS_HOST_STATUS_INTERNAL_PANIC,
+    Misuse = FIDIUS_HOST_STATUS_MISUSE,
+    Unsupported = FIDIUS_HOST_STATUS_UNSUPPORTED,
+    Io = FIDIUS_HOST_STATUS_IO,
+    FileNotFound = FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
+    PluginNotFound = FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
+    NotALibrary = FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
+    ArchitectureMismatch = FIDIUS_HOST_STATUS_ARCHITECTURE_MISMATCH,
+    LibraryLoadFailed = FIDIUS_HOST_STATUS_LIBRARY_LOAD_FAILED,
+    RegistryMissing = FIDIUS_HOST_STATUS_REGISTRY_MISSING,
+    InvalidRegistry = FIDIUS_HOST_STATUS_INVALID_REGISTRY,
+    InvalidMagic = FIDIUS_HOST_STATUS_INVALID_MAGIC,
+    IncompatibleRegistryVersion = FIDIUS_HOST_STATUS_INCOMPATIBLE_REGISTRY_VERSION,
+    IncompatibleAbiVersion = FIDIUS_HOST_STATUS_INCOMPATIBLE_ABI_VERSION,
+    InvalidDescriptorSize = FIDIUS_HOST_STATUS_INVALID_DESCRIPTOR_SIZE,
+    InvalidPluginPointer = FIDIUS_HOST_STATUS_INVALID_PLUGIN_POINTER,
+    InvalidPluginString = FIDIUS_HOST_STATUS_INVALID_PLUGIN_STRING,
+    InvalidPluginCount = FIDIUS_HOST_STATUS_INVALID_PLUGIN_COUNT,
+    UnknownBufferStrategy = FIDIUS_HOST_STATUS_UNKNOWN_BUFFER_STRATEGY,
+    InterfaceHashMismatch = FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH,
+    BufferStrategyMismatch = FIDIUS_HOST_STATUS_BUFFER_STRATEGY_MISMATCH,
+    ConstructFailed = FIDIUS_HOST_STATUS_CONSTRUCT_FAILED,
+    DuplicatePlugin = FIDIUS_HOST_STATUS_DUPLICATE_PLUGIN,
+    AmbiguousPlugin = FIDIUS_HOST_STATUS_AMBIGUOUS_PLUGIN,
+    InterfaceVersionMismatch = FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH,
+    MethodCountMismatch = FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH,
+    InvalidManifest = FIDIUS_HOST_STATUS_INVALID_MANIFEST,
+    InvalidCapability = FIDIUS_HOST_STATUS_INVALID_CAPABILITY,
+    CapabilityDenied = FIDIUS_HOST_STATUS_CAPABILITY_DENIED,
+    InvalidComponent = FIDIUS_HOST_STATUS_INVALID_COMPONENT,
+    CapabilityMissing = FIDIUS_HOST_STATUS_CAPABILITY_MISSING,
+    NoEgressPolicy = FIDIUS_HOST_STATUS_NO_EGRESS_POLICY,
+    InvalidPythonPlugin = FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN,
+    SignatureRequired = FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
+    SignatureInvalid = FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
+    InvalidKey = FIDIUS_HOST_STATUS_INVALID_KEY,
+    MethodOutOfRange = FIDIUS_HOST_STATUS_METHOD_OUT_OF_RANGE,
+    NotImplemented = FIDIUS_HOST_STATUS_NOT_IMPLEMENTED,
+    PluginError = FIDIUS_HOST_STATUS_PLUGIN_ERROR,
+    PluginPanic = FIDIUS_HOST_STATUS_PLUGIN_PANIC,
+    PluginSerialization = FIDIUS_HOST_STATUS_PLUGIN_SERIALIZATION,
+    OutputTooLarge = FIDIUS_HOST_STATUS_OUTPUT_TOO_LARGE,
+    InputTooLarge = FIDIUS_HOST_STATUS_INPUT_TOO_LARGE,
+    PluginProtocol = FIDIUS_HOST_STATUS_PLUGIN_PROTOCOL,
+    InvalidJson = FIDIUS_HOST_STATUS_INVALID_JSON,
+    ArgumentMismatch = FIDIUS_HOST_STATUS_ARGUMENT_MISMATCH,
+    UnknownMethod = FIDIUS_HOST_STATUS_UNKNOWN_METHOD,
+    NoInterface = FIDIUS_HOST_STATUS_NO_INTERFACE,
+    PluginTrap = FIDIUS_HOST_STATUS_PLUGIN_TRAP,
+    Timeout = FIDIUS_HOST_STATUS_TIMEOUT,
+    MemoryLimit = FIDIUS_HOST_STATUS_MEMORY_LIMIT,
+    InvalidInterface = FIDIUS_HOST_STATUS_INVALID_INTERFACE,
+};
+
+/// The C name of a status without prefix, e.g. "PLUGIN_NOT_FOUND";
+/// "UNKNOWN" for a value that is no status.
+inline std::string_view status_name(Status status) {
+    return fidius_host_status_name(static_cast<std::uint32_t>(status));
+}
+
+/// Prints the status name (so test frameworks and logs show it readably).
+inline std::ostream &operator<<(std::ostream &out, Status status) { return out << status_name(status); }
+
+/// What a library with some invalid plugin descriptors does.
+enum class LoadPolicy : std::uint32_t {
+    Strict = FIDIUS_HOST_LOAD_POLICY_STRICT,    ///< one invalid descriptor rejects the library
+    Lenient = FIDIUS_HOST_LOAD_POLICY_LENIENT,  ///< invalid descriptors are skipped one by one
+};
+
+/// How plugin outputs travel (fidius `BufferStrategyKind`).
+enum class BufferStrategy : std::uint32_t {
+    PluginAllocated = FIDIUS_HOST_BUFFER_STRATEGY_PLUGIN_ALLOCATED,
+    Arena = FIDIUS_HOST_BUFFER_STRATEGY_ARENA,
+};
+
+/// Which runtime executes a plugin.
+enum class Runtime : std::uint32_t {
+    Cdylib = FIDIUS_HOST_RUNTIME_CDYLIB,
+    Python = FIDIUS_HOST_RUNTIME_PYTHON,
+    Wasm = FIDIUS_HOST_RUNTIME_WASM,
+};
+
+/// Flags of an interface method; combine with `|`, test with has_flag().
+enum class MethodFlags : std::uint32_t {
+    None = 0,
+    Optional = FIDIUS_HOST_METHOD_FLAG_OPTIONAL,    ///< `#[optional]`: not hashed, may be missing
+    Raw = FIDIUS_HOST_METHOD_FLAG_RAW,              ///< `#[wire(raw)]`: bytes travel unencoded
+    Streaming = FIDIUS_HOST_METHOD_FLAG_STREAMING,  ///< returns `Stream<T>`
+};
+
+constexpr MethodFlags operator|(MethodFlags a, MethodFlags b) noexcept {
+    return static_cast<MethodFlags>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
+}
+constexpr MethodFlags operator&(MethodFlags a, MethodFlags b) noexcept {
+    return static_cast<MethodFlags>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
+}
+/// Whether every bit of `flag` is set in `flags`.
+constexpr bool has_flag(MethodFlags flags, MethodFlags flag) noexcept { return (flags & flag) == flag; }
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// A failure of the library: its status, its message (naming the file or
+/// plugin and what was expected versus found) and, for
+/// Status::PluginError, the error the plugin itself returned.
+/// what() is "STATUS_NAME: message".
+class Error : public std::runtime_error {
+public:
+    Error(Status status, std::string message, std::optional<std::string> plugin_code = std::nullopt,
+          std::optional<std::string> plugin_message = std::nullopt,
+          std::optional<std::string> plugin_details = std::nullopt)
+        : std::runtime_error(std::string(status_name(status)) + ": " + message),
+          status_(status),
+          message_(std::move(message)),
+          plugin_code_(std::move(plugin_code)),
+          plugin_message_(std::move(plugin_message)),
+          plugin_details_(std::move(plugin_details)) {}
+
+    Status status() const noexcept { return status_; }
+    /// The library's message, without the status name.
+    const std::string &message() const noexcept { return message_; }
+    /// The plugin's own error code (e.g. "DIV_ZERO"); set for plugin errors only.
+    const std::optional<std::string> &plugin_code() const noexcept { return plugin_code_; }
+    /// The plugin's own error message, when it gave one.
+    const std::optional<std::string> &plugin_message() const noexcept { return plugin_message_; }
+    /// The plugin's error details as JSON text, when it gave any.
+    const std::optional<std::string> &plugin_details() const noexcept { return plugin_details_; }
+
+private:
+    Status status_;
+    std::string message_;
+    std::optional<std::string> plugin_code_;
+    std::optional<std::string> plugin_message_;
+    std::optional<std::string> plugin_details_;
+};
+
+/// A method returned `Err(PluginError)` (Status::PluginError); the plugin's
+/// code, message and details are on the Error base.
+class PluginError : public Error {
+public:
+    using Error::Error;
+};
+
+namespace detail {
+
+/// A C string that may be NULL, as an optional copy.
+inline std::optional<std::string> optional_text(const char *text) {
+    if (text == nullptr) return std::nullopt;
+    return std::string(text);
+}
+
+/// A C string that may be NULL, as a copy ("" for NULL).
+inline std::string text_or_empty(const char *text) { return text == nullptr ? std::string() : std::string(text); }
+
+/// A string_view's bytes for a C (pointer, length) pair. A default
+/// string_view has a NULL data pointer, which the C API reads as a missing
+/// argument; an empty string must stay an empty string.
+inline const char *data_of(std::string_view text) noexcept { return text.data() == nullptr ? "" : text.data(); }
+
+/// The out-parameter of a fallible C call: owns the error object the call
+/// may produce and frees it however the caller leaves (even by exception).
+class ErrorSlot {
+public:
+    ErrorSlot() = default;
+    ErrorSlot(const ErrorSlot &) = delete;
+    ErrorSlot &operator=(const ErrorSlot &) = delete;
+    ~ErrorSlot() { fidius_host_error_free(error_); }
+
+    fidius_host_error_t **out() noexcept { return &error_; }
+    const fidius_host_error_t *get() const noexcept { return error_; }
+
+private:
+    fidius_host_error_t *error_ = nullptr;
+};
+
+/// Throws the C error of a failed call as fidius::Error (PluginError for
+/// plugin errors). Does nothing when `status` is OK.
+inline void check(fidius_host_status_t status, const ErrorSlot &slot) {
+    if (status == FIDIUS_HOST_STATUS_OK) return;
+    const Status code = static_cast<Status>(status);
+    const fidius_host_error_t *error = slot.get();
+    std::string message = error != nullptr ? text_or_empty(fidius_host_error_message(error))
+                                           : std::string("the call failed without an error object");
+    std::optional<std::string> plugin_code = optional_text(fidius_host_error_plugin_code(error));
+    std::optional<std::string> plugin_message = optional_text(fidius_host_error_plugin_message(error));
+    std::optional<std::string> plugin_details = optional_text(fidius_host_error_plugin_details(error));
+    if (code == Status::PluginError)
+        throw PluginError(code, std::move(message), std::move(plugin_code), std::move(plugin_message),
+                          std::move(plugin_details));
+    throw Error(code, std::move(message), std::move(plugin_code), std::move(plugin_message),
+                std::move(plugin_details));
+}
+
+/// Throws Status::NullArgument when a wrapper is used after being moved
+/// from (or was never given a handle).
+inline void require(const void *handle, const char *what) {
+    if (handle == nullptr)
+        throw Error(Status::NullArgument, std::string("the fidius::") + what + " is empty (moved from or never set)");
+}
+
+/// Fails with a NULL handle out of a `_new` constructor, which the C API
+/// returns only on an internal failure.
+template <typename T>
+T *require_new(T *handle, const char *what) {
+    if (handle == nullptr)
+        throw Error(Status::InternalPanic, std::string("could not create a fidius::") + what);
+    return handle;
+}
+
+/// A std::chrono duration as the C API's unsigned milliseconds.
+inline std::uint64_t milliseconds_of(std::chrono::milliseconds duration, const char *what) {
+    if (duration.count() < 0) throw Error(Status::InvalidArgument, std::string(what) + " must not be negative");
+    return static_cast<std::uint64_t>(duration.count());
+}
+
+/// Bytes the library handed out; released when this goes out of scope.
+class OwnedBytes {
+public:
+    OwnedBytes() = default;
+    OwnedBytes(const OwnedBytes &) = delete;
+    OwnedBytes &operator=(const OwnedBytes &) = delete;
+    ~OwnedBytes() { fidius_host_bytes_free(&bytes_); }
+
+    fidius_host_bytes_t *out() noexcept { return &bytes_; }
+    std::vector<std::uint8_t> to_vector() const {
+        if (bytes_.data == nullptr || bytes_.len == 0) return {};
+        return std::vector<std::uint8_t>(bytes_.data, bytes_.data + bytes_.len);
+    }
+
+private:
+    fidius_host_bytes_t bytes_{nullptr, 0, nullptr};
+};
+
+/// A string the library handed out; released when this goes out of scope.
+class OwnedString {
+public:
+    OwnedString() = default;
+    OwnedString(const OwnedString &) = delete;
+    OwnedString &operator=(const OwnedString &) = delete;
+    ~OwnedString() { fidius_host_string_free(text_); }
+
+    char **out() noexcept { return &text_; }
+    std::string to_string() const { return text_or_empty(text_); }
+    std::string to_string(std::size_t length) const {
+        return text_ == nullptr ? std::string() : std::string(text_, length);
+    }
+
+private:
+    char *text_ = nullptr;
+};
+
+/// The deleter of a C handle: calls its one free function.
+template <auto Free>
+struct Deleter {
+    template <typename T>
+    void operator()(T *handle) const noexcept {
+        Free(handle);
+    }
+};
+
+/// Owning pointer to a C handle, freed with `Free`. Moving it leaves NULL.
+template <typename T, auto Free>
+using Handle = std::unique_ptr<T, Deleter<Free>>;
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// Bytes
+// ---------------------------------------------------------------------------
+
+/// A borrowed run of bytes (pointer + size), the input of raw calls. It
+/// does not own the bytes: keep them alive while the view is used.
+class bytes_view {
+public:
+    constexpr bytes_view() noexcept = default;
+    constexpr bytes_view(const std::uint8_t *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    bytes_view(const std::vector<std::uint8_t> &bytes) noexcept : data_(bytes.data()), size_(bytes.size()) {}
+    template <std::size_t N>
+    constexpr bytes_view(const std::array<std::uint8_t, N> &bytes) noexcept : data_(bytes.data()), size_(N) {}
+    /// The bytes of a text, e.g. for a raw method that takes text.
+    explicit bytes_view(std::string_view text) noexcept
+        : data_(reinterpret_cast<const std::uint8_t *>(text.data())), size_(text.size()) {}
+
+    constexpr const std::uint8_t *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr const std::uint8_t *begin() const noexcept { return data_; }
+    constexpr const std::uint8_t *end() const noexcept { return data_ + size_; }
+
+private:
+    const std::uint8_t *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Plain values
+// ---------------------------------------------------------------------------
+
+/// Facts about one plugin, as discovery reports them and a loaded plugin
+/// has them. A copy: valid after every handle is gone.
+struct PluginInfo {
+    std::string name;            ///< the plugin's name, e.g. "BasicCalculator"
+    std::string interface_name;  ///< the interface (trait) name
+    std::string path;            ///< the library file or package directory
+    std::uint64_t interface_hash = 0;
+    std::uint32_t interface_version = 0;
+    std::uint64_t capabilities = 0;  ///< bit k: the k-th optional method is implemented
+    BufferStrategy buffer_strategy{};
+    Runtime runtime{};
+
+    /// Whether the `bit`-th optional method is implemented.
+    bool has_capability(std::uint32_t bit) const noexcept { return bit < 64 && ((capabilities >> bit) & 1u) != 0; }
+
+    /// Copies a borrowed C info.
+    static PluginInfo from_c(const fidius_host_plugin_info_t *info) {
+        PluginInfo result;
+        result.name = detail::text_or_empty(fidius_host_plugin_info_name(info));
+        result.interface_name = detail::text_or_empty(fidius_host_plugin_info_interface_name(info));
+        result.path = detail::text_or_empty(fidius_host_plugin_info_path(info));
+        result.interface_hash = fidius_host_plugin_info_interface_hash(info);
+        result.interface_version = fidius_host_plugin_info_interface_version(info);
+        result.capabilities = fidius_host_plugin_info_capabilities(info);
+        result.buffer_strategy = static_cast<BufferStrategy>(fidius_host_plugin_info_buffer_strategy(info));
+        result.runtime = static_cast<Runtime>(fidius_host_plugin_info_runtime(info));
+        return result;
+    }
+};
+
+/// A search path, file or descriptor discovery skipped, and why.
+struct SkippedEntry {
+    std::string path;
+    Status status = Status::Ok;
+    std::string message;  ///< names the file and the problem
+};
+
+/// What Host::discover found: every valid plugin and every skipped entry.
+struct Discovery {
+    std::vector<PluginInfo> plugins;
+    std::vector<SkippedEntry> skipped;
+};
+
+/// One metadata pair of a plugin (trait-level or of one method).
+struct MetadataEntry {
+    std::string key;
+    std::string value;
+};
+
+/// An outbound HTTP request the plugin's egress policy denied.
+struct DeniedRequest {
+    std::string method;  ///< "GET", "POST", ...
+    std::string url;     ///< scheme://authority/path?query
+};
+
+/// One header of an outbound request; valid during the egress callback only.
+struct HttpHeader {
+    std::string_view name;   ///< lowercase
+    std::string_view value;  ///< the bytes as sent, not necessarily UTF-8
+};
+
+/// An outbound request as an egress callback sees it. Every view borrows
+/// from the library and is valid during the callback only: copy what you
+/// keep.
+struct HttpRequest {
+    std::string_view plugin;     ///< the name of the plugin sending it
+    std::string_view method;     ///< "GET", "POST", ...
+    std::string_view scheme;     ///< "http" or "https"
+    std::string_view authority;  ///< as the guest wrote it: host, host:port or [ipv6]:port
+    std::string_view host;       ///< lowercase, IPv6 without brackets
+    std::uint16_t port = 0;      ///< explicit, or the scheme's default
+    std::string_view path_with_query;
+    std::vector<HttpHeader> headers;
+
+    /// The value of the first header called `name` (lowercase), if any.
+    std::optional<std::string_view> header(std::string_view name) const {
+        for (const HttpHeader &h : headers)
+            if (h.name == name) return h.value;
+        return std::nullopt;
+    }
+
+    /// Views a C request (borrowed for the callback).
+    static HttpRequest from_c(const fidius_host_http_request_t &request) {
+        auto view = [](const char *text) { return text == nullptr ? std::string_view() : std::string_view(text); };
+        HttpRequest result;
+        result.plugin = view(request.plugin);
+        result.method = view(request.method);
+        result.scheme = view(request.scheme);
+        result.authority = view(request.authority);
+        result.host = view(request.host);
+        result.port = request.port;
+        result.path_with_query = view(request.path_with_query);
+        if (request.headers != nullptr) {
+            result.headers.reserve(request.header_count);
+            for (std::size_t i = 0; i < request.header_count; i++)
+                result.headers.push_back(HttpHeader{view(request.headers[i].name), view(request.headers[i].value)});
+        }
+        return result;
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Egress policies
+// ---------------------------------------------------------------------------
+
+/// Which outbound HTTP requests WASM plugins with the `http` capability may
+/// send: a callback deciding each request, or a host[:port] allow-list.
+/// Set on a Builder (host-wide) or LoadOptions (one load); those keep their
+/// own reference, so the policy object may be destroyed right after.
+class EgressPolicy {
+public:
+    /// Answers true to send the request, false to deny it. Runs on the
+    /// thread that called the plugin, possibly on several threads at once:
+    /// it must be thread-safe and must not call back into the same plugin.
+    /// An exception it throws denies the request (it never reaches the
+    /// library).
+    using Callback = std::function<bool(const HttpRequest &)>;
+
+    /// An empty policy object (no handle).
+    EgressPolicy() noexcept = default;
+    /// Takes ownership of a C policy handle.
+    explicit EgressPolicy(fidius_host_egress_policy_t *policy) noexcept : handle_(policy) {}
+
+    EgressPolicy(EgressPolicy &&) noexcept = default;
+    EgressPolicy &operator=(EgressPolicy &&) noexcept = default;
+    EgressPolicy(const EgressPolicy &) = delete;
+    EgressPolicy &operator=(const EgressPolicy &) = delete;
+
+    /// A policy that asks `callback` about every request. The callback is
+    /// kept (on the heap) until the policy and every builder, host, load
+    /// options and plugin using it are gone.
+    static EgressPolicy callback(Callback callback) {
+        if (!callback) throw Error(Status::NullArgument, "the egress callback is empty");
+        // The library owns this copy from here on: it calls release_callback
+        // exactly once, when the last user is gone (or at once if creating
+        // the policy fails), so it is never deleted here.
+        auto *userdata = new Callback(std::move(callback));
+        fidius_host_egress_policy_t *policy = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_egress_policy_callback(&EgressPolicy::decide, userdata,
+                                                         &EgressPolicy::release_callback, &policy, error.out()),
+                      error);
+        return EgressPolicy(policy);
+    }
+
+    /// A policy that allows requests whose host and port match one of
+    /// `patterns`: "example.com" (any port), "example.com:8080",
+    /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
+    /// No patterns denies everything.
+    static EgressPolicy allow_list(const std::vector<std::string> &patterns) {
+        std::vector<const char *> c_patterns;
+        c_patterns.reserve(patterns.size());
+        for (const std::string &pattern : patterns) {
+            // The C API takes NUL-terminated patterns: an embedded NUL would
+            // silently cut one short.
+            if (pattern.find('\0') != std::string::npos)
+                throw Error(Status::InvalidArgument, "an egress pattern contains a NUL character");
+            c_patterns.push_back(pattern.c_str());
+        }
+        fidius_host_egress_policy_t *policy = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_egress_policy_allow_list(c_patterns.empty() ? nullptr : c_patterns.data(),
+                                                           c_patterns.size(), &policy, error.out()),
+                      error);
+        return EgressPolicy(policy);
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_egress_policy_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_egress_policy_free).
+    fidius_host_egress_policy_t *release() noexcept { return handle_.release(); }
+
+private:
+    // The C trampoline: exceptions must not cross into the library, so any
+    // exception (or a missing request) denies.
+    static std::int32_t decide(void *userdata, const fidius_host_http_request_t *request) noexcept {
+        try {
+            const auto *callback = static_cast<const Callback *>(userdata);
+            if (callback == nullptr || request == nullptr) return FIDIUS_HOST_EGRESS_DECISION_DENY;
+            return (*callback)(HttpRequest::from_c(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                              : FIDIUS_HOST_EGRESS_DECISION_DENY;
+        } catch (...) {
+            return FIDIUS_HOST_EGRESS_DECISION_DENY;
+        }
+    }
+
+    static void release_callback(void *userdata) noexcept { delete static_cast<Callback *>(userdata); }
+
+    detail::Handle<fidius_host_egress_policy_t, fidius_host_egress_policy_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
+// Interfaces
+// ---------------------------------------------------------------------------
+
+/// A validated, immutable interface: name, version, methods and types. It
+/// is checked against a plugin at load and enables JSON calls. Plugins and
+/// load options keep their own reference, so it may be destroyed after.
+class Interface {
+public:
+    /// An empty interface object (no handle).
+    Interface() noexcept = default;
+    /// Takes ownership of a C interface handle.
+    explicit Interface(fidius_host_interface_t *interface_handle) noexcept : handle_(interface_handle) {}
+
+    Interface(Interface &&) noexcept = default;
+    Interface &operator=(Interface &&) noexcept = default;
+    Interface(const Interface &) = delete;
+    Interface &operator=(const Interface &) = delete;
+
+    /// Reads an interface file (TOML).
+    static Interface from_file(std::string_view path) {
+        fidius_host_interface_t *result = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_from_file(detail::data_of(path), path.size(), &result, error.out()),
+                      error);
+        return Interface(result);
+    }
+
+    /// Parses interface-file text.
+    static Interface from_toml(std::string_view toml) {
+        fidius_host_interface_t *result = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_from_toml(detail::data_of(toml), toml.size(), &result, error.out()),
+                      error);
+        return Interface(result);
+    }
+
+    /// The interface as interface-file text.
+    std::string to_toml() const {
+        detail::OwnedString toml;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_to_toml(handle_.get(), toml.out(), error.out()), error);
+        return toml.to_string();
+    }
+
+    std::string name() const {
+        detail::require(get(), "Interface");
+        return detail::text_or_empty(fidius_host_interface_name(get()));
+    }
+    std::uint32_t version() const {
+        detail::require(get(), "Interface");
+        return fidius_host_interface_version(get());
+    }
+    /// The hash of the required methods, as `#[plugin_interface]` computes it.
+    std::uint64_t hash() const {
+        detail::require(get(), "Interface");
+        return fidius_host_interface_hash(get());
+    }
+    /// The WASM component export name, if one was given.
+    std::optional<std::string> wasm_export() const {
+        detail::require(get(), "Interface");
+        return detail::optional_text(fidius_host_interface_wasm_export(get()));
+    }
+    std::uint32_t method_count() const {
+        detail::require(get(), "Interface");
+        return fidius_host_interface_method_count(get());
+    }
+    /// The canonical signature of method `index` (what the hash sees).
+    std::string method_signature(std::uint32_t index) const {
+        detail::require(get(), "Interface");
+        const char *signature = fidius_host_interface_method_signature(get(), index);
+        if (signature == nullptr)
+            throw Error(Status::MethodOutOfRange, "interface '" + name() + "' has no method " + std::to_string(index));
+        return signature;
+    }
+    /// The flags of method `index` (MethodFlags::None when out of range).
+    MethodFlags method_flags(std::uint32_t index) const {
+        detail::require(get(), "Interface");
+        return static_cast<MethodFlags>(fidius_host_interface_method_flags(get(), index));
+    }
+    /// The index of the method called `name`.
+    std::uint32_t method_index(std::string_view method_name) const {
+        std::uint32_t index = 0;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_method_index(get(), detail::data_of(method_name), method_name.size(),
+                                                         &index, error.out()),
+                      error);
+        return index;
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_interface_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_interface_free).
+    fidius_host_interface_t *release() noexcept { return handle_.release(); }
+
+private:
+    detail::Handle<fidius_host_interface_t, fidius_host_interface_free> handle_;
+};
+
+/// Collects an interface's name, version, methods and types; build() may
+/// be called any number of times.
+class InterfaceBuilder {
+public:
+    /// An empty builder object (no handle).
+    InterfaceBuilder() noexcept = default;
+    /// Starts an interface called `name` (the Rust trait name) at `version`.
+    InterfaceBuilder(std::string_view name, std::uint32_t version) {
+        fidius_host_interface_builder_t *builder = nullptr;
+        detail::ErrorSlot error;
+        detail::check(
+            fidius_host_interface_builder_new(detail::data_of(name), name.size(), version, &builder, error.out()),
+            error);
+        handle_.reset(builder);
+    }
+    /// Takes ownership of a C interface builder handle.
+    explicit InterfaceBuilder(fidius_host_interface_builder_t *builder) noexcept : handle_(builder) {}
+
+    InterfaceBuilder(InterfaceBuilder &&) noexcept = default;
+    InterfaceBuilder &operator=(InterfaceBuilder &&) noexcept = default;
+    InterfaceBuilder(const InterfaceBuilder &) = delete;
+    InterfaceBuilder &operator=(const InterfaceBuilder &) = delete;
+
+    /// Sets the WASM component export name, e.g. "fidius:calculator/calculator@0.1.0".
+    InterfaceBuilder &set_wasm_export(std::string_view export_name) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_builder_wasm_export(handle_.get(), detail::data_of(export_name),
+                                                                export_name.size(), error.out()),
+                      error);
+        return *this;
+    }
+    /// Adds the next method (declaration order = vtable order) from its
+    /// fidius signature, e.g. "add:i64,i64->i64" or "ping:->".
+    InterfaceBuilder &add_method(std::string_view signature, MethodFlags flags = MethodFlags::None) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_builder_add_method(handle_.get(), detail::data_of(signature),
+                                                               signature.size(), static_cast<std::uint32_t>(flags),
+                                                               error.out()),
+                      error);
+        return *this;
+    }
+    /// Declares a struct or enum in Rust syntax, e.g. "struct Point { x: f64, y: f64 }".
+    InterfaceBuilder &add_type(std::string_view declaration) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_builder_add_type(handle_.get(), detail::data_of(declaration),
+                                                             declaration.size(), error.out()),
+                      error);
+        return *this;
+    }
+    /// Checks the whole interface and computes its hash. The builder stays usable.
+    Interface build() const {
+        fidius_host_interface_t *result = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_interface_builder_build(handle_.get(), &result, error.out()), error);
+        return Interface(result);
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_interface_builder_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_interface_builder_free).
+    fidius_host_interface_builder_t *release() noexcept { return handle_.release(); }
+
+private:
+    detail::Handle<fidius_host_interface_builder_t, fidius_host_interface_builder_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
+// Load options
+// ---------------------------------------------------------------------------
+
+/// Options of one load: the interface the plugin must match (required for
+/// WASM and Python plugins) and per-load overrides of the host's WASM
+/// limits and egress policy. Loading only reads them, so one LoadOptions
+/// may serve many loads.
+class LoadOptions {
+public:
+    /// New options with defaults (no interface).
+    LoadOptions() : handle_(detail::require_new(fidius_host_load_options_new(), "LoadOptions")) {}
+    /// Takes ownership of a C load options handle (NULL gives an empty object).
+    explicit LoadOptions(fidius_host_load_options_t *options) noexcept : handle_(options) {}
+
+    LoadOptions(LoadOptions &&) noexcept = default;
+    LoadOptions &operator=(LoadOptions &&) noexcept = default;
+    LoadOptions(const LoadOptions &) = delete;
+    LoadOptions &operator=(const LoadOptions &) = delete;
+
+    /// The interface the plugin must match; enables JSON calls.
+    LoadOptions &set_interface(const Interface &interface_to_match) {
+        detail::require(interface_to_match.get(), "Interface");
+        return apply_interface(interface_to_match.get());
+    }
+    /// Removes a previously set interface.
+    LoadOptions &clear_interface() { return apply_interface(nullptr); }
+
+    /// Overrides the host's WASM call deadline; zero means no deadline.
+    LoadOptions &set_wasm_deadline(std::chrono::milliseconds deadline) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// Overrides the host's cap on a WASM guest's linear memory, in bytes.
+    LoadOptions &set_wasm_memory_limit(std::size_t bytes) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
+        return *this;
+    }
+    /// Overrides the host's choice of a fresh WASM instance per call.
+    LoadOptions &set_wasm_fresh_instance_per_call(bool fresh) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
+                      error);
+        return *this;
+    }
+    /// Uses `policy` for plugins loaded with these options instead of the host's.
+    LoadOptions &set_egress_policy(const EgressPolicy &policy) {
+        detail::require(policy.get(), "EgressPolicy");
+        return apply_egress_policy(policy.get());
+    }
+    /// Removes the options' own policy: the host's applies again.
+    LoadOptions &clear_egress_policy() { return apply_egress_policy(nullptr); }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_load_options_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_load_options_free).
+    fidius_host_load_options_t *release() noexcept { return handle_.release(); }
+
+private:
+    LoadOptions &apply_interface(const fidius_host_interface_t *interface_handle) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_interface(handle_.get(), interface_handle, error.out()), error);
+        return *this;
+    }
+    LoadOptions &apply_egress_policy(const fidius_host_egress_policy_t *policy) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_egress_policy(handle_.get(), policy, error.out()), error);
+        return *this;
+    }
+
+    detail::Handle<fidius_host_load_options_t, fidius_host_load_options_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
+// Plugins
+// ---------------------------------------------------------------------------
+
+/// A loaded plugin with its own instance. Calls may come from any number of
+/// threads at once. It stays valid after its Host is destroyed.
+class Plugin {
+public:
+    /// An empty plugin object (no handle).
+    Plugin() noexcept = default;
+    /// Takes ownership of a C plugin handle.
+    explicit Plugin(fidius_host_plugin_t *plugin) noexcept : handle_(plugin) {}
+
+    Plugin(Plugin &&) noexcept = default;
+    Plugin &operator=(Plugin &&) noexcept = default;
+    Plugin(const Plugin &) = delete;
+    Plugin &operator=(const Plugin &) = delete;
+
+    /// Calls method `method` (its declaration index) with raw input: the
+    /// bincode-encoded argument tuple, or the bytes of a `#[wire(raw)]`
+    /// method. Returns the result payload the same way.
+    std::vector<std::uint8_t> call(std::uint32_t method, bytes_view input = {}) const {
+        detail::OwnedBytes output;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_plugin_call(handle_.get(), method, input.data(), input.size(), output.out(),
+                                              error.out()),
+                      error);
+        return output.to_vector();
+    }
+
+    /// Calls the method called `method` with a JSON array of arguments,
+    /// e.g. "[3, 7]"; returns the JSON result ("null" for no value). Needs
+    /// a plugin loaded with an interface.
+    std::string call_json(std::string_view method, std::string_view args_json) const {
+        detail::OwnedString json;
+        std::size_t length = 0;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_plugin_call_json(handle_.get(), detail::data_of(method), method.size(),
+                                                   detail::data_of(args_json), args_json.size(), json.out(),
+                                                   &length, error.out()),
+                      error);
+        return json.to_string(length);
+    }
+
+    /// Like call_json, by method index (declaration order).
+    std::string call_json_index(std::uint32_t method, std::string_view args_json) const {
+        detail::OwnedString json;
+        std::size_t length = 0;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_plugin_call_json_index(handle_.get(), method, detail::data_of(args_json),
+                                                         args_json.size(), json.out(), &length, error.out()),
+                      error);
+        return json.to_string(length);
+    }
+
+    /// The plugin's facts (name, interface, hash, runtime, ...).
+    PluginInfo info() const {
+        detail::require(get(), "Plugin");
+        return PluginInfo::from_c(fidius_host_plugin_info(get()));
+    }
+
+    /// Number of methods; valid indices are below it.
+    std::uint32_t method_count() const {
+        detail::require(get(), "Plugin");
+        return fidius_host_plugin_method_count(get());
+    }
+
+    /// Whether the `bit`-th optional method of the interface is implemented.
+    bool has_capability(std::uint32_t bit) const {
+        detail::require(get(), "Plugin");
+        return fidius_host_plugin_has_capability(get(), bit);
+    }
+
+    /// The trait-level metadata pairs, in declaration order.
+    std::vector<MetadataEntry> trait_metadata() const {
+        detail::require(get(), "Plugin");
+        std::vector<MetadataEntry> entries;
+        const std::size_t count = fidius_host_plugin_trait_metadata_count(get());
+        for (std::size_t i = 0; i < count; i++) {
+            const char *key = nullptr;
+            const char *value = nullptr;
+            detail::ErrorSlot error;
+            detail::check(fidius_host_plugin_trait_metadata(get(), i, &key, &value, error.out()), error);
+            entries.push_back(MetadataEntry{detail::text_or_empty(key), detail::text_or_empty(value)});
+        }
+        return entries;
+    }
+
+    /// The metadata pairs of method `method`.
+    std::vector<MetadataEntry> method_metadata(std::uint32_t method) const {
+        std::size_t count = 0;
+        {
+            detail::ErrorSlot error;
+            detail::check(fidius_host_plugin_method_metadata_count(get(), method, &count, error.out()), error);
+        }
+        std::vector<MetadataEntry> entries;
+        for (std::size_t i = 0; i < count; i++) {
+            const char *key = nullptr;
+            const char *value = nullptr;
+            detail::ErrorSlot error;
+            detail::check(fidius_host_plugin_method_metadata(get(), method, i, &key, &value, error.out()), error);
+            entries.push_back(MetadataEntry{detail::text_or_empty(key), detail::text_or_empty(value)});
+        }
+        return entries;
+    }
+
+    /// Notes about the load that did not stop it (e.g. a precompiled
+    /// component that was not used, and why).
+    std::vector<std::string> diagnostics() const {
+        detail::require(get(), "Plugin");
+        std::vector<std::string> notes;
+        const std::size_t count = fidius_host_plugin_diagnostic_count(get());
+        for (std::size_t i = 0; i < count; i++)
+            notes.push_back(detail::text_or_empty(fidius_host_plugin_diagnostic(get(), i)));
+        return notes;
+    }
+
+    /// Recent outbound HTTP requests its egress policy denied, oldest first
+    /// (the library keeps the most recent 256).
+    std::vector<DeniedRequest> denied_requests() const {
+        detail::require(get(), "Plugin");
+        std::vector<DeniedRequest> requests;
+        const std::size_t count = fidius_host_plugin_denied_request_count(get());
+        for (std::size_t i = 0; i < count; i++) {
+            detail::OwnedString method;
+            detail::OwnedString url;
+            detail::ErrorSlot error;
+            detail::check(fidius_host_plugin_denied_request(get(), i, method.out(), url.out(), error.out()), error);
+            requests.push_back(DeniedRequest{method.to_string(), url.to_string()});
+        }
+        return requests;
+    }
+
+    /// The interface the plugin was loaded with (Status::NoInterface if none).
+    Interface loaded_interface() const {
+        fidius_host_interface_t *result = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_plugin_interface(get(), &result, error.out()), error);
+        return Interface(result);
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_plugin_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_plugin_free).
+    fidius_host_plugin_t *release() noexcept { return handle_.release(); }
+
+private:
+    detail::Handle<fidius_host_plugin_t, fidius_host_plugin_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
+// Hosts
+// ---------------------------------------------------------------------------
+
+/// A plugin host: scans its search paths and loads plugins. Plugins and
+/// discovery results stay valid after the host is destroyed.
+class Host {
+public:
+    /// An empty host object (no handle); hosts come from Builder::build.
+    Host() noexcept = default;
+    /// Takes ownership of a C host handle.
+    explicit Host(fidius_host_t *host) noexcept : handle_(host) {}
+
+    Host(Host &&) noexcept = default;
+    Host &operator=(Host &&) noexcept = default;
+    Host(const Host &) = delete;
+    Host &operator=(const Host &) = delete;
+
+    /// Scans the search paths: every valid plugin, and every skipped
+    /// entry with the reason. Unusable files never fail the scan.
+    Discovery discover() const {
+        fidius_host_discovery_t *raw = nullptr;
+        {
+            detail::ErrorSlot error;
+            detail::check(fidius_host_discover(get(), &raw, error.out()), error);
+        }
+        // Copy everything out, then free the C result (also if copying throws).
+        detail::Handle<fidius_host_discovery_t, fidius_host_discovery_free> found(raw);
+        Discovery result;
+        const std::size_t plugin_count = fidius_host_discovery_plugin_count(raw);
+        for (std::size_t i = 0; i < plugin_count; i++)
+            result.plugins.push_back(PluginInfo::from_c(fidius_host_discovery_plugin(raw, i)));
+        const std::size_t skipped_count = fidius_host_discovery_skipped_count(raw);
+        for (std::size_t i = 0; i < skipped_count; i++) {
+            SkippedEntry entry;
+            entry.path = detail::text_or_empty(fidius_host_discovery_skipped_path(raw, i));
+            entry.status = static_cast<Status>(fidius_host_discovery_skipped_status(raw, i));
+            entry.message = detail::text_or_empty(fidius_host_discovery_skipped_message(raw, i));
+            result.skipped.push_back(std::move(entry));
+        }
+        return result;
+    }
+
+    /// Loads the plugin called `name` from the first library in the search
+    /// paths that has it.
+    Plugin load(std::string_view name) const { return load_named(name, nullptr); }
+    Plugin load(std::string_view name, const LoadOptions &options) const {
+        detail::require(options.get(), "LoadOptions");
+        return load_named(name, options.get());
+    }
+
+    /// Loads the only plugin of the library file (or package directory) at
+    /// `path`, which need not be in a search path.
+    Plugin load_path(std::string_view path) const { return load_from(path, nullptr, nullptr); }
+    Plugin load_path(std::string_view path, const LoadOptions &options) const {
+        detail::require(options.get(), "LoadOptions");
+        return load_from(path, nullptr, options.get());
+    }
+    /// Loads the plugin called `name` from the library file at `path`.
+    Plugin load_path(std::string_view path, std::string_view name) const { return load_from(path, &name, nullptr); }
+    Plugin load_path(std::string_view path, std::string_view name, const LoadOptions &options) const {
+        detail::require(options.get(), "LoadOptions");
+        return load_from(path, &name, options.get());
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_free).
+    fidius_host_t *release() noexcept { return handle_.release(); }
+
+private:
+    Plugin load_named(std::string_view name, const fidius_host_load_options_t *options) const {
+        fidius_host_plugin_t *plugin = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load(get(), detail::data_of(name), name.size(), options, &plugin, error.out()),
+                      error);
+        return Plugin(plugin);
+    }
+
+    Plugin load_from(std::string_view path, const std::string_view *name,
+                     const fidius_host_load_options_t *options) const {
+        fidius_host_plugin_t *plugin = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_path(get(), detail::data_of(path), path.size(),
+                                            name == nullptr ? nullptr : detail::data_of(*name),
+                                            name == nullptr ? 0 : name->size(), options, &plugin, error.out()),
+                      error);
+        return Plugin(plugin);
+    }
+
+    detail::Handle<fidius_host_t, fidius_host_free> handle_;
+};
+
+/// Options for a host; build() turns them into a Host. Setters return the
+/// builder, so they chain:
+///
+///   fidius::Host host = fidius::Builder().add_search_path("plugins").build();
+class Builder {
+public:
+    /// A new builder with defaults: no search paths, Strict policy, no
+    /// signatures required, a 64 MiB output limit.
+    Builder() : handle_(detail::require_new(fidius_host_builder_new(), "Builder")) {}
+    /// Takes ownership of a C builder handle (NULL gives an empty object).
+    explicit Builder(fidius_host_builder_t *builder) noexcept : handle_(builder) {}
+
+    Builder(Builder &&) noexcept = default;
+    Builder &operator=(Builder &&) noexcept = default;
+    Builder(const Builder &) = delete;
+    Builder &operator=(const Builder &) = delete;
+
+    /// Adds a directory to scan for plugins (scanned in the order added).
+    Builder &add_search_path(std::string_view path) {
+        detail::ErrorSlot error;
+        detail::check(
+            fidius_host_builder_add_search_path(handle_.get(), detail::data_of(path), path.size(), error.out()),
+            error);
+        return *this;
+    }
+    Builder &set_load_policy(LoadPolicy policy) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_load_policy(handle_.get(), static_cast<std::uint32_t>(policy),
+                                                          error.out()),
+                      error);
+        return *this;
+    }
+    /// Requires a valid detached signature (`<file>.sig`) for every library.
+    Builder &set_require_signature(bool required) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_require_signature(handle_.get(), required, error.out()), error);
+        return *this;
+    }
+    /// Trusts an Ed25519 public key given as its raw 32 bytes.
+    Builder &add_trusted_key(bytes_view key) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_add_trusted_key(handle_.get(), key.data(), key.size(), error.out()), error);
+        return *this;
+    }
+    /// Trusts the public key in a `NAME.public` file written by `fidius keygen`.
+    Builder &add_trusted_key_file(std::string_view path) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_add_trusted_key_file(handle_.get(), detail::data_of(path), path.size(),
+                                                               error.out()),
+                      error);
+        return *this;
+    }
+    /// Only accepts plugins whose interface hash is `hash`.
+    Builder &set_interface_hash(std::uint64_t hash) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_interface_hash(handle_.get(), hash, error.out()), error);
+        return *this;
+    }
+    /// Only accepts plugins with this buffer strategy.
+    Builder &set_buffer_strategy(BufferStrategy strategy) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_buffer_strategy(handle_.get(), static_cast<std::uint32_t>(strategy),
+                                                              error.out()),
+                      error);
+        return *this;
+    }
+    /// The largest output one call may return (default 64 MiB).
+    Builder &set_max_output_size(std::size_t bytes) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_max_output_size(handle_.get(), bytes, error.out()), error);
+        return *this;
+    }
+    /// The default deadline of each WASM call (default 10 s); zero means none.
+    Builder &set_wasm_deadline(std::chrono::milliseconds deadline) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// The default cap on a WASM guest's linear memory, in bytes (default 256 MiB).
+    Builder &set_wasm_memory_limit(std::size_t bytes) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
+        return *this;
+    }
+    /// Refuses packages asking for `capability`: exact ("stdout") or a
+    /// prefix ("fs", "env", "http").
+    Builder &deny_capability(std::string_view capability) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_deny_capability(handle_.get(), detail::data_of(capability),
+                                                          capability.size(), error.out()),
+                      error);
+        return *this;
+    }
+    /// Whether a precompiled `.cwasm` no verified signature covers may be
+    /// loaded (default false). It is native code: allow only trusted files.
+    Builder &set_allow_unsigned_precompiled(bool allow) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_allow_unsigned_precompiled(handle_.get(), allow, error.out()), error);
+        return *this;
+    }
+    /// Whether every WASM call runs on a fresh instance (default false).
+    Builder &set_wasm_fresh_instance_per_call(bool fresh) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
+                      error);
+        return *this;
+    }
+    /// The host's egress policy (load options may set their own).
+    Builder &set_egress_policy(const EgressPolicy &policy) {
+        detail::require(policy.get(), "EgressPolicy");
+        return apply_egress_policy(policy.get());
+    }
+    /// Removes the host's egress policy.
+    Builder &clear_egress_policy() { return apply_egress_policy(nullptr); }
+
+    /// Builds the host. Consumes the builder, whether it succeeds or fails:
+    /// afterwards this object is empty.
+    Host build() {
+        fidius_host_t *host = nullptr;
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_build(handle_.release(), &host, error.out()), error);
+        return Host(host);
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_builder_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_builder_free).
+    fidius_host_builder_t *release() noexcept { return handle_.release(); }
+
+private:
+    Builder &apply_egress_policy(const fidius_host_egress_policy_t *policy) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_egress_policy(handle_.get(), policy, error.out()), error);
+        return *this;
+    }
+
+    detail::Handle<fidius_host_builder_t, fidius_host_builder_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
+// Free functions
+// ---------------------------------------------------------------------------
+
+/// The library version, e.g. "0.1.0" (compare with FIDIUS_HOST_VERSION_STRING).
+inline std::string version() { return fidius_host_version(); }
+
+/// The library version as MAJOR * 10000 + MINOR * 100 + PATCH.
+inline std::uint32_t version_number() { return fidius_host_version_number(); }
+
+/// The fidius interface hash of the signatures of an interface's required
+/// methods, exactly as `#[plugin_interface]` computes it.
+inline std::uint64_t signatures_hash(const std::vector<std::string_view> &signatures) {
+    std::vector<fidius_host_str_t> c_signatures;
+    c_signatures.reserve(signatures.size());
+    for (std::string_view signature : signatures)
+        c_signatures.push_back(fidius_host_str_t{detail::data_of(signature), signature.size()});
+    std::uint64_t hash = 0;
+    detail::ErrorSlot error;
+    detail::check(fidius_host_signatures_hash(c_signatures.empty() ? nullptr : c_signatures.data(),
+                                              c_signatures.size(), &hash, error.out()),
+                  error);
+    return hash;
+}
+
+/// Compiles a WebAssembly component ahead of time for this library: the
+/// `.cwasm` a package may carry next to its component.
+inline std::vector<std::uint8_t> precompile_component(bytes_view component) {
+    detail::OwnedBytes cwasm;
+    detail::ErrorSlot error;
+    detail::check(fidius_host_precompile_component(component.data(), component.size(), cwasm.out(), error.out()),
+                  error);
+    return cwasm.to_vector();
+}
+
+}  // namespace fidius
+
+#endif  // FIDIUS_HOST_HPP

@@ -1,0 +1,981 @@
+// GoogleTest tests of the C++ binding (fidius_host.hpp) against the real
+// library and the test fixtures in $FIDIUS_TEST_FIXTURES: cdylib, WASM and
+// Python plugins, every error kind a test can provoke, discovery,
+// interfaces, egress policies against an HTTP server on 127.0.0.1, move
+// semantics and calls from several threads.
+
+#include "fidius_host.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kCalculatorHash = 0x0271e9b7d21d10f1ULL;
+
+// Methods of the Calculator interface, by declaration index.
+constexpr std::uint32_t kAdd = 0;
+constexpr std::uint32_t kGreet = 1;
+constexpr std::uint32_t kDivide = 2;
+constexpr std::uint32_t kBoom = 4;
+constexpr std::uint32_t kReverse = 5;
+constexpr std::uint32_t kPing = 6;
+constexpr std::uint32_t kMultiply = 7;
+
+// ---- bincode, as the raw calls of typed methods expect it -----------------
+
+void put_i64(std::vector<std::uint8_t> &out, std::int64_t value) {
+    std::uint8_t bytes[8];
+    std::memcpy(bytes, &value, sizeof bytes);
+    out.insert(out.end(), bytes, bytes + sizeof bytes);
+}
+
+std::vector<std::uint8_t> encode_pair(std::int64_t a, std::int64_t b) {
+    std::vector<std::uint8_t> out;
+    put_i64(out, a);
+    put_i64(out, b);
+    return out;
+}
+
+std::vector<std::uint8_t> encode_string(const std::string &text) {
+    std::vector<std::uint8_t> out;
+    put_i64(out, static_cast<std::int64_t>(text.size()));
+    out.insert(out.end(), text.begin(), text.end());
+    return out;
+}
+
+std::int64_t decode_i64(const std::vector<std::uint8_t> &in) {
+    std::int64_t value = 0;
+    if (in.size() == 8) std::memcpy(&value, in.data(), 8);
+    return value;
+}
+
+std::vector<std::uint8_t> read_bytes(const std::string &path) {
+    std::ifstream file(path, std::ios::binary);
+    return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+// Runs `body` and returns the fidius::Error it throws; fails the test when
+// it throws nothing.
+template <typename Body>
+fidius::Error error_of(Body &&body) {
+    try {
+        body();
+    } catch (const fidius::Error &error) {
+        return error;
+    }
+    ADD_FAILURE() << "expected a fidius::Error, but nothing was thrown";
+    return fidius::Error(fidius::Status::Ok, "nothing was thrown");
+}
+
+// Expects `body` to throw a fidius::Error with `status` whose message
+// contains `text`.
+#define EXPECT_FIDIUS_ERROR(body, expected_status, expected_text)                      \
+    do {                                                                              \
+        const fidius::Error caught_ = error_of([&] { body; });                        \
+        EXPECT_EQ(caught_.status(), expected_status) << caught_.what();               \
+        EXPECT_NE(caught_.message().find(expected_text), std::string::npos) << caught_.what(); \
+    } while (0)
+
+// ---- a tiny HTTP server for the fetch plugin -------------------------------
+
+// Answers every request with "hello from <path>" on its own thread and
+// counts the requests it saw.
+class HttpServer {
+public:
+    HttpServer() {
+        listener_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0 ||
+            listen(listener_, 16) != 0 ||
+            getsockname(listener_, reinterpret_cast<sockaddr *>(&address), &length) != 0)
+            throw std::runtime_error("cannot listen on 127.0.0.1");
+        port_ = ntohs(address.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    HttpServer(const HttpServer &) = delete;
+    HttpServer &operator=(const HttpServer &) = delete;
+    ~HttpServer() {
+        shutdown(listener_, SHUT_RDWR);  // makes accept() fail: the thread ends
+        thread_.join();
+        close(listener_);
+    }
+
+    int port() const { return port_; }
+    int requests() const { return requests_.load(); }
+
+    // The JSON arguments of fetch(method, url) for `path` on this server.
+    std::string fetch_args(const std::string &method, const std::string &path) const {
+        return "[\"" + method + "\", \"http://127.0.0.1:" + std::to_string(port_) + path + "\"]";
+    }
+
+private:
+    void serve() {
+        for (;;) {
+            const int client = accept(listener_, nullptr, nullptr);
+            if (client < 0) return;
+            std::string request;
+            char buffer[2048];
+            while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
+                const ssize_t got = read(client, buffer, sizeof buffer);
+                if (got <= 0) break;
+                request.append(buffer, static_cast<std::size_t>(got));
+            }
+            // "GET /path HTTP/1.1": the path is the second word.
+            const std::size_t start = request.find(' ') + 1;
+            const std::string path = request.substr(start, request.find(' ', start) - start);
+            requests_++;
+            const std::string body = "hello from " + path;
+            const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                                      "\r\nConnection: close\r\n\r\n" + body;
+            if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
+                std::fprintf(stderr, "server: short write\n");
+            close(client);
+        }
+    }
+
+    int listener_ = -1;
+    int port_ = 0;
+    std::atomic<int> requests_{0};
+    std::thread thread_;
+};
+
+// ---- the fixture -----------------------------------------------------------
+
+// Every test reads the fixture directory from $FIDIUS_TEST_FIXTURES and
+// fails (without running its body) when it is not set.
+class FidiusTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const char *dir = std::getenv("FIDIUS_TEST_FIXTURES");
+        ASSERT_NE(dir, nullptr) << "FIDIUS_TEST_FIXTURES is not set: point it at target/test-fixtures";
+        fixtures_ = dir;
+    }
+
+    std::string path_of(const std::string &relative) const { return fixtures_ + "/" + relative; }
+
+    fidius::Host host_for(const std::string &dir) const {
+        return fidius::Builder().add_search_path(path_of(dir)).build();
+    }
+
+    fidius::Interface interface_file(const std::string &name) const {
+        return fidius::Interface::from_file(path_of("interfaces/" + name));
+    }
+
+    fidius::LoadOptions options_for(const std::string &interface_name) const {
+        fidius::LoadOptions options;
+        options.set_interface(interface_file(interface_name));
+        return options;
+    }
+
+    // FetchGuest loaded by `host` with its interface and, when given, its own policy.
+    fidius::Plugin load_fetcher(const fidius::Host &host, const fidius::EgressPolicy *policy = nullptr) const {
+        fidius::LoadOptions options = options_for("fetcher.toml");
+        if (policy != nullptr) options.set_egress_policy(*policy);
+        return host.load_path(path_of("wasm/fetch"), "FetchGuest", options);
+    }
+
+    std::string fixtures_;
+};
+
+// ---- versions, names, hashes ----------------------------------------------
+
+TEST_F(FidiusTest, VersionsStatusNamesAndSignatureHashes) {
+    EXPECT_EQ(fidius::version(), FIDIUS_HOST_VERSION_STRING);
+    EXPECT_EQ(fidius::version_number(), static_cast<std::uint32_t>(FIDIUS_HOST_VERSION_NUMBER));
+    EXPECT_EQ(fidius::status_name(fidius::Status::Ok), "OK");
+    EXPECT_EQ(fidius::status_name(fidius::Status::PluginNotFound), "PLUGIN_NOT_FOUND");
+    EXPECT_EQ(fidius::status_name(fidius::Status::InvalidInterface), "INVALID_INTERFACE");
+    EXPECT_EQ(fidius::status_name(static_cast<fidius::Status>(123456)), "UNKNOWN");
+
+    EXPECT_EQ(fidius::signatures_hash({"add:i64,i64->i64"}), 0xbe30b9d096b2c49eULL);
+    EXPECT_EQ(fidius::signatures_hash({}), 0xcbf29ce484222325ULL);  // FNV-1a of nothing
+    // The length is passed: the bytes after it are not part of the signature.
+    const std::string padded = "add:i64,i64->i64 and more";
+    EXPECT_EQ(fidius::signatures_hash({std::string_view(padded.data(), 16)}), 0xbe30b9d096b2c49eULL);
+    EXPECT_FIDIUS_ERROR(fidius::signatures_hash({"\xff\xfe"}), fidius::Status::InvalidUtf8, "");
+    EXPECT_FIDIUS_ERROR(fidius::signatures_hash({"nope"}), fidius::Status::InvalidInterface, "nope");
+}
+
+TEST_F(FidiusTest, ErrorsCarryStatusNameAndMessage) {
+    fidius::Error error(fidius::Status::Timeout, "too slow");
+    EXPECT_EQ(error.status(), fidius::Status::Timeout);
+    EXPECT_EQ(error.message(), "too slow");
+    EXPECT_STREQ(error.what(), "TIMEOUT: too slow");
+    EXPECT_FALSE(error.plugin_code().has_value());
+    EXPECT_FALSE(error.plugin_message().has_value());
+    EXPECT_FALSE(error.plugin_details().has_value());
+}
+
+// ---- builder options ---------------------------------------------------------
+
+TEST_F(FidiusTest, BuilderRejectsBadOptions) {
+    fidius::Builder builder;
+    EXPECT_FIDIUS_ERROR(builder.add_search_path(""), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(builder.add_search_path("bad\xff"), fidius::Status::InvalidUtf8, "'path'");
+    EXPECT_FIDIUS_ERROR(builder.set_max_output_size(0), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(builder.set_wasm_memory_limit(0), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(builder.set_wasm_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(builder.deny_capability(""), fidius::Status::InvalidArgument, "");
+    const std::vector<std::uint8_t> short_key(31, 0);
+    EXPECT_FIDIUS_ERROR(builder.add_trusted_key(short_key), fidius::Status::InvalidKey, "");
+    EXPECT_FIDIUS_ERROR(builder.add_trusted_key_file(path_of("keys/nothing.public")), fidius::Status::FileNotFound,
+                        "nothing.public");
+    // A failed setter leaves the builder usable.
+    builder.set_load_policy(fidius::LoadPolicy::Lenient).set_wasm_deadline(2s).set_require_signature(true);
+    // Signatures required without a trusted key: the build fails and still
+    // consumes the builder.
+    EXPECT_FIDIUS_ERROR(builder.build(), fidius::Status::InvalidArgument, "no trusted key");
+    EXPECT_FALSE(builder);
+    EXPECT_FIDIUS_ERROR(builder.build(), fidius::Status::NullArgument, "");
+}
+
+// ---- discovery -------------------------------------------------------------
+
+TEST_F(FidiusTest, DiscoveryListsPluginsAndExplainsSkippedFiles) {
+    const fidius::Discovery found = host_for("plugins").discover();
+    ASSERT_EQ(found.plugins.size(), 2u);
+    EXPECT_TRUE(found.skipped.empty());
+    bool saw_basic = false;
+    for (const fidius::PluginInfo &info : found.plugins) {
+        EXPECT_EQ(info.interface_name, "Calculator");
+        EXPECT_EQ(info.interface_version, 2u);
+        EXPECT_EQ(info.interface_hash, kCalculatorHash);
+        EXPECT_EQ(info.runtime, fidius::Runtime::Cdylib);
+        EXPECT_EQ(info.buffer_strategy, fidius::BufferStrategy::PluginAllocated);
+        EXPECT_NE(info.path.find("libcalc_plugin.so"), std::string::npos);
+        if (info.name == "BasicCalculator") {
+            saw_basic = true;
+            EXPECT_EQ(info.capabilities, 1u);
+            EXPECT_TRUE(info.has_capability(0));
+            EXPECT_FALSE(info.has_capability(64));
+        }
+    }
+    EXPECT_TRUE(saw_basic);
+
+    // Skipped files come with the path, a status and a message naming the file.
+    const fidius::Discovery crafted = host_for("crafted").discover();
+    ASSERT_GE(crafted.skipped.size(), 10u);
+    bool saw_magic = false;
+    for (const fidius::SkippedEntry &entry : crafted.skipped) {
+        EXPECT_NE(entry.message.find(entry.path), std::string::npos) << entry.message;
+        if (entry.path.find("libdefect_magic.so") != std::string::npos) {
+            saw_magic = true;
+            EXPECT_EQ(entry.status, fidius::Status::InvalidMagic);
+        }
+    }
+    EXPECT_TRUE(saw_magic);
+
+    // Lenient: a library with one bad descriptor still offers its good plugins.
+    auto lists_second_bad = [](const fidius::Discovery &d) {
+        for (const fidius::PluginInfo &info : d.plugins)
+            if (info.path.find("libdefect_second_bad.so") != std::string::npos) return true;
+        return false;
+    };
+    EXPECT_FALSE(lists_second_bad(crafted));
+    const fidius::Discovery lenient = fidius::Builder()
+                                          .add_search_path(path_of("crafted"))
+                                          .set_load_policy(fidius::LoadPolicy::Lenient)
+                                          .build()
+                                          .discover();
+    EXPECT_TRUE(lists_second_bad(lenient));
+    EXPECT_EQ(lenient.plugins.size(), crafted.plugins.size() + 1);
+
+    // A missing search path is reported, not fatal.
+    const fidius::Discovery missing = host_for("no-such-dir").discover();
+    EXPECT_TRUE(missing.plugins.empty());
+    ASSERT_EQ(missing.skipped.size(), 1u);
+    EXPECT_NE(missing.skipped[0].path.find("no-such-dir"), std::string::npos);
+}
+
+// ---- cdylib plugins: raw calls -------------------------------------------------
+
+TEST_F(FidiusTest, RawCallsOnACdylibPlugin) {
+    fidius::Plugin calc;
+    {
+        fidius::Host host = host_for("plugins");
+        calc = host.load("BasicCalculator");
+    }  // plugins outlive their host
+    ASSERT_TRUE(calc);
+    EXPECT_EQ(calc.method_count(), 8u);
+    EXPECT_EQ(calc.info().name, "BasicCalculator");
+    EXPECT_EQ(calc.info().interface_hash, kCalculatorHash);
+
+    EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(3, 7))), 10);
+    const std::vector<std::uint8_t> greeting = calc.call(kGreet, encode_string("hello"));
+    EXPECT_EQ(greeting, encode_string("Hello, hello!"));
+    const std::vector<std::uint8_t> reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("raw!")));
+    EXPECT_EQ(std::string(reversed.begin(), reversed.end()), "!war");
+    EXPECT_TRUE(calc.call(kPing).empty());
+    EXPECT_EQ(decode_i64(calc.call(kMultiply, encode_pair(6, 7))), 42);
+
+    const std::array<std::uint8_t, 3> garbage{'a', 'b', 'c'};
+    EXPECT_FIDIUS_ERROR(calc.call(kAdd, garbage), fidius::Status::PluginSerialization, "");
+    EXPECT_FIDIUS_ERROR(calc.call(8), fidius::Status::MethodOutOfRange, "8 methods");
+    // JSON calls need an interface, and this plugin was loaded without one.
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1, 2]"), fidius::Status::NoInterface, "without an interface");
+    EXPECT_FIDIUS_ERROR(calc.loaded_interface(), fidius::Status::NoInterface, "BasicCalculator");
+}
+
+TEST_F(FidiusTest, PluginErrorsPanicsAndMissingMethods) {
+    fidius::Host host = host_for("plugins");
+    fidius::Plugin calc = host.load("BasicCalculator");
+
+    // divide(1, 0): the plugin's own error with code, message and details.
+    try {
+        calc.call(kDivide, encode_pair(1, 0));
+        ADD_FAILURE() << "divide by zero did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.status(), fidius::Status::PluginError);
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("DIV_ZERO"));
+        EXPECT_EQ(error.plugin_message(), std::optional<std::string>("cannot divide 1 by zero"));
+        EXPECT_EQ(error.plugin_details(), std::optional<std::string>("{\"dividend\":1}"));
+        EXPECT_NE(error.message().find("BasicCalculator"), std::string::npos);
+        EXPECT_NE(std::string(error.what()).find("PLUGIN_ERROR"), std::string::npos);
+    }
+
+    // boom: a panic, and the plugin stays usable.
+    const fidius::Error panic = error_of([&] { calc.call(kBoom); });
+    EXPECT_EQ(panic.status(), fidius::Status::PluginPanic);
+    EXPECT_NE(panic.message().find("panicked on purpose"), std::string::npos);
+    EXPECT_FALSE(panic.plugin_code().has_value());
+    EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(20, 22))), 42);
+
+    // PartialCalculator lacks the optional multiply.
+    fidius::Plugin partial = host.load_path(path_of("plugins/libcalc_plugin.so"), "PartialCalculator");
+    EXPECT_FALSE(partial.has_capability(0));
+    EXPECT_TRUE(calc.has_capability(0));
+    EXPECT_FIDIUS_ERROR(partial.call(kMultiply, encode_pair(6, 7)), fidius::Status::NotImplemented, "");
+}
+
+TEST_F(FidiusTest, LoadFailures) {
+    fidius::Host host = host_for("plugins");
+    EXPECT_FIDIUS_ERROR(host.load("Nobody"), fidius::Status::PluginNotFound, "'Nobody'");
+    // The name is passed with its length: a prefix of a real name is not it.
+    const std::string_view prefix("BasicCalculator", 5);
+    EXPECT_FIDIUS_ERROR(host.load(prefix), fidius::Status::PluginNotFound, "'Basic'");
+    EXPECT_FIDIUS_ERROR(host.load_path(path_of("plugins/libnothing.so")), fidius::Status::FileNotFound,
+                        "libnothing.so");
+    EXPECT_FIDIUS_ERROR(host.load_path(path_of("plugins/libcalc_plugin.so")), fidius::Status::AmbiguousPlugin, "");
+    EXPECT_FIDIUS_ERROR(host.load_path(path_of("keys/trusted.public")), fidius::Status::NotALibrary, "");
+    EXPECT_FIDIUS_ERROR(host.load_path(path_of("crafted/libdefect_magic.so")), fidius::Status::InvalidMagic,
+                        "libdefect_magic.so");
+
+    // What the host expects of every plugin.
+    fidius::Host wrong_hash = fidius::Builder().add_search_path(path_of("plugins")).set_interface_hash(1).build();
+    EXPECT_FIDIUS_ERROR(wrong_hash.load("BasicCalculator"), fidius::Status::InterfaceHashMismatch,
+                        "found 0x0271e9b7d21d10f1");
+    fidius::Host right_hash =
+        fidius::Builder().add_search_path(path_of("plugins")).set_interface_hash(kCalculatorHash).build();
+    EXPECT_EQ(right_hash.load("BasicCalculator").info().name, "BasicCalculator");
+    fidius::Host arena_only = fidius::Builder()
+                                  .add_search_path(path_of("plugins"))
+                                  .set_buffer_strategy(fidius::BufferStrategy::Arena)
+                                  .build();
+    EXPECT_FIDIUS_ERROR(arena_only.load("BasicCalculator"), fidius::Status::BufferStrategyMismatch, "Arena");
+
+    // The output limit.
+    fidius::Host small = fidius::Builder().add_search_path(path_of("plugins")).set_max_output_size(4).build();
+    fidius::Plugin calc = small.load("BasicCalculator");
+    EXPECT_FIDIUS_ERROR(calc.call(kReverse, fidius::bytes_view(std::string_view("abcdef"))),
+                        fidius::Status::OutputTooLarge, "limit of 4 bytes");
+    EXPECT_EQ(calc.call(kReverse, fidius::bytes_view(std::string_view("abcd"))).size(), 4u);
+}
+
+TEST_F(FidiusTest, Signatures) {
+    fidius::Host signed_host = fidius::Builder()
+                                   .add_search_path(path_of("signed"))
+                                   .set_require_signature(true)
+                                   .add_trusted_key_file(path_of("keys/trusted.public"))
+                                   .build();
+    EXPECT_FIDIUS_ERROR(signed_host.load_path(path_of("plugins/libcalc_plugin.so"), "BasicCalculator"),
+                        fidius::Status::SignatureRequired, "libcalc_plugin.so");
+    EXPECT_FIDIUS_ERROR(signed_host.load_path(path_of("signed/libmarker.so")), fidius::Status::SignatureInvalid, "");
+    EXPECT_EQ(decode_i64(signed_host.load("BasicCalculator").call(kAdd, encode_pair(1, 2))), 3);
+
+    // The same key as raw bytes.
+    const std::vector<std::uint8_t> key = read_bytes(path_of("keys/trusted.public"));
+    ASSERT_EQ(key.size(), 32u);
+    fidius::Host raw_key_host = fidius::Builder()
+                                    .add_search_path(path_of("signed"))
+                                    .set_require_signature(true)
+                                    .add_trusted_key(key)
+                                    .build();
+    EXPECT_EQ(raw_key_host.load("BasicCalculator").info().name, "BasicCalculator");
+
+    // A signature by a key the host does not trust.
+    fidius::Host untrusting = fidius::Builder()
+                                  .set_require_signature(true)
+                                  .add_trusted_key_file(path_of("keys/untrusted.public"))
+                                  .build();
+    EXPECT_FIDIUS_ERROR(untrusting.load_path(path_of("signed/libcalc_plugin.so"), "BasicCalculator"),
+                        fidius::Status::SignatureInvalid, "");
+}
+
+TEST_F(FidiusTest, MetadataAndDiagnostics) {
+    fidius::Plugin calc = host_for("plugins").load("BasicCalculator");
+    const std::vector<fidius::MetadataEntry> trait = calc.trait_metadata();
+    ASSERT_EQ(trait.size(), 2u);
+    EXPECT_EQ(trait[1].key, "category");
+    EXPECT_EQ(trait[1].value, "math");
+    const std::vector<fidius::MetadataEntry> add = calc.method_metadata(kAdd);
+    ASSERT_EQ(add.size(), 2u);
+    EXPECT_EQ(add[0].key, "doc");
+    EXPECT_EQ(add[0].value, "adds two integers");
+    EXPECT_TRUE(calc.method_metadata(kGreet).empty());
+    EXPECT_FIDIUS_ERROR(calc.method_metadata(8), fidius::Status::MethodOutOfRange, "");
+    EXPECT_TRUE(calc.diagnostics().empty());
+    EXPECT_TRUE(calc.denied_requests().empty());
+}
+
+// ---- interfaces and JSON calls ----------------------------------------------
+
+TEST_F(FidiusTest, InterfaceBuilderAndAccessors) {
+    fidius::InterfaceBuilder builder("Calculator", 2);
+    builder.set_wasm_export("fidius:calculator/calculator@0.1.0")
+        .add_method("add: i64, i64 -> i64")  // any spacing
+        .add_method("greet:String->String")
+        .add_method("divide:i64,i64->Result<i64,PluginError>")
+        .add_method("describe:bool,f64,Vec<String>,Option < String >->String")
+        .add_method("boom:->String")
+        .add_method("reverse:Vec<u8>->Vec<u8>", fidius::MethodFlags::Raw)
+        .add_method("ping:->")
+        .add_method("multiply:i64,i64->i64", fidius::MethodFlags::Optional);
+    const fidius::Interface calc = builder.build();
+
+    EXPECT_EQ(calc.hash(), kCalculatorHash);
+    EXPECT_EQ(calc.name(), "Calculator");
+    EXPECT_EQ(calc.version(), 2u);
+    EXPECT_EQ(calc.wasm_export(), std::optional<std::string>("fidius:calculator/calculator@0.1.0"));
+    EXPECT_EQ(calc.method_count(), 8u);
+    EXPECT_EQ(calc.method_signature(5), "reverse:Vec < u8 >->Vec < u8 >!raw");
+    EXPECT_FIDIUS_ERROR(calc.method_signature(8), fidius::Status::MethodOutOfRange, "no method 8");
+    EXPECT_EQ(calc.method_flags(5), fidius::MethodFlags::Raw);
+    EXPECT_TRUE(fidius::has_flag(calc.method_flags(7), fidius::MethodFlags::Optional));
+    EXPECT_EQ(calc.method_flags(99), fidius::MethodFlags::None);
+    EXPECT_EQ(calc.method_index("ping"), 6u);
+    EXPECT_EQ(calc.method_index(std::string_view("pingpong", 4)), 6u);
+    EXPECT_FIDIUS_ERROR(calc.method_index("pong"), fidius::Status::UnknownMethod, "no method 'pong'");
+
+    // Interface text round-trips.
+    const std::string toml = calc.to_toml();
+    EXPECT_NE(toml.find("hash = \"0x0271e9b7d21d10f1\""), std::string::npos);
+    const fidius::Interface again = fidius::Interface::from_toml(toml);
+    EXPECT_EQ(again.hash(), kCalculatorHash);
+    EXPECT_EQ(again.method_flags(7), fidius::MethodFlags::Optional);
+
+    // Bad methods are refused when added; the builder stays usable.
+    EXPECT_FIDIUS_ERROR(builder.add_method("add:i64->i64"), fidius::Status::InvalidInterface, "declared twice");
+    EXPECT_FIDIUS_ERROR(builder.add_method("nope"), fidius::Status::InvalidInterface, "'nope'");
+    EXPECT_FIDIUS_ERROR(builder.add_method("f:->()", static_cast<fidius::MethodFlags>(64)),
+                        fidius::Status::InvalidArgument, "flag");
+    EXPECT_FIDIUS_ERROR(builder.add_type("struct {"), fidius::Status::InvalidInterface, "type declaration");
+    EXPECT_FIDIUS_ERROR(builder.set_wasm_export("has space"), fidius::Status::InvalidInterface, "");
+
+    // An unknown type fails the build, naming it; declaring it fixes that.
+    builder.add_method("at:Point->Point", fidius::MethodFlags::Optional);
+    EXPECT_FIDIUS_ERROR(builder.build(), fidius::Status::InvalidInterface, "unknown type `Point`");
+    builder.add_type("struct Point { x: f64, y: f64 }");
+    EXPECT_EQ(builder.build().hash(), kCalculatorHash);  // optional methods are not hashed
+
+    EXPECT_FIDIUS_ERROR(fidius::InterfaceBuilder("not an ident", 1), fidius::Status::InvalidInterface,
+                        "not an identifier");
+}
+
+TEST_F(FidiusTest, InterfaceFiles) {
+    EXPECT_EQ(interface_file("calculator.toml").hash(), kCalculatorHash);
+    EXPECT_EQ(interface_file("type_echo.toml").method_count(), 20u);
+    EXPECT_FALSE(interface_file("echo.toml").name().empty());
+    EXPECT_FIDIUS_ERROR(interface_file("missing.toml"), fidius::Status::FileNotFound, "missing.toml");
+    EXPECT_FIDIUS_ERROR(fidius::Interface::from_toml("name = \"X\"\nversion = \"one\"\n"),
+                        fidius::Status::InvalidInterface, "not a valid interface file");
+    EXPECT_FIDIUS_ERROR(fidius::Interface::from_toml("name = \"X\"\nversion = 1\nhash = \"0x5\"\n"),
+                        fidius::Status::InterfaceHashMismatch, "0x0000000000000005");
+}
+
+TEST_F(FidiusTest, JsonCallsOnACdylibPlugin) {
+    fidius::Host host = host_for("plugins");
+    fidius::LoadOptions options = options_for("calculator.toml");
+    fidius::Plugin calc = host.load("BasicCalculator", options);
+    fidius::Plugin partial = host.load("PartialCalculator", options);
+    EXPECT_EQ(calc.loaded_interface().hash(), kCalculatorHash);
+
+    EXPECT_EQ(calc.call_json("add", "[3, 7]"), "10");
+    EXPECT_EQ(calc.call_json("greet", "[\"x\"]"), "\"Hello, x!\"");
+    EXPECT_EQ(calc.call_json("describe", "[false, 2.5, [\"x\", \"y\"], \"n\"]"),
+              "\"flag=false ratio=2.5 tags=x+y note=n\"");
+    EXPECT_EQ(calc.call_json("ping", "[]"), "null");
+    EXPECT_EQ(calc.call_json("reverse", "[[1, 2, 3]]"), "[3,2,1]");
+    EXPECT_EQ(calc.call_json_index(kMultiply, "[6, 7]"), "42");
+    // Explicit lengths: the bytes after each view are not read.
+    EXPECT_EQ(calc.call_json(std::string_view("address", 3), std::string_view("[1, 2]xyz", 6)), "3");
+    EXPECT_EQ(calc.call_json_index(kAdd, std::string_view("[1, 2]xyz", 6)), "3");
+
+    try {
+        calc.call_json("divide", "[1, 0]");
+        ADD_FAILURE() << "divide by zero did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("DIV_ZERO"));
+        EXPECT_EQ(error.plugin_details(), std::optional<std::string>("{\"dividend\":1}"));
+    }
+    EXPECT_FIDIUS_ERROR(calc.call_json("boom", "[]"), fidius::Status::PluginPanic, "panicked");
+    EXPECT_FIDIUS_ERROR(partial.call_json("multiply", "[6, 7]"), fidius::Status::NotImplemented, "multiply");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1, 2"), fidius::Status::InvalidJson, "not valid JSON");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1]"), fidius::Status::ArgumentMismatch,
+                        "expected 2 argument(s) (i64, i64), found 1");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1, \"2\"]"), fidius::Status::ArgumentMismatch, "argument 2");
+    EXPECT_FIDIUS_ERROR(calc.call_json("nope", "[]"), fidius::Status::UnknownMethod, "no method 'nope'");
+    EXPECT_FIDIUS_ERROR(calc.call_json_index(8, "[]"), fidius::Status::MethodOutOfRange, "out of range");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[\"\xff\"]"), fidius::Status::InvalidUtf8, "args_json");
+    EXPECT_EQ(calc.call_json("add", "[20, 22]"), "42");  // still fine after all that
+
+    // Removing the interface from the options: loads, but no JSON calls.
+    options.clear_interface();
+    EXPECT_FIDIUS_ERROR(host.load("BasicCalculator", options).call_json("add", "[1, 2]"),
+                        fidius::Status::NoInterface, "");
+
+    // An interface of another version.
+    std::string toml = interface_file("calculator.toml").to_toml();
+    toml.replace(toml.find("version = 2"), 11, "version = 5");
+    options.set_interface(fidius::Interface::from_toml(toml));
+    EXPECT_FIDIUS_ERROR(host.load("BasicCalculator", options), fidius::Status::InterfaceVersionMismatch,
+                        "expected 5, found 2");
+}
+
+// ---- WebAssembly plugins -----------------------------------------------------
+
+TEST_F(FidiusTest, WasmCalculator) {
+    fidius::Host host = host_for("wasm");
+    // WASM plugins need an interface.
+    EXPECT_FIDIUS_ERROR(host.load("WasmCalculator"), fidius::Status::NoInterface, "");
+    fidius::Plugin calc = host.load("WasmCalculator", options_for("calculator.toml"));
+    EXPECT_EQ(calc.info().runtime, fidius::Runtime::Wasm);
+    EXPECT_EQ(calc.info().interface_hash, kCalculatorHash);
+    EXPECT_TRUE(calc.diagnostics().empty());
+
+    EXPECT_EQ(calc.call_json("add", "[3, 7]"), "10");
+    EXPECT_EQ(calc.call_json("greet", "[\"C++\"]"), "\"Hello, C++!\"");
+    const std::vector<std::uint8_t> reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("fidius")));
+    EXPECT_EQ(std::string(reversed.begin(), reversed.end()), "suidif");
+    EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(3, 7))), 10);
+    try {
+        calc.call_json("divide", "[1, 0]");
+        ADD_FAILURE() << "divide by zero did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("DIV_ZERO"));
+    }
+    // A trap; the next call runs on a fresh instance.
+    EXPECT_FIDIUS_ERROR(calc.call_json("boom", "[]"), fidius::Status::PluginTrap, "trapped");
+    EXPECT_EQ(calc.call_json("add", "[20, 22]"), "42");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1, \"x\"]"), fidius::Status::ArgumentMismatch, "argument 2");
+
+    std::size_t wasm_plugins = 0;
+    for (const fidius::PluginInfo &info : host.discover().plugins)
+        if (info.runtime == fidius::Runtime::Wasm) wasm_plugins++;
+    EXPECT_EQ(wasm_plugins, 3u);  // calc, hostile, fetch
+}
+
+TEST_F(FidiusTest, WasmDeadlineMemoryLimitAndSandbox) {
+    fidius::Host host = fidius::Builder()
+                            .add_search_path(path_of("wasm"))
+                            .set_wasm_deadline(0ms)  // none by default; the load sets one
+                            .set_wasm_memory_limit(16u << 20)
+                            .deny_capability("env")
+                            .set_allow_unsigned_precompiled(false)
+                            .build();
+    fidius::LoadOptions options = options_for("hostile.toml");
+    options.set_wasm_deadline(200ms);
+    EXPECT_FIDIUS_ERROR(options.set_wasm_memory_limit(0), fidius::Status::InvalidArgument, "");
+    fidius::Plugin hostile = host.load("HostileGuest", options);
+
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "1");
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "2");
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FIDIUS_ERROR(hostile.call_json("spin", "[]"), fidius::Status::Timeout, "deadline");
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "1");  // a fresh instance after the timeout
+    EXPECT_FIDIUS_ERROR(hostile.call_json("hog", "[64]"), fidius::Status::MemoryLimit, "16777216");
+    EXPECT_EQ(hostile.call_json("hog", "[2]"), "2");
+    EXPECT_FIDIUS_ERROR(hostile.call_json("read_file", "[\"/etc/passwd\"]"), fidius::Status::PluginError,
+                        "returned an error");
+    EXPECT_FIDIUS_ERROR(hostile.call_json("crash", "[]"), fidius::Status::PluginTrap, "crash");
+
+    // A load may raise the host's memory cap.
+    options.set_wasm_memory_limit(128u << 20);
+    fidius::Plugin roomy = host.load("HostileGuest", options);
+    EXPECT_EQ(roomy.call_json("hog", "[64]"), "64");
+}
+
+TEST_F(FidiusTest, WasmFreshInstancePerCall) {
+    fidius::Host host =
+        fidius::Builder().add_search_path(path_of("wasm")).set_wasm_fresh_instance_per_call(true).build();
+    fidius::LoadOptions options = options_for("hostile.toml");
+    fidius::Plugin fresh = host.load("HostileGuest", options);
+    EXPECT_EQ(fresh.call_json("counter", "[]"), "1");
+    EXPECT_EQ(fresh.call_json("counter", "[]"), "1");  // no state carried over
+    options.set_wasm_fresh_instance_per_call(false);
+    fidius::Plugin persistent = host.load("HostileGuest", options);
+    EXPECT_EQ(persistent.call_json("counter", "[]"), "1");
+    EXPECT_EQ(persistent.call_json("counter", "[]"), "2");
+}
+
+TEST_F(FidiusTest, PrecompiledComponents) {
+    const std::vector<std::uint8_t> component = read_bytes(path_of("wasm/calc/calc_component.wasm"));
+    ASSERT_FALSE(component.empty());
+    const std::vector<std::uint8_t> cwasm = fidius::precompile_component(component);
+    EXPECT_FALSE(cwasm.empty());
+    EXPECT_FIDIUS_ERROR(fidius::precompile_component(fidius::bytes_view(std::string_view("nope"))),
+                        fidius::Status::InvalidComponent, "precompile");
+
+    // A package directory with the precompiled component next to the original.
+    namespace fs = std::filesystem;
+    char dir_template[] = "/tmp/fidius-cpp-cwasm-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    const fs::path dir = dir_template;
+    fs::copy_file(path_of("wasm/calc/package.toml"), dir / "package.toml");
+    fs::copy_file(path_of("wasm/calc/calc_component.wasm"), dir / "calc_component.wasm");
+    {
+        std::ofstream out(dir / "calc_component.cwasm", std::ios::binary);
+        out.write(reinterpret_cast<const char *>(cwasm.data()), static_cast<std::streamsize>(cwasm.size()));
+    }
+    const fidius::LoadOptions options = options_for("calculator.toml");
+
+    // Unsigned precompiled code is not used unless the host allows it.
+    fidius::Plugin compiled = fidius::Builder().build().load_path(dir.string(), options);
+    const std::vector<std::string> notes = compiled.diagnostics();
+    ASSERT_EQ(notes.size(), 1u);
+    EXPECT_NE(notes[0].find("not signed"), std::string::npos) << notes[0];
+    EXPECT_EQ(compiled.call_json("add", "[1, 2]"), "3");
+
+    fidius::Plugin precompiled =
+        fidius::Builder().set_allow_unsigned_precompiled(true).build().load_path(dir.string(), options);
+    EXPECT_TRUE(precompiled.diagnostics().empty());
+    EXPECT_EQ(precompiled.call_json("add", "[2, 2]"), "4");
+    fs::remove_all(dir);
+}
+
+// ---- Python plugins ----------------------------------------------------------
+
+TEST_F(FidiusTest, PythonPlugins) {
+    fidius::Host host = host_for("python");
+    EXPECT_FIDIUS_ERROR(host.load("PyCalculator"), fidius::Status::NoInterface, "");
+    const fidius::LoadOptions options = options_for("calculator.toml");
+    fidius::Plugin calc = host.load("PyCalculator", options);
+    EXPECT_EQ(calc.info().runtime, fidius::Runtime::Python);
+    EXPECT_EQ(calc.info().interface_hash, kCalculatorHash);
+    EXPECT_EQ(calc.call_json("add", "[3, 7]"), "10");
+    EXPECT_EQ(calc.call_json("greet", "[\"x\"]"), "\"Hello, x!\"");
+    EXPECT_EQ(calc.call_json("multiply", "[6, 7]"), "42");
+    EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(3, 7))), 10);
+    try {
+        calc.call_json("divide", "[1, 0]");
+        ADD_FAILURE() << "divide by zero did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("DIV_ZERO"));
+        EXPECT_EQ(error.plugin_details(), std::optional<std::string>("{\"dividend\":1}"));
+    }
+    // A Python exception is a plugin error.
+    EXPECT_FIDIUS_ERROR(calc.call_json("boom", "[]"), fidius::Status::PluginError, "RuntimeError");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1,"), fidius::Status::InvalidJson, "not valid JSON");
+
+    // The plugin's own error code, and a traceback as details.
+    fidius::Plugin raising = fidius::Builder().build().load_path(path_of("python/raising"), options);
+    try {
+        raising.call_json("divide", "[1, 2]");
+        ADD_FAILURE() << "PyRaising.divide did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("QUOTA"));
+        ASSERT_TRUE(error.plugin_details().has_value());
+        EXPECT_NE(error.plugin_details()->find("Traceback"), std::string::npos);
+    }
+    EXPECT_FIDIUS_ERROR(raising.call_json("multiply", "[1, 2]"), fidius::Status::NotImplemented, "multiply");
+
+    // Signed Python packages.
+    fidius::Host signed_host =
+        fidius::Builder().set_require_signature(true).add_trusted_key_file(path_of("keys/trusted.public")).build();
+    EXPECT_EQ(signed_host.load_path(path_of("python-signed/calc"), options).call_json("greet", "[\"signed\"]"),
+              "\"Hello, signed!\"");
+    EXPECT_FIDIUS_ERROR(signed_host.load_path(path_of("python/calc"), options), fidius::Status::SignatureRequired,
+                        "");
+}
+
+// ---- egress policies -----------------------------------------------------------
+
+TEST_F(FidiusTest, EgressCallbackSeesAllowedRequestsAndDeniesOthers) {
+    HttpServer server;
+    struct Seen {
+        std::mutex lock;
+        int calls = 0;
+        std::string last;
+        std::optional<std::string> fixture_header;
+    };
+    auto seen = std::make_shared<Seen>();
+    const std::weak_ptr<Seen> watch = seen;
+
+    fidius::EgressPolicy policy = fidius::EgressPolicy::callback([seen](const fidius::HttpRequest &request) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        seen->calls++;
+        seen->last = std::string(request.plugin) + " " + std::string(request.method) + " " +
+                     std::string(request.scheme) + " " + std::string(request.authority) + " " +
+                     std::string(request.host) + ":" + std::to_string(request.port) + " " +
+                     std::string(request.path_with_query);
+        if (auto value = request.header("x-fidius-fixture")) seen->fixture_header = std::string(*value);
+        return request.method == "GET";
+    });
+    fidius::Host host = fidius::Builder().set_egress_policy(policy).build();
+    fidius::Plugin fetcher = load_fetcher(host);
+    policy = fidius::EgressPolicy();  // the builder, host and plugin keep their own reference
+
+    EXPECT_EQ(fetcher.call_json("fetch", server.fetch_args("GET", "/a?b=c")), "\"200 hello from /a?b=c\"");
+    EXPECT_EQ(server.requests(), 1);
+    const std::string port = std::to_string(server.port());
+    {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        EXPECT_EQ(seen->last, "FetchGuest GET http 127.0.0.1:" + port + " 127.0.0.1:" + port + " /a?b=c");
+        EXPECT_EQ(seen->fixture_header, std::optional<std::string>("fetch"));
+    }
+    EXPECT_TRUE(fetcher.denied_requests().empty());
+
+    // Denied: the guest reports an HTTP error; nothing reaches the server.
+    try {
+        fetcher.call_json("fetch", server.fetch_args("POST", "/upload"));
+        ADD_FAILURE() << "the POST was not denied";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("HTTP"));
+        ASSERT_TRUE(error.plugin_message().has_value());
+        EXPECT_NE(error.plugin_message()->find("HttpRequestDenied"), std::string::npos);
+    }
+    EXPECT_EQ(server.requests(), 1);
+    const std::vector<fidius::DeniedRequest> denied = fetcher.denied_requests();
+    ASSERT_EQ(denied.size(), 1u);
+    EXPECT_EQ(denied[0].method, "POST");
+    EXPECT_EQ(denied[0].url, "http://127.0.0.1:" + port + "/upload");
+    EXPECT_EQ(seen->calls, 2);
+
+    // The callback (and what it captured) is released with its last user.
+    seen.reset();
+    host = fidius::Host();
+    EXPECT_FALSE(watch.expired());
+    fetcher = fidius::Plugin();
+    EXPECT_TRUE(watch.expired());
+}
+
+TEST_F(FidiusTest, EgressCallbackThatThrowsDenies) {
+    HttpServer server;
+    std::atomic<int> calls{0};
+    const fidius::EgressPolicy throwing = fidius::EgressPolicy::callback([&calls](const fidius::HttpRequest &) -> bool {
+        calls++;
+        throw std::runtime_error("the policy store is down");
+    });
+    fidius::Plugin fetcher = load_fetcher(fidius::Builder().build(), &throwing);
+    EXPECT_FIDIUS_ERROR(fetcher.call_json("fetch", server.fetch_args("GET", "/x")), fidius::Status::PluginError,
+                        "HttpRequestDenied");
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(server.requests(), 0);
+    EXPECT_EQ(fetcher.denied_requests().size(), 1u);
+    EXPECT_FIDIUS_ERROR(fidius::EgressPolicy::callback(nullptr), fidius::Status::NullArgument, "empty");
+}
+
+TEST_F(FidiusTest, EgressAllowList) {
+    HttpServer server;
+    const std::string exact = "127.0.0.1:" + std::to_string(server.port());
+    const std::string other = "127.0.0.1:" + std::to_string(server.port() == 65535 ? 1 : server.port() + 1);
+    const fidius::EgressPolicy allowed = fidius::EgressPolicy::allow_list({"*.example.com", exact});
+    const fidius::EgressPolicy elsewhere = fidius::EgressPolicy::allow_list({other});
+    const fidius::EgressPolicy nothing = fidius::EgressPolicy::allow_list({});
+
+    // The host denies everything; a load's own policy overrides it.
+    fidius::Host host = fidius::Builder().set_egress_policy(nothing).build();
+    fidius::Plugin denied_by_host = load_fetcher(host);
+    EXPECT_FIDIUS_ERROR(denied_by_host.call_json("fetch", server.fetch_args("GET", "/x")),
+                        fidius::Status::PluginError, "HttpRequestDenied");
+    EXPECT_EQ(load_fetcher(host, &allowed).call_json("fetch", server.fetch_args("GET", "/ok")),
+              "\"200 hello from /ok\"");
+    EXPECT_FIDIUS_ERROR(load_fetcher(host, &elsewhere).call_json("fetch", server.fetch_args("GET", "/x")),
+                        fidius::Status::PluginError, "HttpRequestDenied");
+    EXPECT_EQ(server.requests(), 1);
+
+    EXPECT_FIDIUS_ERROR(fidius::EgressPolicy::allow_list({"*"}), fidius::Status::InvalidArgument, "\"*\"");
+    EXPECT_FIDIUS_ERROR(fidius::EgressPolicy::allow_list({std::string("a.com\0b.com", 11)}),
+                        fidius::Status::InvalidArgument, "NUL");
+}
+
+TEST_F(FidiusTest, NoEgressPolicyAndDeniedCapability) {
+    // The guest imports wasi:http: without a policy it is not loaded.
+    EXPECT_FIDIUS_ERROR(load_fetcher(fidius::Builder().build()), fidius::Status::NoEgressPolicy, "");
+    // Clearing a policy brings that back.
+    const fidius::EgressPolicy everything_denied = fidius::EgressPolicy::allow_list({});
+    fidius::Builder cleared;
+    cleared.set_egress_policy(everything_denied).clear_egress_policy();
+    EXPECT_FIDIUS_ERROR(load_fetcher(cleared.build()), fidius::Status::NoEgressPolicy, "");
+    fidius::LoadOptions options = options_for("fetcher.toml");
+    options.set_egress_policy(everything_denied).clear_egress_policy();
+    EXPECT_FIDIUS_ERROR(fidius::Builder().build().load_path(path_of("wasm/fetch"), options),
+                        fidius::Status::NoEgressPolicy, "");
+    // A host that denies the capability.
+    fidius::Host strict = fidius::Builder().deny_capability("http").set_egress_policy(everything_denied).build();
+    EXPECT_FIDIUS_ERROR(load_fetcher(strict), fidius::Status::CapabilityDenied, "");
+}
+
+// ---- move semantics -------------------------------------------------------------
+
+template <typename T>
+constexpr bool is_move_only_v = !std::is_copy_constructible_v<T> && !std::is_copy_assignable_v<T> &&
+                                std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>;
+
+static_assert(is_move_only_v<fidius::Builder>);
+static_assert(is_move_only_v<fidius::Host>);
+static_assert(is_move_only_v<fidius::Plugin>);
+static_assert(is_move_only_v<fidius::Interface>);
+static_assert(is_move_only_v<fidius::InterfaceBuilder>);
+static_assert(is_move_only_v<fidius::LoadOptions>);
+static_assert(is_move_only_v<fidius::EgressPolicy>);
+
+TEST_F(FidiusTest, MovedFromObjectsAreEmptyAndSafe) {
+    fidius::Builder builder;
+    builder.add_search_path(path_of("plugins"));
+    fidius::Builder moved_builder(std::move(builder));
+    EXPECT_FALSE(builder);
+    EXPECT_EQ(builder.get(), nullptr);
+    EXPECT_FIDIUS_ERROR(builder.add_search_path("x"), fidius::Status::NullArgument, "");
+
+    fidius::Host host = moved_builder.build();
+    fidius::Host other_host;
+    other_host = std::move(host);
+    EXPECT_FALSE(host);
+    EXPECT_FIDIUS_ERROR(host.load("BasicCalculator"), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(host.discover(), fidius::Status::NullArgument, "");
+
+    fidius::LoadOptions options = options_for("calculator.toml");
+    fidius::LoadOptions moved_options(std::move(options));
+    EXPECT_FALSE(options);
+    EXPECT_FIDIUS_ERROR(options.set_wasm_deadline(1ms), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(other_host.load("BasicCalculator", options), fidius::Status::NullArgument, "LoadOptions");
+
+    fidius::Plugin plugin = other_host.load("BasicCalculator", moved_options);
+    fidius::Plugin moved_plugin = std::move(plugin);
+    EXPECT_FALSE(plugin);
+    EXPECT_FIDIUS_ERROR(plugin.call(kAdd, encode_pair(1, 2)), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("add", "[1, 2]"), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(plugin.info(), fidius::Status::NullArgument, "Plugin");
+    EXPECT_FIDIUS_ERROR(plugin.method_count(), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(plugin.trait_metadata(), fidius::Status::NullArgument, "");
+    EXPECT_EQ(moved_plugin.call_json("add", "[1, 2]"), "3");
+    // Assigning over a live plugin frees it and takes the other.
+    fidius::Plugin replaced = other_host.load("PartialCalculator");
+    replaced = std::move(moved_plugin);
+    EXPECT_EQ(replaced.info().name, "BasicCalculator");
+
+    fidius::Interface iface = interface_file("calculator.toml");
+    fidius::Interface moved_iface;
+    moved_iface = std::move(iface);
+    EXPECT_FALSE(iface);
+    EXPECT_FIDIUS_ERROR(iface.hash(), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(iface.to_toml(), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(moved_options.set_interface(iface), fidius::Status::NullArgument, "Interface");
+    EXPECT_EQ(moved_iface.hash(), kCalculatorHash);
+
+    fidius::InterfaceBuilder interface_builder("Thing", 1);
+    fidius::InterfaceBuilder moved_interface_builder(std::move(interface_builder));
+    EXPECT_FALSE(interface_builder);
+    EXPECT_FIDIUS_ERROR(interface_builder.add_method("f:->()"), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(interface_builder.build(), fidius::Status::NullArgument, "");
+    EXPECT_EQ(moved_interface_builder.add_method("f:->()").build().method_count(), 1u);
+
+    fidius::EgressPolicy policy = fidius::EgressPolicy::allow_list({"example.com"});
+    fidius::EgressPolicy moved_policy(std::move(policy));
+    EXPECT_FALSE(policy);
+    EXPECT_TRUE(moved_policy);
+    EXPECT_FIDIUS_ERROR(fidius::Builder().set_egress_policy(policy), fidius::Status::NullArgument, "EgressPolicy");
+
+    // release() hands over the C handle; the wrapper is empty afterwards.
+    fidius_host_plugin_t *raw = replaced.release();
+    EXPECT_FALSE(replaced);
+    fidius::Plugin adopted(raw);
+    EXPECT_EQ(adopted.info().name, "BasicCalculator");
+    // Every moved-from object above is destroyed at the end of this scope.
+}
+
+// ---- threads ------------------------------------------------------------------
+
+TEST_F(FidiusTest, ConcurrentCallsFromThreads) {
+    fidius::Plugin calc = host_for("plugins").load("BasicCalculator", options_for("calculator.toml"));
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&calc, &wrong, t] {
+            const std::int64_t base = t * 1000000;
+            for (std::int64_t i = 0; i < 300; i++) {
+                try {
+                    if (decode_i64(calc.call(kAdd, encode_pair(base, i))) != base + i) wrong++;
+                    const std::string args = "[" + std::to_string(base) + ", " + std::to_string(i) + "]";
+                    if (calc.call_json("add", args) != std::to_string(base + i)) wrong++;
+                } catch (const fidius::Error &) {
+                    wrong++;
+                }
+            }
+        });
+    }
+    for (std::thread &thread : threads) thread.join();
+    EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(FidiusTest, ConcurrentEgressCallbacks) {
+    HttpServer server;
+    std::atomic<int> decisions{0};
+    const fidius::EgressPolicy policy = fidius::EgressPolicy::callback([&decisions](const fidius::HttpRequest &r) {
+        decisions++;
+        return r.method == "GET";
+    });
+    fidius::Builder builder;
+    builder.set_egress_policy(policy).set_wasm_fresh_instance_per_call(true);
+    fidius::Plugin fetcher = load_fetcher(builder.build());
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 3; i++) {
+                const std::string path = "/t" + std::to_string(t) + "-" + std::to_string(i);
+                try {
+                    if (fetcher.call_json("fetch", server.fetch_args("GET", path)) !=
+                        "\"200 hello from " + path + "\"")
+                        wrong++;
+                } catch (const fidius::Error &) {
+                    wrong++;
+                }
+            }
+        });
+    }
+    for (std::thread &thread : threads) thread.join();
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_EQ(decisions.load(), 12);
+    EXPECT_EQ(server.requests(), 12);
+}
+
+}  // namespace

@@ -1,0 +1,252 @@
+package fidius
+
+/*
+#include "fidius_host.h"
+*/
+import "C"
+
+import "time"
+
+// Builder collects the options of a Host; Build makes the host.
+//
+// Options chain, and the first one that fails is reported by Build (later
+// ones are then ignored):
+//
+//	host, err := fidius.NewBuilder().
+//		AddSearchPath("plugins").
+//		RequireSignature(true).
+//		AddTrustedKeyFile("keys/release.public").
+//		Build()
+//
+// A Builder is not safe for concurrent use: set it up from one goroutine.
+// Build consumes it, whether it succeeds or fails; Close releases a builder
+// that is never built.
+type Builder struct {
+	h   guarded[*C.fidius_host_builder_t]
+	err error
+}
+
+// NewBuilder returns a builder with the defaults: no search paths, strict
+// load policy, no signatures required, no trusted keys, no expected
+// interface hash or buffer strategy, a 64 MiB output limit, a 10 s WASM
+// deadline and a 256 MiB WASM memory cap.
+func NewBuilder() *Builder {
+	b := &Builder{}
+	ptr := C.fidius_host_builder_new()
+	if ptr == nil {
+		b.err = &Error{Status: StatusInternalPanic, Message: "fidius_host_builder_new failed"}
+		return b
+	}
+	own(b, &b.h, ptr, freeBuilder)
+	return b
+}
+
+func freeBuilder(ptr *C.fidius_host_builder_t) { C.fidius_host_builder_free(ptr) }
+
+// apply runs one C setter on the builder, unless an earlier option failed,
+// and keeps the first error for Build.
+func (b *Builder) apply(set func(*C.fidius_host_builder_t, **C.fidius_host_error_t) C.fidius_host_status_t) *Builder {
+	if b.err != nil {
+		return b
+	}
+	ptr := b.h.acquire()
+	defer b.h.release()
+	if ptr == nil {
+		b.err = closedError("builder")
+		return b
+	}
+	var cerr *C.fidius_host_error_t
+	b.err = takeError(set(ptr, &cerr), cerr)
+	return b
+}
+
+// Err returns the first error of the options set so far, or nil.
+func (b *Builder) Err() error { return b.err }
+
+// AddSearchPath adds a directory to scan for plugins (library files and
+// package directories). Directories are scanned in the order added; one
+// that does not exist is reported by discovery.
+func (b *Builder) AddSearchPath(dir string) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		s, n := text(dir)
+		return C.fidius_host_builder_add_search_path(ptr, s, n, cerr)
+	})
+}
+
+// LoadPolicy sets what a library with some invalid plugin descriptors does
+// (LoadPolicyStrict by default).
+func (b *Builder) LoadPolicy(policy LoadPolicy) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_load_policy(ptr, C.uint32_t(policy), cerr)
+	})
+}
+
+// RequireSignature requires (or not) a valid detached signature for every
+// library (<file>.sig) and package (package.sig). When required, a library
+// that is unsigned, tampered with or signed by an untrusted key is never
+// mapped. Build fails if no trusted key is added.
+func (b *Builder) RequireSignature(required bool) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_require_signature(ptr, C.bool(required), cerr)
+	})
+}
+
+// AddTrustedKey trusts an Ed25519 public key given as its 32 raw bytes. Any
+// one trusted key verifying a signature is enough.
+func (b *Builder) AddTrustedKey(key []byte) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		data, n := bytesArg(key)
+		return C.fidius_host_builder_add_trusted_key(ptr, data, n, cerr)
+	})
+}
+
+// AddTrustedKeyFile trusts the public key in a NAME.public file written by
+// `fidius keygen`.
+func (b *Builder) AddTrustedKeyFile(path string) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		s, n := text(path)
+		return C.fidius_host_builder_add_trusted_key_file(ptr, s, n, cerr)
+	})
+}
+
+// InterfaceHash accepts only plugins whose interface hash is hash; others
+// are reported by discovery and fail to load with
+// StatusInterfaceHashMismatch.
+func (b *Builder) InterfaceHash(hash uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_interface_hash(ptr, C.uint64_t(hash), cerr)
+	})
+}
+
+// BufferStrategy accepts only plugins with this buffer strategy.
+func (b *Builder) BufferStrategy(strategy BufferStrategy) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_buffer_strategy(ptr, C.uint32_t(strategy), cerr)
+	})
+}
+
+// WasmDeadline sets the default deadline of each WASM call (10 s unless
+// set); 0 or NoDeadline means none. A call past it fails with
+// StatusTimeout and the plugin's next call runs on a fresh instance. The
+// deadline has millisecond resolution; shorter positive durations count as
+// one millisecond.
+func (b *Builder) WasmDeadline(d time.Duration) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_wasm_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
+	})
+}
+
+// WasmMemoryLimit sets the default cap on a WASM guest's linear memory, in
+// bytes (256 MiB unless set; 0 is invalid). Growing past it fails the call
+// with StatusMemoryLimit.
+func (b *Builder) WasmMemoryLimit(bytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_wasm_memory_limit(ptr, C.size_t(bytes), cerr)
+	})
+}
+
+// WasmFreshInstancePerCall sets whether every WASM call runs on a fresh
+// instance of the component (false by default). false: a plugin keeps one
+// instance, guest state persists between calls, and calls on one plugin
+// are serialized. true: no state carries over, and calls on one plugin run
+// in parallel, at the cost of an instantiation per call.
+func (b *Builder) WasmFreshInstancePerCall(fresh bool) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_wasm_fresh_instance_per_call(ptr, C.bool(fresh), cerr)
+	})
+}
+
+// DenyCapability refuses every package that asks for capability: an exact
+// capability such as "stdout", or a prefix such as "fs" or "env" covering
+// every "fs:…" or "env:…" capability. Such loads fail with
+// StatusCapabilityDenied.
+func (b *Builder) DenyCapability(capability string) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		s, n := text(capability)
+		return C.fidius_host_builder_deny_capability(ptr, s, n, cerr)
+	})
+}
+
+// AllowUnsignedPrecompiled sets whether a package's precompiled .cwasm may
+// be loaded when no verified package signature covers it (false by
+// default: the component is compiled instead, and the plugin's diagnostics
+// say so). A .cwasm is native code that runs outside the sandbox.
+func (b *Builder) AllowUnsignedPrecompiled(allow bool) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_allow_unsigned_precompiled(ptr, C.bool(allow), cerr)
+	})
+}
+
+// EgressPolicy sets which outbound HTTP requests WASM plugins with the http
+// capability may send (load options may set their own). Without a policy
+// such plugins do not load (StatusNoEgressPolicy). nil removes the policy.
+// The builder keeps its own reference: the policy may be closed afterwards.
+func (b *Builder) EgressPolicy(policy *EgressPolicy) *Builder {
+	if policy == nil {
+		return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+			return C.fidius_host_builder_set_egress_policy(ptr, nil, cerr)
+		})
+	}
+	policyPtr := policy.h.acquire()
+	defer policy.h.release()
+	if policyPtr == nil {
+		if b.err == nil {
+			b.err = closedError("egress policy")
+		}
+		return b
+	}
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_egress_policy(ptr, policyPtr, cerr)
+	})
+}
+
+// MaxOutputSize sets the largest output one call may return, in bytes
+// (64 MiB unless set; 0 is invalid). A larger result fails with
+// StatusOutputTooLarge.
+func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_max_output_size(ptr, C.size_t(bytes), cerr)
+	})
+}
+
+// Build makes the host, or returns the first error of the options. It
+// consumes the builder either way: a second Build reports a closed builder.
+func (b *Builder) Build() (*Host, error) {
+	ptr := b.h.take()
+	if b.err != nil {
+		C.fidius_host_builder_free(ptr) // NULL is a no-op
+		return nil, b.err
+	}
+	if ptr == nil {
+		return nil, closedError("builder")
+	}
+	var host *C.fidius_host_t
+	var cerr *C.fidius_host_error_t
+	// fidius_host_builder_build frees the builder whatever it returns.
+	if err := takeError(C.fidius_host_builder_build(ptr, &host, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	h := &Host{}
+	own(h, &h.h, host, freeHost)
+	return h, nil
+}
+
+// Close releases a builder that will not be built. It is idempotent, and a
+// no-op after Build.
+func (b *Builder) Close() {
+	b.h.close(freeBuilder)
+}
+
+// NoDeadline turns the WASM call deadline off (Builder.WasmDeadline,
+// LoadOptions.WasmDeadline).
+const NoDeadline time.Duration = -1
+
+// deadlineMillis converts a deadline to the C library's milliseconds, where
+// 0 means none: zero and negative durations give 0, and sub-millisecond
+// positive ones round up so they do not turn the deadline off.
+func deadlineMillis(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return uint64((d + time.Millisecond - 1) / time.Millisecond)
+}

@@ -1,0 +1,47 @@
+// Package fidius embeds fidius plugins in Go programs: it discovers,
+// verifies, loads and calls native (cdylib), WebAssembly and Python plugins
+// through libfidius_host, the C-ABI plugin host.
+//
+// A Host (made with NewBuilder) scans search paths and loads plugins; a
+// Plugin is called with raw bytes (Call: bincode of the argument tuple, or
+// the bytes of a raw method) or, when loaded with an Interface, with JSON
+// (CallJSON). Failures are *Error values carrying a Status; match them with
+// errors.Is and the Err* sentinels, or errors.As for the details:
+//
+//	host, err := fidius.NewBuilder().AddSearchPath("plugins").Build()
+//	if err != nil { ... }
+//	defer host.Close()
+//	iface, err := fidius.InterfaceFromFile("calculator.toml")
+//	if err != nil { ... }
+//	defer iface.Close()
+//	calc, err := host.Load("BasicCalculator", &fidius.LoadOptions{Interface: iface})
+//	if err != nil { ... }
+//	defer calc.Close()
+//	sum, err := calc.CallJSON("add", "[3, 7]") // "10"
+//
+// # Memory
+//
+// Every string, byte slice and struct this package returns is a copy in Go
+// memory: it stays valid after the handle it came from is closed. Handles
+// (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Builder) have
+// an idempotent Close; a runtime cleanup frees a handle that is garbage
+// collected without Close, but closing explicitly releases libraries and
+// WASM instances at a known time.
+//
+// # Goroutines
+//
+// Host, Plugin, Interface and EgressPolicy are safe for concurrent use.
+// Builder and InterfaceBuilder are not: set one up from a single goroutine.
+// LoadOptions and the result types are plain data. Close waits for calls
+// running on the same handle, so a handle is never freed under a call.
+//
+// # Building
+//
+// The package links against libfidius_host with cgo and finds the header
+// and library through the environment, e.g.
+//
+//	CGO_CFLAGS=-I/path/to/include \
+//	CGO_LDFLAGS="-L/path/to/lib -Wl,-rpath,/path/to/lib" go build
+//
+// or, with -tags fidius_pkgconfig, through pkg-config (package fidius_host).
+package fidius

@@ -1,0 +1,223 @@
+package fidius
+
+/*
+#include "fidius_host.h"
+*/
+import "C"
+
+// Plugin is a loaded plugin with its own instance. Make one with Host.Load
+// or Host.LoadPath.
+//
+// A Plugin is safe for concurrent use: calls may come from any number of
+// goroutines at once. cdylib plugins run them concurrently on their one
+// instance; a WASM plugin serializes them on its instance (unless it runs a
+// fresh instance per call); Python plugins run one at a time under the GIL.
+// Close waits for running calls, then frees the plugin.
+type Plugin struct {
+	h    guarded[*C.fidius_host_plugin_t]
+	info PluginInfo
+}
+
+func freePlugin(ptr *C.fidius_host_plugin_t) { C.fidius_host_plugin_free(ptr) }
+
+// newPlugin wraps a plugin handle the caller owns.
+func newPlugin(ptr *C.fidius_host_plugin_t) *Plugin {
+	// The info never changes for the life of the handle, so it is copied once.
+	p := &Plugin{info: readInfo(C.fidius_host_plugin_info(ptr))}
+	own(p, &p.h, ptr, freePlugin)
+	return p
+}
+
+// Close destroys the plugin's instance, after waiting for calls running on
+// other goroutines, and unmaps its library when no other plugin uses it. It
+// is idempotent. It must not be called from an egress callback of a call
+// on this plugin (that call holds the plugin and Close would wait forever).
+func (p *Plugin) Close() {
+	p.h.close(freePlugin)
+}
+
+// Info returns the plugin's facts: name, interface, hash, runtime, ... It
+// stays available after Close.
+func (p *Plugin) Info() PluginInfo {
+	return p.info
+}
+
+// Call calls method number method (its index in the interface's
+// declaration order) with input, the bincode encoding of the argument
+// tuple, or the bytes themselves for a raw (#[wire(raw)]) method. It
+// returns the result payload the same way: bincode of the return value, or
+// raw bytes.
+//
+// For an Err(PluginError) result the error has StatusPluginError and the
+// plugin's code, message and details; a panic is StatusPluginPanic and the
+// plugin stays usable.
+func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	data, n := bytesArg(input)
+	var out C.fidius_host_bytes_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_plugin_call(ptr, C.uint32_t(method), data, n, &out, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	return takeBytes(&out), nil
+}
+
+// CallJSON calls the method called method with JSON arguments: argsJSON is
+// a JSON array with one element per argument, e.g. "[3, 7]". It returns the
+// result as JSON text ("null" for methods returning nothing). The plugin
+// must have been loaded with an interface (LoadOptions.Interface), whose
+// types guide the encoding; otherwise the error is StatusNoInterface.
+func (p *Plugin) CallJSON(method string, argsJSON string) (string, error) {
+	return p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
+		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		m, mn := text(method)
+		return C.fidius_host_plugin_call_json(ptr, m, mn, args, argsLen, out, outLen, cerr)
+	}, argsJSON)
+}
+
+// CallJSONIndex is CallJSON with the method given by its index in the
+// interface's declaration order.
+func (p *Plugin) CallJSONIndex(method uint32, argsJSON string) (string, error) {
+	return p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
+		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_plugin_call_json_index(ptr, C.uint32_t(method), args, argsLen, out, outLen, cerr)
+	}, argsJSON)
+}
+
+// callJSON runs one C JSON call function and copies its result.
+func (p *Plugin) callJSON(call func(*C.fidius_host_plugin_t, *C.char, C.size_t, **C.char, *C.size_t,
+	**C.fidius_host_error_t) C.fidius_host_status_t, argsJSON string) (string, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return "", closedError("plugin")
+	}
+	args, argsLen := text(argsJSON)
+	var out *C.char
+	var outLen C.size_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(call(ptr, args, argsLen, &out, &outLen, &cerr), cerr); err != nil {
+		return "", err
+	}
+	return takeString(out, int(outLen)), nil
+}
+
+// MethodCount returns the number of methods (valid indices are below it),
+// or 0 once closed.
+func (p *Plugin) MethodCount() uint32 {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	return uint32(C.fidius_host_plugin_method_count(ptr)) // 0 for NULL
+}
+
+// HasCapability reports whether capability bit bit is set: the bit-th
+// optional method of the interface (counting optional methods only, from
+// 0) is implemented. False for bit >= 64 and once closed.
+func (p *Plugin) HasCapability(bit uint32) bool {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	return bool(C.fidius_host_plugin_has_capability(ptr, C.uint32_t(bit))) // false for NULL
+}
+
+// TraitMetadata returns the plugin's trait-level metadata pairs, in
+// declaration order.
+func (p *Plugin) TraitMetadata() ([]Metadata, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	count := C.fidius_host_plugin_trait_metadata_count(ptr)
+	pairs := make([]Metadata, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		var key, value *C.char
+		var cerr *C.fidius_host_error_t
+		if err := takeError(C.fidius_host_plugin_trait_metadata(ptr, i, &key, &value, &cerr), cerr); err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, Metadata{Key: C.GoString(key), Value: C.GoString(value)})
+	}
+	return pairs, nil
+}
+
+// MethodMetadata returns the metadata pairs of method number method, in
+// declaration order; StatusMethodOutOfRange for a bad index.
+func (p *Plugin) MethodMetadata(method uint32) ([]Metadata, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	var count C.size_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_plugin_method_metadata_count(ptr, C.uint32_t(method), &count, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	pairs := make([]Metadata, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		var key, value *C.char
+		status := C.fidius_host_plugin_method_metadata(ptr, C.uint32_t(method), i, &key, &value, &cerr)
+		if err := takeError(status, cerr); err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, Metadata{Key: C.GoString(key), Value: C.GoString(value)})
+	}
+	return pairs, nil
+}
+
+// Diagnostics returns the notes about the load that did not stop it (e.g.
+// a precompiled .cwasm that was not used, and why); empty for most plugins
+// and once closed.
+func (p *Plugin) Diagnostics() []string {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	count := C.fidius_host_plugin_diagnostic_count(ptr) // 0 for NULL
+	notes := make([]string, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		notes = append(notes, C.GoString(C.fidius_host_plugin_diagnostic(ptr, i)))
+	}
+	return notes
+}
+
+// DeniedRequests returns the recent outbound HTTP requests of the plugin
+// that its egress policy denied, oldest first (the library keeps the most
+// recent 256).
+func (p *Plugin) DeniedRequests() ([]DeniedRequest, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	count := C.fidius_host_plugin_denied_request_count(ptr)
+	requests := make([]DeniedRequest, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		var method, url *C.char
+		var cerr *C.fidius_host_error_t
+		if err := takeError(C.fidius_host_plugin_denied_request(ptr, i, &method, &url, &cerr), cerr); err != nil {
+			return nil, err
+		}
+		requests = append(requests, DeniedRequest{Method: takeString(method, -1), URL: takeString(url, -1)})
+	}
+	return requests, nil
+}
+
+// Interface returns the interface the plugin was loaded with, as a new
+// handle the caller closes; StatusNoInterface when it was loaded without
+// one.
+func (p *Plugin) Interface() (*Interface, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	var iface *C.fidius_host_interface_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_plugin_interface(ptr, &iface, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	return newInterface(iface), nil
+}

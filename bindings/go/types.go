@@ -1,0 +1,199 @@
+package fidius
+
+/*
+#include "fidius_host.h"
+*/
+import "C"
+
+import (
+	"strconv"
+	"strings"
+)
+
+// LoadPolicy says what a library with some invalid plugin descriptors does.
+type LoadPolicy uint32
+
+const (
+	// LoadPolicyStrict rejects the whole library for one invalid descriptor
+	// (the default).
+	LoadPolicyStrict LoadPolicy = C.FIDIUS_HOST_LOAD_POLICY_STRICT
+	// LoadPolicyLenient skips invalid descriptors one by one (discovery
+	// reports each) and keeps the library's valid plugins loadable. It never
+	// relaxes signature, file-header, registry, interface-hash or
+	// buffer-strategy checks.
+	LoadPolicyLenient LoadPolicy = C.FIDIUS_HOST_LOAD_POLICY_LENIENT
+)
+
+// BufferStrategy says how plugin outputs travel (fidius BufferStrategyKind).
+type BufferStrategy uint32
+
+const (
+	// BufferPluginAllocated: the plugin allocates outputs and the host frees
+	// them through the plugin.
+	BufferPluginAllocated BufferStrategy = C.FIDIUS_HOST_BUFFER_STRATEGY_PLUGIN_ALLOCATED
+	// BufferArena: the host lends the plugin an arena (one per thread).
+	BufferArena BufferStrategy = C.FIDIUS_HOST_BUFFER_STRATEGY_ARENA
+)
+
+// String returns "PluginAllocated", "Arena" or "BufferStrategy(n)".
+func (s BufferStrategy) String() string {
+	switch s {
+	case BufferPluginAllocated:
+		return "PluginAllocated"
+	case BufferArena:
+		return "Arena"
+	}
+	return "BufferStrategy(" + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// Runtime says what executes a plugin.
+type Runtime uint32
+
+const (
+	// RuntimeCdylib is a native shared library built with the fidius Rust
+	// crates.
+	RuntimeCdylib Runtime = C.FIDIUS_HOST_RUNTIME_CDYLIB
+	// RuntimePython is a Python package.
+	RuntimePython Runtime = C.FIDIUS_HOST_RUNTIME_PYTHON
+	// RuntimeWasm is a WebAssembly component.
+	RuntimeWasm Runtime = C.FIDIUS_HOST_RUNTIME_WASM
+)
+
+// String returns "cdylib", "python", "wasm" or "Runtime(n)".
+func (r Runtime) String() string {
+	switch r {
+	case RuntimeCdylib:
+		return "cdylib"
+	case RuntimePython:
+		return "python"
+	case RuntimeWasm:
+		return "wasm"
+	}
+	return "Runtime(" + strconv.FormatUint(uint64(r), 10) + ")"
+}
+
+// MethodFlag marks a method of an interface; combine flags with |.
+type MethodFlag uint32
+
+const (
+	// MethodOptional (#[optional]): not part of the hash; a plugin may lack
+	// the method.
+	MethodOptional MethodFlag = C.FIDIUS_HOST_METHOD_FLAG_OPTIONAL
+	// MethodRaw (#[wire(raw)]): bytes travel unencoded.
+	MethodRaw MethodFlag = C.FIDIUS_HOST_METHOD_FLAG_RAW
+	// MethodStreaming: the method returns Stream<T> (the signature's return
+	// type is T).
+	MethodStreaming MethodFlag = C.FIDIUS_HOST_METHOD_FLAG_STREAMING
+)
+
+// String lists the set flags, e.g. "optional|raw", or "0" for none.
+func (f MethodFlag) String() string {
+	var names []string
+	for _, known := range []struct {
+		flag MethodFlag
+		name string
+	}{{MethodOptional, "optional"}, {MethodRaw, "raw"}, {MethodStreaming, "streaming"}} {
+		if f&known.flag != 0 {
+			names = append(names, known.name)
+			f &^= known.flag
+		}
+	}
+	if f != 0 {
+		names = append(names, strconv.FormatUint(uint64(f), 10))
+	}
+	if len(names) == 0 {
+		return "0"
+	}
+	return strings.Join(names, "|")
+}
+
+// PluginInfo holds the facts about one plugin, as discovery reports them and
+// as a loaded plugin has them. It is a plain copy: it stays valid after the
+// plugin, discovery or host it came from is closed.
+type PluginInfo struct {
+	// Name is the plugin's name, e.g. "BasicCalculator".
+	Name string
+	// InterfaceName is the name of the interface (Rust trait) it implements.
+	InterfaceName string
+	// Path is the library file or package directory the plugin came from.
+	Path string
+	// InterfaceHash is the FNV-1a hash of the interface's required methods.
+	InterfaceHash uint64
+	// InterfaceVersion is the interface's version.
+	InterfaceVersion uint32
+	// Capabilities has bit k set when the k-th optional method is
+	// implemented.
+	Capabilities uint64
+	// BufferStrategy is how outputs travel.
+	BufferStrategy BufferStrategy
+	// Runtime is what executes the plugin.
+	Runtime Runtime
+}
+
+// readInfo copies a borrowed C plugin info into Go memory.
+func readInfo(info *C.fidius_host_plugin_info_t) PluginInfo {
+	return PluginInfo{
+		Name:             C.GoString(C.fidius_host_plugin_info_name(info)),
+		InterfaceName:    C.GoString(C.fidius_host_plugin_info_interface_name(info)),
+		Path:             C.GoString(C.fidius_host_plugin_info_path(info)),
+		InterfaceHash:    uint64(C.fidius_host_plugin_info_interface_hash(info)),
+		InterfaceVersion: uint32(C.fidius_host_plugin_info_interface_version(info)),
+		Capabilities:     uint64(C.fidius_host_plugin_info_capabilities(info)),
+		BufferStrategy:   BufferStrategy(C.fidius_host_plugin_info_buffer_strategy(info)),
+		Runtime:          Runtime(C.fidius_host_plugin_info_runtime(info)),
+	}
+}
+
+// SkippedEntry is a search path, file or plugin descriptor that discovery
+// passed over, and why.
+type SkippedEntry struct {
+	// Path is the file or search path that was skipped.
+	Path string
+	// Status is the reason as a status code, e.g. StatusInvalidMagic.
+	Status Status
+	// Message explains the reason and names the file.
+	Message string
+}
+
+// Err returns the reason as an *Error, for errors.Is checks.
+func (s SkippedEntry) Err() error {
+	return &Error{Status: s.Status, Message: s.Message}
+}
+
+// Discovery is what Host.Discover found: every valid plugin, and every
+// search path, file or descriptor skipped with the reason. It is a plain
+// copy that needs no closing.
+type Discovery struct {
+	// Plugins are the loadable plugins, in scan order.
+	Plugins []PluginInfo
+	// Skipped are the entries that were passed over.
+	Skipped []SkippedEntry
+}
+
+// Plugin returns the info of the plugin called name, if one was found.
+func (d *Discovery) Plugin(name string) (PluginInfo, bool) {
+	for _, info := range d.Plugins {
+		if info.Name == name {
+			return info, true
+		}
+	}
+	return PluginInfo{}, false
+}
+
+// Metadata is one key-value pair of a plugin's trait-level or method-level
+// metadata.
+type Metadata struct {
+	// Key is the metadata key, e.g. "category".
+	Key string
+	// Value is its value, e.g. "math".
+	Value string
+}
+
+// DeniedRequest is an outbound HTTP request of a plugin that its egress
+// policy refused.
+type DeniedRequest struct {
+	// Method is the HTTP method, e.g. "POST".
+	Method string
+	// URL is scheme://authority/path?query.
+	URL string
+}

@@ -1,0 +1,1166 @@
+//! Zig binding of libfidius_host, the fidius plugin host (C API in
+//! include/fidius_host.h).
+//!
+//! Conventions, the same for every type in this file:
+//!
+//! * Failures are Zig errors: `Error` has one error per status code of the
+//!   C API (`error.PluginNotFound` for FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
+//!   ...). Functions that copy a result into caller memory may also fail
+//!   with `error.OutOfMemory` (`AllocError`).
+//! * Every fallible function takes `diag: ?*Diagnostics` last. Pass null
+//!   when the error name is enough; pass a `Diagnostics` to also get the
+//!   library's message and, for `error.PluginError`, the plugin's own code,
+//!   message and details. One `Diagnostics` may serve many calls (it always
+//!   describes the last one); `deinit` it once at the end.
+//! * Text and byte inputs are slices, borrowed for the call only.
+//! * Results the library hands over (call outputs, JSON text, interface
+//!   text, denied requests) are copied into memory from the allocator you
+//!   pass, and the library's buffer is released at once: free them with
+//!   that allocator. Strings returned without an allocator (names, paths,
+//!   metadata, signatures) are borrowed from the handle they came from and
+//!   live as long as it does.
+//! * Every handle type has `deinit`. Plugins and discovery results stay
+//!   valid after their host is deinitialized; plugins keep their own
+//!   reference to the interface and egress policy they were loaded with.
+//! * Threads: `Host`, `Plugin`, `Discovery`, `PluginInfo` and `Interface`
+//!   may be used from any number of threads at once. `HostBuilder`,
+//!   `InterfaceBuilder`, `LoadOptions` and `Diagnostics` belong to one
+//!   thread at a time.
+const std = @import("std");
+const Allocator = std.mem.Allocator;
+
+/// The raw C declarations, translated from fidius_host.h, for anything this
+/// binding does not wrap.
+pub const c = @import("fidius_host_c");
+
+// ---------------------------------------------------------------------------
+// Versions and status codes
+// ---------------------------------------------------------------------------
+
+/// The version of the header this binding was compiled against.
+pub const header_version_string: []const u8 = c.FIDIUS_HOST_VERSION_STRING;
+/// `MAJOR * 10000 + MINOR * 100 + PATCH` of the header, to compare with
+/// `versionNumber()`.
+pub const header_version_number: u32 = c.FIDIUS_HOST_VERSION_NUMBER;
+
+/// The version of the library actually loaded, e.g. "0.1.0".
+pub fn version() [:0]const u8 {
+    return std.mem.span(c.fidius_host_version());
+}
+
+/// The loaded library's version as `MAJOR * 10000 + MINOR * 100 + PATCH`.
+pub fn versionNumber() u32 {
+    return c.fidius_host_version_number();
+}
+
+/// The library's name for a status number without prefix
+/// ("PLUGIN_NOT_FOUND"), or "UNKNOWN" for a number that is no status.
+pub fn statusName(status: u32) [:0]const u8 {
+    return std.mem.span(c.fidius_host_status_name(status));
+}
+
+/// Every status code of the C API. Non-exhaustive: a newer library may
+/// report codes this binding does not know yet.
+pub const Status = enum(u32) {
+    ok = c.FIDIUS_HOST_STATUS_OK,
+    null_argument = c.FIDIUS_HOST_STATUS_NULL_ARGUMENT,
+    invalid_argument = c.FIDIUS_HOST_STATUS_INVALID_ARGUMENT,
+    invalid_utf8 = c.FIDIUS_HOST_STATUS_INVALID_UTF8,
+    internal_panic = c.FIDIUS_HOST_STATUS_INTERNAL_PANIC,
+    misuse = c.FIDIUS_HOST_STATUS_MISUSE,
+    unsupported = c.FIDIUS_HOST_STATUS_UNSUPPORTED,
+    io = c.FIDIUS_HOST_STATUS_IO,
+    file_not_found = c.FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
+    plugin_not_found = c.FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
+    not_a_library = c.FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
+    architecture_mismatch = c.FIDIUS_HOST_STATUS_ARCHITECTURE_MISMATCH,
+    library_load_failed = c.FIDIUS_HOST_STATUS_LIBRARY_LOAD_FAILED,
+    registry_missing = c.FIDIUS_HOST_STATUS_REGISTRY_MISSING,
+    invalid_registry = c.FIDIUS_HOST_STATUS_INVALID_REGISTRY,
+    invalid_magic = c.FIDIUS_HOST_STATUS_INVALID_MAGIC,
+    incompatible_registry_version = c.FIDIUS_HOST_STATUS_INCOMPATIBLE_REGISTRY_VERSION,
+    incompatible_abi_version = c.FIDIUS_HOST_STATUS_INCOMPATIBLE_ABI_VERSION,
+    invalid_descriptor_size = c.FIDIUS_HOST_STATUS_INVALID_DESCRIPTOR_SIZE,
+    invalid_plugin_pointer = c.FIDIUS_HOST_STATUS_INVALID_PLUGIN_POINTER,
+    invalid_plugin_string = c.FIDIUS_HOST_STATUS_INVALID_PLUGIN_STRING,
+    invalid_plugin_count = c.FIDIUS_HOST_STATUS_INVALID_PLUGIN_COUNT,
+    unknown_buffer_strategy = c.FIDIUS_HOST_STATUS_UNKNOWN_BUFFER_STRATEGY,
+    interface_hash_mismatch = c.FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH,
+    buffer_strategy_mismatch = c.FIDIUS_HOST_STATUS_BUFFER_STRATEGY_MISMATCH,
+    construct_failed = c.FIDIUS_HOST_STATUS_CONSTRUCT_FAILED,
+    duplicate_plugin = c.FIDIUS_HOST_STATUS_DUPLICATE_PLUGIN,
+    ambiguous_plugin = c.FIDIUS_HOST_STATUS_AMBIGUOUS_PLUGIN,
+    interface_version_mismatch = c.FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH,
+    method_count_mismatch = c.FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH,
+    invalid_manifest = c.FIDIUS_HOST_STATUS_INVALID_MANIFEST,
+    invalid_capability = c.FIDIUS_HOST_STATUS_INVALID_CAPABILITY,
+    capability_denied = c.FIDIUS_HOST_STATUS_CAPABILITY_DENIED,
+    invalid_component = c.FIDIUS_HOST_STATUS_INVALID_COMPONENT,
+    capability_missing = c.FIDIUS_HOST_STATUS_CAPABILITY_MISSING,
+    no_egress_policy = c.FIDIUS_HOST_STATUS_NO_EGRESS_POLICY,
+    invalid_python_plugin = c.FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN,
+    signature_required = c.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
+    signature_invalid = c.FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
+    invalid_key = c.FIDIUS_HOST_STATUS_INVALID_KEY,
+    method_out_of_range = c.FIDIUS_HOST_STATUS_METHOD_OUT_OF_RANGE,
+    not_implemented = c.FIDIUS_HOST_STATUS_NOT_IMPLEMENTED,
+    plugin_error = c.FIDIUS_HOST_STATUS_PLUGIN_ERROR,
+    plugin_panic = c.FIDIUS_HOST_STATUS_PLUGIN_PANIC,
+    plugin_serialization = c.FIDIUS_HOST_STATUS_PLUGIN_SERIALIZATION,
+    output_too_large = c.FIDIUS_HOST_STATUS_OUTPUT_TOO_LARGE,
+    input_too_large = c.FIDIUS_HOST_STATUS_INPUT_TOO_LARGE,
+    plugin_protocol = c.FIDIUS_HOST_STATUS_PLUGIN_PROTOCOL,
+    invalid_json = c.FIDIUS_HOST_STATUS_INVALID_JSON,
+    argument_mismatch = c.FIDIUS_HOST_STATUS_ARGUMENT_MISMATCH,
+    unknown_method = c.FIDIUS_HOST_STATUS_UNKNOWN_METHOD,
+    no_interface = c.FIDIUS_HOST_STATUS_NO_INTERFACE,
+    plugin_trap = c.FIDIUS_HOST_STATUS_PLUGIN_TRAP,
+    timeout = c.FIDIUS_HOST_STATUS_TIMEOUT,
+    memory_limit = c.FIDIUS_HOST_STATUS_MEMORY_LIMIT,
+    invalid_interface = c.FIDIUS_HOST_STATUS_INVALID_INTERFACE,
+    _,
+
+    /// The library's name of this status, e.g. "PLUGIN_NOT_FOUND".
+    pub fn name(status: Status) [:0]const u8 {
+        return statusName(@backingInt(status));
+    }
+};
+
+/// One error per failure status of the C API (see `Status` and the header
+/// for what each means), plus `UnknownStatus` for a code this binding does
+/// not know.
+pub const Error = error{
+    // Arguments and the host itself (statuses 1-99).
+    NullArgument,
+    InvalidArgument,
+    InvalidUtf8,
+    InternalPanic,
+    Misuse,
+    Unsupported,
+    Io,
+    // Finding and validating a library or package (100-199).
+    FileNotFound,
+    PluginNotFound,
+    NotALibrary,
+    ArchitectureMismatch,
+    LibraryLoadFailed,
+    RegistryMissing,
+    InvalidRegistry,
+    InvalidMagic,
+    IncompatibleRegistryVersion,
+    IncompatibleAbiVersion,
+    InvalidDescriptorSize,
+    InvalidPluginPointer,
+    InvalidPluginString,
+    InvalidPluginCount,
+    UnknownBufferStrategy,
+    InterfaceHashMismatch,
+    BufferStrategyMismatch,
+    ConstructFailed,
+    DuplicatePlugin,
+    AmbiguousPlugin,
+    InterfaceVersionMismatch,
+    MethodCountMismatch,
+    InvalidManifest,
+    InvalidCapability,
+    CapabilityDenied,
+    InvalidComponent,
+    CapabilityMissing,
+    NoEgressPolicy,
+    InvalidPythonPlugin,
+    // Signatures (200-299).
+    SignatureRequired,
+    SignatureInvalid,
+    InvalidKey,
+    // Calls (300-399).
+    MethodOutOfRange,
+    NotImplemented,
+    PluginError,
+    PluginPanic,
+    PluginSerialization,
+    OutputTooLarge,
+    InputTooLarge,
+    PluginProtocol,
+    InvalidJson,
+    ArgumentMismatch,
+    UnknownMethod,
+    NoInterface,
+    PluginTrap,
+    Timeout,
+    MemoryLimit,
+    // Interfaces (400-499).
+    InvalidInterface,
+
+    /// The library reported a status code this binding does not know
+    /// (a newer library); `Diagnostics.status` has the number.
+    UnknownStatus,
+};
+
+/// `Error`, or no memory for copying a result.
+pub const AllocError = Error || Allocator.Error;
+
+/// Which error stands for which failure status: the one table both
+/// directions of the mapping are read from.
+const status_errors = [_]struct { Status, Error }{
+    .{ .null_argument, error.NullArgument },
+    .{ .invalid_argument, error.InvalidArgument },
+    .{ .invalid_utf8, error.InvalidUtf8 },
+    .{ .internal_panic, error.InternalPanic },
+    .{ .misuse, error.Misuse },
+    .{ .unsupported, error.Unsupported },
+    .{ .io, error.Io },
+    .{ .file_not_found, error.FileNotFound },
+    .{ .plugin_not_found, error.PluginNotFound },
+    .{ .not_a_library, error.NotALibrary },
+    .{ .architecture_mismatch, error.ArchitectureMismatch },
+    .{ .library_load_failed, error.LibraryLoadFailed },
+    .{ .registry_missing, error.RegistryMissing },
+    .{ .invalid_registry, error.InvalidRegistry },
+    .{ .invalid_magic, error.InvalidMagic },
+    .{ .incompatible_registry_version, error.IncompatibleRegistryVersion },
+    .{ .incompatible_abi_version, error.IncompatibleAbiVersion },
+    .{ .invalid_descriptor_size, error.InvalidDescriptorSize },
+    .{ .invalid_plugin_pointer, error.InvalidPluginPointer },
+    .{ .invalid_plugin_string, error.InvalidPluginString },
+    .{ .invalid_plugin_count, error.InvalidPluginCount },
+    .{ .unknown_buffer_strategy, error.UnknownBufferStrategy },
+    .{ .interface_hash_mismatch, error.InterfaceHashMismatch },
+    .{ .buffer_strategy_mismatch, error.BufferStrategyMismatch },
+    .{ .construct_failed, error.ConstructFailed },
+    .{ .duplicate_plugin, error.DuplicatePlugin },
+    .{ .ambiguous_plugin, error.AmbiguousPlugin },
+    .{ .interface_version_mismatch, error.InterfaceVersionMismatch },
+    .{ .method_count_mismatch, error.MethodCountMismatch },
+    .{ .invalid_manifest, error.InvalidManifest },
+    .{ .invalid_capability, error.InvalidCapability },
+    .{ .capability_denied, error.CapabilityDenied },
+    .{ .invalid_component, error.InvalidComponent },
+    .{ .capability_missing, error.CapabilityMissing },
+    .{ .no_egress_policy, error.NoEgressPolicy },
+    .{ .invalid_python_plugin, error.InvalidPythonPlugin },
+    .{ .signature_required, error.SignatureRequired },
+    .{ .signature_invalid, error.SignatureInvalid },
+    .{ .invalid_key, error.InvalidKey },
+    .{ .method_out_of_range, error.MethodOutOfRange },
+    .{ .not_implemented, error.NotImplemented },
+    .{ .plugin_error, error.PluginError },
+    .{ .plugin_panic, error.PluginPanic },
+    .{ .plugin_serialization, error.PluginSerialization },
+    .{ .output_too_large, error.OutputTooLarge },
+    .{ .input_too_large, error.InputTooLarge },
+    .{ .plugin_protocol, error.PluginProtocol },
+    .{ .invalid_json, error.InvalidJson },
+    .{ .argument_mismatch, error.ArgumentMismatch },
+    .{ .unknown_method, error.UnknownMethod },
+    .{ .no_interface, error.NoInterface },
+    .{ .plugin_trap, error.PluginTrap },
+    .{ .timeout, error.Timeout },
+    .{ .memory_limit, error.MemoryLimit },
+    .{ .invalid_interface, error.InvalidInterface },
+};
+
+/// The error of a failure status (`error.UnknownStatus` for unknown codes;
+/// `.ok` is no failure and also gives `error.UnknownStatus`).
+pub fn errorFromStatus(status: Status) Error {
+    inline for (status_errors) |entry| {
+        if (status == entry[0]) return entry[1];
+    }
+    return error.UnknownStatus;
+}
+
+/// The status an error stands for (`null` for `error.UnknownStatus`).
+pub fn statusFromError(err: Error) ?Status {
+    inline for (status_errors) |entry| {
+        if (err == entry[1]) return entry[0];
+    }
+    return null;
+}
+
+// ---------------------------------------------------------------------------
+// Diagnostics: the details of a failure
+// ---------------------------------------------------------------------------
+
+/// The details of the last failure of the calls it was passed to: the
+/// status, the library's message (naming the file or plugin, expected versus
+/// found) and, for `error.PluginError`, the plugin's own error. A successful
+/// call clears it; a call failing before it reaches the library
+/// (`error.OutOfMemory`) leaves it as it was. Strings it returns stay valid
+/// until the next call it is passed to, or `deinit`.
+///
+/// A Diagnostics owns the library's error object: do not copy it.
+pub const Diagnostics = struct {
+    c_error: ?*c.fidius_host_error_t = null,
+
+    pub fn deinit(diag: *Diagnostics) void {
+        c.fidius_host_error_free(diag.c_error);
+        diag.c_error = null;
+    }
+
+    /// The status of the last failure, `.ok` when the last call succeeded.
+    pub fn status(diag: *const Diagnostics) Status {
+        const c_error = diag.c_error orelse return .ok;
+        return @fromBackingInt(c.fidius_host_error_status(c_error));
+    }
+
+    /// The message of the last failure, "" when the last call succeeded.
+    pub fn message(diag: *const Diagnostics) [:0]const u8 {
+        return borrowedString(c.fidius_host_error_message(diag.c_error));
+    }
+
+    /// The `code` of the plugin's own error (e.g. "DIV_ZERO"); null unless
+    /// the failure was `error.PluginError`.
+    pub fn pluginCode(diag: *const Diagnostics) ?[:0]const u8 {
+        return optionalString(c.fidius_host_error_plugin_code(diag.c_error));
+    }
+
+    /// The `message` of the plugin's own error, when there is one.
+    pub fn pluginMessage(diag: *const Diagnostics) ?[:0]const u8 {
+        return optionalString(c.fidius_host_error_plugin_message(diag.c_error));
+    }
+
+    /// The `details` of the plugin's own error (JSON text), when it gave any.
+    pub fn pluginDetails(diag: *const Diagnostics) ?[:0]const u8 {
+        return optionalString(c.fidius_host_error_plugin_details(diag.c_error));
+    }
+
+    /// Prints "STATUS_NAME: message" (for `{f}` in format strings).
+    pub fn format(diag: *const Diagnostics, writer: *std.Io.Writer) std.Io.Writer.Error!void {
+        try writer.print("{s}: {s}", .{ diag.status().name(), diag.message() });
+    }
+};
+
+/// Where a C call should store its error object: inside `diag` (after
+/// releasing the one of its previous call), or nowhere.
+fn errorSlot(diag: ?*Diagnostics) ?*?*c.fidius_host_error_t {
+    const d = diag orelse return null;
+    d.deinit();
+    return &d.c_error;
+}
+
+/// Turns a C status into success or the matching error.
+fn check(status: c.fidius_host_status_t) Error!void {
+    if (status == c.FIDIUS_HOST_STATUS_OK) return;
+    return errorFromStatus(@fromBackingInt(status));
+}
+
+fn optionalString(ptr: [*c]const u8) ?[:0]const u8 {
+    if (ptr == null) return null;
+    return std.mem.span(@as([*:0]const u8, @ptrCast(ptr)));
+}
+
+fn borrowedString(ptr: [*c]const u8) [:0]const u8 {
+    return optionalString(ptr) orelse "";
+}
+
+/// Copies a string of `len` bytes the library handed over into
+/// `allocator`'s memory and releases the library's copy.
+fn takeString(allocator: Allocator, ptr: [*c]u8, len: usize) Allocator.Error![]u8 {
+    defer c.fidius_host_string_free(ptr);
+    if (ptr == null) return allocator.dupe(u8, "");
+    return allocator.dupe(u8, ptr[0..len]);
+}
+
+/// Copies bytes the library handed over into `allocator`'s memory and
+/// releases the library's buffer.
+fn takeBytes(allocator: Allocator, bytes: *c.fidius_host_bytes_t) Allocator.Error![]u8 {
+    defer c.fidius_host_bytes_free(bytes);
+    if (bytes.len == 0) return allocator.dupe(u8, "");
+    return allocator.dupe(u8, bytes.data[0..bytes.len]);
+}
+
+/// The library's allocating constructors return NULL only on an internal
+/// failure of the library.
+fn notNull(comptime T: type, ptr: ?*T) Error!*T {
+    return ptr orelse error.InternalPanic;
+}
+
+// ---------------------------------------------------------------------------
+// Small value types
+// ---------------------------------------------------------------------------
+
+/// What a library with some invalid plugin descriptors does.
+pub const LoadPolicy = enum(u32) {
+    /// One invalid descriptor rejects the whole library (default).
+    strict = c.FIDIUS_HOST_LOAD_POLICY_STRICT,
+    /// Invalid descriptors are skipped; the valid plugins stay loadable.
+    lenient = c.FIDIUS_HOST_LOAD_POLICY_LENIENT,
+};
+
+/// How plugin outputs travel.
+pub const BufferStrategy = enum(u32) {
+    plugin_allocated = c.FIDIUS_HOST_BUFFER_STRATEGY_PLUGIN_ALLOCATED,
+    arena = c.FIDIUS_HOST_BUFFER_STRATEGY_ARENA,
+    _,
+};
+
+/// Which runtime executes a plugin.
+pub const Runtime = enum(u32) {
+    cdylib = c.FIDIUS_HOST_RUNTIME_CDYLIB,
+    python = c.FIDIUS_HOST_RUNTIME_PYTHON,
+    wasm = c.FIDIUS_HOST_RUNTIME_WASM,
+    _,
+};
+
+/// The flags of an interface method (fidius_host_method_flag bits).
+pub const MethodFlags = packed struct(u32) {
+    /// `#[optional]`: not part of the hash; a plugin may lack it.
+    optional: bool = false,
+    /// `#[wire(raw)]`: bytes travel unencoded.
+    raw: bool = false,
+    /// Returns `Stream<T>`.
+    streaming: bool = false,
+    _unused: u29 = 0,
+
+    comptime {
+        std.debug.assert(@as(u32, @bitCast(MethodFlags{ .optional = true })) == c.FIDIUS_HOST_METHOD_FLAG_OPTIONAL);
+        std.debug.assert(@as(u32, @bitCast(MethodFlags{ .raw = true })) == c.FIDIUS_HOST_METHOD_FLAG_RAW);
+        std.debug.assert(@as(u32, @bitCast(MethodFlags{ .streaming = true })) == c.FIDIUS_HOST_METHOD_FLAG_STREAMING);
+    }
+};
+
+/// A key/value metadata pair of a plugin, borrowed from the plugin.
+pub const Metadata = struct {
+    key: [:0]const u8,
+    value: [:0]const u8,
+};
+
+// ---------------------------------------------------------------------------
+// Egress policies (outbound HTTP of WASM plugins)
+// ---------------------------------------------------------------------------
+
+/// What an egress callback answers. Anything but `.allow` denies.
+pub const EgressDecision = enum(i32) {
+    deny = c.FIDIUS_HOST_EGRESS_DECISION_DENY,
+    allow = c.FIDIUS_HOST_EGRESS_DECISION_ALLOW,
+    _,
+};
+
+/// One header of an outbound request; same layout as
+/// `fidius_host_http_header_t`, so the library's array is used in place.
+pub const HttpHeader = extern struct {
+    name_ptr: [*:0]const u8,
+    value_ptr: [*:0]const u8,
+
+    /// The header name, lowercase.
+    pub fn name(header: HttpHeader) [:0]const u8 {
+        return std.mem.span(header.name_ptr);
+    }
+
+    /// The value as sent (not necessarily UTF-8).
+    pub fn value(header: HttpHeader) [:0]const u8 {
+        return std.mem.span(header.value_ptr);
+    }
+
+    comptime {
+        std.debug.assert(@sizeOf(HttpHeader) == @sizeOf(c.fidius_host_http_header_t));
+        std.debug.assert(@offsetOf(HttpHeader, "value_ptr") == @offsetOf(c.fidius_host_http_header_t, "value"));
+    }
+};
+
+/// An outbound request as an egress callback sees it. Every string is
+/// borrowed for the duration of the callback only.
+pub const HttpRequest = struct {
+    /// The name of the plugin sending the request.
+    plugin: [:0]const u8,
+    /// "GET", "POST", ...
+    method: [:0]const u8,
+    /// "http" or "https".
+    scheme: [:0]const u8,
+    /// "host", "host:port" or "[ipv6]:port", as the guest wrote it.
+    authority: [:0]const u8,
+    /// The host alone: lowercase, IPv6 without brackets.
+    host: [:0]const u8,
+    /// The port, explicit or the scheme's default.
+    port: u16,
+    /// Path and query, "/" at least.
+    path_with_query: [:0]const u8,
+    headers: []const HttpHeader,
+
+    fn fromC(request: *const c.fidius_host_http_request_t) HttpRequest {
+        const headers: []const HttpHeader = if (request.header_count == 0)
+            &.{}
+        else
+            @as([*]const HttpHeader, @ptrCast(request.headers))[0..request.header_count];
+        return .{
+            .plugin = borrowedString(request.plugin),
+            .method = borrowedString(request.method),
+            .scheme = borrowedString(request.scheme),
+            .authority = borrowedString(request.authority),
+            .host = borrowedString(request.host),
+            .port = request.port,
+            .path_with_query = borrowedString(request.path_with_query),
+            .headers = headers,
+        };
+    }
+
+    /// The value of the first header called `name` (compared without case).
+    pub fn header(request: HttpRequest, name: []const u8) ?[:0]const u8 {
+        for (request.headers) |h| {
+            if (std.ascii.eqlIgnoreCase(h.name(), name)) return h.value();
+        }
+        return null;
+    }
+};
+
+/// Which outbound HTTP requests WASM plugins with the `http` capability may
+/// send. Builders and load options keep their own reference, so a policy
+/// may be deinitialized right after it is set.
+pub const EgressPolicy = struct {
+    handle: *c.fidius_host_egress_policy_t,
+
+    /// A policy that asks `decide(context, request)` about every request.
+    ///
+    /// `Context` is a single-item pointer type (or `void`); `context` is
+    /// handed to `decide` unchanged. `decide` runs on the thread that called
+    /// the plugin, during that call, possibly on several threads at once: it
+    /// must be thread-safe and must not call back into the same plugin.
+    /// `release` (may be null) is called once with `context` when the policy
+    /// and every builder, host, load options and plugin using it are gone
+    /// (also when this function fails): the place to free the context.
+    pub fn fromCallback(
+        comptime Context: type,
+        context: Context,
+        comptime decide: fn (context: Context, request: HttpRequest) EgressDecision,
+        comptime release: ?fn (context: Context) void,
+        diag: ?*Diagnostics,
+    ) Error!EgressPolicy {
+        const is_void = Context == void;
+        if (!is_void and !(@typeInfo(Context) == .pointer and @typeInfo(Context).pointer.size == .one)) {
+            @compileError("EgressPolicy.fromCallback: Context must be a single-item pointer or void, not " ++ @typeName(Context));
+        }
+        // C-callable functions that turn the library's `void *userdata`
+        // back into `Context`.
+        const Trampoline = struct {
+            fn toContext(userdata: ?*anyopaque) Context {
+                return if (is_void) {} else @ptrCast(@alignCast(userdata));
+            }
+
+            fn decideC(userdata: ?*anyopaque, request: [*c]const c.fidius_host_http_request_t) callconv(.c) i32 {
+                return @backingInt(decide(toContext(userdata), HttpRequest.fromC(request)));
+            }
+
+            fn releaseC(userdata: ?*anyopaque) callconv(.c) void {
+                release.?(toContext(userdata));
+            }
+        };
+        const userdata: ?*anyopaque = if (is_void) null else @ptrCast(@constCast(context));
+        var handle: ?*c.fidius_host_egress_policy_t = null;
+        try check(c.fidius_host_egress_policy_callback(
+            Trampoline.decideC,
+            userdata,
+            if (release != null) Trampoline.releaseC else null,
+            &handle,
+            errorSlot(diag),
+        ));
+        return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
+    }
+
+    /// A policy allowing requests whose host and port match one of
+    /// `patterns`: "example.com" (any port), "example.com:8080",
+    /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
+    /// No patterns deny everything. `allocator` holds NUL-terminated copies
+    /// of the patterns during the call.
+    pub fn allowList(allocator: Allocator, patterns: []const []const u8, diag: ?*Diagnostics) AllocError!EgressPolicy {
+        var arena: std.heap.ArenaAllocator = .init(allocator);
+        defer arena.deinit();
+        const terminated = try arena.allocator().alloc([*:0]const u8, patterns.len);
+        for (patterns, terminated) |pattern, *copy| {
+            copy.* = try arena.allocator().dupeSentinel(u8, pattern, 0);
+        }
+        var handle: ?*c.fidius_host_egress_policy_t = null;
+        try check(c.fidius_host_egress_policy_allow_list(@ptrCast(terminated.ptr), patterns.len, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
+    }
+
+    pub fn deinit(policy: *EgressPolicy) void {
+        c.fidius_host_egress_policy_free(policy.handle);
+        policy.* = undefined;
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Interfaces
+// ---------------------------------------------------------------------------
+
+/// A validated, immutable interface: name, version, methods and types. Set
+/// on `LoadOptions`, it is checked at load and enables JSON calls. Made by
+/// an `InterfaceBuilder` or read from an interface file (TOML).
+pub const Interface = struct {
+    handle: *c.fidius_host_interface_t,
+
+    /// Reads an interface file.
+    pub fn fromFile(path: []const u8, diag: ?*Diagnostics) Error!Interface {
+        var handle: ?*c.fidius_host_interface_t = null;
+        try check(c.fidius_host_interface_from_file(path.ptr, path.len, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
+    }
+
+    /// Parses interface-file text.
+    pub fn fromToml(toml: []const u8, diag: ?*Diagnostics) Error!Interface {
+        var handle: ?*c.fidius_host_interface_t = null;
+        try check(c.fidius_host_interface_from_toml(toml.ptr, toml.len, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
+    }
+
+    pub fn deinit(interface: *Interface) void {
+        c.fidius_host_interface_free(interface.handle);
+        interface.* = undefined;
+    }
+
+    /// The interface as interface-file text, in `allocator`'s memory.
+    pub fn toToml(interface: Interface, allocator: Allocator, diag: ?*Diagnostics) AllocError![]u8 {
+        var toml: [*c]u8 = null;
+        try check(c.fidius_host_interface_to_toml(interface.handle, &toml, errorSlot(diag)));
+        defer c.fidius_host_string_free(toml);
+        return allocator.dupe(u8, borrowedString(toml));
+    }
+
+    /// The interface (trait) name.
+    pub fn name(interface: Interface) [:0]const u8 {
+        return borrowedString(c.fidius_host_interface_name(interface.handle));
+    }
+
+    pub fn version(interface: Interface) u32 {
+        return c.fidius_host_interface_version(interface.handle);
+    }
+
+    /// The hash of the required methods, as `#[plugin_interface]` computes it.
+    pub fn hash(interface: Interface) u64 {
+        return c.fidius_host_interface_hash(interface.handle);
+    }
+
+    /// The WASM component export name, if one was given.
+    pub fn wasmExport(interface: Interface) ?[:0]const u8 {
+        return optionalString(c.fidius_host_interface_wasm_export(interface.handle));
+    }
+
+    pub fn methodCount(interface: Interface) u32 {
+        return c.fidius_host_interface_method_count(interface.handle);
+    }
+
+    /// The canonical signature of method `index` (what the hash sees), or
+    /// null when out of range.
+    pub fn methodSignature(interface: Interface, index: u32) ?[:0]const u8 {
+        return optionalString(c.fidius_host_interface_method_signature(interface.handle, index));
+    }
+
+    /// The flags of method `index` (all false when out of range).
+    pub fn methodFlags(interface: Interface, index: u32) MethodFlags {
+        return @bitCast(c.fidius_host_interface_method_flags(interface.handle, index));
+    }
+
+    /// The index of the method called `method_name`.
+    pub fn methodIndex(interface: Interface, method_name: []const u8, diag: ?*Diagnostics) Error!u32 {
+        var index: u32 = 0;
+        try check(c.fidius_host_interface_method_index(interface.handle, method_name.ptr, method_name.len, &index, errorSlot(diag)));
+        return index;
+    }
+};
+
+/// Collects an interface's methods and types; `build` checks them and
+/// makes an `Interface` (the builder stays usable).
+pub const InterfaceBuilder = struct {
+    handle: *c.fidius_host_interface_builder_t,
+
+    /// Starts an interface called `name` (the Rust trait name) at `version`.
+    pub fn init(name: []const u8, interface_version: u32, diag: ?*Diagnostics) Error!InterfaceBuilder {
+        var handle: ?*c.fidius_host_interface_builder_t = null;
+        try check(c.fidius_host_interface_builder_new(name.ptr, name.len, interface_version, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_interface_builder_t, handle) };
+    }
+
+    pub fn deinit(builder: *InterfaceBuilder) void {
+        c.fidius_host_interface_builder_free(builder.handle);
+        builder.* = undefined;
+    }
+
+    /// Sets the WASM component export name, e.g.
+    /// "fidius:calculator/calculator@0.1.0".
+    pub fn setWasmExport(builder: *InterfaceBuilder, export_name: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_interface_builder_wasm_export(builder.handle, export_name.ptr, export_name.len, errorSlot(diag)));
+    }
+
+    /// Adds the next method (declaration order) from its fidius signature,
+    /// e.g. "add:i64,i64->i64" or "ping:->".
+    pub fn addMethod(builder: *InterfaceBuilder, signature: []const u8, flags: MethodFlags, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_interface_builder_add_method(builder.handle, signature.ptr, signature.len, @bitCast(flags), errorSlot(diag)));
+    }
+
+    /// Declares a struct or enum in Rust syntax, e.g.
+    /// "struct Point { x: f64, y: f64 }".
+    pub fn addType(builder: *InterfaceBuilder, declaration: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_interface_builder_add_type(builder.handle, declaration.ptr, declaration.len, errorSlot(diag)));
+    }
+
+    /// Checks the whole interface and computes its hash.
+    pub fn build(builder: *const InterfaceBuilder, diag: ?*Diagnostics) Error!Interface {
+        var handle: ?*c.fidius_host_interface_t = null;
+        try check(c.fidius_host_interface_builder_build(builder.handle, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
+    }
+};
+
+/// Computes the fidius interface hash of required-method signatures, as
+/// `#[plugin_interface]` does. `allocator` holds the signature list for the
+/// library during the call.
+pub fn signaturesHash(allocator: Allocator, signatures: []const []const u8, diag: ?*Diagnostics) AllocError!u64 {
+    const strs = try allocator.alloc(c.fidius_host_str_t, signatures.len);
+    defer allocator.free(strs);
+    for (signatures, strs) |signature, *str| str.* = .{ .data = signature.ptr, .len = signature.len };
+    var hash: u64 = 0;
+    try check(c.fidius_host_signatures_hash(strs.ptr, strs.len, &hash, errorSlot(diag)));
+    return hash;
+}
+
+/// Compiles a WebAssembly component ahead of time for this library: the
+/// `.cwasm` a package may carry next to its component, in `allocator`'s
+/// memory.
+pub fn precompileComponent(allocator: Allocator, component: []const u8, diag: ?*Diagnostics) AllocError![]u8 {
+    var cwasm: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
+    try check(c.fidius_host_precompile_component(component.ptr, component.len, &cwasm, errorSlot(diag)));
+    return takeBytes(allocator, &cwasm);
+}
+
+// ---------------------------------------------------------------------------
+// Load options
+// ---------------------------------------------------------------------------
+
+/// Options of a load: the interface the plugin must match, and per-load
+/// overrides of the host's WASM limits and egress policy. Loading only reads
+/// them, so one `LoadOptions` may serve many loads.
+pub const LoadOptions = struct {
+    handle: *c.fidius_host_load_options_t,
+
+    pub fn init() Error!LoadOptions {
+        return .{ .handle = try notNull(c.fidius_host_load_options_t, c.fidius_host_load_options_new()) };
+    }
+
+    pub fn deinit(options: *LoadOptions) void {
+        c.fidius_host_load_options_free(options.handle);
+        options.* = undefined;
+    }
+
+    /// Sets the interface the plugin must match (required for WASM and
+    /// Python plugins); null removes it. The options keep their own
+    /// reference.
+    pub fn setInterface(options: *LoadOptions, interface: ?*const Interface, diag: ?*Diagnostics) Error!void {
+        const handle = if (interface) |i| i.handle else null;
+        try check(c.fidius_host_load_options_interface(options.handle, handle, errorSlot(diag)));
+    }
+
+    /// Overrides the host's WASM call deadline; 0 means no deadline.
+    pub fn setWasmDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_wasm_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// Overrides the host's cap on a WASM guest's memory, in bytes.
+    pub fn setWasmMemoryLimit(options: *LoadOptions, bytes: usize, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_wasm_memory_limit(options.handle, bytes, errorSlot(diag)));
+    }
+
+    /// Overrides whether every WASM call runs on a fresh instance.
+    pub fn setWasmFreshInstancePerCall(options: *LoadOptions, fresh: bool, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_wasm_fresh_instance_per_call(options.handle, fresh, errorSlot(diag)));
+    }
+
+    /// Uses `policy` instead of the host's egress policy; null removes it.
+    pub fn setEgressPolicy(options: *LoadOptions, policy: ?*const EgressPolicy, diag: ?*Diagnostics) Error!void {
+        const handle = if (policy) |p| p.handle else null;
+        try check(c.fidius_host_load_options_egress_policy(options.handle, handle, errorSlot(diag)));
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Host and its builder
+// ---------------------------------------------------------------------------
+
+/// The options of a host. `build` consumes it (also on failure); `deinit`
+/// frees one that was not built, and does nothing after `build`.
+pub const HostBuilder = struct {
+    handle: ?*c.fidius_host_builder_t,
+
+    /// A builder with defaults: no search paths, strict policy, no
+    /// signatures required, a 64 MiB output limit.
+    pub fn init() Error!HostBuilder {
+        return .{ .handle = try notNull(c.fidius_host_builder_t, c.fidius_host_builder_new()) };
+    }
+
+    pub fn deinit(builder: *HostBuilder) void {
+        c.fidius_host_builder_free(builder.handle);
+        builder.handle = null;
+    }
+
+    /// Builds the host, consuming the builder whether it succeeds or not.
+    pub fn build(builder: *HostBuilder, diag: ?*Diagnostics) Error!Host {
+        const consumed = builder.handle;
+        builder.handle = null;
+        var host: ?*c.fidius_host_t = null;
+        try check(c.fidius_host_builder_build(consumed, &host, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_t, host) };
+    }
+
+    /// Adds a directory to scan for plugins (scanned in the order added).
+    pub fn addSearchPath(builder: *HostBuilder, path: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_add_search_path(builder.handle, path.ptr, path.len, errorSlot(diag)));
+    }
+
+    pub fn setLoadPolicy(builder: *HostBuilder, policy: LoadPolicy, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_load_policy(builder.handle, @backingInt(policy), errorSlot(diag)));
+    }
+
+    /// Requires a valid detached signature (`<file>.sig`) for every library
+    /// and package; needs at least one trusted key.
+    pub fn setRequireSignature(builder: *HostBuilder, required: bool, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_require_signature(builder.handle, required, errorSlot(diag)));
+    }
+
+    /// Trusts an Ed25519 public key given as its raw 32 bytes.
+    pub fn addTrustedKey(builder: *HostBuilder, key: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_add_trusted_key(builder.handle, key.ptr, key.len, errorSlot(diag)));
+    }
+
+    /// Trusts the public key in a `NAME.public` file of `fidius keygen`.
+    pub fn addTrustedKeyFile(builder: *HostBuilder, path: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_add_trusted_key_file(builder.handle, path.ptr, path.len, errorSlot(diag)));
+    }
+
+    /// Only accepts plugins whose interface hash is `hash`.
+    pub fn setInterfaceHash(builder: *HostBuilder, hash: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_interface_hash(builder.handle, hash, errorSlot(diag)));
+    }
+
+    /// Only accepts plugins with this buffer strategy.
+    pub fn setBufferStrategy(builder: *HostBuilder, strategy: BufferStrategy, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_buffer_strategy(builder.handle, @backingInt(strategy), errorSlot(diag)));
+    }
+
+    /// The default deadline of each WASM call (default 10 000 ms); 0 means
+    /// none. A call past it fails with `error.Timeout`.
+    pub fn setWasmDeadlineMs(builder: *HostBuilder, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_wasm_deadline_ms(builder.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// The default cap on a WASM guest's memory, in bytes (default 256 MiB).
+    /// Growing past it fails the call with `error.MemoryLimit`.
+    pub fn setWasmMemoryLimit(builder: *HostBuilder, bytes: usize, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_wasm_memory_limit(builder.handle, bytes, errorSlot(diag)));
+    }
+
+    /// Refuses packages asking for `capability`: exact ("stdout") or a
+    /// prefix ("fs", "env", "http").
+    pub fn denyCapability(builder: *HostBuilder, capability: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_deny_capability(builder.handle, capability.ptr, capability.len, errorSlot(diag)));
+    }
+
+    /// Whether a precompiled `.cwasm` not covered by a verified signature
+    /// may be loaded (default false). It is native code: trust it first.
+    pub fn setAllowUnsignedPrecompiled(builder: *HostBuilder, allow: bool, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_allow_unsigned_precompiled(builder.handle, allow, errorSlot(diag)));
+    }
+
+    /// Whether every WASM call runs on a fresh instance (no state between
+    /// calls, parallel calls) instead of one persistent instance per plugin.
+    pub fn setWasmFreshInstancePerCall(builder: *HostBuilder, fresh: bool, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_wasm_fresh_instance_per_call(builder.handle, fresh, errorSlot(diag)));
+    }
+
+    /// The host's egress policy; null removes it. Without one, WASM
+    /// packages that may send HTTP fail to load with `error.NoEgressPolicy`.
+    pub fn setEgressPolicy(builder: *HostBuilder, policy: ?*const EgressPolicy, diag: ?*Diagnostics) Error!void {
+        const handle = if (policy) |p| p.handle else null;
+        try check(c.fidius_host_builder_set_egress_policy(builder.handle, handle, errorSlot(diag)));
+    }
+
+    /// The largest output one call may return (default 64 MiB).
+    pub fn setMaxOutputSize(builder: *HostBuilder, bytes: usize, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_max_output_size(builder.handle, bytes, errorSlot(diag)));
+    }
+};
+
+/// A plugin host: finds, verifies and loads plugins from its search paths.
+pub const Host = struct {
+    handle: *c.fidius_host_t,
+
+    pub fn deinit(host: *Host) void {
+        c.fidius_host_free(host.handle);
+        host.* = undefined;
+    }
+
+    /// Scans the search paths: every valid plugin, and every skipped file
+    /// with the reason.
+    pub fn discover(host: Host, diag: ?*Diagnostics) Error!Discovery {
+        var handle: ?*c.fidius_host_discovery_t = null;
+        try check(c.fidius_host_discover(host.handle, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_discovery_t, handle) };
+    }
+
+    /// Loads the plugin called `name` from the first library or package in
+    /// the search paths that has it.
+    pub fn load(host: Host, name: []const u8, options: ?*const LoadOptions, diag: ?*Diagnostics) Error!Plugin {
+        var handle: ?*c.fidius_host_plugin_t = null;
+        const options_handle = if (options) |o| o.handle else null;
+        try check(c.fidius_host_load(host.handle, name.ptr, name.len, options_handle, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_plugin_t, handle) };
+    }
+
+    /// Loads a plugin from the library file or package directory `path`
+    /// (which need not be in a search path). `name` selects the plugin;
+    /// null loads the only plugin of a single-plugin library.
+    pub fn loadPath(host: Host, path: []const u8, name: ?[]const u8, options: ?*const LoadOptions, diag: ?*Diagnostics) Error!Plugin {
+        var handle: ?*c.fidius_host_plugin_t = null;
+        const options_handle = if (options) |o| o.handle else null;
+        const name_ptr = if (name) |n| n.ptr else null;
+        const name_len = if (name) |n| n.len else 0;
+        try check(c.fidius_host_load_path(host.handle, path.ptr, path.len, name_ptr, name_len, options_handle, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_plugin_t, handle) };
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Discovery and plugin facts
+// ---------------------------------------------------------------------------
+
+/// Facts about one plugin. Borrowed from the `Discovery` or `Plugin` it
+/// came from, and valid as long as that is.
+pub const PluginInfo = struct {
+    handle: *const c.fidius_host_plugin_info_t,
+
+    pub fn name(info: PluginInfo) [:0]const u8 {
+        return borrowedString(c.fidius_host_plugin_info_name(info.handle));
+    }
+
+    /// The interface (trait) name.
+    pub fn interfaceName(info: PluginInfo) [:0]const u8 {
+        return borrowedString(c.fidius_host_plugin_info_interface_name(info.handle));
+    }
+
+    /// The file (or package directory) the plugin came from.
+    pub fn path(info: PluginInfo) [:0]const u8 {
+        return borrowedString(c.fidius_host_plugin_info_path(info.handle));
+    }
+
+    pub fn interfaceHash(info: PluginInfo) u64 {
+        return c.fidius_host_plugin_info_interface_hash(info.handle);
+    }
+
+    pub fn interfaceVersion(info: PluginInfo) u32 {
+        return c.fidius_host_plugin_info_interface_version(info.handle);
+    }
+
+    /// Bit k set: the k-th optional method of the interface is implemented.
+    pub fn capabilities(info: PluginInfo) u64 {
+        return c.fidius_host_plugin_info_capabilities(info.handle);
+    }
+
+    pub fn bufferStrategy(info: PluginInfo) BufferStrategy {
+        return @fromBackingInt(c.fidius_host_plugin_info_buffer_strategy(info.handle));
+    }
+
+    pub fn runtime(info: PluginInfo) Runtime {
+        return @fromBackingInt(c.fidius_host_plugin_info_runtime(info.handle));
+    }
+};
+
+/// A file or search path discovery passed over, and why.
+pub const Skipped = struct {
+    path: [:0]const u8,
+    status: Status,
+    message: [:0]const u8,
+};
+
+/// What `Host.discover` found. Infos and strings borrowed from it stay
+/// valid until `deinit`.
+pub const Discovery = struct {
+    handle: *c.fidius_host_discovery_t,
+
+    pub fn deinit(discovery: *Discovery) void {
+        c.fidius_host_discovery_free(discovery.handle);
+        discovery.* = undefined;
+    }
+
+    pub fn pluginCount(discovery: Discovery) usize {
+        return c.fidius_host_discovery_plugin_count(discovery.handle);
+    }
+
+    /// Plugin `index` in scan order, or null when out of range.
+    pub fn plugin(discovery: Discovery, index: usize) ?PluginInfo {
+        const info = c.fidius_host_discovery_plugin(discovery.handle, index) orelse return null;
+        return .{ .handle = info };
+    }
+
+    pub fn skippedCount(discovery: Discovery) usize {
+        return c.fidius_host_discovery_skipped_count(discovery.handle);
+    }
+
+    /// Skipped entry `index`, or null when out of range.
+    pub fn skipped(discovery: Discovery, index: usize) ?Skipped {
+        const path = optionalString(c.fidius_host_discovery_skipped_path(discovery.handle, index)) orelse return null;
+        return .{
+            .path = path,
+            .status = @fromBackingInt(c.fidius_host_discovery_skipped_status(discovery.handle, index)),
+            .message = borrowedString(c.fidius_host_discovery_skipped_message(discovery.handle, index)),
+        };
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Plugins
+// ---------------------------------------------------------------------------
+
+/// An outbound HTTP request a plugin's egress policy denied, in the
+/// memory of the allocator given to `Plugin.deniedRequest`.
+pub const DeniedRequest = struct {
+    method: []u8,
+    /// scheme://authority/path?query
+    url: []u8,
+
+    pub fn deinit(request: DeniedRequest, allocator: Allocator) void {
+        allocator.free(request.method);
+        allocator.free(request.url);
+    }
+};
+
+/// A loaded plugin with its own instance. Calls may come from any number
+/// of threads at once.
+pub const Plugin = struct {
+    handle: *c.fidius_host_plugin_t,
+
+    /// Destroys the instance. No call on this plugin may be running.
+    pub fn deinit(plugin: *Plugin) void {
+        c.fidius_host_plugin_free(plugin.handle);
+        plugin.* = undefined;
+    }
+
+    /// Calls method `method` (its index in declaration order) with raw
+    /// input: the bincode-encoded argument tuple, or the bytes of a raw
+    /// method. Returns the result payload in `allocator`'s memory.
+    pub fn call(plugin: Plugin, allocator: Allocator, method: u32, input: []const u8, diag: ?*Diagnostics) AllocError![]u8 {
+        var output: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
+        const input_ptr = if (input.len == 0) null else input.ptr;
+        try check(c.fidius_host_plugin_call(plugin.handle, method, input_ptr, input.len, &output, errorSlot(diag)));
+        return takeBytes(allocator, &output);
+    }
+
+    /// Calls the method called `method` with a JSON array of arguments,
+    /// e.g. "[3, 7]". Needs an interface at load. Returns the result as
+    /// JSON text ("null" for methods returning nothing) in `allocator`'s
+    /// memory.
+    pub fn callJson(plugin: Plugin, allocator: Allocator, method: []const u8, args_json: []const u8, diag: ?*Diagnostics) AllocError![]u8 {
+        var json: [*c]u8 = null;
+        var len: usize = 0;
+        try check(c.fidius_host_plugin_call_json(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, &json, &len, errorSlot(diag)));
+        return takeString(allocator, json, len);
+    }
+
+    /// `callJson` by method index (declaration order).
+    pub fn callJsonIndex(plugin: Plugin, allocator: Allocator, method: u32, args_json: []const u8, diag: ?*Diagnostics) AllocError![]u8 {
+        var json: [*c]u8 = null;
+        var len: usize = 0;
+        try check(c.fidius_host_plugin_call_json_index(plugin.handle, method, args_json.ptr, args_json.len, &json, &len, errorSlot(diag)));
+        return takeString(allocator, json, len);
+    }
+
+    /// The interface the plugin was loaded with (a new reference: deinit it).
+    pub fn interface(plugin: Plugin, diag: ?*Diagnostics) Error!Interface {
+        var handle: ?*c.fidius_host_interface_t = null;
+        try check(c.fidius_host_plugin_interface(plugin.handle, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
+    }
+
+    /// The plugin's facts, borrowed from the plugin.
+    pub fn info(plugin: Plugin) PluginInfo {
+        return .{ .handle = c.fidius_host_plugin_info(plugin.handle).? };
+    }
+
+    /// Number of methods; valid indices are below it.
+    pub fn methodCount(plugin: Plugin) u32 {
+        return c.fidius_host_plugin_method_count(plugin.handle);
+    }
+
+    /// Whether the `bit`-th optional method of the interface is implemented.
+    pub fn hasCapability(plugin: Plugin, bit: u32) bool {
+        return c.fidius_host_plugin_has_capability(plugin.handle, bit);
+    }
+
+    /// Number of notes about the load that did not stop it (e.g. a
+    /// precompiled `.cwasm` that was not used, and why).
+    pub fn loadDiagnosticCount(plugin: Plugin) usize {
+        return c.fidius_host_plugin_diagnostic_count(plugin.handle);
+    }
+
+    /// Load note `index`, or null when out of range.
+    pub fn loadDiagnostic(plugin: Plugin, index: usize) ?[:0]const u8 {
+        return optionalString(c.fidius_host_plugin_diagnostic(plugin.handle, index));
+    }
+
+    /// Number of recent outbound requests the egress policy denied (the
+    /// most recent 256 are kept).
+    pub fn deniedRequestCount(plugin: Plugin) usize {
+        return c.fidius_host_plugin_denied_request_count(plugin.handle);
+    }
+
+    /// Denied request `index` (oldest first), in `allocator`'s memory.
+    pub fn deniedRequest(plugin: Plugin, allocator: Allocator, index: usize, diag: ?*Diagnostics) AllocError!DeniedRequest {
+        var method: [*c]u8 = null;
+        var url: [*c]u8 = null;
+        try check(c.fidius_host_plugin_denied_request(plugin.handle, index, &method, &url, errorSlot(diag)));
+        defer c.fidius_host_string_free(method);
+        defer c.fidius_host_string_free(url);
+        const method_copy = try allocator.dupe(u8, borrowedString(method));
+        errdefer allocator.free(method_copy);
+        return .{ .method = method_copy, .url = try allocator.dupe(u8, borrowedString(url)) };
+    }
+
+    pub fn traitMetadataCount(plugin: Plugin) usize {
+        return c.fidius_host_plugin_trait_metadata_count(plugin.handle);
+    }
+
+    /// Trait-level metadata pair `index` (declaration order).
+    pub fn traitMetadata(plugin: Plugin, index: usize, diag: ?*Diagnostics) Error!Metadata {
+        var key: [*c]const u8 = null;
+        var value: [*c]const u8 = null;
+        try check(c.fidius_host_plugin_trait_metadata(plugin.handle, index, &key, &value, errorSlot(diag)));
+        return .{ .key = borrowedString(key), .value = borrowedString(value) };
+    }
+
+    /// Number of metadata pairs of method `method`.
+    pub fn methodMetadataCount(plugin: Plugin, method: u32, diag: ?*Diagnostics) Error!usize {
+        var count: usize = 0;
+        try check(c.fidius_host_plugin_method_metadata_count(plugin.handle, method, &count, errorSlot(diag)));
+        return count;
+    }
+
+    /// Metadata pair `index` of method `method`.
+    pub fn methodMetadata(plugin: Plugin, method: u32, index: usize, diag: ?*Diagnostics) Error!Metadata {
+        var key: [*c]const u8 = null;
+        var value: [*c]const u8 = null;
+        try check(c.fidius_host_plugin_method_metadata(plugin.handle, method, index, &key, &value, errorSlot(diag)));
+        return .{ .key = borrowedString(key), .value = borrowedString(value) };
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Unit tests of the tables above (the API tests are in tests/)
+// ---------------------------------------------------------------------------
+
+test "every status has exactly one error, and its name is the library's" {
+    const fields = @typeInfo(Status).@"enum";
+    inline for (fields.field_names, fields.field_values) |field_name, field_value| {
+        const status: Status = @fromBackingInt(field_value);
+        var expected_name: [64]u8 = undefined;
+        try std.testing.expectEqualStrings(std.ascii.upperString(&expected_name, field_name), status.name());
+        if (status == .ok) continue;
+        const err = errorFromStatus(status);
+        try std.testing.expect(err != error.UnknownStatus);
+        try std.testing.expectEqual(status, statusFromError(err).?);
+    }
+    // Every error but UnknownStatus stands for a status.
+    try std.testing.expectEqual(@typeInfo(Error).error_set.error_names.?.len - 1, status_errors.len);
+    try std.testing.expectEqual(error.UnknownStatus, errorFromStatus(@fromBackingInt(123456)));
+    try std.testing.expectEqual(null, statusFromError(error.UnknownStatus));
+}
+
+test "the library is the version of the header" {
+    try std.testing.expectEqualStrings(header_version_string, version());
+    try std.testing.expectEqual(header_version_number, versionNumber());
+}

@@ -1,0 +1,11 @@
+//! The tests of the fidius_host Zig binding, run by `zig build test`
+//! against the fixture plugins in $FIDIUS_TEST_FIXTURES.
+test {
+    _ = @import("basics_test.zig");
+    _ = @import("cdylib_test.zig");
+    _ = @import("interface_test.zig");
+    _ = @import("wasm_test.zig");
+    _ = @import("python_test.zig");
+    _ = @import("egress_test.zig");
+    _ = @import("threads_test.zig");
+}

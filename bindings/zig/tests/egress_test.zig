@@ -1,0 +1,248 @@
+//! Outbound HTTP from WebAssembly guests: egress callbacks with a context,
+//! allow-lists, host-wide and per-load policies, the denied-request log and
+//! fail-closed loading, against a real HTTP server on 127.0.0.1.
+const std = @import("std");
+const fidius = @import("fidius_host");
+const support = @import("support.zig");
+
+const testing = std.testing;
+const gpa = testing.allocator;
+const io = testing.io;
+
+/// What an egress callback saw, kept in its context. The callback may run
+/// on several threads at once, hence the mutex.
+const PolicyLog = struct {
+    mutex: std.Io.Mutex = .init,
+    calls: u32 = 0,
+    saw_fixture_header: bool = false,
+    last_buffer: [512]u8 = undefined,
+    last_len: usize = 0,
+    releases: std.atomic.Value(u32) = .init(0),
+
+    /// Allows GET requests only, and notes what it was asked.
+    fn allowOnlyGet(log: *PolicyLog, request: fidius.HttpRequest) fidius.EgressDecision {
+        log.mutex.lockUncancelable(io);
+        defer log.mutex.unlock(io);
+        log.calls += 1;
+        const description = std.fmt.bufPrint(&log.last_buffer, "{s} {s} {s} {s} {s}:{d} {s}", .{
+            request.plugin,
+            request.method,
+            request.scheme,
+            request.authority,
+            request.host,
+            request.port,
+            request.path_with_query,
+        }) catch "";
+        log.last_len = description.len;
+        if (request.header("X-Fidius-Fixture")) |value| {
+            if (std.mem.eql(u8, value, "fetch")) log.saw_fixture_header = true;
+        }
+        return if (std.mem.eql(u8, request.method, "GET")) .allow else .deny;
+    }
+
+    fn release(log: *PolicyLog) void {
+        _ = log.releases.fetchAdd(1, .monotonic);
+    }
+
+    fn lastRequest(log: *PolicyLog) []const u8 {
+        return log.last_buffer[0..log.last_len];
+    }
+};
+
+/// Anything but `.allow` denies.
+fn answerGarbage(_: void, _: fidius.HttpRequest) fidius.EgressDecision {
+    return @fromBackingInt(42);
+}
+
+/// The JSON arguments of fetch(method, url) for a URL on the test server.
+fn fetchArgs(buffer: []u8, method: []const u8, port: u16, path: []const u8) ![]const u8 {
+    return std.fmt.bufPrint(buffer, "[\"{s}\", \"http://127.0.0.1:{d}{s}\"]", .{ method, port, path });
+}
+
+/// Loads the fetch guest with its interface and, when given, its own policy.
+fn loadFetcher(fixtures: *support.Fixtures, host: fidius.Host, policy: ?*const fidius.EgressPolicy, diag: ?*fidius.Diagnostics) !fidius.Plugin {
+    var options = try fixtures.options("fetcher.toml");
+    defer options.deinit();
+    try options.setEgressPolicy(policy, null);
+    return host.loadPath(try fixtures.path("wasm/fetch"), "FetchGuest", &options, diag);
+}
+
+/// A host whose egress policy is `policy`.
+fn hostWithPolicy(policy: ?*const fidius.EgressPolicy) !fidius.Host {
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setEgressPolicy(policy, null);
+    return builder.build(null);
+}
+
+test "an egress callback sees every request and denies what it does not allow" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var server: support.HttpServer = undefined;
+    try server.start();
+    defer server.stop();
+
+    var log: PolicyLog = .{};
+    var host = blk: {
+        var policy = try fidius.EgressPolicy.fromCallback(*PolicyLog, &log, PolicyLog.allowOnlyGet, PolicyLog.release, null);
+        defer policy.deinit(); // the builder keeps its own reference
+        break :blk try hostWithPolicy(&policy);
+    };
+    var host_alive = true;
+    defer if (host_alive) host.deinit();
+    try testing.expectEqual(@as(u32, 0), log.releases.load(.monotonic));
+    var plugin = try loadFetcher(&fixtures, host, null, null);
+    var plugin_alive = true;
+    defer if (plugin_alive) plugin.deinit();
+
+    var args: [256]u8 = undefined;
+    var expected: [256]u8 = undefined;
+
+    // Allowed: the request reaches the server.
+    try support.expectJson(plugin, "fetch", try fetchArgs(&args, "GET", server.port, "/a?b=c"), "\"200 hello from /a?b=c\"");
+    try testing.expectEqual(@as(u32, 1), server.requestCount());
+    try testing.expectEqualStrings(
+        try std.fmt.bufPrint(&expected, "FetchGuest GET http 127.0.0.1:{d} 127.0.0.1:{d} /a?b=c", .{ server.port, server.port }),
+        log.lastRequest(),
+    );
+    try testing.expect(log.saw_fixture_header);
+    try testing.expectEqual(@as(usize, 0), plugin.deniedRequestCount());
+
+    // Denied: an HTTP error the guest reports; nothing is sent.
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.PluginError, plugin.callJson(gpa, "fetch", try fetchArgs(&args, "POST", server.port, "/upload"), &diag));
+    try testing.expectEqualStrings("HTTP", diag.pluginCode().?);
+    try support.expectContains(diag.pluginMessage().?, "HttpRequestDenied");
+    try testing.expectEqual(@as(u32, 1), server.requestCount());
+
+    // The plugin's log of denied requests.
+    try testing.expectEqual(@as(usize, 1), plugin.deniedRequestCount());
+    const denied = try plugin.deniedRequest(gpa, 0, null);
+    defer denied.deinit(gpa);
+    try testing.expectEqualStrings("POST", denied.method);
+    try testing.expectEqualStrings(try std.fmt.bufPrint(&expected, "http://127.0.0.1:{d}/upload", .{server.port}), denied.url);
+    try testing.expectError(error.InvalidArgument, plugin.deniedRequest(gpa, 1, null));
+
+    try support.expectJson(plugin, "fetch", try fetchArgs(&args, "GET", server.port, "/again"), "\"200 hello from /again\"");
+    try testing.expectEqual(@as(u32, 3), log.calls);
+
+    // The context is released when the last user of the policy is gone.
+    host.deinit();
+    host_alive = false;
+    try testing.expectEqual(@as(u32, 0), log.releases.load(.monotonic));
+    plugin.deinit();
+    plugin_alive = false;
+    try testing.expectEqual(@as(u32, 1), log.releases.load(.monotonic));
+}
+
+test "allow-lists, host-wide and per load" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var server: support.HttpServer = undefined;
+    try server.start();
+    defer server.stop();
+
+    var exact_buffer: [64]u8 = undefined;
+    var other_buffer: [64]u8 = undefined;
+    const exact = try std.fmt.bufPrint(&exact_buffer, "127.0.0.1:{d}", .{server.port});
+    const other = try std.fmt.bufPrint(&other_buffer, "127.0.0.1:{d}", .{if (server.port == 65535) 1 else server.port + 1});
+    var allowed = try fidius.EgressPolicy.allowList(gpa, &.{ "*.example.com", exact }, null);
+    defer allowed.deinit();
+    var elsewhere = try fidius.EgressPolicy.allowList(gpa, &.{other}, null);
+    defer elsewhere.deinit();
+    var nothing = try fidius.EgressPolicy.allowList(gpa, &.{}, null);
+    defer nothing.deinit();
+
+    // The host denies everything; a load's own policy overrides it.
+    var host = try hostWithPolicy(&nothing);
+    defer host.deinit();
+    var args: [256]u8 = undefined;
+
+    var denied_by_host = try loadFetcher(&fixtures, host, null, null);
+    defer denied_by_host.deinit();
+    try support.expectJsonError(denied_by_host, "fetch", try fetchArgs(&args, "GET", server.port, "/x"), error.PluginError, "HttpRequestDenied");
+    try testing.expectEqual(@as(usize, 1), denied_by_host.deniedRequestCount());
+
+    var allowed_by_load = try loadFetcher(&fixtures, host, &allowed, null);
+    defer allowed_by_load.deinit();
+    try support.expectJson(allowed_by_load, "fetch", try fetchArgs(&args, "GET", server.port, "/ok"), "\"200 hello from /ok\"");
+
+    var wrong_port = try loadFetcher(&fixtures, host, &elsewhere, null);
+    defer wrong_port.deinit();
+    try support.expectJsonError(wrong_port, "fetch", try fetchArgs(&args, "GET", server.port, "/x"), error.PluginError, "HttpRequestDenied");
+    try testing.expectEqual(@as(u32, 1), server.requestCount());
+
+    // Bad patterns are refused, naming the pattern.
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.allowList(gpa, &.{"*"}, &diag));
+    try support.expectContains(diag.message(), "\"*\"");
+    try testing.expectError(error.InvalidUtf8, fidius.EgressPolicy.allowList(gpa, &.{"\xff"}, null));
+}
+
+test "without a policy the fetch guest does not load; odd answers deny" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+
+    var host = try hostWithPolicy(null);
+    defer host.deinit();
+    try testing.expectError(error.NoEgressPolicy, loadFetcher(&fixtures, host, null, &diag));
+    try testing.expectEqual(fidius.Status.no_egress_policy, diag.status());
+
+    // A callback answering something other than "allow" denies.
+    var garbage = try fidius.EgressPolicy.fromCallback(void, {}, answerGarbage, null, null);
+    defer garbage.deinit();
+    var plugin = try loadFetcher(&fixtures, host, &garbage, null);
+    defer plugin.deinit();
+    try support.expectJsonError(plugin, "fetch", "[\"GET\", \"http://127.0.0.1:1/\"]", error.PluginError, "HttpRequestDenied");
+
+    // A host that denies the capability refuses the package.
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.denyCapability("http", null);
+    try builder.setEgressPolicy(&garbage, null);
+    var strict = try builder.build(null);
+    defer strict.deinit();
+    try testing.expectError(error.CapabilityDenied, loadFetcher(&fixtures, strict, null, null));
+}
+
+test "several threads fetch through one plugin while its callback runs" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var server: support.HttpServer = undefined;
+    try server.start();
+    defer server.stop();
+
+    var log: PolicyLog = .{};
+    var policy = try fidius.EgressPolicy.fromCallback(*PolicyLog, &log, PolicyLog.allowOnlyGet, null, null);
+    defer policy.deinit();
+    var host = try hostWithPolicy(&policy);
+    defer host.deinit();
+    var plugin = try loadFetcher(&fixtures, host, null, null);
+    defer plugin.deinit();
+
+    const Fetching = struct {
+        plugin: fidius.Plugin,
+        port: u16,
+
+        fn run(work: *const @This(), thread_index: usize) bool {
+            for (0..5) |i| {
+                var path_buffer: [64]u8 = undefined;
+                var args: [256]u8 = undefined;
+                var expected: [128]u8 = undefined;
+                const path = std.fmt.bufPrint(&path_buffer, "/t{d}-{d}", .{ thread_index, i }) catch return false;
+                const json_args = fetchArgs(&args, "GET", work.port, path) catch return false;
+                const want = std.fmt.bufPrint(&expected, "\"200 hello from {s}\"", .{path}) catch return false;
+                support.expectJson(work.plugin, "fetch", json_args, want) catch return false;
+            }
+            return true;
+        }
+    };
+    const work: Fetching = .{ .plugin = plugin, .port = server.port };
+    try testing.expectEqual(@as(usize, 0), try support.runThreads(4, &work, Fetching.run));
+    try testing.expectEqual(@as(u32, 20), log.calls);
+    try testing.expectEqual(@as(u32, 20), server.requestCount());
+}
