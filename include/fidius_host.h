@@ -58,7 +58,8 @@
  *
  * THREADS
  *   fidius_host_t, fidius_host_plugin_t, fidius_host_discovery_t,
- *   fidius_host_plugin_info_t and fidius_host_interface_t are shareable
+ *   fidius_host_plugin_info_t, fidius_host_interface_t and
+ *   fidius_host_egress_policy_t are shareable
  *   (any thread, concurrently; their functions take const pointers).
  *   fidius_host_builder_t, fidius_host_interface_builder_t,
  *   fidius_host_load_options_t and fidius_host_error_t are movable (one

@@ -8,13 +8,17 @@ package fidius
 extern int32_t fidiusGoEgressDecide(void *userdata, fidius_host_http_request_t *request);
 extern void fidiusGoEgressRelease(void *userdata);
 
+// The callback with the exact signature the library calls (cgo exports
+// take no const parameters).
+static int32_t fidius_go_egress_decide(void *userdata, const fidius_host_http_request_t *request) {
+	return fidiusGoEgressDecide(userdata, (fidius_host_http_request_t *)request);
+}
+
 // Makes a callback policy whose userdata is a runtime/cgo.Handle: an
-// integer, so no Go pointer is ever stored in C memory. The cast only adds
-// const to the request parameter.
+// integer, so no Go pointer is ever stored in C memory.
 static fidius_host_status_t fidius_go_egress_policy(uintptr_t handle, fidius_host_egress_policy_t **out,
                                                     fidius_host_error_t **err) {
-	return fidius_host_egress_policy_callback((fidius_host_egress_callback_t)fidiusGoEgressDecide,
-	                                          (void *)handle, fidiusGoEgressRelease, out, err);
+	return fidius_host_egress_policy_callback(fidius_go_egress_decide, (void *)handle, fidiusGoEgressRelease, out, err);
 }
 */
 import "C"

@@ -239,7 +239,9 @@ func TestEgressConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer policy.Close()
-	host := newHost(t, func(b *fidius.Builder) { b.EgressPolicy(policy) })
+	// A fresh instance per call, so the calls (and the callback) really run
+	// at the same time rather than one after another on one instance.
+	host := newHost(t, func(b *fidius.Builder) { b.EgressPolicy(policy).WasmFreshInstancePerCall(true) })
 	fetcher, err := loadFetcher(t, host, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,12 @@ const MAX_ZERO_SIZED_ELEMENTS: u64 = 1 << 16;
 /// Encodes `args_json` (a JSON array of the method's arguments) into the
 /// call's input bytes. Nothing is encoded unless every argument fits.
 pub fn encode_args(interface: &Interface, method: &Method, args_json: &str) -> Result<Vec<u8>> {
+    encode_arg_values(interface, method, &parse_args(method, args_json)?)
+}
+
+/// Parses `args_json` as the JSON array of the method's arguments (right
+/// count, not yet checked against their types).
+pub fn parse_args(method: &Method, args_json: &str) -> Result<Vec<Value>> {
     let value: Value = serde_json::from_str(args_json).map_err(|e| {
         Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", method.name))
     })?;
@@ -41,6 +47,12 @@ pub fn encode_args(interface: &Interface, method: &Method, args_json: &str) -> R
             format!("expected {} argument(s) ({}), found {}", method.params.len(), param_list(method), args.len()),
         ));
     }
+    Ok(args)
+}
+
+/// Encodes parsed arguments (from [`parse_args`]) into the call's input
+/// bytes, checking each against its type.
+pub fn encode_arg_values(interface: &Interface, method: &Method, args: &[Value]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     if method.flags.raw {
         // Raw methods receive the bytes themselves, without a length prefix.
@@ -49,7 +61,7 @@ pub fn encode_args(interface: &Interface, method: &Method, args_json: &str) -> R
         return Ok(out);
     }
     let mut encoder = Encoder { types: &interface.types, out: &mut out };
-    for (i, (ty, arg)) in method.params.iter().zip(&args).enumerate() {
+    for (i, (ty, arg)) in method.params.iter().zip(args).enumerate() {
         encoder.value(ty, arg, 0).map_err(|e| argument_error(method, i, e))?;
     }
     Ok(out)
@@ -90,16 +102,21 @@ pub fn decode_args(interface: &Interface, method: &Method, input: &[u8]) -> Resu
 /// Encodes a typed method's JSON result into the bincode a cdylib plugin of
 /// the same interface returns.
 pub fn encode_result(interface: &Interface, method: &Method, result_json: &str) -> Result<Vec<u8>> {
+    let value: Value = serde_json::from_str(result_json)
+        .map_err(|e| Error::new(Status::PluginProtocol, format!("the result of '{}' is not JSON: {e}", method.name)))?;
+    encode_result_value(interface, method, &value)
+}
+
+/// Like [`encode_result`], from a parsed value.
+pub fn encode_result_value(interface: &Interface, method: &Method, value: &Value) -> Result<Vec<u8>> {
     let ty = match &method.returns {
         Returns::Nothing => return Ok(Vec::new()),
         Returns::Value(ty) | Returns::Result(ty) => ty,
     };
-    let protocol = |what: String| Error::new(Status::PluginProtocol, format!("the result of '{}' {what}", method.name));
-    let value: Value = serde_json::from_str(result_json).map_err(|e| protocol(format!("is not JSON: {e}")))?;
     let mut out = Vec::new();
-    Encoder { types: &interface.types, out: &mut out }
-        .value(ty, &value, 0)
-        .map_err(|e| protocol(format!("is not a valid {ty}: {}", e.message)))?;
+    Encoder { types: &interface.types, out: &mut out }.value(ty, value, 0).map_err(|e| {
+        Error::new(Status::PluginProtocol, format!("the result of '{}' is not a valid {ty}: {}", method.name, e.message))
+    })?;
     Ok(out)
 }
 

@@ -565,6 +565,9 @@ pub const EgressPolicy = struct {
         defer arena.deinit();
         const terminated = try arena.allocator().alloc([*:0]const u8, patterns.len);
         for (patterns, terminated) |pattern, *copy| {
+            // The library reads each pattern up to its first NUL: a pattern
+            // with one inside would silently allow more than it says.
+            if (std.mem.indexOfScalar(u8, pattern, 0) != null) return error.InvalidArgument;
             copy.* = try arena.allocator().dupeSentinel(u8, pattern, 0);
         }
         var handle: ?*c.fidius_host_egress_policy_t = null;

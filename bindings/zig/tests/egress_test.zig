@@ -179,6 +179,8 @@ test "allow-lists, host-wide and per load" {
     try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.allowList(gpa, &.{"*"}, &diag));
     try support.expectContains(diag.message(), "\"*\"");
     try testing.expectError(error.InvalidUtf8, fidius.EgressPolicy.allowList(gpa, &.{"\xff"}, null));
+    // A NUL inside a pattern would cut it short (and widen it): refused.
+    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.allowList(gpa, &.{"example.com\x00:8080"}, null));
 }
 
 test "without a policy the fetch guest does not load; odd answers deny" {
@@ -219,7 +221,13 @@ test "several threads fetch through one plugin while its callback runs" {
     var log: PolicyLog = .{};
     var policy = try fidius.EgressPolicy.fromCallback(*PolicyLog, &log, PolicyLog.allowOnlyGet, null, null);
     defer policy.deinit();
-    var host = try hostWithPolicy(&policy);
+    // A fresh instance per call, so the calls (and the callback) really run
+    // at the same time rather than one after another on one instance.
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setEgressPolicy(&policy, null);
+    try builder.setWasmFreshInstancePerCall(true, null);
+    var host = try builder.build(null);
     defer host.deinit();
     var plugin = try loadFetcher(&fixtures, host, null, null);
     defer plugin.deinit();

@@ -223,8 +223,8 @@ impl PluginBackend for PythonPlugin {
         }
         // Checks every argument against its type, with the same messages as
         // for the other runtimes, before Python sees anything.
-        json::encode_args(interface, spec, args_json)?;
-        let args: Vec<serde_json::Value> = serde_json::from_str(args_json).expect("checked by encode_args");
+        let args = json::parse_args(spec, args_json)?;
+        json::encode_arg_values(interface, spec, &args)?;
         let types = interface.types();
         let result = Python::attach(|py| {
             let objects = spec
@@ -247,7 +247,7 @@ impl PluginBackend for PythonPlugin {
         }
         // Through bincode and back: checked in full, and printed exactly as
         // a cdylib plugin's result is.
-        let bytes = json::encode_result(interface, spec, &result.to_string())?;
+        let bytes = json::encode_result_value(interface, spec, &result)?;
         if bytes.len() > self.max_output {
             return Err(Error::new(
                 Status::OutputTooLarge,

@@ -30,7 +30,7 @@ fn python_error(e: PyErr) -> Mismatch {
 }
 
 /// Builds Python arguments from JSON values already checked against the
-/// types (by `json::encode_args`).
+/// types (by `json::encode_arg_values`).
 pub fn to_python<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match (ty, value) {
         (_, Value::Null) => py.None().into_bound(py),
