@@ -123,12 +123,13 @@ impl HostPattern {
             }
         };
         let port = port.map(|p| p.parse::<u16>().map_err(|_| invalid("the port is not a number from 0 to 65535"))).transpose()?;
-        let host = host.to_ascii_lowercase();
+        let bracketed = text.starts_with('[');
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err(invalid("no host"));
         }
-        if host.contains(|c: char| c.is_whitespace() || "/@?#".contains(c)) {
-            return Err(invalid("not a host name"));
+        if host.contains(|c: char| c.is_whitespace() || "/@?#[]".contains(c)) || (host.contains(':') && !bracketed) {
+            return Err(invalid("not a host name (an IPv6 address goes in brackets)"));
         }
         let host = match host.strip_prefix("*.") {
             Some(suffix) if !suffix.is_empty() && !suffix.contains('*') => HostMatch::Subdomains(suffix.to_string()),
@@ -213,8 +214,10 @@ mod tests {
         assert!(allowed("127.0.0.1", 8080) && !allowed("127.0.0.1", 8081));
         assert!(allowed("::1", 9000) && !allowed("::1", 80));
         assert!(allowed("mixed.case", 1) && allowed("api.example.com.", 1));
+        let dotted = EgressPolicy::allow_list(&["example.org.:80"]).unwrap();
+        assert!(dotted.allows(&request("example.org", 80)));
         assert!(!EgressPolicy::allow_list::<&str>(&[]).unwrap().allows(&request("a", 1)));
-        for bad in ["", ":80", "a:port", "a:70000", "*", "a.*.b", "[::1", "[::1]x", "a b", "user@host", "http://a"] {
+        for bad in ["", ":80", "a:port", "a:70000", "*", "a.*.b", "[::1", "[::1]x", "a b", "user@host", "http://a", "::1", "fe80::1:80"] {
             let e = EgressPolicy::allow_list(&[bad]).unwrap_err();
             assert_eq!(e.status(), Status::InvalidArgument, "{bad}");
             assert!(e.message().contains(&format!("\"{bad}\"")), "{}", e.message());

@@ -113,6 +113,12 @@ fn a_denied_request_is_an_http_error_for_the_guest_and_logged_for_the_host() {
     let denied = plugin.denied_requests();
     assert_eq!(denied.len(), 1);
     assert_eq!((denied[0].method.as_str(), denied[0].url.as_str()), ("GET", url.as_str()));
+    // User info in the authority is refused whatever the policy says: the
+    // connector would dial another string than the host it checked.
+    let sneaky = format!("http://user@127.0.0.1:{}/x", server.port);
+    let both = load(&host_for(&fixture("wasm")), &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap();
+    assert_eq!(fetch(&both, "GET", &sneaky).unwrap_err().status(), Status::PluginError);
+    assert!(server.requests().is_empty());
     // Not a trap: the same instance keeps serving (and the log keeps growing).
     fetch(&plugin, "DELETE", "http://example.invalid/x").unwrap_err();
     assert_eq!(plugin.denied_requests()[1].method, "DELETE");
@@ -197,4 +203,9 @@ fn a_silent_server_cannot_hold_a_call_past_its_deadline() {
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     assert_eq!(e.status(), Status::PluginError, "{}", e.message());
     assert!(e.plugin_error().unwrap().message.contains("Timeout"), "{}", e.message());
+    // A TLS handshake with a server that never answers is bounded too.
+    let started = Instant::now();
+    let e = fetch(&plugin, "GET", &format!("https://127.0.0.1:{}/tls", server.port)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
 }

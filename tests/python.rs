@@ -219,6 +219,49 @@ fn plugins_with_the_same_module_names_do_not_see_each_other() {
 }
 
 #[test]
+fn nothing_is_imported_from_disk_after_load() {
+    let calc = interface("calculator.toml");
+    let dir = stage("py-late", "calc", &[(
+        "plugin.py",
+        "__interface_hash__ = 0x0271E9B7D21D10F1\n\
+         def greet(name):\n    import late\n    return late.VALUE\n\
+         def ping():\n    from greeting import speedups\n\
+         add = divide = describe = boom = reverse = greet\n",
+    )]);
+    let plugin = host_for(&fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
+    // Files that appear after the load are never run, at the top level or
+    // inside a package.
+    std::fs::write(dir.join("late.py"), "VALUE = 'ran code written after load'\n").unwrap();
+    std::fs::write(dir.join("vendor/greeting/speedups.py"), "raise SystemExit('ran')\n").unwrap();
+    for (method, args) in [("greet", r#"["x"]"#), ("ping", "[]")] {
+        let e = plugin.call_json(method, args).unwrap_err();
+        assert_eq!(e.status(), Status::PluginError, "{method}: {}", e.message());
+        // `from greeting import speedups` reports the missing name as ImportError.
+        let code = &e.plugin_error().unwrap().code;
+        assert!(code == "ModuleNotFoundError" || code == "ImportError", "{method}: {code}");
+    }
+    assert!(!has_pycache(&dir));
+}
+
+#[test]
+fn a_vendored_fidius_sdk_is_used_and_its_errors_are_understood() {
+    let calc = interface("calculator.toml");
+    let sdk = "class PluginError(Exception):\n    def __init__(self, code, message, details=None):\n        \
+               super().__init__(message)\n        self.code, self.message, self.details = code, message, details\n\
+               def method(f):\n    return f\nVENDORED = True\n";
+    let plugin_py = "import fidius\nfrom fidius import PluginError\n__interface_hash__ = 0x0271E9B7D21D10F1\n\
+                     def greet(name): return 'vendored' if getattr(fidius, 'VENDORED', False) else 'built-in'\n\
+                     def divide(a, b): raise PluginError('OWN', 'from the vendored SDK', {'a': a})\n\
+                     add = describe = boom = reverse = ping = greet\n";
+    let dir = stage("py-own-sdk", "calc", &[("vendor/fidius/__init__.py", sdk), ("plugin.py", plugin_py)]);
+    let plugin = host_for(&fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
+    assert_eq!(plugin.call_json("greet", r#"["x"]"#).unwrap(), r#""vendored""#);
+    let e = plugin.call_json("divide", "[1, 2]").unwrap_err();
+    let error = e.plugin_error().unwrap();
+    assert_eq!((error.code.as_str(), error.message.as_str(), error.details.as_deref()), ("OWN", "from the vendored SDK", Some(r#"{"a":1}"#)));
+}
+
+#[test]
 fn signed_packages_run_what_was_verified() {
     let calc = interface("calculator.toml");
     let host = signed_host_for(&fixture("python-signed"));

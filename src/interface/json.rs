@@ -9,7 +9,7 @@
 //! other maps arrays of `[key, value]` pairs; `Vec<u8>` is an array of
 //! numbers. 128-bit integers are numbers when they fit in 64 bits and
 //! decimal strings otherwise (both are accepted on input); non-finite floats
-//! become `null`.
+//! become `null`, and `null` reads back as NaN.
 
 use super::types::{Fields, IntKind, Shape, TypeDef, Variant, WireType};
 use super::{Interface, Method, Returns};
@@ -120,6 +120,15 @@ pub fn encode_result_value(interface: &Interface, method: &Method, value: &Value
     Ok(out)
 }
 
+/// A float from JSON: a number, or `null` for NaN (non-finite floats are
+/// printed as `null`, so that they read back).
+fn float_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Null => Some(f64::NAN),
+        other => other.as_f64(),
+    }
+}
+
 fn param_list(method: &Method) -> String {
     method.params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
@@ -194,7 +203,7 @@ impl Encoder<'_> {
             }
             WireType::Int(kind) => self.int(*kind, value),
             WireType::F32 => {
-                let f = value.as_f64().ok_or_else(|| Mismatch::expected(ty, value))?;
+                let f = float_of(value).ok_or_else(|| Mismatch::expected(ty, value))?;
                 if f.is_finite() && (f as f32).is_infinite() {
                     return Err(Mismatch::new(format!("{f} is out of range for f32")));
                 }
@@ -202,7 +211,7 @@ impl Encoder<'_> {
                 Ok(())
             }
             WireType::F64 => {
-                let f = value.as_f64().ok_or_else(|| Mismatch::expected(ty, value))?;
+                let f = float_of(value).ok_or_else(|| Mismatch::expected(ty, value))?;
                 self.out.extend_from_slice(&f.to_le_bytes());
                 Ok(())
             }

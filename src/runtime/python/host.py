@@ -68,9 +68,6 @@ __all__ = ["PluginError", "method", "get_method", "list_methods", "reset_registr
     return sdk
 
 
-SDK = _sdk()
-
-
 class Plugin:
     """The files and namespace of one loaded plugin."""
 
@@ -95,6 +92,8 @@ class Plugin:
                         self.tops.setdefault(name, base)
         self.builtins = dict(builtins.__dict__)
         self.builtins["__import__"] = self._import
+        # Each plugin its own SDK: one plugin's registry is not another's.
+        self.sdk = _sdk()
 
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
         """``import`` inside the plugin: its own top-level names first."""
@@ -104,7 +103,7 @@ class Plugin:
                 module = _real_import(self.prefix + "." + name, globals, locals, fromlist, 0)
                 return module if fromlist else sys.modules[self.prefix + "." + top]
             if top == "fidius":
-                return SDK
+                return self.sdk
         return _real_import(name, globals, locals, fromlist, level)
 
     def find(self, relative):
@@ -169,9 +168,12 @@ class Finder(importlib.abc.MetaPathFinder):
             return None
         parts = fullname.split(".", 2)
         plugin = _plugins.get(parts[1])
-        if plugin is None or len(parts) < 3:
-            return None
-        return plugin.find(parts[2])
+        spec = plugin.find(parts[2]) if plugin is not None and len(parts) == 3 else None
+        if spec is None:
+            # Never fall through to the finders that read the package
+            # directory: what was not read (and verified) at load is not run.
+            raise ModuleNotFoundError(f"No module named '{fullname[len(ROOT) + 1:]}' in the plugin", name=fullname)
+        return spec
 
 
 def _namespace_module(name, path=None):
@@ -186,18 +188,44 @@ if not any(isinstance(f, Finder) for f in sys.meta_path):
 sys.modules.setdefault(ROOT, _namespace_module(ROOT))
 
 
-def load(namespace, root, files, entry_module):
-    """Imports the plugin's entry module in its own namespace."""
+def load(namespace, root, files, entry_module, methods):
+    """Imports the plugin's entry module in its own namespace.
+
+    Returns ("ok", hash, callables) with one callable (or None) per name in
+    ``methods``, or ("error", code, message) — nothing a plugin raises, of
+    any kind, escapes."""
     plugin = Plugin(namespace, root, files)
     _plugins[namespace] = plugin
     sys.modules[plugin.prefix] = _namespace_module(plugin.prefix, plugin.root)
     try:
         if entry_module.partition(".")[0] not in plugin.tops:
             raise ModuleNotFoundError(f"no module named '{entry_module}' in the package")
-        return importlib.import_module(plugin.prefix + "." + entry_module)
-    except BaseException:
+        module = importlib.import_module(plugin.prefix + "." + entry_module)
+        if not hasattr(module, "__interface_hash__"):
+            unload(namespace)
+            return ("error", "NoHash", f"module '{entry_module}' has no __interface_hash__")
+        value = module.__interface_hash__
+        if type(value) is not int or not 0 <= value < 2**64:
+            unload(namespace)
+            return ("error", "BadHash", "__interface_hash__ must be an int from 0 to 2**64-1")
+        callables = []
+        for name in methods:
+            function = getattr(module, name, None)
+            callables.append(function if callable(function) else None)
+        return ("ok", value, callables)
+    except BaseException as error:
         unload(namespace)
-        raise
+        code, message, _ = describe(error)
+        return ("error", code, message)
+
+
+def call(function, args):
+    """Calls a plugin method: (True, result) or (False, (code, message,
+    details)) for anything it raises, BaseExceptions included."""
+    try:
+        return (True, function(*args))
+    except BaseException as error:
+        return (False, describe(error))
 
 
 def unload(namespace):
@@ -205,18 +233,28 @@ def unload(namespace):
     plugin = _plugins.pop(namespace, None)
     if plugin is None:
         return
-    for name in [n for n in sys.modules if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
-        del sys.modules[name]
+    # A snapshot of the keys: other threads may import meanwhile.
+    for name in [n for n in list(sys.modules) if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
+        sys.modules.pop(name, None)
     for path in plugin.files:
-        linecache.cache.pop(plugin.root + "/" + path, None)
+        filename = plugin.root + "/" + path
+        if not any(p.root == plugin.root for p in _plugins.values()):
+            linecache.cache.pop(filename, None)
 
 
 def describe(error, trace=None):
     """(code, message, details) of an exception a plugin raised, with its
-    traceback (``trace``, or the one the exception carries)."""
-    if isinstance(error, SDK.PluginError) or (
-        type(error).__name__ == "PluginError" and isinstance(getattr(error, "code", None), str)
-    ):
+    traceback (``trace``, or the one the exception carries). Never raises:
+    the exception's own attributes and ``__str__`` are plugin code."""
+    try:
+        return _describe(error, trace)
+    except BaseException:
+        return (type(error).__name__, "(the exception cannot be described)", None)
+
+
+def _describe(error, trace):
+    # The SDK's PluginError (each plugin has its own copy) or a vendored one.
+    if type(error).__name__ == "PluginError" and isinstance(getattr(error, "code", None), str):
         message = getattr(error, "message", None)
         details = getattr(error, "details", None)
         return (

@@ -70,21 +70,25 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
             set.map_err(|e| invalid(e.to_string()))?;
         }
         let root = dir.to_string_lossy();
-        let module = host
-            .call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module))
-            .map_err(|e| {
-                let error = describe(py, host, &e);
-                invalid(format!("importing '{}' failed: {}: {}", section.entry_module, error.code, error.message))
-            })?;
+        let method_names: Vec<&str> = interface.methods().iter().map(|m| m.name.as_str()).collect();
+        let loaded = host
+            .call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module, method_names))
+            .map_err(|e| invalid(format!("cannot load: {e}")))?;
+        let (tag, first, second) = loaded
+            .extract::<(String, Bound<'_, PyAny>, Bound<'_, PyAny>)>()
+            .map_err(|e| invalid(format!("cannot load: {e}")))?;
+        if tag != "ok" {
+            let (code, message) = (first.to_string(), second.to_string());
+            return Err(match code.as_str() {
+                "NoHash" | "BadHash" => invalid(message),
+                _ => invalid(format!("importing '{}' failed: {code}: {message}", section.entry_module)),
+            });
+        }
         let unload = |e: Error| {
             let _ = host.call_method1("unload", (&namespace,));
             e
         };
-        let hash = module
-            .getattr("__interface_hash__")
-            .map_err(|_| unload(invalid(format!("module '{}' has no __interface_hash__", section.entry_module))))?
-            .extract::<u64>()
-            .map_err(|_| unload(invalid("__interface_hash__ must be an int from 0 to 2**64-1".into())))?;
+        let hash: u64 = first.extract().map_err(|e| unload(invalid(format!("cannot read __interface_hash__: {e}"))))?;
         // Checked before the methods, as upstream does: a module for another
         // interface is a hash mismatch, not a missing method.
         if hash != interface.hash() {
@@ -98,9 +102,10 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
                 ),
             )));
         }
+        let callables: Vec<Option<Py<PyAny>>> =
+            second.extract().map_err(|e| unload(invalid(format!("cannot read the methods: {e}"))))?;
         let mut funcs = Vec::new();
-        for method in interface.methods() {
-            let func = module.getattr(method.name.as_str()).ok().filter(|f| f.is_callable());
+        for (method, func) in interface.methods().iter().zip(callables) {
             if func.is_none() && method.capability_bit.is_none() {
                 return Err(unload(invalid(format!(
                     "module '{}' has no function '{}' (a required method of {})",
@@ -109,7 +114,7 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
                     interface.name()
                 ))));
             }
-            funcs.push(func.map(Bound::unbind));
+            funcs.push(func);
         }
         let capabilities = interface
             .methods()
@@ -148,17 +153,6 @@ struct PythonPlugin {
     max_output: usize,
 }
 
-/// A raised exception as code, message and details (see `host.py`).
-fn describe(py: Python<'_>, host: &Bound<'_, PyModule>, error: &PyErr) -> PluginError {
-    let described = host
-        .call_method1("describe", (error.value(py), error.traceback(py)))
-        .and_then(|d| d.extract::<(String, String, Option<String>)>());
-    match described {
-        Ok((code, message, details)) => PluginError { code, message, details },
-        Err(_) => PluginError { code: "PythonError".into(), message: error.to_string(), details: None },
-    }
-}
-
 impl PythonPlugin {
     fn func(&self, py: Python<'_>, method: u32) -> Result<Py<PyAny>> {
         let spec = self.interface.method(method)?;
@@ -168,16 +162,20 @@ impl PythonPlugin {
     }
 
     /// Calls method `method` with `args`; an exception (any, `SystemExit`
-    /// and `KeyboardInterrupt` included) is a plugin error.
+    /// and `KeyboardInterrupt` included) is a plugin error. The call goes
+    /// through `host.call`, so nothing the plugin raises reaches pyo3's
+    /// error machinery (where pyo3's own PanicException would become a
+    /// Rust panic).
     fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
-        func.bind(py).call1(args).map_err(|e| {
-            let error = match host_module(py) {
-                Ok(host) => describe(py, host, &e),
-                Err(_) => PluginError { code: "PythonError".into(), message: e.to_string(), details: None },
-            };
-            Error::plugin(&self.name, method, error)
-        })
+        let host = host_module(py)?;
+        let internal = |e: PyErr| Error::new(Status::InternalPanic, format!("cannot call Python: {e}"));
+        let (ok, value) = host.call_method1("call", (func, args)).and_then(|r| r.extract::<(bool, Bound<'py, PyAny>)>()).map_err(internal)?;
+        if ok {
+            return Ok(value);
+        }
+        let (code, message, details) = value.extract::<(String, String, Option<String>)>().map_err(internal)?;
+        Err(Error::plugin(&self.name, method, PluginError { code, message, details }))
     }
 
     fn protocol(&self, method: &str, what: impl std::fmt::Display) -> Error {
@@ -236,10 +234,16 @@ impl PluginBackend for PythonPlugin {
                 .and_then(|objects| PyTuple::new(py, objects))
                 .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the arguments of '{}': {e}", spec.name)))?;
             let result = self.invoke(py, method, objects)?;
-            match &spec.returns {
-                Returns::Nothing => Ok(serde_json::Value::Null),
-                Returns::Value(ty) | Returns::Result(ty) => values::from_python(types, ty, &result, 0)
-                    .map_err(|e| self.protocol(&spec.name, format_args!("is not a valid {ty}: {}", e.0))),
+            let ty = match &spec.returns {
+                Returns::Nothing => return Ok(serde_json::Value::Null),
+                Returns::Value(ty) | Returns::Result(ty) => ty,
+            };
+            // Reading the result may run plugin code (attributes, `__eq__`
+            // of dict keys); pyo3 turns its PanicException into a panic.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| values::from_python(types, ty, &result, 0)));
+            match read {
+                Ok(value) => value.map_err(|e| self.protocol(&spec.name, format_args!("is not a valid {ty}: {}", e.0))),
+                Err(_) => Err(self.protocol(&spec.name, "could not be read: reading it raised an exception")),
             }
         })?;
         if matches!(spec.returns, Returns::Nothing) {

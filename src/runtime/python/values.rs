@@ -5,14 +5,15 @@
 //! `None` are `None`; integers `int`; floats `float`; `char` and `String`
 //! `str`; `Vec<u8>` `bytes`; sequences, tuples and arrays `list`; structs
 //! `dict`s by field name (a newtype struct is its inner value, a tuple struct
-//! a `list`); maps `dict`s with their own key types (`str` keys for string
-//! maps, `int` keys for integer maps, …); enum variants `{"Name": payload}`
-//! (`None` for a unit variant).
+//! a `list`); maps with `str`, `char`, integer or `bool` keys `dict`s with
+//! keys of that type, other maps lists of `[key, value]` pairs; enum
+//! variants `{"Name": payload}` (`None` for a unit variant).
 //!
 //! Back from Python the same shapes are accepted, and also: `bytes`,
 //! `bytearray` or a list of ints for `Vec<u8>`; tuples wherever lists are;
 //! `"Name"` for a unit variant; a struct as an object with attributes; map
-//! keys given as strings (`{"1": …}` for an integer map).
+//! keys given as strings (`{"1": …}` for an integer map), and any map as a
+//! list of pairs.
 
 use crate::interface::json::MAX_DEPTH;
 use crate::interface::types::{Fields, IntKind, Shape, TypeDef, Variant, WireType};
@@ -58,7 +59,7 @@ pub fn to_python<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, value: 
             }
             dict.into_any()
         }
-        (WireType::Map(key, val), Value::Array(pairs)) => {
+        (WireType::Map(key, val), Value::Array(pairs)) if dict_keys(key) => {
             let dict = PyDict::new(py);
             for pair in pairs {
                 if let Value::Array(kv) = pair {
@@ -68,6 +69,20 @@ pub fn to_python<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, value: 
                 }
             }
             dict.into_any()
+        }
+        // Keys Python cannot hash as they arrive (structs, enums, lists):
+        // a list of [key, value] pairs.
+        (WireType::Map(key, val), Value::Array(pairs)) => {
+            let items = pairs
+                .iter()
+                .map(|pair| match pair {
+                    Value::Array(kv) if kv.len() == 2 => {
+                        Ok(PyList::new(py, [to_python(py, types, key, &kv[0])?, to_python(py, types, val, &kv[1])?])?.into_any())
+                    }
+                    _ => Ok(py.None().into_bound(py)),
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
         }
         (WireType::Named(index, _), v) => match &types[*index].shape {
             Shape::Struct(fields) => fields_to_python(py, types, fields, v)?,
@@ -101,7 +116,13 @@ fn list<'a, 'py>(py: Python<'py>, types: &[TypeDef], items: impl Iterator<Item =
     Ok(PyList::new(py, objects)?.into_any())
 }
 
-/// A map key as Python: its own type, with lists made tuples (hashable).
+/// Whether maps with keys of type `key` arrive as a `dict` (keys Python
+/// can hash as they arrive) rather than a list of pairs.
+fn dict_keys(key: &WireType) -> bool {
+    matches!(key, WireType::String | WireType::Char | WireType::Int(_) | WireType::Bool)
+}
+
+/// A map key as Python: its own type (str, int or bool).
 fn map_key<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, key: &Value) -> PyResult<Bound<'py, PyAny>> {
     let key = match (ty, key) {
         // Object keys are strings; integer and bool keys are numbers again.
@@ -110,11 +131,7 @@ fn map_key<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, key: &Value) 
         }
         _ => key.clone(),
     };
-    let object = to_python(py, types, ty, &key)?;
-    Ok(match object.cast::<PyList>() {
-        Ok(list) => list.to_tuple().into_any(),
-        Err(_) => object,
-    })
+    to_python(py, types, ty, &key)
 }
 
 fn fields_to_python<'py>(py: Python<'py>, types: &[TypeDef], fields: &Fields, value: &Value) -> PyResult<Bound<'py, PyAny>> {
@@ -191,14 +208,26 @@ pub fn from_python(types: &[TypeDef], ty: &WireType, object: &Bound<'_, PyAny>, 
             Value::Array(items.iter().zip(&values).enumerate().map(|(i, (t, o))| at(i, from_python(types, t, o, depth + 1))).collect::<Result<_>>()?)
         }
         WireType::Map(key, value) => {
-            let dict = object.cast::<PyDict>().map_err(|_| expected("a dict"))?;
-            let mut pairs = Vec::with_capacity(dict.len());
-            for (k, v) in dict.iter() {
-                let k = map_key_from_python(types, key, &k, depth)?;
-                let v = from_python(types, value, &v, depth + 1).map_err(|e| Mismatch(format!("[{k}]: {}", e.0)))?;
+            let entries: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = if let Ok(dict) = object.cast::<PyDict>() {
+                dict.iter().collect()
+            } else {
+                let items = sequence(object).ok_or_else(|| expected("a dict or a list of (key, value) pairs"))?;
+                items
+                    .iter()
+                    .map(|item| match sequence(item).as_deref() {
+                        Some([k, v]) => Ok((k.clone(), v.clone())),
+                        _ => Err(Mismatch(format!("expected (key, value) pairs, found {}", type_name(item)))),
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let mut pairs = Vec::with_capacity(entries.len());
+            for (k, v) in &entries {
+                let k = map_key_from_python(types, key, k, depth)?;
+                let v = from_python(types, value, v, depth + 1).map_err(|e| Mismatch(format!("[{k}]: {}", e.0)))?;
                 pairs.push((k, v));
             }
-            if matches!(**key, WireType::String | WireType::Char) {
+            // As interface::json writes maps: objects for string keys only.
+            if matches!(**key, WireType::String) {
                 Value::Object(pairs.into_iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v)).collect::<Map<_, _>>())
             } else {
                 Value::Array(pairs.into_iter().map(|(k, v)| Value::Array(vec![k, v])).collect())

@@ -32,6 +32,9 @@ impl EgressHooks {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("");
         let Some(authority) = uri.authority() else { return false };
+        // With user info (`user@host`), the string the connector dials is
+        // not the host the policy would see: never sent.
+        let refused = authority.as_str().contains('@');
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = authority.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
         let headers: Vec<(&str, &[u8])> = request.headers().iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
@@ -45,7 +48,7 @@ impl EgressHooks {
             path_with_query: uri.path_and_query().map_or("/", |p| p.as_str()),
             headers: &headers,
         };
-        let allowed = self.policy.as_ref().is_some_and(|policy| policy.allows(&request));
+        let allowed = !refused && self.policy.as_ref().is_some_and(|policy| policy.allows(&request));
         if !allowed {
             self.denials.record(&request);
         }
@@ -74,6 +77,15 @@ impl WasiHttpHooks for EgressHooks {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let options = self.bounded(options);
-        wasmtime_wasi_http::default_hooks().send_request(request, options, fut)
+        let send = Box::into_pin(wasmtime_wasi_http::default_hooks().send_request(request, options, fut));
+        let Some(limit) = self.timeout else { return Box::new(send) };
+        // The per-step timeouts above do not cover a TLS handshake, and add
+        // up: the whole exchange up to the response head is bounded too.
+        Box::new(async move {
+            match tokio::time::timeout(limit, send).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime_wasi_http::Error::ConnectionTimeout),
+            }
+        })
     }
 }
