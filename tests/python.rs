@@ -168,6 +168,24 @@ fn exceptions_become_plugin_errors_and_the_host_survives() {
 }
 
 #[test]
+fn raising_pyo3s_own_panic_exception_is_a_plugin_error_too() {
+    let calc = interface("calculator.toml");
+    let plugin_py = "__interface_hash__ = 0x0271E9B7D21D10F1\n\
+                     def divide(a, b): raise ValueError('an ordinary error first')\n\
+                     def boom():\n    \
+                     panic = [c for c in BaseException.__subclasses__() if c.__name__ == 'PanicException']\n    \
+                     raise (panic[0] if panic else RuntimeError)('no PanicException class found')\n\
+                     add = greet = describe = reverse = ping = divide\n";
+    let dir = stage("py-panic-exception", "calc", &[("plugin.py", plugin_py)]);
+    let plugin = host_for(&fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
+    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().plugin_error().unwrap().code, "ValueError");
+    let e = plugin.call_json("boom", "[]").unwrap_err();
+    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+    assert_eq!(e.plugin_error().unwrap().code, "PanicException", "{}", e.message());
+    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().status(), Status::PluginError);
+}
+
+#[test]
 fn broken_plugins_fail_to_load_with_a_reason() {
     let host = host_for(&fixture("python"));
     for (case, edits, status, text) in [

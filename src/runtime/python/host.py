@@ -219,15 +219,6 @@ def load(namespace, root, files, entry_module, methods):
         return ("error", code, message)
 
 
-def call(function, args):
-    """Calls a plugin method: (True, result) or (False, (code, message,
-    details)) for anything it raises, BaseExceptions included."""
-    try:
-        return (True, function(*args))
-    except BaseException as error:
-        return (False, describe(error))
-
-
 def unload(namespace):
     """Forgets a plugin's modules."""
     plugin = _plugins.pop(namespace, None)

@@ -153,6 +153,19 @@ struct PythonPlugin {
     max_output: usize,
 }
 
+/// A raised exception as code, message and details (see `host.py`, whose
+/// `describe` never raises).
+fn describe(py: Python<'_>, error: &PyErr) -> PluginError {
+    let described = host_module(py).ok().and_then(|host| {
+        host.call_method1("describe", (error.value(py), error.traceback(py)))
+            .and_then(|d| d.extract::<(String, String, Option<String>)>())
+            .ok()
+    });
+    let (code, message, details) =
+        described.unwrap_or_else(|| ("PythonError".into(), "(the exception cannot be described)".into(), None));
+    PluginError { code, message, details }
+}
+
 impl PythonPlugin {
     fn func(&self, py: Python<'_>, method: u32) -> Result<Py<PyAny>> {
         let spec = self.interface.method(method)?;
@@ -162,20 +175,22 @@ impl PythonPlugin {
     }
 
     /// Calls method `method` with `args`; an exception (any, `SystemExit`
-    /// and `KeyboardInterrupt` included) is a plugin error. The call goes
-    /// through `host.call`, so nothing the plugin raises reaches pyo3's
-    /// error machinery (where pyo3's own PanicException would become a
-    /// Rust panic).
+    /// and `KeyboardInterrupt` included) is a plugin error. pyo3 turns its
+    /// own PanicException, should a plugin raise it, into a Rust panic when
+    /// it fetches the error: caught here, it is a plugin error too.
     fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
-        let host = host_module(py)?;
-        let internal = |e: PyErr| Error::new(Status::InternalPanic, format!("cannot call Python: {e}"));
-        let (ok, value) = host.call_method1("call", (func, args)).and_then(|r| r.extract::<(bool, Bound<'py, PyAny>)>()).map_err(internal)?;
-        if ok {
-            return Ok(value);
-        }
-        let (code, message, details) = value.extract::<(String, String, Option<String>)>().map_err(internal)?;
-        Err(Error::plugin(&self.name, method, PluginError { code, message, details }))
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)));
+        let error = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(raised)) => describe(py, &raised),
+            Err(_) => PluginError {
+                code: "PanicException".into(),
+                message: "the plugin raised pyo3's PanicException".into(),
+                details: None,
+            },
+        };
+        Err(Error::plugin(&self.name, method, error))
     }
 
     fn protocol(&self, method: &str, what: impl std::fmt::Display) -> Error {
