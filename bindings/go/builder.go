@@ -43,6 +43,14 @@ func NewBuilder() *Builder {
 
 func freeBuilder(ptr *C.fidius_host_builder_t) { C.fidius_host_builder_free(ptr) }
 
+// fail keeps err for Build, unless an earlier option failed.
+func (b *Builder) fail(err error) *Builder {
+	if b.err == nil {
+		b.err = err
+	}
+	return b
+}
+
 // apply runs one C setter on the builder, unless an earlier option failed,
 // and keeps the first error for Build.
 func (b *Builder) apply(set func(*C.fidius_host_builder_t, **C.fidius_host_error_t) C.fidius_host_status_t) *Builder {
@@ -140,8 +148,12 @@ func (b *Builder) WasmDeadline(d time.Duration) *Builder {
 // bytes (256 MiB unless set; 0 is invalid). Growing past it fails the call
 // with StatusMemoryLimit.
 func (b *Builder) WasmMemoryLimit(bytes uint64) *Builder {
+	size, err := sizeT(bytes, "the WASM memory limit")
+	if err != nil {
+		return b.fail(err)
+	}
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
-		return C.fidius_host_builder_set_wasm_memory_limit(ptr, C.size_t(bytes), cerr)
+		return C.fidius_host_builder_set_wasm_memory_limit(ptr, size, cerr)
 	})
 }
 
@@ -204,8 +216,12 @@ func (b *Builder) EgressPolicy(policy *EgressPolicy) *Builder {
 // (64 MiB unless set; 0 is invalid). A larger result fails with
 // StatusOutputTooLarge.
 func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
+	size, err := sizeT(bytes, "the output limit")
+	if err != nil {
+		return b.fail(err)
+	}
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
-		return C.fidius_host_builder_set_max_output_size(ptr, C.size_t(bytes), cerr)
+		return C.fidius_host_builder_set_max_output_size(ptr, size, cerr)
 	})
 }
 

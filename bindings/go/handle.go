@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -143,4 +144,13 @@ func cStringArray(strs []string) (**C.char, func()) {
 		}
 		C.free(unsafe.Pointer(array))
 	}
+}
+
+// sizeT converts a byte count for C. A count a size_t cannot hold (on a
+// 32-bit target) is an error, never silently truncated.
+func sizeT(n uint64, what string) (C.size_t, error) {
+	if n > uint64(^uint(0)) {
+		return 0, &Error{Status: StatusInvalidArgument, Message: what + " of " + strconv.FormatUint(n, 10) + " bytes does not fit this platform's size_t"}
+	}
+	return C.size_t(n), nil
 }

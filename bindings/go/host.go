@@ -172,7 +172,10 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 			}
 		}
 		if o.WasmMemoryLimit != 0 {
-			bytes := C.size_t(o.WasmMemoryLimit)
+			bytes, err := sizeT(o.WasmMemoryLimit, "the WASM memory limit")
+			if err != nil {
+				return err
+			}
 			if err := check(C.fidius_host_load_options_wasm_memory_limit(opts, bytes, &cerr)); err != nil {
 				return err
 			}

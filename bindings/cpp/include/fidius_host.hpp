@@ -360,6 +360,15 @@ private:
     std::size_t size_ = 0;
 };
 
+namespace detail {
+/// An empty view's pointer may be null; a few C functions read that as a
+/// missing argument rather than as no bytes.
+inline const std::uint8_t *bytes_of(bytes_view bytes) noexcept {
+    static const std::uint8_t none = 0;
+    return bytes.data() == nullptr ? &none : bytes.data();
+}
+} // namespace detail
+
 // ---------------------------------------------------------------------------
 // Plain values
 // ---------------------------------------------------------------------------
@@ -1080,7 +1089,7 @@ public:
     /// Trusts an Ed25519 public key given as its raw 32 bytes.
     Builder &add_trusted_key(bytes_view key) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_builder_add_trusted_key(handle_.get(), key.data(), key.size(), error.out()), error);
+        detail::check(fidius_host_builder_add_trusted_key(handle_.get(), detail::bytes_of(key), key.size(), error.out()), error);
         return *this;
     }
     /// Trusts the public key in a `NAME.public` file written by `fidius keygen`.
@@ -1209,7 +1218,7 @@ inline std::uint64_t signatures_hash(const std::vector<std::string_view> &signat
 inline std::vector<std::uint8_t> precompile_component(bytes_view component) {
     detail::OwnedBytes cwasm;
     detail::ErrorSlot error;
-    detail::check(fidius_host_precompile_component(component.data(), component.size(), cwasm.out(), error.out()),
+    detail::check(fidius_host_precompile_component(detail::bytes_of(component), component.size(), cwasm.out(), error.out()),
                   error);
     return cwasm.to_vector();
 }

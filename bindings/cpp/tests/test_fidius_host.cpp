@@ -245,6 +245,8 @@ TEST_F(FidiusTest, BuilderRejectsBadOptions) {
     EXPECT_FIDIUS_ERROR(builder.deny_capability(""), fidius::Status::InvalidArgument, "");
     const std::vector<std::uint8_t> short_key(31, 0);
     EXPECT_FIDIUS_ERROR(builder.add_trusted_key(short_key), fidius::Status::InvalidKey, "");
+    // An empty key is a bad key, not a missing argument.
+    EXPECT_FIDIUS_ERROR(builder.add_trusted_key(fidius::bytes_view()), fidius::Status::InvalidKey, "");
     EXPECT_FIDIUS_ERROR(builder.add_trusted_key_file(path_of("keys/nothing.public")), fidius::Status::FileNotFound,
                         "nothing.public");
     // A failed setter leaves the builder usable.
@@ -652,6 +654,7 @@ TEST_F(FidiusTest, PrecompiledComponents) {
     EXPECT_FALSE(cwasm.empty());
     EXPECT_FIDIUS_ERROR(fidius::precompile_component(fidius::bytes_view(std::string_view("nope"))),
                         fidius::Status::InvalidComponent, "precompile");
+    EXPECT_FIDIUS_ERROR(fidius::precompile_component(fidius::bytes_view()), fidius::Status::InvalidComponent, "");
 
     // A package directory with the precompiled component next to the original.
     namespace fs = std::filesystem;
