@@ -7,7 +7,7 @@
 use crate::bytes::OutputBytes;
 use crate::egress::DeniedRequest;
 use crate::error::{Error, Result, Status};
-use crate::interface::Interface;
+use crate::interface::{json, Interface};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -106,6 +106,38 @@ pub trait PluginBackend: Send + Sync {
     fn denied_requests(&self) -> Vec<DeniedRequest> {
         Vec::new()
     }
+}
+
+/// A raw method's JSON call, through its raw call: the JSON array of bytes
+/// becomes the input bytes and the output bytes a JSON array (the same
+/// shape for every runtime).
+pub(crate) fn json_call_through_raw(backend: &dyn PluginBackend, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+    let spec = interface.method(method)?;
+    let input = json::encode_args(interface, spec, args_json)?;
+    let output = backend.call_raw(method, &input)?;
+    json::decode_output(interface, spec, output.as_slice())
+}
+
+/// A typed method's raw call for runtimes that call typed methods with JSON
+/// (WASM, Python): the same bincode in and out as a cdylib plugin of the
+/// interface, transcoded through its JSON call.
+pub(crate) fn raw_call_through_json(backend: &dyn PluginBackend, interface: &Interface, method: u32, input: &[u8]) -> Result<OutputBytes> {
+    let spec = interface.method(method)?;
+    let args = json::decode_args(interface, spec, input)?;
+    let result = backend.call_json(interface, method, &args)?;
+    Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?))
+}
+
+/// OUTPUT_TOO_LARGE when `len` bytes from method `method` of `plugin` are
+/// over the host's limit.
+pub(crate) fn check_output_size(plugin: &str, method: &str, len: usize, max_output: usize) -> Result<()> {
+    if len > max_output {
+        return Err(Error::new(
+            Status::OutputTooLarge,
+            format!("plugin '{plugin}': method '{method}' returned {len} bytes, over the limit of {max_output}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A loaded plugin, ready to call. Calls may come from several threads at once.

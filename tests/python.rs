@@ -186,6 +186,18 @@ fn raising_pyo3s_own_panic_exception_is_a_plugin_error_too() {
 }
 
 #[test]
+fn outputs_over_the_hosts_limit_are_refused() {
+    let calc = interface("calculator.toml");
+    let host = HostBuilder::new().search_path(fixture("python")).max_output_size(8).build().unwrap();
+    let plugin = host.load_with("PyCalculator", &with(&calc)).unwrap();
+    assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
+    for e in [plugin.call_raw(5, b"123456789").unwrap_err(), plugin.call_json("greet", r#"["a long name"]"#).unwrap_err()] {
+        assert_eq!(e.status(), Status::OutputTooLarge, "{}", e.message());
+        assert!(e.message().contains("PyCalculator") && e.message().contains("limit of 8"), "{}", e.message());
+    }
+}
+
+#[test]
 fn broken_plugins_fail_to_load_with_a_reason() {
     let host = host_for(&fixture("python"));
     for (case, edits, status, text) in [

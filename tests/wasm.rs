@@ -151,6 +151,16 @@ fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
 }
 
 #[test]
+fn outputs_over_the_hosts_limit_are_refused() {
+    let host = HostBuilder::new().search_path(fixture("wasm")).max_output_size(8).build().unwrap();
+    let plugin = host.load_with("WasmCalculator", &with(&interface("calculator.toml"))).unwrap();
+    assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
+    let e = plugin.call_raw(5, b"123456789").unwrap_err();
+    assert_eq!(e.status(), Status::OutputTooLarge, "{}", e.message());
+    assert!(e.message().contains("WasmCalculator") && e.message().contains("limit of 8"), "{}", e.message());
+}
+
+#[test]
 fn a_memory_bomb_hits_the_cap() {
     let host = HostBuilder::new().wasm_memory_limit(16 << 20).build().unwrap();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();

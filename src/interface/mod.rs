@@ -106,6 +106,16 @@ impl Interface {
         self.hash
     }
 
+    /// The capability bits of a plugin of this interface: bit k is set when
+    /// the k-th optional method is implemented (`implemented(index)`).
+    pub fn capability_bits(&self, implemented: impl Fn(usize) -> bool) -> u64 {
+        self.methods
+            .iter()
+            .enumerate()
+            .filter_map(|(index, m)| m.capability_bit.filter(|_| implemented(index)))
+            .fold(0, |bits, bit| bits | (1 << bit))
+    }
+
     /// The index of the method called `name`.
     pub fn method_index(&self, name: &str) -> Result<u32> {
         self.by_name.get(name).copied().ok_or_else(|| {

@@ -115,4 +115,30 @@ static inline int json_fails(const fidius_host_plugin_t *p, const char *method, 
     return ok;
 }
 
+/* What every runtime's Calculator plugin (cdylib, WASM, Python) must do
+ * alike: raw bytes for the raw `reverse`, the cdylib's bincode for the
+ * typed `add` (refusing a truncated input), DIV_ZERO with its details from
+ * `divide`, and argument checks before the plugin runs. */
+static inline void check_calculator_calls(const fidius_host_plugin_t *p) {
+    fidius_host_bytes_t out;
+    fidius_host_error_t *err = NULL;
+    char *json = NULL;
+    uint8_t in[16] = {3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0}; /* add(3, 7) */
+    CHECK(fidius_host_plugin_call(p, 5, (const uint8_t *)"fidius", 6, &out, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(out.len == 6 && memcmp(out.data, "suidif", 6) == 0);
+    fidius_host_bytes_free(&out);
+    CHECK(fidius_host_plugin_call(p, 0, in, sizeof in, &out, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(out.len == 8 && out.data[0] == 10);
+    fidius_host_bytes_free(&out);
+    CHECK(fidius_host_plugin_call(p, 0, in, 3, &out, NULL) == FIDIUS_HOST_STATUS_PLUGIN_SERIALIZATION);
+    CHECK(fidius_host_plugin_call_json(p, "divide", NT, "[1, 0]", NT, &json, NULL, &err) ==
+          FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+    CHECK(json == NULL);
+    CHECK(err != NULL && strcmp(fidius_host_error_plugin_code(err), "DIV_ZERO") == 0);
+    CHECK(err != NULL && strcmp(fidius_host_error_plugin_details(err), "{\"dividend\":1}") == 0);
+    fidius_host_error_free(err);
+    CHECK(json_fails(p, "add", "[1, \"x\"]", FIDIUS_HOST_STATUS_ARGUMENT_MISMATCH, "argument 2"));
+    CHECK(json_is(p, "add", "[20, 22]", "42"));
+}
+
 #endif

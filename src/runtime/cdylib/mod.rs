@@ -11,7 +11,7 @@ pub mod library;
 use crate::abi::{self, status};
 use crate::bytes::{ForeignAllocator, OutputBytes};
 use crate::error::{Error, PluginError, Result, Status};
-use crate::interface::{json, Interface};
+use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
 use library::{Library, ValidDescriptor};
 use std::ffi::c_void;
@@ -226,10 +226,7 @@ impl PluginBackend for CdylibPlugin {
     /// JSON arguments become the bincode the plugin decodes, and its bincode
     /// result becomes JSON, both guided by the interface's types.
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
-        let signature = interface.method(method)?;
-        let input = json::encode_args(interface, signature, args_json)?;
-        let output = self.call_raw(method, &input)?;
-        json::decode_output(interface, signature, output.as_slice())
+        crate::plugin::json_call_through_raw(self, interface, method, args_json)
     }
 }
 

@@ -116,12 +116,7 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
             }
             funcs.push(func);
         }
-        let capabilities = interface
-            .methods()
-            .iter()
-            .zip(&funcs)
-            .filter_map(|(m, f)| m.capability_bit.filter(|_| f.is_some()))
-            .fold(0u64, |bits, bit| bits | (1 << bit));
+        let capabilities = interface.capability_bits(|index| funcs[index].is_some());
         let info = PluginInfo {
             name: name.clone(),
             interface_name: interface.name().to_string(),
@@ -203,10 +198,7 @@ impl PluginBackend for PythonPlugin {
         let interface = &self.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
-            // Bincode in and out, as for a cdylib plugin of the interface.
-            let args = json::decode_args(interface, spec, input)?;
-            let result = self.call_json(interface, method, &args)?;
-            return Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?));
+            return crate::plugin::raw_call_through_json(self, interface, method, input);
         }
         let output = Python::attach(|py| {
             let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
@@ -218,21 +210,14 @@ impl PluginBackend for PythonPlugin {
                 Err(self.protocol(&spec.name, "must be bytes or bytearray (a raw method)"))
             }
         })?;
-        if output.len() > self.max_output {
-            return Err(Error::new(
-                Status::OutputTooLarge,
-                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, output.len(), self.max_output),
-            ));
-        }
+        crate::plugin::check_output_size(&self.name, &spec.name, output.len(), self.max_output)?;
         Ok(OutputBytes::from_vec(output))
     }
 
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
         let spec = interface.method(method)?;
         if spec.flags.raw {
-            let input = json::encode_args(interface, spec, args_json)?;
-            let output = self.call_raw(method, &input)?;
-            return json::decode_output(interface, spec, output.as_slice());
+            return crate::plugin::json_call_through_raw(self, interface, method, args_json);
         }
         // Checks every argument against its type, with the same messages as
         // for the other runtimes, before Python sees anything.
@@ -267,12 +252,7 @@ impl PluginBackend for PythonPlugin {
         // Through bincode and back: checked in full, and printed exactly as
         // a cdylib plugin's result is.
         let bytes = json::encode_result_value(interface, spec, &result)?;
-        if bytes.len() > self.max_output {
-            return Err(Error::new(
-                Status::OutputTooLarge,
-                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, bytes.len(), self.max_output),
-            ));
-        }
+        crate::plugin::check_output_size(&self.name, &spec.name, bytes.len(), self.max_output)?;
         json::decode_output(interface, spec, &bytes)
     }
 }

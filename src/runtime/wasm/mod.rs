@@ -17,7 +17,7 @@ use crate::bytes::OutputBytes;
 use crate::egress::{DenialLog, DeniedRequest, EgressPolicy};
 use crate::error::{Error, PluginError, Result, Status};
 pub use crate::host::{WasmLimits, WasmPluginSettings, WasmSettings};
-use crate::interface::{json, Interface, Method, Returns};
+use crate::interface::{Interface, Method, Returns};
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend, PluginDescription, PluginInfo, RuntimeKind};
 pub use sandbox::Sandbox;
 use std::collections::HashMap;
@@ -147,12 +147,7 @@ impl WasmRuntime {
         });
         let mut live = shared.instantiate()?;
         let hash = live.interface_hash(&shared)?;
-        let capabilities = interface
-            .methods()
-            .iter()
-            .zip(&live.funcs)
-            .filter_map(|(m, f)| m.capability_bit.filter(|_| f.is_some()))
-            .fold(0u64, |bits, bit| bits | (1 << bit));
+        let capabilities = interface.capability_bits(|index| live.funcs[index].is_some());
         let info = PluginInfo {
             name: shared.name.clone(),
             interface_name: interface.name().to_string(),
@@ -527,33 +522,21 @@ impl PluginBackend for WasmPlugin {
         let interface = &self.shared.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
-            // Bincode in and out, as for a cdylib plugin of the interface,
-            // through the same JSON lowering as JSON calls.
-            let args = json::decode_args(interface, spec, input)?;
-            let result = self.call_json(interface, method, &args)?;
-            return Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?));
+            return crate::plugin::raw_call_through_json(self, interface, method, input);
         }
         let output = self.with_instance(spec, |live| {
             let func = live.raw[method as usize].ok_or_else(|| wasmtime::Error::msg("not implemented"))?;
             let (output,) = func.call(&mut live.store, (input.to_vec(),))?;
             Ok(output)
         })?;
-        if output.len() > self.shared.max_output {
-            return Err(self.shared.error(
-                Status::OutputTooLarge,
-                format!("method '{}' returned {} bytes, over the limit of {}", spec.name, output.len(), self.shared.max_output),
-            ));
-        }
+        crate::plugin::check_output_size(&self.shared.name, &spec.name, output.len(), self.shared.max_output)?;
         Ok(OutputBytes::from_vec(output))
     }
 
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
         let spec = interface.method(method)?;
         if spec.flags.raw {
-            // Same JSON shape as cdylib plugins: an array of bytes in and out.
-            let input = json::encode_args(interface, spec, args_json)?;
-            let output = self.call_raw(method, &input)?;
-            return json::decode_output(interface, spec, output.as_slice());
+            return crate::plugin::json_call_through_raw(self, interface, method, args_json);
         }
         let args: serde_json::Value = serde_json::from_str(args_json).map_err(|e| {
             Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", spec.name))
