@@ -92,6 +92,26 @@ fn main() {
             fidius_host_string_free(json);
         }),
     );
+    // The same JSON call, written by hand for this one function: parse the
+    // arguments, call, print the result. What any JSON-in, JSON-out call
+    // costs before checking against an interface.
+    compare(
+        "add(i64, i64) JSON, direct with serde_json",
+        time(50_000, || {
+            let (a, b): (i64, i64) = serde_json::from_str(std::hint::black_box("[3, 7]")).unwrap();
+            let sum: i64 = Python::attach(|py| add.call1(py, (a, b)).unwrap().extract(py).unwrap());
+            let json = serde_json::to_string(&sum).unwrap();
+            std::hint::black_box(json.as_bytes()[0]);
+        }),
+        time(50_000, || {
+            let mut json: *mut std::ffi::c_char = null_mut();
+            let args = b"[3, 7]";
+            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
+            assert_eq!(status as u32, 0);
+            std::hint::black_box(unsafe { *json });
+            fidius_host_string_free(json);
+        }),
+    );
     fidius_host_plugin_free(plugin.cast_mut());
     fidius_host_load_options_free(options);
     fidius_host_interface_free(interface);

@@ -126,6 +126,29 @@ fn an_endless_guest_is_stopped_at_its_deadline() {
 }
 
 #[test]
+fn a_guest_asleep_on_a_clock_is_stopped_at_its_deadline() {
+    let host = HostBuilder::new().wasm_deadline(Some(Duration::from_millis(300))).build().unwrap();
+    let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    // A short nap within the deadline is a nap.
+    let slept: u64 = hostile.call_json("nap", "[20]").unwrap().parse().unwrap();
+    assert!((20..300).contains(&slept), "slept {slept} ms");
+    // An hour-long one (or one that never ends) waits in the host; it ends
+    // at the deadline.
+    for millis in ["3600000", "18446744073709551615"] {
+        let start = Instant::now();
+        let e = hostile.call_json("nap", &format!("[{millis}]")).unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "stopped after {took:?}");
+    }
+    // Without a deadline, waits are not cut.
+    let patient = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions { wasm_deadline: Some(None), ..Default::default() }).unwrap();
+    let slept: u64 = patient.call_json("nap", "[400]").unwrap().parse().unwrap();
+    assert!(slept >= 400, "slept {slept} ms");
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1");
+}
+
+#[test]
 fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
     let host = HostBuilder::new().wasm_fresh_instance_per_call(true).build().unwrap();
     let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_secs(2))), ..Default::default() };

@@ -93,6 +93,14 @@ static void test_limits_and_sandbox(void) {
     CHECK(seconds >= 0.2 && seconds < 120.0);
     if (seconds >= 10.0) fprintf(stderr, "  note: the endless call was stopped after %.1f s\n", seconds);
     CHECK(json_is(p, "counter", "[]", "1")); /* a fresh instance */
+    /* A guest asleep on a clock waits in the host: the wait ends at the
+     * deadline too. */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(json_fails(p, "nap", "[3600000]", FIDIUS_HOST_STATUS_TIMEOUT, "deadline"));
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    seconds = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+    CHECK(seconds >= 0.2 && seconds < 120.0);
+    CHECK(json_is(p, "counter", "[]", "1"));
     CHECK(json_fails(p, "hog", "[64]", FIDIUS_HOST_STATUS_MEMORY_LIMIT, "16777216"));
     CHECK(json_is(p, "hog", "[2]", "2"));
     CHECK(json_fails(p, "read_file", "[\"/etc/passwd\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR, "returned an error"));

@@ -8,6 +8,7 @@
 //! discards the instance: the next call runs on a fresh one. A plugin
 //! loaded with a fresh instance per call keeps no state and takes no lock.
 
+mod clocks;
 mod egress;
 mod sandbox;
 mod values;
@@ -104,6 +105,7 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
+            .and_then(|()| clocks::add_to_linker(&mut linker))
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
         Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
@@ -317,6 +319,11 @@ pub struct GuestState {
     egress: egress::EgressHooks,
     table: ResourceTable,
     memory: MemoryCap,
+    /// When the running call must end (`None`: no deadline); bounds the
+    /// guest's clock waits.
+    call_deadline: Option<std::time::Instant>,
+    /// Whether a clock wait of the running call was cut at the deadline.
+    wait_cut: bool,
 }
 
 impl WasiView for GuestState {
@@ -383,12 +390,21 @@ impl Shared {
             },
             table: ResourceTable::new(),
             memory: MemoryCap { max: self.limits.memory, exceeded: false },
+            call_deadline: None,
+            wait_cut: false,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self.pre.instantiate(&mut store).map_err(|e| self.error(Status::InvalidComponent, format!("cannot instantiate: {e:#}")))?;
+        // A guest's start-up code is bounded like a call.
+        self.start_deadline(&mut store);
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                let limit = self.limits.deadline.unwrap_or_default();
+                return self.error(Status::Timeout, format!("instantiation ran past the deadline of {limit:?} and was stopped"));
+            }
+            self.error(Status::InvalidComponent, format!("cannot instantiate: {e:#}"))
+        })?;
         let export = instance
             .get_export_index(&mut store, None, &self.export)
             .ok_or_else(|| self.error(Status::InvalidComponent, format!("the component does not export `{}`", self.export)))?;
@@ -421,6 +437,26 @@ impl Shared {
         Ok(Live { store, funcs, raw, hash })
     }
 
+    /// Starts the deadline of what runs next on `store`: the epoch count
+    /// after which the guest traps, and the instant that bounds its clock
+    /// waits.
+    fn start_deadline(&self, store: &mut Store<GuestState>) {
+        let deadline = self.limits.deadline;
+        let ticks = deadline.map_or(u64::MAX / 2, |d| (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1);
+        store.set_epoch_deadline(ticks);
+        let state = store.data_mut();
+        state.call_deadline = deadline.and_then(|d| std::time::Instant::now().checked_add(d));
+        state.wait_cut = false;
+    }
+
+    /// Whether what ran on `store` outlived its deadline in a clock wait
+    /// that was cut: it stopped for the deadline, even if the guest got to
+    /// return before its next epoch check.
+    fn wait_outlived_deadline(store: &Store<GuestState>) -> bool {
+        let state = store.data();
+        state.wait_cut && state.call_deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline)
+    }
+
     fn error(&self, status: Status, what: impl std::fmt::Display) -> Error {
         Error::new(status, format!("WASM plugin '{}': {what}", self.name))
     }
@@ -442,9 +478,11 @@ impl Live {
         let typed = func.typed::<(), (u64,)>(&self.store).map_err(|e| {
             shared.error(Status::InvalidComponent, format!("`fidius-interface-hash` must be func() -> u64: {e:#}"))
         })?;
-        let (hash,) = typed
-            .call(&mut self.store, ())
-            .map_err(|e| shared.error(Status::PluginTrap, format!("`fidius-interface-hash` failed: {e:#}")))?;
+        shared.start_deadline(&mut self.store);
+        let (hash,) = typed.call(&mut self.store, ()).map_err(|e| {
+            let status = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) { Status::Timeout } else { Status::PluginTrap };
+            shared.error(status, format!("`fidius-interface-hash` failed: {e:#}"))
+        })?;
         Ok(hash)
     }
 }
@@ -488,12 +526,12 @@ impl WasmPlugin {
 
     /// One call on `live`, with a fresh deadline.
     fn run<T>(&self, live: &mut Live, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
-        let ticks = self.shared.limits.deadline.map_or(u64::MAX / 2, |d| {
-            (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
-        });
-        live.store.set_epoch_deadline(ticks);
+        self.shared.start_deadline(&mut live.store);
         live.store.data_mut().memory.exceeded = false;
         let result = call(live);
+        if result.is_ok() && Shared::wait_outlived_deadline(&live.store) {
+            return Err(self.classify(method, Trap::Interrupt.into(), false));
+        }
         result.map_err(|e| self.classify(method, e, live.store.data().memory.exceeded))
     }
 
