@@ -132,6 +132,9 @@ pub enum Status {
     Timeout = 313,
     /// A WASM guest tried to grow its memory past the cap and was stopped.
     MemoryLimit = 314,
+    /// Every slot of the host's WASM instance pool is in use: the load or
+    /// call made no instance. Retry when another call or plugin is done.
+    InstancePoolExhausted = 315,
 
     /// An interface (signature, type declaration or file) is malformed, or
     /// uses a type that is neither builtin nor declared.
@@ -196,6 +199,7 @@ impl Status {
         Status::PluginTrap,
         Status::Timeout,
         Status::MemoryLimit,
+        Status::InstancePoolExhausted,
         Status::InvalidInterface,
     ];
 
@@ -267,6 +271,7 @@ impl Status {
             Status::PluginTrap => c"PLUGIN_TRAP",
             Status::Timeout => c"TIMEOUT",
             Status::MemoryLimit => c"MEMORY_LIMIT",
+            Status::InstancePoolExhausted => c"INSTANCE_POOL_EXHAUSTED",
             Status::InvalidInterface => c"INVALID_INTERFACE",
         }
     }

@@ -149,6 +149,35 @@ fn a_guest_asleep_on_a_clock_is_stopped_at_its_deadline() {
 }
 
 #[test]
+fn instances_come_from_the_pool_until_it_is_exhausted() {
+    // One slot: a persistent plugin holds it while it lives.
+    let host = HostBuilder::new().wasm_instance_pool(1).build().unwrap();
+    let first = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    assert_eq!(first.call_json("counter", "[]").unwrap(), "1");
+    let e = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap_err();
+    assert_eq!(e.status(), Status::InstancePoolExhausted, "{}", e.message());
+    assert!(e.message().contains("pool"), "{}", e.message());
+    drop(first);
+    let second = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    assert_eq!(second.call_json("counter", "[]").unwrap(), "1");
+    // A trap or a deadline gives the slot back for the next instance.
+    assert_eq!(second.call_json("crash", "[]").unwrap_err().status(), Status::PluginTrap);
+    assert_eq!(second.call_json("counter", "[]").unwrap(), "1");
+    drop(second);
+
+    // Fresh instances per call take a slot only while a call runs: the
+    // same answers as the cdylib, call after call.
+    let pooled = HostBuilder::new().search_path(fixture("wasm")).wasm_instance_pool(2).wasm_fresh_instance_per_call(true).build().unwrap();
+    let calc = pooled.load_with("WasmCalculator", &with(&interface("calculator.toml"))).unwrap();
+    for i in 0..200 {
+        assert_eq!(calc.call_json("add", &format!("[{i}, 1]")).unwrap(), (i + 1).to_string());
+    }
+    let hostile = hostile_in(&pooled, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    assert_eq!(hostile.call_json("hog", "[8]").unwrap(), "8", "a slot's memory grows up to the cap");
+    assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1", "a slot's memory starts clean");
+}
+
+#[test]
 fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
     let host = HostBuilder::new().wasm_fresh_instance_per_call(true).build().unwrap();
     let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_secs(2))), ..Default::default() };

@@ -251,6 +251,11 @@ const (
 	// past the cap and was stopped.
 	StatusMemoryLimit Status = C.FIDIUS_HOST_STATUS_MEMORY_LIMIT
 
+	// StatusInstancePoolExhausted (INSTANCE_POOL_EXHAUSTED): every slot of
+	// the host's WASM instance pool is in use; retry when another call or
+	// plugin is done.
+	StatusInstancePoolExhausted Status = C.FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED
+
 	// StatusInvalidInterface (INVALID_INTERFACE): an interface (signature,
 	// type declaration or file) is malformed, or uses a type that is neither
 	// builtin nor declared.
@@ -423,6 +428,10 @@ var (
 
 	// ErrMemoryLimit matches errors of status StatusMemoryLimit.
 	ErrMemoryLimit = &Error{Status: StatusMemoryLimit}
+
+	// ErrInstancePoolExhausted matches errors of status
+	// StatusInstancePoolExhausted.
+	ErrInstancePoolExhausted = &Error{Status: StatusInstancePoolExhausted}
 
 	// ErrInvalidInterface matches errors of status StatusInvalidInterface.
 	ErrInvalidInterface = &Error{Status: StatusInvalidInterface}

@@ -112,6 +112,34 @@ func TestWasmFreshInstances(t *testing.T) {
 	jsonIs(t, perLoad, "counter", "[]", "1")
 }
 
+func TestWasmInstancePool(t *testing.T) {
+	hostile := interfaceFile(t, "hostile.toml")
+	host := newHost(t, func(b *fidius.Builder) { b.WasmInstancePool(1) }, "wasm")
+	first := load(t, host, "HostileGuest", &fidius.LoadOptions{Interface: hostile})
+	jsonIs(t, first, "counter", "[]", "1")
+	_, err := host.Load("HostileGuest", &fidius.LoadOptions{Interface: hostile})
+	wantError(t, err, fidius.ErrInstancePoolExhausted, "pool")
+	first.Close() // gives its slot back
+	second := load(t, host, "HostileGuest", &fidius.LoadOptions{Interface: hostile})
+	jsonIs(t, second, "counter", "[]", "1")
+	jsonIs(t, second, "counter", "[]", "2")
+}
+
+// A guest asleep on a WASI clock waits in the host; the deadline ends it.
+func TestWasmSleepEndsAtTheDeadline(t *testing.T) {
+	host := newHost(t, nil, "wasm")
+	hostile := load(t, host, "HostileGuest", &fidius.LoadOptions{
+		Interface:    interfaceFile(t, "hostile.toml"),
+		WasmDeadline: 200 * time.Millisecond,
+	})
+	start := time.Now()
+	_, err := hostile.CallJSON("nap", "[3600000]")
+	wantError(t, err, fidius.ErrTimeout, "deadline")
+	if elapsed := time.Since(start); elapsed < 200*time.Millisecond || elapsed > 30*time.Second {
+		t.Errorf("the hour-long nap was stopped after %v", elapsed)
+	}
+}
+
 func TestWasmSignedPackages(t *testing.T) {
 	host := newHost(t, func(b *fidius.Builder) {
 		b.RequireSignature(true).AddTrustedKeyFile(fixture(t, "keys/trusted.public"))

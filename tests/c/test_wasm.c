@@ -133,6 +133,48 @@ static void test_fresh_instances(void) {
     fidius_host_free(host);
 }
 
+/* An instance pool: a slot per live instance; none free is an error the
+ * caller can retry, and freeing a plugin gives its slot back. */
+static void test_instance_pool(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_load_options_t *options = options_for("hostile.toml");
+    fidius_host_plugin_t *first = NULL, *second = NULL;
+    fidius_host_error_t *err = NULL;
+    fidius_host_t *host;
+    int i;
+    CHECK(fidius_host_builder_set_wasm_instance_pool(NULL, 1, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_builder_set_wasm_instance_pool(b, 1, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = host_with("wasm", b);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &first, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &second, &err) == FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED);
+    CHECK(second == NULL);
+    CHECK(err != NULL && strstr(fidius_host_error_message(err), "pool") != NULL);
+    CHECK(strcmp(fidius_host_status_name(FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED), "INSTANCE_POOL_EXHAUSTED") == 0);
+    fidius_host_error_free(err);
+    fidius_host_plugin_free(first);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &second, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(second, "counter", "[]", "1"));
+    CHECK(json_is(second, "counter", "[]", "2"));
+    fidius_host_plugin_free(second);
+    fidius_host_free(host);
+
+    /* Fresh instances per call hold a slot only while a call runs. */
+    b = fidius_host_builder_new();
+    CHECK(fidius_host_builder_set_wasm_instance_pool(b, 2, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_wasm_fresh_instance_per_call(b, true, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = host_with("wasm", b);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &first, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &second, NULL) == FIDIUS_HOST_STATUS_OK);
+    for (i = 0; i < 5; i++) {
+        CHECK(json_is(first, "counter", "[]", "1"));
+        CHECK(json_is(second, "hog", "[2]", "2"));
+    }
+    fidius_host_plugin_free(first);
+    fidius_host_plugin_free(second);
+    fidius_host_load_options_free(options);
+    fidius_host_free(host);
+}
+
 static void test_signed_packages(void) {
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *host;
@@ -272,6 +314,7 @@ static void run_tests(void) {
     test_calculator_component();
     test_limits_and_sandbox();
     test_fresh_instances();
+    test_instance_pool();
     test_signed_packages();
     test_precompiled();
     test_discovery();

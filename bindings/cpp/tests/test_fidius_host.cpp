@@ -647,6 +647,30 @@ TEST_F(FidiusTest, WasmFreshInstancePerCall) {
     EXPECT_EQ(persistent.call_json("counter", "[]"), "2");
 }
 
+TEST_F(FidiusTest, WasmInstancePool) {
+    fidius::Host host = fidius::Builder().add_search_path(path_of("wasm")).set_wasm_instance_pool(1).build();
+    fidius::LoadOptions options = options_for("hostile.toml");
+    {
+        fidius::Plugin first = host.load("HostileGuest", options);
+        EXPECT_EQ(first.call_json("counter", "[]"), "1");
+        EXPECT_FIDIUS_ERROR(host.load("HostileGuest", options), fidius::Status::InstancePoolExhausted, "pool");
+    }  // the first plugin's slot is free again
+    fidius::Plugin second = host.load("HostileGuest", options);
+    EXPECT_EQ(second.call_json("counter", "[]"), "1");
+    EXPECT_EQ(second.call_json("counter", "[]"), "2");
+}
+
+TEST_F(FidiusTest, WasmSleepEndsAtTheDeadline) {
+    fidius::Host host = fidius::Builder().add_search_path(path_of("wasm")).build();
+    fidius::LoadOptions options = options_for("hostile.toml");
+    options.set_wasm_deadline(200ms);
+    fidius::Plugin hostile = host.load("HostileGuest", options);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FIDIUS_ERROR(hostile.call_json("nap", "[3600000]"), fidius::Status::Timeout, "deadline");
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "1");
+}
+
 TEST_F(FidiusTest, PrecompiledComponents) {
     const std::vector<std::uint8_t> component = read_bytes(path_of("wasm/calc/calc_component.wasm"));
     ASSERT_FALSE(component.empty());

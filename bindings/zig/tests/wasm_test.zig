@@ -115,6 +115,47 @@ test "a fresh WASM instance per call, host-wide or per load" {
     try support.expectJson(persistent, "counter", "[]", "2");
 }
 
+test "an instance pool: a slot per live instance" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.addSearchPath(try fixtures.path("wasm"), null);
+    try builder.setWasmInstancePool(1, null);
+    var host = try builder.build(null);
+    defer host.deinit();
+    var options = try fixtures.options("hostile.toml");
+    defer options.deinit();
+
+    var first = try host.load("HostileGuest", &options, null);
+    try support.expectJson(first, "counter", "[]", "1");
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.InstancePoolExhausted, host.load("HostileGuest", &options, &diag));
+    try support.expectContains(diag.message(), "pool");
+    first.deinit(); // gives its slot back
+    var second = try host.load("HostileGuest", &options, null);
+    defer second.deinit();
+    try support.expectJson(second, "counter", "[]", "1");
+    try support.expectJson(second, "counter", "[]", "2");
+}
+
+test "a guest asleep on a WASI clock is stopped at the deadline" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var host = try fixtures.host("wasm");
+    defer host.deinit();
+    var options = try fixtures.options("hostile.toml");
+    defer options.deinit();
+    try options.setWasmDeadlineMs(200, null);
+    var plugin = try host.load("HostileGuest", &options, null);
+    defer plugin.deinit();
+    const started = std.Io.Clock.awake.now(io);
+    try support.expectJsonError(plugin, "nap", "[3600000]", error.Timeout, "deadline");
+    const elapsed = started.untilNow(io, .awake);
+    try testing.expect(elapsed.toMilliseconds() >= 200 and elapsed.toMilliseconds() < 30_000);
+}
+
 test "signed WASM packages" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();

@@ -93,15 +93,42 @@ fn engine_config() -> Config {
 }
 
 /// The engine every host uses for compiling (and AOT precompiling):
-/// `.cwasm` files must come from the same settings.
+/// `.cwasm` files must come from the same settings. (How instances are
+/// allocated is not one of them: a pooled engine loads the same `.cwasm`.)
 pub fn new_engine() -> Result<Engine> {
-    Engine::new(&engine_config()).map_err(|e| Error::new(Status::Unsupported, format!("cannot start wasmtime: {e:#}")))
+    start_engine(&engine_config())
+}
+
+fn start_engine(config: &Config) -> Result<Engine> {
+    Engine::new(config).map_err(|e| Error::new(Status::Unsupported, format!("cannot start wasmtime: {e:#}")))
+}
+
+/// Per slot of an instance pool: room for a component of a few core
+/// instances (a Rust `wasm32-wasip2` component has three to five) with
+/// one linear memory and their tables. A component needing more uses more.
+const CORE_INSTANCES_PER_SLOT: u32 = 8;
+const TABLES_PER_SLOT: u32 = 8;
+
+/// The pooling allocator for `slots` live instances. Each memory slot
+/// reserves address space for a 4 GiB memory plus guard pages (nothing is
+/// committed until used); instantiating reuses a slot instead of mapping
+/// and unmapping memory.
+fn pooled_engine(slots: u32) -> Result<Engine> {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
+        .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
+        .total_memories(slots);
+    let mut config = engine_config();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    start_engine(&config)
 }
 
 impl WasmRuntime {
-    /// Starts the engine and the epoch ticker.
-    pub fn new() -> Result<WasmRuntime> {
-        let engine = new_engine()?;
+    /// Starts the engine (with an instance pool of `pool_slots` slots,
+    /// unless 0) and the epoch ticker.
+    pub fn new(pool_slots: u32) -> Result<WasmRuntime> {
+        let engine = if pool_slots == 0 { new_engine()? } else { pooled_engine(pool_slots)? };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
@@ -399,6 +426,9 @@ impl Shared {
         // A guest's start-up code is bounded like a call.
         self.start_deadline(&mut store);
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                return self.error(Status::InstancePoolExhausted, format!("no free slot in the host's instance pool: {e:#}"));
+            }
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 let limit = self.limits.deadline.unwrap_or_default();
                 return self.error(Status::Timeout, format!("instantiation ran past the deadline of {limit:?} and was stopped"));
