@@ -903,7 +903,9 @@ fidius_host_status_t fidius_host_builder_set_wasm_fresh_instance_per_call(fidius
  * one, each running call of a fresh-instance plugin one; a load or call
  * that finds no free slot fails with INSTANCE_POOL_EXHAUSTED and can be
  * retried later. Each slot reserves address space (not memory) for a
- * 4 GiB linear memory and its guard pages.
+ * 4 GiB linear memory and its guard pages; when the host's first WASM load
+ * cannot reserve it, that load and every later WASM load of the host fail
+ * with UNSUPPORTED, naming the reservation.
  *
  * Errors: NULL_ARGUMENT, MISUSE.
  */

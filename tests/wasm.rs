@@ -368,3 +368,14 @@ fn calls_from_several_threads_are_serialized_safely() {
         thread.join().unwrap();
     }
 }
+
+#[test]
+fn a_pool_too_large_to_reserve_fails_wasm_loads_clearly() {
+    // A million slots would reserve petabytes of address space.
+    let host = HostBuilder::new().wasm_instance_pool(1_000_000).build().unwrap();
+    for _ in 0..2 {
+        let e = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap_err();
+        assert_eq!(e.status(), Status::Unsupported, "{}", e.message());
+        assert!(e.message().contains("memory pool"), "{}", e.message());
+    }
+}
