@@ -194,18 +194,38 @@ fn http_fails_closed_at_load() {
 }
 
 #[test]
+fn a_guest_blocked_writing_a_request_body_is_stopped_at_its_deadline() {
+    let host = HostBuilder::new().wasm_deadline(Some(Duration::from_millis(300))).build().unwrap();
+    let plugin = load(&host, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap();
+    // A little fits in the body's buffer.
+    assert_eq!(plugin.call_json("stuff_body", "[0]").unwrap(), "0");
+    // A gigabyte does not: nobody reads the body, so the guest's blocking
+    // write waits in the host, until the deadline.
+    let started = Instant::now();
+    let e = plugin.call_json("stuff_body", "[1024]").unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+    assert_eq!(plugin.call_json("stuff_body", "[0]").unwrap(), "0");
+}
+
+#[test]
 fn a_silent_server_cannot_hold_a_call_past_its_deadline() {
     let server = Server::start_with(false);
     let host = HostBuilder::new().wasm_deadline(Some(Duration::from_millis(300))).build().unwrap();
     let plugin = load(&host, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap();
     let started = Instant::now();
+    // The guest waits for the response in the host; the wait ends at the
+    // call's deadline, and so does the call.
     let e = fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/slow", server.port)).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
-    assert!(e.plugin_error().unwrap().message.contains("Timeout"), "{}", e.message());
+    assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+    assert!(e.message().contains("deadline"), "{}", e.message());
     // A TLS handshake with a server that never answers is bounded too.
     let started = Instant::now();
     let e = fetch(&plugin, "GET", &format!("https://127.0.0.1:{}/tls", server.port)).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+    // The plugin serves the next call.
+    let e = fetch(&plugin, "GET", "http://denied.example/").unwrap_err();
     assert_eq!(e.status(), Status::PluginError, "{}", e.message());
 }

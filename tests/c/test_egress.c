@@ -347,12 +347,33 @@ static void test_threads(struct server *server) {
     pthread_mutex_destroy(&log.lock);
 }
 
+/* A guest writing into a request body nobody reads blocks in the host; the
+ * call's deadline ends the wait. */
+static void test_blocked_body_write(void) {
+    fidius_host_egress_policy_t *none = NULL;
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *p;
+    CHECK(fidius_host_egress_policy_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_egress_policy(b, none, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_wasm_deadline_ms(b, 300, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(p, "stuff_body", "[0]", "0"));
+    CHECK(json_fails(p, "stuff_body", "[1024]", FIDIUS_HOST_STATUS_TIMEOUT, "deadline"));
+    CHECK(json_is(p, "stuff_body", "[0]", "0"));
+    fidius_host_plugin_free(p);
+    fidius_host_free(host);
+    fidius_host_egress_policy_free(none);
+}
+
 static void run_tests(void) {
     struct server server;
     server_start(&server);
     test_callback_policy(&server);
     test_allow_list(&server);
     test_fails_closed();
+    test_blocked_body_write();
     test_threads(&server);
     server_stop(&server);
 }

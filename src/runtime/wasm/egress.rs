@@ -16,10 +16,15 @@ pub struct EgressHooks {
     /// `None`: the guest has no `http` capability; every request is denied.
     pub policy: Option<EgressPolicy>,
     pub denials: Arc<DenialLog>,
-    /// Network waits are bounded by the call deadline: a guest blocked on a
-    /// slow server is in the host, where epoch interruption cannot stop it.
+    /// How long a request may take in the background. The guest's waits
+    /// for it end at the call deadline (see `waits`); this is a little
+    /// longer, so that the deadline, not a request timeout, ends a waiting
+    /// call, and no request outlives its call by much.
     pub timeout: Option<Duration>,
 }
+
+/// How much longer than its call a request may run in the background.
+pub const GRACE: Duration = Duration::from_secs(1);
 
 type ResponseFuture = Box<
     dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>)>>
@@ -55,7 +60,7 @@ impl EgressHooks {
         allowed
     }
 
-    /// The guest's timeouts, none longer than the call deadline.
+    /// The guest's timeouts, none longer than `timeout`.
     fn bounded(&self, options: Option<RequestOptions>) -> Option<RequestOptions> {
         let Some(limit) = self.timeout else { return options };
         let mut options = options.unwrap_or_default();

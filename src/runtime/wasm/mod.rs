@@ -8,10 +8,10 @@
 //! discards the instance: the next call runs on a fresh one. A plugin
 //! loaded with a fresh instance per call keeps no state and takes no lock.
 
-mod clocks;
 mod egress;
 mod sandbox;
 mod values;
+mod waits;
 
 use crate::artifact::package::Package;
 use crate::bytes::OutputBytes;
@@ -132,7 +132,7 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
-            .and_then(|()| clocks::add_to_linker(&mut linker))
+            .and_then(|()| waits::add_to_linker(&mut linker))
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
         Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
@@ -413,7 +413,7 @@ impl Shared {
                 plugin: self.name.as_str().into(),
                 policy: self.egress.clone(),
                 denials: self.denials.clone(),
-                timeout: self.limits.deadline,
+                timeout: self.limits.deadline.map(|d| d + egress::GRACE),
             },
             table: ResourceTable::new(),
             memory: MemoryCap { max: self.limits.memory, exceeded: false },
