@@ -105,9 +105,13 @@ fn start_engine(config: &Config) -> Result<Engine> {
 
 /// Per slot of an instance pool: room for a component of a few core
 /// instances (a Rust `wasm32-wasip2` component has three to five) with
-/// one linear memory and their tables. A component needing more uses more.
+/// one linear memory and their tables. A component needing more uses more;
+/// one needing more than the whole pool holds is refused at load.
 const CORE_INSTANCES_PER_SLOT: u32 = 8;
 const TABLES_PER_SLOT: u32 = 8;
+/// Elements a guest's table may grow to, pooled or not (a pool reserves
+/// address space for as many, not memory).
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
 /// The pooling allocator for `slots` live instances. Each memory slot
 /// reserves address space for a 4 GiB memory plus guard pages (nothing is
@@ -115,10 +119,21 @@ const TABLES_PER_SLOT: u32 = 8;
 /// and unmapping memory.
 fn pooled_engine(slots: u32) -> Result<Engine> {
     let mut pool = wasmtime::PoolingAllocationConfig::new();
+    let core_instances = slots.saturating_mul(CORE_INSTANCES_PER_SLOT);
+    let tables = slots.saturating_mul(TABLES_PER_SLOT);
     pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(CORE_INSTANCES_PER_SLOT))
-        .total_tables(slots.saturating_mul(TABLES_PER_SLOT))
-        .total_memories(slots);
+        .total_core_instances(core_instances)
+        .total_tables(tables)
+        .total_memories(slots)
+        // A component bigger than the whole pool is refused at load, not
+        // reported as a pool that is full for now.
+        .max_core_instances_per_component(core_instances)
+        .max_tables_per_component(tables)
+        .max_memories_per_component(slots)
+        .max_tables_per_module(TABLES_PER_SLOT)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        // Calls are synchronous: no fiber stacks.
+        .total_stacks(0);
     let mut config = engine_config();
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     start_engine(&config)
@@ -381,7 +396,7 @@ impl ResourceLimiter for MemoryCap {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
 
