@@ -215,9 +215,10 @@ pub extern "C" fn fidius_host_builder_set_buffer_strategy(
 /// Sets the default deadline of each WASM call, in milliseconds (default
 /// 10 000); 0 means no deadline. A call past it stops with TIMEOUT (within
 /// about a millisecond) and the plugin's next call runs on a fresh
-/// instance; the guest's waits on WASI clocks end by the deadline too, and
-/// a component's start-up code at load is bounded by it. A load may
-/// override it (`fidius_host_load_options_wasm_deadline_ms`).
+/// instance. Every wait the guest makes in the host (clocks, `poll`,
+/// blocking stream reads and writes, HTTP responses) ends by the deadline
+/// too, and a component's start-up code at load is bounded by it. A load
+/// may override it (`fidius_host_load_options_wasm_deadline_ms`).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
 #[unsafe(no_mangle)]
