@@ -261,6 +261,11 @@ fn integer(object: &Bound<'_, PyAny>, kind: IntKind) -> Option<Value> {
     if object.is_instance_of::<PyBool>() || !object.is_instance_of::<PyInt>() {
         return None;
     }
+    let fits = |value: i128| value >= kind.min() && (value < 0 || value as u128 <= kind.max());
+    // Most integers fit 64 bits: one C call, not a byte-array conversion.
+    if let Ok(small) = object.extract::<i64>() {
+        return fits(small.into()).then(|| Value::from(small));
+    }
     let value: i128 = match object.extract::<i128>() {
         Ok(v) => v,
         Err(_) => {
@@ -268,7 +273,7 @@ fn integer(object: &Bound<'_, PyAny>, kind: IntKind) -> Option<Value> {
             return (kind == IntKind::U128).then(|| Value::String(v.to_string()));
         }
     };
-    if value < kind.min() || (value >= 0 && value as u128 > kind.max()) {
+    if !fits(value) {
         return None;
     }
     Some(match (i64::try_from(value), u64::try_from(value)) {

@@ -440,16 +440,22 @@ impl Shared {
         store.epoch_deadline_trap();
         // A guest's start-up code is bounded like a call.
         self.start_deadline(&mut store);
+        let timed_out = || {
+            let limit = self.limits.deadline.unwrap_or_default();
+            self.error(Status::Timeout, format!("instantiation ran past the deadline of {limit:?} and was stopped"))
+        };
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
                 return self.error(Status::InstancePoolExhausted, format!("no free slot in the host's instance pool: {e:#}"));
             }
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                let limit = self.limits.deadline.unwrap_or_default();
-                return self.error(Status::Timeout, format!("instantiation ran past the deadline of {limit:?} and was stopped"));
+                return timed_out();
             }
             self.error(Status::InvalidComponent, format!("cannot instantiate: {e:#}"))
         })?;
+        if Shared::wait_outlived_deadline(&store) {
+            return Err(timed_out());
+        }
         let export = instance
             .get_export_index(&mut store, None, &self.export)
             .ok_or_else(|| self.error(Status::InvalidComponent, format!("the component does not export `{}`", self.export)))?;
@@ -552,26 +558,36 @@ impl WasmPlugin {
         if self.shared.fresh_instance_per_call {
             // The instance made at load serves the first call.
             let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let mut live = match spare {
-                Some(live) => live,
-                None => self.shared.instantiate()?,
+            let (mut live, just_made) = match spare {
+                Some(live) => (live, false),
+                None => (self.shared.instantiate()?, true),
             };
-            return self.run(&mut live, method, call);
+            return self.run(&mut live, method, call, just_made);
         }
         let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
+        let just_made = guard.is_none();
+        if just_made {
             *guard = Some(self.shared.instantiate()?);
         }
-        let result = self.run(guard.as_mut().expect("set above"), method, call);
+        let result = self.run(guard.as_mut().expect("set above"), method, call, just_made);
         if result.is_err() {
             *guard = None;
         }
         result
     }
 
-    /// One call on `live`, with a fresh deadline.
-    fn run<T>(&self, live: &mut Live, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
-        self.shared.start_deadline(&mut live.store);
+    /// One call on `live`. Its deadline starts here, unless `live` was
+    /// just instantiated for this call: then one deadline covers both.
+    fn run<T>(
+        &self,
+        live: &mut Live,
+        method: &Method,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
+        just_made: bool,
+    ) -> Result<T> {
+        if !just_made {
+            self.shared.start_deadline(&mut live.store);
+        }
         live.store.data_mut().memory.exceeded = false;
         let result = call(live);
         if result.is_ok() && Shared::wait_outlived_deadline(&live.store) {
