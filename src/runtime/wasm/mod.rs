@@ -361,8 +361,8 @@ pub struct GuestState {
     egress: egress::EgressHooks,
     table: ResourceTable,
     memory: MemoryCap,
-    /// When the running call must end (`None`: no deadline); bounds the
-    /// guest's clock waits.
+    /// When the running call must end (`None`: no deadline); bounds every
+    /// wait the guest makes in the host (see `waits`).
     call_deadline: Option<std::time::Instant>,
     /// Whether a clock wait of the running call was cut at the deadline.
     wait_cut: bool,
@@ -489,8 +489,8 @@ impl Shared {
     }
 
     /// Starts the deadline of what runs next on `store`: the epoch count
-    /// after which the guest traps, and the instant that bounds its clock
-    /// waits.
+    /// after which the guest traps, and the instant that bounds its waits
+    /// in the host.
     fn start_deadline(&self, store: &mut Store<GuestState>) {
         let deadline = self.limits.deadline;
         let ticks = deadline.map_or(u64::MAX / 2, |d| (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1);
