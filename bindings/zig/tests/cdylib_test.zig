@@ -311,12 +311,7 @@ test "signatures: required, trusted keys, untrusted and unsigned libraries" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
 
-    var builder = try fidius.HostBuilder.init();
-    defer builder.deinit();
-    try builder.addSearchPath(try fixtures.path("signed"), null);
-    try builder.setRequireSignature(true, null);
-    try builder.addTrustedKeyFile(try fixtures.path("keys/trusted.public"), null);
-    var host = try builder.build(null);
+    var host = try fixtures.signedHost("signed");
     defer host.deinit();
 
     var plugin = try host.load("BasicCalculator", null, null);

@@ -90,11 +90,7 @@ test "Python exceptions become plugin errors" {
 test "signed Python packages" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
-    var builder = try fidius.HostBuilder.init();
-    defer builder.deinit();
-    try builder.setRequireSignature(true, null);
-    try builder.addTrustedKeyFile(try fixtures.path("keys/trusted.public"), null);
-    var host = try builder.build(null);
+    var host = try fixtures.signedHost(null);
     defer host.deinit();
     var options = try fixtures.options("calculator.toml");
     defer options.deinit();

@@ -45,6 +45,17 @@ pub const Fixtures = struct {
         return builder.build(null);
     }
 
+    /// A host that loads only code signed by the fixtures' trusted key,
+    /// searching `search_dir` (none for null).
+    pub fn signedHost(fixtures: *Fixtures, search_dir: ?[]const u8) !fidius.Host {
+        var builder = try fidius.HostBuilder.init();
+        defer builder.deinit();
+        if (search_dir) |dir| try builder.addSearchPath(try fixtures.path(dir), null);
+        try builder.setRequireSignature(true, null);
+        try builder.addTrustedKeyFile(try fixtures.path("keys/trusted.public"), null);
+        return builder.build(null);
+    }
+
     /// The interface file interfaces/`name`.
     pub fn interface(fixtures: *Fixtures, name: []const u8) !fidius.Interface {
         const relative = try std.fmt.allocPrint(fixtures.arena.allocator(), "interfaces/{s}", .{name});
