@@ -133,7 +133,7 @@ signed-fixtures: rust-fixtures crafted-fixtures tools
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools check-header header-compile lib feature-check fixtures rust-test c-test python-host-test bindings-test exports-test install-test examples
+test: tools check-header header-compile lib feature-check fixtures rust-test c-test null-args-test hostile-test python-host-test bindings-test exports-test install-test examples fuzz-smoke
 	@echo "make test: all suites passed"
 
 # The library builds without its optional runtimes too; without `python` it
@@ -175,6 +175,31 @@ c-test: fixtures $(foreach t,$(C_TESTS),$(BUILD_C)/$(t)-shared $(BUILD_C)/$(t)-s
 		echo "== $$t ($$kind, valgrind)"; \
 		RUST_BACKTRACE=0 PYTHONMALLOC=malloc FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-$$kind || exit 1; \
 	done; done
+
+# Every fidius_host_* function of the header, called with NULL for each
+# pointer parameter in turn, each call in its own process (generated from
+# the header, so a new function is covered without editing the test).
+.PHONY: null-args-test hostile-test
+$(BUILD_C)/null_args.c: tests/hostile/gen_null_args.py tests/hostile/null_args_support.h include/fidius_host.h
+	@mkdir -p $(BUILD_C)
+	python3 tests/hostile/gen_null_args.py include/fidius_host.h -o $@
+
+$(BUILD_C)/null_args: $(BUILD_C)/null_args.c lib
+	$(CC) $(CFLAGS_STRICT) -Itests/hostile $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR))
+
+null-args-test: lib $(BUILD_C)/null_args
+	RUST_BACKTRACE=0 FIDIUS_TEST_FIXTURES=$(FIXTURES) $(BUILD_C)/null_args
+
+# Hostile files and inputs (tests/hostile/hostile.c): each case in its own
+# process, each expecting one status within a time bound, under valgrind
+# (bounds scaled by HOSTILE_TIME_SCALE for its slowness).
+$(BUILD_C)/hostile: tests/hostile/hostile.c include/fidius_host.h lib
+	@mkdir -p $(BUILD_C)
+	$(CC) $(CFLAGS_STRICT) $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR))
+
+hostile-test: fixtures $(BUILD_C)/hostile
+	RUST_BACKTRACE=0 PYTHONMALLOC=malloc HOSTILE_TIME_SCALE=6 FIDIUS_TEST_FIXTURES=$(FIXTURES) \
+		$(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/hostile
 
 # Only fidius_host_* symbols may be exported by the shared library.
 exports-test: lib
@@ -229,6 +254,56 @@ cpp-test: lib fixtures
 	$(CPP_BUILD)/example $(FIXTURES)/plugins $(FIXTURES)/interfaces/calculator.toml BasicCalculator greet '["C++"]'
 
 bindings-test: go-test zig-test cpp-test
+
+# ---- fuzzing ----------------------------------------------------------------
+
+# libFuzzer targets (fuzz/, see fuzz/README.md), built on the stable toolchain
+# with the coverage instrumentation cargo-fuzz passes: for an explicit
+# --target, so that build scripts and proc macros are not instrumented, and in
+# their own target directory, so that these RUSTFLAGS do not invalidate the
+# main build. A failing input is saved under $(FUZZ_DIR)/artifacts/<target>/.
+#   make fuzz-smoke   each target for FUZZ_SMOKE_SECONDS on a scratch copy of fuzz/corpus
+#   make fuzz         each target for FUZZ_SECONDS; what grows coverage is merged into fuzz/corpus
+FUZZ_TARGETS := interface_builder interface_file manifest json_call elf_header
+FUZZ_DIR := $(abspath $(TARGET))/fuzz
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN := $(FUZZ_DIR)/$(FUZZ_TRIPLE)/release
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 4
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+	-Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing
+# Without a sanitizer libFuzzer does not enforce -malloc_limit_mb itself: the
+# targets' allocator reads it (fuzz/src/lib.rs).
+FUZZ_FLAGS := -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -print_final_stats=1
+
+.PHONY: fuzz-build fuzz-smoke fuzz
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_DIR)
+
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		run=$(FUZZ_DIR)/smoke/$$t; rm -rf $$run && mkdir -p $$run/corpus $(FUZZ_DIR)/artifacts/$$t && cp fuzz/corpus/$$t/* $$run/corpus/ && \
+		$(FUZZ_BIN)/$$t $$run/corpus $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ > $$run/log 2>&1 \
+			|| { tail -n 40 $$run/log; echo "fuzz $$t: FAILED (input saved under $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
+		echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$run/log) executions in $(FUZZ_SMOKE_SECONDS) s"; \
+	done
+
+fuzz: fuzz-build
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		new=$(FUZZ_DIR)/new/$$t; mkdir -p $$new $(FUZZ_DIR)/artifacts/$$t; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BIN)/$$t $$new fuzz/corpus/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ > $$new.log 2>&1 \
+			|| { tail -n 40 $$new.log; failed="$$failed $$t"; }; \
+		echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$new.log) executions"; \
+		$(FUZZ_BIN)/$$t -merge=1 $(FUZZ_FLAGS) fuzz/corpus/$$t $$new > $$new.merge.log 2>&1 \
+			|| { tail -n 20 $$new.merge.log; failed="$$failed $$t(merge)"; }; \
+		grep -h '^MERGE-OUTER: .* new files' $$new.merge.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs under $(FUZZ_DIR)/artifacts/)"; exit 1; fi
 
 # ---- install ----------------------------------------------------------------
 

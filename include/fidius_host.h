@@ -164,6 +164,16 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_IO = 7,
   /**
+   * The path names a directory, FIFO, socket or device where a regular
+   * file is expected; it was not read.
+   */
+  FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE = 8,
+  /**
+   * A file is larger than the limit for its kind (see the header's
+   * LIMITS section); it was not read past the limit.
+   */
+  FIDIUS_HOST_STATUS_FILE_TOO_LARGE = 9,
+  /**
    * The file does not exist.
    */
   FIDIUS_HOST_STATUS_FILE_NOT_FOUND = 100,
@@ -513,6 +523,8 @@ typedef int32_t fidius_host_egress_decision;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+typedef struct Option_Py_tracefunc Option_Py_tracefunc;
+
 /**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
@@ -733,6 +745,12 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * `sys.settrace` for any thread (CPython's own, behind
+ * `threading.settrace_all_threads`).
+ */
+extern int _PyEval_SetTrace(PyThreadState *tstate, Option_Py_tracefunc func, PyObject *arg);
+
+/**
  * A new builder with defaults: no search paths, Strict policy, no
  * signatures required, no trusted keys, no expected interface hash or
  * buffer strategy, a 64 MiB output limit. Owned by the caller. Returns NULL
@@ -839,6 +857,65 @@ fidius_host_status_t fidius_host_builder_set_buffer_strategy(fidius_host_builder
 FIDIUS_HOST_API
 fidius_host_status_t fidius_host_builder_set_wasm_deadline_ms(fidius_host_builder_t *builder,
                                                               uint64_t milliseconds,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Sets the default deadline of each call, in milliseconds (default
+ * 10 000), for every runtime that can stop a call: WASM calls, and Python
+ * calls and imports. 0 means no deadline. A runtime's own setting
+ * (`fidius_host_builder_set_wasm_deadline_ms`,
+ * `fidius_host_builder_set_python_deadline_ms`) overrides it, whichever is
+ * set first. Native (cdylib) calls cannot be stopped in-process and have no
+ * deadline.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_call_deadline_ms(fidius_host_builder_t *builder,
+                                                              uint64_t milliseconds,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Sets the default deadline of each Python call and of a Python plugin's
+ * import at load, in milliseconds; 0 means no deadline. Without it the
+ * call deadline applies (10 s by default). Past it the host raises
+ * `DeadlineExceeded` (a `BaseException`) in the plugin's thread, again
+ * every 50 ms until the code gives up, and the call or load fails with
+ * TIMEOUT; the plugin stays loaded and usable. Python code blocked inside
+ * C (a socket read, a lock, a C extension) sees the exception only when
+ * that C call returns; `time.sleep` in a plugin is cut at the deadline. A
+ * load may override it (`fidius_host_load_options_python_deadline_ms`).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_python_deadline_ms(fidius_host_builder_t *builder,
+                                                                uint64_t milliseconds,
+                                                                fidius_host_error_t **err);
+
+/**
+ * Sets the largest library file the host reads, in bytes (default
+ * 512 MiB). A larger file is refused with FILE_TOO_LARGE without being read
+ * past the limit; `fidius_host_builder_build` refuses 0 (INVALID_ARGUMENT).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_max_library_size(fidius_host_builder_t *builder,
+                                                              uint64_t bytes,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Sets the largest package (WASM or Python), all its files together, in
+ * bytes (default 512 MiB). A larger package is refused with FILE_TOO_LARGE
+ * without being read past the limit; `fidius_host_builder_build` refuses 0
+ * (INVALID_ARGUMENT).
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_builder_set_max_package_size(fidius_host_builder_t *builder,
+                                                              uint64_t bytes,
                                                               fidius_host_error_t **err);
 
 /**
@@ -999,7 +1076,8 @@ const char *fidius_host_discovery_skipped_path(const fidius_host_discovery_t *di
 
 /**
  * Why entry `index` was skipped, as a status (`FIDIUS_HOST_STATUS_INVALID_ARGUMENT`
- * when out of range, NULL_ARGUMENT for NULL).
+ * when out of range, NULL_ARGUMENT for NULL, MISUSE for a handle that is
+ * not a live discovery).
  */
 FIDIUS_HOST_API
 fidius_host_status_t fidius_host_discovery_skipped_status(const fidius_host_discovery_t *discovery,
@@ -1430,6 +1508,18 @@ fidius_host_status_t fidius_host_load_options_wasm_deadline_ms(fidius_host_load_
                                                                fidius_host_error_t **err);
 
 /**
+ * Overrides the host's Python deadline (calls, and the import at load)
+ * for plugins loaded with these options, in milliseconds; 0 means no
+ * deadline.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+fidius_host_status_t fidius_host_load_options_python_deadline_ms(fidius_host_load_options_t *options,
+                                                                 uint64_t milliseconds,
+                                                                 fidius_host_error_t **err);
+
+/**
  * Overrides the host's WASM memory cap (bytes) for plugins loaded with
  * these options.
  *
@@ -1510,7 +1600,8 @@ fidius_host_status_t fidius_host_signatures_hash(const fidius_host_str_t *signat
  * Compiles a WebAssembly component ahead of time for this library (same
  * wasmtime version and settings): the `.cwasm` a package may carry next to
  * its component. `component` (`component_len` bytes) is borrowed for the
- * call. On success `*cwasm_out` holds the compiled bytes, owned by the
+ * call; it may be NULL when `component_len` is 0 (no bytes are not a
+ * component: INVALID_COMPONENT). On success `*cwasm_out` holds the compiled bytes, owned by the
  * caller (release with `fidius_host_bytes_free`). A `.cwasm` is native
  * code: hosts load one only when a verified package signature covers it,
  * or when allowed with `fidius_host_builder_set_allow_unsigned_precompiled`.

@@ -70,11 +70,16 @@ fn entries_of(dir: &Path) -> Vec<Result<Candidate, Skipped>> {
         .map(|path| {
             if crate::artifact::package::Package::is_package(&path) {
                 Ok(Candidate::Package(path))
-            } else if path.is_file() {
-                Ok(Candidate::Library(path))
             } else {
-                let error = Error::at(Status::NotALibrary, &path, "named like a library but not a regular file");
-                Err(Skipped { path, error })
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => Ok(Candidate::Library(path)),
+                    Ok(meta) => {
+                        let what = crate::disk::file_type_name(&meta);
+                        let error = Error::at(Status::NotARegularFile, &path, format!("named like a library but {what}, not a regular file"));
+                        Err(Skipped { path, error })
+                    }
+                    Err(e) => Err(Skipped { error: Error::io(&path, &e), path }),
+                }
             }
         })
         .collect()

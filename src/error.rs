@@ -30,6 +30,12 @@ pub enum Status {
     Unsupported = 6,
     /// Reading a file or directory failed.
     Io = 7,
+    /// The path names a directory, FIFO, socket or device where a regular
+    /// file is expected; it was not read.
+    NotARegularFile = 8,
+    /// A file is larger than the limit for its kind (see the header's
+    /// LIMITS section); it was not read past the limit.
+    FileTooLarge = 9,
 
     /// The file does not exist.
     FileNotFound = 100,
@@ -152,6 +158,8 @@ impl Status {
         Status::Misuse,
         Status::Unsupported,
         Status::Io,
+        Status::NotARegularFile,
+        Status::FileTooLarge,
         Status::FileNotFound,
         Status::PluginNotFound,
         Status::NotALibrary,
@@ -224,6 +232,8 @@ impl Status {
             Status::Misuse => c"MISUSE",
             Status::Unsupported => c"UNSUPPORTED",
             Status::Io => c"IO",
+            Status::NotARegularFile => c"NOT_A_REGULAR_FILE",
+            Status::FileTooLarge => c"FILE_TOO_LARGE",
             Status::FileNotFound => c"FILE_NOT_FOUND",
             Status::PluginNotFound => c"PLUGIN_NOT_FOUND",
             Status::NotALibrary => c"NOT_A_LIBRARY",
@@ -277,6 +287,28 @@ impl Status {
     }
 }
 
+/// Most bytes of an input that a message quotes.
+pub const QUOTE_LIMIT: usize = 200;
+
+/// Input text as messages quote it: whole when short, otherwise its first
+/// [`QUOTE_LIMIT`] bytes and its length, so that a message never grows with
+/// the input (`"abc…" (3000000 bytes)`).
+pub struct Quoted<'a>(pub &'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        if text.len() <= QUOTE_LIMIT {
+            return f.write_str(text);
+        }
+        let mut end = QUOTE_LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}… ({} bytes)", &text[..end], text.len())
+    }
+}
+
 /// An error a plugin method returned (`Err(PluginError)`), decoded.
 ///
 /// Field order matches fidius's `PluginError`, which travels as bincode.
@@ -306,7 +338,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this status and message.
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), plugin_error: None }
+        Error { status, message: bounded(message.into()), plugin_error: None }
     }
 
     /// An error about one file: the message starts with the path.
@@ -317,8 +349,10 @@ impl Error {
     /// The error a plugin method returned.
     pub fn plugin(plugin: &str, method: u32, error: PluginError) -> Error {
         let message = format!(
-            "plugin '{plugin}' method {method} returned an error: [{}] {}",
-            error.code, error.message
+            "plugin '{}' method {method} returned an error: [{}] {}",
+            Quoted(plugin),
+            Quoted(&error.code),
+            Quoted(&error.message)
         );
         Error { status: Status::PluginError, message, plugin_error: Some(error) }
     }
@@ -354,9 +388,24 @@ impl Error {
 
     /// The same error with more context in front of the message.
     pub fn context(mut self, context: impl std::fmt::Display) -> Error {
-        self.message = format!("{context}: {}", self.message);
+        self.message = bounded(format!("{context}: {}", self.message));
         self
     }
+}
+
+/// Longest message an error keeps; inputs are quoted with [`Quoted`], this
+/// is the last line of defence for the message as a whole.
+pub const MESSAGE_LIMIT: usize = 16 << 10;
+
+fn bounded(message: String) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message;
+    }
+    let mut end = MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &message[..end], message.len())
 }
 
 #[cfg(test)]
@@ -372,6 +421,15 @@ mod tests {
             assert!(!status.name().is_empty());
         }
         assert_eq!(Status::from_code(9999), None);
+    }
+
+    #[test]
+    fn quotes_are_bounded() {
+        assert_eq!(Quoted("short").to_string(), "short");
+        let long = "é".repeat(1000);
+        let quoted = Quoted(&long).to_string();
+        assert!(quoted.len() < QUOTE_LIMIT + 30, "{quoted}");
+        assert!(quoted.ends_with("… (2000 bytes)"), "{quoted}");
     }
 
     #[test]

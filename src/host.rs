@@ -4,7 +4,7 @@ use crate::artifact::package::{Manifest, Package, PackageRuntime};
 use crate::artifact::{self, signature::TrustedKey};
 use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::egress::EgressPolicy;
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Quoted, Result, Status};
 use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
@@ -73,8 +73,16 @@ pub struct HostBuilder {
     interface_hash: Option<u64>,
     buffer_strategy: Option<BufferStrategy>,
     max_output_size: usize,
+    max_library_size: u64,
+    max_package_size: u64,
+    call_deadline: Option<Duration>,
+    wasm_deadline: Option<Option<Duration>>,
+    python_deadline: Option<Option<Duration>>,
     wasm: WasmSettings,
 }
+
+/// Default deadline of a call (and of a Python import): 10 seconds.
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Default for HostBuilder {
     fn default() -> Self {
@@ -93,6 +101,11 @@ impl HostBuilder {
             interface_hash: None,
             buffer_strategy: None,
             max_output_size: DEFAULT_MAX_OUTPUT,
+            max_library_size: crate::disk::DEFAULT_LIBRARY_LIMIT,
+            max_package_size: crate::disk::DEFAULT_PACKAGE_LIMIT,
+            call_deadline: Some(DEFAULT_CALL_DEADLINE),
+            wasm_deadline: None,
+            python_deadline: None,
             wasm: WasmSettings::default(),
         }
     }
@@ -139,9 +152,39 @@ impl HostBuilder {
         self
     }
 
-    /// Default deadline of each WASM call (`None`: no deadline).
+    /// Largest library file the host reads (default 512 MiB); larger files
+    /// are refused with [`Status::FileTooLarge`] before they are read.
+    pub fn max_library_size(&mut self, bytes: u64) -> &mut Self {
+        self.max_library_size = bytes;
+        self
+    }
+
+    /// Largest package, all its files together (default 512 MiB); a larger
+    /// one is refused with [`Status::FileTooLarge`], read no further.
+    pub fn max_package_size(&mut self, bytes: u64) -> &mut Self {
+        self.max_package_size = bytes;
+        self
+    }
+
+    /// Default deadline of each call in every runtime that can stop one
+    /// (WASM and Python; `None`: no deadline). A runtime's own deadline, when
+    /// set, overrides it.
+    pub fn call_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
+        self.call_deadline = deadline;
+        self
+    }
+
+    /// Default deadline of each WASM call (`None`: no deadline), instead of
+    /// the call deadline.
     pub fn wasm_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
-        self.wasm.limits.deadline = deadline;
+        self.wasm_deadline = Some(deadline);
+        self
+    }
+
+    /// Default deadline of each Python call and import (`None`: no
+    /// deadline), instead of the call deadline.
+    pub fn python_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
+        self.python_deadline = Some(deadline);
         self
     }
 
@@ -200,8 +243,13 @@ impl HostBuilder {
         if self.max_output_size == 0 {
             return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
         }
+        if self.max_library_size == 0 || self.max_package_size == 0 {
+            return Err(Error::new(Status::InvalidArgument, "the library and package size limits must be at least 1 byte"));
+        }
+        let mut config = self.clone();
+        config.wasm.limits.deadline = self.wasm_deadline.unwrap_or(self.call_deadline);
         Ok(Host {
-            config: self.clone(),
+            config,
             libraries: Mutex::new(HashMap::new()),
             #[cfg(feature = "wasm")]
             wasm: std::sync::OnceLock::new(),
@@ -223,6 +271,8 @@ pub struct LoadOptions {
     pub egress: Option<EgressPolicy>,
     /// Overrides whether each call runs on a fresh instance.
     pub wasm_fresh_instance_per_call: Option<bool>,
+    /// Overrides the host's Python deadline (`Some(None)`: no deadline).
+    pub python_deadline: Option<Option<Duration>>,
 }
 
 impl LoadOptions {
@@ -254,7 +304,8 @@ impl FileIdentity {
     fn of(path: &Path) -> Result<FileIdentity> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
         if !meta.is_file() {
-            return Err(Error::at(Status::NotALibrary, path, "not a regular file"));
+            let what = crate::disk::file_type_name(&meta);
+            return Err(Error::at(Status::NotARegularFile, path, format!("is {what}, not a regular file")));
         }
         let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
         #[cfg(unix)]
@@ -345,7 +396,7 @@ impl Host {
                 Ok(Entry::Package(..)) => {}
             }
         }
-        Err(not_found(name, &self.config.search_paths, &skipped))
+        Err(not_found(name, &self.config.search_paths, &skipped, self.config.max_library_size))
     }
 
     /// Loads a plugin from one library file or package directory. `name`
@@ -385,7 +436,7 @@ impl Host {
     /// signatures are required, then handed to its runtime.
     fn load_package(&self, dir: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
         let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
-        let package = Package::open(dir, trusted)?;
+        let package = Package::open(dir, trusted, self.config.max_package_size)?;
         let manifest = package.manifest();
         if let Some(name) = name.filter(|n| *n != manifest.package.name) {
             return Err(Error::at(
@@ -443,7 +494,8 @@ impl Host {
                 "loading a Python plugin needs an interface (its method names, raw flags and hash)",
             )
         })?;
-        let plugin = crate::runtime::python::load(package, interface, self.config.max_output_size)?;
+        let deadline = options.python_deadline.unwrap_or(self.config.python_deadline.unwrap_or(self.config.call_deadline));
+        let plugin = crate::runtime::python::load(package, interface, self.config.max_output_size, deadline)?;
         check_interface(plugin.description(), interface)?;
         Ok(plugin)
     }
@@ -515,7 +567,7 @@ impl Host {
             return Ok(library);
         }
         let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
-        let mapped = artifact::open_library(path, trusted).map_err(skip)?;
+        let mapped = artifact::open_library(path, trusted, self.config.max_library_size).map_err(skip)?;
         let library = Arc::new(Library::new(path, mapped, self.config.load_policy).map_err(skip)?);
         libraries.retain(|_, weak| weak.strong_count() > 0);
         libraries.insert(identity, Arc::downgrade(&library));
@@ -592,13 +644,34 @@ fn package_info(dir: &Path, manifest: &Manifest) -> Result<PluginInfo> {
     })
 }
 
-fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped]) -> Error {
+/// No plugin called `name` was found. When a library that was refused (for
+/// its signature, say) holds the name as the C string a fidius descriptor
+/// points to — it was never mapped, so its registry cannot be asked — the
+/// refusal is the status and leads the message, as a load by its path
+/// would report it.
+fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped], max_library_size: u64) -> Error {
+    const LISTED: usize = 10;
     let paths: Vec<String> = search_paths.iter().map(|p| p.display().to_string()).collect();
-    let mut message = format!("no plugin named '{name}' in the search paths [{}]", paths.join(", "));
+    let mut message = format!("no plugin named '{}' in the search paths [{}]", Quoted(name), Quoted(&paths.join(", ")));
     if !skipped.is_empty() {
         message.push_str(&format!("; {} file(s) were skipped: ", skipped.len()));
-        let reasons: Vec<String> = skipped.iter().map(|s| s.error.message().to_string()).collect();
+        let reasons: Vec<&str> = skipped.iter().take(LISTED).map(|s| s.error.message()).collect();
         message.push_str(&reasons.join("; "));
+        if skipped.len() > LISTED {
+            message.push_str(&format!("; and {} more", skipped.len() - LISTED));
+        }
     }
-    Error::new(Status::PluginNotFound, message)
+    let refused = skipped.iter().find(|s| library_mentions(&s.path, name, max_library_size));
+    match refused {
+        Some(refusal) => Error::new(refusal.error.status(), format!("{}; {message}", refusal.error.message())),
+        None => Error::new(Status::PluginNotFound, message),
+    }
+}
+
+/// Whether the library at `path` holds `name` as a NUL-terminated string.
+fn library_mentions(path: &Path, name: &str, max_library_size: u64) -> bool {
+    let limit = crate::disk::Limit::new(max_library_size, "library file");
+    let Ok(bytes) = crate::disk::read(path, crate::disk::Links::Follow, limit) else { return false };
+    let needle = [name.as_bytes(), b"\0"].concat();
+    !name.is_empty() && bytes.windows(needle.len()).any(|window| window == needle)
 }

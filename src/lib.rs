@@ -8,6 +8,7 @@ pub mod abi;
 pub mod artifact;
 pub mod bytes;
 pub mod discovery;
+pub mod disk;
 pub mod egress;
 pub mod error;
 pub mod hash;

@@ -79,9 +79,12 @@ fn lenient_policy_never_relaxes_signatures() {
         .load_policy(fidius_host::LoadPolicy::Lenient)
         .build()
         .unwrap();
+    // The only library holding the name was refused: the refusal is the status.
     let err = host.load("BasicCalculator").unwrap_err();
-    assert_eq!(err.status(), Status::PluginNotFound);
+    assert_eq!(err.status(), Status::SignatureRequired);
     assert!(err.message().contains("libcalc_plugin.so.sig does not exist"), "{err}");
+    let err = host.load("Nobody").unwrap_err();
+    assert_eq!(err.status(), Status::PluginNotFound, "{err}");
 }
 
 #[test]

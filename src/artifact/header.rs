@@ -7,6 +7,8 @@
 use crate::error::{Error, Result, Status};
 use std::path::Path;
 
+mod elf;
+
 /// The executable formats a header can announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -58,9 +60,23 @@ fn elf_machine_name(machine: u16) -> String {
 /// The smallest file that can hold an ELF64 header.
 const MIN_LEN: usize = 64;
 
+/// How many bytes of a file [`check_head`] needs.
+pub const HEAD_LEN: usize = MIN_LEN;
+
 /// Checks that `bytes` (the whole file) is a shared library this process can
-/// load, with every loadable segment inside the file.
+/// load, with every structure the system loader reads inside the file.
 pub fn check(path: &Path, bytes: &[u8]) -> Result<()> {
+    check_head(path, bytes)?;
+    match detect(bytes) {
+        Some(Format::Elf) => elf::check_structure(path, bytes),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the file header alone (the first [`HEAD_LEN`] bytes of a file, or
+/// more): is this a shared library for this process? Run before the rest of
+/// a file is read.
+pub fn check_head(path: &Path, bytes: &[u8]) -> Result<()> {
     if bytes.len() < MIN_LEN {
         return Err(Error::at(
             Status::NotALibrary,
@@ -83,7 +99,7 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<()> {
         ));
     }
     match format {
-        Format::Elf => check_elf(path, bytes),
+        Format::Elf => check_elf_ident(path, bytes),
         // Only reachable on the platforms whose native format these are.
         Format::MachO | Format::Pe => Ok(()),
     }
@@ -100,7 +116,7 @@ fn detect(bytes: &[u8]) -> Option<Format> {
     }
 }
 
-fn check_elf(path: &Path, bytes: &[u8]) -> Result<()> {
+fn check_elf_ident(path: &Path, bytes: &[u8]) -> Result<()> {
     let mismatch = |what: &str, expected: String, found: String| {
         Err(Error::at(
             Status::ArchitectureMismatch,
@@ -149,49 +165,6 @@ fn check_elf(path: &Path, bytes: &[u8]) -> Result<()> {
             elf_machine_name(machine),
         );
     }
-    check_elf_segments(path, bytes, class == 2, native_data == 1)
-}
-
-/// Every loadable segment must lie inside the file: the loader maps them
-/// from the file, and touching a page past its end raises SIGBUS in the host.
-fn check_elf_segments(path: &Path, bytes: &[u8], is_64: bool, little: bool) -> Result<()> {
-    let read = |offset: usize, size: usize| -> Option<u64> {
-        let field = bytes.get(offset..offset.checked_add(size)?)?;
-        let mut value = 0u64;
-        for i in 0..size {
-            let byte = if little { field[size - 1 - i] } else { field[i] };
-            value = (value << 8) | u64::from(byte);
-        }
-        Some(value)
-    };
-    let truncated = |what: String| {
-        Err(Error::at(Status::NotALibrary, path, format!("truncated or corrupt ELF file ({} bytes): {what}", bytes.len())))
-    };
-    let (phoff, phentsize, phnum) = if is_64 {
-        (read(32, 8), read(54, 2), read(56, 2))
-    } else {
-        (read(28, 4), read(42, 2), read(44, 2))
-    };
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, phentsize, phnum) else {
-        return truncated("no program header table".into());
-    };
-    const PT_LOAD: u64 = 1;
-    for i in 0..phnum {
-        let Some(entry) = phoff.checked_add(i * phentsize).and_then(|e| usize::try_from(e).ok()) else {
-            return truncated(format!("program header {i} lies outside the file"));
-        };
-        let fields = if is_64 {
-            (read(entry, 4), read(entry + 8, 8), read(entry + 32, 8))
-        } else {
-            (read(entry, 4), read(entry + 4, 4), read(entry + 16, 4))
-        };
-        let (Some(kind), Some(offset), Some(file_size)) = fields else {
-            return truncated(format!("program header {i} lies outside the file"));
-        };
-        if kind == PT_LOAD && offset.checked_add(file_size).is_none_or(|end| end > bytes.len() as u64) {
-            return truncated(format!("segment {i} needs bytes {offset}..{}", offset.saturating_add(file_size)));
-        }
-    }
     Ok(())
 }
 
@@ -210,12 +183,16 @@ mod tests {
     }
 
     fn status(bytes: &[u8]) -> Option<Status> {
-        check(Path::new("x.so"), bytes).err().map(|e| e.status())
+        check_head(Path::new("x.so"), bytes).err().map(|e| e.status())
     }
 
     #[test]
     fn accepts_native_shared_object() {
         assert_eq!(status(&elf(2, 1, 3, 62)), None);
+        // A header alone is not a library the loader can map.
+        let err = check(Path::new("x.so"), &elf(2, 1, 3, 62)).unwrap_err();
+        assert_eq!(err.status(), Status::NotALibrary);
+        assert!(err.message().contains("program headers"), "{}", err.message());
     }
 
     #[test]

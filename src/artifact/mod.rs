@@ -31,8 +31,13 @@ impl MappedLibrary {
 
 /// Maps `path` after checking it. `trusted` is `Some` when signatures are
 /// required; the file is then never mapped unless one of the keys verifies it.
-pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>) -> Result<MappedLibrary> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+/// Files larger than `max_bytes` are refused; the rest of a file is read only
+/// after its header says it is a library for this process.
+pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<MappedLibrary> {
+    let mut file = crate::disk::RegularFile::open(path, crate::disk::Links::Follow)?;
+    let head = file.read_head(path, header::HEAD_LEN)?;
+    header::check_head(path, &head)?;
+    let bytes = file.read_rest(path, head, crate::disk::Limit::new(max_bytes, "library file"))?;
     header::check(path, &bytes)?;
     match trusted {
         Some(keys) => {

@@ -8,6 +8,7 @@
 //! verified copy, so swapping a file after verification changes nothing.
 
 use super::signature::{self, TrustedKey};
+use crate::disk::{self, Limit, Links, MANIFEST_LIMIT};
 use crate::error::{Error, Result, Status};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -20,8 +21,8 @@ pub const MANIFEST: &str = "package.toml";
 pub const SIGNATURE: &str = "package.sig";
 /// Most files a package may hold.
 pub const MAX_FILES: usize = 10_000;
-/// Most bytes a package may hold in all: 512 MiB.
-pub const MAX_BYTES: u64 = 512 << 20;
+/// Most bytes a package may hold in all, unless the host sets another limit.
+pub const MAX_BYTES: u64 = crate::disk::DEFAULT_PACKAGE_LIMIT;
 
 /// Which runtime a package is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct Package {
     /// Relative path (`/`-separated) → contents: every file when the
     /// package was verified, otherwise only those read through [`Package::file`].
     verified_files: Option<BTreeMap<String, Vec<u8>>>,
+    /// Most bytes the package may hold in all.
+    max_bytes: u64,
 }
 
 impl Package {
@@ -153,24 +156,33 @@ impl Package {
     /// Reads the manifest only: enough for discovery.
     pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, &e))?;
-        Manifest::parse(dir, &text)
+        let limit = Limit::new(MANIFEST_LIMIT, "package manifest");
+        let bytes = disk::read(&path, Links::Follow, limit)?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| Error::at(Status::InvalidManifest, &path, e))?;
+        Manifest::parse(dir, text)
     }
 
-    /// Opens a package. With `trusted` keys, reads every file, verifies
-    /// `package.sig` over fidius's package digest, and serves every later
-    /// read from those verified bytes.
-    pub fn open(dir: &Path, trusted: Option<&[TrustedKey]>) -> Result<Package> {
+    /// Opens a package of at most `max_bytes` in all. With `trusted` keys,
+    /// reads every file, verifies `package.sig` over fidius's package
+    /// digest, and serves every later read from those verified bytes.
+    pub fn open(dir: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<Package> {
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
         match trusted {
-            None => Ok(Package { manifest: Package::read_manifest(&dir)?, dir, verified_files: None }),
+            None => Ok(Package { manifest: Package::read_manifest(&dir)?, dir, verified_files: None, max_bytes }),
             Some(keys) => {
-                let files = read_tree(&dir)?;
+                let files = read_tree(&dir, max_bytes)?;
                 let digest = digest_of(&files);
                 signature::verify_file(&dir.join(SIGNATURE), &dir, &digest, keys)?;
                 let text = files.get(MANIFEST).ok_or_else(|| Error::at(Status::FileNotFound, &dir.join(MANIFEST), "no such file"))?;
+                if text.len() as u64 > MANIFEST_LIMIT {
+                    return Err(Error::at(
+                        Status::FileTooLarge,
+                        &dir.join(MANIFEST),
+                        format!("the package manifest is {} bytes, more than the limit of {MANIFEST_LIMIT} bytes", text.len()),
+                    ));
+                }
                 let text = std::str::from_utf8(text).map_err(|e| Error::at(Status::InvalidManifest, &dir.join(MANIFEST), e))?;
-                Ok(Package { manifest: Manifest::parse(&dir, text)?, dir, verified_files: Some(files) })
+                Ok(Package { manifest: Manifest::parse(&dir, text)?, dir, verified_files: Some(files), max_bytes })
             }
         }
     }
@@ -214,7 +226,7 @@ impl Package {
                 format!("resolves to {}, outside the package directory", real.display()),
             ));
         }
-        std::fs::read(&real).map_err(|e| Error::io(&real, &e))
+        disk::read(&real, Links::Refuse, Limit::new(self.max_bytes, "package file"))
     }
 
     /// Every file of the package by relative path (`/`-separated), as the
@@ -222,7 +234,7 @@ impl Package {
     pub fn files(&self) -> Result<std::borrow::Cow<'_, BTreeMap<String, Vec<u8>>>> {
         match &self.verified_files {
             Some(files) => Ok(std::borrow::Cow::Borrowed(files)),
-            None => read_tree(&self.dir).map(std::borrow::Cow::Owned),
+            None => read_tree(&self.dir, self.max_bytes).map(std::borrow::Cow::Owned),
         }
     }
 }
@@ -241,7 +253,7 @@ fn normalize(relative: &str) -> String {
 /// fidius's package digest (fidius-core 0.5.9 `package_digest`) of a
 /// directory on disk.
 pub fn package_digest(dir: &Path) -> Result<[u8; 32]> {
-    Ok(digest_of(&read_tree(dir)?))
+    Ok(digest_of(&read_tree(dir, MAX_BYTES)?))
 }
 
 /// SHA-256 over each file in path order: u64 LE path length, path, u64 LE
@@ -261,15 +273,21 @@ fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
 /// and `.git` directories and `*.sig` files at any depth. Symlinks are
 /// followed as fidius does, but one that leads outside the package is an
 /// error rather than a way to sign (or load) foreign files.
-fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
     let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
     let mut files = BTreeMap::new();
     let mut total = 0u64;
+    let mut seen = 0usize;
     let mut pending = vec![(root.clone(), String::new())];
     while let Some((current, prefix)) = pending.pop() {
         let entries = std::fs::read_dir(&current).map_err(|e| Error::io(&current, &e))?;
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&current, &e))?;
+            // Directories count too: a tree of empty folders is no cheaper to walk.
+            seen += 1;
+            if seen > 2 * MAX_FILES {
+                return Err(Error::at(Status::InvalidManifest, dir, format!("the package holds more than {} entries", 2 * MAX_FILES)));
+            }
             let name = entry.file_name().to_string_lossy().replace('\\', "/");
             let path = entry.path();
             let real = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, &e))?;
@@ -286,15 +304,20 @@ fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
                     pending.push((path, relative));
                 }
             } else if !name.ends_with(".sig") {
-                let contents = std::fs::read(&real).map_err(|e| Error::io(&path, &e))?;
-                total += contents.len() as u64;
-                if files.len() >= MAX_FILES || total > MAX_BYTES {
-                    return Err(Error::at(
-                        Status::InvalidManifest,
-                        dir,
-                        format!("the package holds more than {MAX_FILES} files or {MAX_BYTES} bytes"),
-                    ));
+                if files.len() >= MAX_FILES {
+                    return Err(Error::at(Status::InvalidManifest, dir, format!("the package holds more than {MAX_FILES} files")));
                 }
+                // Each file may take what the files before it left of the budget.
+                let limit = Limit::new(max_bytes - total, "package file");
+                let contents = disk::read(&real, Links::Refuse, limit).map_err(|e| match e.status() {
+                    Status::FileTooLarge => Error::at(
+                        Status::FileTooLarge,
+                        dir,
+                        format!("the package holds more than the limit of {max_bytes} bytes (at {relative})"),
+                    ),
+                    _ => e.context(format_args!("{}", path.display())),
+                })?;
+                total += contents.len() as u64;
                 files.insert(relative, contents);
             }
         }

@@ -3,6 +3,7 @@
 //! `fidius keygen` writes raw 32-byte public keys; `fidius sign FILE` writes
 //! `FILE.sig`, the raw 64-byte Ed25519 signature over the whole file.
 
+use crate::disk::{self, Limit, Links, KEY_LIMIT, SIGNATURE_LIMIT};
 use crate::error::{Error, Result, Status};
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,11 @@ impl TrustedKey {
 
     /// A key from a `NAME.public` file written by `fidius keygen`.
     pub fn from_file(path: &Path) -> Result<TrustedKey> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+        let limit = Limit::new(KEY_LIMIT, "key file");
+        let bytes = disk::read(path, Links::Follow, limit).map_err(|e| match e.status() {
+            Status::FileTooLarge => Error::at(Status::InvalidKey, path, "an Ed25519 public key is 32 bytes, the file holds more"),
+            _ => e,
+        })?;
         TrustedKey::from_bytes(&bytes).map_err(|e| e.context(path.display()))
     }
 }
@@ -48,16 +53,23 @@ pub fn verify_detached(file: &Path, message: &[u8], keys: &[TrustedKey]) -> Resu
 /// Verifies `message` against the raw signature in `sig_path`; errors name
 /// `subject`, the thing signed.
 pub fn verify_file(sig_path: &Path, subject: &Path, message: &[u8], keys: &[TrustedKey]) -> Result<()> {
-    let sig = match std::fs::read(sig_path) {
+    let sig = match disk::read(sig_path, Links::Follow, Limit::new(SIGNATURE_LIMIT, "signature file")) {
         Ok(sig) => sig,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.status() == Status::FileNotFound => {
             return Err(Error::at(
                 Status::SignatureRequired,
                 subject,
                 format!("signatures are required and {} does not exist", sig_path.display()),
             ))
         }
-        Err(e) => return Err(Error::io(sig_path, &e)),
+        Err(e) if e.status() == Status::FileTooLarge => {
+            return Err(Error::at(
+                Status::SignatureInvalid,
+                subject,
+                format!("{}: a signature is 64 bytes, the file holds more", sig_path.display()),
+            ))
+        }
+        Err(e) => return Err(e.context(format_args!("{}: cannot read its signature", subject.display()))),
     };
     verify(message, &sig, keys).map_err(|reason| Error::at(Status::SignatureInvalid, subject, reason))
 }

@@ -233,6 +233,85 @@ pub extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
     })
 }
 
+/// Sets the default deadline of each call, in milliseconds (default
+/// 10 000), for every runtime that can stop a call: WASM calls, and Python
+/// calls and imports. 0 means no deadline. A runtime's own setting
+/// (`fidius_host_builder_set_wasm_deadline_ms`,
+/// `fidius_host_builder_set_python_deadline_ms`) overrides it, whichever is
+/// set first. Native (cdylib) calls cannot be stopped in-process and have no
+/// deadline.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_call_deadline_ms(
+    builder: *mut fidius_host_builder_t,
+    milliseconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.call_deadline(deadline_of(milliseconds));
+        Ok(())
+    })
+}
+
+/// Sets the default deadline of each Python call and of a Python plugin's
+/// import at load, in milliseconds; 0 means no deadline. Without it the
+/// call deadline applies (10 s by default). Past it the host raises
+/// `DeadlineExceeded` (a `BaseException`) in the plugin's thread, again
+/// every 50 ms until the code gives up, and the call or load fails with
+/// TIMEOUT; the plugin stays loaded and usable. Python code blocked inside
+/// C (a socket read, a lock, a C extension) sees the exception only when
+/// that C call returns; `time.sleep` in a plugin is cut at the deadline. A
+/// load may override it (`fidius_host_load_options_python_deadline_ms`).
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_python_deadline_ms(
+    builder: *mut fidius_host_builder_t,
+    milliseconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.python_deadline(deadline_of(milliseconds));
+        Ok(())
+    })
+}
+
+/// Sets the largest library file the host reads, in bytes (default
+/// 512 MiB). A larger file is refused with FILE_TOO_LARGE without being read
+/// past the limit; `fidius_host_builder_build` refuses 0 (INVALID_ARGUMENT).
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_max_library_size(
+    builder: *mut fidius_host_builder_t,
+    bytes: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.max_library_size(bytes);
+        Ok(())
+    })
+}
+
+/// Sets the largest package (WASM or Python), all its files together, in
+/// bytes (default 512 MiB). A larger package is refused with FILE_TOO_LARGE
+/// without being read past the limit; `fidius_host_builder_build` refuses 0
+/// (INVALID_ARGUMENT).
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_builder_set_max_package_size(
+    builder: *mut fidius_host_builder_t,
+    bytes: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    with_builder(builder, err, |b| {
+        b.max_package_size(bytes);
+        Ok(())
+    })
+}
+
 /// A deadline in milliseconds, 0 meaning none.
 pub(crate) fn deadline_of(milliseconds: u64) -> Option<std::time::Duration> {
     (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds))

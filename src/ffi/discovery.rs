@@ -84,13 +84,14 @@ pub extern "C" fn fidius_host_discovery_skipped_path(discovery: *const fidius_ho
 }
 
 /// Why entry `index` was skipped, as a status (`FIDIUS_HOST_STATUS_INVALID_ARGUMENT`
-/// when out of range, NULL_ARGUMENT for NULL).
+/// when out of range, NULL_ARGUMENT for NULL, MISUSE for a handle that is
+/// not a live discovery).
 #[unsafe(no_mangle)]
 pub extern "C" fn fidius_host_discovery_skipped_status(discovery: *const fidius_host_discovery_t, index: usize) -> fidius_host_status_t {
-    if discovery.is_null() {
-        return Status::NullArgument;
-    }
-    with_skipped(discovery, index, Status::InvalidArgument, |s| s.status)
+    entry_value(Status::InternalPanic, || match super::arg_handle(discovery, "discovery") {
+        Ok(d) => d.skipped.get(index).map_or(Status::InvalidArgument, |s| s.status),
+        Err(error) => error.status(),
+    })
 }
 
 /// Why entry `index` was skipped, as a message naming the file and the

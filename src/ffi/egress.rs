@@ -161,6 +161,7 @@ pub extern "C" fn fidius_host_egress_policy_callback(
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
     entry(err, || {
+        super::clear_out(out);
         let Some(function) = callback else {
             if let Some(free) = free_userdata {
                 // SAFETY: as promised above, the userdata is released on failure too.
@@ -170,7 +171,6 @@ pub extern "C" fn fidius_host_egress_policy_callback(
         };
         let callback = Callback { function, userdata, free_userdata };
         let out = arg_out(out, "out")?;
-        *out = std::ptr::null_mut();
         let policy = EgressPolicy::from_fn("a C callback", move |request| callback.decide(request));
         *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });
         Ok(())

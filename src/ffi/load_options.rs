@@ -71,6 +71,23 @@ pub extern "C" fn fidius_host_load_options_wasm_deadline_ms(
     })
 }
 
+/// Overrides the host's Python deadline (calls, and the import at load)
+/// for plugins loaded with these options, in milliseconds; 0 means no
+/// deadline.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[unsafe(no_mangle)]
+pub extern "C" fn fidius_host_load_options_python_deadline_ms(
+    options: *mut fidius_host_load_options_t,
+    milliseconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> fidius_host_status_t {
+    entry(err, || {
+        arg_handle_mut(options, "options")?.options.python_deadline = Some(super::builder::deadline_of(milliseconds));
+        Ok(())
+    })
+}
+
 /// Overrides the host's WASM memory cap (bytes) for plugins loaded with
 /// these options.
 ///

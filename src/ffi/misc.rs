@@ -79,7 +79,8 @@ pub extern "C" fn fidius_host_signatures_hash(
 /// Compiles a WebAssembly component ahead of time for this library (same
 /// wasmtime version and settings): the `.cwasm` a package may carry next to
 /// its component. `component` (`component_len` bytes) is borrowed for the
-/// call. On success `*cwasm_out` holds the compiled bytes, owned by the
+/// call; it may be NULL when `component_len` is 0 (no bytes are not a
+/// component: INVALID_COMPONENT). On success `*cwasm_out` holds the compiled bytes, owned by the
 /// caller (release with `fidius_host_bytes_free`). A `.cwasm` is native
 /// code: hosts load one only when a verified package signature covers it,
 /// or when allowed with `fidius_host_builder_set_allow_unsigned_precompiled`.

@@ -147,6 +147,16 @@ pub(crate) fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
     unsafe { ptr.as_mut() }.ok_or_else(|| Error::null_argument(name))
 }
 
+/// Sets a pointer out-param to NULL, if the caller passed one, before
+/// anything can fail: every failure then leaves NULL behind, as the header
+/// promises, whichever argument was bad.
+pub(crate) fn clear_out<T>(ptr: *mut *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL pointers to out-params are writable by contract.
+        unsafe { *ptr = std::ptr::null_mut() };
+    }
+}
+
 /// Borrows `(ptr, len)` bytes; NULL is allowed when `len` is 0.
 pub(crate) fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
     if len == 0 {

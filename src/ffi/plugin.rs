@@ -234,10 +234,10 @@ pub extern "C" fn fidius_host_plugin_denied_request(
     err: *mut *mut fidius_host_error_t,
 ) -> fidius_host_status_t {
     entry(err, || {
+        super::clear_out(method_out);
+        super::clear_out(url_out);
         let method_out = arg_out(method_out, "method_out")?;
         let url_out = arg_out(url_out, "url_out")?;
-        *method_out = std::ptr::null_mut();
-        *url_out = std::ptr::null_mut();
         let denied = arg_handle(plugin, "plugin")?.plugin.denied_requests();
         let request = denied.get(index).ok_or_else(|| {
             Error::new(
@@ -341,11 +341,13 @@ fn pair_outs<'a>(
     key_out: *mut *const c_char,
     value_out: *mut *const c_char,
 ) -> crate::Result<(&'a mut *const c_char, &'a mut *const c_char)> {
-    let key_out = arg_out(key_out, "key_out")?;
-    *key_out = std::ptr::null();
-    let value_out = arg_out(value_out, "value_out")?;
-    *value_out = std::ptr::null();
-    Ok((key_out, value_out))
+    for out in [key_out, value_out] {
+        if !out.is_null() {
+            // SAFETY: non-NULL out-params are writable by contract.
+            unsafe { *out = std::ptr::null() };
+        }
+    }
+    Ok((arg_out(key_out, "key_out")?, arg_out(value_out, "value_out")?))
 }
 
 /// Stores pair `index` of `pairs` in the out-params, or fails naming `what`.

@@ -24,7 +24,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// Largest interface file read: 1 MiB.
-pub const MAX_FILE_SIZE: u64 = 1 << 20;
+pub const MAX_FILE_SIZE: u64 = crate::disk::INTERFACE_LIMIT;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +90,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Interface> {
 
 /// Reads and parses an interface file.
 pub fn read(path: &Path) -> Result<Interface> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
-    if meta.len() > MAX_FILE_SIZE {
-        return Err(Error::at(Status::InvalidInterface, path, format!("larger than {MAX_FILE_SIZE} bytes")));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, &e))?;
+    let limit = crate::disk::Limit::new(MAX_FILE_SIZE, "interface file");
+    let bytes = crate::disk::read(path, crate::disk::Links::Follow, limit)?;
     let text = String::from_utf8(bytes).map_err(|e| Error::at(Status::InvalidUtf8, path, e))?;
     parse(&text, &path.display().to_string())
 }

@@ -13,13 +13,16 @@ pub mod json;
 pub(crate) mod syntax;
 pub mod types;
 
-use crate::error::{Error, Result, Status};
+use crate::error::{Error, Quoted, Result, Status};
 use std::collections::HashMap;
 use syntax::{Token, TypeExpr};
 use types::{Declaration, Resolver, TypeDef, WireType};
 
 /// Most optional methods an interface may have: the capability bits.
 pub const MAX_OPTIONAL_METHODS: usize = 64;
+
+/// Longest interface or export name, in bytes.
+pub const MAX_NAME: usize = 1024;
 
 /// Flags of a method besides its signature.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,7 +125,7 @@ impl Interface {
             let names: Vec<&str> = self.methods.iter().map(|m| m.name.as_str()).collect();
             Error::new(
                 Status::UnknownMethod,
-                format!("interface {} has no method '{name}' (it has: [{}])", self.name, names.join(", ")),
+                format!("interface {} has no method '{}' (it has: [{}])", self.name, Quoted(name), Quoted(&names.join(", "))),
             )
         })
     }
@@ -163,8 +166,8 @@ pub struct InterfaceBuilder {
 impl InterfaceBuilder {
     /// An interface called `name` (the trait name) at `version`.
     pub fn new(name: &str, version: u32) -> Result<InterfaceBuilder> {
-        if !syntax::is_identifier(name) {
-            return Err(invalid(format!("interface name '{name}' is not an identifier")));
+        if !syntax::is_identifier(name) || name.len() > MAX_NAME {
+            return Err(invalid(format!("interface name '{}' is not an identifier of at most {MAX_NAME} bytes", Quoted(name))));
         }
         Ok(InterfaceBuilder {
             name: name.to_string(),
@@ -177,8 +180,8 @@ impl InterfaceBuilder {
 
     /// Sets the WASM component export, e.g. `fidius:calculator/calculator@0.1.0`.
     pub fn wasm_export(&mut self, export: &str) -> Result<&mut Self> {
-        if export.trim().is_empty() || export.chars().any(char::is_whitespace) {
-            return Err(invalid(format!("WASM export name '{export}' must be non-empty without spaces")));
+        if export.trim().is_empty() || export.chars().any(char::is_whitespace) || export.len() > MAX_NAME {
+            return Err(invalid(format!("WASM export name '{}' must be non-empty, without spaces and at most {MAX_NAME} bytes", Quoted(export))));
         }
         self.wasm_export = Some(export.to_string());
         Ok(self)
@@ -189,7 +192,7 @@ impl InterfaceBuilder {
     /// spacing is accepted; the markers `!raw`, `!stream` and `<stream` may
     /// be written instead of the flags.
     pub fn method(&mut self, signature: &str, flags: MethodFlags) -> Result<&mut Self> {
-        let spec = parse_signature(signature, flags).map_err(|e| invalid(format!("method signature '{signature}': {e}")))?;
+        let spec = parse_signature(signature, flags).map_err(|e| invalid(format!("method signature '{}': {e}", Quoted(signature))))?;
         if self.methods.iter().any(|m| m.name == spec.name) {
             return Err(invalid(format!("method '{}' is declared twice", spec.name)));
         }
@@ -205,7 +208,7 @@ impl InterfaceBuilder {
     /// `enum Shape { Empty, Circle(f64), Rect { w: f64, h: f64 } }`.
     pub fn declare(&mut self, declaration: &str) -> Result<&mut Self> {
         let parsed = types::parse_declaration(declaration)
-            .map_err(|e| invalid(format!("type declaration '{declaration}': {e}")))?;
+            .map_err(|e| invalid(format!("type declaration '{}': {e}", Quoted(declaration))))?;
         if types::RESERVED_NAMES.contains(&parsed.name.as_str()) {
             return Err(invalid(format!("type '{}' is builtin and cannot be declared", parsed.name)));
         }
@@ -303,7 +306,7 @@ fn invalid(message: String) -> Error {
 pub fn canonical_signature(signature: &str) -> Result<String> {
     parse_signature(signature, MethodFlags::default())
         .map(|spec| spec.signature)
-        .map_err(|e| invalid(format!("method signature '{signature}': {e}")))
+        .map_err(|e| invalid(format!("method signature '{}': {e}", Quoted(signature))))
 }
 
 /// Parses `name:T1,T2->R` plus markers into a spec with the canonical

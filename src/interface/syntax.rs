@@ -46,13 +46,30 @@ impl Delim {
     }
 }
 
+/// Deepest nesting of brackets and `< >` a type spelling may have. Types
+/// are parsed, printed, compared and dropped by recursion, so depth is what
+/// bounds the stack they take; real interfaces nest a handful of levels.
+pub const MAX_NESTING: usize = 100;
+
+/// Longest spelling (signature string or type declaration), in bytes.
+pub const MAX_SPELLING: usize = 64 << 10;
+
 const PUNCTS: &[&str] = &["::", "->", "<", ">", ",", ";", ":", "&", "!", "=", "#", "*", "+", "-", ".", "?", "/"];
 
-/// Splits `text` into tokens.
+/// Splits `text` into tokens; refuses text longer than [`MAX_SPELLING`] or
+/// nested deeper than [`MAX_NESTING`].
 pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    if text.len() > MAX_SPELLING {
+        return Err(format!("{} bytes is longer than the limit of {MAX_SPELLING} bytes", text.len()));
+    }
     let mut chars = text.char_indices().peekable();
     let mut stack: Vec<(Delim, Vec<Token>)> = vec![(Delim::Paren, Vec::new())];
+    // Open `<` not yet closed, over all levels: `Vec<Vec<…>>` nests like groups.
+    let mut angles = 0usize;
     while let Some(&(at, c)) = chars.peek() {
+        if stack.len() - 1 + angles > MAX_NESTING {
+            return Err(format!("nested deeper than the limit of {MAX_NESTING} levels (at byte {at})"));
+        }
         let rest = &text[at..];
         let current = &mut stack.last_mut().expect("the outermost level stays").1;
         if c.is_whitespace() {
@@ -88,6 +105,11 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
         } else if let Some(punct) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
             for _ in 0..punct.len() {
                 chars.next();
+            }
+            match *punct {
+                "<" => angles += 1,
+                ">" => angles = angles.saturating_sub(1),
+                _ => {}
             }
             current.push(Token::Punct(punct));
         } else {
@@ -372,5 +394,16 @@ mod tests {
         assert!(tokenize("Vec<u8)").is_err());
         assert!(tokenize("(u8").is_err());
         assert!(tokenize("u8 @").is_err());
+    }
+
+    #[test]
+    fn refuses_deep_or_long_spellings() {
+        let deep = |open: &str, close: &str, n: usize| format!("{}u8{}", open.repeat(n), close.repeat(n));
+        for (open, close) in [("Vec<", ">"), ("(", ",)"), ("[", "; 1]"), ("Option<(", ",)>")] {
+            assert!(tokenize(&deep(open, close, 40)).is_ok(), "{open}");
+            let err = tokenize(&deep(open, close, 5_000)).unwrap_err();
+            assert!(err.contains("nested deeper than the limit of 100 levels"), "{err}");
+        }
+        assert!(tokenize(&"u8 ".repeat(MAX_SPELLING)).unwrap_err().contains("longer than the limit"));
     }
 }

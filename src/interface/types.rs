@@ -234,6 +234,9 @@ pub(crate) fn parse_declaration(text: &str) -> Result<Declaration, String> {
                 if !syntax::is_identifier(variant) {
                     return Err(format!("enum {name}: `{variant}` is not a variant name"));
                 }
+                if variants.iter().any(|(existing, _)| existing == variant) {
+                    return Err(format!("enum {name}: variant `{variant}` is declared twice"));
+                }
                 let fields = parse_fields(fields).map_err(|e| format!("enum {name}, variant {variant}: {e}"))?;
                 variants.push((variant.clone(), fields));
             }

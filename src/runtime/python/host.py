@@ -17,12 +17,71 @@ import importlib.util
 import json
 import linecache
 import sys
+import time
 import traceback
 import types
 
 ROOT = "_fidius_plugins"
 _real_import = builtins.__import__
 _plugins = {}  # namespace name ("p1") -> Plugin
+
+# The highest recursion limit a plugin may set: past it, runaway recursion
+# grows the interpreter's frames (and, through C code, the thread's stack)
+# without bound.
+MAX_RECURSION_LIMIT = 1000
+# How long one slice of a plugin's time.sleep lasts: between slices the
+# deadline's exception can land.
+SLEEP_SLICE = 0.02
+
+
+class DeadlineExceeded(BaseException):
+    """Raised in a plugin's thread when its import or call runs past the
+    host's deadline. A BaseException, so ``except Exception`` lets it pass."""
+
+
+class _Proxy(types.ModuleType):
+    """A module as a plugin sees it: the real one, with a few functions
+    replaced. Reads and writes of other attributes go to the real module."""
+
+    def __init__(self, real, overrides):
+        super().__init__(real.__name__, real.__doc__)
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "_overrides", overrides)
+
+    def __getattribute__(self, name):
+        overrides = object.__getattribute__(self, "_overrides")
+        if name in overrides:
+            return overrides[name]
+        if name in ("__class__", "_real", "_overrides"):
+            return object.__getattribute__(self, name)
+        return getattr(object.__getattribute__(self, "_real"), name)
+
+    def __setattr__(self, name, value):
+        setattr(object.__getattribute__(self, "_real"), name, value)
+
+
+def _sleep(seconds):
+    """time.sleep in slices, so that a deadline can end it."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, SLEEP_SLICE))
+
+
+def _setrecursionlimit(limit):
+    """sys.setrecursionlimit, at most MAX_RECURSION_LIMIT."""
+    sys.setrecursionlimit(min(limit, MAX_RECURSION_LIMIT))
+
+
+# What ``import time`` and ``import sys`` give a plugin.
+_PROXIES = {
+    "time": _Proxy(time, {"sleep": _sleep}),
+    "sys": _Proxy(sys, {"setrecursionlimit": _setrecursionlimit}),
+}
 
 
 def _sdk():
@@ -104,6 +163,8 @@ class Plugin:
                 return module if fromlist else sys.modules[self.prefix + "." + top]
             if top == "fidius":
                 return self.sdk
+            if name in _PROXIES:
+                return _PROXIES[name]
         return _real_import(name, globals, locals, fromlist, level)
 
     def find(self, relative):

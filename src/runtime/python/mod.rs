@@ -6,6 +6,7 @@
 //! bytes the host read, and verified when signatures are required (see
 //! `host.py`). The GIL is taken for each call and released after it.
 
+mod deadline;
 mod values;
 
 use crate::artifact::package::Package;
@@ -44,8 +45,16 @@ fn host_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
         .map_err(|e| Error::new(Status::InternalPanic, format!("cannot set up Python plugin support: {e}")))
 }
 
-/// Loads the Python plugin of `package` for `interface`.
-pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) -> Result<Plugin> {
+/// `_fidius_host.DeadlineExceeded`, the exception a deadline raises.
+fn deadline_exception<'py>(py: Python<'py>) -> Result<Bound<'py, PyAny>> {
+    host_module(py)?
+        .getattr("DeadlineExceeded")
+        .map_err(|e| Error::new(Status::InternalPanic, format!("cannot set up Python deadlines: {e}")))
+}
+
+/// Loads the Python plugin of `package` for `interface`. Its import (the
+/// module's top-level code) and every call of it end by `deadline`.
+pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, deadline: Option<std::time::Duration>) -> Result<Plugin> {
     let dir = package.dir();
     let manifest = package.manifest();
     let section = manifest.python.as_ref().ok_or_else(|| {
@@ -71,9 +80,19 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
         }
         let root = dir.to_string_lossy();
         let method_names: Vec<&str> = interface.methods().iter().map(|m| m.name.as_str()).collect();
-        let loaded = host
-            .call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module, method_names))
-            .map_err(|e| invalid(format!("cannot load: {e}")))?;
+        let exception = deadline_exception(py)?;
+        let loaded = deadline::run(py, deadline, &exception, || {
+            host.call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module, method_names))
+        });
+        if loaded.timed_out {
+            let _ = host.call_method1("unload", (&namespace,));
+            return Err(Error::at(
+                Status::Timeout,
+                dir,
+                format!("Python plugin '{name}': importing '{}' ran past the deadline of {:?} and was stopped", section.entry_module, deadline.unwrap_or_default()),
+            ));
+        }
+        let loaded = loaded.value.map_err(|e| invalid(format!("cannot load: {e}")))?;
         let (tag, first, second) = loaded
             .extract::<(String, Bound<'_, PyAny>, Bound<'_, PyAny>)>()
             .map_err(|e| invalid(format!("cannot load: {e}")))?;
@@ -134,7 +153,8 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize) ->
             trait_metadata: Vec::new(),
             diagnostics: Vec::new(),
         };
-        let backend = PythonPlugin { name: name.clone(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output };
+        let backend =
+            PythonPlugin { name: name.clone(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output, deadline };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     })
 }
@@ -146,6 +166,8 @@ struct PythonPlugin {
     funcs: Vec<Option<Py<PyAny>>>,
     interface: Arc<Interface>,
     max_output: usize,
+    /// How long a call may run.
+    deadline: Option<std::time::Duration>,
 }
 
 /// A raised exception as code, message and details (see `host.py`, whose
@@ -175,8 +197,23 @@ impl PythonPlugin {
     /// it fetches the error: caught here, it is a plugin error too.
     fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)));
-        let error = match outcome {
+        let exception = deadline_exception(py)?;
+        let outcome = deadline::run(py, self.deadline, &exception, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)))
+        });
+        if outcome.timed_out {
+            let spec = self.interface.method(method)?;
+            return Err(Error::new(
+                Status::Timeout,
+                format!(
+                    "Python plugin '{}': method '{}' ran past its deadline of {:?} and was stopped",
+                    self.name,
+                    spec.name,
+                    self.deadline.unwrap_or_default()
+                ),
+            ));
+        }
+        let error = match outcome.value {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(raised)) => describe(py, &raised),
             Err(_) => PluginError {

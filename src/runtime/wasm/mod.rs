@@ -612,6 +612,15 @@ impl WasmPlugin {
         if error.downcast_ref::<Trap>().is_some() {
             return shared.error(Status::PluginTrap, format!("{what} trapped: {error:#}"));
         }
+        // wasmtime bounds what a guest hands the host in one go ("hostcall
+        // fuel", 128 MiB) with an error of a private type: its message is all
+        // there is to recognise it by.
+        if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+            return shared.error(
+                Status::OutputTooLarge,
+                format!("{what} returned more data than the host takes from a guest in one call (the output limit is {} bytes)", shared.max_output),
+            );
+        }
         shared.error(Status::PluginProtocol, format!("{what} failed: {error:#}"))
     }
 }

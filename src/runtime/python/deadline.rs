@@ -1,0 +1,225 @@
+//! Deadlines for Python code: imports at load and every call.
+//!
+//! Python code cannot be stopped from outside, only asked to stop: a
+//! watchdog thread raises `DeadlineExceeded` (a `BaseException`, so
+//! `except Exception` does not swallow it) in the thread running past its
+//! deadline with `PyThreadState_SetAsyncExc`. Code that catches it anyway
+//! gets it again [`REPEAT`] later, now from a trace function installed in
+//! that thread that raises it at every line and call: an `except` clause
+//! that swallows it raises it again on its first line, so no amount of
+//! catching keeps pure-Python code running. The exception lands when the
+//! thread next runs Python bytecode: a pure-Python loop ends within a few
+//! milliseconds, and `time.sleep` inside a plugin sleeps in short slices
+//! (see `host.py`) so a sleeping plugin ends too. A thread blocked in C code
+//! (a socket read, a lock) or in a C extension sees nothing until that call
+//! returns: the header says so.
+//!
+//! Lock order: the GIL, then the watch list. Calls register and unregister
+//! while holding the GIL, and the watchdog takes the GIL before the list,
+//! so a call that has unregistered can never be interrupted afterwards.
+
+use pyo3::prelude::*;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How often the exception is raised again while a thread stays past its
+/// deadline.
+const REPEAT: Duration = Duration::from_millis(50);
+
+/// One running import or call.
+struct Watch {
+    token: u64,
+    /// `PyThread_get_thread_ident()` of the thread running it.
+    thread: std::ffi::c_ulong,
+    /// That thread's Python state; alive while the watch is registered.
+    state: ThreadState,
+    deadline: Instant,
+    /// When the exception was last raised (`None`: not yet).
+    fired: Option<Instant>,
+}
+
+struct ThreadState(*mut pyo3::ffi::PyThreadState);
+
+// SAFETY: only used with the GIL held, while its thread runs the watched call.
+unsafe impl Send for ThreadState {}
+
+extern "C" {
+    /// `sys.settrace` for any thread (CPython's own, behind
+    /// `threading.settrace_all_threads`).
+    fn _PyEval_SetTrace(
+        tstate: *mut pyo3::ffi::PyThreadState,
+        func: Option<pyo3::ffi::Py_tracefunc>,
+        arg: *mut pyo3::ffi::PyObject,
+    ) -> std::ffi::c_int;
+}
+
+/// The trace function of a thread past its deadline: raises `exception`
+/// (the trace argument) at every line and call of the plugin's own code,
+/// and lets the host's and the standard library's code (import machinery,
+/// `host.py`'s error handling) run undisturbed.
+unsafe extern "C" fn raise_deadline(
+    exception: *mut pyo3::ffi::PyObject,
+    frame: *mut pyo3::ffi::PyFrameObject,
+    what: std::ffi::c_int,
+    _arg: *mut pyo3::ffi::PyObject,
+) -> std::ffi::c_int {
+    if what != pyo3::ffi::PyTrace_LINE && what != pyo3::ffi::PyTrace_CALL {
+        return 0;
+    }
+    // SAFETY: called by the interpreter with the GIL held and a live frame.
+    unsafe {
+        if !in_plugin(frame) {
+            return 0;
+        }
+        pyo3::ffi::PyErr_SetNone(exception);
+    }
+    -1
+}
+
+/// Whether `frame` runs a module of a plugin (`_fidius_plugins.*`).
+///
+/// # Safety
+/// The GIL is held and `frame` is live.
+unsafe fn in_plugin(frame: *mut pyo3::ffi::PyFrameObject) -> bool {
+    use pyo3::ffi;
+    let globals = unsafe { ffi::PyFrame_GetGlobals(frame) };
+    if globals.is_null() {
+        unsafe { ffi::PyErr_Clear() };
+        return false;
+    }
+    let name = unsafe { ffi::PyDict_GetItemString(globals, c"__name__".as_ptr()) };
+    let mut len: ffi::Py_ssize_t = 0;
+    let text = if name.is_null() || unsafe { ffi::PyUnicode_Check(name) } == 0 {
+        std::ptr::null()
+    } else {
+        unsafe { ffi::PyUnicode_AsUTF8AndSize(name, &mut len) }
+    };
+    let prefix = b"_fidius_plugins.";
+    let found = !text.is_null()
+        && len as usize >= prefix.len()
+        && unsafe { std::slice::from_raw_parts(text.cast::<u8>(), prefix.len()) } == prefix;
+    unsafe {
+        ffi::PyErr_Clear();
+        ffi::Py_DECREF(globals);
+    }
+    found
+}
+
+#[derive(Default)]
+struct Watches {
+    list: Vec<Watch>,
+    next_token: u64,
+}
+
+struct Watchdog {
+    watches: Mutex<Watches>,
+    changed: Condvar,
+    /// `_fidius_host.DeadlineExceeded`.
+    exception: Py<PyAny>,
+}
+
+static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+
+/// What [`run`] learned besides the result.
+pub(super) struct Outcome<T> {
+    pub value: T,
+    /// The deadline passed and the code was interrupted.
+    pub timed_out: bool,
+}
+
+/// Runs `f` (Python code on this thread, with the GIL held) under
+/// `deadline`; `exception` is the class to raise when it passes.
+pub(super) fn run<T>(py: Python<'_>, deadline: Option<Duration>, exception: &Bound<'_, PyAny>, f: impl FnOnce() -> T) -> Outcome<T> {
+    let Some(limit) = deadline else {
+        return Outcome { value: f(), timed_out: false };
+    };
+    let watchdog = WATCHDOG.get_or_init(|| start(exception.clone().unbind()));
+    // SAFETY: plain query of the current thread's id.
+    let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+    // SAFETY: the GIL is held (`py`), so this thread has a Python state.
+    let state = ThreadState(unsafe { pyo3::ffi::PyThreadState_Get() });
+    let token = {
+        let mut watches = watchdog.lock();
+        watches.next_token += 1;
+        let token = watches.next_token;
+        watches.list.push(Watch { token, thread, state, deadline: Instant::now() + limit, fired: None });
+        token
+    };
+    watchdog.changed.notify_one();
+    let value = f();
+    let fired = {
+        let mut watches = watchdog.lock();
+        let at = watches.list.iter().position(|w| w.token == token).expect("registered above");
+        watches.list.swap_remove(at).fired.is_some()
+    };
+    if fired {
+        // An exception raised after the code returned would land in the
+        // caller's own Python code (when the host is Python): withdraw it.
+        // SAFETY: the GIL is held (`py`); NULL clears the pending exception
+        // and removes this thread's trace function.
+        unsafe {
+            pyo3::ffi::PyThreadState_SetAsyncExc(thread as std::ffi::c_long, std::ptr::null_mut());
+            pyo3::ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+        }
+    }
+    let _ = py;
+    Outcome { value, timed_out: fired }
+}
+
+impl Watchdog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
+        self.watches.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn start(exception: Py<PyAny>) -> Watchdog {
+    std::thread::Builder::new()
+        .name("fidius-python-deadline".into())
+        .spawn(watch)
+        .expect("cannot start the Python deadline thread");
+    Watchdog { watches: Mutex::new(Watches::default()), changed: Condvar::new(), exception }
+}
+
+/// The watchdog: sleeps until the next deadline (or repeat), then raises.
+fn watch() {
+    let watchdog = loop {
+        match WATCHDOG.get() {
+            Some(watchdog) => break watchdog,
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    };
+    loop {
+        {
+            let mut watches = watchdog.lock();
+            loop {
+                let now = Instant::now();
+                let due = watches.list.iter().map(|w| w.fired.map_or(w.deadline, |at| at + REPEAT)).min();
+                match due {
+                    Some(due) if due <= now => break,
+                    Some(due) => watches = watchdog.changed.wait_timeout(watches, due - now).unwrap_or_else(|p| p.into_inner()).0,
+                    None => watches = watchdog.changed.wait(watches).unwrap_or_else(|p| p.into_inner()),
+                }
+            }
+        }
+        // The GIL first, then the list (see the module documentation).
+        Python::attach(|_py| {
+            let now = Instant::now();
+            let mut watches = watchdog.lock();
+            for w in watches.list.iter_mut() {
+                if w.fired.map_or(w.deadline, |at| at + REPEAT) <= now {
+                    let exception = watchdog.exception.as_ptr();
+                    // SAFETY: the GIL is held; the class is a live exception
+                    // type; the thread state is alive while the watch is
+                    // registered (its call unregisters with the GIL held).
+                    unsafe {
+                        pyo3::ffi::PyThreadState_SetAsyncExc(w.thread as std::ffi::c_long, exception);
+                        if w.fired.is_some() {
+                            _PyEval_SetTrace(w.state.0, Some(raise_deadline), exception);
+                        }
+                    }
+                    w.fired = Some(now);
+                }
+            }
+        });
+    }
+}
