@@ -523,8 +523,6 @@ typedef int32_t fidius_host_egress_decision;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-typedef struct Option_Py_tracefunc Option_Py_tracefunc;
-
 /**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
@@ -743,12 +741,6 @@ typedef fidius_host_runtime fidius_host_runtime_t;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * `sys.settrace` for any thread (CPython's own, behind
- * `threading.settrace_all_threads`).
- */
-extern int _PyEval_SetTrace(PyThreadState *tstate, Option_Py_tracefunc func, PyObject *arg);
 
 /**
  * A new builder with defaults: no search paths, Strict policy, no

@@ -172,3 +172,62 @@ pub fn file_type_name(metadata: &Metadata) -> &'static str {
     }
     "a special file"
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fidius-disk-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn status(path: &Path, links: Links, bytes: u64) -> Status {
+        read(path, links, Limit::new(bytes, "test file")).unwrap_err().status()
+    }
+
+    #[test]
+    fn refuses_special_files_without_blocking() {
+        let dir = scratch("special");
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: plain syscall with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        let err = read(&fifo, Links::Follow, Limit::new(64, "signature file")).unwrap_err();
+        assert_eq!(err.status(), Status::NotARegularFile);
+        assert!(err.message().contains("is a FIFO, not a regular file"), "{}", err.message());
+        assert_eq!(status(Path::new("/dev/zero"), Links::Follow, 64), Status::NotARegularFile);
+        assert_eq!(status(&dir, Links::Follow, 64), Status::NotARegularFile);
+        let link = dir.join("zero-link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert_eq!(status(&link, Links::Follow, 64), Status::NotARegularFile);
+        assert_eq!(status(&dir.join("missing"), Links::Follow, 64), Status::FileNotFound);
+    }
+
+    #[test]
+    fn reads_at_most_the_limit() {
+        let dir = scratch("limits");
+        let sparse = dir.join("sparse");
+        std::fs::File::create(&sparse).unwrap().set_len(8 << 30).unwrap();
+        let err = read(&sparse, Links::Follow, Limit::new(1 << 20, "interface file")).unwrap_err();
+        assert_eq!(err.status(), Status::FileTooLarge);
+        assert!(err.message().contains("interface file is 8589934592 bytes, more than the limit of 1048576"), "{}", err.message());
+        // /proc files say they are empty: the read itself stops past the limit.
+        assert_eq!(status(Path::new("/proc/self/maps"), Links::Follow, 16), Status::FileTooLarge);
+        let exact = dir.join("exact");
+        std::fs::write(&exact, [7u8; 64]).unwrap();
+        assert_eq!(read(&exact, Links::Follow, Limit::new(64, "x")).unwrap(), vec![7u8; 64]);
+        assert_eq!(status(&exact, Links::Follow, 63), Status::FileTooLarge);
+    }
+
+    #[test]
+    fn refuses_links_where_none_is_expected() {
+        let dir = scratch("links");
+        std::fs::write(dir.join("real"), b"data").unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        assert_eq!(read(&dir.join("link"), Links::Follow, Limit::new(8, "x")).unwrap(), b"data");
+        assert_eq!(status(&dir.join("link"), Links::Refuse, 8), Status::NotARegularFile);
+    }
+}

@@ -379,3 +379,17 @@ fn a_pool_too_large_to_reserve_fails_wasm_loads_clearly() {
         assert!(e.message().contains("memory pool"), "{}", e.message());
     }
 }
+
+/// A result over the output limit is OUTPUT_TOO_LARGE, also when it is
+/// larger than what wasmtime lets a guest hand the host in one call.
+#[test]
+fn huge_results_are_output_too_large() {
+    let wasm = wasm_calculator();
+    for megabytes in [100usize, 150] {
+        let input = vec![7u8; megabytes << 20];
+        let err = wasm.call_raw(5, &input).unwrap_err();
+        assert_eq!(err.status(), Status::OutputTooLarge, "{megabytes} MiB: {err}");
+    }
+    // The plugin keeps working.
+    assert_eq!(wasm.call_raw(5, b"abc").unwrap().as_slice(), b"cba");
+}
