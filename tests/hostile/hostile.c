@@ -603,16 +603,17 @@ static const char *python_package(const char *name, const char *source) {
     return pkg;
 }
 
-static fidius_host_t *python_host(void) {
+/* A host whose Python deadline is `milliseconds` (scaled; 0: none). */
+static fidius_host_t *python_host(uint64_t milliseconds) {
     fidius_host_builder_t *b = fidius_host_builder_new();
-    fidius_host_builder_set_python_deadline_ms(b, 300 * (uint64_t)scale, NULL);
+    fidius_host_builder_set_python_deadline_ms(b, milliseconds * scale, NULL);
     return build(b);
 }
 
-static int python_import_is(const char *name, const char *source, fidius_host_status_t want) {
+static int python_import_is(const char *name, const char *source, uint64_t deadline_ms, fidius_host_status_t want) {
     const char *pkg = python_package(name, source);
     fidius_host_load_options_t *o = options_with("interfaces/calculator.toml");
-    fidius_host_t *host = python_host();
+    fidius_host_t *host = python_host(deadline_ms);
     int ok = load_path_is(host, pkg, o, want);
     fidius_host_load_options_free(o);
     fidius_host_free(host);
@@ -620,23 +621,24 @@ static int python_import_is(const char *name, const char *source, fidius_host_st
 }
 
 static int py_import_loop(void) {
-    return python_import_is("py_loop", "while True:\n    pass\n", FIDIUS_HOST_STATUS_TIMEOUT);
+    return python_import_is("py_loop", "while True:\n    pass\n", 300, FIDIUS_HOST_STATUS_TIMEOUT);
 }
 static int py_import_catching_loop(void) {
     return python_import_is("py_catch",
                             "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass\n",
-                            FIDIUS_HOST_STATUS_TIMEOUT);
+                            300, FIDIUS_HOST_STATUS_TIMEOUT);
 }
 static int py_import_sleep(void) {
-    return python_import_is("py_sleep", "import time\ntime.sleep(3600)\n", FIDIUS_HOST_STATUS_TIMEOUT);
+    return python_import_is("py_sleep", "import time\ntime.sleep(3600)\n", 300, FIDIUS_HOST_STATUS_TIMEOUT);
 }
 static int py_import_from_sleep(void) {
-    return python_import_is("py_from_sleep", "from time import sleep\nsleep(1e9)\n", FIDIUS_HOST_STATUS_TIMEOUT);
+    return python_import_is("py_from_sleep", "from time import sleep\nsleep(1e9)\n", 300, FIDIUS_HOST_STATUS_TIMEOUT);
 }
+/* With no deadline at all: the capped recursion limit is what ends it. */
 static int py_import_recursion(void) {
     return python_import_is("py_recursion",
                             "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)\n",
-                            FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN);
+                            0, FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN);
 }
 
 /* A plugin whose `add` loops and `greet` sleeps: both TIMEOUT, and the
@@ -653,7 +655,7 @@ static int py_call_deadline(void) {
                                      "def ping():\n    return None\n"
                                      "def multiply(a, b):\n    return a * b\n");
     fidius_host_load_options_t *o = options_with("interfaces/calculator.toml");
-    fidius_host_t *host = python_host();
+    fidius_host_t *host = python_host(300);
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
     char *json = NULL;
