@@ -263,7 +263,8 @@ bindings-test: go-test zig-test cpp-test
 # their own target directory, so that these RUSTFLAGS do not invalidate the
 # main build. A failing input is saved under $(FUZZ_DIR)/artifacts/<target>/.
 #   make fuzz-smoke   each target for FUZZ_SMOKE_SECONDS on a scratch copy of fuzz/corpus
-#   make fuzz         each target for FUZZ_SECONDS; what grows coverage is merged into fuzz/corpus
+#   make fuzz         each target for FUZZ_SECONDS; inputs that reach new code (edges, not hit
+#                     counts: the corpus stays small) are merged into fuzz/corpus
 FUZZ_TARGETS := interface_builder interface_file manifest json_call elf_header
 FUZZ_DIR := $(abspath $(TARGET))/fuzz
 FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
@@ -277,6 +278,8 @@ FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 # Without a sanitizer libFuzzer does not enforce -malloc_limit_mb itself: the
 # targets' allocator reads it (fuzz/src/lib.rs).
 FUZZ_FLAGS := -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -print_final_stats=1
+# What failed, from a target's log (the backtrace stays in the log).
+FUZZ_REPORT = grep -E -A6 'panicked at|^==ERROR|ERROR: libFuzzer' $(1) | head -n 24; echo "log: $(1)"
 
 .PHONY: fuzz-build fuzz-smoke fuzz
 fuzz-build:
@@ -287,7 +290,7 @@ fuzz-smoke: fuzz-build
 		run=$(FUZZ_DIR)/smoke/$$t; rm -rf $$run && mkdir -p $$run/corpus $(FUZZ_DIR)/artifacts/$$t && cp fuzz/corpus/$$t/* $$run/corpus/ && \
 		$(FUZZ_BIN)/$$t $$run/corpus $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
 			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ > $$run/log 2>&1 \
-			|| { tail -n 40 $$run/log; echo "fuzz $$t: FAILED (input saved under $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
+			|| { $(call FUZZ_REPORT,$$run/log); echo "fuzz $$t: FAILED (input saved under $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
 		echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$run/log) executions in $(FUZZ_SMOKE_SECONDS) s"; \
 	done
 
@@ -297,10 +300,10 @@ fuzz: fuzz-build
 		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 		$(FUZZ_BIN)/$$t $$new fuzz/corpus/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
 			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ > $$new.log 2>&1 \
-			|| { tail -n 40 $$new.log; failed="$$failed $$t"; }; \
+			|| { $(call FUZZ_REPORT,$$new.log); failed="$$failed $$t"; }; \
 		echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$new.log) executions"; \
-		$(FUZZ_BIN)/$$t -merge=1 $(FUZZ_FLAGS) fuzz/corpus/$$t $$new > $$new.merge.log 2>&1 \
-			|| { tail -n 20 $$new.merge.log; failed="$$failed $$t(merge)"; }; \
+		$(FUZZ_BIN)/$$t -set_cover_merge=1 -use_counters=0 $(FUZZ_FLAGS) fuzz/corpus/$$t $$new > $$new.merge.log 2>&1 \
+			|| { $(call FUZZ_REPORT,$$new.merge.log); failed="$$failed $$t(merge)"; }; \
 		grep -h '^MERGE-OUTER: .* new files' $$new.merge.log; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs under $(FUZZ_DIR)/artifacts/)"; exit 1; fi

@@ -84,7 +84,37 @@
  *   bytes are mapped from a sealed in-memory file: unverified code is never
  *   mapped, and swapping the file after verification changes nothing.
  *   Without signatures, loading or discovering a library runs its
- *   initialisers, as any dlopen does.
+ *   initialisers, as any dlopen does. Before any library is mapped, the
+ *   structures the system loader reads (program headers, the dynamic
+ *   section and every table it points to: strings, symbols, hash tables,
+ *   relocations, versions, initialisers) are checked to lie inside the file
+ *   and inside its loaded segments, so a corrupt file is NOT_A_LIBRARY
+ *   instead of a crash inside dlopen. What static checks cannot catch — a
+ *   library whose own code misbehaves, or a crafted file the loader still
+ *   trips over — runs in-process: discover and load unsigned libraries
+ *   only from folders you trust, or require signatures.
+ *   Python plugins run in the host process. A deadline (default 10 s,
+ *   fidius_host_builder_set_call_deadline_ms / _set_python_deadline_ms)
+ *   ends pure-Python code, `time.sleep` included, and a plugin may not
+ *   raise the recursion limit above 1000; but a crash inside a C extension
+ *   or ctypes, os._exit(), a call blocked inside C (a socket read, a lock)
+ *   and memory a plugin allocates cannot be contained in-process.
+ *   Native (cdylib) calls have no deadline: in-process code cannot be
+ *   stopped safely.
+ *
+ * LIMITS
+ *   Files are read only when they are regular files (a FIFO, device,
+ *   socket or directory is NOT_A_REGULAR_FILE, never opened for reading or
+ *   waited on) and never past a limit (FILE_TOO_LARGE, whatever the file
+ *   claims its size is): .sig 64 bytes, key files 32 bytes, package.toml
+ *   and interface files 1 MiB, libraries 512 MiB
+ *   (fidius_host_builder_set_max_library_size), packages 512 MiB in all
+ *   and 10 000 files (fidius_host_builder_set_max_package_size).
+ *   Signature strings and type declarations are at most 64 KiB and nest at
+ *   most 100 levels of brackets and `< >`; names at most 1024 bytes; JSON
+ *   values at most 128 levels; outputs at most the output limit (64 MiB,
+ *   fidius_host_builder_set_max_output_size). Error messages quote at most
+ *   200 bytes of any input, and are at most 16 KiB.
  */
 
 

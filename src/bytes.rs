@@ -25,6 +25,29 @@ impl ForeignAllocator {
     }
 }
 
+/// A copy of `bytes` (an output already checked against the output limit),
+/// allocated fallibly: a host short of memory gets an error, not an abort.
+pub fn try_copy(bytes: &[u8]) -> crate::Result<Vec<u8>> {
+    let mut copy = Vec::new();
+    reserve(&mut copy, bytes.len())?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
+}
+
+/// Grows `buffer` to `len` bytes (new ones zeroed), allocated fallibly.
+pub fn try_grow(buffer: &mut Vec<u8>, len: usize) -> crate::Result<()> {
+    reserve(buffer, len)?;
+    buffer.resize(len.max(buffer.len()), 0);
+    Ok(())
+}
+
+/// Room for `len` bytes in `buffer`, or an error naming the size.
+fn reserve(buffer: &mut Vec<u8>, len: usize) -> crate::Result<()> {
+    buffer.try_reserve_exact(len.saturating_sub(buffer.len())).map_err(|_| {
+        crate::Error::new(crate::Status::OutputTooLarge, format!("cannot allocate {len} bytes for an output"))
+    })
+}
+
 /// Owned output bytes.
 pub struct OutputBytes {
     ptr: *mut u8,
@@ -134,6 +157,16 @@ mod tests {
     unsafe extern "C" fn counting_free(ptr: *mut u8, len: usize) {
         drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)));
         FREED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn fallible_copies_and_growth() {
+        assert_eq!(try_copy(b"abc").unwrap(), b"abc");
+        let mut buffer = b"ab".to_vec();
+        try_grow(&mut buffer, 4).unwrap();
+        assert_eq!(buffer, b"ab\0\0");
+        let err = try_grow(&mut Vec::new(), usize::MAX).unwrap_err();
+        assert_eq!(err.status(), crate::Status::OutputTooLarge);
     }
 
     #[test]

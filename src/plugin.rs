@@ -121,6 +121,7 @@ pub(crate) fn json_call_through_raw(backend: &dyn PluginBackend, interface: &Int
 /// A typed method's raw call for runtimes that call typed methods with JSON
 /// (WASM, Python): the same bincode in and out as a cdylib plugin of the
 /// interface, transcoded through its JSON call.
+#[cfg_attr(not(any(feature = "wasm", feature = "python")), allow(dead_code))]
 pub(crate) fn raw_call_through_json(backend: &dyn PluginBackend, interface: &Interface, method: u32, input: &[u8]) -> Result<OutputBytes> {
     let spec = interface.method(method)?;
     let args = json::decode_args(interface, spec, input)?;
@@ -130,6 +131,7 @@ pub(crate) fn raw_call_through_json(backend: &dyn PluginBackend, interface: &Int
 
 /// OUTPUT_TOO_LARGE when `len` bytes from method `method` of `plugin` are
 /// over the host's limit.
+#[cfg_attr(not(any(feature = "wasm", feature = "python")), allow(dead_code))]
 pub(crate) fn check_output_size(plugin: &str, method: &str, len: usize, max_output: usize) -> Result<()> {
     if len > max_output {
         return Err(Error::new(

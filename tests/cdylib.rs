@@ -55,7 +55,7 @@ fn discovery_explains_skipped_files() {
     };
     assert_eq!(status_of("libdefect_magic.so"), Some(Status::InvalidMagic));
     assert_eq!(status_of("notes.so"), Some(Status::NotALibrary));
-    assert_eq!(status_of("folder.so"), Some(Status::NotALibrary));
+    assert_eq!(status_of("folder.so"), Some(Status::NotARegularFile));
     assert_eq!(status_of("missing"), Some(Status::FileNotFound));
     for skipped in &found.skipped {
         assert!(skipped.error.message().contains(&*skipped.path.to_string_lossy()), "{}", skipped.error);

@@ -20,7 +20,8 @@ use std::fmt::Write;
 /// Deepest nesting a value may have, on input and on output.
 pub const MAX_DEPTH: usize = 128;
 
-/// Elements of a zero-sized type a decoded sequence may claim.
+/// Elements of zero-sized types a decoded value may claim, over all its
+/// sequences and arrays.
 const MAX_ZERO_SIZED_ELEMENTS: u64 = 1 << 16;
 
 /// Encodes `args_json` (a JSON array of the method's arguments) into the
@@ -73,7 +74,7 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
         Returns::Nothing => return Ok("null".to_string()),
         Returns::Value(ty) | Returns::Result(ty) => ty,
     };
-    let mut decoder = Decoder { types: &interface.types, input: output, position: 0, out: String::with_capacity(output.len() + 16) };
+    let mut decoder = Decoder::new(&interface.types, output);
     let result = if method.flags.raw { decoder.raw_bytes() } else { decoder.value(ty, 0) };
     // Trailing bytes are ignored, as bincode (and so the upstream host) does.
     result.map(|()| decoder.out).map_err(|e| {
@@ -90,7 +91,7 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
 /// cdylib plugin reports them.
 pub fn decode_args(interface: &Interface, method: &Method, input: &[u8]) -> Result<String> {
     let tuple = WireType::Tuple(method.params.clone());
-    let mut decoder = Decoder { types: &interface.types, input, position: 0, out: String::with_capacity(input.len() + 16) };
+    let mut decoder = Decoder::new(&interface.types, input);
     decoder.value(&tuple, 0).map(|()| decoder.out).map_err(|e| {
         Error::new(
             Status::PluginSerialization,
@@ -438,6 +439,24 @@ struct Decoder<'a> {
     input: &'a [u8],
     position: usize,
     out: String,
+    /// The fewest bytes of each declared type, as computed so far.
+    named_min: Vec<Option<usize>>,
+    /// Zero-sized elements (which take no input) the rest of the value may
+    /// still claim, over all its sequences and arrays.
+    zero_sized_left: u64,
+}
+
+impl<'a> Decoder<'a> {
+    fn new(types: &'a [TypeDef], input: &'a [u8]) -> Decoder<'a> {
+        Decoder {
+            types,
+            input,
+            position: 0,
+            out: String::with_capacity(input.len() + 16),
+            named_min: Vec::new(),
+            zero_sized_left: MAX_ZERO_SIZED_ELEMENTS,
+        }
+    }
 }
 
 impl<'a> Decoder<'a> {
@@ -463,13 +482,69 @@ impl<'a> Decoder<'a> {
         let count = self.length()?;
         let remaining = (self.input.len() - self.position) as u64;
         let min_size = min_size as u64;
-        if min_size == 0 && count > MAX_ZERO_SIZED_ELEMENTS {
-            return Err(format!("claims {count} empty elements (at most {MAX_ZERO_SIZED_ELEMENTS})"));
+        if min_size == 0 {
+            self.charge_zero_sized(count)?;
         }
         if count.saturating_mul(min_size) > remaining {
             return Err(format!("claims {count} elements but only {remaining} bytes remain"));
         }
         Ok(count)
+    }
+
+    /// Takes `count` zero-sized elements from what the value may claim: they
+    /// take no input, so the input's length does not bound them.
+    fn charge_zero_sized(&mut self, count: u64) -> Decoded {
+        self.zero_sized_left = self.zero_sized_left.checked_sub(count).ok_or_else(|| {
+            format!("claims more than {MAX_ZERO_SIZED_ELEMENTS} empty elements in all ({count} more here)")
+        })?;
+        Ok(())
+    }
+
+    /// The fewest bytes a value of `ty` can take (0 for zero-sized types).
+    /// Declared types are computed once; one that contains itself counts the
+    /// inner occurrence as 0, an underestimate that only loosens the bounds
+    /// this is used for (and keeps `struct T(Box<T>, Box<T>)` from taking
+    /// exponential time).
+    fn min_size(&mut self, ty: &WireType, depth: usize) -> usize {
+        if depth > MAX_DEPTH {
+            return 0;
+        }
+        let types = self.types;
+        let sum = |decoder: &mut Self, items: &mut dyn Iterator<Item = &WireType>| {
+            items.fold(0usize, |total, t| total.saturating_add(decoder.min_size(t, depth + 1)))
+        };
+        match ty {
+            WireType::Unit => 0,
+            WireType::Bool | WireType::Char | WireType::Option(_) => 1,
+            WireType::Int(kind) => kind.size(),
+            WireType::F32 => 4,
+            WireType::F64 | WireType::String | WireType::Bytes | WireType::Seq(_) | WireType::Map(..) => 8,
+            WireType::Tuple(items) => sum(self, &mut items.iter()),
+            WireType::Array(item, n) => self.min_size(item, depth + 1).saturating_mul(*n),
+            WireType::Named(index, _) => {
+                if self.named_min.len() != types.len() {
+                    self.named_min = vec![None; types.len()];
+                }
+                if let Some(size) = self.named_min[*index] {
+                    return size;
+                }
+                self.named_min[*index] = Some(0);
+                let fields_size = |decoder: &mut Self, fields: &Fields| match fields {
+                    Fields::Unit => 0,
+                    Fields::Unnamed(items) => sum(decoder, &mut items.iter()),
+                    Fields::Named(items) => sum(decoder, &mut items.iter().map(|(_, t)| t)),
+                };
+                let size = match &types[*index].shape {
+                    Shape::Struct(fields) => fields_size(self, fields),
+                    Shape::Enum(variants) => {
+                        let smallest = variants.iter().map(|v| fields_size(self, &v.fields)).min().unwrap_or(0);
+                        4usize.saturating_add(smallest)
+                    }
+                };
+                self.named_min[*index] = Some(size);
+                size
+            }
+        }
     }
 
     fn value(&mut self, ty: &WireType, depth: usize) -> Decoded {
@@ -502,7 +577,8 @@ impl<'a> Decoder<'a> {
             }
             WireType::Bytes => self.raw_bytes_counted()?,
             WireType::Seq(item) => {
-                let count = self.count(min_size(self.types, item, 0))?;
+                let min_size = self.min_size(item, 0);
+                let count = self.count(min_size)?;
                 self.out.push('[');
                 for i in 0..count {
                     if i > 0 {
@@ -518,9 +594,15 @@ impl<'a> Decoder<'a> {
                 other => return Err(format!("{other} is not an Option tag")),
             },
             WireType::Tuple(items) => self.sequence(items.iter(), depth)?,
-            WireType::Array(item, n) => self.sequence(std::iter::repeat_n(&**item, *n), depth)?,
+            WireType::Array(item, n) => {
+                if self.min_size(item, 0) == 0 {
+                    self.charge_zero_sized(*n as u64)?;
+                }
+                self.sequence(std::iter::repeat_n(&**item, *n), depth)?
+            }
             WireType::Map(key, value) => {
-                let count = self.count(min_size(self.types, key, 0) + min_size(self.types, value, 0))?;
+                let min_size = self.min_size(key, 0).saturating_add(self.min_size(value, 0));
+                let count = self.count(min_size)?;
                 let string_keys = **key == WireType::String;
                 self.out.push(if string_keys { '{' } else { '[' });
                 for i in 0..count {
@@ -696,32 +778,6 @@ fn write_string(out: &mut String, text: &str) {
     }
     out.push_str(&text[start..]);
     out.push('"');
-}
-
-/// The fewest bytes a value of `ty` can take (0 for zero-sized types); a
-/// recursion guard stops at types that contain themselves.
-fn min_size(types: &[TypeDef], ty: &WireType, depth: usize) -> usize {
-    if depth > MAX_DEPTH {
-        return 0;
-    }
-    let fields_size = |fields: &Fields| match fields {
-        Fields::Unit => 0,
-        Fields::Unnamed(items) => items.iter().map(|t| min_size(types, t, depth + 1)).sum(),
-        Fields::Named(items) => items.iter().map(|(_, t)| min_size(types, t, depth + 1)).sum(),
-    };
-    match ty {
-        WireType::Unit => 0,
-        WireType::Bool | WireType::Char | WireType::Option(_) => 1,
-        WireType::Int(kind) => kind.size(),
-        WireType::F32 => 4,
-        WireType::F64 | WireType::String | WireType::Bytes | WireType::Seq(_) | WireType::Map(..) => 8,
-        WireType::Tuple(items) => items.iter().map(|t| min_size(types, t, depth + 1)).sum(),
-        WireType::Array(item, n) => min_size(types, item, depth + 1).saturating_mul(*n),
-        WireType::Named(index, _) => match &types[*index].shape {
-            Shape::Struct(fields) => fields_size(fields),
-            Shape::Enum(variants) => 4 + variants.iter().map(|v| fields_size(&v.fields)).min().unwrap_or(0),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -397,7 +397,12 @@ fn parse_signature(text: &str, mut flags: MethodFlags) -> std::result::Result<Me
 /// The canonical text of `T` inside a `…Stream<T>` spelling.
 fn stream_item_text(tokens: &[Token]) -> String {
     let open = tokens.iter().position(|t| *t == Token::Punct("<")).expect("Stream<T> has `<`");
-    syntax::canonical(&tokens[open + 1..tokens.len() - 1])
+    let mut item = &tokens[open + 1..tokens.len() - 1];
+    // `Stream<T,>` is `Stream<T>`.
+    if let [head @ .., Token::Punct(",")] = item {
+        item = head;
+    }
+    syntax::canonical(item)
 }
 
 fn resolve_returns(resolver: &Resolver<'_>, ret: Option<&TypeExpr>) -> std::result::Result<Returns, String> {

@@ -294,13 +294,13 @@ fn parse_array_length(word: &str) -> Option<usize> {
 fn parse_path(tokens: &[Token]) -> Result<TypeExpr, String> {
     let unexpected = || format!("`{}` is not a type this host understands", canonical(tokens));
     let mut segments = Vec::new();
+    // A leading `::` is refused: after the `:` of a signature or a field it
+    // would print as `:::`, which no parser reads back.
     let mut rest = tokens;
-    if let [Token::Punct("::"), tail @ ..] = rest {
-        rest = tail;
-    }
     loop {
         let [Token::Word(word), tail @ ..] = rest else { return Err(unexpected()) };
-        if !is_identifier(word) {
+        // Path segments may be `crate`, `self` or `super`.
+        if !is_identifier(word) && !matches!(word.as_str(), "crate" | "self" | "super" | "Self") {
             return Err(unexpected());
         }
         segments.push(word.clone());
@@ -321,12 +321,20 @@ fn parse_path(tokens: &[Token]) -> Result<TypeExpr, String> {
     }
 }
 
-/// Whether `word` is a Rust identifier (ASCII).
+/// Rust's strict keywords: not names of methods, types, fields or variants.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static",
+    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while",
+];
+
+/// Whether `word` is a Rust identifier (ASCII, not a keyword).
 pub(crate) fn is_identifier(word: &str) -> bool {
     let mut chars = word.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && word != "_"
+        && !KEYWORDS.contains(&word)
 }
 
 /// Writes `items` separated by `separator`.
@@ -391,6 +399,9 @@ mod tests {
         assert!(parse("[u8]").unwrap_err().contains("slice"));
         assert!(parse("Vec<>").is_err());
         assert!(parse("Vec<u8").is_err());
+        assert!(parse("::u8").is_err(), "prints as `:::u8` after a `:`");
+        assert!(!is_identifier("pub") && !is_identifier("struct") && !is_identifier("r#x"));
+        assert_eq!(parse("crate::types::Point").unwrap().last_segment(), Some("Point"));
         assert!(tokenize("Vec<u8)").is_err());
         assert!(tokenize("(u8").is_err());
         assert!(tokenize("u8 @").is_err());

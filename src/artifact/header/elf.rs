@@ -165,7 +165,11 @@ impl Elf<'_> {
         }
         let mut dynamic = None;
         for i in 0..phnum {
-            let entry = phoff.checked_add(i * phentsize).ok_or_else(|| self.corrupt(format!("program header {i} lies outside the file")))?;
+            // The whole entry's range must not wrap, so the field offsets below cannot.
+            let entry = phoff
+                .checked_add(i * phentsize)
+                .filter(|entry| entry.checked_add(phentsize).is_some())
+                .ok_or_else(|| self.corrupt(format!("program header {i} lies outside the file")))?;
             let fields = if is_64 {
                 (self.read(entry, 4), self.read(entry + 4, 4), self.read(entry + 8, 8), self.read(entry + 16, 8), self.read(entry + 32, 8), self.read(entry + 40, 8), self.read(entry + 48, 8))
             } else {
@@ -270,8 +274,15 @@ impl Elf<'_> {
 
         let (strtab, strsz) = table(DT_STRTAB, Some(DT_STRSZ), "the string table")?
             .ok_or_else(|| self.corrupt("no string table (DT_STRTAB)".into()))?;
+        // A table that ends in NUL terminates every string in it: names are
+        // then checked by their offset alone.
+        if strsz == 0 || self.read(strtab + strsz - 1, 1) != Some(0) {
+            return Err(self.corrupt("the string table does not end with a NUL byte".into()));
+        }
         for (tag, name_offset) in string_refs {
-            self.string_at(strtab, strsz, name_offset).ok_or_else(|| self.corrupt(format!("dynamic entry {tag}: name offset {name_offset} is outside the string table or unterminated")))?;
+            if name_offset >= strsz {
+                return Err(self.corrupt(format!("dynamic entry {tag}: name offset {name_offset} is outside the string table ({strsz} bytes)")));
+            }
         }
 
         let symtab_addr = get(DT_SYMTAB).ok_or_else(|| self.corrupt("no symbol table (DT_SYMTAB)".into()))?;
@@ -330,11 +341,11 @@ impl Elf<'_> {
         }
         if let Some(addr) = get(DT_VERNEED) {
             // Verneed {version, cnt: u16, file, aux, next: u32}, Vernaux {hash: u32, flags, other: u16, name, next: u32}.
-            self.version_chain(addr, 16, (12, 8), Some(4), (8, 12), strtab, strsz, "the version needs")?;
+            self.version_chain(addr, 16, (12, 8), Some(4), (8, 12), strsz, "the version needs")?;
         }
         if let Some(addr) = get(DT_VERDEF) {
             // Verdef {version, flags, ndx, cnt: u16, hash, aux, next: u32}, Verdaux {name, next: u32}.
-            self.version_chain(addr, 20, (16, 12), None, (0, 4), strtab, strsz, "the version definitions")?;
+            self.version_chain(addr, 20, (16, 12), None, (0, 4), strsz, "the version definitions")?;
         }
         if let Some(addr) = get(DT_VERSYM) {
             self.file_range(addr, symbols.saturating_mul(2), "the symbol versions")?;
@@ -348,18 +359,27 @@ impl Elf<'_> {
     /// `(next, aux)` and `(aux_name, aux_next)` are field offsets; `name`
     /// is the entry's own name field, if it has one.
     #[allow(clippy::too_many_arguments)]
-    fn version_chain(&self, addr: u64, entry_len: u64, (next, aux): (u64, u64), name: Option<u64>, (aux_name, aux_next): (u64, u64), strtab: u64, strsz: u64, what: &str) -> Result<()> {
+    fn version_chain(&self, addr: u64, entry_len: u64, (next, aux): (u64, u64), name: Option<u64>, (aux_name, aux_next): (u64, u64), strsz: u64, what: &str) -> Result<()> {
+        // One budget for entries and auxiliary entries together.
         const MAX_ENTRIES: u32 = 1 << 16;
+        let mut budget = MAX_ENTRIES;
+        let mut spend = || {
+            budget = budget.checked_sub(1).ok_or_else(|| self.corrupt(format!("{what}: more than {MAX_ENTRIES} entries")))?;
+            Ok::<(), Error>(())
+        };
         let field = |at: u64, offset: u64| self.read(at + offset, 4).expect("inside the checked entry");
-        let name_ok = |offset: u64| self.string_at(strtab, strsz, offset).is_some();
+        // The string table ends in NUL (checked once): an offset inside it names a string.
+        let name_ok = |offset: u64| offset < strsz;
         let mut entry = addr;
-        for _ in 0..MAX_ENTRIES {
+        loop {
+            spend()?;
             let at = self.file_range(entry, entry_len, what)?;
             if name.is_some_and(|n| !name_ok(field(at, n))) {
                 return Err(self.corrupt(format!("{what}: an entry's name is outside the string table")));
             }
             let mut aux_entry = entry.checked_add(field(at, aux)).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?;
-            for _ in 0..MAX_ENTRIES {
+            loop {
+                spend()?;
                 let aux_at = self.file_range(aux_entry, aux_next + 4, what)?;
                 if !name_ok(field(aux_at, aux_name)) {
                     return Err(self.corrupt(format!("{what}: a version name is outside the string table")));
@@ -374,18 +394,6 @@ impl Elf<'_> {
                 step => entry = entry.checked_add(step).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?,
             }
         }
-        Err(self.corrupt(format!("{what}: more than {MAX_ENTRIES} entries")))
-    }
-
-    /// The NUL-terminated string at `offset` of a string table.
-    fn string_at(&self, strtab: u64, strsz: u64, offset: u64) -> Option<&[u8]> {
-        if offset >= strsz {
-            return None;
-        }
-        let start = usize::try_from(strtab + offset).ok()?;
-        let end = usize::try_from(strtab + strsz).ok()?;
-        let bytes = self.bytes.get(start..end)?;
-        bytes.iter().position(|b| *b == 0).map(|n| &bytes[..n])
     }
 
     /// How many symbols the hash tables say there are (what the loader may

@@ -121,7 +121,7 @@ impl CdylibPlugin {
                         format!("asked for a larger arena but named {len} bytes, not more than the {} it had", arena.len()),
                     ));
                 }
-                arena.resize(len, 0);
+                crate::bytes::try_grow(arena, len)?;
                 // The retry re-runs the method: fidius Arena plugins keep no output between calls.
                 (code, offset, len) = attempt(arena);
                 if code == status::BUFFER_TOO_SMALL {
@@ -139,7 +139,7 @@ impl CdylibPlugin {
             };
             match code {
                 status::OK if len > self.max_output => Err(self.too_large(method, len)),
-                status::OK => Ok(OutputBytes::from_vec(payload.to_vec())),
+                status::OK => Ok(OutputBytes::from_vec(crate::bytes::try_copy(payload)?)),
                 _ => Err(self.failure(method, code, payload)),
             }
         })

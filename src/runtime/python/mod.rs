@@ -239,9 +239,13 @@ impl PluginBackend for PythonPlugin {
         }
         let output = Python::attach(|py| {
             let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
+            // The size is checked before the bytes are copied out of Python.
+            let checked = |len: usize| crate::plugin::check_output_size(&self.name, &spec.name, len, self.max_output);
             if let Ok(bytes) = result.cast::<PyBytes>() {
-                Ok(bytes.as_bytes().to_vec())
+                checked(bytes.as_bytes().len())?;
+                crate::bytes::try_copy(bytes.as_bytes())
             } else if let Ok(bytes) = result.cast::<PyByteArray>() {
+                checked(bytes.len())?;
                 Ok(bytes.to_vec())
             } else {
                 Err(self.protocol(&spec.name, "must be bytes or bytearray (a raw method)"))
