@@ -304,3 +304,46 @@ fn hostile_outputs_are_protocol_errors() {
     let e = decode("echo_everything", &bytes);
     assert!(e.message().contains("deeper than"), "{}", e.message());
 }
+
+/// What fuzzing found: inputs that once hung, overflowed, or printed an
+/// interface that did not read back.
+#[test]
+fn hostile_types_and_results_are_bounded() {
+    let build = |types: &[&str], signature: &str| {
+        let mut builder = InterfaceBuilder::new("I", 1).unwrap();
+        for ty in types {
+            builder.declare(ty).unwrap();
+        }
+        builder.method(signature, MethodFlags::default()).unwrap();
+        builder.build().unwrap()
+    };
+    let decode = |iface: &Interface, output: &[u8]| {
+        let started = std::time::Instant::now();
+        let result = json::decode_output(iface, &iface.methods()[0], output);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        result
+    };
+    // A type that contains itself twice: sized once, not 2^128 times.
+    let recursive = build(&["struct T(Box<T>, Box<T>)"], "f:->Vec<T>");
+    assert_eq!(decode(&recursive, &5u64.to_le_bytes()).unwrap_err().status(), Status::PluginProtocol);
+    // Zero-sized elements are bounded over the whole value, arrays included.
+    let empty = build(&[], "f:->[(); 1000000000000]");
+    assert!(decode(&empty, &[]).unwrap_err().message().contains("empty elements"));
+    let nested = build(&[], "f:->[[(); 65536]; 65536]");
+    assert!(decode(&nested, &[]).unwrap_err().message().contains("empty elements"));
+    // Sizes that overflow saturate.
+    let huge = build(&["struct A([u64; 2305843009213693952], [u64; 2305843009213693952])"], "f:->Vec<A>");
+    assert_eq!(decode(&huge, &1u64.to_le_bytes()).unwrap_err().status(), Status::PluginProtocol);
+    // Spellings that printed as something unreadable are refused or normalised.
+    let refused = |signature: &str| InterfaceBuilder::new("I", 1).unwrap().method(signature, MethodFlags::default()).is_err();
+    assert!(refused("f: ::u8 -> ()"));
+    assert!(InterfaceBuilder::new("I", 1).unwrap().declare("struct pub").is_err());
+    assert!(InterfaceBuilder::new("I", 1).unwrap().declare("struct S { a: ::u8 }").is_err());
+    let stream = build(&[], "tick:->Stream<String,>");
+    assert_eq!(stream.methods()[0].signature, "tick:->String!stream");
+    assert_eq!(file::parse(&file::to_toml(&stream), "round trip").unwrap(), stream);
+    // f64 values survive a JSON round trip exactly.
+    let floats = build(&[], "f:f64->f64");
+    let bytes = json::encode_args(&floats, &floats.methods()[0], "[0.09780885255895555]").unwrap();
+    assert_eq!(f64::from_le_bytes(bytes.try_into().unwrap()), 0.09780885255895555);
+}
