@@ -107,7 +107,7 @@ impl HostPattern {
         let invalid = |why: &str| {
             Error::new(
                 Status::InvalidArgument,
-                format!("allow-list pattern \"{text}\": {why} (expected host, host:port, *.domain or [ipv6]:port)"),
+                format!("allow-list pattern \"{}\": {why} (expected host, host:port, *.domain or [ipv6]:port)", crate::error::Quoted(text)),
             )
         };
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {

@@ -224,7 +224,7 @@ impl Encoder<'_> {
                         self.out.extend_from_slice(text.as_bytes());
                         Ok(())
                     }
-                    _ => Err(Mismatch::new(format!("expected char (a string of one character), found {text:?}"))),
+                    _ => Err(Mismatch::new(format!("expected char (a string of one character), found \"{}\"", crate::error::Quoted(text)))),
                 }
             }
             WireType::String => {
@@ -309,7 +309,7 @@ impl Encoder<'_> {
             }
             // 128-bit integers may be written as decimal strings.
             Value::String(text) if matches!(kind, IntKind::I128 | IntKind::U128) => {
-                let bad = || Mismatch::new(format!("expected {}, found {text:?}", range()));
+                let bad = || Mismatch::new(format!("expected {}, found \"{}\"", range(), crate::error::Quoted(text)));
                 if kind == IntKind::U128 {
                     // Above i128::MAX, so written directly.
                     let v: u128 = text.parse().map_err(|_| bad())?;

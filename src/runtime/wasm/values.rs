@@ -55,7 +55,7 @@ pub fn lower(ty: &Type, json: &Value, depth: usize) -> Lowered {
             let mut chars = text.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) => Val::Char(c),
-                _ => return Err(format!("expected char (a string of one character), found {text:?}")),
+                _ => return Err(format!("expected char (a string of one character), found \"{}\"", crate::error::Quoted(text))),
             }
         }
         Type::String => Val::String(json.as_str().ok_or_else(|| expected("String"))?.to_string()),
