@@ -389,7 +389,8 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_PLUGIN_TRAP = 312,
   /**
-   * A WASM call ran past its deadline and was stopped.
+   * A WASM call, a Python call or a Python plugin's import ran past its
+   * deadline and was stopped.
    */
   FIDIUS_HOST_STATUS_TIMEOUT = 313,
   /**
@@ -886,8 +887,8 @@ fidius_host_status_t fidius_host_builder_set_wasm_deadline_ms(fidius_host_builde
  * 10 000), for every runtime that can stop a call: WASM calls, and Python
  * calls and imports. 0 means no deadline. A runtime's own setting
  * (`fidius_host_builder_set_wasm_deadline_ms`,
- * `fidius_host_builder_set_python_deadline_ms`) overrides it, whichever is
- * set first. Native (cdylib) calls cannot be stopped in-process and have no
+ * `fidius_host_builder_set_python_deadline_ms`) overrides it, whatever the
+ * order they are set in. Native (cdylib) calls cannot be stopped in-process and have no
  * deadline.
  *
  * Errors: NULL_ARGUMENT, MISUSE.

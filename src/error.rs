@@ -134,7 +134,8 @@ pub enum Status {
     /// A WASM guest trapped (panic, `unreachable`, bad memory access); the
     /// next call runs on a fresh instance.
     PluginTrap = 312,
-    /// A WASM call ran past its deadline and was stopped.
+    /// A WASM call, a Python call or a Python plugin's import ran past its
+    /// deadline and was stopped.
     Timeout = 313,
     /// A WASM guest tried to grow its memory past the cap and was stopped.
     MemoryLimit = 314,

@@ -28,8 +28,9 @@ type Builder struct {
 
 // NewBuilder returns a builder with the defaults: no search paths, strict
 // load policy, no signatures required, no trusted keys, no expected
-// interface hash or buffer strategy, a 64 MiB output limit, a 10 s WASM
-// deadline and a 256 MiB WASM memory cap.
+// interface hash or buffer strategy, a 64 MiB output limit, a 10 s call
+// deadline (WASM and Python), a 256 MiB WASM memory cap and 512 MiB limits
+// on library files and packages.
 func NewBuilder() *Builder {
 	b := &Builder{}
 	ptr := C.fidius_host_builder_new()
@@ -133,14 +134,56 @@ func (b *Builder) BufferStrategy(strategy BufferStrategy) *Builder {
 	})
 }
 
-// WasmDeadline sets the default deadline of each WASM call (10 s unless
-// set); 0 or NoDeadline means none. A call past it fails with
+// WasmDeadline sets the default deadline of each WASM call (the call
+// deadline unless set); 0 or NoDeadline means none. A call past it fails with
 // StatusTimeout and the plugin's next call runs on a fresh instance. The
 // deadline has millisecond resolution; shorter positive durations count as
 // one millisecond.
 func (b *Builder) WasmDeadline(d time.Duration) *Builder {
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
 		return C.fidius_host_builder_set_wasm_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
+	})
+}
+
+// CallDeadline sets the default deadline of each call in every runtime
+// that can stop one (10 s unless set): WASM calls, and Python calls and
+// imports; 0 or NoDeadline means none. WasmDeadline and PythonDeadline,
+// when set, override it whatever the order. Native (cdylib) calls have no
+// deadline. Millisecond resolution, as for WasmDeadline.
+func (b *Builder) CallDeadline(d time.Duration) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_call_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
+	})
+}
+
+// PythonDeadline sets the default deadline of each Python call and of a
+// Python plugin's import at load (the call deadline unless set); 0 or
+// NoDeadline means none. Past it the host raises an exception in the
+// plugin's code, the call or load fails with StatusTimeout, and the plugin
+// stays usable. Code blocked inside C sees the exception only when that C
+// call returns; time.sleep is cut at the deadline. Millisecond resolution,
+// as for WasmDeadline.
+func (b *Builder) PythonDeadline(d time.Duration) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_python_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
+	})
+}
+
+// MaxLibrarySize sets the largest library file the host reads, in bytes
+// (512 MiB unless set; Build refuses 0). A larger file fails with
+// StatusFileTooLarge without being read past the limit.
+func (b *Builder) MaxLibrarySize(bytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_max_library_size(ptr, C.uint64_t(bytes), cerr)
+	})
+}
+
+// MaxPackageSize sets the largest package (WASM or Python), all its files
+// together, in bytes (512 MiB unless set; Build refuses 0). A larger
+// package fails with StatusFileTooLarge without being read past the limit.
+func (b *Builder) MaxPackageSize(bytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return C.fidius_host_builder_set_max_package_size(ptr, C.uint64_t(bytes), cerr)
 	})
 }
 
@@ -266,8 +309,9 @@ func (b *Builder) Close() {
 	b.h.close(freeBuilder)
 }
 
-// NoDeadline turns the WASM call deadline off (Builder.WasmDeadline,
-// LoadOptions.WasmDeadline).
+// NoDeadline turns a deadline off (Builder.CallDeadline,
+// Builder.WasmDeadline, Builder.PythonDeadline, LoadOptions.WasmDeadline,
+// LoadOptions.PythonDeadline).
 const NoDeadline time.Duration = -1
 
 // deadlineMillis converts a deadline to the C library's milliseconds, where

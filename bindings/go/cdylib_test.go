@@ -3,8 +3,11 @@ package fidius_test
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	fidius "github.com/fidius-host/libfidius_host/bindings/go"
 )
@@ -300,6 +303,10 @@ func TestBuilderErrors(t *testing.T) {
 	wantError(t, err, fidius.ErrInvalidArgument, "")
 	_, err = fidius.NewBuilder().DenyCapability("").Build()
 	wantError(t, err, fidius.ErrInvalidArgument, "")
+	_, err = fidius.NewBuilder().MaxLibrarySize(0).Build()
+	wantError(t, err, fidius.ErrInvalidArgument, "")
+	_, err = fidius.NewBuilder().MaxPackageSize(0).Build()
+	wantError(t, err, fidius.ErrInvalidArgument, "")
 
 	// Signatures required without a trusted key fail at Build.
 	_, err = fidius.NewBuilder().RequireSignature(true).Build()
@@ -336,6 +343,35 @@ func TestMaxOutputSize(t *testing.T) {
 	}
 	_, err = repeat(100000)
 	wantError(t, err, fidius.ErrOutputTooLarge, "")
+}
+
+func TestMaxLibrarySize(t *testing.T) {
+	library := fixture(t, "plugins/libcalc_plugin.so")
+	small := newHost(t, func(b *fidius.Builder) { b.MaxLibrarySize(1000) })
+	_, err := small.LoadPath(library, "BasicCalculator", nil)
+	wantError(t, err, fidius.ErrFileTooLarge, "limit of 1000 bytes")
+
+	// The default limit takes the library.
+	calc := loadPath(t, newHost(t, nil), "plugins/libcalc_plugin.so", "BasicCalculator", nil)
+	out, err := calc.Call(methodAdd, i64s(1, 2))
+	if err != nil || decodeI64(t, out) != 3 {
+		t.Errorf("add(1, 2) = %v, %v", out, err)
+	}
+}
+
+// A FIFO where a library is expected is refused without being read: a read
+// would wait for a writer forever.
+func TestNotARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "libx.so")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	start := time.Now()
+	_, err := newHost(t, nil).LoadPath(fifo, "", nil)
+	wantError(t, err, fidius.ErrNotARegularFile, "libx.so")
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("refusing the FIFO took %v", elapsed)
+	}
 }
 
 func TestClosedHandles(t *testing.T) {

@@ -123,6 +123,11 @@ type LoadOptions struct {
 	// Builder.WasmDeadline.
 	WasmDeadline time.Duration
 
+	// PythonDeadline overrides the host's deadline of each Python call and
+	// of the plugin's import at load: 0 keeps the host's, NoDeadline turns
+	// it off. Millisecond resolution, as for Builder.WasmDeadline.
+	PythonDeadline time.Duration
+
 	// WasmMemoryLimit overrides the host's cap on the guest's linear memory,
 	// in bytes; 0 keeps the host's.
 	WasmMemoryLimit uint64
@@ -168,6 +173,12 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 		if o.WasmDeadline != 0 {
 			ms := C.uint64_t(deadlineMillis(o.WasmDeadline))
 			if err := check(C.fidius_host_load_options_wasm_deadline_ms(opts, ms, &cerr)); err != nil {
+				return err
+			}
+		}
+		if o.PythonDeadline != 0 {
+			ms := C.uint64_t(deadlineMillis(o.PythonDeadline))
+			if err := check(C.fidius_host_load_options_python_deadline_ms(opts, ms, &cerr)); err != nil {
 				return err
 			}
 		}

@@ -2,10 +2,13 @@ package fidius_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	fidius "github.com/fidius-host/libfidius_host/bindings/go"
 )
@@ -128,4 +131,126 @@ func TestPythonConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Errorf("loader: %v", err)
 	}
+}
+
+// hostileManifest is the package.toml of the Python packages written by
+// hostilePackage.
+const hostileManifest = `[package]
+name = "Hostile"
+version = "1"
+interface = "Calculator"
+interface_version = 2
+runtime = "python"
+
+[python]
+entry_module = "plugin"
+
+[metadata]
+`
+
+// hostileCalculator is a Calculator whose add never returns and whose
+// greet sleeps for an hour; multiply answers.
+const hostileCalculator = `import time
+__interface_hash__ = 0x0271E9B7D21D10F1
+def add(a, b):
+    while True:
+        pass
+def greet(name):
+    time.sleep(3600)
+def divide(a, b):
+    return a // b
+def describe(flag, ratio, tags, note):
+    return ''
+def boom():
+    return ''
+def reverse(data):
+    return data[::-1]
+def ping():
+    return None
+def multiply(a, b):
+    return a * b
+`
+
+// hostilePackage writes a Python package whose plugin.py is source into a
+// temporary directory and returns the package directory.
+func hostilePackage(t testing.TB, source string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pkg")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"package.toml": hostileManifest, "plugin.py": source} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// wantTimeouts checks that add (an endless loop) and greet (an hour's
+// sleep) are stopped at a deadline of 300 ms, well before the default 10 s,
+// and that the plugin answers afterwards.
+func wantTimeouts(t *testing.T, p *fidius.Plugin) {
+	t.Helper()
+	for _, call := range []struct{ method, args string }{{"add", "[1, 2]"}, {"greet", `["x"]`}} {
+		start := time.Now()
+		_, err := p.CallJSON(call.method, call.args)
+		elapsed := time.Since(start)
+		wantError(t, err, fidius.ErrTimeout, "deadline")
+		if elapsed < 300*time.Millisecond || elapsed > 5*time.Second {
+			t.Errorf("%s(%s) was stopped after %v", call.method, call.args, elapsed)
+		}
+	}
+	jsonIs(t, p, "multiply", "[6, 7]", "42") // still usable
+}
+
+// wantImportTimeout checks that a package whose import never ends fails to
+// load with StatusTimeout at a deadline of 300 ms.
+func wantImportTimeout(t *testing.T, host *fidius.Host, options *fidius.LoadOptions) {
+	t.Helper()
+	start := time.Now()
+	_, err := host.LoadPath(hostilePackage(t, "while True:\n    pass\n"), "", options)
+	wantError(t, err, fidius.ErrTimeout, "deadline")
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("the endless import was stopped after %v", elapsed)
+	}
+}
+
+func TestPythonDeadline(t *testing.T) {
+	host := newHost(t, func(b *fidius.Builder) { b.PythonDeadline(300 * time.Millisecond) })
+	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
+	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wantTimeouts(t, p)
+	wantImportTimeout(t, host, options)
+}
+
+func TestPythonDeadlinePerLoad(t *testing.T) {
+	host := newHost(t, nil)
+	options := &fidius.LoadOptions{
+		Interface:      interfaceFile(t, "calculator.toml"),
+		PythonDeadline: 300 * time.Millisecond,
+	}
+	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wantTimeouts(t, p)
+	wantImportTimeout(t, host, options)
+}
+
+// The call deadline covers Python calls when no Python deadline is set.
+func TestPythonCallDeadline(t *testing.T) {
+	host := newHost(t, func(b *fidius.Builder) { b.CallDeadline(300 * time.Millisecond) })
+	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
+	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wantTimeouts(t, p)
 }

@@ -62,6 +62,16 @@ const (
 	// StatusIO (IO): reading a file or directory failed.
 	StatusIO Status = C.FIDIUS_HOST_STATUS_IO
 
+	// StatusNotARegularFile (NOT_A_REGULAR_FILE): the path names a
+	// directory, FIFO, socket or device where a regular file is expected; it
+	// was not read.
+	StatusNotARegularFile Status = C.FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE
+
+	// StatusFileTooLarge (FILE_TOO_LARGE): a file is larger than the limit
+	// for its kind (Builder.MaxLibrarySize, Builder.MaxPackageSize); it was
+	// not read past the limit.
+	StatusFileTooLarge Status = C.FIDIUS_HOST_STATUS_FILE_TOO_LARGE
+
 	// StatusFileNotFound (FILE_NOT_FOUND): the file does not exist.
 	StatusFileNotFound Status = C.FIDIUS_HOST_STATUS_FILE_NOT_FOUND
 
@@ -243,8 +253,8 @@ const (
 	// instance.
 	StatusPluginTrap Status = C.FIDIUS_HOST_STATUS_PLUGIN_TRAP
 
-	// StatusTimeout (TIMEOUT): a WASM call ran past its deadline and was
-	// stopped.
+	// StatusTimeout (TIMEOUT): a WASM or Python call, or a Python plugin's
+	// import at load, ran past its deadline and was stopped.
 	StatusTimeout Status = C.FIDIUS_HOST_STATUS_TIMEOUT
 
 	// StatusMemoryLimit (MEMORY_LIMIT): a WASM guest tried to grow its memory
@@ -287,6 +297,12 @@ var (
 
 	// ErrIO matches errors of status StatusIO.
 	ErrIO = &Error{Status: StatusIO}
+
+	// ErrNotARegularFile matches errors of status StatusNotARegularFile.
+	ErrNotARegularFile = &Error{Status: StatusNotARegularFile}
+
+	// ErrFileTooLarge matches errors of status StatusFileTooLarge.
+	ErrFileTooLarge = &Error{Status: StatusFileTooLarge}
 
 	// ErrFileNotFound matches errors of status StatusFileNotFound.
 	ErrFileNotFound = &Error{Status: StatusFileNotFound}

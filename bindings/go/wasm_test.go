@@ -125,6 +125,15 @@ func TestWasmInstancePool(t *testing.T) {
 	jsonIs(t, second, "counter", "[]", "2")
 }
 
+func TestWasmMaxPackageSize(t *testing.T) {
+	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
+	small := newHost(t, func(b *fidius.Builder) { b.MaxPackageSize(1000) })
+	_, err := small.LoadPath(fixture(t, "wasm/calc"), "", options)
+	wantError(t, err, fidius.ErrFileTooLarge, "1000")
+	calc := loadPath(t, newHost(t, nil), "wasm/calc", "", options)
+	jsonIs(t, calc, "add", "[1, 2]", "3")
+}
+
 // A guest asleep on a WASI clock waits in the host; the deadline ends it.
 func TestWasmSleepEndsAtTheDeadline(t *testing.T) {
 	host := newHost(t, nil, "wasm")

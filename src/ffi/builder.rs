@@ -237,8 +237,8 @@ pub extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
 /// 10 000), for every runtime that can stop a call: WASM calls, and Python
 /// calls and imports. 0 means no deadline. A runtime's own setting
 /// (`fidius_host_builder_set_wasm_deadline_ms`,
-/// `fidius_host_builder_set_python_deadline_ms`) overrides it, whichever is
-/// set first. Native (cdylib) calls cannot be stopped in-process and have no
+/// `fidius_host_builder_set_python_deadline_ms`) overrides it, whatever the
+/// order they are set in. Native (cdylib) calls cannot be stopped in-process and have no
 /// deadline.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.

@@ -69,6 +69,8 @@ enum class Status : std::uint32_t {
     Misuse = FIDIUS_HOST_STATUS_MISUSE,
     Unsupported = FIDIUS_HOST_STATUS_UNSUPPORTED,
     Io = FIDIUS_HOST_STATUS_IO,
+    NotARegularFile = FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE,
+    FileTooLarge = FIDIUS_HOST_STATUS_FILE_TOO_LARGE,
     FileNotFound = FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
     PluginNotFound = FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
     NotALibrary = FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
@@ -736,8 +738,8 @@ private:
 
 /// Options of one load: the interface the plugin must match (required for
 /// WASM and Python plugins) and per-load overrides of the host's WASM
-/// limits and egress policy. Loading only reads them, so one LoadOptions
-/// may serve many loads.
+/// limits, Python deadline and egress policy. Loading only reads them, so
+/// one LoadOptions may serve many loads.
 class LoadOptions {
 public:
     /// New options with defaults (no interface).
@@ -763,6 +765,14 @@ public:
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
         detail::ErrorSlot error;
         detail::check(fidius_host_load_options_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// Overrides the host's Python deadline (each call, and the import at
+    /// load); zero means no deadline.
+    LoadOptions &set_python_deadline(std::chrono::milliseconds deadline) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the Python deadline");
+        detail::ErrorSlot error;
+        detail::check(fidius_host_load_options_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
         return *this;
     }
     /// Overrides the host's cap on a WASM guest's linear memory, in bytes.
@@ -1121,11 +1131,49 @@ public:
         detail::check(fidius_host_builder_set_max_output_size(handle_.get(), bytes, error.out()), error);
         return *this;
     }
-    /// The default deadline of each WASM call (default 10 s); zero means none.
+    /// The default deadline of each WASM call (default: the call
+    /// deadline); zero means none.
     Builder &set_wasm_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
         detail::ErrorSlot error;
         detail::check(fidius_host_builder_set_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// The default deadline of each call in every runtime that can stop one
+    /// (default 10 s): WASM calls, Python calls and imports; zero means
+    /// none. set_wasm_deadline and set_python_deadline override it,
+    /// whatever the order. Native (cdylib) calls have no deadline.
+    Builder &set_call_deadline(std::chrono::milliseconds deadline) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the call deadline");
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_call_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// The default deadline of each Python call and of a Python plugin's
+    /// import at load (default: the call deadline); zero means none. Past
+    /// it the call or load throws Status::Timeout and the plugin stays
+    /// usable. Code blocked inside C sees the deadline only when that C
+    /// call returns; `time.sleep` is cut at the deadline.
+    Builder &set_python_deadline(std::chrono::milliseconds deadline) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the Python deadline");
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        return *this;
+    }
+    /// The largest library file the host reads, in bytes (default 512 MiB;
+    /// build() refuses 0). A larger one throws Status::FileTooLarge, read no
+    /// further than the limit.
+    Builder &set_max_library_size(std::uint64_t bytes) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_max_library_size(handle_.get(), bytes, error.out()), error);
+        return *this;
+    }
+    /// The largest package (WASM or Python), all its files together, in
+    /// bytes (default 512 MiB; build() refuses 0). A larger one throws
+    /// Status::FileTooLarge, read no further than the limit.
+    Builder &set_max_package_size(std::uint64_t bytes) {
+        detail::ErrorSlot error;
+        detail::check(fidius_host_builder_set_max_package_size(handle_.get(), bytes, error.out()), error);
         return *this;
     }
     /// The default cap on a WASM guest's linear memory, in bytes (default 256 MiB).

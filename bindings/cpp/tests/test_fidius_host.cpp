@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -77,6 +78,27 @@ std::vector<std::uint8_t> read_bytes(const std::string &path) {
     std::ifstream file(path, std::ios::binary);
     return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
 }
+
+// A new directory under /tmp, removed with its contents at the end of the scope.
+class TempDir {
+public:
+    TempDir() {
+        char name[] = "/tmp/fidius-cpp-XXXXXX";
+        if (mkdtemp(name) == nullptr) throw std::runtime_error("cannot make a temporary directory");
+        path_ = name;
+    }
+    TempDir(const TempDir &) = delete;
+    TempDir &operator=(const TempDir &) = delete;
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+
+    const std::filesystem::path &path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
 
 // Runs `body` and returns the fidius::Error it throws; fails the test when
 // it throws nothing.
@@ -242,6 +264,9 @@ TEST_F(FidiusTest, BuilderRejectsBadOptions) {
     EXPECT_FIDIUS_ERROR(builder.set_max_output_size(0), fidius::Status::InvalidArgument, "");
     EXPECT_FIDIUS_ERROR(builder.set_wasm_memory_limit(0), fidius::Status::InvalidArgument, "");
     EXPECT_FIDIUS_ERROR(builder.set_wasm_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(builder.set_call_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(builder.set_python_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(fidius::LoadOptions().set_python_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
     EXPECT_FIDIUS_ERROR(builder.deny_capability(""), fidius::Status::InvalidArgument, "");
     const std::vector<std::uint8_t> short_key(31, 0);
     EXPECT_FIDIUS_ERROR(builder.add_trusted_key(short_key), fidius::Status::InvalidKey, "");
@@ -256,6 +281,10 @@ TEST_F(FidiusTest, BuilderRejectsBadOptions) {
     EXPECT_FIDIUS_ERROR(builder.build(), fidius::Status::InvalidArgument, "no trusted key");
     EXPECT_FALSE(builder);
     EXPECT_FIDIUS_ERROR(builder.build(), fidius::Status::NullArgument, "");
+
+    // Zero file size limits are refused when the host is built.
+    EXPECT_FIDIUS_ERROR(fidius::Builder().set_max_library_size(0).build(), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(fidius::Builder().set_max_package_size(0).build(), fidius::Status::InvalidArgument, "");
 }
 
 // ---- discovery -------------------------------------------------------------
@@ -408,6 +437,27 @@ TEST_F(FidiusTest, LoadFailures) {
     EXPECT_FIDIUS_ERROR(calc.call(kReverse, fidius::bytes_view(std::string_view("abcdef"))),
                         fidius::Status::OutputTooLarge, "limit of 4 bytes");
     EXPECT_EQ(calc.call(kReverse, fidius::bytes_view(std::string_view("abcd"))).size(), 4u);
+}
+
+TEST_F(FidiusTest, LibrarySizeLimit) {
+    const std::string library = path_of("plugins/libcalc_plugin.so");
+    fidius::Host small = fidius::Builder().set_max_library_size(1000).build();
+    EXPECT_FIDIUS_ERROR(small.load_path(library, "BasicCalculator"), fidius::Status::FileTooLarge,
+                        "limit of 1000 bytes");
+    // The default limit takes it.
+    fidius::Plugin calc = fidius::Builder().build().load_path(library, "BasicCalculator");
+    EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(1, 2))), 3);
+}
+
+// A FIFO where a library is expected is refused without being read (a read
+// would wait for a writer forever).
+TEST_F(FidiusTest, FifoIsNotARegularFile) {
+    TempDir dir;
+    const std::string fifo = (dir.path() / "libx.so").string();
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FIDIUS_ERROR(fidius::Builder().build().load_path(fifo), fidius::Status::NotARegularFile, "libx.so");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
 }
 
 TEST_F(FidiusTest, Signatures) {
@@ -660,6 +710,14 @@ TEST_F(FidiusTest, WasmInstancePool) {
     EXPECT_EQ(second.call_json("counter", "[]"), "2");
 }
 
+TEST_F(FidiusTest, WasmPackageSizeLimit) {
+    const fidius::LoadOptions options = options_for("calculator.toml");
+    fidius::Host small = fidius::Builder().set_max_package_size(1000).build();
+    EXPECT_FIDIUS_ERROR(small.load_path(path_of("wasm/calc"), options), fidius::Status::FileTooLarge, "1000");
+    fidius::Plugin calc = fidius::Builder().build().load_path(path_of("wasm/calc"), options);
+    EXPECT_EQ(calc.call_json("add", "[1, 2]"), "3");
+}
+
 TEST_F(FidiusTest, WasmSleepEndsAtTheDeadline) {
     fidius::Host host = fidius::Builder().add_search_path(path_of("wasm")).build();
     fidius::LoadOptions options = options_for("hostile.toml");
@@ -750,6 +808,80 @@ TEST_F(FidiusTest, PythonPlugins) {
               "\"Hello, signed!\"");
     EXPECT_FIDIUS_ERROR(signed_host.load_path(path_of("python/calc"), options), fidius::Status::SignatureRequired,
                         "");
+}
+
+// A Calculator whose add never returns and whose greet sleeps for an hour;
+// multiply answers.
+constexpr const char *kHostileCalculator = R"(import time
+__interface_hash__ = 0x0271E9B7D21D10F1
+def add(a, b):
+    while True:
+        pass
+def greet(name):
+    time.sleep(3600)
+def divide(a, b):
+    return a // b
+def describe(flag, ratio, tags, note):
+    return ''
+def boom():
+    return ''
+def reverse(data):
+    return data[::-1]
+def ping():
+    return None
+def multiply(a, b):
+    return a * b
+)";
+
+// Writes the Python package `pkg` with `source` as plugin.py into `dir` and
+// returns its path.
+std::string write_python_package(const TempDir &dir, const std::string &source) {
+    const std::filesystem::path package = dir.path() / "pkg";
+    std::filesystem::create_directory(package);
+    std::ofstream(package / "package.toml") << "[package]\nname = \"Hostile\"\nversion = \"1\"\n"
+                                               "interface = \"Calculator\"\ninterface_version = 2\n"
+                                               "runtime = \"python\"\n\n[python]\nentry_module = \"plugin\"\n\n"
+                                               "[metadata]\n";
+    std::ofstream(package / "plugin.py") << source;
+    return package.string();
+}
+
+// Expects add (an endless loop) and greet (an hour's sleep) of the hostile
+// calculator to be stopped at a 300 ms deadline, well before the default
+// 10 s, and the plugin to answer afterwards; then a package whose import
+// never ends to fail to load the same way.
+void expect_python_timeouts(const fidius::Host &host, const fidius::LoadOptions &options) {
+    TempDir dir;
+    fidius::Plugin hostile = host.load_path(write_python_package(dir, kHostileCalculator), options);
+    const char *const calls[][2] = {{"add", "[1, 2]"}, {"greet", "[\"x\"]"}};
+    for (const auto &call : calls) {
+        const auto start = std::chrono::steady_clock::now();
+        EXPECT_FIDIUS_ERROR(hostile.call_json(call[0], call[1]), fidius::Status::Timeout, "deadline");
+        const auto elapsed = std::chrono::steady_clock::now() - start;
+        EXPECT_GE(elapsed, 300ms) << call[0];
+        EXPECT_LT(elapsed, 8s) << call[0];
+    }
+    EXPECT_EQ(hostile.call_json("multiply", "[6, 7]"), "42");  // still usable
+
+    TempDir endless;
+    const std::string package = write_python_package(endless, "while True:\n    pass\n");
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FIDIUS_ERROR(host.load_path(package, options), fidius::Status::Timeout, "deadline");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+}
+
+TEST_F(FidiusTest, PythonDeadlineOnTheHost) {
+    expect_python_timeouts(fidius::Builder().set_python_deadline(300ms).build(), options_for("calculator.toml"));
+}
+
+TEST_F(FidiusTest, PythonDeadlinePerLoad) {
+    fidius::LoadOptions options = options_for("calculator.toml");
+    options.set_python_deadline(300ms);
+    expect_python_timeouts(fidius::Builder().build(), options);
+}
+
+TEST_F(FidiusTest, CallDeadlineBoundsPython) {
+    expect_python_timeouts(fidius::Builder().set_call_deadline(300ms).build(), options_for("calculator.toml"));
 }
 
 // ---- egress policies -----------------------------------------------------------

@@ -70,6 +70,8 @@ pub const Status = enum(u32) {
     misuse = c.FIDIUS_HOST_STATUS_MISUSE,
     unsupported = c.FIDIUS_HOST_STATUS_UNSUPPORTED,
     io = c.FIDIUS_HOST_STATUS_IO,
+    not_a_regular_file = c.FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE,
+    file_too_large = c.FIDIUS_HOST_STATUS_FILE_TOO_LARGE,
     file_not_found = c.FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
     plugin_not_found = c.FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
     not_a_library = c.FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
@@ -139,6 +141,8 @@ pub const Error = error{
     Misuse,
     Unsupported,
     Io,
+    NotARegularFile,
+    FileTooLarge,
     // Finding and validating a library or package (100-199).
     FileNotFound,
     PluginNotFound,
@@ -211,6 +215,8 @@ const status_errors = [_]struct { Status, Error }{
     .{ .misuse, error.Misuse },
     .{ .unsupported, error.Unsupported },
     .{ .io, error.Io },
+    .{ .not_a_regular_file, error.NotARegularFile },
+    .{ .file_too_large, error.FileTooLarge },
     .{ .file_not_found, error.FileNotFound },
     .{ .plugin_not_found, error.PluginNotFound },
     .{ .not_a_library, error.NotALibrary },
@@ -732,8 +738,8 @@ pub fn precompileComponent(allocator: Allocator, component: []const u8, diag: ?*
 // ---------------------------------------------------------------------------
 
 /// Options of a load: the interface the plugin must match, and per-load
-/// overrides of the host's WASM limits and egress policy. Loading only reads
-/// them, so one `LoadOptions` may serve many loads.
+/// overrides of the host's WASM limits, Python deadline and egress policy.
+/// Loading only reads them, so one `LoadOptions` may serve many loads.
 pub const LoadOptions = struct {
     handle: *c.fidius_host_load_options_t,
 
@@ -757,6 +763,12 @@ pub const LoadOptions = struct {
     /// Overrides the host's WASM call deadline; 0 means no deadline.
     pub fn setWasmDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_load_options_wasm_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// Overrides the host's Python deadline (each call, and the import at
+    /// load); 0 means no deadline.
+    pub fn setPythonDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_python_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
     }
 
     /// Overrides the host's cap on a WASM guest's memory, in bytes.
@@ -840,10 +852,41 @@ pub const HostBuilder = struct {
         try check(c.fidius_host_builder_set_buffer_strategy(builder.handle, @backingInt(strategy), errorSlot(diag)));
     }
 
-    /// The default deadline of each WASM call (default 10 000 ms); 0 means
-    /// none. A call past it fails with `error.Timeout`.
+    /// The default deadline of each WASM call (default: the call deadline);
+    /// 0 means none. A call past it fails with `error.Timeout`.
     pub fn setWasmDeadlineMs(builder: *HostBuilder, milliseconds: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_wasm_deadline_ms(builder.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// The default deadline of each call in every runtime that can stop one
+    /// (default 10 000 ms): WASM calls, Python calls and imports; 0 means
+    /// none. `setWasmDeadlineMs` and `setPythonDeadlineMs` override it,
+    /// whatever the order. Native (cdylib) calls have no deadline.
+    pub fn setCallDeadlineMs(builder: *HostBuilder, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_call_deadline_ms(builder.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// The default deadline of each Python call and of a Python plugin's
+    /// import at load (default: the call deadline); 0 means none. Past it
+    /// the call or load fails with `error.Timeout` and the plugin stays
+    /// usable. Code blocked inside C sees the deadline only when that C
+    /// call returns; `time.sleep` is cut at the deadline.
+    pub fn setPythonDeadlineMs(builder: *HostBuilder, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_python_deadline_ms(builder.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// The largest library file the host reads, in bytes (default 512 MiB;
+    /// `build` refuses 0). A larger one fails with `error.FileTooLarge`,
+    /// read no further than the limit.
+    pub fn setMaxLibrarySize(builder: *HostBuilder, bytes: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_max_library_size(builder.handle, bytes, errorSlot(diag)));
+    }
+
+    /// The largest package (WASM or Python), all its files together, in
+    /// bytes (default 512 MiB; `build` refuses 0). A larger one fails with
+    /// `error.FileTooLarge`, read no further than the limit.
+    pub fn setMaxPackageSize(builder: *HostBuilder, bytes: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_max_package_size(builder.handle, bytes, errorSlot(diag)));
     }
 
     /// The default cap on a WASM guest's memory, in bytes (default 256 MiB).

@@ -6,6 +6,7 @@ const support = @import("support.zig");
 
 const testing = std.testing;
 const gpa = testing.allocator;
+const io = testing.io;
 
 test "discovery lists the calculator plugins and explains skipped files" {
     var fixtures = try support.Fixtures.init();
@@ -284,6 +285,64 @@ test "load failures name the file and the problem" {
     }
     try testing.expectError(error.PluginNotFound, host.load("BasicCalculator", null, &diag));
     try testing.expectError(error.InvalidUtf8, host.load("Basic\xc3", null, &diag));
+}
+
+test "a library over the host's size limit is refused unread" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    const library = try fixtures.path("plugins/libcalc_plugin.so");
+
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setMaxLibrarySize(1000, null);
+    var small = try builder.build(null);
+    defer small.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.FileTooLarge, small.loadPath(library, "BasicCalculator", null, &diag));
+    try testing.expectEqual(fidius.Status.file_too_large, diag.status());
+    try support.expectContains(diag.message(), "limit of 1000 bytes");
+
+    // The default limit takes it.
+    var host = try fixtures.host(null);
+    defer host.deinit();
+    var plugin = try host.loadPath(library, "BasicCalculator", null, null);
+    defer plugin.deinit();
+    try testing.expectEqual(@as(i64, 3), try support.rawAdd(plugin, 1, 2));
+
+    // A zero limit is refused when the host is built.
+    var zero = try fidius.HostBuilder.init();
+    defer zero.deinit();
+    try zero.setMaxLibrarySize(0, null);
+    try testing.expectError(error.InvalidArgument, zero.build(null));
+    var zero_package = try fidius.HostBuilder.init();
+    defer zero_package.deinit();
+    try zero_package.setMaxPackageSize(0, null);
+    try testing.expectError(error.InvalidArgument, zero_package.build(null));
+}
+
+extern "c" fn mkfifo(path: [*:0]const u8, mode: std.c.mode_t) c_int;
+
+test "a FIFO where a library is expected is refused without waiting for a writer" {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const dir = try tmp.dir.realPathFileAlloc(io, ".", gpa);
+    defer gpa.free(dir);
+    const fifo = try std.fs.path.joinZ(gpa, &.{ dir, "libx.so" });
+    defer gpa.free(fifo);
+    try testing.expectEqual(@as(c_int, 0), mkfifo(fifo.ptr, 0o600));
+
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var host = try fixtures.host(null);
+    defer host.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    const started = std.Io.Clock.awake.now(io);
+    try testing.expectError(error.NotARegularFile, host.loadPath(fifo, null, null, &diag));
+    try testing.expect(started.untilNow(io, .awake).toMilliseconds() < 10_000);
+    try testing.expectEqual(fidius.Status.not_a_regular_file, diag.status());
+    try support.expectContains(diag.message(), "libx.so");
 }
 
 test "the lenient load policy skips only the bad descriptor" {

@@ -1,11 +1,13 @@
 //! Python plugins: the Python calculator against the native one, raw and
-//! JSON calls, exceptions as plugin errors, signed packages and discovery.
+//! JSON calls, exceptions as plugin errors, signed packages, discovery and
+//! deadlines.
 const std = @import("std");
 const fidius = @import("fidius_host");
 const support = @import("support.zig");
 
 const testing = std.testing;
 const gpa = testing.allocator;
+const io = testing.io;
 
 test "the Python calculator answers as the native one" {
     var fixtures = try support.Fixtures.init();
@@ -113,4 +115,123 @@ test "discovery lists the Python packages" {
         if (found.plugin(i).?.runtime() == .python) python_count += 1;
     }
     try testing.expectEqual(@as(usize, 3), python_count); // calc, types, raising
+}
+
+const hostile_manifest =
+    \\[package]
+    \\name = "Hostile"
+    \\version = "1"
+    \\interface = "Calculator"
+    \\interface_version = 2
+    \\runtime = "python"
+    \\
+    \\[python]
+    \\entry_module = "plugin"
+    \\
+    \\[metadata]
+    \\
+;
+
+/// A Calculator whose add never returns and whose greet sleeps for an hour;
+/// multiply answers.
+const hostile_calculator =
+    \\import time
+    \\__interface_hash__ = 0x0271E9B7D21D10F1
+    \\def add(a, b):
+    \\    while True:
+    \\        pass
+    \\def greet(name):
+    \\    time.sleep(3600)
+    \\def divide(a, b):
+    \\    return a // b
+    \\def describe(flag, ratio, tags, note):
+    \\    return ''
+    \\def boom():
+    \\    return ''
+    \\def reverse(data):
+    \\    return data[::-1]
+    \\def ping():
+    \\    return None
+    \\def multiply(a, b):
+    \\    return a * b
+    \\
+;
+
+/// Writes the package `pkg` with `plugin.py` = `source` into `tmp` and
+/// returns its absolute path (free it with `gpa`).
+fn hostilePackage(tmp: *testing.TmpDir, source: []const u8) ![:0]u8 {
+    try tmp.dir.createDirPath(io, "pkg");
+    try tmp.dir.writeFile(io, .{ .sub_path = "pkg/package.toml", .data = hostile_manifest });
+    try tmp.dir.writeFile(io, .{ .sub_path = "pkg/plugin.py", .data = source });
+    return tmp.dir.realPathFileAlloc(io, "pkg", gpa);
+}
+
+/// Loads the hostile calculator and expects add (an endless loop) and greet
+/// (an hour's sleep) to be stopped at a 300 ms deadline, well before the
+/// default 10 s, and the plugin to answer afterwards; then expects a
+/// package whose import never ends to fail to load the same way.
+fn expectPythonTimeouts(host: fidius.Host, options: *const fidius.LoadOptions) !void {
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const package = try hostilePackage(&tmp, hostile_calculator);
+    defer gpa.free(package);
+    var plugin = try host.loadPath(package, null, options, null);
+    defer plugin.deinit();
+    const calls = [_]struct { []const u8, []const u8 }{ .{ "add", "[1, 2]" }, .{ "greet", "[\"x\"]" } };
+    for (calls) |call| {
+        const method, const args = call;
+        const started = std.Io.Clock.awake.now(io);
+        try support.expectJsonError(plugin, method, args, error.Timeout, "deadline");
+        const elapsed = started.untilNow(io, .awake).toMilliseconds();
+        try testing.expect(elapsed >= 300 and elapsed < 5_000);
+    }
+    try support.expectJson(plugin, "multiply", "[6, 7]", "42"); // still usable
+
+    var endless_tmp = testing.tmpDir(.{});
+    defer endless_tmp.cleanup();
+    const endless = try hostilePackage(&endless_tmp, "while True:\n    pass\n");
+    defer gpa.free(endless);
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    const started = std.Io.Clock.awake.now(io);
+    try testing.expectError(error.Timeout, host.loadPath(endless, null, options, &diag));
+    try testing.expect(started.untilNow(io, .awake).toMilliseconds() < 5_000);
+    try support.expectContains(diag.message(), "deadline");
+}
+
+test "a Python deadline on the host stops endless calls and imports" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setPythonDeadlineMs(300, null);
+    var host = try builder.build(null);
+    defer host.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    try expectPythonTimeouts(host, &options);
+}
+
+test "a Python deadline per load" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var host = try fixtures.host(null);
+    defer host.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    try options.setPythonDeadlineMs(300, null);
+    try expectPythonTimeouts(host, &options);
+}
+
+test "the call deadline bounds Python calls and imports" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setCallDeadlineMs(300, null);
+    var host = try builder.build(null);
+    defer host.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    try expectPythonTimeouts(host, &options);
 }

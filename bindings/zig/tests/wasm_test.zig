@@ -140,6 +140,30 @@ test "an instance pool: a slot per live instance" {
     try support.expectJson(second, "counter", "[]", "2");
 }
 
+test "a package over the host's size limit is refused unread" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    const package = try fixtures.path("wasm/calc");
+
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setMaxPackageSize(1000, null);
+    var small = try builder.build(null);
+    defer small.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.FileTooLarge, small.loadPath(package, null, &options, &diag));
+    try support.expectContains(diag.message(), "1000");
+
+    var host = try fixtures.host(null);
+    defer host.deinit();
+    var plugin = try host.loadPath(package, null, &options, null);
+    defer plugin.deinit();
+    try support.expectJson(plugin, "add", "[1, 2]", "3");
+}
+
 test "a guest asleep on a WASI clock is stopped at the deadline" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();

@@ -26,6 +26,12 @@ use std::time::{Duration, Instant};
 /// deadline.
 const REPEAT: Duration = Duration::from_millis(50);
 
+/// How long the watchdog sleeps with nothing due. A call whose deadline is
+/// later than the watchdog's next wake-up registers without waking it (a
+/// futex wake on every call would cost more than the call): the watchdog
+/// finds the call when it wakes.
+const IDLE: Duration = Duration::from_secs(1);
+
 /// One running import or call.
 struct Watch {
     token: u64,
@@ -109,6 +115,8 @@ unsafe fn in_plugin(frame: *mut pyo3::ffi::PyFrameObject) -> bool {
 struct Watches {
     list: Vec<Watch>,
     next_token: u64,
+    /// When the watchdog wakes next (`None`: it is not waiting).
+    next_wake: Option<Instant>,
 }
 
 struct Watchdog {
@@ -142,10 +150,13 @@ pub(super) fn run<T>(py: Python<'_>, deadline: Option<Duration>, exception: &Bou
         let mut watches = watchdog.lock();
         watches.next_token += 1;
         let token = watches.next_token;
-        watches.list.push(Watch { token, thread, state, deadline: Instant::now() + limit, fired: None });
+        let deadline = Instant::now() + limit;
+        watches.list.push(Watch { token, thread, state, deadline, fired: None });
+        if watches.next_wake.is_none_or(|wake| deadline < wake) {
+            watchdog.changed.notify_one();
+        }
         token
     };
-    watchdog.changed.notify_one();
     let value = f();
     let fired = {
         let mut watches = watchdog.lock();
@@ -194,12 +205,15 @@ fn watch() {
             loop {
                 let now = Instant::now();
                 let due = watches.list.iter().map(|w| w.fired.map_or(w.deadline, |at| at + REPEAT)).min();
-                match due {
+                let wake = match due {
                     Some(due) if due <= now => break,
-                    Some(due) => watches = watchdog.changed.wait_timeout(watches, due - now).unwrap_or_else(|p| p.into_inner()).0,
-                    None => watches = watchdog.changed.wait(watches).unwrap_or_else(|p| p.into_inner()),
-                }
+                    Some(due) => due.min(now + IDLE),
+                    None => now + IDLE,
+                };
+                watches.next_wake = Some(wake);
+                watches = watchdog.changed.wait_timeout(watches, wake - now).unwrap_or_else(|p| p.into_inner()).0;
             }
+            watches.next_wake = None;
         }
         // The GIL first, then the list (see the module documentation).
         Python::attach(|_py| {
