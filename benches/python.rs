@@ -112,6 +112,28 @@ fn main() {
             fidius_host_string_free(json);
         }),
     );
+    // The cost of the deadline (10 s by default) on a call: the same plugin
+    // loaded by a host without Python deadlines, side by side.
+    let mut unbounded_host = null_mut();
+    let builder = fidius_host_builder_new();
+    assert_eq!(fidius_host_builder_set_python_deadline_ms(builder, 0, null_mut()) as u32, 0);
+    assert_eq!(fidius_host_builder_build(builder, &mut unbounded_host, null_mut()) as u32, 0);
+    let mut unbounded = null_mut();
+    assert_eq!(fidius_host_load_path(unbounded_host, package.as_ptr(), NT, null(), 0, options, &mut unbounded, null_mut()) as u32, 0);
+    let unbounded: *const fidius_host_plugin_t = unbounded;
+    let json_add = |plugin: *const fidius_host_plugin_t| {
+        move || {
+            let mut json: *mut std::ffi::c_char = null_mut();
+            let args = b"[3, 7]";
+            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
+            assert_eq!(status as u32, 0);
+            std::hint::black_box(unsafe { *json });
+            fidius_host_string_free(json);
+        }
+    };
+    compare("add JSON: no deadline (direct) vs 10 s deadline", time(50_000, json_add(unbounded)), time(50_000, json_add(plugin)));
+    fidius_host_plugin_free(unbounded.cast_mut());
+    fidius_host_free(unbounded_host);
     fidius_host_plugin_free(plugin.cast_mut());
     fidius_host_load_options_free(options);
     fidius_host_interface_free(interface);

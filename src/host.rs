@@ -661,7 +661,9 @@ fn not_found(name: &str, search_paths: &[PathBuf], skipped: &[Skipped], max_libr
             message.push_str(&format!("; and {} more", skipped.len() - LISTED));
         }
     }
-    let refused = skipped.iter().find(|s| library_mentions(&s.path, name, max_library_size));
+    // Each look reads a file: a failed load reads a bounded number of them.
+    const LOOKED_AT: usize = 16;
+    let refused = skipped.iter().take(LOOKED_AT).find(|s| library_mentions(&s.path, name, max_library_size));
     match refused {
         Some(refusal) => Error::new(refusal.error.status(), format!("{}; {message}", refusal.error.message())),
         None => Error::new(Status::PluginNotFound, message),

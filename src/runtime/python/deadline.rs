@@ -137,14 +137,14 @@ pub(super) struct Outcome<T> {
 
 /// Runs `f` (Python code on this thread, with the GIL held) under
 /// `deadline`; `exception` is the class to raise when it passes.
-pub(super) fn run<T>(py: Python<'_>, deadline: Option<Duration>, exception: &Bound<'_, PyAny>, f: impl FnOnce() -> T) -> Outcome<T> {
+pub(super) fn run<T>(_py: Python<'_>, deadline: Option<Duration>, exception: &Bound<'_, PyAny>, f: impl FnOnce() -> T) -> Outcome<T> {
     let Some(limit) = deadline else {
         return Outcome { value: f(), timed_out: false };
     };
     let watchdog = WATCHDOG.get_or_init(|| start(exception.clone().unbind()));
     // SAFETY: plain query of the current thread's id.
     let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
-    // SAFETY: the GIL is held (`py`), so this thread has a Python state.
+    // SAFETY: the GIL is held (`_py`), so this thread has a Python state.
     let state = ThreadState(unsafe { pyo3::ffi::PyThreadState_Get() });
     let token = {
         let mut watches = watchdog.lock();
@@ -166,14 +166,13 @@ pub(super) fn run<T>(py: Python<'_>, deadline: Option<Duration>, exception: &Bou
     if fired {
         // An exception raised after the code returned would land in the
         // caller's own Python code (when the host is Python): withdraw it.
-        // SAFETY: the GIL is held (`py`); NULL clears the pending exception
+        // SAFETY: the GIL is held (`_py`); NULL clears the pending exception
         // and removes this thread's trace function.
         unsafe {
             pyo3::ffi::PyThreadState_SetAsyncExc(thread as std::ffi::c_long, std::ptr::null_mut());
             pyo3::ffi::PyEval_SetTrace(None, std::ptr::null_mut());
         }
     }
-    let _ = py;
     Outcome { value, timed_out: fired }
 }
 

@@ -46,10 +46,14 @@ fn host_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
 }
 
 /// `_fidius_host.DeadlineExceeded`, the exception a deadline raises.
-fn deadline_exception<'py>(py: Python<'py>) -> Result<Bound<'py, PyAny>> {
-    host_module(py)?
-        .getattr("DeadlineExceeded")
-        .map_err(|e| Error::new(Status::InternalPanic, format!("cannot set up Python deadlines: {e}")))
+/// Looked up once: calls pass it on every time.
+fn deadline_exception<'py>(py: Python<'py>) -> Result<&'py Bound<'py, PyAny>> {
+    static EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    EXCEPTION
+        .get_or_try_init(py, || host_module(py)?.getattr("DeadlineExceeded").map(Bound::unbind).map_err(|e| {
+            Error::new(Status::InternalPanic, format!("cannot set up Python deadlines: {e}"))
+        }))
+        .map(|exception| exception.bind(py))
 }
 
 /// Loads the Python plugin of `package` for `interface`. Its import (the
@@ -81,7 +85,7 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
         let root = dir.to_string_lossy();
         let method_names: Vec<&str> = interface.methods().iter().map(|m| m.name.as_str()).collect();
         let exception = deadline_exception(py)?;
-        let loaded = deadline::run(py, deadline, &exception, || {
+        let loaded = deadline::run(py, deadline, exception, || {
             host.call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module, method_names))
         });
         if loaded.timed_out {
@@ -198,7 +202,7 @@ impl PythonPlugin {
     fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
         let exception = deadline_exception(py)?;
-        let outcome = deadline::run(py, self.deadline, &exception, || {
+        let outcome = deadline::run(py, self.deadline, exception, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)))
         });
         if outcome.timed_out {
