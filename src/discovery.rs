@@ -71,14 +71,12 @@ fn entries_of(dir: &Path) -> Vec<Result<Candidate, Skipped>> {
             if crate::artifact::package::Package::is_package(&path) {
                 Ok(Candidate::Package(path))
             } else {
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => Ok(Candidate::Library(path)),
-                    Ok(meta) => {
-                        let what = crate::disk::file_type_name(&meta);
-                        let error = Error::at(Status::NotARegularFile, &path, format!("named like a library but {what}, not a regular file"));
-                        Err(Skipped { path, error })
-                    }
-                    Err(e) => Err(Skipped { error: Error::io(&path, &e), path }),
+                let checked = std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, &e))
+                    .and_then(|meta| crate::disk::check_regular(&path, &meta));
+                match checked {
+                    Ok(()) => Ok(Candidate::Library(path)),
+                    Err(error) => Err(Skipped { path, error }),
                 }
             }
         })

@@ -134,7 +134,7 @@ pub fn read(path: &Path, links: Links, limit: Limit) -> Result<Vec<u8>> {
 }
 
 /// Refuses anything but a regular file, naming what it is.
-fn check_regular(path: &Path, metadata: &Metadata) -> Result<()> {
+pub fn check_regular(path: &Path, metadata: &Metadata) -> Result<()> {
     if metadata.is_file() {
         return Ok(());
     }
@@ -146,7 +146,7 @@ fn check_regular(path: &Path, metadata: &Metadata) -> Result<()> {
 }
 
 /// "a directory", "a FIFO", … for messages.
-pub fn file_type_name(metadata: &Metadata) -> &'static str {
+fn file_type_name(metadata: &Metadata) -> &'static str {
     let kind = metadata.file_type();
     if kind.is_dir() {
         return "a directory";

@@ -303,10 +303,7 @@ struct FileIdentity {
 impl FileIdentity {
     fn of(path: &Path) -> Result<FileIdentity> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
-        if !meta.is_file() {
-            let what = crate::disk::file_type_name(&meta);
-            return Err(Error::at(Status::NotARegularFile, path, format!("is {what}, not a regular file")));
-        }
+        crate::disk::check_regular(path, &meta)?;
         let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
         #[cfg(unix)]
         let (device, inode) = {
