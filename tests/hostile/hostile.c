@@ -671,6 +671,41 @@ static int py_call_deadline(void) {
     return ok;
 }
 
+/* The limits and deadlines are the caller's to set: a library or package
+ * over a small limit is FILE_TOO_LARGE, 0 is refused at build, and the call
+ * deadline and the per-load Python deadline bound an import as the Python
+ * deadline does. */
+static int limits_are_settable(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_load_options_t *o = options_with("interfaces/calculator.toml");
+    fidius_host_t *host = NULL;
+    fidius_host_error_t *err = NULL;
+    const char *pkg = python_package("limits", "while True:\n    pass\n");
+    int ok;
+    fidius_host_builder_set_max_library_size(b, 1000, NULL);
+    fidius_host_builder_set_max_package_size(b, 1000, NULL);
+    host = build(b);
+    ok = load_path_is(host, fixture("plugins/libcalc_plugin.so"), NULL, FIDIUS_HOST_STATUS_FILE_TOO_LARGE);
+    ok &= load_path_is(host, fixture("wasm/calc"), o, FIDIUS_HOST_STATUS_FILE_TOO_LARGE);
+    fidius_host_free(host);
+    b = fidius_host_builder_new();
+    fidius_host_builder_set_max_library_size(b, 0, NULL);
+    host = NULL;
+    ok &= expect("build with a 0 library limit", fidius_host_builder_build(b, &host, &err), &err,
+                 FIDIUS_HOST_STATUS_INVALID_ARGUMENT) && host == NULL;
+    b = fidius_host_builder_new();
+    fidius_host_builder_set_call_deadline_ms(b, 300 * (uint64_t)scale, NULL);
+    host = build(b);
+    ok &= load_path_is(host, pkg, o, FIDIUS_HOST_STATUS_TIMEOUT);
+    fidius_host_free(host);
+    host = python_host(0);
+    fidius_host_load_options_python_deadline_ms(o, 300 * (uint64_t)scale, NULL);
+    ok &= load_path_is(host, pkg, o, FIDIUS_HOST_STATUS_TIMEOUT);
+    fidius_host_free(host);
+    fidius_host_load_options_free(o);
+    return ok;
+}
+
 /* ---- contract breaks ---------------------------------------------------- */
 
 static int egress_callback_null(void) {
@@ -754,6 +789,7 @@ static const struct {
     {"python_import_from_sleep", py_import_from_sleep, 10},
     {"python_import_recursion", py_import_recursion, 20},
     {"python_call_deadline", py_call_deadline, 15},
+    {"limits_and_deadlines_settable", limits_are_settable, 20},
     {"egress_callback_null", egress_callback_null, 5},
     {"skipped_status_wrong_handle", skipped_status_of_wrong_handle, 5},
     {"duplicate_enum_variant", duplicate_variant, 5},
