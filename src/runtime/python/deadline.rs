@@ -157,23 +157,48 @@ pub(super) fn run<T>(_py: Python<'_>, deadline: Option<Duration>, exception: &Bo
         }
         token
     };
+    // Unregisters even if `f` unwinds: the watchdog must never touch this
+    // thread's state once the call is over.
+    let mut registration = Registration { watchdog, token: Some(token), thread };
     let value = f();
-    let fired = {
-        let mut watches = watchdog.lock();
-        let at = watches.list.iter().position(|w| w.token == token).expect("registered above");
-        watches.list.swap_remove(at).fired.is_some()
-    };
-    if fired {
-        // An exception raised after the code returned would land in the
-        // caller's own Python code (when the host is Python): withdraw it.
-        // SAFETY: the GIL is held (`_py`); NULL clears the pending exception
-        // and removes this thread's trace function.
-        unsafe {
-            pyo3::ffi::PyThreadState_SetAsyncExc(thread as std::ffi::c_long, std::ptr::null_mut());
-            pyo3::ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+    Outcome { value, timed_out: registration.finish() }
+}
+
+/// A registered watch, removed when finished or dropped (with the GIL held:
+/// both happen inside the call's `Python::attach`).
+struct Registration<'a> {
+    watchdog: &'a Watchdog,
+    token: Option<u64>,
+    thread: std::ffi::c_ulong,
+}
+
+impl Registration<'_> {
+    /// Removes the watch; whether the deadline fired.
+    fn finish(&mut self) -> bool {
+        let Some(token) = self.token.take() else { return false };
+        let fired = {
+            let mut watches = self.watchdog.lock();
+            let at = watches.list.iter().position(|w| w.token == token).expect("registered by run");
+            watches.list.swap_remove(at).fired.is_some()
+        };
+        if fired {
+            // An exception raised after the code returned would land in the
+            // caller's own Python code (when the host is Python): withdraw it.
+            // SAFETY: the GIL is held (see the type); NULL clears the pending
+            // exception and removes this thread's trace function.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(self.thread as std::ffi::c_long, std::ptr::null_mut());
+                pyo3::ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+            }
         }
+        fired
     }
-    Outcome { value, timed_out: fired }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 impl Watchdog {
