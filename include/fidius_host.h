@@ -110,6 +110,10 @@
  *   and interface files 1 MiB, libraries 512 MiB
  *   (fidius_host_builder_set_max_library_size), packages 512 MiB in all
  *   and 10 000 files (fidius_host_builder_set_max_package_size).
+ *   Path arguments are at most 4096 bytes (INVALID_ARGUMENT), interface
+ *   text (fidius_host_interface_from_toml) at most 1 MiB, the JSON
+ *   arguments of a call at most 64 MiB (INPUT_TOO_LARGE: send large data
+ *   with a raw call).
  *   Signature strings and type declarations are at most 64 KiB and nest at
  *   most 100 levels of brackets and `< >`; names at most 1024 bytes; JSON
  *   values at most 128 levels; outputs at most the output limit (64 MiB,

@@ -224,6 +224,17 @@ impl Plugin {
     pub fn call_json_index(&self, index: u32, args_json: &str) -> Result<String> {
         let interface = self.require_interface()?;
         let method = interface.method(index)?;
+        if args_json.len() > json::MAX_ARGS_TEXT {
+            return Err(Error::new(
+                Status::InputTooLarge,
+                format!(
+                    "the JSON arguments of '{}' are {} bytes, more than the limit of {} (send large data with a raw call)",
+                    method.name,
+                    args_json.len(),
+                    json::MAX_ARGS_TEXT
+                ),
+            ));
+        }
         if method.flags.streaming || method.client_streaming {
             return Err(Error::new(
                 Status::Unsupported,

@@ -195,9 +195,19 @@ pub(crate) fn arg_opt_str<'a>(ptr: *const c_char, len: usize, name: &str) -> Res
     }
 }
 
-/// A path argument: non-empty UTF-8 text without NUL bytes.
+/// Longest path argument: Linux's PATH_MAX; no longer path can be opened.
+const MAX_PATH: usize = 4096;
+
+/// A path argument: non-empty UTF-8 text without NUL bytes, at most
+/// [`MAX_PATH`] bytes.
 pub(crate) fn arg_path(ptr: *const c_char, len: usize, name: &str) -> Result<PathBuf> {
     let text = arg_str(ptr, len, name)?;
+    if text.len() > MAX_PATH {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("argument '{name}' is a path of {} bytes, longer than the limit of {MAX_PATH}", text.len()),
+        ));
+    }
     if text.is_empty() || text.contains('\0') {
         return Err(Error::new(
             Status::InvalidArgument,

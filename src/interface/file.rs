@@ -56,6 +56,12 @@ struct MethodEntry {
 /// Parses an interface file's text. `origin` names it in messages.
 pub fn parse(text: &str, origin: &str) -> Result<Interface> {
     let context = |e: Error| e.context(origin);
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(Error::new(
+            Status::InvalidInterface,
+            format!("{origin}: an interface file is at most {MAX_FILE_SIZE} bytes, this one is {}", text.len()),
+        ));
+    }
     let file: InterfaceFile = toml::from_str(text)
         .map_err(|e| Error::new(Status::InvalidInterface, format!("{origin}: not a valid interface file: {e}")))?;
     let mut builder = InterfaceBuilder::new(&file.name, file.version).map_err(context)?;

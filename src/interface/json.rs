@@ -24,6 +24,10 @@ pub const MAX_DEPTH: usize = 128;
 /// sequences and arrays.
 const MAX_ZERO_SIZED_ELEMENTS: u64 = 1 << 16;
 
+/// Longest JSON text of a call's arguments: parsed JSON takes several times
+/// its text in memory, so the text is bounded before it is parsed.
+pub const MAX_ARGS_TEXT: usize = 64 << 20;
+
 /// Encodes `args_json` (a JSON array of the method's arguments) into the
 /// call's input bytes. Nothing is encoded unless every argument fits.
 pub fn encode_args(interface: &Interface, method: &Method, args_json: &str) -> Result<Vec<u8>> {

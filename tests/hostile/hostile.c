@@ -421,6 +421,43 @@ static int huge_name(void) {
     return ok && p == NULL;
 }
 
+/* Oversized text from the caller is refused before it is used: an 8 KiB
+ * path, 2 MiB of interface text, 65 MiB of JSON arguments. */
+static int oversized_inputs(void) {
+    size_t path_len = 8192, toml_len = 2u << 20, json_len = 65u << 20;
+    char *path = malloc(path_len + 1), *toml = malloc(toml_len + 1), *json = malloc(json_len + 1);
+    fidius_host_t *host = plain_host(NULL);
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_interface_t *iface = NULL;
+    fidius_host_load_options_t *o = options_with("interfaces/calculator.toml");
+    fidius_host_error_t *err = NULL;
+    char *out = NULL;
+    int ok;
+    memset(path, 'a', path_len);
+    path[0] = '/';
+    path[path_len] = '\0';
+    memset(toml, ' ', toml_len);
+    toml[toml_len] = '\0';
+    memset(json, ' ', json_len);
+    json[0] = '[';
+    json[json_len - 1] = ']';
+    json[json_len] = '\0';
+    ok = load_path_is(host, path, NULL, FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    ok &= expect("from_toml", fidius_host_interface_from_toml(toml, NT, &iface, &err), &err,
+                 FIDIUS_HOST_STATUS_INVALID_INTERFACE) && iface == NULL;
+    ok &= expect("load", fidius_host_load_path(host, fixture("plugins/libcalc_plugin.so"), NT, "BasicCalculator", NT, o, &p, &err),
+                 &err, FIDIUS_HOST_STATUS_OK);
+    ok &= expect("call_json", fidius_host_plugin_call_json(p, "add", NT, json, json_len, &out, NULL, &err), &err,
+                 FIDIUS_HOST_STATUS_INPUT_TOO_LARGE) && out == NULL;
+    fidius_host_plugin_free(p);
+    fidius_host_load_options_free(o);
+    fidius_host_free(host);
+    free(path);
+    free(toml);
+    free(json);
+    return ok;
+}
+
 /* ---- corrupt ELF libraries ---------------------------------------------- */
 
 /* The calc plugin with one defect; writes it to `path`. */
@@ -781,6 +818,7 @@ static const struct {
     {"deep_signatures_hash", deep_hash, 10},
     {"deep_interface_toml", deep_toml, 10},
     {"huge_plugin_name", huge_name, 20},
+    {"oversized_inputs", oversized_inputs, 20},
     {"corrupt_elf_by_path", corrupt_elf_by_path, 20},
     {"corrupt_elf_neighbours", corrupt_elf_neighbours, 20},
     {"python_import_loop", py_import_loop, 10},
