@@ -388,3 +388,38 @@ fn plugins_of_one_library_share_one_mapping() {
         assert_eq!(plugin.call_raw(calc::ADD, &encode(&(2i64, 2i64))).unwrap().as_slice()[0], 4);
     }
 }
+
+/// The structure checks refuse no real library: every shared object of the
+/// system and of the Rust and Python installations passes them (a check
+/// that is too strict would refuse good plugins built by other toolchains).
+#[test]
+fn structure_checks_accept_every_real_library() {
+    use fidius_host::artifact::header;
+    let mut accepted = 0;
+    let mut pending: Vec<std::path::PathBuf> =
+        ["/usr/lib", "/usr/local/lib"].iter().map(std::path::PathBuf::from).collect();
+    pending.push(fixture("plugins"));
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !meta.is_file() || !path.to_string_lossy().contains(".so") || meta.len() > 256 << 20 {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            if header::check_head(&path, &bytes).is_err() {
+                continue; // not a shared object for this machine
+            }
+            if let Err(e) = header::check(&path, &bytes) {
+                panic!("a real library was refused: {e}");
+            }
+            accepted += 1;
+        }
+    }
+    assert!(accepted > 50, "only {accepted} libraries were checked");
+}

@@ -105,6 +105,16 @@ struct Segment {
     flags: u32,
 }
 
+/// Where the dynamic symbols and what they refer to are.
+struct Symbols {
+    /// DT_SYMTAB.
+    table: u64,
+    /// DT_STRSZ: names are offsets below it.
+    strsz: u64,
+    /// DT_VERSYM, one u16 per symbol.
+    versions: Option<u64>,
+}
+
 /// The file and what is known of it so far.
 struct Elf<'a> {
     path: &'a Path,
@@ -291,13 +301,11 @@ impl Elf<'_> {
                 return Err(self.corrupt(format!("symbol entries are {syment} bytes, expected {}", self.layout.symentsize())));
             }
         }
-        let symbols = self.symbol_count(&get)?;
-        let symtab = self.file_range(symtab_addr, symbols.saturating_mul(self.layout.symentsize()), "the symbol table")?;
-        for i in 0..symbols {
-            let name = self.read(symtab + i * self.layout.symentsize(), 4).expect("inside the checked table");
-            if name >= strsz {
-                return Err(self.corrupt(format!("symbol {i}: name offset {name} is outside the string table ({strsz} bytes)")));
-            }
+        // The hash tables name the symbols a lookup walks; relocations name
+        // others (undefined symbols need not be hashed). Each is checked.
+        let symbols = Symbols { table: symtab_addr, strsz, versions: get(DT_VERSYM) };
+        for i in 0..self.symbol_count(&get)? {
+            self.check_symbol(&symbols, i, "the hash table")?;
         }
 
         for (tag, size_tag, entry_tag, entry, name) in [
@@ -310,12 +318,12 @@ impl Elf<'_> {
                 }
             }
             if let Some((at, len)) = table(tag, Some(size_tag), name)? {
-                self.relocations(at, len, entry, symbols, name)?;
+                self.relocations(at, len, entry, &symbols, name)?;
             }
         }
         if let Some((at, len)) = table(DT_JMPREL, Some(DT_PLTRELSZ), "the PLT relocations")? {
             let entry = if get(DT_PLTREL) == Some(DT_REL) { self.layout.relent() } else { self.layout.relaent() };
-            self.relocations(at, len, entry, symbols, "the PLT relocations")?;
+            self.relocations(at, len, entry, &symbols, "the PLT relocations")?;
         }
         if let Some((at, len)) = table(DT_RELR, Some(DT_RELRSZ), "the RELR relocations")? {
             self.relr(at, len)?;
@@ -346,9 +354,6 @@ impl Elf<'_> {
         if let Some(addr) = get(DT_VERDEF) {
             // Verdef {version, flags, ndx, cnt: u16, hash, aux, next: u32}, Verdaux {name, next: u32}.
             self.version_chain(addr, 20, (16, 12), None, (0, 4), strsz, "the version definitions")?;
-        }
-        if let Some(addr) = get(DT_VERSYM) {
-            self.file_range(addr, symbols.saturating_mul(2), "the symbol versions")?;
         }
         Ok(())
     }
@@ -446,9 +451,30 @@ impl Elf<'_> {
         Err(self.corrupt("no symbol hash table (DT_HASH or DT_GNU_HASH)".into()))
     }
 
+    /// Symbol `index`, as the loader reads it: its entry (and its version,
+    /// when the library has versions) inside a loaded segment, its name
+    /// inside the string table.
+    fn check_symbol(&self, symbols: &Symbols, index: u64, named_by: &str) -> Result<()> {
+        let size = self.layout.symentsize();
+        let what = || format!("symbol {index} (named by {named_by})");
+        let addr = index.checked_mul(size).and_then(|offset| symbols.table.checked_add(offset));
+        let addr = addr.ok_or_else(|| self.corrupt(format!("{} lies at a wild address", what())))?;
+        let at = self.file_range(addr, size, &what())?;
+        let name = self.read(at, 4).expect("inside the checked entry");
+        if name >= symbols.strsz {
+            return Err(self.corrupt(format!("{}: name offset {name} is outside the string table ({} bytes)", what(), symbols.strsz)));
+        }
+        if let Some(versions) = symbols.versions {
+            let version = index.checked_mul(2).and_then(|offset| versions.checked_add(offset));
+            let version = version.ok_or_else(|| self.corrupt(format!("{}: its version lies at a wild address", what())))?;
+            self.file_range(version, 2, &format!("the version of {}", what()))?;
+        }
+        Ok(())
+    }
+
     /// Each relocation writes inside a loaded segment and names a symbol
-    /// that exists.
-    fn relocations(&self, at: u64, len: u64, entry: u64, symbols: u64, name: &str) -> Result<()> {
+    /// the loader can read.
+    fn relocations(&self, at: u64, len: u64, entry: u64, symbols: &Symbols, name: &str) -> Result<()> {
         if len % entry != 0 {
             return Err(self.corrupt(format!("{name}: {len} bytes is not a whole number of {entry}-byte entries")));
         }
@@ -461,8 +487,8 @@ impl Elf<'_> {
             if !self.in_memory(target, word) {
                 return Err(self.corrupt(format!("{name}: entry {i} writes to {target:#x}, outside the loaded segments")));
             }
-            if symbol >= symbols.max(1) {
-                return Err(self.corrupt(format!("{name}: entry {i} names symbol {symbol} of {symbols}")));
+            if symbol != 0 {
+                self.check_symbol(symbols, symbol, name)?;
             }
         }
         Ok(())
