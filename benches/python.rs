@@ -59,6 +59,17 @@ fn main() {
         (module.getattr("add").unwrap().unbind(), module.getattr("reverse").unwrap().unbind())
     });
     let payload: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+    // `add(3, 7)` with JSON through the C API, on `plugin`.
+    let json_add = |plugin: *const fidius_host_plugin_t| {
+        move || {
+            let mut json: *mut std::ffi::c_char = null_mut();
+            let args = b"[3, 7]";
+            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
+            assert_eq!(status as u32, 0);
+            std::hint::black_box(unsafe { *json });
+            fidius_host_string_free(json);
+        }
+    };
 
     println!("libfidius_host {}: Python per-call cost, median of {} rounds", env!("CARGO_PKG_VERSION"), timing::ROUNDS);
     compare(
@@ -83,14 +94,7 @@ fn main() {
             let sum: i64 = Python::attach(|py| add.call1(py, (3i64, 7i64)).unwrap().extract(py).unwrap());
             std::hint::black_box(sum);
         }),
-        time(50_000, || {
-            let mut json: *mut std::ffi::c_char = null_mut();
-            let args = b"[3, 7]";
-            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
-            assert_eq!(status as u32, 0);
-            std::hint::black_box(unsafe { *json });
-            fidius_host_string_free(json);
-        }),
+        time(50_000, json_add(plugin)),
     );
     // The same JSON call, written by hand for this one function: parse the
     // arguments, call, print the result. What any JSON-in, JSON-out call
@@ -103,14 +107,7 @@ fn main() {
             let json = serde_json::to_string(&sum).unwrap();
             std::hint::black_box(json.as_bytes()[0]);
         }),
-        time(50_000, || {
-            let mut json: *mut std::ffi::c_char = null_mut();
-            let args = b"[3, 7]";
-            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
-            assert_eq!(status as u32, 0);
-            std::hint::black_box(unsafe { *json });
-            fidius_host_string_free(json);
-        }),
+        time(50_000, json_add(plugin)),
     );
     // The cost of the deadline (10 s by default) on a call: the same plugin
     // loaded by a host without Python deadlines, side by side.
@@ -121,16 +118,6 @@ fn main() {
     let mut unbounded = null_mut();
     assert_eq!(fidius_host_load_path(unbounded_host, package.as_ptr(), NT, null(), 0, options, &mut unbounded, null_mut()) as u32, 0);
     let unbounded: *const fidius_host_plugin_t = unbounded;
-    let json_add = |plugin: *const fidius_host_plugin_t| {
-        move || {
-            let mut json: *mut std::ffi::c_char = null_mut();
-            let args = b"[3, 7]";
-            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
-            assert_eq!(status as u32, 0);
-            std::hint::black_box(unsafe { *json });
-            fidius_host_string_free(json);
-        }
-    };
     compare("add JSON: no deadline (direct) vs 10 s deadline", time(50_000, json_add(unbounded)), time(50_000, json_add(plugin)));
     fidius_host_plugin_free(unbounded.cast_mut());
     fidius_host_free(unbounded_host);
