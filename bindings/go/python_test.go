@@ -187,6 +187,18 @@ func hostilePackage(t testing.TB, source string) string {
 	return dir
 }
 
+// loadHostileCalculator loads hostileCalculator; the plugin is closed when
+// the test ends.
+func loadHostileCalculator(t *testing.T, host *fidius.Host, options *fidius.LoadOptions) *fidius.Plugin {
+	t.Helper()
+	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 // wantTimeouts checks that add (an endless loop) and greet (an hour's
 // sleep) are stopped at a deadline of 300 ms, well before the default 10 s,
 // and that the plugin answers afterwards.
@@ -219,11 +231,7 @@ func wantImportTimeout(t *testing.T, host *fidius.Host, options *fidius.LoadOpti
 func TestPythonDeadline(t *testing.T) {
 	host := newHost(t, func(b *fidius.Builder) { b.PythonDeadline(300 * time.Millisecond) })
 	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
-	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := loadHostileCalculator(t, host, options)
 	wantTimeouts(t, p)
 	wantImportTimeout(t, host, options)
 }
@@ -234,11 +242,7 @@ func TestPythonDeadlinePerLoad(t *testing.T) {
 		Interface:      interfaceFile(t, "calculator.toml"),
 		PythonDeadline: 300 * time.Millisecond,
 	}
-	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := loadHostileCalculator(t, host, options)
 	wantTimeouts(t, p)
 	wantImportTimeout(t, host, options)
 }
@@ -247,10 +251,6 @@ func TestPythonDeadlinePerLoad(t *testing.T) {
 func TestPythonCallDeadline(t *testing.T) {
 	host := newHost(t, func(b *fidius.Builder) { b.CallDeadline(300 * time.Millisecond) })
 	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
-	p, err := host.LoadPath(hostilePackage(t, hostileCalculator), "", options)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := loadHostileCalculator(t, host, options)
 	wantTimeouts(t, p)
 }
