@@ -128,8 +128,8 @@ static void compare_json(const char *dir, const char *interface_path) {
     char *check = NULL;
 
     snprintf(path, sizeof path, "%s/libtypes_plugin.so", dir);
-    if (fidius_host_interface_from_file(interface_path, NT, &iface, NULL) ||
-        fidius_host_load_options_interface(options, iface, NULL) || fidius_host_builder_build(b, &host, NULL) ||
+    if (fidius_host_interface_new_from_file(interface_path, NT, &iface, NULL) ||
+        fidius_host_load_options_set_interface(options, iface, NULL) || fidius_host_builder_build(b, &host, NULL) ||
         fidius_host_load_path(host, path, NT, "TypeEchoes", NT, options, &p, NULL) ||
         fidius_host_interface_method_index(iface, "echo_point", NT, &method, NULL) ||
         fidius_host_plugin_call_json_index(p, method, point_json, NT, &check, NULL, NULL)) {

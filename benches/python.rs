@@ -42,87 +42,89 @@ fn fixtures() -> PathBuf {
 }
 
 fn main() {
-    let package = CString::new(fixtures().join("python/calc").to_str().unwrap()).unwrap();
-    let interface_path = CString::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml").to_str().unwrap()).unwrap();
-    let (mut host, mut interface, mut plugin) = (null_mut(), null_mut(), null_mut());
-    assert_eq!(fidius_host_builder_build(fidius_host_builder_new(), &mut host, null_mut()) as u32, 0);
-    assert_eq!(fidius_host_interface_from_file(interface_path.as_ptr(), NT, &mut interface, null_mut()) as u32, 0);
-    let options = fidius_host_load_options_new();
-    assert_eq!(fidius_host_load_options_interface(options, interface, null_mut()) as u32, 0);
-    assert_eq!(fidius_host_load_path(host, package.as_ptr(), NT, null(), 0, options, &mut plugin, null_mut()) as u32, 0, "run `make fixtures` first");
-    let plugin: *const fidius_host_plugin_t = plugin;
+    unsafe {
+        let package = CString::new(fixtures().join("python/calc").to_str().unwrap()).unwrap();
+        let interface_path = CString::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml").to_str().unwrap()).unwrap();
+        let (mut host, mut interface, mut plugin) = (null_mut(), null_mut(), null_mut());
+        assert_eq!(fidius_host_builder_build(fidius_host_builder_new(), &mut host, null_mut()) as u32, 0);
+        assert_eq!(fidius_host_interface_new_from_file(interface_path.as_ptr(), NT, &mut interface, null_mut()) as u32, 0);
+        let options = fidius_host_load_options_new();
+        assert_eq!(fidius_host_load_options_set_interface(options, interface, null_mut()) as u32, 0);
+        assert_eq!(fidius_host_load_path(host, package.as_ptr(), NT, null(), 0, options, &mut plugin, null_mut()) as u32, 0, "run `make fixtures` first");
+        let plugin: *const fidius_host_plugin_t = plugin;
 
-    // The interpreter is up (the load started it); the direct side calls the
-    // same functions with the same objects the host would build.
-    let (add, reverse) = Python::attach(|py| {
-        let module = PyModule::from_code(py, FUNCTIONS, c"direct.py", c"direct").unwrap();
-        (module.getattr("add").unwrap().unbind(), module.getattr("reverse").unwrap().unbind())
-    });
-    let payload: Vec<u8> = (0..1024).map(|i| i as u8).collect();
-    // `add(3, 7)` with JSON through the C API, on `plugin`.
-    let json_add = |plugin: *const fidius_host_plugin_t| {
-        move || {
-            let mut json: *mut std::ffi::c_char = null_mut();
-            let args = b"[3, 7]";
-            let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
-            assert_eq!(status as u32, 0);
-            std::hint::black_box(unsafe { *json });
-            fidius_host_string_free(json);
-        }
-    };
+        // The interpreter is up (the load started it); the direct side calls the
+        // same functions with the same objects the host would build.
+        let (add, reverse) = Python::attach(|py| {
+            let module = PyModule::from_code(py, FUNCTIONS, c"direct.py", c"direct").unwrap();
+            (module.getattr("add").unwrap().unbind(), module.getattr("reverse").unwrap().unbind())
+        });
+        let payload: Vec<u8> = (0..1024).map(|i| i as u8).collect();
+        // `add(3, 7)` with JSON through the C API, on `plugin`.
+        let json_add = |plugin: *const fidius_host_plugin_t| {
+            move || {
+                let mut json: *mut std::ffi::c_char = null_mut();
+                let args = b"[3, 7]";
+                let status = fidius_host_plugin_call_json_index(plugin, 0, args.as_ptr().cast(), args.len(), &mut json, null_mut(), null_mut());
+                assert_eq!(status as u32, 0);
+                std::hint::black_box(*json);
+                fidius_host_string_free(json);
+            }
+        };
 
-    println!("libfidius_host {}: Python per-call cost, median of {} rounds", env!("CARGO_PKG_VERSION"), timing::ROUNDS);
-    compare(
-        "reverse(1 KiB) raw",
-        time(50_000, || {
-            let out: Vec<u8> = Python::attach(|py| {
-                let result = reverse.call1(py, (PyBytes::new(py, &payload),)).unwrap();
-                result.bind(py).cast::<PyBytes>().unwrap().as_bytes().to_vec()
-            });
-            std::hint::black_box(out[0]);
-        }),
-        time(50_000, || {
-            let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
-            assert_eq!(fidius_host_plugin_call(plugin, 5, payload.as_ptr(), payload.len(), &mut out, null_mut()) as u32, 0);
-            std::hint::black_box(unsafe { *out.data });
-            fidius_host_bytes_free(&mut out);
-        }),
-    );
-    compare(
-        "add(i64, i64) JSON",
-        time(50_000, || {
-            let sum: i64 = Python::attach(|py| add.call1(py, (3i64, 7i64)).unwrap().extract(py).unwrap());
-            std::hint::black_box(sum);
-        }),
-        time(50_000, json_add(plugin)),
-    );
-    // The same JSON call, written by hand for this one function: parse the
-    // arguments, call, print the result. What any JSON-in, JSON-out call
-    // costs before checking against an interface.
-    compare(
-        "add(i64, i64) JSON, direct with serde_json",
-        time(50_000, || {
-            let (a, b): (i64, i64) = serde_json::from_str(std::hint::black_box("[3, 7]")).unwrap();
-            let sum: i64 = Python::attach(|py| add.call1(py, (a, b)).unwrap().extract(py).unwrap());
-            let json = serde_json::to_string(&sum).unwrap();
-            std::hint::black_box(json.as_bytes()[0]);
-        }),
-        time(50_000, json_add(plugin)),
-    );
-    // The cost of the deadline (10 s by default) on a call: the same plugin
-    // loaded by a host without Python deadlines, side by side.
-    let mut unbounded_host = null_mut();
-    let builder = fidius_host_builder_new();
-    assert_eq!(fidius_host_builder_set_python_deadline_ms(builder, 0, null_mut()) as u32, 0);
-    assert_eq!(fidius_host_builder_build(builder, &mut unbounded_host, null_mut()) as u32, 0);
-    let mut unbounded = null_mut();
-    assert_eq!(fidius_host_load_path(unbounded_host, package.as_ptr(), NT, null(), 0, options, &mut unbounded, null_mut()) as u32, 0);
-    let unbounded: *const fidius_host_plugin_t = unbounded;
-    compare("add JSON: no deadline (direct) vs 10 s deadline", time(50_000, json_add(unbounded)), time(50_000, json_add(plugin)));
-    fidius_host_plugin_free(unbounded.cast_mut());
-    fidius_host_free(unbounded_host);
-    fidius_host_plugin_free(plugin.cast_mut());
-    fidius_host_load_options_free(options);
-    fidius_host_interface_free(interface);
-    fidius_host_free(host);
+        println!("libfidius_host {}: Python per-call cost, median of {} rounds", env!("CARGO_PKG_VERSION"), timing::ROUNDS);
+        compare(
+            "reverse(1 KiB) raw",
+            time(50_000, || {
+                let out: Vec<u8> = Python::attach(|py| {
+                    let result = reverse.call1(py, (PyBytes::new(py, &payload),)).unwrap();
+                    result.bind(py).cast::<PyBytes>().unwrap().as_bytes().to_vec()
+                });
+                std::hint::black_box(out[0]);
+            }),
+            time(50_000, || {
+                let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
+                assert_eq!(fidius_host_plugin_call(plugin, 5, payload.as_ptr(), payload.len(), &mut out, null_mut()) as u32, 0);
+                std::hint::black_box(*out.data);
+                fidius_host_bytes_free(&mut out);
+            }),
+        );
+        compare(
+            "add(i64, i64) JSON",
+            time(50_000, || {
+                let sum: i64 = Python::attach(|py| add.call1(py, (3i64, 7i64)).unwrap().extract(py).unwrap());
+                std::hint::black_box(sum);
+            }),
+            time(50_000, json_add(plugin)),
+        );
+        // The same JSON call, written by hand for this one function: parse the
+        // arguments, call, print the result. What any JSON-in, JSON-out call
+        // costs before checking against an interface.
+        compare(
+            "add(i64, i64) JSON, direct with serde_json",
+            time(50_000, || {
+                let (a, b): (i64, i64) = serde_json::from_str(std::hint::black_box("[3, 7]")).unwrap();
+                let sum: i64 = Python::attach(|py| add.call1(py, (a, b)).unwrap().extract(py).unwrap());
+                let json = serde_json::to_string(&sum).unwrap();
+                std::hint::black_box(json.as_bytes()[0]);
+            }),
+            time(50_000, json_add(plugin)),
+        );
+        // The cost of the deadline (10 s by default) on a call: the same plugin
+        // loaded by a host without Python deadlines, side by side.
+        let mut unbounded_host = null_mut();
+        let builder = fidius_host_builder_new();
+        assert_eq!(fidius_host_builder_set_python_deadline_ms(builder, 0, null_mut()) as u32, 0);
+        assert_eq!(fidius_host_builder_build(builder, &mut unbounded_host, null_mut()) as u32, 0);
+        let mut unbounded = null_mut();
+        assert_eq!(fidius_host_load_path(unbounded_host, package.as_ptr(), NT, null(), 0, options, &mut unbounded, null_mut()) as u32, 0);
+        let unbounded: *const fidius_host_plugin_t = unbounded;
+        compare("add JSON: no deadline (direct) vs 10 s deadline", time(50_000, json_add(unbounded)), time(50_000, json_add(plugin)));
+        fidius_host_plugin_free(unbounded.cast_mut());
+        fidius_host_free(unbounded_host);
+        fidius_host_plugin_free(plugin.cast_mut());
+        fidius_host_load_options_free(options);
+        fidius_host_interface_free(interface);
+        fidius_host_free(host);
+    }
 }

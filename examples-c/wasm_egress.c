@@ -28,10 +28,10 @@ static fidius_host_plugin_t *load(const fidius_host_t *host, const char *name, c
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_plugin_t *plugin = NULL;
     fidius_host_error_t *err = NULL;
-    if (fidius_host_interface_from_file(interface_file, NT, &interface, &err) ||
-        fidius_host_load_options_interface(options, interface, &err) ||
-        fidius_host_load_options_egress_policy(options, policy, &err) ||
-        fidius_host_load_options_wasm_deadline_ms(options, deadline_ms, &err) ||
+    if (fidius_host_interface_new_from_file(interface_file, NT, &interface, &err) ||
+        fidius_host_load_options_set_interface(options, interface, &err) ||
+        fidius_host_load_options_set_egress_policy(options, policy, &err) ||
+        fidius_host_load_options_set_wasm_deadline_ms(options, deadline_ms, &err) ||
         fidius_host_load(host, name, NT, options, &plugin, &err)) {
         fprintf(stderr, "loading %s: %s\n", name, fidius_host_error_message(err));
         fidius_host_error_free(err);
@@ -45,7 +45,7 @@ static fidius_host_plugin_t *load(const fidius_host_t *host, const char *name, c
 static void call(const fidius_host_plugin_t *plugin, const char *method, const char *args) {
     char *json = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t status = fidius_host_plugin_call_json(plugin, method, NT, args, NT, &json, NULL, &err);
+    fidius_host_status status = fidius_host_plugin_call_json(plugin, method, NT, args, NT, &json, NULL, &err);
     if (status == FIDIUS_HOST_STATUS_OK)
         printf("%s%s = %s\n", method, args, json);
     else
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     fidius_host_builder_add_search_path(builder, argv[1], NT, NULL);
     fidius_host_builder_set_wasm_memory_limit(builder, 32u << 20, NULL); /* 32 MiB per guest */
     if (fidius_host_builder_build(builder, &host, NULL)) return 1;
-    fidius_host_egress_policy_callback(egress_policy, &asked, NULL, &policy, NULL);
+    fidius_host_egress_policy_new_callback(egress_policy, &asked, NULL, &policy, NULL);
 
     /* The fetch guest declares the `http` capability; without a policy it
      * would not load at all. */

@@ -9,7 +9,7 @@
  *   lists plugins, fidius_host_load / fidius_host_load_path give a
  *   fidius_host_plugin_t, and fidius_host_plugin_call calls a method with
  *   raw bytes. An interface (fidius_host_interface_builder_* or an
- *   interface file, fidius_host_interface_from_file), set on
+ *   interface file, fidius_host_interface_new_from_file), set on
  *   fidius_host_load_options_t, is checked at load and enables
  *   fidius_host_plugin_call_json: JSON arguments in, JSON result out.
  *   WebAssembly plugins are package directories (package.toml + component)
@@ -24,8 +24,20 @@
  *   the program is Python), each in its own module namespace, executed from
  *   the bytes read (and verified) at load. Loading one needs an interface.
  *
+ * NAMES
+ *   Every name starts with fidius_host_ (FIDIUS_HOST_ for constants).
+ *   Handles and structs end in _t; callback types end in _fn; an enum is
+ *   named for the prefix of its constants (fidius_host_status:
+ *   FIDIUS_HOST_STATUS_*), one name each. Functions are
+ *   fidius_host_<type>_<verb or property>: <type>_new and <type>_new_<from>
+ *   construct, <type>_set_<option> sets, <type>_add_<item> appends to a
+ *   list, <type>_free frees, a bare property (<type>_name) reads, and a
+ *   verb (build, load, discover, call) makes one thing from another.
+ *   A string input is a (pointer, length) pair (`name`, `name_len`); a list
+ *   of strings is an array of fidius_host_str_t.
+ *
  * ERRORS
- *   Every fallible function returns fidius_host_status_t (0 = OK) and takes
+ *   Every fallible function returns fidius_host_status (0 = OK) and takes
  *   `fidius_host_error_t **err` last. Pass NULL if you only want the status;
  *   otherwise *err is set to NULL on success and to a new error object on
  *   failure (free it with fidius_host_error_free). The error's message names
@@ -111,7 +123,7 @@
  *   (fidius_host_builder_set_max_library_size), packages 512 MiB in all
  *   and 10 000 files (fidius_host_builder_set_max_package_size).
  *   Path arguments are at most 4096 bytes (INVALID_ARGUMENT), interface
- *   text (fidius_host_interface_from_toml) at most 1 MiB, the JSON
+ *   text (fidius_host_interface_new_from_toml) at most 1 MiB, the JSON
  *   arguments of a call at most 64 MiB (INPUT_TOO_LARGE: send large data
  *   with a raw call).
  *   Signature strings and type declarations are at most 64 KiB and nest at
@@ -137,6 +149,15 @@
 /** MAJOR * 10000 + MINOR * 100 + PATCH; compare with fidius_host_version_number(). */
 #define FIDIUS_HOST_VERSION_NUMBER 100
 
+/**
+ * The optional runtimes the library this header was generated for was
+ * built with (1) or without (0). `make install FEATURES=...` writes them
+ * for the build it installs; fidius_host_features() answers for the
+ * library actually loaded.
+ */
+#define FIDIUS_HOST_BUILT_WITH_WASM 1
+#define FIDIUS_HOST_BUILT_WITH_PYTHON 1
+
 /** Pass as a string length to say "this string is NUL-terminated". */
 #define FIDIUS_HOST_NUL_TERMINATED SIZE_MAX
 
@@ -159,6 +180,9 @@
  * Values are grouped by area and never reused: 1–99 arguments and the host
  * itself, 100–199 finding and validating a library, 200–299 signatures,
  * 300–399 calls, 400–499 interfaces.
+ *
+ * This declaration is the one table of statuses: the C enum is generated
+ * from it by cbindgen, and the list and the names by `strum`'s derives.
  */
 enum fidius_host_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -559,6 +583,32 @@ typedef int32_t fidius_host_egress_decision;
 #endif // __cplusplus
 
 /**
+ * The optional runtimes a library may be built with: the bits of
+ * `fidius_host_features()`.
+ */
+enum fidius_host_feature
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * WebAssembly component plugins (Cargo feature `wasm`).
+   */
+  FIDIUS_HOST_FEATURE_WASM = 1,
+  /**
+   * Python plugins, with CPython embedded (Cargo feature `python`).
+   */
+  FIDIUS_HOST_FEATURE_PYTHON = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_feature fidius_host_feature;
+#else
+typedef uint32_t fidius_host_feature;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
  * `fidius_host_builder_free`. Movable: use from one thread at a time.
@@ -573,8 +623,8 @@ typedef struct fidius_host_builder_t fidius_host_builder_t;
 typedef struct fidius_host_discovery_t fidius_host_discovery_t;
 
 /**
- * An egress policy. Made by `fidius_host_egress_policy_callback` or
- * `fidius_host_egress_policy_allow_list`, owned by the caller, freed with
+ * An egress policy. Made by `fidius_host_egress_policy_new_callback` or
+ * `fidius_host_egress_policy_new_allow_list`, owned by the caller, freed with
  * `fidius_host_egress_policy_free`. Builders and load options keep their own
  * reference, so the policy may be freed right after it is set.
  */
@@ -642,12 +692,6 @@ typedef struct fidius_host_plugin_t fidius_host_plugin_t;
  * freed.
  */
 typedef struct fidius_host_t fidius_host_t;
-
-/**
- * The status every fallible function returns: 0 (`FIDIUS_HOST_STATUS_OK`)
- * on success, otherwise the code of the failure.
- */
-typedef fidius_host_status fidius_host_status_t;
 
 /**
  * Bytes the library hands out.
@@ -736,13 +780,13 @@ typedef struct {
  * being called): it must be thread-safe, must not call back into the same
  * plugin, and must not unwind (C++ exceptions, longjmp) through the library.
  */
-typedef int32_t (*fidius_host_egress_callback_t)(void *userdata,
-                                                 const fidius_host_http_request_t *request);
+typedef int32_t (*fidius_host_egress_callback_fn)(void *userdata,
+                                                  const fidius_host_http_request_t *request);
 
 /**
  * Releases a callback's userdata when the last user of the policy is gone.
  */
-typedef void (*fidius_host_userdata_free_t)(void *userdata);
+typedef void (*fidius_host_userdata_free_fn)(void *userdata);
 
 /**
  * A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
@@ -758,21 +802,6 @@ typedef struct {
   size_t len;
 } fidius_host_str_t;
 
-/**
- * A `fidius_host_load_policy` value.
- */
-typedef fidius_host_load_policy fidius_host_load_policy_t;
-
-/**
- * A `fidius_host_buffer_strategy` value.
- */
-typedef fidius_host_buffer_strategy fidius_host_buffer_strategy_t;
-
-/**
- * A `fidius_host_runtime` value.
- */
-typedef fidius_host_runtime fidius_host_runtime_t;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -783,7 +812,7 @@ extern "C" {
  * buffer strategy, a 64 MiB output limit. Owned by the caller. Returns NULL
  * only if the library failed internally.
  */
-FIDIUS_HOST_API fidius_host_builder_t *fidius_host_builder_new(void);
+FIDIUS_HOST_API FIDIUS_HOST_MUST_USE fidius_host_builder_t *fidius_host_builder_new(void);
 
 /**
  * Adds a directory to scan for plugins. Directories are scanned in the
@@ -794,20 +823,22 @@ FIDIUS_HOST_API fidius_host_builder_t *fidius_host_builder_new(void);
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_add_search_path(fidius_host_builder_t *builder,
-                                                         const char *path,
-                                                         size_t path_len,
-                                                         fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_add_search_path(fidius_host_builder_t *builder,
+                                                       const char *path,
+                                                       size_t path_len,
+                                                       fidius_host_error_t **err);
 
 /**
- * Sets the load policy, a `fidius_host_load_policy_t` value.
+ * Sets the load policy, a `fidius_host_load_policy` value.
  *
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown policy), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_load_policy(fidius_host_builder_t *builder,
-                                                         uint32_t policy,
-                                                         fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_load_policy(fidius_host_builder_t *builder,
+                                                       uint32_t policy,
+                                                       fidius_host_error_t **err);
 
 /**
  * Requires (or not) a valid detached signature (`<file>.sig`, as written
@@ -818,9 +849,10 @@ fidius_host_status_t fidius_host_builder_set_load_policy(fidius_host_builder_t *
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_require_signature(fidius_host_builder_t *builder,
-                                                               bool required,
-                                                               fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_require_signature(fidius_host_builder_t *builder,
+                                                             bool required,
+                                                             fidius_host_error_t **err);
 
 /**
  * Trusts an Ed25519 public key given as its raw 32 bytes (borrowed for
@@ -830,10 +862,11 @@ fidius_host_status_t fidius_host_builder_set_require_signature(fidius_host_build
  * Errors: NULL_ARGUMENT, INVALID_KEY (not 32 bytes, or not a valid key), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_add_trusted_key(fidius_host_builder_t *builder,
-                                                         const uint8_t *key,
-                                                         size_t key_len,
-                                                         fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_add_trusted_key(fidius_host_builder_t *builder,
+                                                       const uint8_t *key,
+                                                       size_t key_len,
+                                                       fidius_host_error_t **err);
 
 /**
  * Trusts the public key in a `NAME.public` file written by `fidius keygen`
@@ -843,10 +876,11 @@ fidius_host_status_t fidius_host_builder_add_trusted_key(fidius_host_builder_t *
  * INVALID_KEY, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_add_trusted_key_file(fidius_host_builder_t *builder,
-                                                              const char *path,
-                                                              size_t path_len,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_add_trusted_key_file(fidius_host_builder_t *builder,
+                                                            const char *path,
+                                                            size_t path_len,
+                                                            fidius_host_error_t **err);
 
 /**
  * Only accepts plugins whose interface hash is `hash`; others are
@@ -855,20 +889,22 @@ fidius_host_status_t fidius_host_builder_add_trusted_key_file(fidius_host_builde
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_interface_hash(fidius_host_builder_t *builder,
-                                                            uint64_t hash,
-                                                            fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_interface_hash(fidius_host_builder_t *builder,
+                                                          uint64_t hash,
+                                                          fidius_host_error_t **err);
 
 /**
  * Only accepts plugins with this buffer strategy, a
- * `fidius_host_buffer_strategy_t` value.
+ * `fidius_host_buffer_strategy` value.
  *
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown strategy), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_buffer_strategy(fidius_host_builder_t *builder,
-                                                             uint32_t strategy,
-                                                             fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_buffer_strategy(fidius_host_builder_t *builder,
+                                                           uint32_t strategy,
+                                                           fidius_host_error_t **err);
 
 /**
  * Sets the default deadline of each WASM call, in milliseconds (default
@@ -877,14 +913,15 @@ fidius_host_status_t fidius_host_builder_set_buffer_strategy(fidius_host_builder
  * instance. Every wait the guest makes in the host (clocks, `poll`,
  * blocking stream reads and writes, HTTP responses) ends by the deadline
  * too, and a component's start-up code at load is bounded by it. A load
- * may override it (`fidius_host_load_options_wasm_deadline_ms`).
+ * may override it (`fidius_host_load_options_set_wasm_deadline_ms`).
  *
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_wasm_deadline_ms(fidius_host_builder_t *builder,
-                                                              uint64_t milliseconds,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_wasm_deadline_ms(fidius_host_builder_t *builder,
+                                                            uint64_t milliseconds,
+                                                            fidius_host_error_t **err);
 
 /**
  * Sets the default deadline of each call, in milliseconds (default
@@ -898,9 +935,10 @@ fidius_host_status_t fidius_host_builder_set_wasm_deadline_ms(fidius_host_builde
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_call_deadline_ms(fidius_host_builder_t *builder,
-                                                              uint64_t milliseconds,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_call_deadline_ms(fidius_host_builder_t *builder,
+                                                            uint64_t milliseconds,
+                                                            fidius_host_error_t **err);
 
 /**
  * Sets the default deadline of each Python call and of a Python plugin's
@@ -911,14 +949,15 @@ fidius_host_status_t fidius_host_builder_set_call_deadline_ms(fidius_host_builde
  * TIMEOUT; the plugin stays loaded and usable. Python code blocked inside
  * C (a socket read, a lock, a C extension) sees the exception only when
  * that C call returns; `time.sleep` in a plugin is cut at the deadline. A
- * load may override it (`fidius_host_load_options_python_deadline_ms`).
+ * load may override it (`fidius_host_load_options_set_python_deadline_ms`).
  *
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_python_deadline_ms(fidius_host_builder_t *builder,
-                                                                uint64_t milliseconds,
-                                                                fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_python_deadline_ms(fidius_host_builder_t *builder,
+                                                              uint64_t milliseconds,
+                                                              fidius_host_error_t **err);
 
 /**
  * Sets the largest library file the host reads, in bytes (default
@@ -928,9 +967,10 @@ fidius_host_status_t fidius_host_builder_set_python_deadline_ms(fidius_host_buil
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_max_library_size(fidius_host_builder_t *builder,
-                                                              uint64_t bytes,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_max_library_size(fidius_host_builder_t *builder,
+                                                            uint64_t bytes,
+                                                            fidius_host_error_t **err);
 
 /**
  * Sets the largest package (WASM or Python), all its files together, in
@@ -941,23 +981,26 @@ fidius_host_status_t fidius_host_builder_set_max_library_size(fidius_host_builde
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_max_package_size(fidius_host_builder_t *builder,
-                                                              uint64_t bytes,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_max_package_size(fidius_host_builder_t *builder,
+                                                            uint64_t bytes,
+                                                            fidius_host_error_t **err);
 
 /**
  * Sets the default cap on a WASM guest's linear memory, in bytes (default
  * 256 MiB). Growing past it fails the call with MEMORY_LIMIT. A load may
- * override it (`fidius_host_load_options_wasm_memory_limit`).
+ * override it (`fidius_host_load_options_set_wasm_memory_limit`).
  *
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_wasm_memory_limit(fidius_host_builder_t *builder,
-                                                               size_t bytes,
-                                                               fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_wasm_memory_limit(fidius_host_builder_t *builder,
+                                                             size_t bytes,
+                                                             fidius_host_error_t **err);
 
 /**
+ * A memory cap, which must be at least one byte.
  * Refuses every package that asks for `capability` (UTF-8, or
  * NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`): an exact capability
  * such as `stdout`, or a prefix such as `fs` or `env` that covers every
@@ -966,10 +1009,11 @@ fidius_host_status_t fidius_host_builder_set_wasm_memory_limit(fidius_host_build
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_deny_capability(fidius_host_builder_t *builder,
-                                                         const char *capability,
-                                                         size_t capability_len,
-                                                         fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_add_denied_capability(fidius_host_builder_t *builder,
+                                                             const char *capability,
+                                                             size_t capability_len,
+                                                             fidius_host_error_t **err);
 
 /**
  * Whether a package's precompiled `.cwasm` may be loaded when no verified
@@ -980,9 +1024,10 @@ fidius_host_status_t fidius_host_builder_deny_capability(fidius_host_builder_t *
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_allow_unsigned_precompiled(fidius_host_builder_t *builder,
-                                                                        bool allow,
-                                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_allow_unsigned_precompiled(fidius_host_builder_t *builder,
+                                                                      bool allow,
+                                                                      fidius_host_error_t **err);
 
 /**
  * Whether every WASM call runs on a fresh instance of the component
@@ -991,14 +1036,15 @@ fidius_host_status_t fidius_host_builder_set_allow_unsigned_precompiled(fidius_h
  * true: no state is carried from one call to the next, and calls on one
  * handle run in parallel, each on its own instance, at the cost of an
  * instantiation per call. A load may override it
- * (`fidius_host_load_options_wasm_fresh_instance_per_call`).
+ * (`fidius_host_load_options_set_wasm_fresh_instance_per_call`).
  *
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_wasm_fresh_instance_per_call(fidius_host_builder_t *builder,
-                                                                          bool fresh,
-                                                                          fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_wasm_fresh_instance_per_call(fidius_host_builder_t *builder,
+                                                                        bool fresh,
+                                                                        fidius_host_error_t **err);
 
 /**
  * Takes the host's WASM instances from a pool of `slots` preallocated
@@ -1015,9 +1061,10 @@ fidius_host_status_t fidius_host_builder_set_wasm_fresh_instance_per_call(fidius
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_wasm_instance_pool(fidius_host_builder_t *builder,
-                                                                uint32_t slots,
-                                                                fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_wasm_instance_pool(fidius_host_builder_t *builder,
+                                                              uint32_t slots,
+                                                              fidius_host_error_t **err);
 
 /**
  * Sets the egress policy of the host: which outbound HTTP requests WASM
@@ -1028,9 +1075,10 @@ fidius_host_status_t fidius_host_builder_set_wasm_instance_pool(fidius_host_buil
  * Errors: NULL_ARGUMENT (builder), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_egress_policy(fidius_host_builder_t *builder,
-                                                           const fidius_host_egress_policy_t *policy,
-                                                           fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_egress_policy(fidius_host_builder_t *builder,
+                                                         const fidius_host_egress_policy_t *policy,
+                                                         fidius_host_error_t **err);
 
 /**
  * Sets the largest output one call may return (default 64 MiB). A larger
@@ -1039,9 +1087,10 @@ fidius_host_status_t fidius_host_builder_set_egress_policy(fidius_host_builder_t
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_set_max_output_size(fidius_host_builder_t *builder,
-                                                             size_t bytes,
-                                                             fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_max_output_size(fidius_host_builder_t *builder,
+                                                           size_t bytes,
+                                                           fidius_host_error_t **err);
 
 /**
  * Builds a host. Always consumes `builder`, whether it succeeds or fails.
@@ -1052,9 +1101,10 @@ fidius_host_status_t fidius_host_builder_set_max_output_size(fidius_host_builder
  * without a trusted key).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_builder_build(fidius_host_builder_t *builder,
-                                               fidius_host_t **host_out,
-                                               fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_build(fidius_host_builder_t *builder,
+                                             fidius_host_t **host_out,
+                                             fidius_host_error_t **err);
 
 /**
  * Frees a builder that was not built. NULL is a no-op.
@@ -1107,8 +1157,9 @@ const char *fidius_host_discovery_skipped_path(const fidius_host_discovery_t *di
  * not a live discovery).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_discovery_skipped_status(const fidius_host_discovery_t *discovery,
-                                                          size_t index);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_discovery_skipped_status(const fidius_host_discovery_t *discovery,
+                                                        size_t index);
 
 /**
  * Why entry `index` was skipped, as a message naming the file and the
@@ -1132,16 +1183,17 @@ FIDIUS_HOST_API void fidius_host_discovery_free(fidius_host_discovery_t *discove
  * Errors: NULL_ARGUMENT (callback, out).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_egress_policy_callback(fidius_host_egress_callback_t callback,
-                                                        void *userdata,
-                                                        fidius_host_userdata_free_t free_userdata,
-                                                        fidius_host_egress_policy_t **out,
-                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_egress_policy_new_callback(fidius_host_egress_callback_fn callback,
+                                                          void *userdata,
+                                                          fidius_host_userdata_free_fn free_userdata,
+                                                          fidius_host_egress_policy_t **out,
+                                                          fidius_host_error_t **err);
 
 /**
  * A policy that allows requests whose host and port match one of
- * `patterns` (`count` NUL-terminated UTF-8 strings; `patterns` may be NULL
- * when `count` is 0, which denies everything): `example.com` (any port),
+ * `patterns` (an array of `pattern_count` strings, borrowed for the call;
+ * NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
  * `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
  * `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
  * and as names: a pattern does not follow DNS.
@@ -1150,10 +1202,11 @@ fidius_host_status_t fidius_host_egress_policy_callback(fidius_host_egress_callb
  * pattern and the accepted forms).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_egress_policy_allow_list(const char *const *patterns,
-                                                          size_t count,
-                                                          fidius_host_egress_policy_t **out,
-                                                          fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_egress_policy_new_allow_list(const fidius_host_str_t *patterns,
+                                                            size_t pattern_count,
+                                                            fidius_host_egress_policy_t **out,
+                                                            fidius_host_error_t **err);
 
 /**
  * Frees a policy handle. Builders, load options and plugins that use the
@@ -1164,7 +1217,9 @@ FIDIUS_HOST_API void fidius_host_egress_policy_free(fidius_host_egress_policy_t 
 /**
  * The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
  */
-FIDIUS_HOST_API fidius_host_status_t fidius_host_error_status(const fidius_host_error_t *error);
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_error_status(const fidius_host_error_t *error);
 
 /**
  * The message of `error` (UTF-8, NUL-terminated), or NULL for NULL.
@@ -1192,6 +1247,30 @@ FIDIUS_HOST_API const char *fidius_host_error_plugin_message(const fidius_host_e
 FIDIUS_HOST_API const char *fidius_host_error_plugin_details(const fidius_host_error_t *error);
 
 /**
+ * For `FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH`,
+ * `_INTERFACE_VERSION_MISMATCH`, `_METHOD_COUNT_MISMATCH` and
+ * `_BUFFER_STRATEGY_MISMATCH`: stores the expected value in `*expected`
+ * and the value found in `*found` (either may be NULL when not wanted) and
+ * returns true. Returns false, writing nothing, for any other error and
+ * for NULL.
+ */
+FIDIUS_HOST_API
+bool fidius_host_error_mismatch(const fidius_host_error_t *error,
+                                uint64_t *expected,
+                                uint64_t *found);
+
+/**
+ * For `FIDIUS_HOST_STATUS_METHOD_OUT_OF_RANGE`: stores the method index
+ * asked for in `*index` and the number of methods in `*count` (either may
+ * be NULL) and returns true. Returns false, writing nothing, for any other
+ * error and for NULL.
+ */
+FIDIUS_HOST_API
+bool fidius_host_error_method_out_of_range(const fidius_host_error_t *error,
+                                           uint32_t *index,
+                                           uint32_t *count);
+
+/**
  * Frees `error`. NULL is a no-op.
  */
 FIDIUS_HOST_API void fidius_host_error_free(fidius_host_error_t *error);
@@ -1208,9 +1287,10 @@ FIDIUS_HOST_API void fidius_host_error_free(fidius_host_error_t *error);
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_discover(const fidius_host_t *host,
-                                          fidius_host_discovery_t **discovery_out,
-                                          fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_discover(const fidius_host_t *host,
+                                        fidius_host_discovery_t **discovery_out,
+                                        fidius_host_error_t **err);
 
 /**
  * Loads the plugin named `name` (UTF-8 of `name_len` bytes, or
@@ -1227,12 +1307,13 @@ fidius_host_status_t fidius_host_discover(const fidius_host_t *host,
  * METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load(const fidius_host_t *host,
-                                      const char *name,
-                                      size_t name_len,
-                                      const fidius_host_load_options_t *options,
-                                      fidius_host_plugin_t **plugin_out,
-                                      fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load(const fidius_host_t *host,
+                                    const char *name,
+                                    size_t name_len,
+                                    const fidius_host_load_options_t *options,
+                                    fidius_host_plugin_t **plugin_out,
+                                    fidius_host_error_t **err);
 
 /**
  * Loads a plugin from the library file `path` (which need not be in a
@@ -1255,13 +1336,37 @@ fidius_host_status_t fidius_host_load(const fidius_host_t *host,
  * BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_path(const fidius_host_t *host,
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_path(const fidius_host_t *host,
+                                         const char *path,
+                                         size_t path_len,
+                                         const char *name,
+                                         size_t name_len,
+                                         const fidius_host_load_options_t *options,
+                                         fidius_host_plugin_t **plugin_out,
+                                         fidius_host_error_t **err);
+
+/**
+ * Checks the signature of a library file (`<file>.sig`) or a package
+ * directory (`package.sig`) against the host's trusted keys, without
+ * loading, mapping or running anything: what `fidius package verify`
+ * does, for install-time checks. It uses the trusted keys whether or not
+ * the host requires signatures. `path` is borrowed for the call.
+ *
+ * Returns OK when a trusted key verifies the file or package, and leaves
+ * nothing behind either way.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (no trusted key
+ * was added), MISUSE, FILE_NOT_FOUND, IO, NOT_A_REGULAR_FILE,
+ * FILE_TOO_LARGE, INVALID_MANIFEST, SIGNATURE_REQUIRED (no signature
+ * file), SIGNATURE_INVALID (malformed, tampered with, or by an untrusted
+ * key), INVALID_KEY.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_verify_path(const fidius_host_t *host,
                                            const char *path,
                                            size_t path_len,
-                                           const char *name,
-                                           size_t name_len,
-                                           const fidius_host_load_options_t *options,
-                                           fidius_host_plugin_t **plugin_out,
                                            fidius_host_error_t **err);
 
 /**
@@ -1306,13 +1411,13 @@ FIDIUS_HOST_API
 uint64_t fidius_host_plugin_info_capabilities(const fidius_host_plugin_info_t *info);
 
 /**
- * The buffer strategy, a `fidius_host_buffer_strategy_t` value, or 0 for NULL.
+ * The buffer strategy, a `fidius_host_buffer_strategy` value, or 0 for NULL.
  */
 FIDIUS_HOST_API
 uint32_t fidius_host_plugin_info_buffer_strategy(const fidius_host_plugin_info_t *info);
 
 /**
- * The runtime, a `fidius_host_runtime_t` value, or 0 for NULL.
+ * The runtime, a `fidius_host_runtime` value, or 0 for NULL.
  */
 FIDIUS_HOST_API uint32_t fidius_host_plugin_info_runtime(const fidius_host_plugin_info_t *info);
 
@@ -1325,11 +1430,12 @@ FIDIUS_HOST_API uint32_t fidius_host_plugin_info_runtime(const fidius_host_plugi
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (not an identifier).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_builder_new(const char *name,
-                                                       size_t name_len,
-                                                       uint32_t version,
-                                                       fidius_host_interface_builder_t **builder_out,
-                                                       fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_new(const char *name,
+                                                     size_t name_len,
+                                                     uint32_t version,
+                                                     fidius_host_interface_builder_t **builder_out,
+                                                     fidius_host_error_t **err);
 
 /**
  * Sets the WASM component export name (e.g.
@@ -1340,10 +1446,11 @@ fidius_host_status_t fidius_host_interface_builder_new(const char *name,
  * containing spaces).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_builder_wasm_export(fidius_host_interface_builder_t *builder,
-                                                               const char *export_name,
-                                                               size_t export_len,
-                                                               fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_set_wasm_export(fidius_host_interface_builder_t *builder,
+                                                                 const char *export_name,
+                                                                 size_t export_len,
+                                                                 fidius_host_error_t **err);
 
 /**
  * Adds the next method, in declaration order (which is the order of the
@@ -1359,11 +1466,12 @@ fidius_host_status_t fidius_host_interface_builder_wasm_export(fidius_host_inter
  * than 64 optional methods). Types are checked by the build.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_builder_add_method(fidius_host_interface_builder_t *builder,
-                                                              const char *signature,
-                                                              size_t signature_len,
-                                                              uint32_t flags,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_add_method(fidius_host_interface_builder_t *builder,
+                                                            const char *signature,
+                                                            size_t signature_len,
+                                                            uint32_t flags,
+                                                            fidius_host_error_t **err);
 
 /**
  * Declares a struct or enum that method types use, in Rust syntax:
@@ -1376,10 +1484,11 @@ fidius_host_status_t fidius_host_interface_builder_add_method(fidius_host_interf
  * generics, a builtin or duplicate name).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_builder_add_type(fidius_host_interface_builder_t *builder,
-                                                            const char *declaration,
-                                                            size_t declaration_len,
-                                                            fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_add_type(fidius_host_interface_builder_t *builder,
+                                                          const char *declaration,
+                                                          size_t declaration_len,
+                                                          fidius_host_error_t **err);
 
 /**
  * Checks the whole interface (every type must be builtin or declared) and
@@ -1390,9 +1499,10 @@ fidius_host_status_t fidius_host_interface_builder_add_type(fidius_host_interfac
  * type and the unknown or unsupported type).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_builder_build(const fidius_host_interface_builder_t *builder,
-                                                         fidius_host_interface_t **interface_out,
-                                                         fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_build(const fidius_host_interface_builder_t *builder,
+                                                       fidius_host_interface_t **interface_out,
+                                                       fidius_host_error_t **err);
 
 /**
  * Frees a builder. NULL is a no-op.
@@ -1400,7 +1510,7 @@ fidius_host_status_t fidius_host_interface_builder_build(const fidius_host_inter
 FIDIUS_HOST_API void fidius_host_interface_builder_free(fidius_host_interface_builder_t *builder);
 
 /**
- * Reads an interface file (TOML; see the README) at `path`. On success
+ * Reads an interface file (TOML; see docs/interfaces.md) at `path`. On success
  * `*interface_out` is a new interface owned by the caller; on failure NULL.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, FILE_NOT_FOUND,
@@ -1408,23 +1518,25 @@ FIDIUS_HOST_API void fidius_host_interface_builder_free(fidius_host_interface_bu
  * INTERFACE_HASH_MISMATCH (the file's `hash` differs from its methods').
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_from_file(const char *path,
-                                                     size_t path_len,
-                                                     fidius_host_interface_t **interface_out,
-                                                     fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_new_from_file(const char *path,
+                                                       size_t path_len,
+                                                       fidius_host_interface_t **interface_out,
+                                                       fidius_host_error_t **err);
 
 /**
  * Parses interface-file text (`toml`, `toml_len` bytes of UTF-8 or
- * NUL-terminated), as `fidius_host_interface_from_file` does.
+ * NUL-terminated), as `fidius_host_interface_new_from_file` does.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE,
  * INTERFACE_HASH_MISMATCH.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_from_toml(const char *toml,
-                                                     size_t toml_len,
-                                                     fidius_host_interface_t **interface_out,
-                                                     fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_new_from_toml(const char *toml,
+                                                       size_t toml_len,
+                                                       fidius_host_interface_t **interface_out,
+                                                       fidius_host_error_t **err);
 
 /**
  * Writes the interface as interface-file text. On success `*toml_out` is a
@@ -1434,9 +1546,10 @@ fidius_host_status_t fidius_host_interface_from_toml(const char *toml,
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_to_toml(const fidius_host_interface_t *interface,
-                                                   char **toml_out,
-                                                   fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_to_toml(const fidius_host_interface_t *interface,
+                                                 char **toml_out,
+                                                 fidius_host_error_t **err);
 
 /**
  * The interface name. Borrowed: valid until `interface` is freed. NULL
@@ -1490,11 +1603,12 @@ uint32_t fidius_host_interface_method_flags(const fidius_host_interface_t *inter
  * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, UNKNOWN_METHOD.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_interface_method_index(const fidius_host_interface_t *interface,
-                                                        const char *name,
-                                                        size_t name_len,
-                                                        uint32_t *index_out,
-                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_method_index(const fidius_host_interface_t *interface,
+                                                      const char *name,
+                                                      size_t name_len,
+                                                      uint32_t *index_out,
+                                                      fidius_host_error_t **err);
 
 /**
  * Frees an interface handle. NULL is a no-op. Plugins loaded with it keep
@@ -1506,7 +1620,7 @@ FIDIUS_HOST_API void fidius_host_interface_free(fidius_host_interface_t *interfa
  * New load options with defaults (no interface). Owned by the caller.
  * Returns NULL only if the library failed internally.
  */
-FIDIUS_HOST_API fidius_host_load_options_t *fidius_host_load_options_new(void);
+FIDIUS_HOST_API FIDIUS_HOST_MUST_USE fidius_host_load_options_t *fidius_host_load_options_new(void);
 
 /**
  * Sets the interface the plugin must match (required for WASM plugins,
@@ -1519,9 +1633,10 @@ FIDIUS_HOST_API fidius_host_load_options_t *fidius_host_load_options_new(void);
  * Errors: NULL_ARGUMENT (options), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_interface(fidius_host_load_options_t *options,
-                                                        const fidius_host_interface_t *interface,
-                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_interface(fidius_host_load_options_t *options,
+                                                          const fidius_host_interface_t *interface,
+                                                          fidius_host_error_t **err);
 
 /**
  * Overrides the host's WASM call deadline for plugins loaded with these
@@ -1530,9 +1645,10 @@ fidius_host_status_t fidius_host_load_options_interface(fidius_host_load_options
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_wasm_deadline_ms(fidius_host_load_options_t *options,
-                                                               uint64_t milliseconds,
-                                                               fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_wasm_deadline_ms(fidius_host_load_options_t *options,
+                                                                 uint64_t milliseconds,
+                                                                 fidius_host_error_t **err);
 
 /**
  * Overrides the host's Python deadline (calls, and the import at load)
@@ -1542,9 +1658,10 @@ fidius_host_status_t fidius_host_load_options_wasm_deadline_ms(fidius_host_load_
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_python_deadline_ms(fidius_host_load_options_t *options,
-                                                                 uint64_t milliseconds,
-                                                                 fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_python_deadline_ms(fidius_host_load_options_t *options,
+                                                                   uint64_t milliseconds,
+                                                                   fidius_host_error_t **err);
 
 /**
  * Overrides the host's WASM memory cap (bytes) for plugins loaded with
@@ -1553,9 +1670,10 @@ fidius_host_status_t fidius_host_load_options_python_deadline_ms(fidius_host_loa
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_wasm_memory_limit(fidius_host_load_options_t *options,
-                                                                size_t bytes,
-                                                                fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_wasm_memory_limit(fidius_host_load_options_t *options,
+                                                                  size_t bytes,
+                                                                  fidius_host_error_t **err);
 
 /**
  * Overrides the host's choice of a fresh WASM instance per call
@@ -1565,9 +1683,10 @@ fidius_host_status_t fidius_host_load_options_wasm_memory_limit(fidius_host_load
  * Errors: NULL_ARGUMENT, MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_wasm_fresh_instance_per_call(fidius_host_load_options_t *options,
-                                                                           bool fresh,
-                                                                           fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_wasm_fresh_instance_per_call(fidius_host_load_options_t *options,
+                                                                             bool fresh,
+                                                                             fidius_host_error_t **err);
 
 /**
  * Sets the egress policy of plugins loaded with these options, instead of
@@ -1577,15 +1696,25 @@ fidius_host_status_t fidius_host_load_options_wasm_fresh_instance_per_call(fidiu
  * Errors: NULL_ARGUMENT (options), MISUSE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_load_options_egress_policy(fidius_host_load_options_t *options,
-                                                            const fidius_host_egress_policy_t *policy,
-                                                            fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_egress_policy(fidius_host_load_options_t *options,
+                                                              const fidius_host_egress_policy_t *policy,
+                                                              fidius_host_error_t **err);
 
 /**
  * Frees load options. NULL is a no-op. Plugins loaded with them are not
  * affected.
  */
 FIDIUS_HOST_API void fidius_host_load_options_free(fidius_host_load_options_t *options);
+
+/**
+ * The runtimes this library was built with: `FIDIUS_HOST_FEATURE_WASM`
+ * and `FIDIUS_HOST_FEATURE_PYTHON` bits. A build without one answers
+ * UNSUPPORTED to loads for it. (`FIDIUS_HOST_BUILT_WITH_WASM` and
+ * `_PYTHON` say the same of the build the header was generated for.)
+ * Any thread.
+ */
+FIDIUS_HOST_API uint32_t fidius_host_features(void);
 
 /**
  * The library version, e.g. `"0.1.0"`. Static: never freed.
@@ -1618,10 +1747,11 @@ FIDIUS_HOST_API const char *fidius_host_status_name(uint32_t status);
  * signature; the message names it).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_signatures_hash(const fidius_host_str_t *signatures,
-                                                 size_t count,
-                                                 uint64_t *hash_out,
-                                                 fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_signatures_hash(const fidius_host_str_t *signatures,
+                                               size_t count,
+                                               uint64_t *hash_out,
+                                               fidius_host_error_t **err);
 
 /**
  * Compiles a WebAssembly component ahead of time for this library (same
@@ -1636,10 +1766,11 @@ fidius_host_status_t fidius_host_signatures_hash(const fidius_host_str_t *signat
  * Errors: NULL_ARGUMENT, INVALID_COMPONENT, UNSUPPORTED (no WASM support).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_precompile_component(const uint8_t *component,
-                                                      size_t component_len,
-                                                      fidius_host_bytes_t *cwasm_out,
-                                                      fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_precompile_component(const uint8_t *component,
+                                                    size_t component_len,
+                                                    fidius_host_bytes_t *cwasm_out,
+                                                    fidius_host_error_t **err);
 
 /**
  * Calls method `method` (its index in the interface's declaration order)
@@ -1647,11 +1778,36 @@ fidius_host_status_t fidius_host_precompile_component(const uint8_t *component,
  * `#[wire(raw)]` method. `input` is borrowed for the call and may be NULL
  * when `input_len` is 0.
  *
- * On success `*output` holds the result payload (bincode of the return
- * value, or raw bytes), owned by the caller: release it with
- * `fidius_host_bytes_free`. On failure `*output` is empty and, when `err`
- * is not NULL, `*err` says why: for PLUGIN_ERROR it carries the plugin's
- * code, message and details.
+ * Outcomes — what `*output`, `*err` and the plugin handle hold after each:
+ * - OK: `*output` holds the result payload (bincode of the return value,
+ *   or raw bytes), owned by the caller: release it with
+ *   `fidius_host_bytes_free`; it stays valid after the plugin and host are
+ *   freed. `*err` is NULL.
+ * - An argument error (NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE,
+ *   NOT_IMPLEMENTED, INPUT_TOO_LARGE): nothing reached the plugin.
+ *   `*output` is empty ({NULL, 0}); `*err` (when `err` is not NULL) says
+ *   why — for METHOD_OUT_OF_RANGE, `fidius_host_error_method_out_of_range`
+ *   gives the index and the method count. The handle is unchanged.
+ * - PLUGIN_ERROR (the method returned `Err(PluginError)`): `*output` is
+ *   empty; `*err` carries the plugin's code, message and details
+ *   (`fidius_host_error_plugin_code` and friends). The plugin is usable.
+ * - PLUGIN_PANIC (a cdylib method panicked; the panic was caught inside
+ *   the plugin): `*output` is empty, `*err` has the panic message. The
+ *   plugin is usable.
+ * - PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT (WASM: the guest trapped, ran past
+ *   its deadline, or grew its memory past the cap; Python: TIMEOUT when
+ *   the deadline ended the call): `*output` is empty, `*err` says which.
+ *   The handle stays usable: a WASM plugin's instance was discarded and
+ *   its next call runs on a fresh one (guest state is lost); a Python
+ *   plugin keeps its module state.
+ * - INSTANCE_POOL_EXHAUSTED (WASM with a pool): no instance could be
+ *   made; nothing ran. Retry later.
+ * - PLUGIN_SERIALIZATION, PLUGIN_PROTOCOL, OUTPUT_TOO_LARGE: the plugin
+ *   ran, but its input or output was not what the method declares, or
+ *   the output is over the limit; `*output` is empty and the output was
+ *   freed. The plugin is usable.
+ * A native plugin that crashes (a segfault, `abort()`) takes the process
+ * with it: in-process native code cannot be contained.
  *
  * Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED (an
  * optional method the plugin lacks), INPUT_TOO_LARGE, PLUGIN_ERROR,
@@ -1659,12 +1815,13 @@ fidius_host_status_t fidius_host_precompile_component(const uint8_t *component,
  * what the method expects), OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
-                                             uint32_t method,
-                                             const uint8_t *input,
-                                             size_t input_len,
-                                             fidius_host_bytes_t *output,
-                                             fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
+                                           uint32_t method,
+                                           const uint8_t *input,
+                                           size_t input_len,
+                                           fidius_host_bytes_t *output,
+                                           fidius_host_error_t **err);
 
 /**
  * Calls the method called `method` (UTF-8 of `method_len` bytes, or
@@ -1672,16 +1829,17 @@ fidius_host_status_t fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
  * `args_json` (`args_len` bytes or NUL-terminated) is a JSON array with
  * one element per argument, e.g. `[3, 7]` or `[{"x": 1.5, "y": 2}]`. The
  * plugin must have been loaded with an interface, whose types guide the
- * encoding (see the README for each type's JSON form). Inputs are borrowed
+ * encoding (docs/interfaces.md gives each type's JSON form). Inputs are borrowed
  * for the call.
  *
  * On success `*json_out` is the result as NUL-terminated JSON text owned
  * by the caller (free with `fidius_host_string_free`; `null` for methods
  * returning nothing), and `*json_len_out`, when not NULL, its length. On
- * failure `*json_out` is NULL and nothing was sent to the plugin unless
- * the failure came from the plugin itself (PLUGIN_*, OUTPUT_TOO_LARGE).
- * An `Err(PluginError)` result is a PLUGIN_ERROR whose error carries the
- * plugin's code, message and details.
+ * failure `*json_out` is NULL, `*json_len_out` 0, and nothing was sent to
+ * the plugin unless the failure came from the plugin itself; the plugin
+ * handle is left as `fidius_host_plugin_call` describes for each outcome
+ * (PLUGIN_ERROR with the plugin's code, message and details; PLUGIN_PANIC;
+ * PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT; OUTPUT_TOO_LARGE; PLUGIN_PROTOCOL).
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
  * UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
@@ -1691,14 +1849,15 @@ fidius_host_status_t fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
  * (the result does not decode as the declared type).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_call_json(const fidius_host_plugin_t *plugin,
-                                                  const char *method,
-                                                  size_t method_len,
-                                                  const char *args_json,
-                                                  size_t args_len,
-                                                  char **json_out,
-                                                  size_t *json_len_out,
-                                                  fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_json(const fidius_host_plugin_t *plugin,
+                                                const char *method,
+                                                size_t method_len,
+                                                const char *args_json,
+                                                size_t args_len,
+                                                char **json_out,
+                                                size_t *json_len_out,
+                                                fidius_host_error_t **err);
 
 /**
  * Like `fidius_host_plugin_call_json`, by method index (declaration order).
@@ -1707,13 +1866,14 @@ fidius_host_status_t fidius_host_plugin_call_json(const fidius_host_plugin_t *pl
  * instead of UNKNOWN_METHOD.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_call_json_index(const fidius_host_plugin_t *plugin,
-                                                        uint32_t method,
-                                                        const char *args_json,
-                                                        size_t args_len,
-                                                        char **json_out,
-                                                        size_t *json_len_out,
-                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_json_index(const fidius_host_plugin_t *plugin,
+                                                      uint32_t method,
+                                                      const char *args_json,
+                                                      size_t args_len,
+                                                      char **json_out,
+                                                      size_t *json_len_out,
+                                                      fidius_host_error_t **err);
 
 /**
  * The interface the plugin was loaded with. On success `*interface_out`
@@ -1723,9 +1883,10 @@ fidius_host_status_t fidius_host_plugin_call_json_index(const fidius_host_plugin
  * Errors: NULL_ARGUMENT, MISUSE, NO_INTERFACE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_interface(const fidius_host_plugin_t *plugin,
-                                                  fidius_host_interface_t **interface_out,
-                                                  fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_interface(const fidius_host_plugin_t *plugin,
+                                                fidius_host_interface_t **interface_out,
+                                                fidius_host_error_t **err);
 
 /**
  * Number of load diagnostics: notes about a load that did not stop it
@@ -1756,11 +1917,12 @@ FIDIUS_HOST_API size_t fidius_host_plugin_denied_request_count(const fidius_host
  * Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_denied_request(const fidius_host_plugin_t *plugin,
-                                                       size_t index,
-                                                       char **method_out,
-                                                       char **url_out,
-                                                       fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_denied_request(const fidius_host_plugin_t *plugin,
+                                                     size_t index,
+                                                     char **method_out,
+                                                     char **url_out,
+                                                     fidius_host_error_t **err);
 
 /**
  * The plugin's facts (name, interface, hash, …), or NULL for NULL.
@@ -1796,11 +1958,12 @@ FIDIUS_HOST_API size_t fidius_host_plugin_trait_metadata_count(const fidius_host
  * Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_trait_metadata(const fidius_host_plugin_t *plugin,
-                                                       size_t index,
-                                                       const char **key_out,
-                                                       const char **value_out,
-                                                       fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_trait_metadata(const fidius_host_plugin_t *plugin,
+                                                     size_t index,
+                                                     const char **key_out,
+                                                     const char **value_out,
+                                                     fidius_host_error_t **err);
 
 /**
  * Number of metadata pairs of method `method` into `*count_out`.
@@ -1808,10 +1971,11 @@ fidius_host_status_t fidius_host_plugin_trait_metadata(const fidius_host_plugin_
  * Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE.
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_method_metadata_count(const fidius_host_plugin_t *plugin,
-                                                              uint32_t method,
-                                                              size_t *count_out,
-                                                              fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_method_metadata_count(const fidius_host_plugin_t *plugin,
+                                                            uint32_t method,
+                                                            size_t *count_out,
+                                                            fidius_host_error_t **err);
 
 /**
  * Metadata pair `index` of method `method`, as for
@@ -1821,12 +1985,13 @@ fidius_host_status_t fidius_host_plugin_method_metadata_count(const fidius_host_
  * (index out of range).
  */
 FIDIUS_HOST_API
-fidius_host_status_t fidius_host_plugin_method_metadata(const fidius_host_plugin_t *plugin,
-                                                        uint32_t method,
-                                                        size_t index,
-                                                        const char **key_out,
-                                                        const char **value_out,
-                                                        fidius_host_error_t **err);
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_method_metadata(const fidius_host_plugin_t *plugin,
+                                                      uint32_t method,
+                                                      size_t index,
+                                                      const char **key_out,
+                                                      const char **value_out,
+                                                      fidius_host_error_t **err);
 
 /**
  * Frees a plugin handle: destroys its instance and, when no other handle

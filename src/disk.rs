@@ -12,7 +12,7 @@
 use crate::error::{Error, Result, Status};
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest `.sig` file: a raw Ed25519 signature.
 pub const SIGNATURE_LIMIT: u64 = 64;
@@ -229,5 +229,39 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
         assert_eq!(read(&dir.join("link"), Links::Follow, Limit::new(8, "x")).unwrap(), b"data");
         assert_eq!(status(&dir.join("link"), Links::Refuse, 8), Status::NotARegularFile);
+    }
+}
+
+/// Identifies one version of one file (canonical path, device, inode,
+/// length, modification time), so what is made from an unchanged file is
+/// made once per host and a replaced file is read and checked anew.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` now; it must be a regular file.
+    pub fn of(path: &Path) -> Result<FileIdentity> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
+        check_regular(path, &meta)?;
+        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
+        #[cfg(unix)]
+        let (device, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (device, inode) = (0, 0);
+        Ok(FileIdentity { path, device, inode, len: meta.len(), modified: meta.modified().ok() })
+    }
+
+    /// The file's canonical path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }

@@ -11,8 +11,12 @@ use std::path::Path;
 /// Values are grouped by area and never reused: 1–99 arguments and the host
 /// itself, 100–199 finding and validating a library, 200–299 signatures,
 /// 300–399 calls, 400–499 interfaces.
+///
+/// This declaration is the one table of statuses: the C enum is generated
+/// from it by cbindgen, and the list and the names by `strum`'s derives.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter, strum::IntoStaticStr, strum::FromRepr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Success.
     Ok = 0,
@@ -149,142 +153,32 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, for lookups by number.
-    pub const ALL: &'static [Status] = &[
-        Status::Ok,
-        Status::NullArgument,
-        Status::InvalidArgument,
-        Status::InvalidUtf8,
-        Status::InternalPanic,
-        Status::Misuse,
-        Status::Unsupported,
-        Status::Io,
-        Status::NotARegularFile,
-        Status::FileTooLarge,
-        Status::FileNotFound,
-        Status::PluginNotFound,
-        Status::NotALibrary,
-        Status::ArchitectureMismatch,
-        Status::LibraryLoadFailed,
-        Status::RegistryMissing,
-        Status::InvalidRegistry,
-        Status::InvalidMagic,
-        Status::IncompatibleRegistryVersion,
-        Status::IncompatibleAbiVersion,
-        Status::InvalidDescriptorSize,
-        Status::InvalidPluginPointer,
-        Status::InvalidPluginString,
-        Status::InvalidPluginCount,
-        Status::UnknownBufferStrategy,
-        Status::InterfaceHashMismatch,
-        Status::BufferStrategyMismatch,
-        Status::ConstructFailed,
-        Status::DuplicatePlugin,
-        Status::AmbiguousPlugin,
-        Status::InterfaceVersionMismatch,
-        Status::MethodCountMismatch,
-        Status::InvalidManifest,
-        Status::InvalidCapability,
-        Status::CapabilityDenied,
-        Status::InvalidComponent,
-        Status::CapabilityMissing,
-        Status::NoEgressPolicy,
-        Status::InvalidPythonPlugin,
-        Status::SignatureRequired,
-        Status::SignatureInvalid,
-        Status::InvalidKey,
-        Status::MethodOutOfRange,
-        Status::NotImplemented,
-        Status::PluginError,
-        Status::PluginPanic,
-        Status::PluginSerialization,
-        Status::OutputTooLarge,
-        Status::InputTooLarge,
-        Status::PluginProtocol,
-        Status::InvalidJson,
-        Status::ArgumentMismatch,
-        Status::UnknownMethod,
-        Status::NoInterface,
-        Status::PluginTrap,
-        Status::Timeout,
-        Status::MemoryLimit,
-        Status::InstancePoolExhausted,
-        Status::InvalidInterface,
-    ];
+    /// Every status, in declaration order.
+    pub fn all() -> impl Iterator<Item = Status> {
+        <Status as strum::IntoEnumIterator>::iter()
+    }
 
     /// The status with this number, if any.
     pub fn from_code(code: u32) -> Option<Status> {
-        Status::ALL.iter().copied().find(|s| *s as u32 == code)
+        Status::from_repr(code)
     }
 
-    /// The constant's name without prefix, e.g. `"PLUGIN_NOT_FOUND"`.
+    /// The constant's name without prefix, e.g. `"PLUGIN_NOT_FOUND"`: the
+    /// variant's name in SCREAMING_SNAKE_CASE, as cbindgen spells the C
+    /// constant `FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND`.
     pub fn name(self) -> &'static str {
-        self.c_name().to_str().expect("status names are ASCII")
+        self.into()
     }
 
     /// [`Status::name`], NUL-terminated.
     pub fn c_name(self) -> &'static std::ffi::CStr {
-        match self {
-            Status::Ok => c"OK",
-            Status::NullArgument => c"NULL_ARGUMENT",
-            Status::InvalidArgument => c"INVALID_ARGUMENT",
-            Status::InvalidUtf8 => c"INVALID_UTF8",
-            Status::InternalPanic => c"INTERNAL_PANIC",
-            Status::Misuse => c"MISUSE",
-            Status::Unsupported => c"UNSUPPORTED",
-            Status::Io => c"IO",
-            Status::NotARegularFile => c"NOT_A_REGULAR_FILE",
-            Status::FileTooLarge => c"FILE_TOO_LARGE",
-            Status::FileNotFound => c"FILE_NOT_FOUND",
-            Status::PluginNotFound => c"PLUGIN_NOT_FOUND",
-            Status::NotALibrary => c"NOT_A_LIBRARY",
-            Status::ArchitectureMismatch => c"ARCHITECTURE_MISMATCH",
-            Status::LibraryLoadFailed => c"LIBRARY_LOAD_FAILED",
-            Status::RegistryMissing => c"REGISTRY_MISSING",
-            Status::InvalidRegistry => c"INVALID_REGISTRY",
-            Status::InvalidMagic => c"INVALID_MAGIC",
-            Status::IncompatibleRegistryVersion => c"INCOMPATIBLE_REGISTRY_VERSION",
-            Status::IncompatibleAbiVersion => c"INCOMPATIBLE_ABI_VERSION",
-            Status::InvalidDescriptorSize => c"INVALID_DESCRIPTOR_SIZE",
-            Status::InvalidPluginPointer => c"INVALID_PLUGIN_POINTER",
-            Status::InvalidPluginString => c"INVALID_PLUGIN_STRING",
-            Status::InvalidPluginCount => c"INVALID_PLUGIN_COUNT",
-            Status::UnknownBufferStrategy => c"UNKNOWN_BUFFER_STRATEGY",
-            Status::InterfaceHashMismatch => c"INTERFACE_HASH_MISMATCH",
-            Status::BufferStrategyMismatch => c"BUFFER_STRATEGY_MISMATCH",
-            Status::ConstructFailed => c"CONSTRUCT_FAILED",
-            Status::DuplicatePlugin => c"DUPLICATE_PLUGIN",
-            Status::AmbiguousPlugin => c"AMBIGUOUS_PLUGIN",
-            Status::InterfaceVersionMismatch => c"INTERFACE_VERSION_MISMATCH",
-            Status::MethodCountMismatch => c"METHOD_COUNT_MISMATCH",
-            Status::InvalidManifest => c"INVALID_MANIFEST",
-            Status::InvalidCapability => c"INVALID_CAPABILITY",
-            Status::CapabilityDenied => c"CAPABILITY_DENIED",
-            Status::InvalidComponent => c"INVALID_COMPONENT",
-            Status::CapabilityMissing => c"CAPABILITY_MISSING",
-            Status::NoEgressPolicy => c"NO_EGRESS_POLICY",
-            Status::InvalidPythonPlugin => c"INVALID_PYTHON_PLUGIN",
-            Status::SignatureRequired => c"SIGNATURE_REQUIRED",
-            Status::SignatureInvalid => c"SIGNATURE_INVALID",
-            Status::InvalidKey => c"INVALID_KEY",
-            Status::MethodOutOfRange => c"METHOD_OUT_OF_RANGE",
-            Status::NotImplemented => c"NOT_IMPLEMENTED",
-            Status::PluginError => c"PLUGIN_ERROR",
-            Status::PluginPanic => c"PLUGIN_PANIC",
-            Status::PluginSerialization => c"PLUGIN_SERIALIZATION",
-            Status::OutputTooLarge => c"OUTPUT_TOO_LARGE",
-            Status::InputTooLarge => c"INPUT_TOO_LARGE",
-            Status::PluginProtocol => c"PLUGIN_PROTOCOL",
-            Status::InvalidJson => c"INVALID_JSON",
-            Status::ArgumentMismatch => c"ARGUMENT_MISMATCH",
-            Status::UnknownMethod => c"UNKNOWN_METHOD",
-            Status::NoInterface => c"NO_INTERFACE",
-            Status::PluginTrap => c"PLUGIN_TRAP",
-            Status::Timeout => c"TIMEOUT",
-            Status::MemoryLimit => c"MEMORY_LIMIT",
-            Status::InstancePoolExhausted => c"INSTANCE_POOL_EXHAUSTED",
-            Status::InvalidInterface => c"INVALID_INTERFACE",
-        }
+        static NAMES: std::sync::LazyLock<std::collections::HashMap<Status, std::ffi::CString>> =
+            std::sync::LazyLock::new(|| {
+                Status::all()
+                    .map(|status| (status, std::ffi::CString::new(status.name()).expect("status names have no NUL")))
+                    .collect()
+            });
+        NAMES[&self].as_c_str()
     }
 }
 
@@ -331,6 +225,20 @@ pub struct Error {
     status: Status,
     message: String,
     plugin_error: Option<PluginError>,
+    detail: Option<ErrorDetail>,
+}
+
+/// The values behind a failure, for statuses a program may want to branch
+/// on by value rather than by reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorDetail {
+    /// What was expected and what was found, for
+    /// [`Status::InterfaceHashMismatch`], [`Status::InterfaceVersionMismatch`],
+    /// [`Status::MethodCountMismatch`] and [`Status::BufferStrategyMismatch`].
+    Mismatch { expected: u64, found: u64 },
+    /// The method asked for and how many there are, for
+    /// [`Status::MethodOutOfRange`].
+    MethodOutOfRange { index: u32, count: u32 },
 }
 
 /// Shorthand for results of the host.
@@ -339,7 +247,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this status and message.
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error { status, message: bounded(message.into()), plugin_error: None }
+        Error { status, message: bounded(message.into()), plugin_error: None, detail: None }
     }
 
     /// An error about one file: the message starts with the path.
@@ -355,7 +263,7 @@ impl Error {
             Quoted(&error.code),
             Quoted(&error.message)
         );
-        Error { status: Status::PluginError, message, plugin_error: Some(error) }
+        Error { status: Status::PluginError, message, plugin_error: Some(error), detail: None }
     }
 
     /// An argument was NULL.
@@ -387,6 +295,27 @@ impl Error {
         self.plugin_error.as_ref()
     }
 
+    /// The values behind the failure, where its status has them.
+    pub fn detail(&self) -> Option<ErrorDetail> {
+        self.detail
+    }
+
+    /// The same error, carrying `detail`.
+    pub fn with_detail(mut self, detail: ErrorDetail) -> Error {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// A mismatch between an expected and a found value.
+    pub fn mismatch(self, expected: u64, found: u64) -> Error {
+        self.with_detail(ErrorDetail::Mismatch { expected, found })
+    }
+
+    /// A method index past the end of `count` methods.
+    pub fn method_out_of_range(self, index: u32, count: usize) -> Error {
+        self.with_detail(ErrorDetail::MethodOutOfRange { index, count: u32::try_from(count).unwrap_or(u32::MAX) })
+    }
+
     /// The same error with more context in front of the message.
     pub fn context(mut self, context: impl std::fmt::Display) -> Error {
         self.message = bounded(format!("{context}: {}", self.message));
@@ -416,12 +345,25 @@ mod tests {
     #[test]
     fn status_numbers_are_unique_and_named() {
         let mut seen = std::collections::HashSet::new();
-        for status in Status::ALL {
-            assert!(seen.insert(*status as u32), "duplicate number for {status:?}");
-            assert_eq!(Status::from_code(*status as u32), Some(*status));
-            assert!(!status.name().is_empty());
+        for status in Status::all() {
+            assert!(seen.insert(status as u32), "duplicate number for {status:?}");
+            assert_eq!(Status::from_code(status as u32), Some(status));
+            assert_eq!(status.c_name().to_str().unwrap(), status.name());
         }
         assert_eq!(Status::from_code(9999), None);
+        assert_eq!(Status::NotARegularFile.name(), "NOT_A_REGULAR_FILE");
+        assert_eq!(Status::InvalidUtf8.name(), "INVALID_UTF8");
+    }
+
+    #[test]
+    fn the_header_spells_every_status_as_the_table_does() {
+        let header = include_str!("../include/fidius_host.h");
+        for status in Status::all() {
+            let constant = format!("FIDIUS_HOST_STATUS_{} = {},", status.name(), status as u32);
+            assert!(header.contains(&constant), "the header lacks `{constant}`");
+        }
+        let declared = header.lines().filter(|line| line.starts_with("  FIDIUS_HOST_STATUS_") && line.contains(" = ")).count();
+        assert_eq!(declared, Status::all().count(), "the header declares statuses the table lacks");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The host: configuration, the library cache, and loading by name or path.
 
-use crate::artifact::package::{Manifest, Package, PackageRuntime};
+use crate::artifact::package::{Manifest, Package};
 use crate::artifact::{self, signature::TrustedKey};
 use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::egress::EgressPolicy;
 use crate::error::{Error, Quoted, Result, Status};
 use crate::interface::Interface;
+use crate::disk::FileIdentity;
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
+use crate::runtime::{self, wasm, PackageLoad, RuntimeOverrides, RuntimeSettings, Runtimes};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -18,52 +20,12 @@ pub use crate::runtime::cdylib::library::LoadPolicy;
 /// Default largest output a call may return: 64 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
 
-/// Limits of a WASM plugin's calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WasmLimits {
-    /// Longest a call may run; `None` for no limit.
-    pub deadline: Option<Duration>,
-    /// Largest linear memory a guest may grow to, in bytes.
-    pub memory: usize,
-}
+/// Default deadline of a call (and of a Python import): 10 seconds.
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
 
-impl Default for WasmLimits {
-    /// A 10-second deadline and a 256 MiB memory cap.
-    fn default() -> Self {
-        WasmLimits { deadline: Some(Duration::from_secs(10)), memory: 256 << 20 }
-    }
-}
-
-/// Host-wide WASM settings.
-#[derive(Debug, Clone, Default)]
-pub struct WasmSettings {
-    /// Default limits; a load may override them.
-    pub limits: WasmLimits,
-    /// Capabilities (or prefixes such as `fs`, `env`) no package may have.
-    pub denied_capabilities: Vec<String>,
-    /// Load `.cwasm` files of packages that no verified signature covers.
-    /// They are native code, outside the sandbox.
-    pub allow_unsigned_precompiled: bool,
-    /// Which outbound HTTP requests guests with the `http` capability may
-    /// send; without one, such guests are not loaded.
-    pub egress: Option<EgressPolicy>,
-    /// Run every call on a fresh instance (no state carried between calls)
-    /// instead of one persistent instance per plugin.
-    pub fresh_instance_per_call: bool,
-    /// Instances come from a pool of this many preallocated slots (0: no
-    /// pool, each instance allocates its own memory).
-    pub instance_pool: u32,
-}
-
-/// How one WASM plugin runs: the host's settings with a load's overrides.
-#[derive(Debug, Clone, Default)]
-pub struct WasmPluginSettings {
-    pub limits: WasmLimits,
-    pub egress: Option<EgressPolicy>,
-    pub fresh_instance_per_call: bool,
-}
-
-/// Collects the options of a [`Host`].
+/// Collects the options of a [`Host`]. Setters whose value can be wrong
+/// check it and say why; [`HostBuilder::build`] checks what only the whole
+/// can tell.
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
     search_paths: Vec<PathBuf>,
@@ -76,13 +38,8 @@ pub struct HostBuilder {
     max_library_size: u64,
     max_package_size: u64,
     call_deadline: Option<Duration>,
-    wasm_deadline: Option<Option<Duration>>,
-    python_deadline: Option<Option<Duration>>,
-    wasm: WasmSettings,
+    runtimes: RuntimeSettings,
 }
-
-/// Default deadline of a call (and of a Python import): 10 seconds.
-pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Default for HostBuilder {
     fn default() -> Self {
@@ -104,9 +61,7 @@ impl HostBuilder {
             max_library_size: crate::disk::DEFAULT_LIBRARY_LIMIT,
             max_package_size: crate::disk::DEFAULT_PACKAGE_LIMIT,
             call_deadline: Some(DEFAULT_CALL_DEADLINE),
-            wasm_deadline: None,
-            python_deadline: None,
-            wasm: WasmSettings::default(),
+            runtimes: RuntimeSettings::default(),
         }
     }
 
@@ -146,24 +101,25 @@ impl HostBuilder {
         self
     }
 
-    /// Largest output a call may return; larger results are errors.
-    pub fn max_output_size(&mut self, bytes: usize) -> &mut Self {
-        self.max_output_size = bytes;
-        self
+    /// Largest output a call may return (at least 1 byte); larger results
+    /// are errors.
+    pub fn max_output_size(&mut self, bytes: usize) -> Result<&mut Self> {
+        self.max_output_size = at_least_one_byte(bytes, "the output size limit")?;
+        Ok(self)
     }
 
     /// Largest library file the host reads (default 512 MiB); larger files
     /// are refused with [`Status::FileTooLarge`] before they are read.
-    pub fn max_library_size(&mut self, bytes: u64) -> &mut Self {
-        self.max_library_size = bytes;
-        self
+    pub fn max_library_size(&mut self, bytes: u64) -> Result<&mut Self> {
+        self.max_library_size = at_least_one_byte(bytes, "the library size limit")?;
+        Ok(self)
     }
 
     /// Largest package, all its files together (default 512 MiB); a larger
     /// one is refused with [`Status::FileTooLarge`], read no further.
-    pub fn max_package_size(&mut self, bytes: u64) -> &mut Self {
-        self.max_package_size = bytes;
-        self
+    pub fn max_package_size(&mut self, bytes: u64) -> Result<&mut Self> {
+        self.max_package_size = at_least_one_byte(bytes, "the package size limit")?;
+        Ok(self)
     }
 
     /// Default deadline of each call in every runtime that can stop one
@@ -177,40 +133,42 @@ impl HostBuilder {
     /// Default deadline of each WASM call (`None`: no deadline), instead of
     /// the call deadline.
     pub fn wasm_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
-        self.wasm_deadline = Some(deadline);
+        self.runtimes.wasm.deadline = Some(deadline);
         self
     }
 
     /// Default deadline of each Python call and import (`None`: no
     /// deadline), instead of the call deadline.
     pub fn python_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
-        self.python_deadline = Some(deadline);
+        self.runtimes.python.deadline = Some(deadline);
         self
     }
 
-    /// Default cap on a WASM guest's linear memory, in bytes.
-    pub fn wasm_memory_limit(&mut self, bytes: usize) -> &mut Self {
-        self.wasm.limits.memory = bytes;
-        self
+    /// Default cap on a WASM guest's linear memory, in bytes (at least 1).
+    pub fn wasm_memory_limit(&mut self, bytes: usize) -> Result<&mut Self> {
+        self.runtimes.wasm.memory_limit = wasm::check_memory_limit(bytes)?;
+        Ok(self)
     }
 
     /// Refuses packages that ask for this capability (or, for a prefix such
-    /// as `fs` or `env`, any capability under it).
-    pub fn deny_capability(&mut self, capability: impl Into<String>) -> &mut Self {
-        self.wasm.denied_capabilities.push(capability.into());
-        self
+    /// as `fs` or `env`, any capability under it). It must not be empty.
+    pub fn deny_capability(&mut self, capability: impl Into<String>) -> Result<&mut Self> {
+        let capability = capability.into();
+        wasm::check_capability(&capability)?;
+        self.runtimes.wasm.denied_capabilities.push(capability);
+        Ok(self)
     }
 
     /// Whether `.cwasm` files that no verified signature covers may be loaded.
     pub fn allow_unsigned_precompiled(&mut self, allow: bool) -> &mut Self {
-        self.wasm.allow_unsigned_precompiled = allow;
+        self.runtimes.wasm.allow_unsigned_precompiled = allow;
         self
     }
 
     /// Whether every WASM call runs on a fresh instance (default false: one
     /// persistent instance per plugin, state kept between calls).
     pub fn wasm_fresh_instance_per_call(&mut self, fresh: bool) -> &mut Self {
-        self.wasm.fresh_instance_per_call = fresh;
+        self.runtimes.wasm.fresh_instance_per_call = fresh;
         self
     }
 
@@ -221,18 +179,18 @@ impl HostBuilder {
     /// fresh call), and each slot reserves address space (not memory) for
     /// a 4 GiB linear memory.
     pub fn wasm_instance_pool(&mut self, slots: u32) -> &mut Self {
-        self.wasm.instance_pool = slots;
+        self.runtimes.wasm.instance_pool = slots;
         self
     }
 
     /// The egress policy of plugins whose load options set none.
     pub fn egress_policy(&mut self, policy: Option<EgressPolicy>) -> &mut Self {
-        self.wasm.egress = policy;
+        self.runtimes.wasm.egress = policy;
         self
     }
 
     /// Builds the host. Fails when signatures are required but no key is
-    /// trusted (nothing could ever load), or the output limit is zero.
+    /// trusted (nothing could ever load).
     pub fn build(&self) -> Result<Host> {
         if self.require_signature && self.trusted_keys.is_empty() {
             return Err(Error::new(
@@ -240,79 +198,77 @@ impl HostBuilder {
                 "signatures are required but no trusted key was added",
             ));
         }
-        if self.max_output_size == 0 {
-            return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
-        }
-        if self.max_library_size == 0 || self.max_package_size == 0 {
-            return Err(Error::new(Status::InvalidArgument, "the library and package size limits must be at least 1 byte"));
-        }
-        let mut config = self.clone();
-        config.wasm.limits.deadline = self.wasm_deadline.unwrap_or(self.call_deadline);
-        Ok(Host {
-            config,
-            libraries: Mutex::new(HashMap::new()),
-            #[cfg(feature = "wasm")]
-            wasm: std::sync::OnceLock::new(),
-        })
+        Ok(Host { config: self.clone(), libraries: Mutex::new(HashMap::new()), runtimes: Runtimes::default() })
     }
 }
 
-/// Options of one load.
+/// A size limit must leave room for something.
+fn at_least_one_byte<T: Copy + PartialEq + Default>(bytes: T, what: &str) -> Result<T> {
+    if bytes == T::default() {
+        return Err(Error::new(Status::InvalidArgument, format!("{what} must be at least 1 byte")));
+    }
+    Ok(bytes)
+}
+
+/// Options of one load: the interface the plugin must match, and
+/// overrides of the host's runtime settings.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// The interface the plugin must match (hash, version, method count);
-    /// it also enables JSON calls. WASM loads need one.
-    pub interface: Option<Arc<Interface>>,
-    /// Overrides the host's WASM call deadline (`Some(None)`: no deadline).
-    pub wasm_deadline: Option<Option<Duration>>,
-    /// Overrides the host's WASM memory cap.
-    pub wasm_memory_limit: Option<usize>,
-    /// Overrides the host's egress policy.
-    pub egress: Option<EgressPolicy>,
-    /// Overrides whether each call runs on a fresh instance.
-    pub wasm_fresh_instance_per_call: Option<bool>,
-    /// Overrides the host's Python deadline (`Some(None)`: no deadline).
-    pub python_deadline: Option<Option<Duration>>,
+    interface: Option<Arc<Interface>>,
+    runtimes: RuntimeOverrides,
 }
 
 impl LoadOptions {
-    /// The host's WASM settings with this load's overrides.
-    pub fn wasm_plugin_settings(&self, host: &WasmSettings) -> WasmPluginSettings {
-        WasmPluginSettings {
-            limits: WasmLimits {
-                deadline: self.wasm_deadline.unwrap_or(host.limits.deadline),
-                memory: self.wasm_memory_limit.unwrap_or(host.limits.memory),
-            },
-            egress: self.egress.clone().or_else(|| host.egress.clone()),
-            fresh_instance_per_call: self.wasm_fresh_instance_per_call.unwrap_or(host.fresh_instance_per_call),
-        }
+    /// No interface, nothing overridden.
+    pub fn new() -> LoadOptions {
+        LoadOptions::default()
     }
-}
 
-/// Identifies one version of one file, so an unchanged file is mapped once
-/// per host and a replaced one is checked and mapped anew.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FileIdentity {
-    path: PathBuf,
-    device: u64,
-    inode: u64,
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-}
+    /// Options that ask for `interface` and override nothing.
+    pub fn with_interface(interface: Arc<Interface>) -> LoadOptions {
+        LoadOptions { interface: Some(interface), ..LoadOptions::default() }
+    }
 
-impl FileIdentity {
-    fn of(path: &Path) -> Result<FileIdentity> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
-        crate::disk::check_regular(path, &meta)?;
-        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
-        #[cfg(unix)]
-        let (device, inode) = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
-        };
-        #[cfg(not(unix))]
-        let (device, inode) = (0, 0);
-        Ok(FileIdentity { path, device, inode, len: meta.len(), modified: meta.modified().ok() })
+    /// The interface the plugin must match (hash, version, method count);
+    /// it also enables JSON calls. Package loads need one.
+    pub fn interface(&mut self, interface: Option<Arc<Interface>>) -> &mut Self {
+        self.interface = interface;
+        self
+    }
+
+    /// The interface this load asks for.
+    pub fn expected_interface(&self) -> Option<&Arc<Interface>> {
+        self.interface.as_ref()
+    }
+
+    /// Overrides the host's WASM call deadline (`None`: no deadline).
+    pub fn wasm_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
+        self.runtimes.wasm.deadline = Some(deadline);
+        self
+    }
+
+    /// Overrides the host's WASM memory cap (at least 1 byte).
+    pub fn wasm_memory_limit(&mut self, bytes: usize) -> Result<&mut Self> {
+        self.runtimes.wasm.memory_limit = Some(wasm::check_memory_limit(bytes)?);
+        Ok(self)
+    }
+
+    /// Overrides the host's egress policy (`None`: the host's applies).
+    pub fn egress_policy(&mut self, policy: Option<EgressPolicy>) -> &mut Self {
+        self.runtimes.wasm.egress = policy;
+        self
+    }
+
+    /// Overrides whether each WASM call runs on a fresh instance.
+    pub fn wasm_fresh_instance_per_call(&mut self, fresh: bool) -> &mut Self {
+        self.runtimes.wasm.fresh_instance_per_call = Some(fresh);
+        self
+    }
+
+    /// Overrides the host's Python deadline (`None`: no deadline).
+    pub fn python_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
+        self.runtimes.python.deadline = Some(deadline);
+        self
     }
 }
 
@@ -322,9 +278,8 @@ pub struct Host {
     config: HostBuilder,
     /// Libraries currently mapped by this host's plugin handles.
     libraries: Mutex<HashMap<FileIdentity, Weak<Library>>>,
-    /// The WASM engine, started at the first WASM load.
-    #[cfg(feature = "wasm")]
-    wasm: std::sync::OnceLock<std::result::Result<crate::runtime::wasm::WasmRuntime, Error>>,
+    /// The package runtimes, each started at its first load.
+    runtimes: Runtimes,
 }
 
 impl std::fmt::Debug for Host {
@@ -396,6 +351,20 @@ impl Host {
         Err(not_found(name, &self.config.search_paths, &skipped, self.config.max_library_size))
     }
 
+    /// Checks the signature of a library file or package directory against
+    /// the trusted keys (whether or not signatures are required), without
+    /// loading anything.
+    pub fn verify(&self, path: &Path) -> Result<()> {
+        if self.config.trusted_keys.is_empty() {
+            return Err(Error::at(Status::InvalidArgument, path, "cannot verify: no trusted key was added"));
+        }
+        let keys = self.config.trusted_keys.as_slice();
+        if Package::is_package(path) {
+            return Package::open(path, Some(keys), self.config.max_package_size).map(drop);
+        }
+        artifact::verify_library(path, keys, self.config.max_library_size)
+    }
+
     /// Loads a plugin from one library file or package directory. `name`
     /// may be `None` when the library holds exactly one plugin (a package
     /// always holds one).
@@ -442,64 +411,18 @@ impl Host {
                 format!("the package holds '{}', not '{name}'", manifest.package.name),
             ));
         }
-        let plugin = match manifest.runtime().map_err(|e| Error::at(Status::InvalidManifest, dir, e))? {
-            PackageRuntime::Wasm => self.load_wasm(&package, options)?,
-            PackageRuntime::Python => self.load_python(&package, options)?,
-            PackageRuntime::Rust => {
-                return Err(Error::at(
-                    Status::InvalidManifest,
-                    dir,
-                    "a \"rust\" package holds no loadable plugin: load its library file",
-                ))
-            }
+        let load = PackageLoad {
+            package: &package,
+            interface: options.interface.as_ref(),
+            max_output: self.config.max_output_size,
+            call_deadline: self.config.call_deadline,
         };
+        let plugin = self.runtimes.load_package(&load, &self.config.runtimes, &options.runtimes)?;
+        if let Some(interface) = &options.interface {
+            check_interface(plugin.description(), interface)?;
+        }
         self.check_expectations(plugin.info())?;
         Ok(plugin)
-    }
-
-    #[cfg(feature = "wasm")]
-    fn load_wasm(&self, package: &Package, options: &LoadOptions) -> Result<Plugin> {
-        let interface = options.interface.as_ref().ok_or_else(|| {
-            Error::at(
-                Status::NoInterface,
-                package.dir(),
-                "loading a WASM plugin needs an interface (its export name, hash and methods)",
-            )
-        })?;
-        let runtime = self
-            .wasm
-            .get_or_init(|| crate::runtime::wasm::WasmRuntime::new(self.config.wasm.instance_pool))
-            .as_ref()
-            .map_err(Clone::clone)?;
-        let plugin_settings = options.wasm_plugin_settings(&self.config.wasm);
-        let plugin = runtime.load(package, interface, &self.config.wasm, plugin_settings, self.config.max_output_size)?;
-        check_interface(plugin.description(), interface)?;
-        Ok(plugin)
-    }
-
-    #[cfg(not(feature = "wasm"))]
-    fn load_wasm(&self, package: &Package, _options: &LoadOptions) -> Result<Plugin> {
-        Err(Error::at(Status::Unsupported, package.dir(), "this build has no WASM support (feature `wasm`)"))
-    }
-
-    #[cfg(feature = "python")]
-    fn load_python(&self, package: &Package, options: &LoadOptions) -> Result<Plugin> {
-        let interface = options.interface.as_ref().ok_or_else(|| {
-            Error::at(
-                Status::NoInterface,
-                package.dir(),
-                "loading a Python plugin needs an interface (its method names, raw flags and hash)",
-            )
-        })?;
-        let deadline = options.python_deadline.unwrap_or(self.config.python_deadline.unwrap_or(self.config.call_deadline));
-        let plugin = crate::runtime::python::load(package, interface, self.config.max_output_size, deadline)?;
-        check_interface(plugin.description(), interface)?;
-        Ok(plugin)
-    }
-
-    #[cfg(not(feature = "python"))]
-    fn load_python(&self, package: &Package, _options: &LoadOptions) -> Result<Plugin> {
-        Err(Error::at(Status::Unsupported, package.dir(), "this build has no Python support (feature `python`)"))
     }
 
     fn instantiate(&self, library: Arc<Library>, index: usize, options: &LoadOptions) -> Result<Plugin> {
@@ -523,7 +446,8 @@ impl Host {
                         "plugin '{}': interface hash mismatch: expected {expected:#018x}, found {:#018x} (interface {})",
                         info.name, info.interface_hash, info.interface_name
                     ),
-                ));
+                )
+                .mismatch(expected, info.interface_hash));
             }
         }
         if let Some(expected) = self.config.buffer_strategy {
@@ -535,7 +459,8 @@ impl Host {
                         "plugin '{}': buffer strategy mismatch: expected {expected:?}, found {:?}",
                         info.name, info.buffer_strategy
                     ),
-                ));
+                )
+                .mismatch(expected as u64, info.buffer_strategy as u64));
             }
         }
         Ok(())
@@ -575,7 +500,7 @@ impl Host {
 /// A plugin matches an interface when hash, version and method count agree.
 fn check_interface(description: &PluginDescription, interface: &Interface) -> Result<()> {
     let info = &description.info;
-    let mismatch = |status: Status, what: &str, expected: String, found: String| {
+    let mismatch = |status: Status, what: &str, values: (u64, u64), expected: String, found: String| {
         Err(Error::at(
             status,
             &info.path,
@@ -584,12 +509,14 @@ fn check_interface(description: &PluginDescription, interface: &Interface) -> Re
                 info.name,
                 interface.name()
             ),
-        ))
+        )
+        .mismatch(values.0, values.1))
     };
     if info.interface_hash != interface.hash() {
         return mismatch(
             Status::InterfaceHashMismatch,
             "interface hash",
+            (interface.hash(), info.interface_hash),
             format!("{:#018x}", interface.hash()),
             format!("{:#018x} (interface {})", info.interface_hash, info.interface_name),
         );
@@ -598,6 +525,7 @@ fn check_interface(description: &PluginDescription, interface: &Interface) -> Re
         return mismatch(
             Status::InterfaceVersionMismatch,
             "interface version",
+            (u64::from(interface.version()), u64::from(info.interface_version)),
             interface.version().to_string(),
             info.interface_version.to_string(),
         );
@@ -607,6 +535,7 @@ fn check_interface(description: &PluginDescription, interface: &Interface) -> Re
         return mismatch(
             Status::MethodCountMismatch,
             "method count",
+            (methods as u64, u64::from(description.method_count)),
             methods.to_string(),
             description.method_count.to_string(),
         );
@@ -622,13 +551,7 @@ enum Entry {
 
 /// What discovery says of a package before anything of it is loaded.
 fn package_info(dir: &Path, manifest: &Manifest) -> Result<PluginInfo> {
-    let runtime = match manifest.runtime().map_err(|e| Error::at(Status::InvalidManifest, dir, e))? {
-        PackageRuntime::Wasm => RuntimeKind::Wasm,
-        PackageRuntime::Python => RuntimeKind::Python,
-        PackageRuntime::Rust => {
-            return Err(Error::at(Status::InvalidManifest, dir, "a \"rust\" package holds no loadable plugin"))
-        }
-    };
+    let runtime = runtime::package_kind(dir, manifest)?;
     Ok(PluginInfo {
         name: manifest.package.name.clone(),
         interface_name: manifest.package.interface.clone(),
@@ -673,4 +596,16 @@ fn library_mentions(path: &Path, name: &str, max_library_size: u64) -> bool {
     let Ok(bytes) = crate::disk::read(path, crate::disk::Links::Follow, limit) else { return false };
     let needle = [name.as_bytes(), b"\0"].concat();
     !name.is_empty() && bytes.windows(needle.len()).any(|window| window == needle)
+}
+
+/// Compiles a WebAssembly component ahead of time for this library (same
+/// wasmtime version and settings): the `.cwasm` a package may carry next to
+/// its component. UNSUPPORTED in a build without WASM.
+pub fn precompile_component(component: &[u8]) -> Result<Vec<u8>> {
+    runtime::precompile_component(component)
+}
+
+/// Whether this build has the runtime of `kind` (native libraries always).
+pub fn runtime_built_in(kind: RuntimeKind) -> bool {
+    runtime::built_in(kind)
 }

@@ -174,7 +174,7 @@ fn arena_outputs_grow_past_the_first_arena_within_the_limit() {
     assert_eq!(err.plugin_error().unwrap().message, "nope");
     assert_eq!(plugin.call_raw(echo::BOOM, &[]).unwrap_err().status(), Status::PluginPanic);
 
-    let limited = HostBuilder::new().search_path(fixture("arena")).max_output_size(1000).build().unwrap();
+    let limited = HostBuilder::new().search_path(fixture("arena")).max_output_size(1000).unwrap().build().unwrap();
     let plugin = limited.load("ArenaEcho").unwrap();
     let err = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 1_000_000u32))).unwrap_err();
     assert_eq!(err.status(), Status::OutputTooLarge);
@@ -187,7 +187,7 @@ fn arena_outputs_grow_past_the_first_arena_within_the_limit() {
 
 #[test]
 fn plugin_allocated_outputs_over_the_limit_are_errors() {
-    let host = HostBuilder::new().search_path(fixture("plugins")).max_output_size(16).build().unwrap();
+    let host = HostBuilder::new().search_path(fixture("plugins")).max_output_size(16).unwrap().build().unwrap();
     let plugin = host.load("BasicCalculator").unwrap();
     let err = plugin.call_raw(calc::REVERSE, &[7u8; 17]).unwrap_err();
     assert_eq!(err.status(), Status::OutputTooLarge);
@@ -288,7 +288,7 @@ fn expectations_of_the_builder_are_enforced() {
 fn builder_rejects_unusable_configurations() {
     let err = HostBuilder::new().require_signature(true).build().unwrap_err();
     assert_eq!(err.status(), Status::InvalidArgument);
-    assert_eq!(HostBuilder::new().max_output_size(0).build().unwrap_err().status(), Status::InvalidArgument);
+    assert_eq!(HostBuilder::new().max_output_size(0).unwrap_err().status(), Status::InvalidArgument);
 }
 
 fn load_status(file: &std::path::Path) -> Status {

@@ -72,7 +72,7 @@ fn package() -> PathBuf {
 }
 
 fn load(host: &Host, dir: &Path, egress: Option<EgressPolicy>) -> fidius_host::Result<Plugin> {
-    let options = LoadOptions { interface: Some(fetcher()), egress, ..Default::default() };
+    let options = LoadOptions::with_interface(fetcher()).egress_policy(egress).clone();
     host.load_path_with(dir, Some("FetchGuest"), &options)
 }
 
@@ -188,7 +188,7 @@ fn http_fails_closed_at_load() {
     assert_eq!(e.status(), Status::CapabilityMissing, "{}", e.message());
     assert!(e.message().contains("\"http\" capability"), "{}", e.message());
     // A host that denies the capability.
-    let strict = HostBuilder::new().deny_capability("http").build().unwrap();
+    let strict = HostBuilder::new().deny_capability("http").unwrap().build().unwrap();
     let e = load(&strict, &package(), Some(allow(&["127.0.0.1".to_string()]))).unwrap_err();
     assert_eq!(e.status(), Status::CapabilityDenied, "{}", e.message());
 }

@@ -21,7 +21,7 @@ fn interface_file(name: &str) -> Arc<Interface> {
 }
 
 fn with(interface: &Arc<Interface>) -> LoadOptions {
-    LoadOptions { interface: Some(interface.clone()), ..Default::default() }
+    LoadOptions::with_interface(interface.clone())
 }
 
 fn type_echo() -> (Plugin, Arc<Interface>) {

@@ -16,7 +16,7 @@ fn interface(name: &str) -> Arc<Interface> {
 }
 
 fn with(interface: &Arc<Interface>) -> LoadOptions {
-    LoadOptions { interface: Some(interface.clone()), ..Default::default() }
+    LoadOptions::with_interface(interface.clone())
 }
 
 fn load(host: &Host, dir: &Path, interface_file: &str) -> fidius_host::Result<Plugin> {
@@ -188,7 +188,7 @@ fn raising_pyo3s_own_panic_exception_is_a_plugin_error_too() {
 #[test]
 fn outputs_over_the_hosts_limit_are_refused() {
     let calc = interface("calculator.toml");
-    let host = HostBuilder::new().search_path(fixture("python")).max_output_size(8).build().unwrap();
+    let host = HostBuilder::new().search_path(fixture("python")).max_output_size(8).unwrap().build().unwrap();
     let plugin = host.load_with("PyCalculator", &with(&calc)).unwrap();
     assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
     for e in [plugin.call_raw(5, b"123456789").unwrap_err(), plugin.call_json("greet", r#"["a long name"]"#).unwrap_err()] {

@@ -19,7 +19,7 @@ fn interface(name: &str) -> Arc<Interface> {
 }
 
 fn with(interface: &Arc<Interface>) -> LoadOptions {
-    LoadOptions { interface: Some(interface.clone()), ..Default::default() }
+    LoadOptions::with_interface(interface.clone())
 }
 
 fn wasm_calculator() -> Plugin {
@@ -27,7 +27,7 @@ fn wasm_calculator() -> Plugin {
 }
 
 fn hostile_in(host: &Host, dir: &Path, options: LoadOptions) -> fidius_host::Result<Plugin> {
-    host.load_path_with(dir, Some("HostileGuest"), &LoadOptions { interface: Some(interface("hostile.toml")), ..options })
+    host.load_path_with(dir, Some("HostileGuest"), options.clone().interface(Some(interface("hostile.toml"))))
 }
 
 /// A copy of fixture package `name` in a fresh directory, with its manifest
@@ -112,7 +112,7 @@ fn a_trap_is_an_error_and_the_next_call_runs_on_a_fresh_instance() {
 #[test]
 fn an_endless_guest_is_stopped_at_its_deadline() {
     let host = HostBuilder::new().wasm_deadline(Some(Duration::from_secs(30))).build().unwrap();
-    let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_millis(200))), ..Default::default() };
+    let options = LoadOptions::new().wasm_deadline(Some(Duration::from_millis(200))).clone();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), options).unwrap();
     drop(host); // deadlines hold for plugins that outlive their host
     let start = Instant::now();
@@ -142,7 +142,7 @@ fn a_guest_asleep_on_a_clock_is_stopped_at_its_deadline() {
         assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "stopped after {took:?}");
     }
     // Without a deadline, waits are not cut.
-    let patient = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions { wasm_deadline: Some(None), ..Default::default() }).unwrap();
+    let patient = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::new().wasm_deadline(None).clone()).unwrap();
     let slept: u64 = patient.call_json("nap", "[400]").unwrap().parse().unwrap();
     assert!(slept >= 400, "slept {slept} ms");
     assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1");
@@ -180,7 +180,7 @@ fn instances_come_from_the_pool_until_it_is_exhausted() {
 #[test]
 fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
     let host = HostBuilder::new().wasm_fresh_instance_per_call(true).build().unwrap();
-    let options = LoadOptions { wasm_deadline: Some(Some(Duration::from_secs(2))), ..Default::default() };
+    let options = LoadOptions::new().wasm_deadline(Some(Duration::from_secs(2))).clone();
     let hostile = Arc::new(hostile_in(&host, &fixture("wasm/hostile"), options).unwrap());
     for _ in 0..3 {
         assert_eq!(hostile.call_json("counter", "[]").unwrap(), "1", "no state between calls");
@@ -196,7 +196,7 @@ fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
     assert!(start.elapsed() < Duration::from_secs(1), "blocked for {:?}", start.elapsed());
     assert_eq!(spinning.join().unwrap(), Status::Timeout);
     // A load may ask for the persistent instance again.
-    let persistent = LoadOptions { wasm_fresh_instance_per_call: Some(false), ..Default::default() };
+    let persistent = LoadOptions::new().wasm_fresh_instance_per_call(false).clone();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), persistent).unwrap();
     hostile.call_json("counter", "[]").unwrap();
     assert_eq!(hostile.call_json("counter", "[]").unwrap(), "2");
@@ -204,7 +204,7 @@ fn a_fresh_instance_per_call_keeps_no_state_and_runs_calls_in_parallel() {
 
 #[test]
 fn outputs_over_the_hosts_limit_are_refused() {
-    let host = HostBuilder::new().search_path(fixture("wasm")).max_output_size(8).build().unwrap();
+    let host = HostBuilder::new().search_path(fixture("wasm")).max_output_size(8).unwrap().build().unwrap();
     let plugin = host.load_with("WasmCalculator", &with(&interface("calculator.toml"))).unwrap();
     assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
     let e = plugin.call_raw(5, b"123456789").unwrap_err();
@@ -214,7 +214,7 @@ fn outputs_over_the_hosts_limit_are_refused() {
 
 #[test]
 fn a_memory_bomb_hits_the_cap() {
-    let host = HostBuilder::new().wasm_memory_limit(16 << 20).build().unwrap();
+    let host = HostBuilder::new().wasm_memory_limit(16 << 20).unwrap().build().unwrap();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
     assert_eq!(hostile.call_json("hog", "[4]").unwrap(), "4");
     let e = hostile.call_json("hog", "[64]").unwrap_err();
@@ -222,7 +222,7 @@ fn a_memory_bomb_hits_the_cap() {
     assert!(e.message().contains("16777216"), "{}", e.message());
     assert_eq!(hostile.call_json("hog", "[1]").unwrap(), "1");
     // A load may raise the cap.
-    let roomy = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions { wasm_memory_limit: Some(128 << 20), ..Default::default() }).unwrap();
+    let roomy = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::new().wasm_memory_limit(128 << 20).unwrap().clone()).unwrap();
     assert_eq!(roomy.call_json("hog", "[64]").unwrap(), "64");
 }
 
@@ -244,7 +244,7 @@ fn the_sandbox_grants_nothing_unless_asked() {
     assert_eq!(reader.call_json("read_file", &args).unwrap(), "\"s3cret\"");
 
     // The host may deny what a package asks for.
-    let strict = HostBuilder::new().deny_capability("fs").build().unwrap();
+    let strict = HostBuilder::new().deny_capability("fs").unwrap().build().unwrap();
     assert_eq!(hostile_in(&strict, &granted, LoadOptions::default()).unwrap_err().status(), Status::CapabilityDenied);
 
     // Grants of the whole filesystem, unknown capabilities, paths out of the package.
@@ -280,7 +280,7 @@ fn loads_are_checked_against_the_interface() {
     let newer = Arc::new(file::parse(&text.replace("version = 2", "version = 3"), "edited").unwrap());
     assert_eq!(host.load_with("WasmCalculator", &with(&newer)).unwrap_err().status(), Status::InterfaceVersionMismatch);
     // An interface whose export the component does not have.
-    let e = host.load_with("WasmCalculator", &LoadOptions { interface: Some(interface("echo.toml")), ..Default::default() });
+    let e = host.load_with("WasmCalculator", &LoadOptions::with_interface(interface("echo.toml")));
     assert!(matches!(e.unwrap_err().status(), Status::InterfaceVersionMismatch | Status::InvalidComponent));
 
     // Discovery lists packages from their manifests.
@@ -324,7 +324,7 @@ fn precompiled_components_are_used_only_when_trusted() {
     let calc = with(&interface("calculator.toml"));
     let dir = stage("wasm-aot", "calc", |m| m);
     let component = std::fs::read(dir.join("calc_component.wasm")).unwrap();
-    std::fs::write(dir.join("calc_component.cwasm"), fidius_host::runtime::wasm::precompile(&component).unwrap()).unwrap();
+    std::fs::write(dir.join("calc_component.cwasm"), fidius_host::host::precompile_component(&component).unwrap()).unwrap();
 
     // Unsigned: compiled from the component, with a diagnostic saying why.
     let plugin = HostBuilder::new().build().unwrap().load_path_with(&dir, None, &calc).unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[test]
 fn python_loads_are_unsupported() {
     let interface = file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml")).unwrap();
-    let options = LoadOptions { interface: Some(Arc::new(interface)), ..Default::default() };
+    let options = LoadOptions::with_interface(Arc::new(interface));
     let host = host_for(&fixture("python"));
     let e = host.load_with("PyCalculator", &options).unwrap_err();
     assert_eq!(e.status(), Status::Unsupported, "{}", e.message());

@@ -54,7 +54,7 @@ func (b *Builder) fail(err error) *Builder {
 
 // apply runs one C setter on the builder, unless an earlier option failed,
 // and keeps the first error for Build.
-func (b *Builder) apply(set func(*C.fidius_host_builder_t, **C.fidius_host_error_t) C.fidius_host_status_t) *Builder {
+func (b *Builder) apply(set func(*C.fidius_host_builder_t, **C.fidius_host_error_t) C.fidius_host_status) *Builder {
 	if b.err != nil {
 		return b
 	}
@@ -76,7 +76,7 @@ func (b *Builder) Err() error { return b.err }
 // package directories). Directories are scanned in the order added; one
 // that does not exist is reported by discovery.
 func (b *Builder) AddSearchPath(dir string) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(dir)
 		return C.fidius_host_builder_add_search_path(ptr, s, n, cerr)
 	})
@@ -85,7 +85,7 @@ func (b *Builder) AddSearchPath(dir string) *Builder {
 // LoadPolicy sets what a library with some invalid plugin descriptors does
 // (LoadPolicyStrict by default).
 func (b *Builder) LoadPolicy(policy LoadPolicy) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_load_policy(ptr, C.uint32_t(policy), cerr)
 	})
 }
@@ -95,7 +95,7 @@ func (b *Builder) LoadPolicy(policy LoadPolicy) *Builder {
 // that is unsigned, tampered with or signed by an untrusted key is never
 // mapped. Build fails if no trusted key is added.
 func (b *Builder) RequireSignature(required bool) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_require_signature(ptr, C.bool(required), cerr)
 	})
 }
@@ -103,7 +103,7 @@ func (b *Builder) RequireSignature(required bool) *Builder {
 // AddTrustedKey trusts an Ed25519 public key given as its 32 raw bytes. Any
 // one trusted key verifying a signature is enough.
 func (b *Builder) AddTrustedKey(key []byte) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		data, n := bytesArg(key)
 		return C.fidius_host_builder_add_trusted_key(ptr, data, n, cerr)
 	})
@@ -112,7 +112,7 @@ func (b *Builder) AddTrustedKey(key []byte) *Builder {
 // AddTrustedKeyFile trusts the public key in a NAME.public file written by
 // `fidius keygen`.
 func (b *Builder) AddTrustedKeyFile(path string) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(path)
 		return C.fidius_host_builder_add_trusted_key_file(ptr, s, n, cerr)
 	})
@@ -122,14 +122,14 @@ func (b *Builder) AddTrustedKeyFile(path string) *Builder {
 // are reported by discovery and fail to load with
 // StatusInterfaceHashMismatch.
 func (b *Builder) InterfaceHash(hash uint64) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_interface_hash(ptr, C.uint64_t(hash), cerr)
 	})
 }
 
 // BufferStrategy accepts only plugins with this buffer strategy.
 func (b *Builder) BufferStrategy(strategy BufferStrategy) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_buffer_strategy(ptr, C.uint32_t(strategy), cerr)
 	})
 }
@@ -140,7 +140,7 @@ func (b *Builder) BufferStrategy(strategy BufferStrategy) *Builder {
 // deadline has millisecond resolution; shorter positive durations count as
 // one millisecond.
 func (b *Builder) WasmDeadline(d time.Duration) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_wasm_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
 	})
 }
@@ -151,7 +151,7 @@ func (b *Builder) WasmDeadline(d time.Duration) *Builder {
 // when set, override it whatever the order. Native (cdylib) calls have no
 // deadline. Millisecond resolution, as for WasmDeadline.
 func (b *Builder) CallDeadline(d time.Duration) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_call_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
 	})
 }
@@ -164,7 +164,7 @@ func (b *Builder) CallDeadline(d time.Duration) *Builder {
 // call returns; time.sleep is cut at the deadline. Millisecond resolution,
 // as for WasmDeadline.
 func (b *Builder) PythonDeadline(d time.Duration) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_python_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
 	})
 }
@@ -173,7 +173,7 @@ func (b *Builder) PythonDeadline(d time.Duration) *Builder {
 // (512 MiB unless set; Build refuses 0). A larger file fails with
 // StatusFileTooLarge without being read past the limit.
 func (b *Builder) MaxLibrarySize(bytes uint64) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_max_library_size(ptr, C.uint64_t(bytes), cerr)
 	})
 }
@@ -182,7 +182,7 @@ func (b *Builder) MaxLibrarySize(bytes uint64) *Builder {
 // together, in bytes (512 MiB unless set; Build refuses 0). A larger
 // package fails with StatusFileTooLarge without being read past the limit.
 func (b *Builder) MaxPackageSize(bytes uint64) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_max_package_size(ptr, C.uint64_t(bytes), cerr)
 	})
 }
@@ -195,7 +195,7 @@ func (b *Builder) WasmMemoryLimit(bytes uint64) *Builder {
 	if err != nil {
 		return b.fail(err)
 	}
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_wasm_memory_limit(ptr, size, cerr)
 	})
 }
@@ -206,7 +206,7 @@ func (b *Builder) WasmMemoryLimit(bytes uint64) *Builder {
 // are serialized. true: no state carries over, and calls on one plugin run
 // in parallel, at the cost of an instantiation per call.
 func (b *Builder) WasmFreshInstancePerCall(fresh bool) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_wasm_fresh_instance_per_call(ptr, C.bool(fresh), cerr)
 	})
 }
@@ -219,7 +219,7 @@ func (b *Builder) WasmFreshInstancePerCall(fresh bool) *Builder {
 // free fails with ErrInstancePoolExhausted. Each slot reserves address space
 // (not memory) for a 4 GiB linear memory.
 func (b *Builder) WasmInstancePool(slots uint32) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_wasm_instance_pool(ptr, C.uint32_t(slots), cerr)
 	})
 }
@@ -229,9 +229,9 @@ func (b *Builder) WasmInstancePool(slots uint32) *Builder {
 // every "fs:…" or "env:…" capability. Such loads fail with
 // StatusCapabilityDenied.
 func (b *Builder) DenyCapability(capability string) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(capability)
-		return C.fidius_host_builder_deny_capability(ptr, s, n, cerr)
+		return C.fidius_host_builder_add_denied_capability(ptr, s, n, cerr)
 	})
 }
 
@@ -240,7 +240,7 @@ func (b *Builder) DenyCapability(capability string) *Builder {
 // default: the component is compiled instead, and the plugin's diagnostics
 // say so). A .cwasm is native code that runs outside the sandbox.
 func (b *Builder) AllowUnsignedPrecompiled(allow bool) *Builder {
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_allow_unsigned_precompiled(ptr, C.bool(allow), cerr)
 	})
 }
@@ -251,7 +251,7 @@ func (b *Builder) AllowUnsignedPrecompiled(allow bool) *Builder {
 // The builder keeps its own reference: the policy may be closed afterwards.
 func (b *Builder) EgressPolicy(policy *EgressPolicy) *Builder {
 	if policy == nil {
-		return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 			return C.fidius_host_builder_set_egress_policy(ptr, nil, cerr)
 		})
 	}
@@ -263,7 +263,7 @@ func (b *Builder) EgressPolicy(policy *EgressPolicy) *Builder {
 		}
 		return b
 	}
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_egress_policy(ptr, policyPtr, cerr)
 	})
 }
@@ -276,7 +276,7 @@ func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
 	if err != nil {
 		return b.fail(err)
 	}
-	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_max_output_size(ptr, size, cerr)
 	})
 }

@@ -16,9 +16,9 @@ static int32_t fidius_go_egress_decide(void *userdata, const fidius_host_http_re
 
 // Makes a callback policy whose userdata is a runtime/cgo.Handle: an
 // integer, so no Go pointer is ever stored in C memory.
-static fidius_host_status_t fidius_go_egress_policy(uintptr_t handle, fidius_host_egress_policy_t **out,
+static fidius_host_status fidius_go_egress_policy(uintptr_t handle, fidius_host_egress_policy_t **out,
                                                     fidius_host_error_t **err) {
-	return fidius_host_egress_policy_callback(fidius_go_egress_decide, (void *)handle, fidiusGoEgressRelease, out, err);
+	return fidius_host_egress_policy_new_callback(fidius_go_egress_decide, (void *)handle, fidiusGoEgressRelease, out, err);
 }
 */
 import "C"
@@ -138,7 +138,7 @@ func AllowList(patterns ...string) (*EgressPolicy, error) {
 	defer free()
 	var policy *C.fidius_host_egress_policy_t
 	var cerr *C.fidius_host_error_t
-	status := C.fidius_host_egress_policy_allow_list(array, C.size_t(len(patterns)), &policy, &cerr)
+	status := C.fidius_host_egress_policy_new_allow_list(array, C.size_t(len(patterns)), &policy, &cerr)
 	if err := takeError(status, cerr); err != nil {
 		return nil, err
 	}

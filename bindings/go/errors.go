@@ -49,7 +49,7 @@ func (e *Error) Is(target error) bool {
 // takeError turns what a C function returned into a Go error: nil for
 // StatusOK, otherwise an *Error with every field of cerr copied into Go
 // memory. It always frees cerr, which must not be used afterwards.
-func takeError(status C.fidius_host_status_t, cerr *C.fidius_host_error_t) error {
+func takeError(status C.fidius_host_status, cerr *C.fidius_host_error_t) error {
 	defer C.fidius_host_error_free(cerr)
 	if status == C.FIDIUS_HOST_STATUS_OK {
 		return nil

@@ -62,7 +62,7 @@ func (h *Host) Discover() (*Discovery, error) {
 // why each failed.
 func (h *Host) Load(name string, options *LoadOptions) (*Plugin, error) {
 	return h.load(options, func(host *C.fidius_host_t, opts *C.fidius_host_load_options_t,
-		out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(name)
 		return C.fidius_host_load(host, s, n, opts, out, cerr)
 	})
@@ -73,7 +73,7 @@ func (h *Host) Load(name string, options *LoadOptions) (*Plugin, error) {
 // loads the only plugin of a single-plugin library. options as for Load.
 func (h *Host) LoadPath(path, name string, options *LoadOptions) (*Plugin, error) {
 	return h.load(options, func(host *C.fidius_host_t, opts *C.fidius_host_load_options_t,
-		out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		p, pn := text(path)
 		if name == "" {
 			return C.fidius_host_load_path(host, p, pn, nil, 0, opts, out, cerr)
@@ -86,7 +86,7 @@ func (h *Host) LoadPath(path, name string, options *LoadOptions) (*Plugin, error
 // load runs one C load function with the C form of options and wraps the
 // plugin it made.
 func (h *Host) load(options *LoadOptions, load func(*C.fidius_host_t, *C.fidius_host_load_options_t,
-	**C.fidius_host_plugin_t, **C.fidius_host_error_t) C.fidius_host_status_t) (*Plugin, error) {
+	**C.fidius_host_plugin_t, **C.fidius_host_error_t) C.fidius_host_status) (*Plugin, error) {
 	host := h.h.acquire()
 	defer h.h.release()
 	if host == nil {
@@ -156,7 +156,7 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 		return nil, &Error{Status: StatusInternalPanic, Message: "fidius_host_load_options_new failed"}
 	}
 	var cerr *C.fidius_host_error_t
-	check := func(status C.fidius_host_status_t) error {
+	check := func(status C.fidius_host_status) error {
 		return takeError(status, cerr)
 	}
 	err := func() error {
@@ -166,19 +166,19 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 			if iface == nil {
 				return closedError("interface")
 			}
-			if err := check(C.fidius_host_load_options_interface(opts, iface, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_interface(opts, iface, &cerr)); err != nil {
 				return err
 			}
 		}
 		if o.WasmDeadline != 0 {
 			ms := C.uint64_t(deadlineMillis(o.WasmDeadline))
-			if err := check(C.fidius_host_load_options_wasm_deadline_ms(opts, ms, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_wasm_deadline_ms(opts, ms, &cerr)); err != nil {
 				return err
 			}
 		}
 		if o.PythonDeadline != 0 {
 			ms := C.uint64_t(deadlineMillis(o.PythonDeadline))
-			if err := check(C.fidius_host_load_options_python_deadline_ms(opts, ms, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_python_deadline_ms(opts, ms, &cerr)); err != nil {
 				return err
 			}
 		}
@@ -187,13 +187,13 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 			if err != nil {
 				return err
 			}
-			if err := check(C.fidius_host_load_options_wasm_memory_limit(opts, bytes, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_wasm_memory_limit(opts, bytes, &cerr)); err != nil {
 				return err
 			}
 		}
 		if o.FreshInstancePerCall != nil {
 			fresh := C.bool(*o.FreshInstancePerCall)
-			if err := check(C.fidius_host_load_options_wasm_fresh_instance_per_call(opts, fresh, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_wasm_fresh_instance_per_call(opts, fresh, &cerr)); err != nil {
 				return err
 			}
 		}
@@ -203,7 +203,7 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 			if policy == nil {
 				return closedError("egress policy")
 			}
-			if err := check(C.fidius_host_load_options_egress_policy(opts, policy, &cerr)); err != nil {
+			if err := check(C.fidius_host_load_options_set_egress_policy(opts, policy, &cerr)); err != nil {
 				return err
 			}
 		}

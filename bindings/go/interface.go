@@ -40,7 +40,7 @@ func InterfaceFromFile(path string) (*Interface, error) {
 	s, n := text(path)
 	var iface *C.fidius_host_interface_t
 	var cerr *C.fidius_host_error_t
-	if err := takeError(C.fidius_host_interface_from_file(s, n, &iface, &cerr), cerr); err != nil {
+	if err := takeError(C.fidius_host_interface_new_from_file(s, n, &iface, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newInterface(iface), nil
@@ -51,7 +51,7 @@ func InterfaceFromTOML(toml string) (*Interface, error) {
 	s, n := text(toml)
 	var iface *C.fidius_host_interface_t
 	var cerr *C.fidius_host_error_t
-	if err := takeError(C.fidius_host_interface_from_toml(s, n, &iface, &cerr), cerr); err != nil {
+	if err := takeError(C.fidius_host_interface_new_from_toml(s, n, &iface, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newInterface(iface), nil
@@ -201,7 +201,7 @@ func NewInterfaceBuilder(name string, version uint32) *InterfaceBuilder {
 
 // apply runs one C builder function, unless an earlier call failed, and
 // keeps the first error for Build.
-func (b *InterfaceBuilder) apply(add func(*C.fidius_host_interface_builder_t, **C.fidius_host_error_t) C.fidius_host_status_t) *InterfaceBuilder {
+func (b *InterfaceBuilder) apply(add func(*C.fidius_host_interface_builder_t, **C.fidius_host_error_t) C.fidius_host_status) *InterfaceBuilder {
 	if b.err != nil {
 		return b
 	}
@@ -222,9 +222,9 @@ func (b *InterfaceBuilder) Err() error { return b.err }
 // WasmExport sets the WASM component export name, e.g.
 // "fidius:calculator/calculator@0.1.0".
 func (b *InterfaceBuilder) WasmExport(exportName string) *InterfaceBuilder {
-	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(exportName)
-		return C.fidius_host_interface_builder_wasm_export(ptr, s, n, cerr)
+		return C.fidius_host_interface_builder_set_wasm_export(ptr, s, n, cerr)
 	})
 }
 
@@ -233,7 +233,7 @@ func (b *InterfaceBuilder) WasmExport(exportName string) *InterfaceBuilder {
 // Any spacing is accepted. The markers !raw, !stream and <stream are
 // understood as well as flags.
 func (b *InterfaceBuilder) AddMethod(signature string, flags MethodFlag) *InterfaceBuilder {
-	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(signature)
 		return C.fidius_host_interface_builder_add_method(ptr, s, n, C.uint32_t(flags), cerr)
 	})
@@ -243,7 +243,7 @@ func (b *InterfaceBuilder) AddMethod(signature string, flags MethodFlag) *Interf
 // e.g. "struct Point { x: f64, y: f64 }" or "enum Shape { Empty,
 // Circle(f64) }". Their JSON form follows serde's default representation.
 func (b *InterfaceBuilder) AddType(declaration string) *InterfaceBuilder {
-	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(declaration)
 		return C.fidius_host_interface_builder_add_type(ptr, s, n, cerr)
 	})

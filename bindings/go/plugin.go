@@ -73,7 +73,7 @@ func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
 // types guide the encoding; otherwise the error is StatusNoInterface.
 func (p *Plugin) CallJSON(method string, argsJSON string) (string, error) {
 	return p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
-		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		m, mn := text(method)
 		return C.fidius_host_plugin_call_json(ptr, m, mn, args, argsLen, out, outLen, cerr)
 	}, argsJSON)
@@ -83,14 +83,14 @@ func (p *Plugin) CallJSON(method string, argsJSON string) (string, error) {
 // interface's declaration order.
 func (p *Plugin) CallJSONIndex(method uint32, argsJSON string) (string, error) {
 	return p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
-		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status_t {
+		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_plugin_call_json_index(ptr, C.uint32_t(method), args, argsLen, out, outLen, cerr)
 	}, argsJSON)
 }
 
 // callJSON runs one C JSON call function and copies its result.
 func (p *Plugin) callJSON(call func(*C.fidius_host_plugin_t, *C.char, C.size_t, **C.char, *C.size_t,
-	**C.fidius_host_error_t) C.fidius_host_status_t, argsJSON string) (string, error) {
+	**C.fidius_host_error_t) C.fidius_host_status, argsJSON string) (string, error) {
 	ptr := p.h.acquire()
 	defer p.h.release()
 	if ptr == nil {

@@ -52,6 +52,13 @@ pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64)
     }
 }
 
+/// Checks a library file's detached signature against `keys`, reading at
+/// most `max_bytes` and mapping nothing.
+pub fn verify_library(path: &Path, keys: &[TrustedKey], max_bytes: u64) -> Result<()> {
+    let bytes = crate::disk::read(path, crate::disk::Links::Follow, crate::disk::Limit::new(max_bytes, "library file"))?;
+    signature::verify_detached(path, &bytes, keys)
+}
+
 /// `dlopen(source, RTLD_NOW | RTLD_LOCAL)`; errors name `shown`.
 fn dlopen(shown: &Path, source: &Path) -> Result<libloading::Library> {
     #[cfg(unix)]

@@ -10,6 +10,7 @@
 use super::signature::{self, TrustedKey};
 use crate::disk::{self, Limit, Links, MANIFEST_LIMIT};
 use crate::error::{Error, Result, Status};
+use crate::plugin::RuntimeKind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -23,17 +24,6 @@ pub const SIGNATURE: &str = "package.sig";
 pub const MAX_FILES: usize = 10_000;
 /// Most bytes a package may hold in all, unless the host sets another limit.
 pub const MAX_BYTES: u64 = crate::disk::DEFAULT_PACKAGE_LIMIT;
-
-/// Which runtime a package is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackageRuntime {
-    /// `runtime = "rust"` (or absent): not loadable from a directory.
-    Rust,
-    /// `runtime = "python"`.
-    Python,
-    /// `runtime = "wasm"`.
-    Wasm,
-}
 
 /// `package.toml`, as fidius 0.5.9 defines it. Unknown keys are ignored, as
 /// upstream does.
@@ -92,9 +82,9 @@ impl Manifest {
         let manifest: Manifest = toml::from_str(text).map_err(|e| invalid(format!("not a valid manifest: {e}")))?;
         let runtime = manifest.runtime().map_err(invalid)?;
         match (runtime, manifest.python.is_some(), manifest.wasm.is_some()) {
-            (PackageRuntime::Python, true, false) | (PackageRuntime::Wasm, false, true) | (PackageRuntime::Rust, false, false) => {}
-            (PackageRuntime::Python, false, _) => return Err(invalid("runtime \"python\" needs a [python] table".into())),
-            (PackageRuntime::Wasm, _, false) => return Err(invalid("runtime \"wasm\" needs a [wasm] table".into())),
+            (RuntimeKind::Python, true, false) | (RuntimeKind::Wasm, false, true) | (RuntimeKind::Cdylib, false, false) => {}
+            (RuntimeKind::Python, false, _) => return Err(invalid("runtime \"python\" needs a [python] table".into())),
+            (RuntimeKind::Wasm, _, false) => return Err(invalid("runtime \"wasm\" needs a [wasm] table".into())),
             _ => return Err(invalid("a [python] or [wasm] table does not match the package's runtime".into())),
         }
         if let Some(wasm) = &manifest.wasm {
@@ -107,11 +97,11 @@ impl Manifest {
     }
 
     /// The runtime the manifest names.
-    pub fn runtime(&self) -> std::result::Result<PackageRuntime, String> {
+    pub fn runtime(&self) -> std::result::Result<RuntimeKind, String> {
         match self.package.runtime.as_deref() {
-            None | Some("rust") => Ok(PackageRuntime::Rust),
-            Some("python") => Ok(PackageRuntime::Python),
-            Some("wasm") => Ok(PackageRuntime::Wasm),
+            None | Some("rust") => Ok(RuntimeKind::Cdylib),
+            Some("python") => Ok(RuntimeKind::Python),
+            Some("wasm") => Ok(RuntimeKind::Wasm),
             Some(other) => Err(format!("unknown runtime \"{other}\" (expected rust, python or wasm)")),
         }
     }
@@ -335,7 +325,7 @@ mod tests {
     fn manifests() {
         let dir = Path::new("/pkg");
         let m = Manifest::parse(dir, WASM).unwrap();
-        assert_eq!(m.runtime().unwrap(), PackageRuntime::Wasm);
+        assert_eq!(m.runtime().unwrap(), RuntimeKind::Wasm);
         assert_eq!(m.wasm.unwrap().component, "c.wasm");
         for (bad, says) in [
             (WASM.replace("[metadata]\n", ""), "metadata"),

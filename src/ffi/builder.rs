@@ -1,6 +1,5 @@
 //! `fidius_host_builder_t`: collects a host's options.
 
-use super::fidius_host_status_t;
 use super::host::fidius_host_t;
 use super::{arg_bytes, arg_handle, arg_handle_mut, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 use super::error::fidius_host_error_t;
@@ -39,9 +38,6 @@ pub enum fidius_host_load_policy {
     Lenient = 1,
 }
 
-/// A `fidius_host_load_policy` value.
-pub type fidius_host_load_policy_t = fidius_host_load_policy;
-
 /// How plugin outputs travel (fidius `BufferStrategyKind`).
 #[repr(u32)]
 pub enum fidius_host_buffer_strategy {
@@ -51,14 +47,11 @@ pub enum fidius_host_buffer_strategy {
     Arena = 2,
 }
 
-/// A `fidius_host_buffer_strategy` value.
-pub type fidius_host_buffer_strategy_t = fidius_host_buffer_strategy;
-
 fn with_builder(
     builder: *mut fidius_host_builder_t,
     err: *mut *mut fidius_host_error_t,
     f: impl FnOnce(&mut HostBuilder) -> crate::Result<()>,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || f(&mut arg_handle_mut(builder, "builder")?.builder))
 }
 
@@ -66,8 +59,9 @@ fn with_builder(
 /// signatures required, no trusted keys, no expected interface hash or
 /// buffer strategy, a 64 MiB output limit. Owned by the caller. Returns NULL
 /// only if the library failed internally.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_new() -> *mut fidius_host_builder_t {
+pub unsafe extern "C" fn fidius_host_builder_new() -> *mut fidius_host_builder_t {
     entry_value(std::ptr::null_mut(), || {
         new_handle::<fidius_host_builder_t>(BuilderData { builder: HostBuilder::new() })
     })
@@ -79,28 +73,30 @@ pub extern "C" fn fidius_host_builder_new() -> *mut fidius_host_builder_t {
 /// `FIDIUS_HOST_NUL_TERMINATED`), borrowed for the call.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_add_search_path(
+pub unsafe extern "C" fn fidius_host_builder_add_search_path(
     builder: *mut fidius_host_builder_t,
     path: *const c_char,
     path_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.search_path(arg_path(path, path_len, "path")?);
         Ok(())
     })
 }
 
-/// Sets the load policy, a `fidius_host_load_policy_t` value.
+/// Sets the load policy, a `fidius_host_load_policy` value.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown policy), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_load_policy(
+pub unsafe extern "C" fn fidius_host_builder_set_load_policy(
     builder: *mut fidius_host_builder_t,
     policy: u32,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         let policy = match policy {
             0 => LoadPolicy::Strict,
@@ -123,12 +119,13 @@ pub extern "C" fn fidius_host_builder_set_load_policy(
 /// and the verified bytes are exactly the bytes that get mapped.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_require_signature(
+pub unsafe extern "C" fn fidius_host_builder_set_require_signature(
     builder: *mut fidius_host_builder_t,
     required: bool,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.require_signature(required);
         Ok(())
@@ -140,13 +137,14 @@ pub extern "C" fn fidius_host_builder_set_require_signature(
 /// signature is enough.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_KEY (not 32 bytes, or not a valid key), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_add_trusted_key(
+pub unsafe extern "C" fn fidius_host_builder_add_trusted_key(
     builder: *mut fidius_host_builder_t,
     key: *const u8,
     key_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         if key.is_null() {
             return Err(Error::null_argument("key"));
@@ -161,13 +159,14 @@ pub extern "C" fn fidius_host_builder_add_trusted_key(
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, FILE_NOT_FOUND, IO,
 /// INVALID_KEY, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_add_trusted_key_file(
+pub unsafe extern "C" fn fidius_host_builder_add_trusted_key_file(
     builder: *mut fidius_host_builder_t,
     path: *const c_char,
     path_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.trusted_key(TrustedKey::from_file(&arg_path(path, path_len, "path")?)?);
         Ok(())
@@ -178,12 +177,13 @@ pub extern "C" fn fidius_host_builder_add_trusted_key_file(
 /// reported by discovery and fail to load with INTERFACE_HASH_MISMATCH.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_interface_hash(
+pub unsafe extern "C" fn fidius_host_builder_set_interface_hash(
     builder: *mut fidius_host_builder_t,
     hash: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.interface_hash(hash);
         Ok(())
@@ -191,15 +191,16 @@ pub extern "C" fn fidius_host_builder_set_interface_hash(
 }
 
 /// Only accepts plugins with this buffer strategy, a
-/// `fidius_host_buffer_strategy_t` value.
+/// `fidius_host_buffer_strategy` value.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown strategy), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_buffer_strategy(
+pub unsafe extern "C" fn fidius_host_builder_set_buffer_strategy(
     builder: *mut fidius_host_builder_t,
     strategy: u32,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         let strategy = BufferStrategy::from_abi(strategy).ok_or_else(|| {
             Error::new(
@@ -218,17 +219,18 @@ pub extern "C" fn fidius_host_builder_set_buffer_strategy(
 /// instance. Every wait the guest makes in the host (clocks, `poll`,
 /// blocking stream reads and writes, HTTP responses) ends by the deadline
 /// too, and a component's start-up code at load is bounded by it. A load
-/// may override it (`fidius_host_load_options_wasm_deadline_ms`).
+/// may override it (`fidius_host_load_options_set_wasm_deadline_ms`).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
+pub unsafe extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
     builder: *mut fidius_host_builder_t,
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.wasm_deadline(deadline_of(milliseconds));
+        b.wasm_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -242,14 +244,15 @@ pub extern "C" fn fidius_host_builder_set_wasm_deadline_ms(
 /// deadline.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_call_deadline_ms(
+pub unsafe extern "C" fn fidius_host_builder_set_call_deadline_ms(
     builder: *mut fidius_host_builder_t,
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.call_deadline(deadline_of(milliseconds));
+        b.call_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -262,17 +265,18 @@ pub extern "C" fn fidius_host_builder_set_call_deadline_ms(
 /// TIMEOUT; the plugin stays loaded and usable. Python code blocked inside
 /// C (a socket read, a lock, a C extension) sees the exception only when
 /// that C call returns; `time.sleep` in a plugin is cut at the deadline. A
-/// load may override it (`fidius_host_load_options_python_deadline_ms`).
+/// load may override it (`fidius_host_load_options_set_python_deadline_ms`).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_python_deadline_ms(
+pub unsafe extern "C" fn fidius_host_builder_set_python_deadline_ms(
     builder: *mut fidius_host_builder_t,
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.python_deadline(deadline_of(milliseconds));
+        b.python_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -282,14 +286,15 @@ pub extern "C" fn fidius_host_builder_set_python_deadline_ms(
 /// past the limit; `fidius_host_builder_build` refuses 0 (INVALID_ARGUMENT).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_max_library_size(
+pub unsafe extern "C" fn fidius_host_builder_set_max_library_size(
     builder: *mut fidius_host_builder_t,
     bytes: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.max_library_size(bytes);
+        b.max_library_size(bytes)?;
         Ok(())
     })
 }
@@ -300,67 +305,54 @@ pub extern "C" fn fidius_host_builder_set_max_library_size(
 /// (INVALID_ARGUMENT).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_max_package_size(
+pub unsafe extern "C" fn fidius_host_builder_set_max_package_size(
     builder: *mut fidius_host_builder_t,
     bytes: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.max_package_size(bytes);
+        b.max_package_size(bytes)?;
         Ok(())
     })
 }
 
-/// A deadline in milliseconds, 0 meaning none.
-pub(crate) fn deadline_of(milliseconds: u64) -> Option<std::time::Duration> {
-    (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds))
-}
-
 /// Sets the default cap on a WASM guest's linear memory, in bytes (default
 /// 256 MiB). Growing past it fails the call with MEMORY_LIMIT. A load may
-/// override it (`fidius_host_load_options_wasm_memory_limit`).
+/// override it (`fidius_host_load_options_set_wasm_memory_limit`).
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_wasm_memory_limit(
+pub unsafe extern "C" fn fidius_host_builder_set_wasm_memory_limit(
     builder: *mut fidius_host_builder_t,
     bytes: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        b.wasm_memory_limit(memory_limit_of(bytes)?);
+        b.wasm_memory_limit(bytes)?;
         Ok(())
     })
 }
 
 /// A memory cap, which must be at least one byte.
-pub(crate) fn memory_limit_of(bytes: usize) -> crate::Result<usize> {
-    if bytes == 0 {
-        return Err(Error::new(Status::InvalidArgument, "the WASM memory limit must be at least 1 byte"));
-    }
-    Ok(bytes)
-}
-
 /// Refuses every package that asks for `capability` (UTF-8, or
 /// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`): an exact capability
 /// such as `stdout`, or a prefix such as `fs` or `env` that covers every
 /// `fs:…` or `env:…` capability. Such loads fail with CAPABILITY_DENIED.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_deny_capability(
+pub unsafe extern "C" fn fidius_host_builder_add_denied_capability(
     builder: *mut fidius_host_builder_t,
     capability: *const c_char,
     capability_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        let capability = arg_str(capability, capability_len, "capability")?;
-        if capability.is_empty() {
-            return Err(Error::new(Status::InvalidArgument, "argument 'capability' is empty"));
-        }
-        b.deny_capability(capability);
+        b.deny_capability(arg_str(capability, capability_len, "capability")?)?;
         Ok(())
     })
 }
@@ -371,12 +363,13 @@ pub extern "C" fn fidius_host_builder_deny_capability(
 /// that runs outside the sandbox; allow this only for files you trust.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
+pub unsafe extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
     builder: *mut fidius_host_builder_t,
     allow: bool,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.allow_unsigned_precompiled(allow);
         Ok(())
@@ -389,15 +382,16 @@ pub extern "C" fn fidius_host_builder_set_allow_unsigned_precompiled(
 /// true: no state is carried from one call to the next, and calls on one
 /// handle run in parallel, each on its own instance, at the cost of an
 /// instantiation per call. A load may override it
-/// (`fidius_host_load_options_wasm_fresh_instance_per_call`).
+/// (`fidius_host_load_options_set_wasm_fresh_instance_per_call`).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_wasm_fresh_instance_per_call(
+pub unsafe extern "C" fn fidius_host_builder_set_wasm_fresh_instance_per_call(
     builder: *mut fidius_host_builder_t,
     fresh: bool,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.wasm_fresh_instance_per_call(fresh);
         Ok(())
@@ -416,12 +410,13 @@ pub extern "C" fn fidius_host_builder_set_wasm_fresh_instance_per_call(
 /// with UNSUPPORTED, naming the reservation.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_wasm_instance_pool(
+pub unsafe extern "C" fn fidius_host_builder_set_wasm_instance_pool(
     builder: *mut fidius_host_builder_t,
     slots: u32,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.wasm_instance_pool(slots);
         Ok(())
@@ -434,12 +429,13 @@ pub extern "C" fn fidius_host_builder_set_wasm_instance_pool(
 /// The builder keeps its own reference; NULL removes the policy.
 ///
 /// Errors: NULL_ARGUMENT (builder), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_egress_policy(
+pub unsafe extern "C" fn fidius_host_builder_set_egress_policy(
     builder: *mut fidius_host_builder_t,
     policy: *const super::egress::fidius_host_egress_policy_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         b.egress_policy(super::egress::arg_policy(policy)?);
         Ok(())
@@ -450,17 +446,15 @@ pub extern "C" fn fidius_host_builder_set_egress_policy(
 /// result fails with OUTPUT_TOO_LARGE; an Arena never grows past it.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_set_max_output_size(
+pub unsafe extern "C" fn fidius_host_builder_set_max_output_size(
     builder: *mut fidius_host_builder_t,
     bytes: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
-        if bytes == 0 {
-            return Err(Error::new(Status::InvalidArgument, "the output size limit must be at least 1 byte"));
-        }
-        b.max_output_size(bytes);
+        b.max_output_size(bytes)?;
         Ok(())
     })
 }
@@ -471,12 +465,13 @@ pub extern "C" fn fidius_host_builder_set_max_output_size(
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (signatures required
 /// without a trusted key).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_build(
+pub unsafe extern "C" fn fidius_host_builder_build(
     builder: *mut fidius_host_builder_t,
     host_out: *mut *mut fidius_host_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let checked = arg_handle(builder, "builder").map(|_| ());
         let builder = take_handle(builder);
@@ -491,6 +486,6 @@ pub extern "C" fn fidius_host_builder_build(
 
 /// Frees a builder that was not built. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_builder_free(builder: *mut fidius_host_builder_t) {
+pub unsafe extern "C" fn fidius_host_builder_free(builder: *mut fidius_host_builder_t) {
     entry_value((), || drop(take_handle(builder)))
 }

@@ -33,7 +33,7 @@ impl fidius_host_bytes_t {
 /// Releases the bytes in `*bytes` and resets it to empty (so freeing twice
 /// is harmless). NULL, or empty bytes, are a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_bytes_free(bytes: *mut fidius_host_bytes_t) {
+pub unsafe extern "C" fn fidius_host_bytes_free(bytes: *mut fidius_host_bytes_t) {
     entry_value((), || {
         // SAFETY: the caller passes a writable fidius_host_bytes_t or NULL.
         let Some(bytes) = (unsafe { bytes.as_mut() }) else { return };
@@ -48,7 +48,7 @@ pub extern "C" fn fidius_host_bytes_free(bytes: *mut fidius_host_bytes_t) {
 /// text). NULL is a no-op. Never pass a string borrowed from a handle, and
 /// never free these strings with `free()`.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_string_free(string: *mut c_char) {
+pub unsafe extern "C" fn fidius_host_string_free(string: *mut c_char) {
     entry_value((), || {
         if !string.is_null() {
             // SAFETY: made by `CString::into_raw` in this library and freed once.

@@ -1,6 +1,5 @@
 //! `fidius_host_discovery_t`: the result of a scan.
 
-use super::fidius_host_status_t;
 use super::info::{fidius_host_plugin_info_t, InfoData};
 use super::{c_string, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::discovery::Discovery;
@@ -56,14 +55,14 @@ fn with_skipped<T: Copy>(d: *const fidius_host_discovery_t, index: usize, fallba
 
 /// Number of plugins found, or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_plugin_count(discovery: *const fidius_host_discovery_t) -> usize {
+pub unsafe extern "C" fn fidius_host_discovery_plugin_count(discovery: *const fidius_host_discovery_t) -> usize {
     with_discovery(discovery, 0, |d| d.plugins.len())
 }
 
 /// Plugin `index` (in scan order), or NULL when out of range or for NULL.
 /// Borrowed: valid until `discovery` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_plugin(
+pub unsafe extern "C" fn fidius_host_discovery_plugin(
     discovery: *const fidius_host_discovery_t,
     index: usize,
 ) -> *const fidius_host_plugin_info_t {
@@ -72,22 +71,23 @@ pub extern "C" fn fidius_host_discovery_plugin(
 
 /// Number of skipped entries, or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_skipped_count(discovery: *const fidius_host_discovery_t) -> usize {
+pub unsafe extern "C" fn fidius_host_discovery_skipped_count(discovery: *const fidius_host_discovery_t) -> usize {
     with_discovery(discovery, 0, |d| d.skipped.len())
 }
 
 /// The path of skipped entry `index` (a file, or a search path), or NULL
 /// when out of range. Borrowed: valid until `discovery` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_skipped_path(discovery: *const fidius_host_discovery_t, index: usize) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_discovery_skipped_path(discovery: *const fidius_host_discovery_t, index: usize) -> *const c_char {
     with_skipped(discovery, index, std::ptr::null(), |s| s.path.as_ptr())
 }
 
 /// Why entry `index` was skipped, as a status (`FIDIUS_HOST_STATUS_INVALID_ARGUMENT`
 /// when out of range, NULL_ARGUMENT for NULL, MISUSE for a handle that is
 /// not a live discovery).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_skipped_status(discovery: *const fidius_host_discovery_t, index: usize) -> fidius_host_status_t {
+pub unsafe extern "C" fn fidius_host_discovery_skipped_status(discovery: *const fidius_host_discovery_t, index: usize) -> Status {
     entry_value(Status::InternalPanic, || match super::arg_handle(discovery, "discovery") {
         Ok(d) => d.skipped.get(index).map_or(Status::InvalidArgument, |s| s.status),
         Err(error) => error.status(),
@@ -97,12 +97,12 @@ pub extern "C" fn fidius_host_discovery_skipped_status(discovery: *const fidius_
 /// Why entry `index` was skipped, as a message naming the file and the
 /// problem, or NULL when out of range. Borrowed: valid until `discovery` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_skipped_message(discovery: *const fidius_host_discovery_t, index: usize) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_discovery_skipped_message(discovery: *const fidius_host_discovery_t, index: usize) -> *const c_char {
     with_skipped(discovery, index, std::ptr::null(), |s| s.message.as_ptr())
 }
 
 /// Frees a discovery result and every info borrowed from it. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discovery_free(discovery: *mut fidius_host_discovery_t) {
+pub unsafe extern "C" fn fidius_host_discovery_free(discovery: *mut fidius_host_discovery_t) {
     entry_value((), || drop(take_handle(discovery)))
 }

@@ -1,15 +1,15 @@
 //! `fidius_host_egress_policy_t`: which outbound HTTP requests sandboxed
 //! plugins may send — a C callback or a built-in allow-list.
 
+use crate::error::Status;
 use super::error::fidius_host_error_t;
-use super::fidius_host_status_t;
-use super::{arg_out, arg_str, entry, new_handle, take_handle, Handle};
+use super::{arg_out, entry, new_handle, take_handle, Handle};
 use crate::egress::{EgressPolicy, HttpRequest};
 use crate::error::Error;
 use std::ffi::{c_char, c_void, CString};
 
-/// An egress policy. Made by `fidius_host_egress_policy_callback` or
-/// `fidius_host_egress_policy_allow_list`, owned by the caller, freed with
+/// An egress policy. Made by `fidius_host_egress_policy_new_callback` or
+/// `fidius_host_egress_policy_new_allow_list`, owned by the caller, freed with
 /// `fidius_host_egress_policy_free`. Builders and load options keep their own
 /// reference, so the policy may be freed right after it is set.
 pub struct fidius_host_egress_policy_t {
@@ -75,17 +75,17 @@ pub struct fidius_host_http_request_t {
 /// during that call, and may run on several threads at once (one per plugin
 /// being called): it must be thread-safe, must not call back into the same
 /// plugin, and must not unwind (C++ exceptions, longjmp) through the library.
-pub type fidius_host_egress_callback_t =
+pub type fidius_host_egress_callback_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, request: *const fidius_host_http_request_t) -> i32>;
 
 /// Releases a callback's userdata when the last user of the policy is gone.
-pub type fidius_host_userdata_free_t = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+pub type fidius_host_userdata_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 /// The C side of a callback policy: called through, and released once.
 struct Callback {
     function: unsafe extern "C" fn(*mut c_void, *const fidius_host_http_request_t) -> i32,
     userdata: *mut c_void,
-    free_userdata: fidius_host_userdata_free_t,
+    free_userdata: fidius_host_userdata_free_fn,
 }
 
 // SAFETY: the callback's contract makes it (and its userdata) usable from
@@ -152,14 +152,15 @@ impl Callback {
 /// using it are gone — also when this function fails.
 ///
 /// Errors: NULL_ARGUMENT (callback, out).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_egress_policy_callback(
-    callback: fidius_host_egress_callback_t,
+pub unsafe extern "C" fn fidius_host_egress_policy_new_callback(
+    callback: fidius_host_egress_callback_fn,
     userdata: *mut c_void,
-    free_userdata: fidius_host_userdata_free_t,
+    free_userdata: fidius_host_userdata_free_fn,
     out: *mut *mut fidius_host_egress_policy_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         super::clear_out(out);
         let Some(function) = callback else {
@@ -178,37 +179,26 @@ pub extern "C" fn fidius_host_egress_policy_callback(
 }
 
 /// A policy that allows requests whose host and port match one of
-/// `patterns` (`count` NUL-terminated UTF-8 strings; `patterns` may be NULL
-/// when `count` is 0, which denies everything): `example.com` (any port),
+/// `patterns` (an array of `pattern_count` strings, borrowed for the call;
+/// NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
 /// `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
 /// `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
 /// and as names: a pattern does not follow DNS.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
 /// pattern and the accepted forms).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_egress_policy_allow_list(
-    patterns: *const *const c_char,
-    count: usize,
+pub unsafe extern "C" fn fidius_host_egress_policy_new_allow_list(
+    patterns: *const super::fidius_host_str_t,
+    pattern_count: usize,
     out: *mut *mut fidius_host_egress_policy_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let out = arg_out(out, "out")?;
         *out = std::ptr::null_mut();
-        let pointers = if count == 0 {
-            &[][..]
-        } else if patterns.is_null() {
-            return Err(Error::null_argument("patterns"));
-        } else {
-            // SAFETY: the caller passes `count` readable pointers.
-            unsafe { std::slice::from_raw_parts(patterns, count) }
-        };
-        let patterns = pointers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| arg_str(*p, super::FIDIUS_HOST_NUL_TERMINATED, &format!("patterns[{i}]")))
-            .collect::<crate::Result<Vec<&str>>>()?;
+        let patterns = super::arg_str_list(patterns, pattern_count, "patterns")?;
         let policy = EgressPolicy::allow_list(&patterns)?;
         *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });
         Ok(())
@@ -218,7 +208,7 @@ pub extern "C" fn fidius_host_egress_policy_allow_list(
 /// Frees a policy handle. Builders, load options and plugins that use the
 /// policy keep it alive. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_egress_policy_free(policy: *mut fidius_host_egress_policy_t) {
+pub unsafe extern "C" fn fidius_host_egress_policy_free(policy: *mut fidius_host_egress_policy_t) {
     super::entry_value((), || drop(take_handle(policy)))
 }
 

@@ -1,8 +1,7 @@
 //! `fidius_host_error_t`: what failed, in detail.
 
-use super::fidius_host_status_t;
 use super::{c_string, entry_value, take_handle, Handle};
-use crate::error::{Error, Status};
+use crate::error::{Error, ErrorDetail, Status};
 use std::ffi::{c_char, CString};
 
 /// A failure: its status, a message naming what failed (file, plugin,
@@ -21,6 +20,7 @@ pub(crate) struct ErrorData {
     plugin_code: Option<CString>,
     plugin_message: Option<CString>,
     plugin_details: Option<CString>,
+    detail: Option<ErrorDetail>,
 }
 
 impl Handle for fidius_host_error_t {
@@ -38,6 +38,7 @@ pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
         plugin_code: plugin.map(|p| c_string(&p.code)),
         plugin_message: plugin.map(|p| c_string(&p.message)),
         plugin_details: plugin.and_then(|p| p.details.as_deref()).map(c_string),
+        detail: error.detail(),
     })
 }
 
@@ -50,15 +51,16 @@ fn opt_ptr(text: &Option<CString>) -> *const c_char {
 }
 
 /// The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_status(error: *const fidius_host_error_t) -> fidius_host_status_t {
+pub unsafe extern "C" fn fidius_host_error_status(error: *const fidius_host_error_t) -> Status {
     with_error(error, Status::NullArgument, |e| e.status)
 }
 
 /// The message of `error` (UTF-8, NUL-terminated), or NULL for NULL.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
     with_error(error, std::ptr::null(), |e| e.message.as_ptr())
 }
 
@@ -66,26 +68,76 @@ pub extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -
 /// the failure is not `FIDIUS_HOST_STATUS_PLUGIN_ERROR`. Borrowed: valid
 /// until `error` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
     with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_code))
 }
 
 /// The `message` of the plugin's own error, or NULL when there is none.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
     with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_message))
 }
 
 /// The `details` of the plugin's own error (a JSON text), or NULL when the
 /// plugin gave none. Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
     with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_details))
+}
+
+/// For `FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH`,
+/// `_INTERFACE_VERSION_MISMATCH`, `_METHOD_COUNT_MISMATCH` and
+/// `_BUFFER_STRATEGY_MISMATCH`: stores the expected value in `*expected`
+/// and the value found in `*found` (either may be NULL when not wanted) and
+/// returns true. Returns false, writing nothing, for any other error and
+/// for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_error_mismatch(
+    error: *const fidius_host_error_t,
+    expected: *mut u64,
+    found: *mut u64,
+) -> bool {
+    with_error(error, false, |e| match e.detail {
+        Some(ErrorDetail::Mismatch { expected: wanted, found: seen }) => {
+            write_opt(expected, wanted);
+            write_opt(found, seen);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// For `FIDIUS_HOST_STATUS_METHOD_OUT_OF_RANGE`: stores the method index
+/// asked for in `*index` and the number of methods in `*count` (either may
+/// be NULL) and returns true. Returns false, writing nothing, for any other
+/// error and for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_error_method_out_of_range(
+    error: *const fidius_host_error_t,
+    index: *mut u32,
+    count: *mut u32,
+) -> bool {
+    with_error(error, false, |e| match e.detail {
+        Some(ErrorDetail::MethodOutOfRange { index: asked, count: methods }) => {
+            write_opt(index, asked);
+            write_opt(count, methods);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Writes `value` to an optional out-parameter.
+fn write_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: a non-NULL out-parameter points to writable memory.
+        unsafe { out.write(value) }
+    }
 }
 
 /// Frees `error`. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_error_free(error: *mut fidius_host_error_t) {
+pub unsafe extern "C" fn fidius_host_error_free(error: *mut fidius_host_error_t) {
     entry_value((), || drop(take_handle(error)))
 }

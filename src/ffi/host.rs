@@ -1,6 +1,6 @@
 //! `fidius_host_t`: a configured host; discovery and loading.
 
-use super::fidius_host_status_t;
+use crate::error::Status;
 use super::discovery::fidius_host_discovery_t;
 use super::error::fidius_host_error_t;
 use super::load_options::fidius_host_load_options_t;
@@ -41,12 +41,13 @@ pub(crate) fn new(host: Host) -> *mut fidius_host_t {
 /// read its registry, then unmapped unless a plugin handle holds it.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_discover(
+pub unsafe extern "C" fn fidius_host_discover(
     host: *const fidius_host_t,
     discovery_out: *mut *mut fidius_host_discovery_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let discovery_out = arg_out(discovery_out, "discovery_out")?;
         *discovery_out = std::ptr::null_mut();
@@ -68,15 +69,16 @@ pub extern "C" fn fidius_host_discover(
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
 /// INTERFACE_HASH_MISMATCH, INTERFACE_VERSION_MISMATCH,
 /// METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load(
+pub unsafe extern "C" fn fidius_host_load(
     host: *const fidius_host_t,
     name: *const c_char,
     name_len: usize,
     options: *const fidius_host_load_options_t,
     plugin_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let plugin_out = arg_out(plugin_out, "plugin_out")?;
         *plugin_out = std::ptr::null_mut();
@@ -106,8 +108,9 @@ pub extern "C" fn fidius_host_load(
 /// PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
 /// INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH,
 /// BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_path(
+pub unsafe extern "C" fn fidius_host_load_path(
     host: *const fidius_host_t,
     path: *const c_char,
     path_len: usize,
@@ -116,7 +119,7 @@ pub extern "C" fn fidius_host_load_path(
     options: *const fidius_host_load_options_t,
     plugin_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let plugin_out = arg_out(plugin_out, "plugin_out")?;
         *plugin_out = std::ptr::null_mut();
@@ -126,6 +129,34 @@ pub extern "C" fn fidius_host_load_path(
         let options = arg_options(options)?;
         *plugin_out = super::plugin::new(host.load_path_with(&path, name, options)?);
         Ok(())
+    })
+}
+
+/// Checks the signature of a library file (`<file>.sig`) or a package
+/// directory (`package.sig`) against the host's trusted keys, without
+/// loading, mapping or running anything: what `fidius package verify`
+/// does, for install-time checks. It uses the trusted keys whether or not
+/// the host requires signatures. `path` is borrowed for the call.
+///
+/// Returns OK when a trusted key verifies the file or package, and leaves
+/// nothing behind either way.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (no trusted key
+/// was added), MISUSE, FILE_NOT_FOUND, IO, NOT_A_REGULAR_FILE,
+/// FILE_TOO_LARGE, INVALID_MANIFEST, SIGNATURE_REQUIRED (no signature
+/// file), SIGNATURE_INVALID (malformed, tampered with, or by an untrusted
+/// key), INVALID_KEY.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_verify_path(
+    host: *const fidius_host_t,
+    path: *const c_char,
+    path_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let host = &arg_handle(host, "host")?.host;
+        host.verify(&arg_path(path, path_len, "path")?)
     })
 }
 
@@ -141,6 +172,6 @@ fn arg_options<'a>(options: *const fidius_host_load_options_t) -> crate::Result<
 /// Frees a host. NULL is a no-op. Plugin handles and discovery results made
 /// by it stay valid.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_free(host: *mut fidius_host_t) {
+pub unsafe extern "C" fn fidius_host_free(host: *mut fidius_host_t) {
     entry_value((), || drop(take_handle(host)))
 }

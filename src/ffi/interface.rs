@@ -2,7 +2,6 @@
 //! interface a host expects, built from C or read from an interface file.
 
 use super::error::fidius_host_error_t;
-use super::fidius_host_status_t;
 use super::{
     arg_handle, arg_handle_mut, arg_out, arg_path, arg_str, c_string, entry, entry_value, new_handle, take_handle,
     Handle,
@@ -84,7 +83,7 @@ fn with_builder(
     builder: *mut fidius_host_interface_builder_t,
     err: *mut *mut fidius_host_error_t,
     f: impl FnOnce(&mut InterfaceBuilder) -> crate::Result<()>,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || f(&mut arg_handle_mut(builder, "builder")?.builder))
 }
 
@@ -94,14 +93,15 @@ fn with_builder(
 /// `*builder_out` is a new builder owned by the caller; on failure NULL.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (not an identifier).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_new(
+pub unsafe extern "C" fn fidius_host_interface_builder_new(
     name: *const c_char,
     name_len: usize,
     version: u32,
     builder_out: *mut *mut fidius_host_interface_builder_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let builder_out = arg_out(builder_out, "builder_out")?;
         *builder_out = std::ptr::null_mut();
@@ -117,13 +117,14 @@ pub extern "C" fn fidius_host_interface_builder_new(
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (empty or
 /// containing spaces).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_wasm_export(
+pub unsafe extern "C" fn fidius_host_interface_builder_set_wasm_export(
     builder: *mut fidius_host_interface_builder_t,
     export_name: *const c_char,
     export_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| b.wasm_export(arg_str(export_name, export_len, "export_name")?).map(drop))
 }
 
@@ -138,14 +139,15 @@ pub extern "C" fn fidius_host_interface_builder_wasm_export(
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_ARGUMENT (unknown
 /// flag bits), INVALID_INTERFACE (malformed signature, duplicate name, more
 /// than 64 optional methods). Types are checked by the build.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_add_method(
+pub unsafe extern "C" fn fidius_host_interface_builder_add_method(
     builder: *mut fidius_host_interface_builder_t,
     signature: *const c_char,
     signature_len: usize,
     flags: u32,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| {
         let signature = arg_str(signature, signature_len, "signature")?;
         if flags & !ALL_FLAGS != 0 {
@@ -168,13 +170,14 @@ pub extern "C" fn fidius_host_interface_builder_add_method(
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (syntax,
 /// generics, a builtin or duplicate name).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_add_type(
+pub unsafe extern "C" fn fidius_host_interface_builder_add_type(
     builder: *mut fidius_host_interface_builder_t,
     declaration: *const c_char,
     declaration_len: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     with_builder(builder, err, |b| b.declare(arg_str(declaration, declaration_len, "declaration")?).map(drop))
 }
 
@@ -184,12 +187,13 @@ pub extern "C" fn fidius_host_interface_builder_add_type(
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, INVALID_INTERFACE (names the method or
 /// type and the unknown or unsupported type).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_build(
+pub unsafe extern "C" fn fidius_host_interface_builder_build(
     builder: *const fidius_host_interface_builder_t,
     interface_out: *mut *mut fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let interface_out = arg_out(interface_out, "interface_out")?;
         *interface_out = std::ptr::null_mut();
@@ -200,23 +204,24 @@ pub extern "C" fn fidius_host_interface_builder_build(
 
 /// Frees a builder. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_builder_free(builder: *mut fidius_host_interface_builder_t) {
+pub unsafe extern "C" fn fidius_host_interface_builder_free(builder: *mut fidius_host_interface_builder_t) {
     entry_value((), || drop(take_handle(builder)))
 }
 
-/// Reads an interface file (TOML; see the README) at `path`. On success
+/// Reads an interface file (TOML; see docs/interfaces.md) at `path`. On success
 /// `*interface_out` is a new interface owned by the caller; on failure NULL.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT, FILE_NOT_FOUND,
 /// IO, INVALID_INTERFACE (the message names the file and the problem),
 /// INTERFACE_HASH_MISMATCH (the file's `hash` differs from its methods').
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_from_file(
+pub unsafe extern "C" fn fidius_host_interface_new_from_file(
     path: *const c_char,
     path_len: usize,
     interface_out: *mut *mut fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let interface_out = arg_out(interface_out, "interface_out")?;
         *interface_out = std::ptr::null_mut();
@@ -226,17 +231,18 @@ pub extern "C" fn fidius_host_interface_from_file(
 }
 
 /// Parses interface-file text (`toml`, `toml_len` bytes of UTF-8 or
-/// NUL-terminated), as `fidius_host_interface_from_file` does.
+/// NUL-terminated), as `fidius_host_interface_new_from_file` does.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE,
 /// INTERFACE_HASH_MISMATCH.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_from_toml(
+pub unsafe extern "C" fn fidius_host_interface_new_from_toml(
     toml: *const c_char,
     toml_len: usize,
     interface_out: *mut *mut fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let interface_out = arg_out(interface_out, "interface_out")?;
         *interface_out = std::ptr::null_mut();
@@ -250,12 +256,13 @@ pub extern "C" fn fidius_host_interface_from_toml(
 /// `fidius_host_string_free`); on failure NULL.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_to_toml(
+pub unsafe extern "C" fn fidius_host_interface_to_toml(
     interface: *const fidius_host_interface_t,
     toml_out: *mut *mut c_char,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let toml_out = arg_out(toml_out, "toml_out")?;
         *toml_out = std::ptr::null_mut();
@@ -271,33 +278,33 @@ fn with_interface<T: Copy>(interface: *const fidius_host_interface_t, fallback: 
 /// The interface name. Borrowed: valid until `interface` is freed. NULL
 /// for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_name(interface: *const fidius_host_interface_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_interface_name(interface: *const fidius_host_interface_t) -> *const c_char {
     with_interface(interface, std::ptr::null(), |i| i.name.as_ptr())
 }
 
 /// The interface version, or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_version(interface: *const fidius_host_interface_t) -> u32 {
+pub unsafe extern "C" fn fidius_host_interface_version(interface: *const fidius_host_interface_t) -> u32 {
     with_interface(interface, 0, |i| i.interface.version())
 }
 
 /// The interface hash of the required methods, as `#[plugin_interface]`
 /// computes it; 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_hash(interface: *const fidius_host_interface_t) -> u64 {
+pub unsafe extern "C" fn fidius_host_interface_hash(interface: *const fidius_host_interface_t) -> u64 {
     with_interface(interface, 0, |i| i.interface.hash())
 }
 
 /// The WASM export name, or NULL when none was given (or for NULL).
 /// Borrowed: valid until `interface` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_wasm_export(interface: *const fidius_host_interface_t) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_interface_wasm_export(interface: *const fidius_host_interface_t) -> *const c_char {
     with_interface(interface, std::ptr::null(), |i| i.wasm_export.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
 }
 
 /// Number of methods, or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_method_count(interface: *const fidius_host_interface_t) -> u32 {
+pub unsafe extern "C" fn fidius_host_interface_method_count(interface: *const fidius_host_interface_t) -> u32 {
     with_interface(interface, 0, |i| i.signatures.len() as u32)
 }
 
@@ -305,7 +312,7 @@ pub extern "C" fn fidius_host_interface_method_count(interface: *const fidius_ho
 /// exactly what the hash sees), or NULL when out of range. Borrowed: valid
 /// until `interface` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_method_signature(
+pub unsafe extern "C" fn fidius_host_interface_method_signature(
     interface: *const fidius_host_interface_t,
     index: u32,
 ) -> *const c_char {
@@ -314,7 +321,7 @@ pub extern "C" fn fidius_host_interface_method_signature(
 
 /// The `fidius_host_method_flag` bits of method `index`; 0 when out of range.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_method_flags(interface: *const fidius_host_interface_t, index: u32) -> u32 {
+pub unsafe extern "C" fn fidius_host_interface_method_flags(interface: *const fidius_host_interface_t, index: u32) -> u32 {
     with_interface(interface, 0, |i| {
         i.interface.methods().get(index as usize).map_or(0, |m| {
             let bit = |set: bool, flag: fidius_host_method_flag| if set { flag as u32 } else { 0 };
@@ -328,14 +335,15 @@ pub extern "C" fn fidius_host_interface_method_flags(interface: *const fidius_ho
 /// The index of the method called `name` into `*index_out`.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, UNKNOWN_METHOD.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_method_index(
+pub unsafe extern "C" fn fidius_host_interface_method_index(
     interface: *const fidius_host_interface_t,
     name: *const c_char,
     name_len: usize,
     index_out: *mut u32,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let index_out = arg_out(index_out, "index_out")?;
         *index_out = 0;
@@ -348,6 +356,6 @@ pub extern "C" fn fidius_host_interface_method_index(
 /// Frees an interface handle. NULL is a no-op. Plugins loaded with it keep
 /// working.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_interface_free(interface: *mut fidius_host_interface_t) {
+pub unsafe extern "C" fn fidius_host_interface_free(interface: *mut fidius_host_interface_t) {
     entry_value((), || drop(take_handle(interface)))
 }

@@ -1,7 +1,7 @@
 //! `fidius_host_load_options_t`: options of one load.
 
+use crate::error::Status;
 use super::error::fidius_host_error_t;
-use super::fidius_host_status_t;
 use super::interface::fidius_host_interface_t;
 use super::{arg_handle, arg_handle_mut, entry, entry_value, new_handle, take_handle, Handle};
 use crate::host::LoadOptions;
@@ -26,8 +26,9 @@ impl Handle for fidius_host_load_options_t {
 
 /// New load options with defaults (no interface). Owned by the caller.
 /// Returns NULL only if the library failed internally.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_new() -> *mut fidius_host_load_options_t {
+pub unsafe extern "C" fn fidius_host_load_options_new() -> *mut fidius_host_load_options_t {
     entry_value(std::ptr::null_mut(), || {
         new_handle::<fidius_host_load_options_t>(LoadOptionsData { options: LoadOptions::default() })
     })
@@ -41,16 +42,16 @@ pub extern "C" fn fidius_host_load_options_new() -> *mut fidius_host_load_option
 /// `interface`; NULL removes a previously set interface.
 ///
 /// Errors: NULL_ARGUMENT (options), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_interface(
+pub unsafe extern "C" fn fidius_host_load_options_set_interface(
     options: *mut fidius_host_load_options_t,
     interface: *const fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let options = &mut arg_handle_mut(options, "options")?.options;
-        options.interface =
-            if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) };
+        options.interface(if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) });
         Ok(())
     })
 }
@@ -59,14 +60,15 @@ pub extern "C" fn fidius_host_load_options_interface(
 /// options, in milliseconds; 0 means no deadline.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_wasm_deadline_ms(
+pub unsafe extern "C" fn fidius_host_load_options_set_wasm_deadline_ms(
     options: *mut fidius_host_load_options_t,
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
-        arg_handle_mut(options, "options")?.options.wasm_deadline = Some(super::builder::deadline_of(milliseconds));
+        arg_handle_mut(options, "options")?.options.wasm_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -76,14 +78,15 @@ pub extern "C" fn fidius_host_load_options_wasm_deadline_ms(
 /// deadline.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_python_deadline_ms(
+pub unsafe extern "C" fn fidius_host_load_options_set_python_deadline_ms(
     options: *mut fidius_host_load_options_t,
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
-        arg_handle_mut(options, "options")?.options.python_deadline = Some(super::builder::deadline_of(milliseconds));
+        arg_handle_mut(options, "options")?.options.python_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -92,15 +95,15 @@ pub extern "C" fn fidius_host_load_options_python_deadline_ms(
 /// these options.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_wasm_memory_limit(
+pub unsafe extern "C" fn fidius_host_load_options_set_wasm_memory_limit(
     options: *mut fidius_host_load_options_t,
     bytes: usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
-        let bytes = super::builder::memory_limit_of(bytes)?;
-        arg_handle_mut(options, "options")?.options.wasm_memory_limit = Some(bytes);
+        arg_handle_mut(options, "options")?.options.wasm_memory_limit(bytes)?;
         Ok(())
     })
 }
@@ -110,14 +113,15 @@ pub extern "C" fn fidius_host_load_options_wasm_memory_limit(
 /// loaded with these options.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_wasm_fresh_instance_per_call(
+pub unsafe extern "C" fn fidius_host_load_options_set_wasm_fresh_instance_per_call(
     options: *mut fidius_host_load_options_t,
     fresh: bool,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
-        arg_handle_mut(options, "options")?.options.wasm_fresh_instance_per_call = Some(fresh);
+        arg_handle_mut(options, "options")?.options.wasm_fresh_instance_per_call(fresh);
         Ok(())
     })
 }
@@ -127,15 +131,16 @@ pub extern "C" fn fidius_host_load_options_wasm_fresh_instance_per_call(
 /// host's policy applies again).
 ///
 /// Errors: NULL_ARGUMENT (options), MISUSE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_egress_policy(
+pub unsafe extern "C" fn fidius_host_load_options_set_egress_policy(
     options: *mut fidius_host_load_options_t,
     policy: *const super::egress::fidius_host_egress_policy_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let policy = super::egress::arg_policy(policy)?;
-        arg_handle_mut(options, "options")?.options.egress = policy;
+        arg_handle_mut(options, "options")?.options.egress_policy(policy);
         Ok(())
     })
 }
@@ -143,6 +148,6 @@ pub extern "C" fn fidius_host_load_options_egress_policy(
 /// Frees load options. NULL is a no-op. Plugins loaded with them are not
 /// affected.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_load_options_free(options: *mut fidius_host_load_options_t) {
+pub unsafe extern "C" fn fidius_host_load_options_free(options: *mut fidius_host_load_options_t) {
     entry_value((), || drop(take_handle(options)))
 }

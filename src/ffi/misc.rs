@@ -1,32 +1,52 @@
 //! Helpers with no handle: versions, status names, the interface hash.
 
-use super::fidius_host_status_t;
 use super::error::fidius_host_error_t;
-use super::{arg_out, arg_str, entry, entry_value};
-use crate::error::{Error, Status};
+use super::{arg_out, arg_str_list, entry, entry_value, fidius_host_str_t};
+use crate::error::Status;
+use crate::plugin::RuntimeKind;
 use std::ffi::c_char;
 
-/// A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
-#[repr(C)]
-pub struct fidius_host_str_t {
-    /// The bytes; may be NULL when `len` is 0.
-    pub data: *const c_char,
-    /// Number of bytes.
-    pub len: usize,
+/// The optional runtimes a library may be built with: the bits of
+/// `fidius_host_features()`.
+#[repr(u32)]
+pub enum fidius_host_feature {
+    /// WebAssembly component plugins (Cargo feature `wasm`).
+    Wasm = 1,
+    /// Python plugins, with CPython embedded (Cargo feature `python`).
+    Python = 2,
+}
+
+/// The runtimes this library was built with: `FIDIUS_HOST_FEATURE_WASM`
+/// and `FIDIUS_HOST_FEATURE_PYTHON` bits. A build without one answers
+/// UNSUPPORTED to loads for it. (`FIDIUS_HOST_BUILT_WITH_WASM` and
+/// `_PYTHON` say the same of the build the header was generated for.)
+/// Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_features() -> u32 {
+    entry_value(0, || {
+        let mut bits = 0;
+        if crate::host::runtime_built_in(RuntimeKind::Wasm) {
+            bits |= fidius_host_feature::Wasm as u32;
+        }
+        if crate::host::runtime_built_in(RuntimeKind::Python) {
+            bits |= fidius_host_feature::Python as u32;
+        }
+        bits
+    })
 }
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 /// The library version, e.g. `"0.1.0"`. Static: never freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_version() -> *const c_char {
+pub unsafe extern "C" fn fidius_host_version() -> *const c_char {
     VERSION.as_ptr().cast()
 }
 
 /// The library version as `MAJOR * 10000 + MINOR * 100 + PATCH`, to compare
 /// with `FIDIUS_HOST_VERSION_NUMBER`.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_version_number() -> u32 {
+pub unsafe extern "C" fn fidius_host_version_number() -> u32 {
     let part = |s: &str| s.parse::<u32>().unwrap_or(0);
     part(env!("CARGO_PKG_VERSION_MAJOR")) * 10000
         + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
@@ -36,7 +56,7 @@ pub extern "C" fn fidius_host_version_number() -> u32 {
 /// The name of a status code without prefix (e.g. `"PLUGIN_NOT_FOUND"`),
 /// or `"UNKNOWN"` for a number that is no status. Static: never freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
     entry_value(c"UNKNOWN".as_ptr(), || Status::from_code(status).map_or(c"UNKNOWN", Status::c_name).as_ptr())
 }
 
@@ -51,25 +71,20 @@ pub extern "C" fn fidius_host_status_name(status: u32) -> *const c_char {
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_INTERFACE (a malformed
 /// signature; the message names it).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_signatures_hash(
+pub unsafe extern "C" fn fidius_host_signatures_hash(
     signatures: *const fidius_host_str_t,
     count: usize,
     hash_out: *mut u64,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let hash_out = arg_out(hash_out, "hash_out")?;
         *hash_out = 0;
-        if signatures.is_null() && count > 0 {
-            return Err(Error::null_argument("signatures"));
-        }
-        let items: &[fidius_host_str_t] =
-            if count == 0 { &[] } else { unsafe { std::slice::from_raw_parts(signatures, count) } };
-        let canonical = items
-            .iter()
-            .enumerate()
-            .map(|(i, s)| crate::interface::canonical_signature(arg_str(s.data, s.len, &format!("signatures[{i}]"))?))
+        let canonical = arg_str_list(signatures, count, "signatures")?
+            .into_iter()
+            .map(crate::interface::canonical_signature)
             .collect::<crate::Result<Vec<String>>>()?;
         *hash_out = crate::hash::interface_hash(&canonical);
         Ok(())
@@ -86,28 +101,19 @@ pub extern "C" fn fidius_host_signatures_hash(
 /// or when allowed with `fidius_host_builder_set_allow_unsigned_precompiled`.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_COMPONENT, UNSUPPORTED (no WASM support).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_precompile_component(
+pub unsafe extern "C" fn fidius_host_precompile_component(
     component: *const u8,
     component_len: usize,
     cwasm_out: *mut super::bytes::fidius_host_bytes_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let cwasm_out = arg_out(cwasm_out, "cwasm_out")?;
         *cwasm_out = super::bytes::fidius_host_bytes_t::EMPTY;
         let component = super::arg_bytes(component, component_len, "component")?;
-        *cwasm_out = super::bytes::fidius_host_bytes_t::from_output(crate::bytes::OutputBytes::from_vec(precompile(component)?));
+        *cwasm_out = super::bytes::fidius_host_bytes_t::from_output(crate::bytes::OutputBytes::from_vec(crate::host::precompile_component(component)?));
         Ok(())
     })
-}
-
-#[cfg(feature = "wasm")]
-fn precompile(component: &[u8]) -> crate::Result<Vec<u8>> {
-    crate::runtime::wasm::precompile(component)
-}
-
-#[cfg(not(feature = "wasm"))]
-fn precompile(_component: &[u8]) -> crate::Result<Vec<u8>> {
-    Err(Error::new(Status::Unsupported, "this build has no WASM support (feature `wasm`)"))
 }

@@ -26,9 +26,14 @@ use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-/// The status every fallible function returns: 0 (`FIDIUS_HOST_STATUS_OK`)
-/// on success, otherwise the code of the failure.
-pub type fidius_host_status_t = Status;
+/// A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
+#[repr(C)]
+pub struct fidius_host_str_t {
+    /// The bytes; may be NULL when `len` is 0.
+    pub data: *const c_char,
+    /// Number of bytes.
+    pub len: usize,
+}
 
 /// Passed as a length, says "the string is NUL-terminated" (the header's
 /// `FIDIUS_HOST_NUL_TERMINATED`, `SIZE_MAX`).
@@ -37,7 +42,7 @@ pub const FIDIUS_HOST_NUL_TERMINATED: usize = usize::MAX;
 /// Runs the body of a status-returning entry point: `*err` is cleared, a
 /// panic becomes [`Status::InternalPanic`], and an error is stored in `*err`
 /// (when `err` is not NULL) and returned as a status.
-pub(crate) fn entry(err: *mut *mut fidius_host_error_t, body: impl FnOnce() -> Result<()>) -> fidius_host_status_t {
+pub(crate) fn entry(err: *mut *mut fidius_host_error_t, body: impl FnOnce() -> Result<()>) -> Status {
     if !err.is_null() {
         // SAFETY: the caller passes a writable pointer or NULL.
         unsafe { *err = std::ptr::null_mut() };
@@ -220,4 +225,23 @@ pub(crate) fn arg_path(ptr: *const c_char, len: usize, name: &str) -> Result<Pat
 /// Text the library hands out: NUL-terminated, never containing NUL.
 pub(crate) fn c_string(text: &str) -> std::ffi::CString {
     std::ffi::CString::new(text.replace('\0', "\u{fffd}")).expect("NUL bytes were replaced")
+}
+
+/// A deadline in milliseconds, 0 meaning none.
+pub(crate) fn deadline_of(milliseconds: u64) -> Option<std::time::Duration> {
+    (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds))
+}
+
+/// A list argument of `count` strings (`items` may be NULL when `count` is
+/// 0), each checked as UTF-8 and named `name[i]` in errors.
+pub(crate) fn arg_str_list<'a>(items: *const fidius_host_str_t, count: usize, name: &str) -> Result<Vec<&'a str>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if items.is_null() {
+        return Err(Error::null_argument(name));
+    }
+    // SAFETY: the caller passes `count` readable items.
+    let items = unsafe { std::slice::from_raw_parts(items, count) };
+    items.iter().enumerate().map(|(i, item)| arg_str(item.data, item.len, &format!("{name}[{i}]"))).collect()
 }

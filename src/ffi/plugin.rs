@@ -1,6 +1,5 @@
 //! `fidius_host_plugin_t`: a loaded plugin; calls and metadata.
 
-use super::fidius_host_status_t;
 use super::bytes::fidius_host_bytes_t;
 use super::error::fidius_host_error_t;
 use super::info::{fidius_host_plugin_info_t, InfoData};
@@ -62,25 +61,51 @@ fn with_plugin<T: Copy>(plugin: *const fidius_host_plugin_t, fallback: T, f: imp
 /// `#[wire(raw)]` method. `input` is borrowed for the call and may be NULL
 /// when `input_len` is 0.
 ///
-/// On success `*output` holds the result payload (bincode of the return
-/// value, or raw bytes), owned by the caller: release it with
-/// `fidius_host_bytes_free`. On failure `*output` is empty and, when `err`
-/// is not NULL, `*err` says why: for PLUGIN_ERROR it carries the plugin's
-/// code, message and details.
+/// Outcomes — what `*output`, `*err` and the plugin handle hold after each:
+/// - OK: `*output` holds the result payload (bincode of the return value,
+///   or raw bytes), owned by the caller: release it with
+///   `fidius_host_bytes_free`; it stays valid after the plugin and host are
+///   freed. `*err` is NULL.
+/// - An argument error (NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE,
+///   NOT_IMPLEMENTED, INPUT_TOO_LARGE): nothing reached the plugin.
+///   `*output` is empty ({NULL, 0}); `*err` (when `err` is not NULL) says
+///   why — for METHOD_OUT_OF_RANGE, `fidius_host_error_method_out_of_range`
+///   gives the index and the method count. The handle is unchanged.
+/// - PLUGIN_ERROR (the method returned `Err(PluginError)`): `*output` is
+///   empty; `*err` carries the plugin's code, message and details
+///   (`fidius_host_error_plugin_code` and friends). The plugin is usable.
+/// - PLUGIN_PANIC (a cdylib method panicked; the panic was caught inside
+///   the plugin): `*output` is empty, `*err` has the panic message. The
+///   plugin is usable.
+/// - PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT (WASM: the guest trapped, ran past
+///   its deadline, or grew its memory past the cap; Python: TIMEOUT when
+///   the deadline ended the call): `*output` is empty, `*err` says which.
+///   The handle stays usable: a WASM plugin's instance was discarded and
+///   its next call runs on a fresh one (guest state is lost); a Python
+///   plugin keeps its module state.
+/// - INSTANCE_POOL_EXHAUSTED (WASM with a pool): no instance could be
+///   made; nothing ran. Retry later.
+/// - PLUGIN_SERIALIZATION, PLUGIN_PROTOCOL, OUTPUT_TOO_LARGE: the plugin
+///   ran, but its input or output was not what the method declares, or
+///   the output is over the limit; `*output` is empty and the output was
+///   freed. The plugin is usable.
+/// A native plugin that crashes (a segfault, `abort()`) takes the process
+/// with it: in-process native code cannot be contained.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED (an
 /// optional method the plugin lacks), INPUT_TOO_LARGE, PLUGIN_ERROR,
 /// PLUGIN_PANIC (the plugin stays usable), PLUGIN_SERIALIZATION (input not
 /// what the method expects), OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_call(
+pub unsafe extern "C" fn fidius_host_plugin_call(
     plugin: *const fidius_host_plugin_t,
     method: u32,
     input: *const u8,
     input_len: usize,
     output: *mut fidius_host_bytes_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let output = arg_out(output, "output")?;
         *output = fidius_host_bytes_t::EMPTY;
@@ -96,16 +121,17 @@ pub extern "C" fn fidius_host_plugin_call(
 /// `args_json` (`args_len` bytes or NUL-terminated) is a JSON array with
 /// one element per argument, e.g. `[3, 7]` or `[{"x": 1.5, "y": 2}]`. The
 /// plugin must have been loaded with an interface, whose types guide the
-/// encoding (see the README for each type's JSON form). Inputs are borrowed
+/// encoding (docs/interfaces.md gives each type's JSON form). Inputs are borrowed
 /// for the call.
 ///
 /// On success `*json_out` is the result as NUL-terminated JSON text owned
 /// by the caller (free with `fidius_host_string_free`; `null` for methods
 /// returning nothing), and `*json_len_out`, when not NULL, its length. On
-/// failure `*json_out` is NULL and nothing was sent to the plugin unless
-/// the failure came from the plugin itself (PLUGIN_*, OUTPUT_TOO_LARGE).
-/// An `Err(PluginError)` result is a PLUGIN_ERROR whose error carries the
-/// plugin's code, message and details.
+/// failure `*json_out` is NULL, `*json_len_out` 0, and nothing was sent to
+/// the plugin unless the failure came from the plugin itself; the plugin
+/// handle is left as `fidius_host_plugin_call` describes for each outcome
+/// (PLUGIN_ERROR with the plugin's code, message and details; PLUGIN_PANIC;
+/// PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT; OUTPUT_TOO_LARGE; PLUGIN_PROTOCOL).
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
 /// UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
@@ -113,8 +139,9 @@ pub extern "C" fn fidius_host_plugin_call(
 /// argument position and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
 /// PLUGIN_PANIC, PLUGIN_SERIALIZATION, OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL
 /// (the result does not decode as the declared type).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_call_json(
+pub unsafe extern "C" fn fidius_host_plugin_call_json(
     plugin: *const fidius_host_plugin_t,
     method: *const c_char,
     method_len: usize,
@@ -123,7 +150,7 @@ pub extern "C" fn fidius_host_plugin_call_json(
     json_out: *mut *mut c_char,
     json_len_out: *mut usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     call_json(plugin, json_out, json_len_out, err, |p| {
         let method = arg_str(method, method_len, "method")?;
         p.call_json(method, arg_str(args_json, args_len, "args_json")?)
@@ -134,8 +161,9 @@ pub extern "C" fn fidius_host_plugin_call_json(
 ///
 /// Errors: as `fidius_host_plugin_call_json`, with METHOD_OUT_OF_RANGE
 /// instead of UNKNOWN_METHOD.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_call_json_index(
+pub unsafe extern "C" fn fidius_host_plugin_call_json_index(
     plugin: *const fidius_host_plugin_t,
     method: u32,
     args_json: *const c_char,
@@ -143,7 +171,7 @@ pub extern "C" fn fidius_host_plugin_call_json_index(
     json_out: *mut *mut c_char,
     json_len_out: *mut usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     call_json(plugin, json_out, json_len_out, err, |p| p.call_json_index(method, arg_str(args_json, args_len, "args_json")?))
 }
 
@@ -155,7 +183,7 @@ fn call_json(
     json_len_out: *mut usize,
     err: *mut *mut fidius_host_error_t,
     call: impl FnOnce(&Plugin) -> crate::Result<String>,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let json_out = arg_out(json_out, "json_out")?;
         *json_out = std::ptr::null_mut();
@@ -180,12 +208,13 @@ fn call_json(
 /// `fidius_host_interface_free`).
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, NO_INTERFACE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_interface(
+pub unsafe extern "C" fn fidius_host_plugin_interface(
     plugin: *const fidius_host_plugin_t,
     interface_out: *mut *mut fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let interface_out = arg_out(interface_out, "interface_out")?;
         *interface_out = std::ptr::null_mut();
@@ -201,14 +230,14 @@ pub extern "C" fn fidius_host_plugin_interface(
 /// Number of load diagnostics: notes about a load that did not stop it
 /// (e.g. a precompiled `.cwasm` that was not used, and why). 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_diagnostic_count(plugin: *const fidius_host_plugin_t) -> usize {
+pub unsafe extern "C" fn fidius_host_plugin_diagnostic_count(plugin: *const fidius_host_plugin_t) -> usize {
     with_plugin(plugin, 0, |p| p.diagnostics.len())
 }
 
 /// Load diagnostic `index`, or NULL when out of range. Borrowed: valid
 /// until `plugin` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugin_t, index: usize) -> *const c_char {
+pub unsafe extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugin_t, index: usize) -> *const c_char {
     with_plugin(plugin, std::ptr::null(), |p| p.diagnostics.get(index).map_or(std::ptr::null(), |d| d.as_ptr()))
 }
 
@@ -216,7 +245,7 @@ pub extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugi
 /// policy denied (the most recent 256 are kept). 0 for NULL and for
 /// plugins that send no requests.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const fidius_host_plugin_t) -> usize {
+pub unsafe extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const fidius_host_plugin_t) -> usize {
     with_plugin(plugin, 0, |p| p.plugin.denied_requests().len())
 }
 
@@ -225,14 +254,15 @@ pub extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const fidius_
 /// `fidius_host_string_free`). On failure both are NULL.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_denied_request(
+pub unsafe extern "C" fn fidius_host_plugin_denied_request(
     plugin: *const fidius_host_plugin_t,
     index: usize,
     method_out: *mut *mut c_char,
     url_out: *mut *mut c_char,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         super::clear_out(method_out);
         super::clear_out(url_out);
@@ -254,13 +284,13 @@ pub extern "C" fn fidius_host_plugin_denied_request(
 /// The plugin's facts (name, interface, hash, …), or NULL for NULL.
 /// Borrowed: valid until `plugin` is freed.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_info(plugin: *const fidius_host_plugin_t) -> *const fidius_host_plugin_info_t {
+pub unsafe extern "C" fn fidius_host_plugin_info(plugin: *const fidius_host_plugin_t) -> *const fidius_host_plugin_info_t {
     with_plugin(plugin, std::ptr::null(), |p| p.info.as_handle())
 }
 
 /// Number of methods (valid indices are below it), or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_host_plugin_t) -> u32 {
+pub unsafe extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_host_plugin_t) -> u32 {
     with_plugin(plugin, 0, |p| p.plugin.method_count())
 }
 
@@ -268,13 +298,13 @@ pub extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_host_plu
 /// interface (counting optional methods only, from 0) is implemented.
 /// False for NULL or `bit >= 64`.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_has_capability(plugin: *const fidius_host_plugin_t, bit: u32) -> bool {
+pub unsafe extern "C" fn fidius_host_plugin_has_capability(plugin: *const fidius_host_plugin_t, bit: u32) -> bool {
     with_plugin(plugin, false, |p| p.plugin.has_capability(bit))
 }
 
 /// Number of trait-level metadata pairs, or 0 for NULL.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_trait_metadata_count(plugin: *const fidius_host_plugin_t) -> usize {
+pub unsafe extern "C" fn fidius_host_plugin_trait_metadata_count(plugin: *const fidius_host_plugin_t) -> usize {
     with_plugin(plugin, 0, |p| p.trait_metadata.len())
 }
 
@@ -283,14 +313,15 @@ pub extern "C" fn fidius_host_plugin_trait_metadata_count(plugin: *const fidius_
 /// valid until `plugin` is freed; on failure they are NULL.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_trait_metadata(
+pub unsafe extern "C" fn fidius_host_plugin_trait_metadata(
     plugin: *const fidius_host_plugin_t,
     index: usize,
     key_out: *mut *const c_char,
     value_out: *mut *const c_char,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let outs = pair_outs(key_out, value_out)?;
         let pairs = &arg_handle(plugin, "plugin")?.trait_metadata;
@@ -301,13 +332,14 @@ pub extern "C" fn fidius_host_plugin_trait_metadata(
 /// Number of metadata pairs of method `method` into `*count_out`.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE.
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_method_metadata_count(
+pub unsafe extern "C" fn fidius_host_plugin_method_metadata_count(
     plugin: *const fidius_host_plugin_t,
     method: u32,
     count_out: *mut usize,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let count_out = arg_out(count_out, "count_out")?;
         *count_out = 0;
@@ -321,15 +353,16 @@ pub extern "C" fn fidius_host_plugin_method_metadata_count(
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, INVALID_ARGUMENT
 /// (index out of range).
+#[must_use]
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_method_metadata(
+pub unsafe extern "C" fn fidius_host_plugin_method_metadata(
     plugin: *const fidius_host_plugin_t,
     method: u32,
     index: usize,
     key_out: *mut *const c_char,
     value_out: *mut *const c_char,
     err: *mut *mut fidius_host_error_t,
-) -> fidius_host_status_t {
+) -> Status {
     entry(err, || {
         let outs = pair_outs(key_out, value_out)?;
         let pairs = method_pairs(arg_handle(plugin, "plugin")?, method)?;
@@ -373,6 +406,7 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
             Status::MethodOutOfRange,
             format!("method {method} is out of range: plugin '{}' has {} methods", plugin.plugin.info().name, plugin.plugin.method_count()),
         )
+        .method_out_of_range(method, plugin.plugin.method_count() as usize)
     })
 }
 
@@ -380,6 +414,6 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
 /// (or outstanding output) uses the library, unmaps it. NULL is a no-op.
 /// No call on this handle may be running.
 #[unsafe(no_mangle)]
-pub extern "C" fn fidius_host_plugin_free(plugin: *mut fidius_host_plugin_t) {
+pub unsafe extern "C" fn fidius_host_plugin_free(plugin: *mut fidius_host_plugin_t) {
     entry_value((), || drop(take_handle(plugin)))
 }

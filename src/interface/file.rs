@@ -88,7 +88,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Interface> {
                     "{origin}: the methods hash to {:#018x}, but the file says {expected:#018x}",
                     interface.hash()
                 ),
-            ));
+            )
+            .mismatch(expected, interface.hash()));
         }
     }
     Ok(interface)

@@ -137,6 +137,7 @@ impl Interface {
                 Status::MethodOutOfRange,
                 format!("method {index} is out of range: interface {} has {} methods", self.name, self.methods.len()),
             )
+            .method_out_of_range(index, self.methods.len())
         })
     }
 }

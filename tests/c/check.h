@@ -79,7 +79,7 @@ static inline fidius_host_interface_t *interface_file(const char *name) {
     char relative[256];
     fidius_host_interface_t *iface = NULL;
     snprintf(relative, sizeof relative, "interfaces/%s", name);
-    CHECK(fidius_host_interface_from_file(path_of(relative), NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_interface_new_from_file(path_of(relative), NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
     return iface;
 }
 
@@ -102,10 +102,10 @@ static inline int json_is(const fidius_host_plugin_t *p, const char *method, con
 /* Calls `method` with `args`: whether it failed with `status`, a message
  * containing `text`, and no result. */
 static inline int json_fails(const fidius_host_plugin_t *p, const char *method, const char *args,
-                             fidius_host_status_t status, const char *text) {
+                             fidius_host_status status, const char *text) {
     char *json = (char *)"not reset"; /* the call must set it to NULL */
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err);
+    fidius_host_status st = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err);
     int ok = st == status && json == NULL && err != NULL && fidius_host_error_status(err) == status &&
              strstr(fidius_host_error_message(err), text) != NULL;
     if (!ok)

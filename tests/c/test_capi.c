@@ -35,7 +35,7 @@ static int64_t get_i64(const uint8_t *in) {
     return v;
 }
 
-static int64_t call_add(const fidius_host_plugin_t *p, int64_t a, int64_t b, fidius_host_status_t *status) {
+static int64_t call_add(const fidius_host_plugin_t *p, int64_t a, int64_t b, fidius_host_status *status) {
     uint8_t in[16];
     fidius_host_bytes_t out;
     int64_t result = 0;
@@ -117,7 +117,7 @@ static void test_calls(void) {
     fidius_host_plugin_t *p = NULL, *partial = NULL;
     fidius_host_error_t *err = NULL;
     fidius_host_bytes_t out;
-    fidius_host_status_t st;
+    fidius_host_status st;
     uint8_t in[32];
     const char *key, *value;
     size_t count = 99;
@@ -240,10 +240,10 @@ static void test_arena(void) {
     fidius_host_free(host);
 }
 
-static void expect_load_failure(fidius_host_t *host, const char *file, fidius_host_status_t expected) {
+static void expect_load_failure(fidius_host_t *host, const char *file, fidius_host_status expected) {
     fidius_host_plugin_t *p = (fidius_host_plugin_t *)&p; /* must be reset to NULL */
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_load_path(host, path_of(file), NT, NULL, 0, NULL, &p, &err);
+    fidius_host_status st = fidius_host_load_path(host, path_of(file), NT, NULL, 0, NULL, &p, &err);
     CHECK(st == expected);
     CHECK(p == NULL);
     CHECK(err != NULL && fidius_host_error_status(err) == expected);
@@ -260,7 +260,7 @@ static void test_validation(void) {
     fidius_host_t *signed_host = make_host("signed", 1);
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st;
+    fidius_host_status st;
     expect_load_failure(host, "crafted/libdefect_magic.so", FIDIUS_HOST_STATUS_INVALID_MAGIC);
     expect_load_failure(host, "crafted/libdefect_registry_version.so", FIDIUS_HOST_STATUS_INCOMPATIBLE_REGISTRY_VERSION);
     expect_load_failure(host, "crafted/libdefect_abi.so", FIDIUS_HOST_STATUS_INCOMPATIBLE_ABI_VERSION);
@@ -375,7 +375,7 @@ static void test_bad_arguments(void) {
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     int64_t i;
-    fidius_host_status_t st;
+    fidius_host_status st;
     for (i = 0; i < 2000; i++) {
         if (call_add(w->plugin, w->base, i, &st) != w->base + i || st != FIDIUS_HOST_STATUS_OK) w->errors++;
     }

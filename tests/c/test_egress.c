@@ -97,18 +97,18 @@ static void server_stop(struct server *s) {
 static fidius_host_load_options_t *fetcher_options(const fidius_host_egress_policy_t *policy) {
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_interface_t *iface = interface_file("fetcher.toml");
-    CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_load_options_egress_policy(options, policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_egress_policy(options, policy, NULL) == FIDIUS_HOST_STATUS_OK);
     fidius_host_interface_free(iface);
     return options;
 }
 
 static fidius_host_plugin_t *load_fetcher(const fidius_host_t *host, const fidius_host_egress_policy_t *policy,
-                                          fidius_host_status_t expected) {
+                                          fidius_host_status expected) {
     fidius_host_load_options_t *options = fetcher_options(policy);
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_load_path(host, path_of("wasm/fetch"), NT, "FetchGuest", NT, options, &p, &err);
+    fidius_host_status st = fidius_host_load_path(host, path_of("wasm/fetch"), NT, "FetchGuest", NT, options, &p, &err);
     CHECK(st == expected);
     if (st != expected) fprintf(stderr, "  load: %s\n", err ? fidius_host_error_message(err) : "ok");
     fidius_host_error_free(err);
@@ -180,7 +180,7 @@ static void test_callback_policy(struct server *server) {
 
     memset(&log, 0, sizeof log);
     pthread_mutex_init(&log.lock, NULL);
-    CHECK(fidius_host_egress_policy_callback(only_get, &log, mark_freed, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_callback(only_get, &log, mark_freed, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
     host = new_host(policy);
     fidius_host_egress_policy_free(policy); /* the builder keeps its own reference */
     CHECK(log.freed == 0);
@@ -237,10 +237,10 @@ static void test_allow_list(struct server *server) {
     snprintf(other, sizeof other, "127.0.0.1:%d", server->port == 65535 ? 1 : server->port + 1);
     patterns[0] = "*.example.com";
     patterns[1] = exact;
-    CHECK(fidius_host_egress_policy_allow_list(patterns, 2, &allowed, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_allow_list(patterns, 2, &allowed, NULL) == FIDIUS_HOST_STATUS_OK);
     patterns[1] = other;
-    CHECK(fidius_host_egress_policy_allow_list(patterns + 1, 1, &elsewhere, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_egress_policy_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_allow_list(patterns + 1, 1, &elsewhere, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
 
     /* The host denies everything; a load's own policy overrides it. */
     host = new_host(none);
@@ -277,7 +277,7 @@ static void test_fails_closed(void) {
     /* No policy at all: the guest imports wasi:http, so it is not loaded. */
     CHECK(load_fetcher(host, NULL, FIDIUS_HOST_STATUS_NO_EGRESS_POLICY) == NULL);
     /* A callback that answers something else than ALLOW denies. */
-    CHECK(fidius_host_egress_policy_callback(answers_garbage, NULL, NULL, &garbage, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_callback(answers_garbage, NULL, NULL, &garbage, NULL) == FIDIUS_HOST_STATUS_OK);
     {
         fidius_host_plugin_t *p = load_fetcher(host, garbage, FIDIUS_HOST_STATUS_OK);
         CHECK(json_fails(p, "fetch", "[\"GET\", \"http://127.0.0.1:1/\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR,
@@ -286,22 +286,22 @@ static void test_fails_closed(void) {
     }
     /* A host that denies the capability. */
     b = fidius_host_builder_new();
-    CHECK(fidius_host_builder_deny_capability(b, "http", NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_add_denied_capability(b, "http", NT, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_egress_policy(b, garbage, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_build(b, &strict, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(load_fetcher(strict, NULL, FIDIUS_HOST_STATUS_CAPABILITY_DENIED) == NULL);
     fidius_host_free(strict);
 
     /* Bad arguments. */
-    CHECK(fidius_host_egress_policy_allow_list(bad, 1, &policy, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(fidius_host_egress_policy_new_allow_list(bad, 1, &policy, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
     CHECK(policy == NULL && err != NULL && strstr(fidius_host_error_message(err), "\"*\"") != NULL);
     fidius_host_error_free(err);
-    CHECK(fidius_host_egress_policy_allow_list(not_utf8, 1, &policy, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
-    CHECK(fidius_host_egress_policy_allow_list(NULL, 1, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_egress_policy_allow_list(bad, 1, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_egress_policy_callback(NULL, NULL, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_egress_policy_new_allow_list(not_utf8, 1, &policy, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_egress_policy_new_allow_list(NULL, 1, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_egress_policy_new_allow_list(bad, 1, NULL, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_egress_policy_new_callback(NULL, NULL, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_builder_set_egress_policy(NULL, garbage, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_load_options_egress_policy(NULL, garbage, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_options_set_egress_policy(NULL, garbage, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_builder_set_egress_policy((fidius_host_builder_t *)garbage, garbage, NULL) ==
           FIDIUS_HOST_STATUS_MISUSE);
     CHECK(fidius_host_plugin_denied_request_count(NULL) == 0);
@@ -334,7 +334,7 @@ static void test_threads(struct server *server) {
 
     memset(&log, 0, sizeof log);
     pthread_mutex_init(&log.lock, NULL);
-    CHECK(fidius_host_egress_policy_callback(only_get, &log, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_callback(only_get, &log, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
     host = new_host(policy);
     p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
     shared_server = server;
@@ -354,7 +354,7 @@ static void test_blocked_body_write(void) {
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *host = NULL;
     fidius_host_plugin_t *p;
-    CHECK(fidius_host_egress_policy_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_egress_policy_new_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_egress_policy(b, none, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_wasm_deadline_ms(b, 300, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);

@@ -28,7 +28,7 @@ static fidius_host_plugin_t *load_with(const char *dir, const char *name, const 
     fidius_host_t *host = make_host(dir);
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_plugin_t *p = NULL;
-    CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load(host, name, NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     fidius_host_load_options_free(options);
     fidius_host_free(host);
@@ -36,7 +36,7 @@ static fidius_host_plugin_t *load_with(const char *dir, const char *name, const 
 }
 
 /* The error's status, and whether its message contains `text`; frees it. */
-static int error_says(fidius_host_error_t *err, fidius_host_status_t status, const char *text) {
+static int error_says(fidius_host_error_t *err, fidius_host_status status, const char *text) {
     int ok = err != NULL && fidius_host_error_status(err) == status &&
              strstr(fidius_host_error_message(err), text) != NULL;
     if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
@@ -52,7 +52,7 @@ static void test_interface_builder(void) {
     uint32_t index = 99;
 
     CHECK(fidius_host_interface_builder_new("Calculator", NT, 2, &b, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_interface_builder_wasm_export(b, "fidius:calculator/calculator@0.1.0", NT, NULL) ==
+    CHECK(fidius_host_interface_builder_set_wasm_export(b, "fidius:calculator/calculator@0.1.0", NT, NULL) ==
           FIDIUS_HOST_STATUS_OK);
     /* Any spacing: canonicalized as the macro prints types. */
     CHECK(fidius_host_interface_builder_add_method(b, "add: i64, i64 -> i64", NT, 0, NULL) == FIDIUS_HOST_STATUS_OK);
@@ -89,7 +89,7 @@ static void test_interface_builder(void) {
     /* Interface text round-trips. */
     CHECK(fidius_host_interface_to_toml(iface, &toml, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(toml != NULL && strstr(toml, "hash = \"0x0271e9b7d21d10f1\"") != NULL);
-    CHECK(fidius_host_interface_from_toml(toml, strlen(toml), &again, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_interface_new_from_toml(toml, strlen(toml), &again, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_interface_hash(again) == CALCULATOR_HASH);
     CHECK(fidius_host_interface_method_flags(again, 7) == FIDIUS_HOST_METHOD_FLAG_OPTIONAL);
     fidius_host_string_free(toml);
@@ -112,7 +112,7 @@ static void test_interface_builder(void) {
           FIDIUS_HOST_STATUS_MISUSE);
     CHECK(fidius_host_interface_builder_add_type(b, "struct {", NT, &err) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_INTERFACE, "type declaration"));
-    CHECK(fidius_host_interface_builder_wasm_export(b, "has space", NT, NULL) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
+    CHECK(fidius_host_interface_builder_set_wasm_export(b, "has space", NT, NULL) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     fidius_host_interface_free(iface);
 
     /* An unknown type is an error of the build, naming it. */
@@ -154,22 +154,22 @@ static void test_interface_files(void) {
     CHECK(fidius_host_interface_method_count(iface) == 20);
     fidius_host_interface_free(iface);
 
-    CHECK(fidius_host_interface_from_file(path_of("interfaces/missing.toml"), NT, &iface, &err) ==
+    CHECK(fidius_host_interface_new_from_file(path_of("interfaces/missing.toml"), NT, &iface, &err) ==
           FIDIUS_HOST_STATUS_FILE_NOT_FOUND);
     CHECK(iface == NULL);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_FILE_NOT_FOUND, "missing.toml"));
-    CHECK(fidius_host_interface_from_toml("name = \"X\"\nversion = \"one\"\n", NT, &iface, &err) ==
+    CHECK(fidius_host_interface_new_from_toml("name = \"X\"\nversion = \"one\"\n", NT, &iface, &err) ==
           FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_INTERFACE, "not a valid interface file"));
-    CHECK(fidius_host_interface_from_toml("name = \"X\"\nversion = 1\nhash = \"0x5\"\n", NT, &iface, &err) ==
+    CHECK(fidius_host_interface_new_from_toml("name = \"X\"\nversion = 1\nhash = \"0x5\"\n", NT, &iface, &err) ==
           FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH, "0x0000000000000005"));
-    CHECK(fidius_host_interface_from_toml("name = \"X\"\nversion = 1\n[[methods]]\nsignature = \"f:Nope->()\"\n", NT,
+    CHECK(fidius_host_interface_new_from_toml("name = \"X\"\nversion = 1\n[[methods]]\nsignature = \"f:Nope->()\"\n", NT,
                                           &iface, &err) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_INTERFACE, "unknown type `Nope`"));
-    CHECK(fidius_host_interface_from_toml("name = \"\xff\"", NT, &iface, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
-    CHECK(fidius_host_interface_from_toml(NULL, 0, &iface, NULL) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
-    CHECK(fidius_host_interface_from_file(NULL, NT, &iface, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_interface_new_from_toml("name = \"\xff\"", NT, &iface, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    CHECK(fidius_host_interface_new_from_toml(NULL, 0, &iface, NULL) == FIDIUS_HOST_STATUS_INVALID_INTERFACE);
+    CHECK(fidius_host_interface_new_from_file(NULL, NT, &iface, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
 }
 
 static void test_load_with_interface(void) {
@@ -181,7 +181,7 @@ static void test_load_with_interface(void) {
     fidius_host_error_t *err = NULL;
     char *text = NULL;
 
-    CHECK(fidius_host_load_options_interface(options, calc, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, calc, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load(host, "BasicCalculator", NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     /* The plugin keeps its own reference: free everything else first. */
     fidius_host_interface_free(calc);
@@ -197,7 +197,7 @@ static void test_load_with_interface(void) {
     CHECK(fidius_host_interface_builder_add_method(b, "add:i64,i64->i64", NT, 0, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_interface_builder_build(b, &other, NULL) == FIDIUS_HOST_STATUS_OK);
     options = fidius_host_load_options_new();
-    CHECK(fidius_host_load_options_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
     p = (fidius_host_plugin_t *)options;
     CHECK(fidius_host_load(host, "BasicCalculator", NT, options, &p, &err) ==
           FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH);
@@ -217,16 +217,16 @@ static void test_load_with_interface(void) {
         CHECK(version != NULL && hash != NULL);
         /* version 2 -> 5 */
         version[10] = '5';
-        CHECK(fidius_host_interface_from_toml(text, NT, &other, NULL) == FIDIUS_HOST_STATUS_OK);
-        CHECK(fidius_host_load_options_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_interface_new_from_toml(text, NT, &other, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_load_options_set_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
         CHECK(fidius_host_load(host, "BasicCalculator", NT, options, &p, &err) ==
               FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH);
         CHECK(error_says(err, FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH, "expected 5, found 2"));
         fidius_host_interface_free(other);
         version[10] = '2';
         snprintf(edited, sizeof edited, "%s\n[[methods]]\nsignature = \"later:->()\"\noptional = true\n", text);
-        CHECK(fidius_host_interface_from_toml(edited, NT, &other, NULL) == FIDIUS_HOST_STATUS_OK);
-        CHECK(fidius_host_load_options_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_interface_new_from_toml(edited, NT, &other, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_load_options_set_interface(options, other, NULL) == FIDIUS_HOST_STATUS_OK);
         CHECK(fidius_host_load_path(host, path_of("plugins/libcalc_plugin.so"), NT, "BasicCalculator", NT, options, &p,
                                     &err) == FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH);
         CHECK(error_says(err, FIDIUS_HOST_STATUS_METHOD_COUNT_MISMATCH, "expected 9, found 8"));
@@ -234,15 +234,15 @@ static void test_load_with_interface(void) {
         fidius_host_string_free(text);
     }
     /* Clearing the interface: loads again, but JSON calls need one. */
-    CHECK(fidius_host_load_options_interface(options, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load(host, "BasicCalculator", NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(json_fails(p, "add", "[1, 2]", FIDIUS_HOST_STATUS_NO_INTERFACE, "without an interface"));
     CHECK(fidius_host_plugin_interface(p, &got, &err) == FIDIUS_HOST_STATUS_NO_INTERFACE);
     CHECK(got == NULL);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_NO_INTERFACE, "BasicCalculator"));
     fidius_host_plugin_free(p);
-    CHECK(fidius_host_load_options_interface(NULL, calc, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
-    CHECK(fidius_host_load_options_interface(options, (fidius_host_interface_t *)options, NULL) ==
+    CHECK(fidius_host_load_options_set_interface(NULL, calc, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_options_set_interface(options, (fidius_host_interface_t *)options, NULL) ==
           FIDIUS_HOST_STATUS_MISUSE);
     CHECK(fidius_host_load(host, "BasicCalculator", NT, (fidius_host_load_options_t *)calc, &p, NULL) ==
           FIDIUS_HOST_STATUS_MISUSE);

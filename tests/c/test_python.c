@@ -25,7 +25,7 @@ static fidius_host_t *host_for(const char *dir) {
 static fidius_host_load_options_t *calculator_options(void) {
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_interface_t *iface = interface_file("calculator.toml");
-    CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     fidius_host_interface_free(iface);
     return options;
 }

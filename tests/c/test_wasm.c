@@ -27,7 +27,7 @@ static fidius_host_t *host_with(const char *dir, fidius_host_builder_t *b) {
 static fidius_host_load_options_t *options_for(const char *interface) {
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_interface_t *iface = interface_file(interface);
-    CHECK(fidius_host_load_options_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     fidius_host_interface_free(iface);
     return options;
 }
@@ -72,14 +72,14 @@ static void test_limits_and_sandbox(void) {
     CHECK(fidius_host_builder_set_wasm_deadline_ms(b, 0, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_wasm_memory_limit(b, 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
     CHECK(fidius_host_builder_set_wasm_memory_limit(b, 16u << 20, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_builder_deny_capability(b, "", 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
-    CHECK(fidius_host_builder_deny_capability(b, "env", NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_add_denied_capability(b, "", 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(fidius_host_builder_add_denied_capability(b, "env", NT, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_set_allow_unsigned_precompiled(b, false, NULL) == FIDIUS_HOST_STATUS_OK);
     host = host_with("wasm", b);
 
-    CHECK(fidius_host_load_options_wasm_deadline_ms(options, 200, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_load_options_wasm_memory_limit(options, 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
-    CHECK(fidius_host_load_options_wasm_deadline_ms(NULL, 1, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_options_set_wasm_deadline_ms(options, 200, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_wasm_memory_limit(options, 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(fidius_host_load_options_set_wasm_deadline_ms(NULL, 1, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_load(host, "HostileGuest", NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
 
     CHECK(json_is(p, "counter", "[]", "1"));
@@ -122,8 +122,8 @@ static void test_fresh_instances(void) {
     CHECK(fidius_host_load(host, "HostileGuest", NT, options, &fresh, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(json_is(fresh, "counter", "[]", "1"));
     CHECK(json_is(fresh, "counter", "[]", "1"));
-    CHECK(fidius_host_load_options_wasm_fresh_instance_per_call(options, false, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(fidius_host_load_options_wasm_fresh_instance_per_call(NULL, false, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_load_options_set_wasm_fresh_instance_per_call(options, false, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_wasm_fresh_instance_per_call(NULL, false, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     CHECK(fidius_host_load(host, "HostileGuest", NT, options, &persistent, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(json_is(persistent, "counter", "[]", "1"));
     CHECK(json_is(persistent, "counter", "[]", "2"));

@@ -11,7 +11,7 @@ wrong: handles come from make_<type>() in null_args_support.h, out-params
 point at locals preset to SENTINEL, and numbers are 0 (NUL_TERMINATED
 after a char pointer, 1 where the doc says 0 is invalid). A case passes
 when nothing crashes or hangs and, for functions returning
-fidius_host_status_t, the status is NULL_ARGUMENT unless the doc comment
+fidius_host_status, the status is NULL_ARGUMENT unless the doc comment
 says the parameter may be NULL; a failure must also fill *err and leave
 pointer out-params NULL.
 """
@@ -47,7 +47,7 @@ STRINGS = {
     "fidius_host_load_path.path": 'fixture("plugins/libcalc_plugin.so")',
     "fidius_host_load_path.name": '"BasicCalculator"',
     "fidius_host_interface_builder_new.name": '"Calculator"',
-    "fidius_host_interface_from_file.path": 'fixture("interfaces/calculator.toml")',
+    "fidius_host_interface_new_from_file.path": 'fixture("interfaces/calculator.toml")',
     "fidius_host_interface_method_index.name": '"add"',
     "signature": '"add:i64,i64->i64"',
     "declaration": '"struct Point { x: f64, y: f64 }"',
@@ -92,7 +92,7 @@ class Function:
         return optional
 
     def returns_status(self):
-        return self.ret == "fidius_host_status_t"
+        return self.ret == "fidius_host_status"
 
 
 def parse(header_text):
@@ -158,7 +158,7 @@ def emit_case(f, null_param, opaque, factories):
     if f.returns_status() and null_param.name not in f.optional:
         checks.insert(0, "expect_null_argument(st);")
     if f.returns_status() and checks:
-        lines.append(f"fidius_host_status_t st = {call};")
+        lines.append(f"fidius_host_status st = {call};")
         lines += checks
     elif f.ret == "void":
         lines.append(f"{call};")

@@ -120,7 +120,7 @@ static void copy_fixture(const char *relative, const char *dst) {
 
 /* Whether `got` is `want`, with a message (in `err`, freed here) that is
  * non-empty and bounded; says what happened otherwise. */
-static int expect(const char *what, fidius_host_status_t got, fidius_host_error_t **errp, fidius_host_status_t want) {
+static int expect(const char *what, fidius_host_status got, fidius_host_error_t **errp, fidius_host_status want) {
     fidius_host_error_t *err = *errp;
     const char *message = err ? fidius_host_error_message(err) : "";
     int ok = got == want && (want == FIDIUS_HOST_STATUS_OK || (err != NULL && message[0] != '\0' && strlen(message) < 20000));
@@ -157,16 +157,16 @@ static fidius_host_t *signed_host(const char *search_path) {
 }
 
 static int load_path_is(fidius_host_t *host, const char *path, const fidius_host_load_options_t *options,
-                        fidius_host_status_t want) {
+                        fidius_host_status want) {
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_status_t st = fidius_host_load_path(host, path, NT, NULL, 0, options, &p, &err);
+    fidius_host_status st = fidius_host_load_path(host, path, NT, NULL, 0, options, &p, &err);
     int ok = expect(path, st, &err, want) && (p == NULL) == (want != FIDIUS_HOST_STATUS_OK);
     fidius_host_plugin_free(p);
     return ok;
 }
 
-static int load_name_is(fidius_host_t *host, const char *name, fidius_host_status_t want) {
+static int load_name_is(fidius_host_t *host, const char *name, fidius_host_status want) {
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
     int ok = expect(name, fidius_host_load(host, name, NT, NULL, &p, &err), &err, want);
@@ -177,9 +177,9 @@ static int load_name_is(fidius_host_t *host, const char *name, fidius_host_statu
 static fidius_host_load_options_t *options_with(const char *interface_file) {
     fidius_host_load_options_t *o = fidius_host_load_options_new();
     fidius_host_interface_t *iface = NULL;
-    if (fidius_host_interface_from_file(fixture(interface_file), NT, &iface, NULL) != FIDIUS_HOST_STATUS_OK)
+    if (fidius_host_interface_new_from_file(fixture(interface_file), NT, &iface, NULL) != FIDIUS_HOST_STATUS_OK)
         exit(91);
-    fidius_host_load_options_interface(o, iface, NULL);
+    fidius_host_load_options_set_interface(o, iface, NULL);
     fidius_host_interface_free(iface);
     return o;
 }
@@ -187,7 +187,7 @@ static fidius_host_load_options_t *options_with(const char *interface_file) {
 /* ---- special files and unbounded reads ---------------------------------- */
 
 /* A signed host meets a .sig that is `make(sig path)`. */
-static int signature_is(const char *name, void (*make)(const char *), fidius_host_status_t want) {
+static int signature_is(const char *name, void (*make)(const char *), fidius_host_status want) {
     const char *dir = case_dir(name);
     const char *lib = at(dir, "libcalc_plugin.so");
     fidius_host_t *host;
@@ -214,7 +214,7 @@ static int sig_dir(void) { return signature_is("sig_dir", make_dir, FIDIUS_HOST_
 static int sig_sparse(void) { return signature_is("sig_sparse", make_sparse_4g, FIDIUS_HOST_STATUS_SIGNATURE_INVALID); }
 static int sig_proc(void) { return signature_is("sig_proc", make_proc, FIDIUS_HOST_STATUS_SIGNATURE_INVALID); }
 
-static int key_file_is(const char *name, void (*make)(const char *), fidius_host_status_t want) {
+static int key_file_is(const char *name, void (*make)(const char *), fidius_host_status want) {
     const char *path = at(case_dir(name), "key.public");
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_error_t *err = NULL;
@@ -230,13 +230,13 @@ static int key_urandom(void) { return key_file_is("key_urandom", make_dev_urando
 static int key_sparse(void) { return key_file_is("key_sparse", make_sparse_4g, FIDIUS_HOST_STATUS_INVALID_KEY); }
 static int key_proc(void) { return key_file_is("key_proc", make_proc, FIDIUS_HOST_STATUS_INVALID_KEY); }
 
-static int interface_file_is(const char *name, void (*make)(const char *), fidius_host_status_t want) {
+static int interface_file_is(const char *name, void (*make)(const char *), fidius_host_status want) {
     const char *path = at(case_dir(name), "iface.toml");
     fidius_host_interface_t *iface = NULL;
     fidius_host_error_t *err = NULL;
     int ok;
     make(path);
-    ok = expect(path, fidius_host_interface_from_file(path, NT, &iface, &err), &err, want) && iface == NULL;
+    ok = expect(path, fidius_host_interface_new_from_file(path, NT, &iface, &err), &err, want) && iface == NULL;
     return ok;
 }
 
@@ -248,7 +248,7 @@ static int iface_proc(void) { return interface_file_is("iface_proc", make_proc, 
 /* Libraries: special files named like libraries, and a sparse 4 GiB file
  * whose header is a real library's (read past the header only up to the
  * limit) or zeros (refused after 64 bytes). */
-static int library_is(const char *name, void (*make)(const char *), fidius_host_status_t want) {
+static int library_is(const char *name, void (*make)(const char *), fidius_host_status want) {
     const char *dir = case_dir(name);
     const char *path = at(dir, "libhostile.so");
     fidius_host_t *host;
@@ -281,7 +281,7 @@ static int lib_sparse_elf(void) { return library_is("lib_sparse_elf", make_elf_s
 /* A copy of the unsigned (or signed) calc WASM package in which `file` is
  * replaced by `make(path)`. */
 static int wasm_package_is(const char *name, int sign, const char *file, void (*make)(const char *),
-                           fidius_host_status_t want) {
+                           fidius_host_status want) {
     const char *dir = case_dir(name);
     const char *pkg = at(dir, "calc");
     const char *source = sign ? "wasm-signed/calc" : "wasm/calc";
@@ -389,12 +389,12 @@ static int deep_toml(void) {
     char *text = nested("name = \"I\"\nversion = 1\n[[methods]]\nsignature = \"f:", "Vec<", ">", 10000, "->u8\"\n");
     char *arrays = nested("name = \"I\"\nversion = 1\nx = ", "[", "]", 100000, "\n");
     const char *path = at(case_dir("deep_toml"), "deep.toml");
-    int ok = expect("from_toml", fidius_host_interface_from_toml(text, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
+    int ok = expect("from_toml", fidius_host_interface_new_from_toml(text, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     /* "u8" inside the innermost array is not TOML either way; the depth is
      * what must not crash. */
-    ok &= expect("from_toml (arrays)", fidius_host_interface_from_toml(arrays, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
+    ok &= expect("from_toml (arrays)", fidius_host_interface_new_from_toml(arrays, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     write_text(path, text);
-    ok &= expect("from_file", fidius_host_interface_from_file(path, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
+    ok &= expect("from_file", fidius_host_interface_new_from_file(path, NT, &iface, &err), &err, FIDIUS_HOST_STATUS_INVALID_INTERFACE);
     free(text);
     free(arrays);
     return ok && iface == NULL;
@@ -443,7 +443,7 @@ static int oversized_inputs(void) {
     json[json_len - 1] = ']';
     json[json_len] = '\0';
     ok = load_path_is(host, path, NULL, FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
-    ok &= expect("from_toml", fidius_host_interface_from_toml(toml, NT, &iface, &err), &err,
+    ok &= expect("from_toml", fidius_host_interface_new_from_toml(toml, NT, &iface, &err), &err,
                  FIDIUS_HOST_STATUS_INVALID_INTERFACE) && iface == NULL;
     ok &= expect("load", fidius_host_load_path(host, fixture("plugins/libcalc_plugin.so"), NT, "BasicCalculator", NT, o, &p, &err),
                  &err, FIDIUS_HOST_STATUS_OK);
@@ -647,7 +647,7 @@ static fidius_host_t *python_host(uint64_t milliseconds) {
     return build(b);
 }
 
-static int python_import_is(const char *name, const char *source, uint64_t deadline_ms, fidius_host_status_t want) {
+static int python_import_is(const char *name, const char *source, uint64_t deadline_ms, fidius_host_status want) {
     const char *pkg = python_package(name, source);
     fidius_host_load_options_t *o = options_with("interfaces/calculator.toml");
     fidius_host_t *host = python_host(deadline_ms);
@@ -736,7 +736,7 @@ static int limits_are_settable(void) {
     ok &= load_path_is(host, pkg, o, FIDIUS_HOST_STATUS_TIMEOUT);
     fidius_host_free(host);
     host = python_host(0);
-    fidius_host_load_options_python_deadline_ms(o, 300 * (uint64_t)scale, NULL);
+    fidius_host_load_options_set_python_deadline_ms(o, 300 * (uint64_t)scale, NULL);
     ok &= load_path_is(host, pkg, o, FIDIUS_HOST_STATUS_TIMEOUT);
     fidius_host_free(host);
     fidius_host_load_options_free(o);
@@ -748,7 +748,7 @@ static int limits_are_settable(void) {
 static int egress_callback_null(void) {
     fidius_host_egress_policy_t *policy = (fidius_host_egress_policy_t *)&policy;
     fidius_host_error_t *err = NULL;
-    int ok = expect("egress_policy_callback", fidius_host_egress_policy_callback(NULL, NULL, NULL, &policy, &err), &err, FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    int ok = expect("egress_policy_callback", fidius_host_egress_policy_new_callback(NULL, NULL, NULL, &policy, &err), &err, FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     return ok && policy == NULL;
 }
 

@@ -78,7 +78,7 @@ static inline fidius_host_discovery_t *make_discovery(void) {
 
 static inline fidius_host_egress_policy_t *make_egress_policy(void) {
     fidius_host_egress_policy_t *policy = NULL;
-    fidius_host_egress_policy_allow_list(NULL, 0, &policy, NULL);
+    fidius_host_egress_policy_new_allow_list(NULL, 0, &policy, NULL);
     return policy;
 }
 
@@ -96,7 +96,7 @@ static inline fidius_host_interface_builder_t *make_interface_builder(void) {
 
 static inline fidius_host_interface_t *make_interface(void) {
     fidius_host_interface_t *iface = NULL;
-    fidius_host_interface_from_toml(calc_toml, NT, &iface, NULL);
+    fidius_host_interface_new_from_toml(calc_toml, NT, &iface, NULL);
     return iface;
 }
 
@@ -116,9 +116,9 @@ static inline fidius_host_plugin_t *make_plugin(void) {
         snprintf(why_no_plugin, sizeof why_no_plugin, "FIDIUS_TEST_FIXTURES is not set");
         return NULL;
     }
-    if (fidius_host_interface_from_file(fixture("interfaces/calculator.toml"), NT, &iface, &err) ==
+    if (fidius_host_interface_new_from_file(fixture("interfaces/calculator.toml"), NT, &iface, &err) ==
         FIDIUS_HOST_STATUS_OK) {
-        fidius_host_load_options_interface(options, iface, NULL);
+        fidius_host_load_options_set_interface(options, iface, NULL);
         fidius_host_load_path(make_host(), fixture("plugins/libcalc_plugin.so"), NT, "BasicCalculator", NT, options,
                               &plugin, &err);
     }
@@ -148,13 +148,13 @@ static inline void check_factories(void) {
 
 /* ---- checks after a call ------------------------------------------------ */
 
-static inline void expect_null_argument(fidius_host_status_t st) {
+static inline void expect_null_argument(fidius_host_status st) {
     if (!degraded && st != FIDIUS_HOST_STATUS_NULL_ARGUMENT)
         fail("returned %s, want NULL_ARGUMENT", fidius_host_status_name(st));
 }
 
 /* The header: "On failure, pointer out-params are NULL". */
-static inline void check_out(fidius_host_status_t st, const void *value, const char *name) {
+static inline void check_out(fidius_host_status st, const void *value, const char *name) {
     if (st != FIDIUS_HOST_STATUS_OK && value != NULL)
         fail("*%s %s after %s, want NULL", name, value == SENTINEL ? "left unwritten" : "set",
              fidius_host_status_name(st));
@@ -163,7 +163,7 @@ static inline void check_out(fidius_host_status_t st, const void *value, const c
 }
 
 /* The header: *err is NULL on success, a new error object on failure. */
-static inline void check_err(fidius_host_status_t st, fidius_host_error_t *err) {
+static inline void check_err(fidius_host_status st, fidius_host_error_t *err) {
     const char *message;
     if (err == SENTINEL) {
         fail("*err left unwritten after %s", fidius_host_status_name(st));

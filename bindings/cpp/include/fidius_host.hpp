@@ -246,7 +246,7 @@ private:
 
 /// Throws the C error of a failed call as fidius::Error (PluginError for
 /// plugin errors). Does nothing when `status` is OK.
-inline void check(fidius_host_status_t status, const ErrorSlot &slot) {
+inline void check(fidius_host_status status, const ErrorSlot &slot) {
     if (status == FIDIUS_HOST_STATUS_OK) return;
     const Status code = static_cast<Status>(status);
     const fidius_host_error_t *error = slot.get();
@@ -515,7 +515,7 @@ public:
         auto *userdata = new Callback(std::move(callback));
         fidius_host_egress_policy_t *policy = nullptr;
         detail::ErrorSlot error;
-        detail::check(fidius_host_egress_policy_callback(&EgressPolicy::decide, userdata,
+        detail::check(fidius_host_egress_policy_new_callback(&EgressPolicy::decide, userdata,
                                                          &EgressPolicy::release_callback, &policy, error.out()),
                       error);
         return EgressPolicy(policy);
@@ -537,7 +537,7 @@ public:
         }
         fidius_host_egress_policy_t *policy = nullptr;
         detail::ErrorSlot error;
-        detail::check(fidius_host_egress_policy_allow_list(c_patterns.empty() ? nullptr : c_patterns.data(),
+        detail::check(fidius_host_egress_policy_new_allow_list(c_patterns.empty() ? nullptr : c_patterns.data(),
                                                            c_patterns.size(), &policy, error.out()),
                       error);
         return EgressPolicy(policy);
@@ -590,7 +590,7 @@ public:
     static Interface from_file(std::string_view path) {
         fidius_host_interface_t *result = nullptr;
         detail::ErrorSlot error;
-        detail::check(fidius_host_interface_from_file(detail::data_of(path), path.size(), &result, error.out()),
+        detail::check(fidius_host_interface_new_from_file(detail::data_of(path), path.size(), &result, error.out()),
                       error);
         return Interface(result);
     }
@@ -599,7 +599,7 @@ public:
     static Interface from_toml(std::string_view toml) {
         fidius_host_interface_t *result = nullptr;
         detail::ErrorSlot error;
-        detail::check(fidius_host_interface_from_toml(detail::data_of(toml), toml.size(), &result, error.out()),
+        detail::check(fidius_host_interface_new_from_toml(detail::data_of(toml), toml.size(), &result, error.out()),
                       error);
         return Interface(result);
     }
@@ -692,7 +692,7 @@ public:
     /// Sets the WASM component export name, e.g. "fidius:calculator/calculator@0.1.0".
     InterfaceBuilder &set_wasm_export(std::string_view export_name) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_interface_builder_wasm_export(handle_.get(), detail::data_of(export_name),
+        detail::check(fidius_host_interface_builder_set_wasm_export(handle_.get(), detail::data_of(export_name),
                                                                 export_name.size(), error.out()),
                       error);
         return *this;
@@ -764,7 +764,7 @@ public:
     LoadOptions &set_wasm_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::check(fidius_host_load_options_set_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
         return *this;
     }
     /// Overrides the host's Python deadline (each call, and the import at
@@ -772,19 +772,19 @@ public:
     LoadOptions &set_python_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the Python deadline");
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::check(fidius_host_load_options_set_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
         return *this;
     }
     /// Overrides the host's cap on a WASM guest's linear memory, in bytes.
     LoadOptions &set_wasm_memory_limit(std::size_t bytes) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
+        detail::check(fidius_host_load_options_set_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
         return *this;
     }
     /// Overrides the host's choice of a fresh WASM instance per call.
     LoadOptions &set_wasm_fresh_instance_per_call(bool fresh) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
+        detail::check(fidius_host_load_options_set_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
                       error);
         return *this;
     }
@@ -804,12 +804,12 @@ public:
 private:
     LoadOptions &apply_interface(const fidius_host_interface_t *interface_handle) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_interface(handle_.get(), interface_handle, error.out()), error);
+        detail::check(fidius_host_load_options_set_interface(handle_.get(), interface_handle, error.out()), error);
         return *this;
     }
     LoadOptions &apply_egress_policy(const fidius_host_egress_policy_t *policy) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_egress_policy(handle_.get(), policy, error.out()), error);
+        detail::check(fidius_host_load_options_set_egress_policy(handle_.get(), policy, error.out()), error);
         return *this;
     }
 
@@ -1186,7 +1186,7 @@ public:
     /// prefix ("fs", "env", "http").
     Builder &deny_capability(std::string_view capability) {
         detail::ErrorSlot error;
-        detail::check(fidius_host_builder_deny_capability(handle_.get(), detail::data_of(capability),
+        detail::check(fidius_host_builder_add_denied_capability(handle_.get(), detail::data_of(capability),
                                                           capability.size(), error.out()),
                       error);
         return *this;

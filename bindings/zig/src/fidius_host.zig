@@ -347,7 +347,7 @@ fn errorSlot(diag: ?*Diagnostics) ?*?*c.fidius_host_error_t {
 }
 
 /// Turns a C status into success or the matching error.
-fn check(status: c.fidius_host_status_t) Error!void {
+fn check(status: c.fidius_host_status) Error!void {
     if (status == c.FIDIUS_HOST_STATUS_OK) return;
     return errorFromStatus(@fromBackingInt(status));
 }
@@ -554,7 +554,7 @@ pub const EgressPolicy = struct {
         };
         const userdata: ?*anyopaque = if (is_void) null else @ptrCast(@constCast(context));
         var handle: ?*c.fidius_host_egress_policy_t = null;
-        try check(c.fidius_host_egress_policy_callback(
+        try check(c.fidius_host_egress_policy_new_callback(
             Trampoline.decideC,
             userdata,
             if (release != null) Trampoline.releaseC else null,
@@ -580,7 +580,7 @@ pub const EgressPolicy = struct {
             copy.* = try arena.allocator().dupeSentinel(u8, pattern, 0);
         }
         var handle: ?*c.fidius_host_egress_policy_t = null;
-        try check(c.fidius_host_egress_policy_allow_list(@ptrCast(terminated.ptr), patterns.len, &handle, errorSlot(diag)));
+        try check(c.fidius_host_egress_policy_new_allow_list(@ptrCast(terminated.ptr), patterns.len, &handle, errorSlot(diag)));
         return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
     }
 
@@ -603,14 +603,14 @@ pub const Interface = struct {
     /// Reads an interface file.
     pub fn fromFile(path: []const u8, diag: ?*Diagnostics) Error!Interface {
         var handle: ?*c.fidius_host_interface_t = null;
-        try check(c.fidius_host_interface_from_file(path.ptr, path.len, &handle, errorSlot(diag)));
+        try check(c.fidius_host_interface_new_from_file(path.ptr, path.len, &handle, errorSlot(diag)));
         return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
     }
 
     /// Parses interface-file text.
     pub fn fromToml(toml: []const u8, diag: ?*Diagnostics) Error!Interface {
         var handle: ?*c.fidius_host_interface_t = null;
-        try check(c.fidius_host_interface_from_toml(toml.ptr, toml.len, &handle, errorSlot(diag)));
+        try check(c.fidius_host_interface_new_from_toml(toml.ptr, toml.len, &handle, errorSlot(diag)));
         return .{ .handle = try notNull(c.fidius_host_interface_t, handle) };
     }
 
@@ -689,7 +689,7 @@ pub const InterfaceBuilder = struct {
     /// Sets the WASM component export name, e.g.
     /// "fidius:calculator/calculator@0.1.0".
     pub fn setWasmExport(builder: *InterfaceBuilder, export_name: []const u8, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_interface_builder_wasm_export(builder.handle, export_name.ptr, export_name.len, errorSlot(diag)));
+        try check(c.fidius_host_interface_builder_set_wasm_export(builder.handle, export_name.ptr, export_name.len, errorSlot(diag)));
     }
 
     /// Adds the next method (declaration order) from its fidius signature,
@@ -757,34 +757,34 @@ pub const LoadOptions = struct {
     /// reference.
     pub fn setInterface(options: *LoadOptions, interface: ?*const Interface, diag: ?*Diagnostics) Error!void {
         const handle = if (interface) |i| i.handle else null;
-        try check(c.fidius_host_load_options_interface(options.handle, handle, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_interface(options.handle, handle, errorSlot(diag)));
     }
 
     /// Overrides the host's WASM call deadline; 0 means no deadline.
     pub fn setWasmDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_load_options_wasm_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_wasm_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
     }
 
     /// Overrides the host's Python deadline (each call, and the import at
     /// load); 0 means no deadline.
     pub fn setPythonDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_load_options_python_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_python_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
     }
 
     /// Overrides the host's cap on a WASM guest's memory, in bytes.
     pub fn setWasmMemoryLimit(options: *LoadOptions, bytes: usize, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_load_options_wasm_memory_limit(options.handle, bytes, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_wasm_memory_limit(options.handle, bytes, errorSlot(diag)));
     }
 
     /// Overrides whether every WASM call runs on a fresh instance.
     pub fn setWasmFreshInstancePerCall(options: *LoadOptions, fresh: bool, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_load_options_wasm_fresh_instance_per_call(options.handle, fresh, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_wasm_fresh_instance_per_call(options.handle, fresh, errorSlot(diag)));
     }
 
     /// Uses `policy` instead of the host's egress policy; null removes it.
     pub fn setEgressPolicy(options: *LoadOptions, policy: ?*const EgressPolicy, diag: ?*Diagnostics) Error!void {
         const handle = if (policy) |p| p.handle else null;
-        try check(c.fidius_host_load_options_egress_policy(options.handle, handle, errorSlot(diag)));
+        try check(c.fidius_host_load_options_set_egress_policy(options.handle, handle, errorSlot(diag)));
     }
 };
 
@@ -898,7 +898,7 @@ pub const HostBuilder = struct {
     /// Refuses packages asking for `capability`: exact ("stdout") or a
     /// prefix ("fs", "env", "http").
     pub fn denyCapability(builder: *HostBuilder, capability: []const u8, diag: ?*Diagnostics) Error!void {
-        try check(c.fidius_host_builder_deny_capability(builder.handle, capability.ptr, capability.len, errorSlot(diag)));
+        try check(c.fidius_host_builder_add_denied_capability(builder.handle, capability.ptr, capability.len, errorSlot(diag)));
     }
 
     /// Whether a precompiled `.cwasm` not covered by a verified signature

@@ -206,6 +206,7 @@ impl PluginBackend for CdylibPlugin {
                 Status::MethodOutOfRange,
                 format!("no such method: the plugin has {} methods", descriptor.slots.len()),
             )
+            .method_out_of_range(method, descriptor.slots.len())
         })?;
         if slot.is_null() {
             return Err(self.error(method, Status::NotImplemented, "not implemented by this plugin (optional method)"));

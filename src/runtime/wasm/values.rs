@@ -1,7 +1,7 @@
 //! JSON ↔ component values, lowered and lifted with the export's own types.
 //!
 //! The JSON shapes are those of JSON calls on every runtime (serde's
-//! defaults, see the README). Names follow fidius's WIT mapping: record
+//! defaults, see docs/interfaces.md). Names follow fidius's WIT mapping: record
 //! fields are kebab-case in WIT and snake_case in JSON (`y-pos` ↔ `y_pos`),
 //! variant cases kebab-case in WIT and PascalCase in JSON (`rect` ↔
 //! `Rect`). Maps travel as `list<tuple<K, V>>`; the interface's type says

@@ -15,7 +15,7 @@
 //!
 //! WASI's own implementations do the work; these only bound the waits.
 
-use super::GuestState;
+use super::store::GuestState;
 use std::future::Future;
 use std::time::Instant as HostInstant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};

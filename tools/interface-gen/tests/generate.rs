@@ -42,7 +42,7 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
             continue; // implemented by a WebAssembly component only: tests/wasm.rs checks its hash
         }
         let host = HostBuilder::new().search_path(fixtures().join(dir)).build().unwrap();
-        let options = LoadOptions { interface: Some(interface.clone()), ..Default::default() };
+        let options = LoadOptions::with_interface(interface.clone());
         let loaded = host.load_with(plugin, &options).unwrap();
         assert_eq!(loaded.info().interface_hash, interface.hash(), "{trait_name}");
         assert_eq!(loaded.info().interface_version, interface.version());

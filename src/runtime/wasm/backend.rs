@@ -1,0 +1,317 @@
+//! A WASM plugin handle: calls on its instance, as the plugin backend.
+
+use super::engine::WasmRuntime;
+use super::instance::{Live, Shared};
+use super::store::GuestState;
+use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
+use crate::artifact::package::Package;
+use crate::egress::{DenialLog, EgressPolicy};
+use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
+use wasmtime::component::InstancePre;
+use crate::bytes::OutputBytes;
+use crate::egress::DeniedRequest;
+use crate::error::{Error, PluginError, Result, Status};
+use crate::interface::{Interface, Method, Returns};
+use crate::plugin::PluginBackend;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{Type, Val};
+use wasmtime::Trap;
+
+impl WasmRuntime {
+    /// Loads the WASM plugin of `package` for `interface`: its exports are
+    /// looked up by the interface's names, and the hash the guest reports and
+    /// the manifest's interface version go into the plugin's description for
+    /// the host to check against the interface.
+    pub(super) fn load(
+        &self,
+        package: &Package,
+        interface: &Arc<Interface>,
+        settings: &WasmSettings,
+        plugin_settings: WasmPluginSettings,
+        max_output: usize,
+    ) -> Result<Plugin> {
+        let WasmPluginSettings { limits, egress, fresh_instance_per_call } = plugin_settings;
+        let dir = package.dir();
+        let manifest = package.manifest();
+        let wasm = manifest.wasm.as_ref().expect("a WASM package has a [wasm] table");
+        let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
+        let mut diagnostics = Vec::new();
+        let pre = self.instance_pre(package, settings, &mut diagnostics)?;
+        let egress = self.egress_of(&pre, package, &sandbox, egress.as_ref())?;
+        let export = interface
+            .wasm_export()
+            .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
+        let shared = Arc::new(Shared {
+            name: manifest.package.name.clone(),
+            pre,
+            sandbox,
+            limits,
+            export,
+            interface: interface.clone(),
+            max_output,
+            egress,
+            denials: Arc::new(DenialLog::default()),
+            fresh_instance_per_call,
+            _ticker: self.ticker.clone(),
+        });
+        let mut live = shared.instantiate()?;
+        let hash = live.interface_hash(&shared)?;
+        let capabilities = interface.capability_bits(|index| live.funcs[index].is_some());
+        let info = PluginInfo {
+            name: shared.name.clone(),
+            interface_name: interface.name().to_string(),
+            interface_hash: hash,
+            interface_version: manifest.package.interface_version,
+            capabilities,
+            buffer_strategy: BufferStrategy::PluginAllocated,
+            runtime: RuntimeKind::Wasm,
+            path: dir.to_path_buf(),
+        };
+        let description = PluginDescription {
+            info,
+            method_count: interface.methods().len() as u32,
+            method_metadata: Vec::new(),
+            trait_metadata: Vec::new(),
+            diagnostics,
+        };
+        let signatures = live
+            .funcs
+            .iter()
+            .map(|func| {
+                func.map(|f| {
+                    let ty = f.ty(&live.store);
+                    let params: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+                    let results = ty.results().len();
+                    (params, results)
+                })
+            })
+            .collect();
+        let backend = WasmPlugin { shared, signatures, live: Mutex::new(Some(live)) };
+        Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
+    }
+
+    /// The policy a guest's outbound HTTP goes through. A component that
+    /// imports `wasi:http` needs the `http` capability and a policy, or it is
+    /// not loaded (fail closed); one without the capability gets none.
+    fn egress_of(
+        &self,
+        pre: &InstancePre<GuestState>,
+        package: &Package,
+        sandbox: &Sandbox,
+        policy: Option<&EgressPolicy>,
+    ) -> Result<Option<EgressPolicy>> {
+        let component = pre.component().component_type();
+        let Some(import) = component.imports(&self.engine).map(|(name, _)| name).find(|name| name.starts_with("wasi:http/")) else {
+            return Ok(None);
+        };
+        if !sandbox.http() {
+            return Err(Error::at(
+                Status::CapabilityMissing,
+                package.dir(),
+                format!("the component imports {import}, but its package does not declare the \"http\" capability"),
+            ));
+        }
+        match policy {
+            Some(policy) => Ok(Some(policy.clone())),
+            None => Err(Error::at(
+                Status::NoEgressPolicy,
+                package.dir(),
+                format!(
+                    "the component imports {import} and may send HTTP requests, but no egress policy is set \
+                     (set one on the builder or in the load options)"
+                ),
+            )),
+        }
+    }
+
+}
+
+/// A WASM plugin handle: one instance, calls serialized.
+struct WasmPlugin {
+    shared: Arc<Shared>,
+    /// Per method, the export's parameter types and result count (`None`
+    /// for an optional method the component lacks). Component-level facts,
+    /// the same for every instance.
+    signatures: Vec<Option<(Vec<Type>, usize)>>,
+    live: Mutex<Option<Live>>,
+}
+
+impl WasmPlugin {
+    /// Runs `call` on the plugin's instance, within the deadline and memory
+    /// cap. Persistent instance: calls are serialized on it, and a failure
+    /// discards it (the next call makes a new one). Fresh instance per call:
+    /// each call gets its own, so no lock is held while the guest runs and
+    /// calls from several threads proceed in parallel.
+    fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
+        if self.shared.fresh_instance_per_call {
+            // The instance made at load serves the first call.
+            let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let (mut live, just_made) = match spare {
+                Some(live) => (live, false),
+                None => (self.shared.instantiate()?, true),
+            };
+            return self.run(&mut live, method, call, just_made);
+        }
+        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let just_made = guard.is_none();
+        if just_made {
+            *guard = Some(self.shared.instantiate()?);
+        }
+        let result = self.run(guard.as_mut().expect("set above"), method, call, just_made);
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+
+    /// One call on `live`. Its deadline starts here, unless `live` was
+    /// just instantiated for this call: then one deadline covers both.
+    fn run<T>(
+        &self,
+        live: &mut Live,
+        method: &Method,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
+        just_made: bool,
+    ) -> Result<T> {
+        if !just_made {
+            self.shared.start_deadline(&mut live.store);
+        }
+        live.store.data_mut().memory.exceeded = false;
+        let result = call(live);
+        if result.is_ok() && Shared::wait_outlived_deadline(&live.store) {
+            return Err(self.classify(method, Trap::Interrupt.into(), false));
+        }
+        result.map_err(|e| self.classify(method, e, live.store.data().memory.exceeded))
+    }
+
+    fn classify(&self, method: &Method, error: wasmtime::Error, memory_exceeded: bool) -> Error {
+        let shared = &self.shared;
+        let what = format!("method '{}'", method.name);
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            let limit = shared.limits.deadline.unwrap_or_default();
+            return shared.error(Status::Timeout, format!("{what} ran past its deadline of {limit:?} and was stopped"));
+        }
+        if memory_exceeded {
+            return shared.error(
+                Status::MemoryLimit,
+                format!("{what} tried to grow memory past the cap of {} bytes and was stopped", shared.limits.memory),
+            );
+        }
+        if error.downcast_ref::<Trap>().is_some() {
+            return shared.error(Status::PluginTrap, format!("{what} trapped: {error:#}"));
+        }
+        // wasmtime bounds what a guest hands the host in one go ("hostcall
+        // fuel", 128 MiB) with an error of a private type: its message is all
+        // there is to recognise it by.
+        if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+            return shared.error(
+                Status::OutputTooLarge,
+                format!("{what} returned more data than the host takes from a guest in one call (the output limit is {} bytes)", shared.max_output),
+            );
+        }
+        shared.error(Status::PluginProtocol, format!("{what} failed: {error:#}"))
+    }
+}
+
+impl PluginBackend for WasmPlugin {
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let interface = &self.shared.interface;
+        let spec = interface.method(method)?;
+        if !spec.flags.raw {
+            return crate::plugin::raw_call_through_json(self, interface, method, input);
+        }
+        let output = self.with_instance(spec, |live| {
+            let func = live.raw[method as usize].ok_or_else(|| wasmtime::Error::msg("not implemented"))?;
+            let (output,) = func.call(&mut live.store, (input.to_vec(),))?;
+            Ok(output)
+        })?;
+        crate::plugin::check_output_size(&self.shared.name, &spec.name, output.len(), self.shared.max_output)?;
+        Ok(OutputBytes::from_vec(output))
+    }
+
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+        let spec = interface.method(method)?;
+        if spec.flags.raw {
+            return crate::plugin::json_call_through_raw(self, interface, method, args_json);
+        }
+        let args: serde_json::Value = serde_json::from_str(args_json).map_err(|e| {
+            Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", spec.name))
+        })?;
+        let serde_json::Value::Array(args) = args else {
+            return Err(Error::new(
+                Status::ArgumentMismatch,
+                format!("method '{}': arguments must be a JSON array of {} value(s)", spec.name, spec.params.len()),
+            ));
+        };
+        let (param_types, result_count) = self.signatures[method as usize].as_ref().ok_or_else(|| {
+            Error::new(Status::NotImplemented, format!("WASM plugin '{}' does not implement '{}'", self.shared.name, spec.name))
+        })?;
+        let result_count = *result_count;
+        if args.len() != param_types.len() {
+            return Err(Error::new(
+                Status::ArgumentMismatch,
+                format!("method '{}': expected {} argument(s), found {}", spec.name, param_types.len(), args.len()),
+            ));
+        }
+        let params = param_types
+            .iter()
+            .zip(&args)
+            .enumerate()
+            .map(|(i, (t, a))| {
+                values::lower(t, a, 0).map_err(|e| {
+                    let declared = spec.params.get(i).map(ToString::to_string).unwrap_or_default();
+                    Error::new(Status::ArgumentMismatch, format!("method '{}': argument {} ({declared}): {e}", spec.name, i + 1))
+                })
+            })
+            .collect::<Result<Vec<Val>>>()?;
+        let mut results = vec![Val::Bool(false); result_count];
+        self.with_instance(spec, |live| {
+            let func = live.funcs[method as usize].expect("checked above");
+            func.call(&mut live.store, &params, &mut results)
+        })?;
+        let Some(result) = results.into_iter().next() else { return Ok("null".to_string()) };
+        let hint = match &spec.returns {
+            Returns::Nothing => None,
+            Returns::Value(t) | Returns::Result(t) => Some(t),
+        };
+        let value = match result {
+            Val::Result(Ok(payload)) => payload.map(|v| *v),
+            Val::Result(Err(payload)) => return Err(self.plugin_error(method, payload.map(|v| *v))),
+            other => Some(other),
+        };
+        let json = match value {
+            None => serde_json::Value::Null,
+            Some(v) => values::lift(&v, hint, interface.types()).map_err(|e| {
+                self.shared.error(Status::PluginProtocol, format!("the result of '{}' cannot be expressed: {e}", spec.name))
+            })?,
+        };
+        Ok(json.to_string())
+    }
+
+    fn denied_requests(&self) -> Vec<DeniedRequest> {
+        self.shared.denials.entries()
+    }
+}
+
+impl WasmPlugin {
+    /// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
+    fn plugin_error(&self, method: u32, payload: Option<Val>) -> Error {
+        let mut error = PluginError { code: "WASM_ERROR".into(), message: String::new(), details: None };
+        if let Some(Val::Record(fields)) = payload {
+            for (name, value) in fields {
+                match (name.as_str(), value) {
+                    ("code", Val::String(code)) => error.code = code,
+                    ("message", Val::String(message)) => error.message = message,
+                    ("details", Val::Option(Some(details))) => {
+                        if let Val::String(details) = *details {
+                            error.details = Some(details);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Error::plugin(&self.shared.name, method, error)
+    }
+}
+

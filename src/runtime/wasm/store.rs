@@ -1,0 +1,56 @@
+//! What a guest's store holds: WASI and HTTP contexts, the memory cap and
+//! the running call's deadline.
+
+use super::engine::MAX_TABLE_ELEMENTS;
+use super::egress;
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// What a guest's store holds.
+pub struct GuestState {
+    pub(super) wasi: WasiCtx,
+    pub(super) http: WasiHttpCtx,
+    pub(super) egress: egress::EgressHooks,
+    pub(super) table: ResourceTable,
+    pub(super) memory: MemoryCap,
+    /// When the running call must end (`None`: no deadline); bounds every
+    /// wait the guest makes in the host (see `waits`).
+    pub(super) call_deadline: Option<std::time::Instant>,
+    /// Whether a clock wait of the running call was cut at the deadline.
+    pub(super) wait_cut: bool,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
+    }
+}
+
+/// Refuses memory growth past the cap, and remembers that it did.
+pub(super) struct MemoryCap {
+    pub(super) max: usize,
+    pub(super) exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
