@@ -13,6 +13,9 @@ FIDIUS    ?= fidius
 VALGRIND  ?= valgrind
 GO        ?= go
 ZIG_VERSION := 0.17.1
+CBINDGEN_VERSION := 0.29.4
+# The optional runtimes `make lib` and `make install` build (Cargo features).
+FEATURES  ?= wasm python
 ZIG       ?= python3 -m ziglang
 
 TARGET    := $(or $(CARGO_TARGET_DIR),target)
@@ -43,20 +46,30 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 all: lib
 
 lib:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib --no-default-features --features "$(FEATURES)"
 	@ln -sf libfidius_host.so $(LIB_DIR)/libfidius_host.so.$(SOVERSION)
 
 tools:
-	@command -v $(CBINDGEN) >/dev/null || $(CARGO) install cbindgen --version 0.29.4 --locked
+	@$(CBINDGEN) --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || $(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --force
 	@command -v $(FIDIUS) >/dev/null || $(CARGO) install fidius-cli --version 0.5.9 --locked
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 	@python3 -m ziglang version 2>/dev/null | grep -qx $(ZIG_VERSION) || python3 -m pip install -q ziglang==$(ZIG_VERSION)
 
+# cbindgen reads the whole crate and says so for every item it leaves out
+# of the header (the core's constants and statics): those notes go to
+# $(TARGET)/cbindgen.log, counted; any other warning is shown.
+CBINDGEN_RUN = $(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output $(1) 2>$(TARGET)/cbindgen.log; \
+	status=$$?; grep -v -E '^WARN: Skip(ping)? libfidius-host::[A-Za-z_0-9]+ - ' $(TARGET)/cbindgen.log; \
+	echo "cbindgen: $$(grep -c . $(TARGET)/cbindgen.log) warning(s), items outside the C API skipped (see $(TARGET)/cbindgen.log)"; \
+	exit $$status
+
 header:
-	$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output include/fidius_host.h 2>/dev/null
+	@mkdir -p $(TARGET)
+	@$(call CBINDGEN_RUN,include/fidius_host.h)
 
 check-header:
-	@$(CBINDGEN) --config cbindgen.toml --crate libfidius-host --output $(TARGET)/fidius_host.h.fresh 2>/dev/null
+	@mkdir -p $(TARGET)
+	@$(call CBINDGEN_RUN,$(TARGET)/fidius_host.h.fresh)
 	@diff -u include/fidius_host.h $(TARGET)/fidius_host.h.fresh \
 		|| (echo "include/fidius_host.h is stale: run 'make header'" && exit 1)
 	@echo "header: fresh"
@@ -327,7 +340,10 @@ install: lib
 	ln -sf libfidius_host.so.$(VERSION) $(INSTALL_LIB)/libfidius_host.so.$(SOVERSION)
 	ln -sf libfidius_host.so.$(SOVERSION) $(INSTALL_LIB)/libfidius_host.so
 	install -m 644 $(STATIC) $(INSTALL_LIB)/libfidius_host.a
-	install -m 644 include/fidius_host.h bindings/cpp/include/fidius_host.hpp $(INSTALL_INCLUDE)/
+	sed -e 's/^#define FIDIUS_HOST_BUILT_WITH_WASM 1$$/#define FIDIUS_HOST_BUILT_WITH_WASM $(if $(filter wasm,$(FEATURES)),1,0)/' \
+		-e 's/^#define FIDIUS_HOST_BUILT_WITH_PYTHON 1$$/#define FIDIUS_HOST_BUILT_WITH_PYTHON $(if $(filter python,$(FEATURES)),1,0)/' \
+		include/fidius_host.h > $(INSTALL_INCLUDE)/fidius_host.h
+	install -m 644 bindings/cpp/include/fidius_host.hpp $(INSTALL_INCLUDE)/
 	$(SUBST) packaging/fidius_host.pc.in > $(INSTALL_LIB)/pkgconfig/fidius_host.pc
 	$(SUBST) packaging/fidius_hostConfig.cmake.in > $(INSTALL_LIB)/cmake/fidius_host/fidius_hostConfig.cmake
 	$(SUBST) packaging/fidius_hostConfigVersion.cmake.in > $(INSTALL_LIB)/cmake/fidius_host/fidius_hostConfigVersion.cmake

@@ -164,11 +164,9 @@ static double load_round(const char *path, const char *key_file, int signed_load
         fidius_host_builder_t *b = fidius_host_builder_new();
         fidius_host_t *host = NULL;
         fidius_host_plugin_t *p = NULL;
-        if (signed_load) {
-            fidius_host_builder_set_require_signature(b, true, NULL);
-            fidius_host_builder_add_trusted_key_file(b, key_file, NT, NULL);
-        }
-        if (fidius_host_builder_build(b, &host, NULL) ||
+        if ((signed_load && (fidius_host_builder_set_require_signature(b, true, NULL) ||
+                             fidius_host_builder_add_trusted_key_file(b, key_file, NT, NULL))) ||
+            fidius_host_builder_build(b, &host, NULL) ||
             fidius_host_load_path(host, path, NT, "BasicCalculator", NT, NULL, &p, NULL)) {
             fprintf(stderr, "load of %s failed\n", path);
             exit(1);
@@ -229,7 +227,7 @@ int main(int argc, char **argv) {
     instance = desc->construct((const uint8_t *)"", 0);
 
     b = fidius_host_builder_new();
-    fidius_host_builder_build(b, &host, NULL);
+    if (fidius_host_builder_build(b, &host, NULL)) return 1;
     if (fidius_host_load_path(host, unsigned_path, NT, "BasicCalculator", NT, NULL, &p, NULL)) return 1;
     plugin = p;
 

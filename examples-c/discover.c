@@ -31,9 +31,15 @@ int main(int argc, char **argv) {
         fidius_host_builder_free(builder);
         return 2;
     }
-    for (a = 1; a < argc; a++) fidius_host_builder_add_search_path(builder, argv[a], NT, NULL);
+    for (a = 1; a < argc; a++)
+        if (fidius_host_builder_add_search_path(builder, argv[a], NT, &err) != FIDIUS_HOST_STATUS_OK) break;
     /* Lenient: a library with one bad descriptor still offers its good ones. */
-    fidius_host_builder_set_load_policy(builder, FIDIUS_HOST_LOAD_POLICY_LENIENT, NULL);
+    if (err != NULL || fidius_host_builder_set_load_policy(builder, FIDIUS_HOST_LOAD_POLICY_LENIENT, &err) != FIDIUS_HOST_STATUS_OK) {
+        fprintf(stderr, "discover: %s\n", fidius_host_error_message(err));
+        fidius_host_error_free(err);
+        fidius_host_builder_free(builder);
+        return 1;
+    }
     if (fidius_host_builder_build(builder, &host, &err) != FIDIUS_HOST_STATUS_OK ||
         fidius_host_discover(host, &found, &err) != FIDIUS_HOST_STATUS_OK) {
         fprintf(stderr, "discover: %s\n", fidius_host_error_message(err));

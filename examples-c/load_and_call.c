@@ -35,8 +35,8 @@ int main(int argc, char **argv) {
         fidius_host_load_options_free(options);
         return 2;
     }
-    fidius_host_builder_add_search_path(builder, argv[1], NT, NULL);
-    if (fidius_host_builder_build(builder, &host, &err) ||
+    if (fidius_host_builder_add_search_path(builder, argv[1], NT, &err) ||
+        fidius_host_builder_build(builder, &host, &err) ||
         fidius_host_interface_new_from_file(argv[2], NT, &calculator, &err) ||
         fidius_host_load_options_set_interface(options, calculator, &err) ||
         fidius_host_load(host, "BasicCalculator", NT, options, &plugin, &err)) {

@@ -14,11 +14,11 @@ static fidius_host_t *strict_host(const char *folder, const char *key_file) {
     fidius_host_builder_t *builder = fidius_host_builder_new();
     fidius_host_t *host = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_builder_add_search_path(builder, folder, NT, NULL);
-    fidius_host_builder_set_require_signature(builder, true, NULL);
     /* A key file as `fidius keygen` writes it, or raw 32 bytes with
      * fidius_host_builder_add_trusted_key. */
-    if (fidius_host_builder_add_trusted_key_file(builder, key_file, NT, &err)) {
+    if (fidius_host_builder_add_search_path(builder, folder, NT, &err) ||
+        fidius_host_builder_set_require_signature(builder, true, &err) ||
+        fidius_host_builder_add_trusted_key_file(builder, key_file, NT, &err)) {
         fidius_host_builder_free(builder);
     } else if (fidius_host_builder_build(builder, &host, &err) == FIDIUS_HOST_STATUS_OK) {
         return host; /* the builder is consumed either way */

@@ -69,10 +69,13 @@ int main(int argc, char **argv) {
         fidius_host_builder_free(builder);
         return 2;
     }
-    fidius_host_builder_add_search_path(builder, argv[1], NT, NULL);
-    fidius_host_builder_set_wasm_memory_limit(builder, 32u << 20, NULL); /* 32 MiB per guest */
+    if (fidius_host_builder_add_search_path(builder, argv[1], NT, NULL) ||
+        fidius_host_builder_set_wasm_memory_limit(builder, 32u << 20, NULL)) { /* 32 MiB per guest */
+        fidius_host_builder_free(builder);
+        return 1;
+    }
     if (fidius_host_builder_build(builder, &host, NULL)) return 1;
-    fidius_host_egress_policy_new_callback(egress_policy, &asked, NULL, &policy, NULL);
+    if (fidius_host_egress_policy_new_callback(egress_policy, &asked, NULL, &policy, NULL)) return 1;
 
     /* The fetch guest declares the `http` capability; without a policy it
      * would not load at all. */

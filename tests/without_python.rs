@@ -21,3 +21,11 @@ fn python_loads_are_unsupported() {
     // Discovery still lists the package.
     assert!(host.discover().plugins.iter().any(|p| p.name == "PyCalculator"));
 }
+
+#[test]
+fn the_build_reports_its_runtimes() {
+    use fidius_host::ffi::misc::{fidius_host_feature, fidius_host_features};
+    let wasm = if cfg!(feature = "wasm") { fidius_host_feature::Wasm as u32 } else { 0 };
+    assert_eq!(unsafe { fidius_host_features() }, wasm);
+    assert!(!fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python));
+}

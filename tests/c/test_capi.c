@@ -171,6 +171,13 @@ static void test_calls(void) {
     /* index out of range */
     CHECK(fidius_host_plugin_call(p, 8, NULL, 0, &out, &err) == FIDIUS_HOST_STATUS_METHOD_OUT_OF_RANGE);
     CHECK(strstr(fidius_host_error_message(err), "8 methods") != NULL);
+    {
+        uint32_t index = 0, count = 0;
+        uint64_t expected = 7;
+        CHECK(fidius_host_error_method_out_of_range(err, &index, &count) && index == 8 && count == 8);
+        CHECK(!fidius_host_error_mismatch(err, &expected, NULL) && expected == 7);
+        CHECK(!fidius_host_error_method_out_of_range(NULL, &index, &count));
+    }
     fidius_host_error_free(err);
 
     /* metadata */
@@ -391,7 +398,49 @@ static void test_threads(void) {
     fidius_host_free(host);
 }
 
+static fidius_host_t *host_trusting(const char *key_file) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    CHECK(fidius_host_builder_add_trusted_key_file(b, path_of(key_file), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    return host;
+}
+
+static int verify_fails(const fidius_host_t *host, const char *path, fidius_host_status want, const char *text) {
+    fidius_host_error_t *err = NULL;
+    int ok = fidius_host_verify_path(host, path_of(path), NT, &err) == want && err != NULL &&
+             strstr(fidius_host_error_message(err), text) != NULL;
+    if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
+    fidius_host_error_free(err);
+    return ok;
+}
+
+static void test_features_and_verify(void) {
+    fidius_host_t *plain = make_host(NULL, 0), *trusting = host_trusting("keys/trusted.public");
+    fidius_host_t *other = host_trusting("keys/untrusted.public");
+    fidius_host_error_t *err = NULL;
+    uint32_t built = (FIDIUS_HOST_BUILT_WITH_WASM ? FIDIUS_HOST_FEATURE_WASM : 0u) |
+                     (FIDIUS_HOST_BUILT_WITH_PYTHON ? FIDIUS_HOST_FEATURE_PYTHON : 0u);
+
+    CHECK(fidius_host_features() == built);
+    /* A signed library and a signed package verify; nothing is loaded. */
+    CHECK(fidius_host_verify_path(trusting, path_of("signed/libcalc_plugin.so"), NT, &err) == FIDIUS_HOST_STATUS_OK);
+    CHECK(err == NULL);
+    CHECK(fidius_host_verify_path(trusting, path_of("wasm-signed/calc"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    /* Unsigned, signed by a key the host does not trust, no key at all. */
+    CHECK(verify_fails(trusting, "plugins/libcalc_plugin.so", FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED, "libcalc_plugin.so"));
+    CHECK(verify_fails(trusting, "wasm/calc", FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED, "calc"));
+    CHECK(verify_fails(other, "signed/libcalc_plugin.so", FIDIUS_HOST_STATUS_SIGNATURE_INVALID, "libcalc_plugin.so"));
+    CHECK(verify_fails(plain, "signed/libcalc_plugin.so", FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "no trusted key"));
+    CHECK(verify_fails(trusting, "signed/missing.so", FIDIUS_HOST_STATUS_FILE_NOT_FOUND, "missing.so"));
+    CHECK(fidius_host_verify_path(NULL, "x", NT, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    fidius_host_free(plain);
+    fidius_host_free(trusting);
+    fidius_host_free(other);
+}
+
 static void run_tests(void) {
+    test_features_and_verify();
     test_versions_and_names();
     test_discovery();
     test_calls();

@@ -227,7 +227,7 @@ static void test_callback_policy(struct server *server) {
 static void test_allow_list(struct server *server) {
     char args[FETCH_ARGS];
     char exact[64], other[64];
-    const char *patterns[2];
+    fidius_host_str_t patterns[2];
     fidius_host_egress_policy_t *allowed = NULL, *elsewhere = NULL, *none = NULL;
     fidius_host_t *host;
     fidius_host_plugin_t *p;
@@ -235,10 +235,14 @@ static void test_allow_list(struct server *server) {
 
     snprintf(exact, sizeof exact, "127.0.0.1:%d", server->port);
     snprintf(other, sizeof other, "127.0.0.1:%d", server->port == 65535 ? 1 : server->port + 1);
-    patterns[0] = "*.example.com";
-    patterns[1] = exact;
+    /* Lengths, not terminators, end the patterns. */
+    patterns[0].data = "*.example.com:ignored";
+    patterns[0].len = strlen("*.example.com");
+    patterns[1].data = exact;
+    patterns[1].len = strlen(exact);
     CHECK(fidius_host_egress_policy_new_allow_list(patterns, 2, &allowed, NULL) == FIDIUS_HOST_STATUS_OK);
-    patterns[1] = other;
+    patterns[1].data = other;
+    patterns[1].len = strlen(other);
     CHECK(fidius_host_egress_policy_new_allow_list(patterns + 1, 1, &elsewhere, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_egress_policy_new_allow_list(NULL, 0, &none, NULL) == FIDIUS_HOST_STATUS_OK);
 
@@ -271,8 +275,8 @@ static void test_fails_closed(void) {
     fidius_host_builder_t *b;
     fidius_host_t *host = new_host(NULL), *strict = NULL;
     fidius_host_error_t *err = NULL;
-    const char *bad[] = {"*"};
-    const char *not_utf8[] = {"\xff"};
+    const fidius_host_str_t bad[] = {{"*", 1}};
+    const fidius_host_str_t not_utf8[] = {{"\xff", 1}};
 
     /* No policy at all: the guest imports wasi:http, so it is not loaded. */
     CHECK(load_fetcher(host, NULL, FIDIUS_HOST_STATUS_NO_EGRESS_POLICY) == NULL);

@@ -202,6 +202,14 @@ static void test_load_with_interface(void) {
     CHECK(fidius_host_load(host, "BasicCalculator", NT, options, &p, &err) ==
           FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH);
     CHECK(p == NULL);
+    {
+        uint64_t expected = 0, found = 0;
+        uint32_t index = 1;
+        CHECK(fidius_host_error_mismatch(err, &expected, &found));
+        CHECK(expected == 0xbe30b9d096b2c49eULL && found == 0x0271e9b7d21d10f1ULL);
+        CHECK(fidius_host_error_mismatch(err, NULL, NULL));
+        CHECK(!fidius_host_error_method_out_of_range(err, &index, NULL) && index == 1);
+    }
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH,
                      "expected 0xbe30b9d096b2c49e, found 0x0271e9b7d21d10f1"));
     fidius_host_interface_free(other);

@@ -66,38 +66,32 @@ static inline fidius_host_builder_t *make_builder(void) { return fidius_host_bui
 
 static inline fidius_host_t *make_host(void) {
     fidius_host_t *host = NULL;
-    fidius_host_builder_build(fidius_host_builder_new(), &host, NULL);
-    return host;
+    return fidius_host_builder_build(fidius_host_builder_new(), &host, NULL) == FIDIUS_HOST_STATUS_OK ? host : NULL;
 }
 
 static inline fidius_host_discovery_t *make_discovery(void) {
     fidius_host_discovery_t *discovery = NULL;
-    fidius_host_discover(make_host(), &discovery, NULL);
-    return discovery;
+    return fidius_host_discover(make_host(), &discovery, NULL) == FIDIUS_HOST_STATUS_OK ? discovery : NULL;
 }
 
 static inline fidius_host_egress_policy_t *make_egress_policy(void) {
     fidius_host_egress_policy_t *policy = NULL;
-    fidius_host_egress_policy_new_allow_list(NULL, 0, &policy, NULL);
-    return policy;
+    return fidius_host_egress_policy_new_allow_list(NULL, 0, &policy, NULL) == FIDIUS_HOST_STATUS_OK ? policy : NULL;
 }
 
 static inline fidius_host_error_t *make_error(void) {
     fidius_host_error_t *err = NULL;
-    (void)fidius_host_builder_add_search_path(NULL, "x", NT, &err);
-    return err;
+    return fidius_host_builder_add_search_path(NULL, "x", NT, &err) == FIDIUS_HOST_STATUS_NULL_ARGUMENT ? err : NULL;
 }
 
 static inline fidius_host_interface_builder_t *make_interface_builder(void) {
     fidius_host_interface_builder_t *builder = NULL;
-    fidius_host_interface_builder_new("Calculator", NT, 2, &builder, NULL);
-    return builder;
+    return fidius_host_interface_builder_new("Calculator", NT, 2, &builder, NULL) == FIDIUS_HOST_STATUS_OK ? builder : NULL;
 }
 
 static inline fidius_host_interface_t *make_interface(void) {
     fidius_host_interface_t *iface = NULL;
-    fidius_host_interface_new_from_toml(calc_toml, NT, &iface, NULL);
-    return iface;
+    return fidius_host_interface_new_from_toml(calc_toml, NT, &iface, NULL) == FIDIUS_HOST_STATUS_OK ? iface : NULL;
 }
 
 static inline fidius_host_load_options_t *make_load_options(void) { return fidius_host_load_options_new(); }
@@ -117,11 +111,11 @@ static inline fidius_host_plugin_t *make_plugin(void) {
         return NULL;
     }
     if (fidius_host_interface_new_from_file(fixture("interfaces/calculator.toml"), NT, &iface, &err) ==
-        FIDIUS_HOST_STATUS_OK) {
-        fidius_host_load_options_set_interface(options, iface, NULL);
+        FIDIUS_HOST_STATUS_OK &&
+        fidius_host_load_options_set_interface(options, iface, &err) == FIDIUS_HOST_STATUS_OK &&
         fidius_host_load_path(make_host(), fixture("plugins/libcalc_plugin.so"), NT, "BasicCalculator", NT, options,
-                              &plugin, &err);
-    }
+                              &plugin, &err) != FIDIUS_HOST_STATUS_OK)
+        plugin = NULL;
     if (plugin == NULL)
         snprintf(why_no_plugin, sizeof why_no_plugin, "%s", err ? fidius_host_error_message(err) : "no error");
     fidius_host_error_free(err);
