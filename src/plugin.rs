@@ -32,6 +32,20 @@ impl BufferStrategy {
     }
 }
 
+impl TryFrom<u32> for BufferStrategy {
+    type Error = crate::Error;
+
+    /// A strategy from its fidius number (1 PluginAllocated, 2 Arena).
+    fn try_from(value: u32) -> crate::Result<BufferStrategy> {
+        BufferStrategy::from_abi(value).ok_or_else(|| {
+            crate::Error::new(
+                crate::Status::InvalidArgument,
+                format!("buffer strategy {value} is unknown (expected 1 = PLUGIN_ALLOCATED or 2 = ARENA)"),
+            )
+        })
+    }
+}
+
 /// Which runtime executes a plugin.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -98,17 +98,7 @@ pub unsafe extern "C" fn fidius_host_builder_set_load_policy(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     with_builder(builder, err, |b| {
-        let policy = match policy {
-            0 => LoadPolicy::Strict,
-            1 => LoadPolicy::Lenient,
-            other => {
-                return Err(Error::new(
-                    Status::InvalidArgument,
-                    format!("load policy {other} is unknown (expected 0 = STRICT or 1 = LENIENT)"),
-                ))
-            }
-        };
-        b.load_policy(policy);
+        b.load_policy(LoadPolicy::try_from(policy)?);
         Ok(())
     })
 }
@@ -202,13 +192,7 @@ pub unsafe extern "C" fn fidius_host_builder_set_buffer_strategy(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     with_builder(builder, err, |b| {
-        let strategy = BufferStrategy::from_abi(strategy).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArgument,
-                format!("buffer strategy {strategy} is unknown (expected 1 = PLUGIN_ALLOCATED or 2 = ARENA)"),
-            )
-        })?;
-        b.buffer_strategy(strategy);
+        b.buffer_strategy(BufferStrategy::try_from(strategy)?);
         Ok(())
     })
 }

@@ -45,18 +45,14 @@ pub(crate) fn new(discovery: Discovery) -> *mut fidius_host_discovery_t {
     })
 }
 
-fn with_discovery<T: Copy>(d: *const fidius_host_discovery_t, fallback: T, f: impl FnOnce(&DiscoveryData) -> T) -> T {
-    entry_value(fallback, || super::arg_handle(d, "discovery").map_or(fallback, f))
-}
-
 fn with_skipped<T: Copy>(d: *const fidius_host_discovery_t, index: usize, fallback: T, f: impl FnOnce(&SkippedEntry) -> T) -> T {
-    with_discovery(d, fallback, |d| d.skipped.get(index).map_or(fallback, f))
+    super::get(d, fallback, |d| d.skipped.get(index).map_or(fallback, f))
 }
 
 /// Number of plugins found, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_discovery_plugin_count(discovery: *const fidius_host_discovery_t) -> usize {
-    with_discovery(discovery, 0, |d| d.plugins.len())
+    super::get(discovery, 0, |d| d.plugins.len())
 }
 
 /// Plugin `index` (in scan order), or NULL when out of range or for NULL.
@@ -66,13 +62,13 @@ pub unsafe extern "C" fn fidius_host_discovery_plugin(
     discovery: *const fidius_host_discovery_t,
     index: usize,
 ) -> *const fidius_host_plugin_info_t {
-    with_discovery(discovery, std::ptr::null(), |d| d.plugins.get(index).map_or(std::ptr::null(), |p| p.as_handle()))
+    super::get(discovery, std::ptr::null(), |d| d.plugins.get(index).map_or(std::ptr::null(), |p| p.as_handle()))
 }
 
 /// Number of skipped entries, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_discovery_skipped_count(discovery: *const fidius_host_discovery_t) -> usize {
-    with_discovery(discovery, 0, |d| d.skipped.len())
+    super::get(discovery, 0, |d| d.skipped.len())
 }
 
 /// The path of skipped entry `index` (a file, or a search path), or NULL

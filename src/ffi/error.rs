@@ -42,10 +42,6 @@ pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
     })
 }
 
-fn with_error<T: Copy>(error: *const fidius_host_error_t, fallback: T, f: impl FnOnce(&ErrorData) -> T) -> T {
-    entry_value(fallback, || super::arg_handle(error, "error").map_or(fallback, f))
-}
-
 fn opt_ptr(text: &Option<CString>) -> *const c_char {
     text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
 }
@@ -54,14 +50,14 @@ fn opt_ptr(text: &Option<CString>) -> *const c_char {
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_status(error: *const fidius_host_error_t) -> Status {
-    with_error(error, Status::NullArgument, |e| e.status)
+    super::get(error, Status::NullArgument, |e| e.status)
 }
 
 /// The message of `error` (UTF-8, NUL-terminated), or NULL for NULL.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
-    with_error(error, std::ptr::null(), |e| e.message.as_ptr())
+    super::get(error, std::ptr::null(), |e| e.message.as_ptr())
 }
 
 /// The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
@@ -69,21 +65,21 @@ pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_err
 /// until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
-    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_code))
+    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_code))
 }
 
 /// The `message` of the plugin's own error, or NULL when there is none.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
-    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_message))
+    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_message))
 }
 
 /// The `details` of the plugin's own error (a JSON text), or NULL when the
 /// plugin gave none. Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
-    with_error(error, std::ptr::null(), |e| opt_ptr(&e.plugin_details))
+    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_details))
 }
 
 /// For `FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH`,
@@ -98,7 +94,7 @@ pub unsafe extern "C" fn fidius_host_error_mismatch(
     expected: *mut u64,
     found: *mut u64,
 ) -> bool {
-    with_error(error, false, |e| match e.detail {
+    super::get(error, false, |e| match e.detail {
         Some(ErrorDetail::Mismatch { expected: wanted, found: seen }) => {
             write_opt(expected, wanted);
             write_opt(found, seen);
@@ -118,7 +114,7 @@ pub unsafe extern "C" fn fidius_host_error_method_out_of_range(
     index: *mut u32,
     count: *mut u32,
 ) -> bool {
-    with_error(error, false, |e| match e.detail {
+    super::get(error, false, |e| match e.detail {
         Some(ErrorDetail::MethodOutOfRange { index: asked, count: methods }) => {
             write_opt(index, asked);
             write_opt(count, methods);

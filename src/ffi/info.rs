@@ -1,6 +1,6 @@
 //! `fidius_host_plugin_info_t`: what a plugin says about itself.
 
-use super::{c_string, entry_value, Handle, Tagged};
+use super::{c_string, Handle, Tagged};
 use crate::plugin::PluginInfo;
 use std::ffi::{c_char, CString};
 
@@ -46,55 +46,51 @@ pub(crate) fn tagged(info: PluginInfo) -> Tagged<InfoData> {
     })
 }
 
-fn with_info<T: Copy>(info: *const fidius_host_plugin_info_t, fallback: T, f: impl FnOnce(&InfoData) -> T) -> T {
-    entry_value(fallback, || super::arg_handle(info, "info").map_or(fallback, f))
-}
-
 /// The plugin's name (NUL-terminated UTF-8), or NULL for NULL. Borrowed like `info`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_name(info: *const fidius_host_plugin_info_t) -> *const c_char {
-    with_info(info, std::ptr::null(), |i| i.name.as_ptr())
+    super::get(info, std::ptr::null(), |i| i.name.as_ptr())
 }
 
 /// The interface (trait) name, or NULL for NULL. Borrowed like `info`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_interface_name(info: *const fidius_host_plugin_info_t) -> *const c_char {
-    with_info(info, std::ptr::null(), |i| i.interface_name.as_ptr())
+    super::get(info, std::ptr::null(), |i| i.interface_name.as_ptr())
 }
 
 /// The file (or package directory) the plugin came from, or NULL for NULL.
 /// Borrowed like `info`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_path(info: *const fidius_host_plugin_info_t) -> *const c_char {
-    with_info(info, std::ptr::null(), |i| i.path.as_ptr())
+    super::get(info, std::ptr::null(), |i| i.path.as_ptr())
 }
 
 /// The FNV-1a interface hash, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_interface_hash(info: *const fidius_host_plugin_info_t) -> u64 {
-    with_info(info, 0, |i| i.info.interface_hash)
+    super::get(info, 0, |i| i.info.interface_hash)
 }
 
 /// The interface version, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_interface_version(info: *const fidius_host_plugin_info_t) -> u32 {
-    with_info(info, 0, |i| i.info.interface_version)
+    super::get(info, 0, |i| i.info.interface_version)
 }
 
 /// The capability bits (bit k: the k-th optional method is implemented), or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_capabilities(info: *const fidius_host_plugin_info_t) -> u64 {
-    with_info(info, 0, |i| i.info.capabilities)
+    super::get(info, 0, |i| i.info.capabilities)
 }
 
 /// The buffer strategy, a `fidius_host_buffer_strategy` value, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_buffer_strategy(info: *const fidius_host_plugin_info_t) -> u32 {
-    with_info(info, 0, |i| i.info.buffer_strategy as u32)
+    super::get(info, 0, |i| i.info.buffer_strategy as u32)
 }
 
 /// The runtime, a `fidius_host_runtime` value, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info_runtime(info: *const fidius_host_plugin_info_t) -> u32 {
-    with_info(info, 0, |i| i.info.runtime as u32)
+    super::get(info, 0, |i| i.info.runtime as u32)
 }

@@ -271,41 +271,37 @@ pub unsafe extern "C" fn fidius_host_interface_to_toml(
     })
 }
 
-fn with_interface<T: Copy>(interface: *const fidius_host_interface_t, fallback: T, f: impl FnOnce(&InterfaceData) -> T) -> T {
-    entry_value(fallback, || arg_handle(interface, "interface").map_or(fallback, f))
-}
-
 /// The interface name. Borrowed: valid until `interface` is freed. NULL
 /// for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_name(interface: *const fidius_host_interface_t) -> *const c_char {
-    with_interface(interface, std::ptr::null(), |i| i.name.as_ptr())
+    super::get(interface, std::ptr::null(), |i| i.name.as_ptr())
 }
 
 /// The interface version, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_version(interface: *const fidius_host_interface_t) -> u32 {
-    with_interface(interface, 0, |i| i.interface.version())
+    super::get(interface, 0, |i| i.interface.version())
 }
 
 /// The interface hash of the required methods, as `#[plugin_interface]`
 /// computes it; 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_hash(interface: *const fidius_host_interface_t) -> u64 {
-    with_interface(interface, 0, |i| i.interface.hash())
+    super::get(interface, 0, |i| i.interface.hash())
 }
 
 /// The WASM export name, or NULL when none was given (or for NULL).
 /// Borrowed: valid until `interface` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_wasm_export(interface: *const fidius_host_interface_t) -> *const c_char {
-    with_interface(interface, std::ptr::null(), |i| i.wasm_export.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
+    super::get(interface, std::ptr::null(), |i| i.wasm_export.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
 }
 
 /// Number of methods, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_method_count(interface: *const fidius_host_interface_t) -> u32 {
-    with_interface(interface, 0, |i| i.signatures.len() as u32)
+    super::get(interface, 0, |i| i.signatures.len() as u32)
 }
 
 /// The canonical signature string of method `index` (markers included,
@@ -316,13 +312,13 @@ pub unsafe extern "C" fn fidius_host_interface_method_signature(
     interface: *const fidius_host_interface_t,
     index: u32,
 ) -> *const c_char {
-    with_interface(interface, std::ptr::null(), |i| i.signatures.get(index as usize).map_or(std::ptr::null(), |s| s.as_ptr()))
+    super::get(interface, std::ptr::null(), |i| i.signatures.get(index as usize).map_or(std::ptr::null(), |s| s.as_ptr()))
 }
 
 /// The `fidius_host_method_flag` bits of method `index`; 0 when out of range.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_method_flags(interface: *const fidius_host_interface_t, index: u32) -> u32 {
-    with_interface(interface, 0, |i| {
+    super::get(interface, 0, |i| {
         i.interface.methods().get(index as usize).map_or(0, |m| {
             let bit = |set: bool, flag: fidius_host_method_flag| if set { flag as u32 } else { 0 };
             bit(m.flags.optional, fidius_host_method_flag::Optional)

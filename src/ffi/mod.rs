@@ -61,6 +61,12 @@ pub(crate) fn entry(err: *mut *mut fidius_host_error_t, body: impl FnOnce() -> R
     }
 }
 
+/// The shape of every getter: reads a live handle of type `H`; NULL, a
+/// handle of another type and a panic all yield `fallback`.
+pub(crate) fn get<H: Handle, T: Copy>(handle: *const H, fallback: T, read: impl FnOnce(&H::Inner) -> T) -> T {
+    entry_value(fallback, || arg_handle(handle, H::NAME).map_or(fallback, read))
+}
+
 /// Runs the body of an entry point that cannot fail: a panic yields `fallback`.
 pub(crate) fn entry_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)

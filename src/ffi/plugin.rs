@@ -52,10 +52,6 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
     })
 }
 
-fn with_plugin<T: Copy>(plugin: *const fidius_host_plugin_t, fallback: T, f: impl FnOnce(&PluginData) -> T) -> T {
-    entry_value(fallback, || arg_handle(plugin, "plugin").map_or(fallback, f))
-}
-
 /// Calls method `method` (its index in the interface's declaration order)
 /// with `input`: the bincode-encoded argument tuple, or the raw bytes of a
 /// `#[wire(raw)]` method. `input` is borrowed for the call and may be NULL
@@ -231,14 +227,14 @@ pub unsafe extern "C" fn fidius_host_plugin_interface(
 /// (e.g. a precompiled `.cwasm` that was not used, and why). 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_diagnostic_count(plugin: *const fidius_host_plugin_t) -> usize {
-    with_plugin(plugin, 0, |p| p.diagnostics.len())
+    super::get(plugin, 0, |p| p.diagnostics.len())
 }
 
 /// Load diagnostic `index`, or NULL when out of range. Borrowed: valid
 /// until `plugin` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_host_plugin_t, index: usize) -> *const c_char {
-    with_plugin(plugin, std::ptr::null(), |p| p.diagnostics.get(index).map_or(std::ptr::null(), |d| d.as_ptr()))
+    super::get(plugin, std::ptr::null(), |p| p.diagnostics.get(index).map_or(std::ptr::null(), |d| d.as_ptr()))
 }
 
 /// Number of recent outbound HTTP requests of this plugin that its egress
@@ -246,7 +242,7 @@ pub unsafe extern "C" fn fidius_host_plugin_diagnostic(plugin: *const fidius_hos
 /// plugins that send no requests.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const fidius_host_plugin_t) -> usize {
-    with_plugin(plugin, 0, |p| p.plugin.denied_requests().len())
+    super::get(plugin, 0, |p| p.plugin.denied_requests().len())
 }
 
 /// Denied request `index` (oldest first): its method and URL
@@ -285,13 +281,13 @@ pub unsafe extern "C" fn fidius_host_plugin_denied_request(
 /// Borrowed: valid until `plugin` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_info(plugin: *const fidius_host_plugin_t) -> *const fidius_host_plugin_info_t {
-    with_plugin(plugin, std::ptr::null(), |p| p.info.as_handle())
+    super::get(plugin, std::ptr::null(), |p| p.info.as_handle())
 }
 
 /// Number of methods (valid indices are below it), or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_host_plugin_t) -> u32 {
-    with_plugin(plugin, 0, |p| p.plugin.method_count())
+    super::get(plugin, 0, |p| p.plugin.method_count())
 }
 
 /// Whether capability bit `bit` is set: the `bit`-th optional method of the
@@ -299,13 +295,13 @@ pub unsafe extern "C" fn fidius_host_plugin_method_count(plugin: *const fidius_h
 /// False for NULL or `bit >= 64`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_has_capability(plugin: *const fidius_host_plugin_t, bit: u32) -> bool {
-    with_plugin(plugin, false, |p| p.plugin.has_capability(bit))
+    super::get(plugin, false, |p| p.plugin.has_capability(bit))
 }
 
 /// Number of trait-level metadata pairs, or 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_trait_metadata_count(plugin: *const fidius_host_plugin_t) -> usize {
-    with_plugin(plugin, 0, |p| p.trait_metadata.len())
+    super::get(plugin, 0, |p| p.trait_metadata.len())
 }
 
 /// Trait-level metadata pair `index` (declaration order). On success

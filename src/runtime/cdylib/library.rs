@@ -34,6 +34,22 @@ pub enum LoadPolicy {
     Lenient = 1,
 }
 
+impl TryFrom<u32> for LoadPolicy {
+    type Error = Error;
+
+    /// A policy from its number (0 Strict, 1 Lenient).
+    fn try_from(value: u32) -> Result<LoadPolicy> {
+        match value {
+            0 => Ok(LoadPolicy::Strict),
+            1 => Ok(LoadPolicy::Lenient),
+            other => Err(Error::new(
+                Status::InvalidArgument,
+                format!("load policy {other} is unknown (expected 0 = STRICT or 1 = LENIENT)"),
+            )),
+        }
+    }
+}
+
 /// A validated descriptor: facts copied out, pointers checked.
 pub struct ValidDescriptor {
     pub description: PluginDescription,
