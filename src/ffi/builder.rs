@@ -1,7 +1,7 @@
 //! `fidius_host_builder_t`: collects a host's options.
 
 use super::host::fidius_host_t;
-use super::{arg_bytes, arg_handle, arg_handle_mut, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
+use super::{arg_bytes, arg_handle, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 use super::error::fidius_host_error_t;
 use crate::artifact::signature::TrustedKey;
 use crate::error::{Error, Status};
@@ -52,7 +52,7 @@ fn with_builder(
     err: *mut *mut fidius_host_error_t,
     f: impl FnOnce(&mut HostBuilder) -> crate::Result<()>,
 ) -> Status {
-    entry(err, || f(&mut arg_handle_mut(builder, "builder")?.builder))
+    super::update(builder, "builder", err, |b| f(&mut b.builder))
 }
 
 /// A new builder with defaults: no search paths, Strict policy, no

@@ -3,7 +3,7 @@
 
 use super::error::fidius_host_error_t;
 use super::{
-    arg_handle, arg_handle_mut, arg_out, arg_path, arg_str, c_string, entry, entry_value, new_handle, take_handle,
+    arg_handle, arg_out, arg_path, arg_str, c_string, entry, entry_value, new_handle, take_handle,
     Handle,
 };
 use crate::error::{Error, Status};
@@ -84,7 +84,7 @@ fn with_builder(
     err: *mut *mut fidius_host_error_t,
     f: impl FnOnce(&mut InterfaceBuilder) -> crate::Result<()>,
 ) -> Status {
-    entry(err, || f(&mut arg_handle_mut(builder, "builder")?.builder))
+    super::update(builder, "builder", err, |b| f(&mut b.builder))
 }
 
 /// Starts an interface called `name` (the Rust trait name; UTF-8 of

@@ -3,7 +3,7 @@
 use crate::error::Status;
 use super::error::fidius_host_error_t;
 use super::interface::fidius_host_interface_t;
-use super::{arg_handle, arg_handle_mut, entry, entry_value, new_handle, take_handle, Handle};
+use super::{arg_handle, entry_value, new_handle, take_handle, Handle};
 use crate::host::LoadOptions;
 
 /// Options of a load (`fidius_host_load`, `fidius_host_load_path`). Made by
@@ -22,6 +22,14 @@ impl Handle for fidius_host_load_options_t {
     type Inner = LoadOptionsData;
     const MAGIC: u64 = 0x4644_4c4f_4144_4f31;
     const NAME: &'static str = "fidius_host_load_options_t";
+}
+
+fn with_options(
+    options: *mut fidius_host_load_options_t,
+    err: *mut *mut fidius_host_error_t,
+    f: impl FnOnce(&mut LoadOptions) -> crate::Result<()>,
+) -> Status {
+    super::update(options, "options", err, |o| f(&mut o.options))
 }
 
 /// New load options with defaults (no interface). Owned by the caller.
@@ -49,9 +57,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_interface(
     interface: *const fidius_host_interface_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        let options = &mut arg_handle_mut(options, "options")?.options;
-        options.interface(if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) });
+    with_options(options, err, |o| {
+        o.interface(if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) });
         Ok(())
     })
 }
@@ -67,8 +74,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_wasm_deadline_ms(
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        arg_handle_mut(options, "options")?.options.wasm_deadline(super::deadline_of(milliseconds));
+    with_options(options, err, |o| {
+        o.wasm_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -85,8 +92,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_python_deadline_ms(
     milliseconds: u64,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        arg_handle_mut(options, "options")?.options.python_deadline(super::deadline_of(milliseconds));
+    with_options(options, err, |o| {
+        o.python_deadline(super::deadline_of(milliseconds));
         Ok(())
     })
 }
@@ -102,8 +109,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_wasm_memory_limit(
     bytes: usize,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        arg_handle_mut(options, "options")?.options.wasm_memory_limit(bytes)?;
+    with_options(options, err, |o| {
+        o.wasm_memory_limit(bytes)?;
         Ok(())
     })
 }
@@ -120,8 +127,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_wasm_fresh_instance_per_ca
     fresh: bool,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        arg_handle_mut(options, "options")?.options.wasm_fresh_instance_per_call(fresh);
+    with_options(options, err, |o| {
+        o.wasm_fresh_instance_per_call(fresh);
         Ok(())
     })
 }
@@ -138,9 +145,8 @@ pub unsafe extern "C" fn fidius_host_load_options_set_egress_policy(
     policy: *const super::egress::fidius_host_egress_policy_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        let policy = super::egress::arg_policy(policy)?;
-        arg_handle_mut(options, "options")?.options.egress_policy(policy);
+    with_options(options, err, |o| {
+        o.egress_policy(super::egress::arg_policy(policy)?);
         Ok(())
     })
 }

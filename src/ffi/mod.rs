@@ -67,6 +67,17 @@ pub(crate) fn get<H: Handle, T: Copy>(handle: *const H, fallback: T, read: impl 
     entry_value(fallback, || arg_handle(handle, H::NAME).map_or(fallback, read))
 }
 
+/// The shape of every setter: applies `change` to a live handle of type
+/// `H` (`name` is the argument's name in errors), as a status.
+pub(crate) fn update<H: Handle>(
+    handle: *mut H,
+    name: &str,
+    err: *mut *mut fidius_host_error_t,
+    change: impl FnOnce(&mut H::Inner) -> Result<()>,
+) -> Status {
+    entry(err, || change(arg_handle_mut(handle, name)?))
+}
+
 /// Runs the body of an entry point that cannot fail: a panic yields `fallback`.
 pub(crate) fn entry_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
