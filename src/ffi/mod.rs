@@ -36,8 +36,9 @@ pub struct fidius_host_str_t {
 }
 
 /// Passed as a length, says "the string is NUL-terminated" (the header's
-/// `FIDIUS_HOST_NUL_TERMINATED`, `SIZE_MAX`).
-pub const FIDIUS_HOST_NUL_TERMINATED: usize = usize::MAX;
+/// `FIDIUS_HOST_NUL_TERMINATED`, `SIZE_MAX`). Spelled `!0` (all bits set,
+/// `usize::MAX`) because cbindgen cannot read `usize::MAX`.
+pub const FIDIUS_HOST_NUL_TERMINATED: usize = !0;
 
 /// Runs the body of a status-returning entry point: `*err` is cleared, a
 /// panic becomes [`Status::InternalPanic`], and an error is stored in `*err`
