@@ -1,7 +1,7 @@
 //! `fidius_host_builder_t`: collects a host's options.
 
 use super::host::fidius_host_t;
-use super::{arg_bytes, arg_handle, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
+use super::{arg_bytes, arg_handle, arg_out_cleared, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 use super::error::fidius_host_error_t;
 use crate::artifact::signature::TrustedKey;
 use crate::error::{Error, Status};
@@ -459,8 +459,7 @@ pub unsafe extern "C" fn fidius_host_builder_build(
     entry(err, || {
         let checked = arg_handle(builder, "builder").map(|_| ());
         let builder = take_handle(builder);
-        let host_out = arg_out(host_out, "host_out")?;
-        *host_out = std::ptr::null_mut();
+        let host_out = arg_out_cleared(host_out, "host_out")?;
         checked?;
         let builder = builder.expect("checked to be a live builder");
         *host_out = super::host::new(builder.builder.build()?);

@@ -3,7 +3,7 @@
 
 use crate::error::Status;
 use super::error::fidius_host_error_t;
-use super::{arg_out, entry, new_handle, take_handle, Handle};
+use super::{arg_out, arg_out_cleared, entry, new_handle, take_handle, Handle};
 use crate::egress::{EgressPolicy, HttpRequest};
 use crate::error::Error;
 use std::ffi::{c_char, c_void, CString};
@@ -196,8 +196,7 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_allow_list(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let out = arg_out(out, "out")?;
-        *out = std::ptr::null_mut();
+        let out = arg_out_cleared(out, "out")?;
         let patterns = super::arg_str_list(patterns, pattern_count, "patterns")?;
         let policy = EgressPolicy::allow_list(&patterns)?;
         *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });

@@ -5,7 +5,7 @@ use super::discovery::fidius_host_discovery_t;
 use super::error::fidius_host_error_t;
 use super::load_options::fidius_host_load_options_t;
 use super::plugin::fidius_host_plugin_t;
-use super::{arg_handle, arg_opt_str, arg_out, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
+use super::{arg_handle, arg_opt_str, arg_out_cleared, arg_path, arg_str, entry, entry_value, new_handle, take_handle, Handle};
 
 use crate::host::{Host, LoadOptions};
 use std::ffi::c_char;
@@ -49,8 +49,7 @@ pub unsafe extern "C" fn fidius_host_discover(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let discovery_out = arg_out(discovery_out, "discovery_out")?;
-        *discovery_out = std::ptr::null_mut();
+        let discovery_out = arg_out_cleared(discovery_out, "discovery_out")?;
         let host = &arg_handle(host, "host")?.host;
         *discovery_out = super::discovery::new(host.discover());
         Ok(())
@@ -80,8 +79,7 @@ pub unsafe extern "C" fn fidius_host_load(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let plugin_out = arg_out(plugin_out, "plugin_out")?;
-        *plugin_out = std::ptr::null_mut();
+        let plugin_out = arg_out_cleared(plugin_out, "plugin_out")?;
         let host = &arg_handle(host, "host")?.host;
         let name = arg_str(name, name_len, "name")?;
         let options = arg_options(options)?;
@@ -121,8 +119,7 @@ pub unsafe extern "C" fn fidius_host_load_path(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let plugin_out = arg_out(plugin_out, "plugin_out")?;
-        *plugin_out = std::ptr::null_mut();
+        let plugin_out = arg_out_cleared(plugin_out, "plugin_out")?;
         let host = &arg_handle(host, "host")?.host;
         let path = arg_path(path, path_len, "path")?;
         let name = arg_opt_str(name, name_len, "name")?;

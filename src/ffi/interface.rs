@@ -3,7 +3,7 @@
 
 use super::error::fidius_host_error_t;
 use super::{
-    arg_handle, arg_out, arg_path, arg_str, c_string, entry, entry_value, new_handle, take_handle,
+    arg_handle, arg_out, arg_out_cleared, arg_path, arg_str, c_string, entry, entry_value, new_handle, take_handle,
     Handle,
 };
 use crate::error::{Error, Status};
@@ -103,8 +103,7 @@ pub unsafe extern "C" fn fidius_host_interface_builder_new(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let builder_out = arg_out(builder_out, "builder_out")?;
-        *builder_out = std::ptr::null_mut();
+        let builder_out = arg_out_cleared(builder_out, "builder_out")?;
         let builder = InterfaceBuilder::new(arg_str(name, name_len, "name")?, version)?;
         *builder_out = new_handle::<fidius_host_interface_builder_t>(InterfaceBuilderData { builder });
         Ok(())
@@ -195,8 +194,7 @@ pub unsafe extern "C" fn fidius_host_interface_builder_build(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let interface_out = arg_out(interface_out, "interface_out")?;
-        *interface_out = std::ptr::null_mut();
+        let interface_out = arg_out_cleared(interface_out, "interface_out")?;
         *interface_out = new_interface(arg_handle(builder, "builder")?.builder.build()?);
         Ok(())
     })
@@ -223,8 +221,7 @@ pub unsafe extern "C" fn fidius_host_interface_new_from_file(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let interface_out = arg_out(interface_out, "interface_out")?;
-        *interface_out = std::ptr::null_mut();
+        let interface_out = arg_out_cleared(interface_out, "interface_out")?;
         *interface_out = new_interface(file::read(&arg_path(path, path_len, "path")?)?);
         Ok(())
     })
@@ -244,8 +241,7 @@ pub unsafe extern "C" fn fidius_host_interface_new_from_toml(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let interface_out = arg_out(interface_out, "interface_out")?;
-        *interface_out = std::ptr::null_mut();
+        let interface_out = arg_out_cleared(interface_out, "interface_out")?;
         *interface_out = new_interface(file::parse(arg_str(toml, toml_len, "toml")?, "interface text")?);
         Ok(())
     })
@@ -264,8 +260,7 @@ pub unsafe extern "C" fn fidius_host_interface_to_toml(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let toml_out = arg_out(toml_out, "toml_out")?;
-        *toml_out = std::ptr::null_mut();
+        let toml_out = arg_out_cleared(toml_out, "toml_out")?;
         *toml_out = c_string(&file::to_toml(&arg_handle(interface, "interface")?.interface)).into_raw();
         Ok(())
     })

@@ -1,7 +1,7 @@
 //! Helpers with no handle: versions, status names, the interface hash.
 
 use super::error::fidius_host_error_t;
-use super::{arg_out, arg_str_list, entry, entry_value, fidius_host_str_t};
+use super::{arg_out, arg_out_cleared, arg_str_list, entry, entry_value, fidius_host_str_t};
 use crate::error::Status;
 use crate::plugin::RuntimeKind;
 use std::ffi::c_char;
@@ -110,8 +110,7 @@ pub unsafe extern "C" fn fidius_host_precompile_component(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let cwasm_out = arg_out(cwasm_out, "cwasm_out")?;
-        *cwasm_out = super::bytes::fidius_host_bytes_t::EMPTY;
+        let cwasm_out = arg_out_cleared(cwasm_out, "cwasm_out")?;
         let component = super::arg_bytes(component, component_len, "component")?;
         *cwasm_out = super::bytes::fidius_host_bytes_t::from_output(crate::bytes::OutputBytes::from_vec(crate::host::precompile_component(component)?));
         Ok(())

@@ -170,6 +170,30 @@ pub(crate) fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
     unsafe { ptr.as_mut() }.ok_or_else(|| Error::null_argument(name))
 }
 
+/// What an out-param holds after a failure: NULL, or empty bytes.
+pub(crate) trait Nothing {
+    fn nothing() -> Self;
+}
+
+impl<T> Nothing for *mut T {
+    fn nothing() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl Nothing for bytes::fidius_host_bytes_t {
+    fn nothing() -> Self {
+        bytes::fidius_host_bytes_t::EMPTY
+    }
+}
+
+/// A required out-param, set to nothing before anything can fail.
+pub(crate) fn arg_out_cleared<'a, T: Nothing>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    let out = arg_out(ptr, name)?;
+    *out = T::nothing();
+    Ok(out)
+}
+
 /// Sets a pointer out-param to NULL, if the caller passed one, before
 /// anything can fail: every failure then leaves NULL behind, as the header
 /// promises, whichever argument was bad.

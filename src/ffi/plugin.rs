@@ -4,7 +4,7 @@ use super::bytes::fidius_host_bytes_t;
 use super::error::fidius_host_error_t;
 use super::info::{fidius_host_plugin_info_t, InfoData};
 use super::interface::fidius_host_interface_t;
-use super::{arg_bytes, arg_handle, arg_out, arg_str, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
+use super::{arg_bytes, arg_handle, arg_out, arg_out_cleared, arg_str, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::error::{Error, Status};
 use crate::plugin::{MetaEntry, Plugin};
 use std::ffi::{c_char, CString};
@@ -103,8 +103,7 @@ pub unsafe extern "C" fn fidius_host_plugin_call(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let output = arg_out(output, "output")?;
-        *output = fidius_host_bytes_t::EMPTY;
+        let output = arg_out_cleared(output, "output")?;
         let plugin = &arg_handle(plugin, "plugin")?.plugin;
         let input = arg_bytes(input, input_len, "input")?;
         *output = fidius_host_bytes_t::from_output(plugin.call_raw(method, input)?);
@@ -181,8 +180,7 @@ fn call_json(
     call: impl FnOnce(&Plugin) -> crate::Result<String>,
 ) -> Status {
     entry(err, || {
-        let json_out = arg_out(json_out, "json_out")?;
-        *json_out = std::ptr::null_mut();
+        let json_out = arg_out_cleared(json_out, "json_out")?;
         // SAFETY: the caller passes a writable size_t or NULL.
         let mut json_len_out = unsafe { json_len_out.as_mut() };
         if let Some(len) = json_len_out.as_deref_mut() {
@@ -212,8 +210,7 @@ pub unsafe extern "C" fn fidius_host_plugin_interface(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     entry(err, || {
-        let interface_out = arg_out(interface_out, "interface_out")?;
-        *interface_out = std::ptr::null_mut();
+        let interface_out = arg_out_cleared(interface_out, "interface_out")?;
         let plugin = &arg_handle(plugin, "plugin")?.plugin;
         let interface = plugin.interface().ok_or_else(|| {
             Error::new(Status::NoInterface, format!("plugin '{}' was loaded without an interface", plugin.info().name))
