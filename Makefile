@@ -240,12 +240,15 @@ precompile:
 
 # ---- bindings ---------------------------------------------------------------
 
-# Go (cgo): vet, the tests, and the example, against the library built here.
+# Go (cgo), against the library built here: vet, the tests, the tests under
+# the race detector, the tests in forced-GC mode (build tag fidius_gcdebug:
+# a collection at every entry into C, so a handle the Go side lets go too
+# early fails loudly), and the example.
 go-test: lib fixtures
 	cd bindings/go && CGO_CFLAGS=-I$(abspath include) \
 		CGO_LDFLAGS="-L$(abspath $(LIB_DIR)) -Wl,-rpath,$(abspath $(LIB_DIR))" \
 		FIDIUS_TEST_FIXTURES=$(FIXTURES) RUST_BACKTRACE=0 \
-		sh -c '$(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run ./example $(FIXTURES)/plugins'
+		sh -c '$(GO) vet ./... && $(GO) vet -tags fidius_gcdebug ./... && $(GO) test -count=1 ./... && $(GO) test -count=1 -race ./... && $(GO) test -count=1 -tags fidius_gcdebug ./... && $(GO) run ./example $(FIXTURES)/plugins'
 
 # Zig: `zig build test` of the package (Zig from PyPI, see `tools`).
 zig-test: lib fixtures tools

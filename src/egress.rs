@@ -128,7 +128,7 @@ impl HostPattern {
         if host.is_empty() {
             return Err(invalid("no host"));
         }
-        if host.contains(|c: char| c.is_whitespace() || "/@?#[]".contains(c)) || (host.contains(':') && !bracketed) {
+        if host.contains(|c: char| c.is_whitespace() || c.is_control() || "/@?#[]".contains(c)) || (host.contains(':') && !bracketed) {
             return Err(invalid("not a host name (an IPv6 address goes in brackets)"));
         }
         let host = match host.strip_prefix("*.") {
@@ -217,6 +217,9 @@ mod tests {
         let dotted = EgressPolicy::allow_list(&["example.org.:80"]).unwrap();
         assert!(dotted.allows(&request("example.org", 80)));
         assert!(!EgressPolicy::allow_list::<&str>(&[]).unwrap().allows(&request("a", 1)));
+        for bad in ["a\0b", "a\u{7f}b", "tab\there"] {
+            assert_eq!(EgressPolicy::allow_list(&[bad]).unwrap_err().status(), Status::InvalidArgument, "{bad:?}");
+        }
         for bad in ["", ":80", "a:port", "a:70000", "*", "a.*.b", "[::1", "[::1]x", "a b", "user@host", "http://a", "::1", "fe80::1:80"] {
             let e = EgressPolicy::allow_list(&[bad]).unwrap_err();
             assert_eq!(e.status(), Status::InvalidArgument, "{bad}");

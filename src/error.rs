@@ -172,13 +172,15 @@ impl Status {
 
     /// [`Status::name`], NUL-terminated.
     pub fn c_name(self) -> &'static std::ffi::CStr {
-        static NAMES: std::sync::LazyLock<std::collections::HashMap<Status, std::ffi::CString>> =
-            std::sync::LazyLock::new(|| {
-                Status::all()
-                    .map(|status| (status, std::ffi::CString::new(status.name()).expect("status names have no NUL")))
-                    .collect()
-            });
-        NAMES[&self].as_c_str()
+        // In declaration order, looked up by position: a plain vector of
+        // plain strings, which leak checkers see as reachable at exit.
+        static NAMES: std::sync::LazyLock<Vec<(Status, std::ffi::CString)>> = std::sync::LazyLock::new(|| {
+            Status::all()
+                .map(|status| (status, std::ffi::CString::new(status.name()).expect("status names have no NUL")))
+                .collect()
+        });
+        let (_, name) = NAMES.iter().find(|(status, _)| *status == self).expect("every status is in the table");
+        name.as_c_str()
     }
 }
 

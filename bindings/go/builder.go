@@ -33,6 +33,7 @@ type Builder struct {
 // on library files and packages.
 func NewBuilder() *Builder {
 	b := &Builder{}
+	enterC()
 	ptr := C.fidius_host_builder_new()
 	if ptr == nil {
 		b.err = &Error{Status: StatusInternalPanic, Message: "fidius_host_builder_new failed"}
@@ -224,11 +225,11 @@ func (b *Builder) WasmInstancePool(slots uint32) *Builder {
 	})
 }
 
-// DenyCapability refuses every package that asks for capability: an exact
+// AddDeniedCapability refuses every package that asks for capability: an exact
 // capability such as "stdout", or a prefix such as "fs" or "env" covering
 // every "fs:…" or "env:…" capability. Such loads fail with
 // StatusCapabilityDenied.
-func (b *Builder) DenyCapability(capability string) *Builder {
+func (b *Builder) AddDeniedCapability(capability string) *Builder {
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(capability)
 		return C.fidius_host_builder_add_denied_capability(ptr, s, n, cerr)
@@ -294,6 +295,7 @@ func (b *Builder) Build() (*Host, error) {
 	}
 	var host *C.fidius_host_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	// fidius_host_builder_build frees the builder whatever it returns.
 	if err := takeError(C.fidius_host_builder_build(ptr, &host, &cerr), cerr); err != nil {
 		return nil, err
@@ -303,10 +305,14 @@ func (b *Builder) Build() (*Host, error) {
 	return h, nil
 }
 
-// Close releases a builder that will not be built. It is idempotent, and a
-// no-op after Build.
-func (b *Builder) Close() {
-	b.h.close(freeBuilder)
+// Close releases a builder that will not be built. It is idempotent, a
+// no-op after Build and on a nil *Builder, and returns nil (it implements
+// io.Closer).
+func (b *Builder) Close() error {
+	if b == nil {
+		return nil
+	}
+	return b.h.close(freeBuilder)
 }
 
 // NoDeadline turns a deadline off (Builder.CallDeadline,

@@ -301,7 +301,7 @@ func TestBuilderErrors(t *testing.T) {
 	wantError(t, err, fidius.ErrInvalidArgument, "")
 	_, err = fidius.NewBuilder().WasmMemoryLimit(0).Build()
 	wantError(t, err, fidius.ErrInvalidArgument, "")
-	_, err = fidius.NewBuilder().DenyCapability("").Build()
+	_, err = fidius.NewBuilder().AddDeniedCapability("").Build()
 	wantError(t, err, fidius.ErrInvalidArgument, "")
 	_, err = fidius.NewBuilder().MaxLibrarySize(0).Build()
 	wantError(t, err, fidius.ErrInvalidArgument, "")

@@ -11,7 +11,7 @@
 //	host, err := fidius.NewBuilder().AddSearchPath("plugins").Build()
 //	if err != nil { ... }
 //	defer host.Close()
-//	iface, err := fidius.InterfaceFromFile("calculator.toml")
+//	iface, err := fidius.NewInterfaceFromFile("calculator.toml")
 //	if err != nil { ... }
 //	defer iface.Close()
 //	calc, err := host.Load("BasicCalculator", &fidius.LoadOptions{Interface: iface})
@@ -23,10 +23,11 @@
 //
 // Every string, byte slice and struct this package returns is a copy in Go
 // memory: it stays valid after the handle it came from is closed. Handles
-// (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Builder) have
-// an idempotent Close; a runtime cleanup frees a handle that is garbage
-// collected without Close, but closing explicitly releases libraries and
-// WASM instances at a known time.
+// (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Builder) are
+// io.Closers: Close is idempotent, accepts a nil receiver and returns nil.
+// A runtime cleanup frees a handle that is garbage collected without
+// Close, but closing explicitly releases libraries and WASM instances at a
+// known time.
 //
 // # Goroutines
 //
@@ -44,4 +45,8 @@
 //	CGO_LDFLAGS="-L/path/to/lib -Wl,-rpath,/path/to/lib" go build
 //
 // or, with -tags fidius_pkgconfig, through pkg-config (package fidius_host).
+//
+// With -tags fidius_gcdebug the package collects garbage (twice) each time
+// it enters the C library, so that a handle freed while still in use shows
+// up in tests rather than by luck; it is for testing only.
 package fidius

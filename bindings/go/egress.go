@@ -32,7 +32,7 @@ import (
 
 // EgressPolicy decides which outbound HTTP requests WASM plugins with the
 // http capability may send: a Go function (NewEgressPolicy) or a host[:port]
-// allow-list (AllowList). Set it with Builder.EgressPolicy or
+// allow-list (NewEgressAllowList). Set it with Builder.EgressPolicy or
 // LoadOptions.EgressPolicy.
 //
 // An EgressPolicy is safe for concurrent use. Builders, load options and
@@ -115,6 +115,7 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 	liveEgressCallbacks.Add(1)
 	var policy *C.fidius_host_egress_policy_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	// On failure the library has already released the handle (through
 	// fidiusGoEgressRelease), so there is nothing to undo here.
 	if err := takeError(C.fidius_go_egress_policy(C.uintptr_t(handle), &policy, &cerr), cerr); err != nil {
@@ -123,21 +124,23 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 	return newEgressPolicy(policy), nil
 }
 
-// AllowList returns a policy that allows requests whose host and port match
-// one of patterns, and denies every other: "example.com" (any port),
-// "example.com:8080", "*.example.com" (subdomains, not example.com itself),
-// "127.0.0.1:9000", "[::1]:9000". Names are compared case-insensitively, and
-// as names (no DNS). No patterns deny everything.
-func AllowList(patterns ...string) (*EgressPolicy, error) {
+// NewEgressAllowList returns a policy that allows requests whose host and
+// port match one of patterns, and denies every other: "example.com" (any
+// port), "example.com:8080", "*.example.com" (subdomains, not example.com
+// itself), "127.0.0.1:9000", "[::1]:9000". Names are compared
+// case-insensitively, and as names (no DNS). No patterns deny everything.
+func NewEgressAllowList(patterns ...string) (*EgressPolicy, error) {
 	for _, p := range patterns {
+		// No host name has a NUL byte: such a pattern could never match.
 		if strings.IndexByte(p, 0) >= 0 {
 			return nil, &Error{Status: StatusInvalidArgument, Message: "egress pattern " + strconv.Quote(p) + " contains a NUL byte"}
 		}
 	}
-	array, free := cStringArray(patterns)
-	defer free()
+	array, unpin := strArray(patterns)
+	defer unpin()
 	var policy *C.fidius_host_egress_policy_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	status := C.fidius_host_egress_policy_new_allow_list(array, C.size_t(len(patterns)), &policy, &cerr)
 	if err := takeError(status, cerr); err != nil {
 		return nil, err
@@ -151,8 +154,12 @@ func newEgressPolicy(ptr *C.fidius_host_egress_policy_t) *EgressPolicy {
 	return p
 }
 
-// Close frees this handle on the policy. It is idempotent; builders, hosts,
-// load options and plugins using the policy keep it alive.
-func (p *EgressPolicy) Close() {
-	p.h.close(freeEgressPolicy)
+// Close frees this handle on the policy. It is idempotent, a no-op on a nil
+// *EgressPolicy, and returns nil (it implements io.Closer); builders,
+// hosts, load options and plugins using the policy keep it alive.
+func (p *EgressPolicy) Close() error {
+	if p == nil {
+		return nil
+	}
+	return p.h.close(freeEgressPolicy)
 }

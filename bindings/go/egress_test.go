@@ -49,7 +49,7 @@ func loadFetcher(t *testing.T, host *fidius.Host, policy *fidius.EgressPolicy) (
 	p, err := host.LoadPath(fixture(t, "wasm/fetch"), "FetchGuest",
 		&fidius.LoadOptions{Interface: interfaceFile(t, "fetcher.toml"), EgressPolicy: policy})
 	if err == nil {
-		t.Cleanup(p.Close)
+		closeAtEnd(t, p)
 	}
 	return p, err
 }
@@ -139,17 +139,17 @@ func TestEgressAllowList(t *testing.T) {
 	if server.port == 65535 {
 		other = 1
 	}
-	allowed, err := fidius.AllowList("*.example.com", fmt.Sprintf("127.0.0.1:%d", server.port))
+	allowed, err := fidius.NewEgressAllowList("*.example.com", fmt.Sprintf("127.0.0.1:%d", server.port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer allowed.Close()
-	elsewhere, err := fidius.AllowList(fmt.Sprintf("127.0.0.1:%d", other))
+	elsewhere, err := fidius.NewEgressAllowList(fmt.Sprintf("127.0.0.1:%d", other))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer elsewhere.Close()
-	none, err := fidius.AllowList()
+	none, err := fidius.NewEgressAllowList()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +178,20 @@ func TestEgressAllowList(t *testing.T) {
 		t.Errorf("%d requests reached the server, want 1", server.requests.Load())
 	}
 
-	_, err = fidius.AllowList("*")
+	_, err = fidius.NewEgressAllowList("*")
 	wantError(t, err, fidius.ErrInvalidArgument, `"*"`)
-	_, err = fidius.AllowList("\xff")
+	_, err = fidius.NewEgressAllowList("\xff")
 	wantError(t, err, fidius.ErrInvalidUTF8, "")
-	_, err = fidius.AllowList("a\x00b")
+	_, err = fidius.NewEgressAllowList("a\x00b")
 	wantError(t, err, fidius.ErrInvalidArgument, "NUL")
+	_, err = fidius.NewEgressAllowList("example.com", "")
+	wantError(t, err, fidius.ErrInvalidArgument, "no host")
+	// Each pattern is passed with its length: a pattern that is the prefix
+	// of a longer string is just the prefix.
+	long := "example.com:8080 and more"
+	if _, err = fidius.NewEgressAllowList(long[:16]); err != nil {
+		t.Errorf("a substring pattern: %v", err)
+	}
 }
 
 func TestEgressFailsClosed(t *testing.T) {
@@ -216,7 +224,7 @@ func TestEgressFailsClosed(t *testing.T) {
 	_, err = fidius.NewEgressPolicy(nil)
 	wantError(t, err, fidius.ErrNullArgument, "")
 
-	closed, err := fidius.AllowList()
+	closed, err := fidius.NewEgressAllowList()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,36 @@ type Error struct {
 	// PluginDetails is the details of the plugin's own error as JSON text,
 	// or empty when the plugin gave none.
 	PluginDetails string
+
+	// The numbers of the failure, when the library gave them (Mismatch,
+	// MethodOutOfRange).
+	mismatch         *mismatch
+	methodOutOfRange *methodOutOfRange
+}
+
+type mismatch struct{ expected, found uint64 }
+
+type methodOutOfRange struct{ index, count uint32 }
+
+// Mismatch returns the value the host expected and the value the plugin
+// has, for StatusInterfaceHashMismatch, StatusInterfaceVersionMismatch,
+// StatusMethodCountMismatch and StatusBufferStrategyMismatch (a
+// BufferStrategy number); ok is false for every other error.
+func (e *Error) Mismatch() (expected, found uint64, ok bool) {
+	if e.mismatch == nil {
+		return 0, 0, false
+	}
+	return e.mismatch.expected, e.mismatch.found, true
+}
+
+// MethodOutOfRange returns the method index a call asked for and the
+// plugin's method count, for StatusMethodOutOfRange; ok is false for every
+// other error.
+func (e *Error) MethodOutOfRange() (index, count uint32, ok bool) {
+	if e.methodOutOfRange == nil {
+		return 0, 0, false
+	}
+	return e.methodOutOfRange.index, e.methodOutOfRange.count, true
 }
 
 // Error returns "fidius: STATUS: message".
@@ -61,6 +91,14 @@ func takeError(status C.fidius_host_status, cerr *C.fidius_host_error_t) error {
 		e.PluginCode = C.GoString(C.fidius_host_error_plugin_code(cerr))
 		e.PluginMessage = C.GoString(C.fidius_host_error_plugin_message(cerr))
 		e.PluginDetails = C.GoString(C.fidius_host_error_plugin_details(cerr))
+		var expected, found C.uint64_t
+		if C.fidius_host_error_mismatch(cerr, &expected, &found) {
+			e.mismatch = &mismatch{uint64(expected), uint64(found)}
+		}
+		var index, count C.uint32_t
+		if C.fidius_host_error_method_out_of_range(cerr, &index, &count) {
+			e.methodOutOfRange = &methodOutOfRange{uint32(index), uint32(count)}
+		}
 	}
 	return e
 }

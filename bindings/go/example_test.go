@@ -21,7 +21,7 @@ func Example() {
 	}
 	defer host.Close()
 
-	iface, err := fidius.InterfaceFromFile(filepath.Join(fixtures, "interfaces", "calculator.toml"))
+	iface, err := fidius.NewInterfaceFromFile(filepath.Join(fixtures, "interfaces", "calculator.toml"))
 	if err != nil {
 		fmt.Println(err)
 		return

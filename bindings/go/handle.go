@@ -2,7 +2,6 @@ package fidius
 
 /*
 #include <stdint.h>
-#include <stdlib.h>
 #include "fidius_host.h"
 */
 import "C"
@@ -42,9 +41,12 @@ func own[O any, P comparable](owner *O, g *guarded[P], ptr P, free func(P)) {
 }
 
 // acquire read-locks the handle and returns it (nil once closed). Every
-// acquire must be paired with release, typically deferred.
+// acquire must be paired with release, typically deferred: the deferred
+// release also keeps the owner, and so the handle, alive until the C call
+// using it has returned.
 func (g *guarded[P]) acquire() P {
 	g.mu.RLock()
+	enterC()
 	return g.ptr
 }
 
@@ -67,12 +69,14 @@ func (g *guarded[P]) take() P {
 	return ptr
 }
 
-// close frees the handle once; later calls do nothing.
-func (g *guarded[P]) close(free func(P)) {
+// close frees the handle once; later calls do nothing. It never fails: it
+// returns nil so that each Close can satisfy io.Closer.
+func (g *guarded[P]) close(free func(P)) error {
 	var none P
 	if ptr := g.take(); ptr != none {
 		free(ptr)
 	}
+	return nil
 }
 
 // Stand-ins for empty inputs: the C API treats a NULL pointer as a missing
@@ -126,24 +130,26 @@ func takeString(s *C.char, n int) string {
 	return strings.Clone(unsafe.String((*byte)(unsafe.Pointer(s)), n))
 }
 
-// cStringArray copies strs into C memory as an array of NUL-terminated
-// strings (the C API stores no Go pointers this way), to be released with
-// the returned function. It returns a nil array for no strings.
-func cStringArray(strs []string) (**C.char, func()) {
+// strArray returns strs as an array of fidius_host_str_t for one C call,
+// and the function that ends the loan. The array and the text stay in Go
+// memory: the text is pinned while the C library reads it, as the cgo rules
+// require of Go pointers stored in memory passed to C. No strings give a
+// nil array.
+func strArray(strs []string) (*C.fidius_host_str_t, func()) {
 	if len(strs) == 0 {
 		return nil, func() {}
 	}
-	array := (**C.char)(C.malloc(C.size_t(len(strs)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	items := unsafe.Slice(array, len(strs))
+	var pinner runtime.Pinner
+	items := make([]C.fidius_host_str_t, len(strs))
 	for i, s := range strs {
-		items[i] = C.CString(s)
-	}
-	return array, func() {
-		for _, item := range items {
-			C.free(unsafe.Pointer(item))
+		if len(s) > 0 {
+			data := unsafe.StringData(s)
+			pinner.Pin(data)
+			items[i].data = (*C.char)(unsafe.Pointer(data))
+			items[i].len = C.size_t(len(s))
 		}
-		C.free(unsafe.Pointer(array))
 	}
+	return &items[0], pinner.Unpin
 }
 
 // sizeT converts a byte count for C. A count a size_t cannot hold (on a

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,19 +64,28 @@ func newHost(t testing.TB, configure func(*fidius.Builder), dirs ...string) *fid
 	if err != nil {
 		t.Fatalf("building the host: %v", err)
 	}
-	t.Cleanup(host.Close)
+	closeAtEnd(t, host)
 	return host
+}
+
+// closeAtEnd closes c when the test ends, failing the test if Close does.
+func closeAtEnd(t testing.TB, c io.Closer) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 }
 
 // interfaceFile reads interfaces/name of the fixtures; it is closed when the
 // test ends.
 func interfaceFile(t testing.TB, name string) *fidius.Interface {
 	t.Helper()
-	iface, err := fidius.InterfaceFromFile(fixture(t, filepath.Join("interfaces", name)))
+	iface, err := fidius.NewInterfaceFromFile(fixture(t, filepath.Join("interfaces", name)))
 	if err != nil {
 		t.Fatalf("reading interface %s: %v", name, err)
 	}
-	t.Cleanup(iface.Close)
+	closeAtEnd(t, iface)
 	return iface
 }
 
@@ -86,7 +96,7 @@ func load(t testing.TB, host *fidius.Host, name string, options *fidius.LoadOpti
 	if err != nil {
 		t.Fatalf("loading %s: %v", name, err)
 	}
-	t.Cleanup(p.Close)
+	closeAtEnd(t, p)
 	return p
 }
 
@@ -97,7 +107,7 @@ func loadPath(t testing.TB, host *fidius.Host, relative, name string, options *f
 	if err != nil {
 		t.Fatalf("loading %s from %s: %v", name, relative, err)
 	}
-	t.Cleanup(p.Close)
+	closeAtEnd(t, p)
 	return p
 }
 

@@ -5,7 +5,20 @@ package fidius
 */
 import "C"
 
-import "time"
+import (
+	"io"
+	"time"
+)
+
+// Every handle type is an io.Closer.
+var (
+	_ io.Closer = (*Host)(nil)
+	_ io.Closer = (*Builder)(nil)
+	_ io.Closer = (*Plugin)(nil)
+	_ io.Closer = (*Interface)(nil)
+	_ io.Closer = (*InterfaceBuilder)(nil)
+	_ io.Closer = (*EgressPolicy)(nil)
+)
 
 // Host discovers and loads plugins. Make one with NewBuilder().Build().
 //
@@ -18,10 +31,13 @@ type Host struct {
 func freeHost(ptr *C.fidius_host_t) { C.fidius_host_free(ptr) }
 
 // Close frees the host, after waiting for loads and discoveries running on
-// other goroutines. It is idempotent. Plugins loaded from the host stay
-// valid.
-func (h *Host) Close() {
-	h.h.close(freeHost)
+// other goroutines. It is idempotent, a no-op on a nil *Host, and returns
+// nil (it implements io.Closer). Plugins loaded from the host stay valid.
+func (h *Host) Close() error {
+	if h == nil {
+		return nil
+	}
+	return h.h.close(freeHost)
 }
 
 // Discover scans the search paths and lists every valid plugin and every
@@ -100,10 +116,32 @@ func (h *Host) load(options *LoadOptions, load func(*C.fidius_host_t, *C.fidius_
 
 	var plugin *C.fidius_host_plugin_t
 	var cerr *C.fidius_host_error_t
+	// The interface and egress policy of options may be collected from here
+	// on: opts holds its own references.
+	enterC()
 	if err := takeError(load(host, opts, &plugin, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newPlugin(plugin), nil
+}
+
+// VerifyPath checks the signature of a library file (<file>.sig) or a
+// package directory (package.sig) against the host's trusted keys, without
+// loading, mapping or running anything: an install-time check, whether or
+// not the host requires signatures. It returns nil when a trusted key
+// verifies the file or package; StatusSignatureRequired when there is no
+// signature file; StatusSignatureInvalid when the signature is malformed,
+// the file was tampered with or an untrusted key signed it; and
+// StatusInvalidArgument when the host has no trusted key.
+func (h *Host) VerifyPath(path string) error {
+	host := h.h.acquire()
+	defer h.h.release()
+	if host == nil {
+		return closedError("host")
+	}
+	p, n := text(path)
+	var cerr *C.fidius_host_error_t
+	return takeError(C.fidius_host_verify_path(host, p, n, &cerr), cerr)
 }
 
 // LoadOptions are the options of one load (Host.Load, Host.LoadPath). The
@@ -151,6 +189,7 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 	if o == nil {
 		return nil, nil
 	}
+	enterC()
 	opts := C.fidius_host_load_options_new()
 	if opts == nil {
 		return nil, &Error{Status: StatusInternalPanic, Message: "fidius_host_load_options_new failed"}

@@ -7,7 +7,7 @@ import "C"
 
 // Interface is a validated, immutable plugin interface: name, version,
 // methods (fidius signature strings) and declared types. Read one from an
-// interface file (InterfaceFromFile, InterfaceFromTOML) or build one
+// interface file (NewInterfaceFromFile, NewInterfaceFromTOML) or build one
 // (NewInterfaceBuilder), and set it on LoadOptions.
 //
 // An Interface is safe for concurrent use. Plugins loaded with it keep
@@ -34,10 +34,11 @@ type Method struct {
 	Flags MethodFlag
 }
 
-// InterfaceFromFile reads an interface file (TOML, as written by
+// NewInterfaceFromFile reads an interface file (TOML, as written by
 // fidius-interface-gen or Interface.ToTOML).
-func InterfaceFromFile(path string) (*Interface, error) {
+func NewInterfaceFromFile(path string) (*Interface, error) {
 	s, n := text(path)
+	enterC()
 	var iface *C.fidius_host_interface_t
 	var cerr *C.fidius_host_error_t
 	if err := takeError(C.fidius_host_interface_new_from_file(s, n, &iface, &cerr), cerr); err != nil {
@@ -46,9 +47,11 @@ func InterfaceFromFile(path string) (*Interface, error) {
 	return newInterface(iface), nil
 }
 
-// InterfaceFromTOML parses interface-file text, as InterfaceFromFile does.
-func InterfaceFromTOML(toml string) (*Interface, error) {
+// NewInterfaceFromTOML parses interface-file text, as NewInterfaceFromFile
+// does.
+func NewInterfaceFromTOML(toml string) (*Interface, error) {
 	s, n := text(toml)
+	enterC()
 	var iface *C.fidius_host_interface_t
 	var cerr *C.fidius_host_error_t
 	if err := takeError(C.fidius_host_interface_new_from_toml(s, n, &iface, &cerr), cerr); err != nil {
@@ -57,10 +60,14 @@ func InterfaceFromTOML(toml string) (*Interface, error) {
 	return newInterface(iface), nil
 }
 
-// Close frees the interface handle. It is idempotent; plugins loaded with
-// the interface keep working.
-func (i *Interface) Close() {
-	i.h.close(freeInterface)
+// Close frees the interface handle. It is idempotent, a no-op on a nil
+// *Interface, and returns nil (it implements io.Closer); plugins loaded
+// with the interface keep working.
+func (i *Interface) Close() error {
+	if i == nil {
+		return nil
+	}
+	return i.h.close(freeInterface)
 }
 
 // Name returns the interface (Rust trait) name, or "" once closed.
@@ -193,6 +200,7 @@ func NewInterfaceBuilder(name string, version uint32) *InterfaceBuilder {
 	s, n := text(name)
 	var ptr *C.fidius_host_interface_builder_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	if b.err = takeError(C.fidius_host_interface_builder_new(s, n, C.uint32_t(version), &ptr, &cerr), cerr); b.err == nil {
 		own(b, &b.h, ptr, freeInterfaceBuilder)
 	}
@@ -269,7 +277,11 @@ func (b *InterfaceBuilder) Build() (*Interface, error) {
 	return newInterface(iface), nil
 }
 
-// Close frees the builder. It is idempotent.
-func (b *InterfaceBuilder) Close() {
-	b.h.close(freeInterfaceBuilder)
+// Close frees the builder. It is idempotent, a no-op on a nil
+// *InterfaceBuilder, and returns nil (it implements io.Closer).
+func (b *InterfaceBuilder) Close() error {
+	if b == nil {
+		return nil
+	}
+	return b.h.close(freeInterfaceBuilder)
 }

@@ -65,9 +65,9 @@ func TestInterfaceBuilder(t *testing.T) {
 	if err != nil || !strings.Contains(toml, `name = "Calculator"`) {
 		t.Fatalf("ToTOML: %v\n%s", err, toml)
 	}
-	again, err := fidius.InterfaceFromTOML(toml)
+	again, err := fidius.NewInterfaceFromTOML(toml)
 	if err != nil {
-		t.Fatalf("InterfaceFromTOML: %v", err)
+		t.Fatalf("NewInterfaceFromTOML: %v", err)
 	}
 	defer again.Close()
 	if again.Hash() != calculatorHash || again.MethodFlags(7) != fidius.MethodOptional {
@@ -145,16 +145,16 @@ func TestInterfaceErrors(t *testing.T) {
 	_, err = closed.AddMethod("f:->", 0).Build()
 	wantError(t, err, fidius.ErrMisuse, "closed")
 
-	_, err = fidius.InterfaceFromFile(fixture(t, "interfaces/nothing.toml"))
+	_, err = fidius.NewInterfaceFromFile(fixture(t, "interfaces/nothing.toml"))
 	wantError(t, err, fidius.ErrFileNotFound, "")
-	_, err = fidius.InterfaceFromTOML("name = ")
+	_, err = fidius.NewInterfaceFromTOML("name = ")
 	wantError(t, err, fidius.ErrInvalidInterface, "")
-	_, err = fidius.InterfaceFromTOML("")
+	_, err = fidius.NewInterfaceFromTOML("")
 	if err == nil {
 		t.Error("an empty interface file was accepted")
 	}
 	tampered := strings.Replace(calculatorTOML(t), "0x0271e9b7d21d10f1", "0x0271e9b7d21d10f2", 1)
-	_, err = fidius.InterfaceFromTOML(tampered)
+	_, err = fidius.NewInterfaceFromTOML(tampered)
 	wantError(t, err, fidius.ErrInterfaceHashMismatch, "")
 
 	iface := interfaceFile(t, "calculator.toml")
@@ -182,7 +182,7 @@ func calculatorTOML(t *testing.T) string {
 
 // The interface is released by the plugin's own reference, not the caller's.
 func TestInterfaceClosedAfterLoad(t *testing.T) {
-	iface, err := fidius.InterfaceFromFile(fixture(t, "interfaces/calculator.toml"))
+	iface, err := fidius.NewInterfaceFromFile(fixture(t, "interfaces/calculator.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}

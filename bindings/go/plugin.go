@@ -32,8 +32,12 @@ func newPlugin(ptr *C.fidius_host_plugin_t) *Plugin {
 // other goroutines, and unmaps its library when no other plugin uses it. It
 // is idempotent. It must not be called from an egress callback of a call
 // on this plugin (that call holds the plugin and Close would wait forever).
-func (p *Plugin) Close() {
-	p.h.close(freePlugin)
+// It is a no-op on a nil *Plugin and returns nil (it implements io.Closer).
+func (p *Plugin) Close() error {
+	if p == nil {
+		return nil
+	}
+	return p.h.close(freePlugin)
 }
 
 // Info returns the plugin's facts: name, interface, hash, runtime, ... It

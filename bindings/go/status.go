@@ -27,6 +27,7 @@ func (s Status) String() string {
 // StatusName returns the C library's name of a status code without prefix
 // (e.g. "PLUGIN_NOT_FOUND"), or "UNKNOWN" for a number that is no status.
 func StatusName(code uint32) string {
+	enterC()
 	return C.GoString(C.fidius_host_status_name(C.uint32_t(code)))
 }
 

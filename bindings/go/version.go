@@ -1,12 +1,14 @@
 package fidius
 
 /*
-#include <stdlib.h>
 #include "fidius_host.h"
 */
 import "C"
 
-import "unsafe"
+import (
+	"strconv"
+	"strings"
+)
 
 // HeaderVersion is the version of the fidius_host.h this package was
 // compiled against; Version is the one of the library loaded at run time.
@@ -14,13 +16,64 @@ const HeaderVersion = C.FIDIUS_HOST_VERSION_STRING
 
 // Version returns the version of the loaded libfidius_host, e.g. "0.1.0".
 func Version() string {
+	enterC()
 	return C.GoString(C.fidius_host_version())
 }
 
 // VersionNumber returns the loaded library's version as
 // MAJOR*10000 + MINOR*100 + PATCH.
 func VersionNumber() uint32 {
+	enterC()
 	return uint32(C.fidius_host_version_number())
+}
+
+// Feature is an optional runtime a library may be built with; a Feature
+// value is a set of them (combine with |).
+type Feature uint32
+
+const (
+	// FeatureWasm: WebAssembly component plugins.
+	FeatureWasm Feature = C.FIDIUS_HOST_FEATURE_WASM
+	// FeaturePython: Python plugins, with CPython embedded.
+	FeaturePython Feature = C.FIDIUS_HOST_FEATURE_PYTHON
+)
+
+// HeaderFeatures are the runtimes of the build fidius_host.h was generated
+// for; Features answers for the library loaded at run time.
+const HeaderFeatures = Feature(C.FIDIUS_HOST_BUILT_WITH_WASM*C.FIDIUS_HOST_FEATURE_WASM |
+	C.FIDIUS_HOST_BUILT_WITH_PYTHON*C.FIDIUS_HOST_FEATURE_PYTHON)
+
+// Features returns the runtimes the loaded library was built with. A
+// library without one fails loads of its plugins with StatusUnsupported.
+func Features() Feature {
+	enterC()
+	return Feature(C.fidius_host_features())
+}
+
+// Has reports whether every feature of want is in f.
+func (f Feature) Has(want Feature) bool {
+	return f&want == want
+}
+
+// String lists the features, e.g. "wasm|python", or "none".
+func (f Feature) String() string {
+	var names []string
+	for _, known := range []struct {
+		feature Feature
+		name    string
+	}{{FeatureWasm, "wasm"}, {FeaturePython, "python"}} {
+		if f&known.feature != 0 {
+			names = append(names, known.name)
+			f &^= known.feature
+		}
+	}
+	if f != 0 {
+		names = append(names, strconv.FormatUint(uint64(f), 10))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "|")
 }
 
 // SignaturesHash computes the fidius interface hash of the signature
@@ -29,20 +82,11 @@ func VersionNumber() uint32 {
 // spacing is accepted. To hash an interface with optional methods and
 // flags, build an Interface and use Interface.Hash.
 func SignaturesHash(signatures ...string) (uint64, error) {
-	var array *C.fidius_host_str_t
-	if len(signatures) > 0 {
-		// The array holds pointers, so it and the text live in C memory.
-		array = (*C.fidius_host_str_t)(C.malloc(C.size_t(len(signatures)) * C.size_t(unsafe.Sizeof(C.fidius_host_str_t{}))))
-		defer C.free(unsafe.Pointer(array))
-		items := unsafe.Slice(array, len(signatures))
-		for i, s := range signatures {
-			items[i].data = (*C.char)(C.CBytes([]byte(s)))
-			items[i].len = C.size_t(len(s))
-			defer C.free(unsafe.Pointer(items[i].data))
-		}
-	}
+	array, unpin := strArray(signatures)
+	defer unpin()
 	var hash C.uint64_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	if err := takeError(C.fidius_host_signatures_hash(array, C.size_t(len(signatures)), &hash, &cerr), cerr); err != nil {
 		return 0, err
 	}
@@ -58,6 +102,7 @@ func PrecompileComponent(component []byte) ([]byte, error) {
 	data, n := bytesArg(component)
 	var out C.fidius_host_bytes_t
 	var cerr *C.fidius_host_error_t
+	enterC()
 	if err := takeError(C.fidius_host_precompile_component(data, n, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}

@@ -86,8 +86,8 @@ func TestWasmLimits(t *testing.T) {
 }
 
 func TestWasmDeniedCapability(t *testing.T) {
-	host := newHost(t, func(b *fidius.Builder) { b.DenyCapability("http") }, "wasm")
-	policy, err := fidius.AllowList()
+	host := newHost(t, func(b *fidius.Builder) { b.AddDeniedCapability("http") }, "wasm")
+	policy, err := fidius.NewEgressAllowList()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,9 +267,9 @@ pub unsafe extern "C" fn fidius_host_builder_set_python_deadline_ms(
 
 /// Sets the largest library file the host reads, in bytes (default
 /// 512 MiB). A larger file is refused with FILE_TOO_LARGE without being read
-/// past the limit; `fidius_host_builder_build` refuses 0 (INVALID_ARGUMENT).
+/// past the limit. On failure the builder keeps its previous limit.
 ///
-/// Errors: NULL_ARGUMENT, MISUSE.
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_builder_set_max_library_size(
@@ -285,10 +285,10 @@ pub unsafe extern "C" fn fidius_host_builder_set_max_library_size(
 
 /// Sets the largest package (WASM or Python), all its files together, in
 /// bytes (default 512 MiB). A larger package is refused with FILE_TOO_LARGE
-/// without being read past the limit; `fidius_host_builder_build` refuses 0
-/// (INVALID_ARGUMENT).
+/// without being read past the limit. On failure the builder keeps its
+/// previous limit.
 ///
-/// Errors: NULL_ARGUMENT, MISUSE.
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_builder_set_max_package_size(

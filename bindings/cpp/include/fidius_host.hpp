@@ -11,22 +11,26 @@
  *   std::string sum = calc.call_json("add", "[3, 7]");          // "10"
  *
  * CONVENTIONS
- *   - Every C handle has one move-only RAII class (Builder, Host, Plugin,
- *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy). Copying is
- *     deleted; moving leaves the source empty (`!obj`, `obj.get() ==
- *     nullptr`); destructors free. Using an empty object throws
- *     fidius::Error with Status::NullArgument; destroying or assigning to
- *     it is always fine.
+ *   - Every C handle has one move-only class (Builder, Host, Plugin,
+ *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy) holding a
+ *     std::unique_ptr whose deleter is the handle's C free function: the
+ *     rule of zero, no class declares a copy, move or destructor. Moving
+ *     leaves the source empty (`!obj`, `obj.get() == nullptr`). Using an
+ *     empty object throws fidius::Error with Status::NullArgument;
+ *     destroying or assigning to it is always fine.
  *   - Facts are returned as plain values: PluginInfo, Discovery,
  *     SkippedEntry, MetadataEntry, DeniedRequest. They stay valid after
  *     every handle is gone.
  *   - Failures throw fidius::Error (fidius::PluginError for a plugin's own
- *     `Err(PluginError)`), carrying the status, the library's message and,
- *     for plugin errors, the plugin's code, message and details.
+ *     `Err(PluginError)`), carrying the status, the library's message and
+ *     what the library says about it: the plugin's code, message and
+ *     details, the values of a mismatch, the index of a method out of
+ *     range. No status of the C API is ever ignored.
  *   - Text inputs are std::string_view and are passed with their length,
  *     so they need no terminating NUL. Byte inputs are fidius::bytes_view.
- *     Outputs are owning: std::string for text and JSON,
- *     std::vector<uint8_t> for bytes; the C buffer is freed right away.
+ *     Text and JSON outputs are std::string. Byte outputs are fidius::Bytes,
+ *     which owns the library's buffer without copying it and releases it
+ *     when destroyed (Bytes::to_vector() copies).
  *
  * THREADS
  *   As in C: Host, Plugin and Interface may be used from any number of
@@ -43,6 +47,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -171,38 +176,73 @@ constexpr bool has_flag(MethodFlags flags, MethodFlags flag) noexcept { return (
 // Errors
 // ---------------------------------------------------------------------------
 
+/// The values a host expected and found when a plugin did not match it
+/// (Error::mismatch()).
+struct Mismatch {
+    /// What the host expected: an interface hash, interface version, method
+    /// count or BufferStrategy number.
+    std::uint64_t expected = 0;
+    /// What the plugin has.
+    std::uint64_t found = 0;
+};
+
+/// A method index past a plugin's methods (Error::method_out_of_range()).
+struct MethodOutOfRange {
+    std::uint32_t index = 0;  ///< the index a call asked for
+    std::uint32_t count = 0;  ///< the plugin's number of methods
+};
+
+/// What the library says about a failure besides its message.
+struct ErrorDetails {
+    /// The plugin's own error code, message and details (JSON); set for
+    /// Status::PluginError only (the message and details when the plugin
+    /// gave them).
+    std::optional<std::string> plugin_code;
+    std::optional<std::string> plugin_message;
+    std::optional<std::string> plugin_details;
+    /// For Status::InterfaceHashMismatch, InterfaceVersionMismatch,
+    /// MethodCountMismatch and BufferStrategyMismatch.
+    std::optional<Mismatch> mismatch;
+    /// For Status::MethodOutOfRange.
+    std::optional<MethodOutOfRange> method_out_of_range;
+};
+
 /// A failure of the library: its status, its message (naming the file or
-/// plugin and what was expected versus found) and, for
-/// Status::PluginError, the error the plugin itself returned.
-/// what() is "STATUS_NAME: message".
+/// plugin and what was expected versus found) and its details: for
+/// Status::PluginError the error the plugin itself returned, for a
+/// mismatch the two values, for a method out of range its index and the
+/// method count. what() is "STATUS_NAME: message".
 class Error : public std::runtime_error {
 public:
-    Error(Status status, std::string message, std::optional<std::string> plugin_code = std::nullopt,
-          std::optional<std::string> plugin_message = std::nullopt,
-          std::optional<std::string> plugin_details = std::nullopt)
+    Error(Status status, std::string message, ErrorDetails details = {})
         : std::runtime_error(std::string(status_name(status)) + ": " + message),
           status_(status),
           message_(std::move(message)),
-          plugin_code_(std::move(plugin_code)),
-          plugin_message_(std::move(plugin_message)),
-          plugin_details_(std::move(plugin_details)) {}
+          details_(std::move(details)) {}
 
     Status status() const noexcept { return status_; }
     /// The library's message, without the status name.
     const std::string &message() const noexcept { return message_; }
     /// The plugin's own error code (e.g. "DIV_ZERO"); set for plugin errors only.
-    const std::optional<std::string> &plugin_code() const noexcept { return plugin_code_; }
+    const std::optional<std::string> &plugin_code() const noexcept { return details_.plugin_code; }
     /// The plugin's own error message, when it gave one.
-    const std::optional<std::string> &plugin_message() const noexcept { return plugin_message_; }
+    const std::optional<std::string> &plugin_message() const noexcept { return details_.plugin_message; }
     /// The plugin's error details as JSON text, when it gave any.
-    const std::optional<std::string> &plugin_details() const noexcept { return plugin_details_; }
+    const std::optional<std::string> &plugin_details() const noexcept { return details_.plugin_details; }
+    /// What the host expected and what the plugin has, for the
+    /// *Mismatch statuses of a load.
+    const std::optional<Mismatch> &mismatch() const noexcept { return details_.mismatch; }
+    /// The index a call asked for and the plugin's method count, for
+    /// Status::MethodOutOfRange.
+    const std::optional<MethodOutOfRange> &method_out_of_range() const noexcept {
+        return details_.method_out_of_range;
+    }
+    const ErrorDetails &details() const noexcept { return details_; }
 
 private:
     Status status_;
     std::string message_;
-    std::optional<std::string> plugin_code_;
-    std::optional<std::string> plugin_message_;
-    std::optional<std::string> plugin_details_;
+    ErrorDetails details_;
 };
 
 /// A method returned `Err(PluginError)` (Status::PluginError); the plugin's
@@ -228,38 +268,51 @@ inline std::string text_or_empty(const char *text) { return text == nullptr ? st
 /// argument; an empty string must stay an empty string.
 inline const char *data_of(std::string_view text) noexcept { return text.data() == nullptr ? "" : text.data(); }
 
-/// The out-parameter of a fallible C call: owns the error object the call
-/// may produce and frees it however the caller leaves (even by exception).
-class ErrorSlot {
-public:
-    ErrorSlot() = default;
-    ErrorSlot(const ErrorSlot &) = delete;
-    ErrorSlot &operator=(const ErrorSlot &) = delete;
-    ~ErrorSlot() { fidius_host_error_free(error_); }
-
-    fidius_host_error_t **out() noexcept { return &error_; }
-    const fidius_host_error_t *get() const noexcept { return error_; }
-
-private:
-    fidius_host_error_t *error_ = nullptr;
+/// The deleter of a C handle: calls its one free function.
+template <auto Free>
+struct Deleter {
+    template <typename T>
+    void operator()(T *handle) const noexcept {
+        Free(handle);
+    }
 };
 
+/// Owning pointer to a C handle, freed with `Free`. Moving it leaves NULL.
+template <typename T, auto Free>
+using Handle = std::unique_ptr<T, Deleter<Free>>;
+
+/// A string the library handed out (JSON, interface text, a denied
+/// request's method or URL).
+using OwnedString = Handle<char, fidius_host_string_free>;
+
 /// Throws the C error of a failed call as fidius::Error (PluginError for
-/// plugin errors). Does nothing when `status` is OK.
-inline void check(fidius_host_status status, const ErrorSlot &slot) {
-    if (status == FIDIUS_HOST_STATUS_OK) return;
+/// plugin errors), with every detail the error object carries.
+[[noreturn]] inline void throw_error(fidius_host_status status, const fidius_host_error_t *error) {
     const Status code = static_cast<Status>(status);
-    const fidius_host_error_t *error = slot.get();
     std::string message = error != nullptr ? text_or_empty(fidius_host_error_message(error))
                                            : std::string("the call failed without an error object");
-    std::optional<std::string> plugin_code = optional_text(fidius_host_error_plugin_code(error));
-    std::optional<std::string> plugin_message = optional_text(fidius_host_error_plugin_message(error));
-    std::optional<std::string> plugin_details = optional_text(fidius_host_error_plugin_details(error));
-    if (code == Status::PluginError)
-        throw PluginError(code, std::move(message), std::move(plugin_code), std::move(plugin_message),
-                          std::move(plugin_details));
-    throw Error(code, std::move(message), std::move(plugin_code), std::move(plugin_message),
-                std::move(plugin_details));
+    ErrorDetails details;
+    details.plugin_code = optional_text(fidius_host_error_plugin_code(error));
+    details.plugin_message = optional_text(fidius_host_error_plugin_message(error));
+    details.plugin_details = optional_text(fidius_host_error_plugin_details(error));
+    Mismatch mismatch;
+    if (fidius_host_error_mismatch(error, &mismatch.expected, &mismatch.found)) details.mismatch = mismatch;
+    MethodOutOfRange out_of_range;
+    if (fidius_host_error_method_out_of_range(error, &out_of_range.index, &out_of_range.count))
+        details.method_out_of_range = out_of_range;
+    if (code == Status::PluginError) throw PluginError(code, std::move(message), std::move(details));
+    throw Error(code, std::move(message), std::move(details));
+}
+
+/// Calls the fallible C function `function` with `args` and an error
+/// out-parameter, and throws its failure. The error object is freed
+/// whatever happens; the status is always looked at.
+template <typename... Params, typename... Args>
+void invoke(fidius_host_status (*function)(Params...), Args &&...args) {
+    fidius_host_error_t *raw_error = nullptr;
+    const fidius_host_status status = function(std::forward<Args>(args)..., &raw_error);
+    const Handle<fidius_host_error_t, fidius_host_error_free> error(raw_error);
+    if (status != FIDIUS_HOST_STATUS_OK) throw_error(status, error.get());
 }
 
 /// Throws Status::NullArgument when a wrapper is used after being moved
@@ -283,55 +336,6 @@ inline std::uint64_t milliseconds_of(std::chrono::milliseconds duration, const c
     if (duration.count() < 0) throw Error(Status::InvalidArgument, std::string(what) + " must not be negative");
     return static_cast<std::uint64_t>(duration.count());
 }
-
-/// Bytes the library handed out; released when this goes out of scope.
-class OwnedBytes {
-public:
-    OwnedBytes() = default;
-    OwnedBytes(const OwnedBytes &) = delete;
-    OwnedBytes &operator=(const OwnedBytes &) = delete;
-    ~OwnedBytes() { fidius_host_bytes_free(&bytes_); }
-
-    fidius_host_bytes_t *out() noexcept { return &bytes_; }
-    std::vector<std::uint8_t> to_vector() const {
-        if (bytes_.data == nullptr || bytes_.len == 0) return {};
-        return std::vector<std::uint8_t>(bytes_.data, bytes_.data + bytes_.len);
-    }
-
-private:
-    fidius_host_bytes_t bytes_{nullptr, 0, nullptr};
-};
-
-/// A string the library handed out; released when this goes out of scope.
-class OwnedString {
-public:
-    OwnedString() = default;
-    OwnedString(const OwnedString &) = delete;
-    OwnedString &operator=(const OwnedString &) = delete;
-    ~OwnedString() { fidius_host_string_free(text_); }
-
-    char **out() noexcept { return &text_; }
-    std::string to_string() const { return text_or_empty(text_); }
-    std::string to_string(std::size_t length) const {
-        return text_ == nullptr ? std::string() : std::string(text_, length);
-    }
-
-private:
-    char *text_ = nullptr;
-};
-
-/// The deleter of a C handle: calls its one free function.
-template <auto Free>
-struct Deleter {
-    template <typename T>
-    void operator()(T *handle) const noexcept {
-        Free(handle);
-    }
-};
-
-/// Owning pointer to a C handle, freed with `Free`. Moving it leaves NULL.
-template <typename T, auto Free>
-using Handle = std::unique_ptr<T, Deleter<Free>>;
 
 }  // namespace detail
 
@@ -357,11 +361,18 @@ public:
     constexpr bool empty() const noexcept { return size_ == 0; }
     constexpr const std::uint8_t *begin() const noexcept { return data_; }
     constexpr const std::uint8_t *end() const noexcept { return data_ + size_; }
+    constexpr std::uint8_t operator[](std::size_t index) const noexcept { return data_[index]; }
 
 private:
     const std::uint8_t *data_ = nullptr;
     std::size_t size_ = 0;
 };
+
+/// Whether two runs of bytes are equal.
+inline bool operator==(bytes_view a, bytes_view b) noexcept {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+inline bool operator!=(bytes_view a, bytes_view b) noexcept { return !(a == b); }
 
 namespace detail {
 /// An empty view's pointer may be null; a few C functions read that as a
@@ -370,7 +381,72 @@ inline const std::uint8_t *bytes_of(bytes_view bytes) noexcept {
     static const std::uint8_t none = 0;
     return bytes.data() == nullptr ? &none : bytes.data();
 }
-} // namespace detail
+}  // namespace detail
+
+/// Bytes the library handed out (a call's result, a precompiled
+/// component): it owns the library's fidius_host_bytes_t, which its deleter
+/// releases with fidius_host_bytes_free, and gives access to the bytes in
+/// place, without copying them. Move-only; a moved-from Bytes is empty. The
+/// bytes stay valid after the plugin and host they came from are gone.
+class Bytes {
+public:
+    /// No bytes.
+    Bytes() noexcept = default;
+    /// Takes ownership of bytes the library handed out (`bytes` is left
+    /// empty). If holding them fails (no memory), they are released and
+    /// the exception propagates.
+    explicit Bytes(fidius_host_bytes_t &bytes) : bytes_(hold(bytes)) {}
+
+    const std::uint8_t *data() const noexcept { return bytes_ ? bytes_->data : nullptr; }
+    std::size_t size() const noexcept { return bytes_ ? bytes_->len : 0; }
+    bool empty() const noexcept { return size() == 0; }
+    const std::uint8_t *begin() const noexcept { return data(); }
+    const std::uint8_t *end() const noexcept { return data() + size(); }
+    std::uint8_t operator[](std::size_t index) const noexcept { return data()[index]; }
+
+    /// A view of the bytes, valid while this object holds them.
+    bytes_view view() const noexcept { return bytes_view(data(), size()); }
+    operator bytes_view() const noexcept { return view(); }
+    /// A copy of the bytes.
+    std::vector<std::uint8_t> to_vector() const { return std::vector<std::uint8_t>(begin(), end()); }
+    /// A copy of the bytes as text (e.g. the result of a raw method that returns text).
+    std::string to_string() const { return std::string(begin(), end()); }
+
+    /// Gives up ownership of the C bytes (release them with
+    /// fidius_host_bytes_free); this object is empty afterwards.
+    fidius_host_bytes_t release() noexcept {
+        fidius_host_bytes_t bytes{nullptr, 0, nullptr};
+        if (bytes_) std::swap(bytes, *bytes_);
+        bytes_.reset();
+        return bytes;
+    }
+
+private:
+    struct Free {
+        void operator()(fidius_host_bytes_t *bytes) const noexcept {
+            fidius_host_bytes_free(bytes);
+            delete bytes;
+        }
+    };
+
+    // Empty bytes need no holder.
+    static fidius_host_bytes_t *hold(fidius_host_bytes_t &bytes) {
+        fidius_host_bytes_t taken = bytes;
+        bytes = fidius_host_bytes_t{nullptr, 0, nullptr};
+        if (taken.data == nullptr && taken.len == 0) {
+            fidius_host_bytes_free(&taken);
+            return nullptr;
+        }
+        try {
+            return new fidius_host_bytes_t(taken);
+        } catch (...) {
+            fidius_host_bytes_free(&taken);
+            throw;
+        }
+    }
+
+    std::unique_ptr<fidius_host_bytes_t, Free> bytes_;
+};
 
 // ---------------------------------------------------------------------------
 // Plain values
@@ -499,47 +575,38 @@ public:
     /// Takes ownership of a C policy handle.
     explicit EgressPolicy(fidius_host_egress_policy_t *policy) noexcept : handle_(policy) {}
 
-    EgressPolicy(EgressPolicy &&) noexcept = default;
-    EgressPolicy &operator=(EgressPolicy &&) noexcept = default;
-    EgressPolicy(const EgressPolicy &) = delete;
-    EgressPolicy &operator=(const EgressPolicy &) = delete;
-
     /// A policy that asks `callback` about every request. The callback is
     /// kept (on the heap) until the policy and every builder, host, load
     /// options and plugin using it are gone.
     static EgressPolicy callback(Callback callback) {
         if (!callback) throw Error(Status::NullArgument, "the egress callback is empty");
-        // The library owns this copy from here on: it calls release_callback
-        // exactly once, when the last user is gone (or at once if creating
-        // the policy fails), so it is never deleted here.
-        auto *userdata = new Callback(std::move(callback));
+        auto userdata = std::make_unique<Callback>(std::move(callback));
         fidius_host_egress_policy_t *policy = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_egress_policy_new_callback(&EgressPolicy::decide, userdata,
-                                                         &EgressPolicy::release_callback, &policy, error.out()),
-                      error);
+        // The library owns the callback from here on: it calls
+        // release_callback exactly once, when the last user is gone (or at
+        // once if creating the policy fails).
+        detail::invoke(fidius_host_egress_policy_new_callback, &EgressPolicy::decide, userdata.release(),
+                       &EgressPolicy::release_callback, &policy);
         return EgressPolicy(policy);
     }
 
     /// A policy that allows requests whose host and port match one of
     /// `patterns`: "example.com" (any port), "example.com:8080",
     /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
-    /// No patterns denies everything.
-    static EgressPolicy allow_list(const std::vector<std::string> &patterns) {
-        std::vector<const char *> c_patterns;
+    /// No patterns denies everything. Each pattern is passed with its
+    /// length.
+    static EgressPolicy allow_list(const std::vector<std::string_view> &patterns) {
+        std::vector<fidius_host_str_t> c_patterns;
         c_patterns.reserve(patterns.size());
-        for (const std::string &pattern : patterns) {
-            // The C API takes NUL-terminated patterns: an embedded NUL would
-            // silently cut one short.
-            if (pattern.find('\0') != std::string::npos)
+        for (std::string_view pattern : patterns) {
+            // No host name has a NUL byte: such a pattern could never match.
+            if (pattern.find('\0') != std::string_view::npos)
                 throw Error(Status::InvalidArgument, "an egress pattern contains a NUL character");
-            c_patterns.push_back(pattern.c_str());
+            c_patterns.push_back(fidius_host_str_t{detail::data_of(pattern), pattern.size()});
         }
         fidius_host_egress_policy_t *policy = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_egress_policy_new_allow_list(c_patterns.empty() ? nullptr : c_patterns.data(),
-                                                           c_patterns.size(), &policy, error.out()),
-                      error);
+        detail::invoke(fidius_host_egress_policy_new_allow_list, c_patterns.empty() ? nullptr : c_patterns.data(),
+                       c_patterns.size(), &policy);
         return EgressPolicy(policy);
     }
 
@@ -581,35 +648,26 @@ public:
     /// Takes ownership of a C interface handle.
     explicit Interface(fidius_host_interface_t *interface_handle) noexcept : handle_(interface_handle) {}
 
-    Interface(Interface &&) noexcept = default;
-    Interface &operator=(Interface &&) noexcept = default;
-    Interface(const Interface &) = delete;
-    Interface &operator=(const Interface &) = delete;
-
     /// Reads an interface file (TOML).
     static Interface from_file(std::string_view path) {
         fidius_host_interface_t *result = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_new_from_file(detail::data_of(path), path.size(), &result, error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_new_from_file, detail::data_of(path), path.size(), &result);
         return Interface(result);
     }
 
     /// Parses interface-file text.
     static Interface from_toml(std::string_view toml) {
         fidius_host_interface_t *result = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_new_from_toml(detail::data_of(toml), toml.size(), &result, error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_new_from_toml, detail::data_of(toml), toml.size(), &result);
         return Interface(result);
     }
 
     /// The interface as interface-file text.
     std::string to_toml() const {
-        detail::OwnedString toml;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_to_toml(handle_.get(), toml.out(), error.out()), error);
-        return toml.to_string();
+        char *raw_toml = nullptr;
+        detail::invoke(fidius_host_interface_to_toml, handle_.get(), &raw_toml);
+        const detail::OwnedString toml(raw_toml);
+        return detail::text_or_empty(toml.get());
     }
 
     std::string name() const {
@@ -650,10 +708,8 @@ public:
     /// The index of the method called `name`.
     std::uint32_t method_index(std::string_view method_name) const {
         std::uint32_t index = 0;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_method_index(get(), detail::data_of(method_name), method_name.size(),
-                                                         &index, error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_method_index, get(), detail::data_of(method_name), method_name.size(),
+                       &index);
         return index;
     }
 
@@ -675,51 +731,35 @@ public:
     /// Starts an interface called `name` (the Rust trait name) at `version`.
     InterfaceBuilder(std::string_view name, std::uint32_t version) {
         fidius_host_interface_builder_t *builder = nullptr;
-        detail::ErrorSlot error;
-        detail::check(
-            fidius_host_interface_builder_new(detail::data_of(name), name.size(), version, &builder, error.out()),
-            error);
+        detail::invoke(fidius_host_interface_builder_new, detail::data_of(name), name.size(), version, &builder);
         handle_.reset(builder);
     }
     /// Takes ownership of a C interface builder handle.
     explicit InterfaceBuilder(fidius_host_interface_builder_t *builder) noexcept : handle_(builder) {}
 
-    InterfaceBuilder(InterfaceBuilder &&) noexcept = default;
-    InterfaceBuilder &operator=(InterfaceBuilder &&) noexcept = default;
-    InterfaceBuilder(const InterfaceBuilder &) = delete;
-    InterfaceBuilder &operator=(const InterfaceBuilder &) = delete;
-
     /// Sets the WASM component export name, e.g. "fidius:calculator/calculator@0.1.0".
     InterfaceBuilder &set_wasm_export(std::string_view export_name) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_builder_set_wasm_export(handle_.get(), detail::data_of(export_name),
-                                                                export_name.size(), error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_builder_set_wasm_export, handle_.get(), detail::data_of(export_name),
+                       export_name.size());
         return *this;
     }
     /// Adds the next method (declaration order = vtable order) from its
     /// fidius signature, e.g. "add:i64,i64->i64" or "ping:->".
     InterfaceBuilder &add_method(std::string_view signature, MethodFlags flags = MethodFlags::None) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_builder_add_method(handle_.get(), detail::data_of(signature),
-                                                               signature.size(), static_cast<std::uint32_t>(flags),
-                                                               error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_builder_add_method, handle_.get(), detail::data_of(signature),
+                       signature.size(), static_cast<std::uint32_t>(flags));
         return *this;
     }
     /// Declares a struct or enum in Rust syntax, e.g. "struct Point { x: f64, y: f64 }".
     InterfaceBuilder &add_type(std::string_view declaration) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_builder_add_type(handle_.get(), detail::data_of(declaration),
-                                                             declaration.size(), error.out()),
-                      error);
+        detail::invoke(fidius_host_interface_builder_add_type, handle_.get(), detail::data_of(declaration),
+                       declaration.size());
         return *this;
     }
     /// Checks the whole interface and computes its hash. The builder stays usable.
     Interface build() const {
         fidius_host_interface_t *result = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_interface_builder_build(handle_.get(), &result, error.out()), error);
+        detail::invoke(fidius_host_interface_builder_build, handle_.get(), &result);
         return Interface(result);
     }
 
@@ -747,11 +787,6 @@ public:
     /// Takes ownership of a C load options handle (NULL gives an empty object).
     explicit LoadOptions(fidius_host_load_options_t *options) noexcept : handle_(options) {}
 
-    LoadOptions(LoadOptions &&) noexcept = default;
-    LoadOptions &operator=(LoadOptions &&) noexcept = default;
-    LoadOptions(const LoadOptions &) = delete;
-    LoadOptions &operator=(const LoadOptions &) = delete;
-
     /// The interface the plugin must match; enables JSON calls.
     LoadOptions &set_interface(const Interface &interface_to_match) {
         detail::require(interface_to_match.get(), "Interface");
@@ -763,29 +798,24 @@ public:
     /// Overrides the host's WASM call deadline; zero means no deadline.
     LoadOptions &set_wasm_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::invoke(fidius_host_load_options_set_wasm_deadline_ms, handle_.get(), milliseconds);
         return *this;
     }
     /// Overrides the host's Python deadline (each call, and the import at
     /// load); zero means no deadline.
     LoadOptions &set_python_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the Python deadline");
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::invoke(fidius_host_load_options_set_python_deadline_ms, handle_.get(), milliseconds);
         return *this;
     }
     /// Overrides the host's cap on a WASM guest's linear memory, in bytes.
     LoadOptions &set_wasm_memory_limit(std::size_t bytes) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
+        detail::invoke(fidius_host_load_options_set_wasm_memory_limit, handle_.get(), bytes);
         return *this;
     }
     /// Overrides the host's choice of a fresh WASM instance per call.
     LoadOptions &set_wasm_fresh_instance_per_call(bool fresh) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
-                      error);
+        detail::invoke(fidius_host_load_options_set_wasm_fresh_instance_per_call, handle_.get(), fresh);
         return *this;
     }
     /// Uses `policy` for plugins loaded with these options instead of the host's.
@@ -803,13 +833,11 @@ public:
 
 private:
     LoadOptions &apply_interface(const fidius_host_interface_t *interface_handle) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_interface(handle_.get(), interface_handle, error.out()), error);
+        detail::invoke(fidius_host_load_options_set_interface, handle_.get(), interface_handle);
         return *this;
     }
     LoadOptions &apply_egress_policy(const fidius_host_egress_policy_t *policy) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_options_set_egress_policy(handle_.get(), policy, error.out()), error);
+        detail::invoke(fidius_host_load_options_set_egress_policy, handle_.get(), policy);
         return *this;
     }
 
@@ -829,46 +857,37 @@ public:
     /// Takes ownership of a C plugin handle.
     explicit Plugin(fidius_host_plugin_t *plugin) noexcept : handle_(plugin) {}
 
-    Plugin(Plugin &&) noexcept = default;
-    Plugin &operator=(Plugin &&) noexcept = default;
-    Plugin(const Plugin &) = delete;
-    Plugin &operator=(const Plugin &) = delete;
-
     /// Calls method `method` (its declaration index) with raw input: the
     /// bincode-encoded argument tuple, or the bytes of a `#[wire(raw)]`
-    /// method. Returns the result payload the same way.
-    std::vector<std::uint8_t> call(std::uint32_t method, bytes_view input = {}) const {
-        detail::OwnedBytes output;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_plugin_call(handle_.get(), method, input.data(), input.size(), output.out(),
-                                              error.out()),
-                      error);
-        return output.to_vector();
+    /// method. Returns the result payload the same way, in the library's
+    /// own buffer (no copy is made); it stays valid after the plugin is
+    /// destroyed.
+    Bytes call(std::uint32_t method, bytes_view input = {}) const {
+        fidius_host_bytes_t output{nullptr, 0, nullptr};
+        detail::invoke(fidius_host_plugin_call, handle_.get(), method, input.data(), input.size(), &output);
+        return Bytes(output);
     }
 
     /// Calls the method called `method` with a JSON array of arguments,
     /// e.g. "[3, 7]"; returns the JSON result ("null" for no value). Needs
     /// a plugin loaded with an interface.
     std::string call_json(std::string_view method, std::string_view args_json) const {
-        detail::OwnedString json;
+        char *raw_json = nullptr;
         std::size_t length = 0;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_plugin_call_json(handle_.get(), detail::data_of(method), method.size(),
-                                                   detail::data_of(args_json), args_json.size(), json.out(),
-                                                   &length, error.out()),
-                      error);
-        return json.to_string(length);
+        detail::invoke(fidius_host_plugin_call_json, handle_.get(), detail::data_of(method), method.size(),
+                       detail::data_of(args_json), args_json.size(), &raw_json, &length);
+        const detail::OwnedString json(raw_json);
+        return json ? std::string(json.get(), length) : std::string();
     }
 
     /// Like call_json, by method index (declaration order).
     std::string call_json_index(std::uint32_t method, std::string_view args_json) const {
-        detail::OwnedString json;
+        char *raw_json = nullptr;
         std::size_t length = 0;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_plugin_call_json_index(handle_.get(), method, detail::data_of(args_json),
-                                                         args_json.size(), json.out(), &length, error.out()),
-                      error);
-        return json.to_string(length);
+        detail::invoke(fidius_host_plugin_call_json_index, handle_.get(), method, detail::data_of(args_json),
+                       args_json.size(), &raw_json, &length);
+        const detail::OwnedString json(raw_json);
+        return json ? std::string(json.get(), length) : std::string();
     }
 
     /// The plugin's facts (name, interface, hash, runtime, ...).
@@ -897,8 +916,7 @@ public:
         for (std::size_t i = 0; i < count; i++) {
             const char *key = nullptr;
             const char *value = nullptr;
-            detail::ErrorSlot error;
-            detail::check(fidius_host_plugin_trait_metadata(get(), i, &key, &value, error.out()), error);
+            detail::invoke(fidius_host_plugin_trait_metadata, get(), i, &key, &value);
             entries.push_back(MetadataEntry{detail::text_or_empty(key), detail::text_or_empty(value)});
         }
         return entries;
@@ -907,16 +925,12 @@ public:
     /// The metadata pairs of method `method`.
     std::vector<MetadataEntry> method_metadata(std::uint32_t method) const {
         std::size_t count = 0;
-        {
-            detail::ErrorSlot error;
-            detail::check(fidius_host_plugin_method_metadata_count(get(), method, &count, error.out()), error);
-        }
+        detail::invoke(fidius_host_plugin_method_metadata_count, get(), method, &count);
         std::vector<MetadataEntry> entries;
         for (std::size_t i = 0; i < count; i++) {
             const char *key = nullptr;
             const char *value = nullptr;
-            detail::ErrorSlot error;
-            detail::check(fidius_host_plugin_method_metadata(get(), method, i, &key, &value, error.out()), error);
+            detail::invoke(fidius_host_plugin_method_metadata, get(), method, i, &key, &value);
             entries.push_back(MetadataEntry{detail::text_or_empty(key), detail::text_or_empty(value)});
         }
         return entries;
@@ -940,11 +954,12 @@ public:
         std::vector<DeniedRequest> requests;
         const std::size_t count = fidius_host_plugin_denied_request_count(get());
         for (std::size_t i = 0; i < count; i++) {
-            detail::OwnedString method;
-            detail::OwnedString url;
-            detail::ErrorSlot error;
-            detail::check(fidius_host_plugin_denied_request(get(), i, method.out(), url.out(), error.out()), error);
-            requests.push_back(DeniedRequest{method.to_string(), url.to_string()});
+            char *raw_method = nullptr;
+            char *raw_url = nullptr;
+            detail::invoke(fidius_host_plugin_denied_request, get(), i, &raw_method, &raw_url);
+            const detail::OwnedString method(raw_method);
+            const detail::OwnedString url(raw_url);
+            requests.push_back(DeniedRequest{detail::text_or_empty(method.get()), detail::text_or_empty(url.get())});
         }
         return requests;
     }
@@ -952,8 +967,7 @@ public:
     /// The interface the plugin was loaded with (Status::NoInterface if none).
     Interface loaded_interface() const {
         fidius_host_interface_t *result = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_plugin_interface(get(), &result, error.out()), error);
+        detail::invoke(fidius_host_plugin_interface, get(), &result);
         return Interface(result);
     }
 
@@ -979,19 +993,11 @@ public:
     /// Takes ownership of a C host handle.
     explicit Host(fidius_host_t *host) noexcept : handle_(host) {}
 
-    Host(Host &&) noexcept = default;
-    Host &operator=(Host &&) noexcept = default;
-    Host(const Host &) = delete;
-    Host &operator=(const Host &) = delete;
-
     /// Scans the search paths: every valid plugin, and every skipped
     /// entry with the reason. Unusable files never fail the scan.
     Discovery discover() const {
         fidius_host_discovery_t *raw = nullptr;
-        {
-            detail::ErrorSlot error;
-            detail::check(fidius_host_discover(get(), &raw, error.out()), error);
-        }
+        detail::invoke(fidius_host_discover, get(), &raw);
         // Copy everything out, then free the C result (also if copying throws).
         detail::Handle<fidius_host_discovery_t, fidius_host_discovery_free> found(raw);
         Discovery result;
@@ -1031,6 +1037,18 @@ public:
         return load_from(path, &name, options.get());
     }
 
+    /// Checks the signature of a library file (`<file>.sig`) or a package
+    /// directory (`package.sig`) against the host's trusted keys, without
+    /// loading, mapping or running anything: an install-time check,
+    /// whether or not the host requires signatures. Returns when a trusted
+    /// key verifies it; throws Status::SignatureRequired when there is no
+    /// signature file, Status::SignatureInvalid when it is malformed, the
+    /// file was tampered with or an untrusted key signed it, and
+    /// Status::InvalidArgument when the host has no trusted key.
+    void verify_path(std::string_view path) const {
+        detail::invoke(fidius_host_verify_path, get(), detail::data_of(path), path.size());
+    }
+
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     const fidius_host_t *get() const noexcept { return handle_.get(); }
     /// Gives up ownership of the C handle (free it with fidius_host_free).
@@ -1039,20 +1057,16 @@ public:
 private:
     Plugin load_named(std::string_view name, const fidius_host_load_options_t *options) const {
         fidius_host_plugin_t *plugin = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load(get(), detail::data_of(name), name.size(), options, &plugin, error.out()),
-                      error);
+        detail::invoke(fidius_host_load, get(), detail::data_of(name), name.size(), options, &plugin);
         return Plugin(plugin);
     }
 
     Plugin load_from(std::string_view path, const std::string_view *name,
                      const fidius_host_load_options_t *options) const {
         fidius_host_plugin_t *plugin = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_load_path(get(), detail::data_of(path), path.size(),
-                                            name == nullptr ? nullptr : detail::data_of(*name),
-                                            name == nullptr ? 0 : name->size(), options, &plugin, error.out()),
-                      error);
+        detail::invoke(fidius_host_load_path, get(), detail::data_of(path), path.size(),
+                       name == nullptr ? nullptr : detail::data_of(*name), name == nullptr ? 0 : name->size(), options,
+                       &plugin);
         return Plugin(plugin);
     }
 
@@ -1071,72 +1085,50 @@ public:
     /// Takes ownership of a C builder handle (NULL gives an empty object).
     explicit Builder(fidius_host_builder_t *builder) noexcept : handle_(builder) {}
 
-    Builder(Builder &&) noexcept = default;
-    Builder &operator=(Builder &&) noexcept = default;
-    Builder(const Builder &) = delete;
-    Builder &operator=(const Builder &) = delete;
-
     /// Adds a directory to scan for plugins (scanned in the order added).
     Builder &add_search_path(std::string_view path) {
-        detail::ErrorSlot error;
-        detail::check(
-            fidius_host_builder_add_search_path(handle_.get(), detail::data_of(path), path.size(), error.out()),
-            error);
+        detail::invoke(fidius_host_builder_add_search_path, handle_.get(), detail::data_of(path), path.size());
         return *this;
     }
     Builder &set_load_policy(LoadPolicy policy) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_load_policy(handle_.get(), static_cast<std::uint32_t>(policy),
-                                                          error.out()),
-                      error);
+        detail::invoke(fidius_host_builder_set_load_policy, handle_.get(), static_cast<std::uint32_t>(policy));
         return *this;
     }
     /// Requires a valid detached signature (`<file>.sig`) for every library.
     Builder &set_require_signature(bool required) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_require_signature(handle_.get(), required, error.out()), error);
+        detail::invoke(fidius_host_builder_set_require_signature, handle_.get(), required);
         return *this;
     }
     /// Trusts an Ed25519 public key given as its raw 32 bytes.
     Builder &add_trusted_key(bytes_view key) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_add_trusted_key(handle_.get(), detail::bytes_of(key), key.size(), error.out()), error);
+        detail::invoke(fidius_host_builder_add_trusted_key, handle_.get(), detail::bytes_of(key), key.size());
         return *this;
     }
     /// Trusts the public key in a `NAME.public` file written by `fidius keygen`.
     Builder &add_trusted_key_file(std::string_view path) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_add_trusted_key_file(handle_.get(), detail::data_of(path), path.size(),
-                                                               error.out()),
-                      error);
+        detail::invoke(fidius_host_builder_add_trusted_key_file, handle_.get(), detail::data_of(path), path.size());
         return *this;
     }
     /// Only accepts plugins whose interface hash is `hash`.
     Builder &set_interface_hash(std::uint64_t hash) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_interface_hash(handle_.get(), hash, error.out()), error);
+        detail::invoke(fidius_host_builder_set_interface_hash, handle_.get(), hash);
         return *this;
     }
     /// Only accepts plugins with this buffer strategy.
     Builder &set_buffer_strategy(BufferStrategy strategy) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_buffer_strategy(handle_.get(), static_cast<std::uint32_t>(strategy),
-                                                              error.out()),
-                      error);
+        detail::invoke(fidius_host_builder_set_buffer_strategy, handle_.get(), static_cast<std::uint32_t>(strategy));
         return *this;
     }
     /// The largest output one call may return (default 64 MiB).
     Builder &set_max_output_size(std::size_t bytes) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_max_output_size(handle_.get(), bytes, error.out()), error);
+        detail::invoke(fidius_host_builder_set_max_output_size, handle_.get(), bytes);
         return *this;
     }
     /// The default deadline of each WASM call (default: the call
     /// deadline); zero means none.
     Builder &set_wasm_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the WASM deadline");
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_wasm_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::invoke(fidius_host_builder_set_wasm_deadline_ms, handle_.get(), milliseconds);
         return *this;
     }
     /// The default deadline of each call in every runtime that can stop one
@@ -1145,8 +1137,7 @@ public:
     /// whatever the order. Native (cdylib) calls have no deadline.
     Builder &set_call_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the call deadline");
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_call_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::invoke(fidius_host_builder_set_call_deadline_ms, handle_.get(), milliseconds);
         return *this;
     }
     /// The default deadline of each Python call and of a Python plugin's
@@ -1156,53 +1147,44 @@ public:
     /// call returns; `time.sleep` is cut at the deadline.
     Builder &set_python_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the Python deadline");
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_python_deadline_ms(handle_.get(), milliseconds, error.out()), error);
+        detail::invoke(fidius_host_builder_set_python_deadline_ms, handle_.get(), milliseconds);
         return *this;
     }
     /// The largest library file the host reads, in bytes (default 512 MiB;
     /// build() refuses 0). A larger one throws Status::FileTooLarge, read no
     /// further than the limit.
     Builder &set_max_library_size(std::uint64_t bytes) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_max_library_size(handle_.get(), bytes, error.out()), error);
+        detail::invoke(fidius_host_builder_set_max_library_size, handle_.get(), bytes);
         return *this;
     }
     /// The largest package (WASM or Python), all its files together, in
     /// bytes (default 512 MiB; build() refuses 0). A larger one throws
     /// Status::FileTooLarge, read no further than the limit.
     Builder &set_max_package_size(std::uint64_t bytes) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_max_package_size(handle_.get(), bytes, error.out()), error);
+        detail::invoke(fidius_host_builder_set_max_package_size, handle_.get(), bytes);
         return *this;
     }
     /// The default cap on a WASM guest's linear memory, in bytes (default 256 MiB).
     Builder &set_wasm_memory_limit(std::size_t bytes) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_wasm_memory_limit(handle_.get(), bytes, error.out()), error);
+        detail::invoke(fidius_host_builder_set_wasm_memory_limit, handle_.get(), bytes);
         return *this;
     }
     /// Refuses packages asking for `capability`: exact ("stdout") or a
     /// prefix ("fs", "env", "http").
-    Builder &deny_capability(std::string_view capability) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_add_denied_capability(handle_.get(), detail::data_of(capability),
-                                                          capability.size(), error.out()),
-                      error);
+    Builder &add_denied_capability(std::string_view capability) {
+        detail::invoke(fidius_host_builder_add_denied_capability, handle_.get(), detail::data_of(capability),
+                       capability.size());
         return *this;
     }
     /// Whether a precompiled `.cwasm` no verified signature covers may be
     /// loaded (default false). It is native code: allow only trusted files.
     Builder &set_allow_unsigned_precompiled(bool allow) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_allow_unsigned_precompiled(handle_.get(), allow, error.out()), error);
+        detail::invoke(fidius_host_builder_set_allow_unsigned_precompiled, handle_.get(), allow);
         return *this;
     }
     /// Whether every WASM call runs on a fresh instance (default false).
     Builder &set_wasm_fresh_instance_per_call(bool fresh) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_wasm_fresh_instance_per_call(handle_.get(), fresh, error.out()),
-                      error);
+        detail::invoke(fidius_host_builder_set_wasm_fresh_instance_per_call, handle_.get(), fresh);
         return *this;
     }
     /// Takes WASM instances from a pool of `slots` preallocated slots (0,
@@ -1210,8 +1192,7 @@ public:
     /// instances per call. At most `slots` instances live at once; a load
     /// or call finding none free throws Status::InstancePoolExhausted.
     Builder &set_wasm_instance_pool(std::uint32_t slots) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_wasm_instance_pool(handle_.get(), slots, error.out()), error);
+        detail::invoke(fidius_host_builder_set_wasm_instance_pool, handle_.get(), slots);
         return *this;
     }
     /// The host's egress policy (load options may set their own).
@@ -1226,8 +1207,7 @@ public:
     /// afterwards this object is empty.
     Host build() {
         fidius_host_t *host = nullptr;
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_build(handle_.release(), &host, error.out()), error);
+        detail::invoke(fidius_host_builder_build, handle_.release(), &host);
         return Host(host);
     }
 
@@ -1238,8 +1218,7 @@ public:
 
 private:
     Builder &apply_egress_policy(const fidius_host_egress_policy_t *policy) {
-        detail::ErrorSlot error;
-        detail::check(fidius_host_builder_set_egress_policy(handle_.get(), policy, error.out()), error);
+        detail::invoke(fidius_host_builder_set_egress_policy, handle_.get(), policy);
         return *this;
     }
 
@@ -1256,6 +1235,22 @@ inline std::string version() { return fidius_host_version(); }
 /// The library version as MAJOR * 10000 + MINOR * 100 + PATCH.
 inline std::uint32_t version_number() { return fidius_host_version_number(); }
 
+/// The optional runtimes a library may be built with.
+enum class Feature : std::uint32_t {
+    Wasm = FIDIUS_HOST_FEATURE_WASM,      ///< WebAssembly component plugins
+    Python = FIDIUS_HOST_FEATURE_PYTHON,  ///< Python plugins (CPython embedded)
+};
+
+/// The runtimes the loaded library was built with, as Feature bits
+/// (FIDIUS_HOST_BUILT_WITH_* say the same of the build the header is for).
+inline std::uint32_t features() noexcept { return fidius_host_features(); }
+
+/// Whether the loaded library was built with `feature`; without it, loads
+/// of its plugins throw Status::Unsupported.
+inline bool has_feature(Feature feature) noexcept {
+    return (features() & static_cast<std::uint32_t>(feature)) != 0;
+}
+
 /// The fidius interface hash of the signatures of an interface's required
 /// methods, exactly as `#[plugin_interface]` computes it.
 inline std::uint64_t signatures_hash(const std::vector<std::string_view> &signatures) {
@@ -1264,21 +1259,17 @@ inline std::uint64_t signatures_hash(const std::vector<std::string_view> &signat
     for (std::string_view signature : signatures)
         c_signatures.push_back(fidius_host_str_t{detail::data_of(signature), signature.size()});
     std::uint64_t hash = 0;
-    detail::ErrorSlot error;
-    detail::check(fidius_host_signatures_hash(c_signatures.empty() ? nullptr : c_signatures.data(),
-                                              c_signatures.size(), &hash, error.out()),
-                  error);
+    detail::invoke(fidius_host_signatures_hash, c_signatures.empty() ? nullptr : c_signatures.data(),
+                   c_signatures.size(), &hash);
     return hash;
 }
 
 /// Compiles a WebAssembly component ahead of time for this library: the
 /// `.cwasm` a package may carry next to its component.
-inline std::vector<std::uint8_t> precompile_component(bytes_view component) {
-    detail::OwnedBytes cwasm;
-    detail::ErrorSlot error;
-    detail::check(fidius_host_precompile_component(detail::bytes_of(component), component.size(), cwasm.out(), error.out()),
-                  error);
-    return cwasm.to_vector();
+inline Bytes precompile_component(bytes_view component) {
+    fidius_host_bytes_t cwasm{nullptr, 0, nullptr};
+    detail::invoke(fidius_host_precompile_component, detail::bytes_of(component), component.size(), &cwasm);
+    return Bytes(cwasm);
 }
 
 }  // namespace fidius

@@ -68,7 +68,7 @@ std::vector<std::uint8_t> encode_string(const std::string &text) {
     return out;
 }
 
-std::int64_t decode_i64(const std::vector<std::uint8_t> &in) {
+std::int64_t decode_i64(fidius::bytes_view in) {
     std::int64_t value = 0;
     if (in.size() == 8) std::memcpy(&value, in.data(), 8);
     return value;
@@ -255,6 +255,71 @@ TEST_F(FidiusTest, ErrorsCarryStatusNameAndMessage) {
     EXPECT_FALSE(error.plugin_details().has_value());
 }
 
+TEST_F(FidiusTest, FeaturesOfTheLibrary) {
+    const std::uint32_t header_features = (FIDIUS_HOST_BUILT_WITH_WASM ? FIDIUS_HOST_FEATURE_WASM : 0u) |
+                                          (FIDIUS_HOST_BUILT_WITH_PYTHON ? FIDIUS_HOST_FEATURE_PYTHON : 0u);
+    EXPECT_EQ(fidius::features(), header_features);
+    // The fixtures' library is built with both runtimes.
+    EXPECT_TRUE(fidius::has_feature(fidius::Feature::Wasm));
+    EXPECT_TRUE(fidius::has_feature(fidius::Feature::Python));
+}
+
+// The numbers behind a mismatch and a method index out of range.
+TEST_F(FidiusTest, ErrorsCarryMismatchesAndMethodIndices) {
+    const fidius::Error hash = error_of([&] {
+        fidius::Builder().add_search_path(path_of("plugins")).set_interface_hash(0x1234).build().load("BasicCalculator");
+    });
+    EXPECT_EQ(hash.status(), fidius::Status::InterfaceHashMismatch);
+    ASSERT_TRUE(hash.mismatch().has_value());
+    EXPECT_EQ(hash.mismatch()->expected, 0x1234u);
+    EXPECT_EQ(hash.mismatch()->found, kCalculatorHash);
+    EXPECT_FALSE(hash.method_out_of_range().has_value());
+
+    const fidius::Error strategy = error_of([&] {
+        fidius::Builder()
+            .add_search_path(path_of("plugins"))
+            .set_buffer_strategy(fidius::BufferStrategy::Arena)
+            .build()
+            .load("BasicCalculator");
+    });
+    EXPECT_EQ(strategy.status(), fidius::Status::BufferStrategyMismatch);
+    ASSERT_TRUE(strategy.mismatch().has_value());
+    EXPECT_EQ(strategy.mismatch()->expected, static_cast<std::uint64_t>(fidius::BufferStrategy::Arena));
+    EXPECT_EQ(strategy.mismatch()->found, static_cast<std::uint64_t>(fidius::BufferStrategy::PluginAllocated));
+
+    // An interface of another version than the plugin's 2.
+    std::string toml = interface_file("calculator.toml").to_toml();
+    toml.replace(toml.find("version = 2"), 11, "version = 5");
+    fidius::LoadOptions options;
+    options.set_interface(fidius::Interface::from_toml(toml));
+    const fidius::Error version = error_of([&] { host_for("plugins").load("BasicCalculator", options); });
+    EXPECT_EQ(version.status(), fidius::Status::InterfaceVersionMismatch);
+    ASSERT_TRUE(version.mismatch().has_value());
+    EXPECT_EQ(version.mismatch()->expected, 5u);
+    EXPECT_EQ(version.mismatch()->found, 2u);
+
+    fidius::Plugin calc = host_for("plugins").load("BasicCalculator");
+    const fidius::Error out_of_range = error_of([&] { calc.call(99); });
+    EXPECT_EQ(out_of_range.status(), fidius::Status::MethodOutOfRange);
+    ASSERT_TRUE(out_of_range.method_out_of_range().has_value());
+    EXPECT_EQ(out_of_range.method_out_of_range()->index, 99u);
+    EXPECT_EQ(out_of_range.method_out_of_range()->count, 8u);
+    EXPECT_FALSE(out_of_range.mismatch().has_value());
+    const fidius::Error by_json_index = error_of([&] {
+        host_for("plugins").load("BasicCalculator", options_for("calculator.toml")).call_json_index(99, "[]");
+    });
+    ASSERT_TRUE(by_json_index.method_out_of_range().has_value());
+    EXPECT_EQ(by_json_index.method_out_of_range()->index, 99u);
+
+    // Other failures carry neither; nor do errors made in C++.
+    const fidius::Error plugin_error = error_of([&] { calc.call(kDivide, encode_pair(1, 0)); });
+    EXPECT_EQ(plugin_error.status(), fidius::Status::PluginError);
+    EXPECT_FALSE(plugin_error.mismatch().has_value());
+    EXPECT_FALSE(plugin_error.method_out_of_range().has_value());
+    const fidius::Error made(fidius::Status::MethodOutOfRange, "by hand");
+    EXPECT_FALSE(made.method_out_of_range().has_value());
+}
+
 // ---- builder options ---------------------------------------------------------
 
 TEST_F(FidiusTest, BuilderRejectsBadOptions) {
@@ -267,7 +332,7 @@ TEST_F(FidiusTest, BuilderRejectsBadOptions) {
     EXPECT_FIDIUS_ERROR(builder.set_call_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
     EXPECT_FIDIUS_ERROR(builder.set_python_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
     EXPECT_FIDIUS_ERROR(fidius::LoadOptions().set_python_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
-    EXPECT_FIDIUS_ERROR(builder.deny_capability(""), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(builder.add_denied_capability(""), fidius::Status::InvalidArgument, "");
     const std::vector<std::uint8_t> short_key(31, 0);
     EXPECT_FIDIUS_ERROR(builder.add_trusted_key(short_key), fidius::Status::InvalidKey, "");
     // An empty key is a bad key, not a missing argument.
@@ -359,10 +424,10 @@ TEST_F(FidiusTest, RawCallsOnACdylibPlugin) {
     EXPECT_EQ(calc.info().interface_hash, kCalculatorHash);
 
     EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(3, 7))), 10);
-    const std::vector<std::uint8_t> greeting = calc.call(kGreet, encode_string("hello"));
-    EXPECT_EQ(greeting, encode_string("Hello, hello!"));
-    const std::vector<std::uint8_t> reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("raw!")));
-    EXPECT_EQ(std::string(reversed.begin(), reversed.end()), "!war");
+    const fidius::Bytes greeting = calc.call(kGreet, encode_string("hello"));
+    EXPECT_TRUE(greeting == encode_string("Hello, hello!"));
+    const fidius::Bytes reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("raw!")));
+    EXPECT_EQ(reversed.to_string(), "!war");
     EXPECT_TRUE(calc.call(kPing).empty());
     EXPECT_EQ(decode_i64(calc.call(kMultiply, encode_pair(6, 7))), 42);
 
@@ -488,6 +553,44 @@ TEST_F(FidiusTest, Signatures) {
                                   .build();
     EXPECT_FIDIUS_ERROR(untrusting.load_path(path_of("signed/libcalc_plugin.so"), "BasicCalculator"),
                         fidius::Status::SignatureInvalid, "");
+}
+
+// verify_path checks signatures without loading anything.
+TEST_F(FidiusTest, VerifyPath) {
+    // The key of a host that does not require signatures is enough.
+    const fidius::Host host = fidius::Builder().add_trusted_key_file(path_of("keys/trusted.public")).build();
+    host.verify_path(path_of("signed/libcalc_plugin.so"));
+    host.verify_path(path_of("wasm-signed/calc"));
+    host.verify_path(path_of("python-signed/calc"));
+    EXPECT_FIDIUS_ERROR(host.verify_path(path_of("plugins/libcalc_plugin.so")), fidius::Status::SignatureRequired,
+                        "libcalc_plugin.so.sig");
+    EXPECT_FIDIUS_ERROR(host.verify_path(path_of("wasm/calc")), fidius::Status::SignatureRequired, "package.sig");
+    // Signed, but by a key the host does not trust.
+    EXPECT_FIDIUS_ERROR(host.verify_path(path_of("signed/libmarker.so")), fidius::Status::SignatureInvalid,
+                        "libmarker.so");
+    EXPECT_FIDIUS_ERROR(host.verify_path(path_of("signed/nothing.so")), fidius::Status::FileNotFound, "nothing.so");
+    // The path is passed with its length.
+    const std::string padded = path_of("signed/libcalc_plugin.so") + ".and more";
+    host.verify_path(std::string_view(padded.data(), padded.size() - 9));
+
+    // A signed library with one byte changed no longer verifies.
+    TempDir dir;
+    const std::string library = (dir.path() / "libcalc_plugin.so").string();
+    std::filesystem::copy_file(path_of("signed/libcalc_plugin.so.sig"), library + ".sig");
+    std::vector<std::uint8_t> bytes = read_bytes(path_of("signed/libcalc_plugin.so"));
+    ASSERT_FALSE(bytes.empty());
+    bytes[bytes.size() / 2] ^= 0xff;
+    {
+        std::ofstream out(library, std::ios::binary);
+        out.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    EXPECT_FIDIUS_ERROR(host.verify_path(library), fidius::Status::SignatureInvalid, "tampered");
+
+    // A host without a trusted key cannot verify.
+    EXPECT_FIDIUS_ERROR(fidius::Builder().build().verify_path(path_of("signed/libcalc_plugin.so")),
+                        fidius::Status::InvalidArgument, "no trusted key");
+    EXPECT_FIDIUS_ERROR(fidius::Host().verify_path(path_of("signed/libcalc_plugin.so")),
+                        fidius::Status::NullArgument, "");
 }
 
 TEST_F(FidiusTest, MetadataAndDiagnostics) {
@@ -633,8 +736,8 @@ TEST_F(FidiusTest, WasmCalculator) {
 
     EXPECT_EQ(calc.call_json("add", "[3, 7]"), "10");
     EXPECT_EQ(calc.call_json("greet", "[\"C++\"]"), "\"Hello, C++!\"");
-    const std::vector<std::uint8_t> reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("fidius")));
-    EXPECT_EQ(std::string(reversed.begin(), reversed.end()), "suidif");
+    const fidius::Bytes reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("fidius")));
+    EXPECT_EQ(reversed.to_string(), "suidif");
     EXPECT_EQ(decode_i64(calc.call(kAdd, encode_pair(3, 7))), 10);
     try {
         calc.call_json("divide", "[1, 0]");
@@ -658,7 +761,7 @@ TEST_F(FidiusTest, WasmDeadlineMemoryLimitAndSandbox) {
                             .add_search_path(path_of("wasm"))
                             .set_wasm_deadline(0ms)  // none by default; the load sets one
                             .set_wasm_memory_limit(16u << 20)
-                            .deny_capability("env")
+                            .add_denied_capability("env")
                             .set_allow_unsigned_precompiled(false)
                             .build();
     fidius::LoadOptions options = options_for("hostile.toml");
@@ -732,7 +835,7 @@ TEST_F(FidiusTest, WasmSleepEndsAtTheDeadline) {
 TEST_F(FidiusTest, PrecompiledComponents) {
     const std::vector<std::uint8_t> component = read_bytes(path_of("wasm/calc/calc_component.wasm"));
     ASSERT_FALSE(component.empty());
-    const std::vector<std::uint8_t> cwasm = fidius::precompile_component(component);
+    const fidius::Bytes cwasm = fidius::precompile_component(component);
     EXPECT_FALSE(cwasm.empty());
     EXPECT_FIDIUS_ERROR(fidius::precompile_component(fidius::bytes_view(std::string_view("nope"))),
                         fidius::Status::InvalidComponent, "precompile");
@@ -998,7 +1101,7 @@ TEST_F(FidiusTest, NoEgressPolicyAndDeniedCapability) {
     EXPECT_FIDIUS_ERROR(fidius::Builder().build().load_path(path_of("wasm/fetch"), options),
                         fidius::Status::NoEgressPolicy, "");
     // A host that denies the capability.
-    fidius::Host strict = fidius::Builder().deny_capability("http").set_egress_policy(everything_denied).build();
+    fidius::Host strict = fidius::Builder().add_denied_capability("http").set_egress_policy(everything_denied).build();
     EXPECT_FIDIUS_ERROR(load_fetcher(strict), fidius::Status::CapabilityDenied, "");
 }
 
@@ -1015,6 +1118,53 @@ static_assert(is_move_only_v<fidius::Interface>);
 static_assert(is_move_only_v<fidius::InterfaceBuilder>);
 static_assert(is_move_only_v<fidius::LoadOptions>);
 static_assert(is_move_only_v<fidius::EgressPolicy>);
+static_assert(is_move_only_v<fidius::Bytes>);
+
+// A call's result is the library's own buffer, held until the Bytes goes:
+// moving it moves the buffer, not the bytes.
+TEST_F(FidiusTest, BytesOwnTheLibrarysBuffer) {
+    fidius::Bytes reversed;
+    EXPECT_TRUE(reversed.empty());
+    EXPECT_EQ(reversed.data(), nullptr);
+    EXPECT_EQ(reversed.begin(), reversed.end());
+    {
+        fidius::Plugin calc = host_for("plugins").load("BasicCalculator");
+        reversed = calc.call(kReverse, fidius::bytes_view(std::string_view("abcdef")));
+    }  // the result outlives its plugin and host
+    ASSERT_EQ(reversed.size(), 6u);
+    EXPECT_EQ(reversed[0], 'f');
+    EXPECT_EQ(reversed.to_string(), "fedcba");
+    const std::vector<std::uint8_t> expected{'f', 'e', 'd', 'c', 'b', 'a'};
+    EXPECT_EQ(reversed.to_vector(), expected);
+    EXPECT_TRUE(reversed == expected);
+    EXPECT_TRUE(reversed.view() == fidius::bytes_view(expected));
+    EXPECT_FALSE(reversed == fidius::bytes_view(std::string_view("fedcb")));
+
+    const std::uint8_t *buffer = reversed.data();
+    fidius::Bytes moved(std::move(reversed));
+    EXPECT_EQ(moved.data(), buffer);
+    EXPECT_TRUE(reversed.empty());
+    EXPECT_EQ(reversed.data(), nullptr);
+
+    // A result can be the input of the next call, as it is.
+    fidius::Plugin calc = host_for("plugins").load("BasicCalculator");
+    EXPECT_EQ(calc.call(kReverse, moved).to_string(), "abcdef");
+    // An empty result (ping returns nothing) holds no buffer.
+    const fidius::Bytes nothing = calc.call(kPing);
+    EXPECT_TRUE(nothing.empty());
+    EXPECT_EQ(nothing.data(), nullptr);
+
+    // release() hands the C bytes over; the caller frees them.
+    fidius_host_bytes_t raw = moved.release();
+    EXPECT_TRUE(moved.empty());
+    EXPECT_EQ(raw.data, buffer);
+    EXPECT_EQ(raw.len, 6u);
+    fidius::Bytes adopted(raw);  // and Bytes can take them back
+    EXPECT_EQ(raw.data, nullptr);
+    EXPECT_EQ(adopted.data(), buffer);
+    adopted = fidius::Bytes();  // assigning over it releases the buffer
+    EXPECT_TRUE(adopted.empty());
+}
 
 TEST_F(FidiusTest, MovedFromObjectsAreEmptyAndSafe) {
     fidius::Builder builder;

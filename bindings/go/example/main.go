@@ -5,7 +5,7 @@
 //
 // The JSON calls need the plugin's interface; it is described here in code
 // (it could as well come from an interface file with
-// fidius.InterfaceFromFile).
+// fidius.NewInterfaceFromFile).
 package main
 
 import (

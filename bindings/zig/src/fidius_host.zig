@@ -10,8 +10,10 @@
 //! * Every fallible function takes `diag: ?*Diagnostics` last. Pass null
 //!   when the error name is enough; pass a `Diagnostics` to also get the
 //!   library's message and, for `error.PluginError`, the plugin's own code,
-//!   message and details. One `Diagnostics` may serve many calls (it always
-//!   describes the last one); `deinit` it once at the end.
+//!   message and details, for a mismatch the values expected and found,
+//!   for `error.MethodOutOfRange` the index and the method count. One
+//!   `Diagnostics` may serve many calls (it always describes the last
+//!   one); `deinit` it once at the end.
 //! * Text and byte inputs are slices, borrowed for the call only.
 //! * Results the library hands over (call outputs, JSON text, interface
 //!   text, denied requests) are copied into memory from the allocator you
@@ -51,6 +53,34 @@ pub fn version() [:0]const u8 {
 /// The loaded library's version as `MAJOR * 10000 + MINOR * 100 + PATCH`.
 pub fn versionNumber() u32 {
     return c.fidius_host_version_number();
+}
+
+/// The optional runtimes a library may be built with
+/// (`fidius_host_feature` bits).
+pub const Features = packed struct(u32) {
+    /// WebAssembly component plugins.
+    wasm: bool = false,
+    /// Python plugins, with CPython embedded.
+    python: bool = false,
+    _unused: u30 = 0,
+
+    comptime {
+        std.debug.assert(@as(u32, @bitCast(Features{ .wasm = true })) == c.FIDIUS_HOST_FEATURE_WASM);
+        std.debug.assert(@as(u32, @bitCast(Features{ .python = true })) == c.FIDIUS_HOST_FEATURE_PYTHON);
+    }
+};
+
+/// The runtimes of the build the header was generated for; `features()`
+/// answers for the library actually loaded.
+pub const header_features: Features = .{
+    .wasm = c.FIDIUS_HOST_BUILT_WITH_WASM != 0,
+    .python = c.FIDIUS_HOST_BUILT_WITH_PYTHON != 0,
+};
+
+/// The runtimes the loaded library was built with. A library without one
+/// fails loads of its plugins with `error.Unsupported`.
+pub fn features() Features {
+    return @bitCast(c.fidius_host_features());
 }
 
 /// The library's name for a status number without prefix
@@ -332,10 +362,42 @@ pub const Diagnostics = struct {
         return optionalString(c.fidius_host_error_plugin_details(diag.c_error));
     }
 
+    /// The value expected and the value found, for
+    /// `error.InterfaceHashMismatch`, `error.InterfaceVersionMismatch`,
+    /// `error.MethodCountMismatch` and `error.BufferStrategyMismatch` (a
+    /// `BufferStrategy` number); null for any other failure.
+    pub fn mismatch(diag: *const Diagnostics) ?Mismatch {
+        var found: Mismatch = undefined;
+        if (!c.fidius_host_error_mismatch(diag.c_error, &found.expected, &found.found)) return null;
+        return found;
+    }
+
+    /// The method index a call asked for and the plugin's method count, for
+    /// `error.MethodOutOfRange`; null for any other failure.
+    pub fn methodOutOfRange(diag: *const Diagnostics) ?MethodOutOfRange {
+        var found: MethodOutOfRange = undefined;
+        if (!c.fidius_host_error_method_out_of_range(diag.c_error, &found.index, &found.count)) return null;
+        return found;
+    }
+
     /// Prints "STATUS_NAME: message" (for `{f}` in format strings).
     pub fn format(diag: *const Diagnostics, writer: *std.Io.Writer) std.Io.Writer.Error!void {
         try writer.print("{s}: {s}", .{ diag.status().name(), diag.message() });
     }
+};
+
+/// What a host expected of a plugin and what it found (`Diagnostics.mismatch`).
+pub const Mismatch = struct {
+    expected: u64,
+    found: u64,
+};
+
+/// A method index past a plugin's methods (`Diagnostics.methodOutOfRange`).
+pub const MethodOutOfRange = struct {
+    /// The index the call asked for.
+    index: u32,
+    /// The plugin's number of methods: valid indices are below it.
+    count: u32,
 };
 
 /// Where a C call should store its error object: inside `diag` (after
@@ -375,6 +437,14 @@ fn takeBytes(allocator: Allocator, bytes: *c.fidius_host_bytes_t) Allocator.Erro
     defer c.fidius_host_bytes_free(bytes);
     if (bytes.len == 0) return allocator.dupe(u8, "");
     return allocator.dupe(u8, bytes.data[0..bytes.len]);
+}
+
+/// `strings` as the library's list of strings, in `allocator`'s memory
+/// (the strings themselves are borrowed, not copied).
+fn strArray(allocator: Allocator, strings: []const []const u8) Allocator.Error![]c.fidius_host_str_t {
+    const strs = try allocator.alloc(c.fidius_host_str_t, strings.len);
+    for (strings, strs) |string, *str| str.* = .{ .data = string.ptr, .len = string.len };
+    return strs;
 }
 
 /// The library's allocating constructors return NULL only on an internal
@@ -567,20 +637,17 @@ pub const EgressPolicy = struct {
     /// A policy allowing requests whose host and port match one of
     /// `patterns`: "example.com" (any port), "example.com:8080",
     /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
-    /// No patterns deny everything. `allocator` holds NUL-terminated copies
-    /// of the patterns during the call.
-    pub fn allowList(allocator: Allocator, patterns: []const []const u8, diag: ?*Diagnostics) AllocError!EgressPolicy {
-        var arena: std.heap.ArenaAllocator = .init(allocator);
-        defer arena.deinit();
-        const terminated = try arena.allocator().alloc([*:0]const u8, patterns.len);
-        for (patterns, terminated) |pattern, *copy| {
-            // The library reads each pattern up to its first NUL: a pattern
-            // with one inside would silently allow more than it says.
+    /// No patterns deny everything. `allocator` holds the list of patterns
+    /// for the library during the call.
+    pub fn fromAllowList(allocator: Allocator, patterns: []const []const u8, diag: ?*Diagnostics) AllocError!EgressPolicy {
+        for (patterns) |pattern| {
+            // No host name has a NUL byte: such a pattern could never match.
             if (std.mem.indexOfScalar(u8, pattern, 0) != null) return error.InvalidArgument;
-            copy.* = try arena.allocator().dupeSentinel(u8, pattern, 0);
         }
+        const strs = try strArray(allocator, patterns);
+        defer allocator.free(strs);
         var handle: ?*c.fidius_host_egress_policy_t = null;
-        try check(c.fidius_host_egress_policy_new_allow_list(@ptrCast(terminated.ptr), patterns.len, &handle, errorSlot(diag)));
+        try check(c.fidius_host_egress_policy_new_allow_list(strs.ptr, strs.len, &handle, errorSlot(diag)));
         return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
     }
 
@@ -716,9 +783,8 @@ pub const InterfaceBuilder = struct {
 /// `#[plugin_interface]` does. `allocator` holds the signature list for the
 /// library during the call.
 pub fn signaturesHash(allocator: Allocator, signatures: []const []const u8, diag: ?*Diagnostics) AllocError!u64 {
-    const strs = try allocator.alloc(c.fidius_host_str_t, signatures.len);
+    const strs = try strArray(allocator, signatures);
     defer allocator.free(strs);
-    for (signatures, strs) |signature, *str| str.* = .{ .data = signature.ptr, .len = signature.len };
     var hash: u64 = 0;
     try check(c.fidius_host_signatures_hash(strs.ptr, strs.len, &hash, errorSlot(diag)));
     return hash;
@@ -897,7 +963,7 @@ pub const HostBuilder = struct {
 
     /// Refuses packages asking for `capability`: exact ("stdout") or a
     /// prefix ("fs", "env", "http").
-    pub fn denyCapability(builder: *HostBuilder, capability: []const u8, diag: ?*Diagnostics) Error!void {
+    pub fn addDeniedCapability(builder: *HostBuilder, capability: []const u8, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_add_denied_capability(builder.handle, capability.ptr, capability.len, errorSlot(diag)));
     }
 
@@ -972,6 +1038,18 @@ pub const Host = struct {
         const name_len = if (name) |n| n.len else 0;
         try check(c.fidius_host_load_path(host.handle, path.ptr, path.len, name_ptr, name_len, options_handle, &handle, errorSlot(diag)));
         return .{ .handle = try notNull(c.fidius_host_plugin_t, handle) };
+    }
+
+    /// Checks the signature of a library file (`<file>.sig`) or a package
+    /// directory (`package.sig`) against the host's trusted keys, without
+    /// loading, mapping or running anything: an install-time check,
+    /// whether or not the host requires signatures. Fails with
+    /// `error.SignatureRequired` when there is no signature file,
+    /// `error.SignatureInvalid` when it is malformed, the file was tampered
+    /// with or an untrusted key signed it, and `error.InvalidArgument` when
+    /// the host has no trusted key.
+    pub fn verifyPath(host: Host, path: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_verify_path(host.handle, path.ptr, path.len, errorSlot(diag)));
     }
 };
 

@@ -16,6 +16,15 @@ test "versions and status names" {
     try testing.expectEqual(fidius.Status.timeout, fidius.statusFromError(error.Timeout).?);
 }
 
+test "features of the library" {
+    const features = fidius.features();
+    try testing.expectEqual(fidius.header_features, features);
+    // The fixtures' library is built with both runtimes.
+    try testing.expect(features.wasm);
+    try testing.expect(features.python);
+    try testing.expectEqual(@as(u32, 0), features._unused);
+}
+
 test "signature hashes" {
     try testing.expectEqual(@as(u64, 0xbe30b9d096b2c49e), try fidius.signaturesHash(gpa, &.{"add:i64,i64->i64"}, null));
     // Any spacing: the hash is of the canonical spelling.

@@ -223,10 +223,15 @@ test "arena plugins, the output limit and the buffer strategy filter" {
     try strict_builder.setBufferStrategy(.arena, null);
     var strict = try strict_builder.build(null);
     defer strict.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
     try testing.expectError(
         error.BufferStrategyMismatch,
-        strict.loadPath(try fixtures.path("plugins/libcalc_plugin.so"), "BasicCalculator", null, null),
+        strict.loadPath(try fixtures.path("plugins/libcalc_plugin.so"), "BasicCalculator", null, &diag),
     );
+    const mismatch = diag.mismatch().?;
+    try testing.expectEqual(fidius.BufferStrategy.arena, @as(fidius.BufferStrategy, @fromBackingInt(@as(u32, @intCast(mismatch.expected)))));
+    try testing.expectEqual(fidius.BufferStrategy.plugin_allocated, @as(fidius.BufferStrategy, @fromBackingInt(@as(u32, @intCast(mismatch.found)))));
 }
 
 test "an expected interface hash on the host" {
@@ -243,6 +248,8 @@ test "an expected interface hash on the host" {
     defer diag.deinit();
     try testing.expectError(error.InterfaceHashMismatch, wrong.loadPath(library, "BasicCalculator", null, &diag));
     try support.expectContains(diag.message(), "0x0271e9b7d21d10f1");
+    try testing.expectEqual(fidius.Mismatch{ .expected = 0x1234, .found = support.calculator_hash }, diag.mismatch().?);
+    try testing.expectEqual(null, diag.methodOutOfRange());
 
     var right_builder = try fidius.HostBuilder.init();
     defer right_builder.deinit();
@@ -310,15 +317,17 @@ test "a library over the host's size limit is refused unread" {
     defer plugin.deinit();
     try testing.expectEqual(@as(i64, 3), try support.rawAdd(plugin, 1, 2));
 
-    // A zero limit is refused when the host is built.
+    // A zero limit is refused: by the setter, or at the latest by build.
     var zero = try fidius.HostBuilder.init();
     defer zero.deinit();
-    try zero.setMaxLibrarySize(0, null);
-    try testing.expectError(error.InvalidArgument, zero.build(null));
+    if (zero.setMaxLibrarySize(0, null)) |_| {
+        try testing.expectError(error.InvalidArgument, zero.build(null));
+    } else |err| try testing.expectEqual(error.InvalidArgument, err);
     var zero_package = try fidius.HostBuilder.init();
     defer zero_package.deinit();
-    try zero_package.setMaxPackageSize(0, null);
-    try testing.expectError(error.InvalidArgument, zero_package.build(null));
+    if (zero_package.setMaxPackageSize(0, null)) |_| {
+        try testing.expectError(error.InvalidArgument, zero_package.build(null));
+    } else |err| try testing.expectEqual(error.InvalidArgument, err);
 }
 
 extern "c" fn mkfifo(path: [*:0]const u8, mode: std.c.mode_t) c_int;
@@ -408,6 +417,76 @@ test "signatures: required, trusted keys, untrusted and unsigned libraries" {
     try testing.expectError(error.SignatureInvalid, untrusted.loadPath(try fixtures.path("signed/libcalc_plugin.so"), "BasicCalculator", null, null));
 }
 
+test "verifyPath checks signatures without loading" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+
+    // A host that trusts the key but does not require signatures.
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.addTrustedKeyFile(try fixtures.path("keys/trusted.public"), null);
+    var host = try builder.build(null);
+    defer host.deinit();
+
+    for ([_][]const u8{ "signed/libcalc_plugin.so", "wasm-signed/calc", "python-signed/calc" }) |signed| {
+        try host.verifyPath(try fixtures.path(signed), &diag);
+    }
+    try testing.expectError(error.SignatureRequired, host.verifyPath(try fixtures.path("plugins/libcalc_plugin.so"), &diag));
+    try support.expectContains(diag.message(), "libcalc_plugin.so.sig");
+    try testing.expectError(error.SignatureRequired, host.verifyPath(try fixtures.path("wasm/calc"), &diag));
+    try support.expectContains(diag.message(), "package.sig");
+    // Signed by a key the host does not trust.
+    try testing.expectError(error.SignatureInvalid, host.verifyPath(try fixtures.path("signed/libmarker.so"), &diag));
+    try support.expectContains(diag.message(), "libmarker.so");
+    try testing.expectError(error.FileNotFound, host.verifyPath(try fixtures.path("signed/nothing.so"), null));
+
+    // A signed library with one byte changed no longer verifies.
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const library = try std.Io.Dir.cwd().readFileAlloc(io, try fixtures.path("signed/libcalc_plugin.so"), gpa, .unlimited);
+    defer gpa.free(library);
+    var signature: [64]u8 = undefined;
+    const signature_bytes = try std.Io.Dir.cwd().readFile(io, try fixtures.path("signed/libcalc_plugin.so.sig"), &signature);
+    library[library.len / 2] ^= 0xff;
+    try tmp.dir.writeFile(io, .{ .sub_path = "libcalc_plugin.so", .data = library });
+    try tmp.dir.writeFile(io, .{ .sub_path = "libcalc_plugin.so.sig", .data = signature_bytes });
+    const tampered = try tmp.dir.realPathFileAlloc(io, "libcalc_plugin.so", gpa);
+    defer gpa.free(tampered);
+    try testing.expectError(error.SignatureInvalid, host.verifyPath(tampered, &diag));
+    try support.expectContains(diag.message(), "tampered");
+
+    // A host without a trusted key cannot verify.
+    var keyless = try fixtures.host(null);
+    defer keyless.deinit();
+    try testing.expectError(error.InvalidArgument, keyless.verifyPath(try fixtures.path("signed/libcalc_plugin.so"), &diag));
+    try support.expectContains(diag.message(), "no trusted key");
+}
+
+test "a method index out of range says which, and how many there are" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var host = try fixtures.host("plugins");
+    defer host.deinit();
+    var plugin = try host.load("BasicCalculator", null, null);
+    defer plugin.deinit();
+
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.MethodOutOfRange, plugin.call(gpa, 99, "", &diag));
+    try testing.expectEqual(fidius.MethodOutOfRange{ .index = 99, .count = 8 }, diag.methodOutOfRange().?);
+    try testing.expectEqual(null, diag.mismatch());
+    // Other failures carry neither.
+    try testing.expectError(error.PluginError, plugin.call(gpa, 2, &support.encodeI64s(2, .{ 1, 0 }), &diag));
+    try testing.expectEqual(null, diag.methodOutOfRange());
+    try testing.expectEqual(null, diag.mismatch());
+    // Nor does a Diagnostics of a call that succeeded.
+    try testing.expectEqual(@as(i64, 3), try support.rawAdd(plugin, 1, 2));
+    var fresh: fidius.Diagnostics = .{};
+    try testing.expectEqual(null, fresh.methodOutOfRange());
+}
+
 test "builder arguments are checked, and build consumes the builder" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
@@ -424,7 +503,7 @@ test "builder arguments are checked, and build consumes the builder" {
     try testing.expectError(error.InvalidKey, builder.addTrustedKey(&short_key, null));
     try testing.expectError(error.FileNotFound, builder.addTrustedKeyFile(try fixtures.path("keys/nothing.public"), null));
     try testing.expectError(error.InvalidKey, builder.addTrustedKeyFile(try fixtures.path("crafted/libcrafted.so"), null));
-    try testing.expectError(error.InvalidArgument, builder.denyCapability("", null));
+    try testing.expectError(error.InvalidArgument, builder.addDeniedCapability("", null));
     try testing.expectError(error.InvalidArgument, builder.setWasmMemoryLimit(0, null));
 
     // Signatures required without a trusted key: the build fails, and the

@@ -147,11 +147,11 @@ test "allow-lists, host-wide and per load" {
     var other_buffer: [64]u8 = undefined;
     const exact = try std.fmt.bufPrint(&exact_buffer, "127.0.0.1:{d}", .{server.port});
     const other = try std.fmt.bufPrint(&other_buffer, "127.0.0.1:{d}", .{if (server.port == 65535) 1 else server.port + 1});
-    var allowed = try fidius.EgressPolicy.allowList(gpa, &.{ "*.example.com", exact }, null);
+    var allowed = try fidius.EgressPolicy.fromAllowList(gpa, &.{ "*.example.com", exact }, null);
     defer allowed.deinit();
-    var elsewhere = try fidius.EgressPolicy.allowList(gpa, &.{other}, null);
+    var elsewhere = try fidius.EgressPolicy.fromAllowList(gpa, &.{other}, null);
     defer elsewhere.deinit();
-    var nothing = try fidius.EgressPolicy.allowList(gpa, &.{}, null);
+    var nothing = try fidius.EgressPolicy.fromAllowList(gpa, &.{}, null);
     defer nothing.deinit();
 
     // The host denies everything; a load's own policy overrides it.
@@ -176,11 +176,18 @@ test "allow-lists, host-wide and per load" {
     // Bad patterns are refused, naming the pattern.
     var diag: fidius.Diagnostics = .{};
     defer diag.deinit();
-    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.allowList(gpa, &.{"*"}, &diag));
+    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.fromAllowList(gpa, &.{"*"}, &diag));
     try support.expectContains(diag.message(), "\"*\"");
-    try testing.expectError(error.InvalidUtf8, fidius.EgressPolicy.allowList(gpa, &.{"\xff"}, null));
-    // A NUL inside a pattern would cut it short (and widen it): refused.
-    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.allowList(gpa, &.{"example.com\x00:8080"}, null));
+    try testing.expectError(error.InvalidUtf8, fidius.EgressPolicy.fromAllowList(gpa, &.{"\xff"}, null));
+    // No host name has a NUL byte: a pattern with one is refused.
+    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.fromAllowList(gpa, &.{"example.com\x00:8080"}, null));
+    try testing.expectError(error.InvalidArgument, fidius.EgressPolicy.fromAllowList(gpa, &.{ "example.com", "" }, &diag));
+    try support.expectContains(diag.message(), "no host");
+    // Patterns are passed with their length: a slice of a longer text is
+    // just that slice.
+    const text = "example.com:8080 and more";
+    var sliced = try fidius.EgressPolicy.fromAllowList(gpa, &.{text[0..16]}, null);
+    sliced.deinit();
 }
 
 test "without a policy the fetch guest does not load; odd answers deny" {
@@ -204,7 +211,7 @@ test "without a policy the fetch guest does not load; odd answers deny" {
     // A host that denies the capability refuses the package.
     var builder = try fidius.HostBuilder.init();
     defer builder.deinit();
-    try builder.denyCapability("http", null);
+    try builder.addDeniedCapability("http", null);
     try builder.setEgressPolicy(&garbage, null);
     var strict = try builder.build(null);
     defer strict.deinit();

@@ -58,7 +58,7 @@ test "WASM deadlines, memory caps and the sandbox" {
     try builder.addSearchPath(try fixtures.path("wasm"), null);
     try builder.setWasmDeadlineMs(0, null); // none by default ...
     try builder.setWasmMemoryLimit(16 << 20, null);
-    try builder.denyCapability("env", null);
+    try builder.addDeniedCapability("env", null);
     try builder.setAllowUnsignedPrecompiled(false, null);
     var host = try builder.build(null);
     defer host.deinit();
