@@ -26,9 +26,9 @@ P = ctypes.c_void_p
 lib.fidius_host_builder_new.restype = P
 lib.fidius_host_builder_add_search_path.argtypes = [P, ctypes.c_char_p, ctypes.c_size_t, P]
 lib.fidius_host_builder_build.argtypes = [P, ctypes.POINTER(P), P]
-lib.fidius_host_interface_from_file.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P), P]
+lib.fidius_host_interface_new_from_file.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P), P]
 lib.fidius_host_load_options_new.restype = P
-lib.fidius_host_load_options_interface.argtypes = [P, P, P]
+lib.fidius_host_load_options_set_interface.argtypes = [P, P, P]
 lib.fidius_host_load.argtypes = [P, ctypes.c_char_p, ctypes.c_size_t, P, ctypes.POINTER(P), ctypes.POINTER(P)]
 lib.fidius_host_error_message.argtypes = [P]
 lib.fidius_host_error_message.restype = ctypes.c_char_p
@@ -45,9 +45,9 @@ assert lib.fidius_host_builder_add_search_path(builder, f"{fixtures}/python".enc
 host = P()
 assert lib.fidius_host_builder_build(builder, ctypes.byref(host), None) == 0
 interface = P()
-assert lib.fidius_host_interface_from_file(f"{fixtures}/interfaces/calculator.toml".encode(), NT, ctypes.byref(interface), None) == 0
+assert lib.fidius_host_interface_new_from_file(f"{fixtures}/interfaces/calculator.toml".encode(), NT, ctypes.byref(interface), None) == 0
 options = lib.fidius_host_load_options_new()
-assert lib.fidius_host_load_options_interface(options, interface, None) == 0
+assert lib.fidius_host_load_options_set_interface(options, interface, None) == 0
 plugin, err = P(), P()
 status = lib.fidius_host_load(host, b"PyCalculator", NT, options, ctypes.byref(plugin), ctypes.byref(err))
 assert status == 0, lib.fidius_host_error_message(err)
