@@ -22,7 +22,12 @@ int main(int argc, char **argv) {
         fidius_host_builder_free(builder);
         return 2;
     }
-    fidius_host_builder_add_search_path(builder, argv[1], FIDIUS_HOST_NUL_TERMINATED, NULL);
+    if (fidius_host_builder_add_search_path(builder, argv[1], FIDIUS_HOST_NUL_TERMINATED, &err)) {
+        fprintf(stderr, "hello: %s\n", fidius_host_error_message(err));
+        fidius_host_error_free(err);
+        fidius_host_builder_free(builder);
+        return 1;
+    }
     if (fidius_host_builder_build(builder, &host, &err) ||
         fidius_host_load(host, "BasicCalculator", FIDIUS_HOST_NUL_TERMINATED, NULL, &plugin, &err) ||
         fidius_host_plugin_call(plugin, 5, input, 9, &out, &err)) {
