@@ -962,9 +962,9 @@ fidius_host_status fidius_host_builder_set_python_deadline_ms(fidius_host_builde
 /**
  * Sets the largest library file the host reads, in bytes (default
  * 512 MiB). A larger file is refused with FILE_TOO_LARGE without being read
- * past the limit; `fidius_host_builder_build` refuses 0 (INVALID_ARGUMENT).
+ * past the limit. On failure the builder keeps its previous limit.
  *
- * Errors: NULL_ARGUMENT, MISUSE.
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE
@@ -975,10 +975,10 @@ fidius_host_status fidius_host_builder_set_max_library_size(fidius_host_builder_
 /**
  * Sets the largest package (WASM or Python), all its files together, in
  * bytes (default 512 MiB). A larger package is refused with FILE_TOO_LARGE
- * without being read past the limit; `fidius_host_builder_build` refuses 0
- * (INVALID_ARGUMENT).
+ * without being read past the limit. On failure the builder keeps its
+ * previous limit.
  *
- * Errors: NULL_ARGUMENT, MISUSE.
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (0), MISUSE.
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE

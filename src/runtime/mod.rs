@@ -11,7 +11,7 @@ pub mod wasm;
 use crate::artifact::package::{Manifest, Package};
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
-use crate::plugin::{Plugin, RuntimeKind};
+use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,37 @@ impl PackageLoad<'_> {
     /// The interface, which this runtime cannot load a package without.
     pub fn require_interface(&self, why: &str) -> Result<&Arc<Interface>> {
         self.interface.ok_or_else(|| Error::at(Status::NoInterface, self.package.dir(), why))
+    }
+}
+
+/// What a package plugin says of itself: the manifest's name and interface
+/// version, the interface's name and method count, and what its runtime
+/// found in it (the hash the plugin reports, the capability bits of the
+/// optional methods it has, diagnostics).
+pub fn package_description(
+    package: &Package,
+    interface: &Interface,
+    runtime: RuntimeKind,
+    interface_hash: u64,
+    capabilities: u64,
+    diagnostics: Vec<String>,
+) -> PluginDescription {
+    let manifest = package.manifest();
+    PluginDescription {
+        info: PluginInfo {
+            name: manifest.package.name.clone(),
+            interface_name: interface.name().to_string(),
+            interface_hash,
+            interface_version: manifest.package.interface_version,
+            capabilities,
+            buffer_strategy: BufferStrategy::PluginAllocated,
+            runtime,
+            path: package.dir().to_path_buf(),
+        },
+        method_count: interface.methods().len() as u32,
+        method_metadata: Vec::new(),
+        trait_metadata: Vec::new(),
+        diagnostics,
     }
 }
 

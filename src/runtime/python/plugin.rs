@@ -5,7 +5,7 @@ use crate::artifact::package::Package;
 use crate::bytes::OutputBytes;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{json, Interface, Returns};
-use crate::plugin::{BufferStrategy, Plugin, PluginBackend, PluginDescription, PluginInfo, RuntimeKind};
+use crate::plugin::{Plugin, PluginBackend, RuntimeKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyModule, PyTuple};
@@ -133,23 +133,7 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
             funcs.push(func);
         }
         let capabilities = interface.capability_bits(|index| funcs[index].is_some());
-        let info = PluginInfo {
-            name: name.clone(),
-            interface_name: interface.name().to_string(),
-            interface_hash: hash,
-            interface_version: manifest.package.interface_version,
-            capabilities,
-            buffer_strategy: BufferStrategy::PluginAllocated,
-            runtime: RuntimeKind::Python,
-            path: dir.to_path_buf(),
-        };
-        let description = PluginDescription {
-            info,
-            method_count: interface.methods().len() as u32,
-            method_metadata: Vec::new(),
-            trait_metadata: Vec::new(),
-            diagnostics: Vec::new(),
-        };
+        let description = crate::runtime::package_description(package, interface, RuntimeKind::Python, hash, capabilities, Vec::new());
         let backend =
             PythonPlugin { name: name.clone(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output, deadline };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))

@@ -6,7 +6,7 @@ use super::store::GuestState;
 use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
 use crate::artifact::package::Package;
 use crate::egress::{DenialLog, EgressPolicy};
-use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
+use crate::plugin::{Plugin, RuntimeKind};
 use wasmtime::component::InstancePre;
 use crate::bytes::OutputBytes;
 use crate::egress::DeniedRequest;
@@ -57,23 +57,7 @@ impl WasmRuntime {
         let mut live = shared.instantiate()?;
         let hash = live.interface_hash(&shared)?;
         let capabilities = interface.capability_bits(|index| live.funcs[index].is_some());
-        let info = PluginInfo {
-            name: shared.name.clone(),
-            interface_name: interface.name().to_string(),
-            interface_hash: hash,
-            interface_version: manifest.package.interface_version,
-            capabilities,
-            buffer_strategy: BufferStrategy::PluginAllocated,
-            runtime: RuntimeKind::Wasm,
-            path: dir.to_path_buf(),
-        };
-        let description = PluginDescription {
-            info,
-            method_count: interface.methods().len() as u32,
-            method_metadata: Vec::new(),
-            trait_metadata: Vec::new(),
-            diagnostics,
-        };
+        let description = crate::runtime::package_description(package, interface, RuntimeKind::Wasm, hash, capabilities, diagnostics);
         let signatures = live
             .funcs
             .iter()
