@@ -1193,7 +1193,7 @@ fidius_host_status fidius_host_egress_policy_new_callback(fidius_host_egress_cal
 /**
  * A policy that allows requests whose host and port match one of
  * `patterns` (an array of `pattern_count` strings, borrowed for the call;
- * NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
+ * it may be NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
  * `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
  * `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
  * and as names: a pattern does not follow DNS.
