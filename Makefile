@@ -399,7 +399,7 @@ demo: tools lib fixtures $(BUILD_C)/examples/demo
 
 $(BUILD_C)/bench: bench/bench.c include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
-	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -ldl
+	$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude $< -o $@ -L$(LIB_DIR) -lfidius_host -Wl,-rpath,$(abspath $(LIB_DIR)) -ldl -lpthread
 
 bench: tools lib fixtures $(BUILD_C)/bench
 	$(BUILD_C)/bench $(FIXTURES)/release $(FIXTURES)/keys/trusted.public $(FIXTURES)/interfaces/type_echo.toml

@@ -7,18 +7,21 @@
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
  * Each measurement is the median of several rounds; direct and API rounds
- * alternate so machine noise hits both alike.
+ * alternate so machine noise hits both alike. Every line ends with the ratio
+ * to the direct call.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fidius_host.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 typedef int32_t (*method_fn)(void *, const uint8_t *, uint32_t, uint8_t **, uint32_t *);
+typedef int32_t (*arena_fn)(void *, const uint8_t *, uint32_t, uint8_t *, uint32_t, uint32_t *, uint32_t *);
 
 #include "../tests/fixtures/crafted/fidius_abi.h"
 
@@ -83,6 +86,174 @@ static void compare(const char *what, uint32_t method, const uint8_t *in, uint32
     d = median(direct, ROUNDS);
     a = median(api, ROUNDS);
     printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", what, d, a, a - d, a / d);
+}
+
+/* divide(1, 0): the plugin returns Err(PluginError). Direct: the vtable call
+ * and freeing the error payload. Through the C API: with the error object
+ * read (status, message, code, message, details) or not asked for. */
+static double direct_error_round(const uint8_t *in, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        uint8_t *out = NULL;
+        uint32_t out_len = 0;
+        if (((const method_fn *)desc->vtable)[2](instance, in, 16, &out, &out_len) != -3) abort(); /* PLUGIN_ERROR */
+        sink += out[0];
+        desc->free_buffer(out, out_len);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static double api_error_round(const uint8_t *in, int read_error, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_bytes_t out;
+        fidius_host_error_t *err = NULL;
+        if (fidius_host_plugin_call(plugin, 2, in, 16, &out, read_error ? &err : NULL) != FIDIUS_HOST_STATUS_PLUGIN_ERROR)
+            abort();
+        if (read_error) {
+            sink += (uint64_t)fidius_host_error_status(err) + (uint8_t)fidius_host_error_message(err)[0] +
+                    (uint8_t)fidius_host_error_plugin_code(err)[0] + (uint8_t)fidius_host_error_plugin_message(err)[0] +
+                    (uint8_t)fidius_host_error_plugin_details(err)[0];
+            fidius_host_error_free(err);
+        }
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static void compare_error_path(void) {
+    uint8_t in[16];
+    int64_t one = 1, zero = 0;
+    double direct[ROUNDS], read[ROUNDS], unread[ROUNDS], d, rd, un;
+    int r;
+    memcpy(in, &one, 8);
+    memcpy(in + 8, &zero, 8);
+    direct_error_round(in, 50000);
+    api_error_round(in, 1, 50000);
+    for (r = 0; r < ROUNDS; r++) {
+        direct[r] = direct_error_round(in, 300000);
+        read[r] = api_error_round(in, 1, 300000);
+        unread[r] = api_error_round(in, 0, 300000);
+    }
+    d = median(direct, ROUNDS);
+    rd = median(read, ROUNDS);
+    un = median(unread, ROUNDS);
+    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "divide(1,0) error read", d, rd,
+           rd - d, rd / d);
+    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "divide(1,0) err = NULL", d, un,
+           un - d, un / d);
+}
+
+/* An Arena plugin's raw `upper` of 1 KiB. Direct: the vtable call into an
+ * arena the caller owns, and a copy of the result out of it (what any
+ * caller keeping the result must do). */
+static const descriptor_t *arena_desc;
+static void *arena_instance;
+static const fidius_host_plugin_t *arena_plugin;
+
+static double direct_arena_round(const uint8_t *in, uint32_t len, long iters) {
+    static uint8_t arena[1 << 16], copy[1 << 16];
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        uint32_t offset = 0, out_len = 0;
+        if (((const arena_fn *)arena_desc->vtable)[1](arena_instance, in, len, arena, sizeof arena, &offset, &out_len))
+            abort();
+        memcpy(copy, arena + offset, out_len);
+        sink += copy[0];
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static double api_arena_round(const uint8_t *in, uint32_t len, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_bytes_t out;
+        if (fidius_host_plugin_call(arena_plugin, 1, in, len, &out, NULL) != FIDIUS_HOST_STATUS_OK) abort();
+        sink += out.data[0];
+        fidius_host_bytes_free(&out);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static void compare_arena(const char *dir, fidius_host_t *host, const uint8_t *in, uint32_t len) {
+    char path[4096];
+    const registry_t *(*get_registry)(void);
+    const registry_t *registry;
+    fidius_host_plugin_t *p = NULL;
+    double direct[ROUNDS], api[ROUNDS], d, a;
+    void *lib;
+    int r;
+    snprintf(path, sizeof path, "%s/libarena_plugin.so", dir);
+    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) abort();
+    *(void **)&get_registry = dlsym(lib, "fidius_get_registry");
+    registry = get_registry();
+    arena_desc = registry->descriptors[0];
+    arena_instance = arena_desc->construct((const uint8_t *)"", 0);
+    if (fidius_host_load_path(host, path, NT, NULL, 0, NULL, &p, NULL)) abort();
+    arena_plugin = p;
+    direct_arena_round(in, len, 50000);
+    api_arena_round(in, len, 50000);
+    for (r = 0; r < ROUNDS; r++) {
+        direct[r] = direct_arena_round(in, len, 500000);
+        api[r] = api_arena_round(in, len, 500000);
+    }
+    d = median(direct, ROUNDS);
+    a = median(api, ROUNDS);
+    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "Arena upper(1 KiB raw)", d, a,
+           a - d, a / d);
+    fidius_host_plugin_free(p);
+    arena_desc->destroy(arena_instance);
+    dlclose(lib);
+}
+
+/* Throughput of `add` from several threads on one plugin, against one
+ * thread: how the calls scale (direct calls scale with the cores). */
+struct worker {
+    int api;
+    long iters;
+    const uint8_t *in;
+};
+
+static void *worker_main(void *arg) {
+    const struct worker *w = arg;
+    if (w->api)
+        api_round(0, w->in, 16, w->iters);
+    else
+        direct_round(0, w->in, 16, w->iters);
+    return NULL;
+}
+
+/* Calls per microsecond with `threads` threads doing `iters` calls each. */
+static double throughput(int api, int threads, const uint8_t *in, long iters) {
+    pthread_t ids[8];
+    struct worker w = {api, iters, in};
+    double start = now_ns();
+    int t;
+    for (t = 0; t < threads; t++)
+        if (pthread_create(&ids[t], NULL, worker_main, &w)) abort();
+    for (t = 0; t < threads; t++) pthread_join(ids[t], NULL);
+    return (double)threads * (double)iters / ((now_ns() - start) / 1e3);
+}
+
+static void compare_threads(const uint8_t *in, int threads) {
+    double direct1[ROUNDS], directn[ROUNDS], api1[ROUNDS], apin[ROUNDS], d1, dn, a1, an;
+    int r;
+    for (r = 0; r < ROUNDS; r++) {
+        direct1[r] = throughput(0, 1, in, 1000000);
+        directn[r] = throughput(0, threads, in, 1000000);
+        api1[r] = throughput(1, 1, in, 1000000);
+        apin[r] = throughput(1, threads, in, 1000000);
+    }
+    d1 = median(direct1, ROUNDS);
+    dn = median(directn, ROUNDS);
+    a1 = median(api1, ROUNDS);
+    an = median(apin, ROUNDS);
+    printf("add from %d threads     direct %.2fx of 1 thread (%.1f vs %.1f calls/us)   C API %.2fx (%.1f vs %.1f calls/us)\n",
+           threads, dn / d1, dn, d1, an / a1, an, a1);
 }
 
 /* echo_point(Point { x: 1.5, y: -2.25, label: "point" }): the bincode the
@@ -235,9 +406,13 @@ int main(int argc, char **argv) {
     memcpy(add_in + 8, &y, 8);
     for (i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)i;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("libfidius_host %s: per-call cost, median of %d rounds\n", fidius_host_version(), ROUNDS);
     compare("add(i64, i64)", 0, add_in, sizeof add_in, 2000000);
     compare("reverse(1 KiB raw)", 5, payload, sizeof payload, 500000);
+    compare_error_path();
+    compare_arena(argv[1], host, payload, sizeof payload);
+    compare_threads(add_in, 2);
     compare_json(argv[1], argv[3]);
 
     for (r = 0; r < ROUNDS; r++) {

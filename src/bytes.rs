@@ -3,26 +3,139 @@
 //! A result is either bytes the host allocated, or a buffer a cdylib plugin
 //! allocated, handed out without a copy and given back to the plugin's own
 //! `free_buffer` when released. A plugin buffer keeps its library mapped, so
-//! output may outlive the plugin handle that produced it.
+//! output may outlive the plugin handle that produced it. Outputs are
+//! counted without a shared write per output ([`OutstandingCount`]), so
+//! calls from several threads do not contend on one cache line.
 
+use crossbeam_utils::CachePadded;
 use std::any::Any;
-use std::sync::Arc;
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-/// How to release buffers that foreign code allocated.
+/// Releases buffers that foreign code allocated, and keeps that code
+/// loaded while any of them is out. Owned by one plugin handle; its
+/// outputs point to the shared state, which goes away when both the
+/// handle and the last output are gone.
 pub struct ForeignAllocator {
+    state: NonNull<AllocatorState>,
+}
+
+struct AllocatorState {
     free: unsafe extern "C" fn(*mut u8, usize),
     _keep_alive: Arc<dyn Any + Send + Sync>,
+    outstanding: OutstandingCount,
 }
+
+// SAFETY: the state is shared read-only but for its atomic counts; `free`
+// is a plain function pointer and `keep_alive` is Send + Sync.
+unsafe impl Send for ForeignAllocator {}
+unsafe impl Sync for ForeignAllocator {}
 
 impl ForeignAllocator {
     /// `free` releases a buffer; `keep_alive` keeps the code behind `free`
     /// loaded for as long as any buffer is outstanding.
-    pub fn new(
-        free: unsafe extern "C" fn(*mut u8, usize),
-        keep_alive: Arc<dyn Any + Send + Sync>,
-    ) -> ForeignAllocator {
-        ForeignAllocator { free, _keep_alive: keep_alive }
+    pub fn new(free: unsafe extern "C" fn(*mut u8, usize), keep_alive: Arc<dyn Any + Send + Sync>) -> ForeignAllocator {
+        let state = Box::new(AllocatorState { free, _keep_alive: keep_alive, outstanding: OutstandingCount::new() });
+        ForeignAllocator { state: NonNull::from(Box::leak(state)) }
     }
+
+    /// Takes ownership of a buffer this allocator must release.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that stay valid until they are
+    /// given to this allocator's free function, which must accept them.
+    pub unsafe fn output(&self, ptr: *mut u8, len: usize) -> OutputBytes {
+        // SAFETY: the state lives while this handle does.
+        unsafe { self.state.as_ref() }.outstanding.acquire();
+        OutputBytes { ptr, len, foreign: Some(self.state) }
+    }
+}
+
+impl Drop for ForeignAllocator {
+    fn drop(&mut self) {
+        // SAFETY: the state lives until both this handle and the last
+        // output are gone; whichever is last frees it, once.
+        unsafe {
+            if self.state.as_ref().outstanding.close() {
+                drop(Box::from_raw(self.state.as_ptr()));
+            }
+        }
+    }
+}
+
+/// How many outputs of one allocator are out, without a shared write per
+/// output: each thread counts on its own cache line. (An output released on
+/// another thread than the one that made it leaves one line above zero and
+/// another below: only the sum means anything.) When the owner closes, the
+/// lines are folded into one total, which the last release brings to zero.
+struct OutstandingCount {
+    lines: Box<[CachePadded<AtomicI64>]>,
+    /// After close, the outputs still out. It starts at [`FOLDING`], far
+    /// above any count, so that releases during the fold cannot reach zero
+    /// before close has added every line.
+    total: AtomicI64,
+}
+
+/// What close leaves in a line: far below any count, so that a release
+/// can tell from the value it replaced that the line was folded.
+const FOLDED: i64 = i64::MIN / 2;
+/// The total's offset while close folds the lines in.
+const FOLDING: i64 = 1 << 62;
+
+impl OutstandingCount {
+    fn new() -> OutstandingCount {
+        let lines = (0..line_count()).map(|_| CachePadded::new(AtomicI64::new(0))).collect();
+        OutstandingCount { lines, total: AtomicI64::new(FOLDING) }
+    }
+
+    fn line(&self) -> &AtomicI64 {
+        // The line count is a power of two.
+        &self.lines[thread_slot() & (self.lines.len() - 1)]
+    }
+
+    /// One more output. Only while the owner is open (a call runs on it).
+    fn acquire(&self) {
+        self.line().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One output fewer; true when it was the last after close (the
+    /// caller then frees the state).
+    fn release(&self) -> bool {
+        let before = self.line().fetch_sub(1, Ordering::AcqRel);
+        // A folded line no longer counts: the release counts on the total.
+        before <= FOLDED / 2 && self.total.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The owner is gone and nothing acquires any more; true when no
+    /// output is out (the caller then frees the state).
+    fn close(&self) -> bool {
+        for line in self.lines.iter() {
+            let count = line.swap(FOLDED, Ordering::AcqRel);
+            self.total.fetch_add(count, Ordering::AcqRel);
+        }
+        self.total.fetch_sub(FOLDING, Ordering::AcqRel) == FOLDING
+    }
+}
+
+/// Lines per count: one per CPU the process may run on, rounded up to a
+/// power of two (at most 64).
+fn line_count() -> usize {
+    static LINES: OnceLock<usize> = OnceLock::new();
+    *LINES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 64).next_power_of_two())
+}
+
+/// This thread's line number, handed out round-robin at its first output.
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SLOT: Cell<usize> = const { Cell::new(usize::MAX) });
+    SLOT.with(|slot| {
+        if slot.get() == usize::MAX {
+            slot.set(NEXT.fetch_add(1, Ordering::Relaxed) % 1024);
+        }
+        slot.get()
+    })
 }
 
 /// A copy of `bytes` (an output already checked against the output limit),
@@ -53,7 +166,7 @@ pub struct OutputBytes {
     ptr: *mut u8,
     len: usize,
     /// `None`: a `Box<[u8]>` of the host's.
-    foreign: Option<Arc<ForeignAllocator>>,
+    foreign: Option<NonNull<AllocatorState>>,
 }
 
 // SAFETY: the buffer is exclusively owned; the allocator is Send + Sync.
@@ -79,15 +192,6 @@ impl OutputBytes {
         OutputBytes { ptr: Box::into_raw(boxed) as *mut u8, len, foreign: None }
     }
 
-    /// A buffer `allocator` must release.
-    ///
-    /// # Safety
-    /// `ptr` must point to `len` readable bytes that stay valid until they are
-    /// given to `allocator`'s free function, which must accept them.
-    pub unsafe fn foreign(ptr: *mut u8, len: usize, allocator: &Arc<ForeignAllocator>) -> OutputBytes {
-        OutputBytes { ptr, len, foreign: Some(Arc::clone(allocator)) }
-    }
-
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         if self.len == 0 {
@@ -103,11 +207,7 @@ impl OutputBytes {
             return RawOutput { ptr: std::ptr::null_mut(), len: 0, owner: std::ptr::null() };
         }
         let this = std::mem::ManuallyDrop::new(self);
-        let owner = match &this.foreign {
-            // SAFETY: the Arc is moved out exactly once; `this` is never dropped.
-            Some(_) => Arc::into_raw(unsafe { std::ptr::read(&this.foreign) }.unwrap()) as *const (),
-            None => std::ptr::null(),
-        };
+        let owner = this.foreign.map_or(std::ptr::null(), |state| state.as_ptr() as *const ());
         RawOutput { ptr: this.ptr, len: this.len, owner }
     }
 
@@ -119,20 +219,23 @@ impl OutputBytes {
         if raw.len == 0 || raw.ptr.is_null() {
             return OutputBytes::from_vec(Vec::new());
         }
-        let foreign = if raw.owner.is_null() {
-            None
-        } else {
-            Some(Arc::from_raw(raw.owner as *const ForeignAllocator))
-        };
+        let foreign = NonNull::new(raw.owner as *mut AllocatorState);
         OutputBytes { ptr: raw.ptr, len: raw.len, foreign }
     }
 }
 
 impl Drop for OutputBytes {
     fn drop(&mut self) {
-        match &self.foreign {
-            // SAFETY: the buffer came from this allocator and is released once.
-            Some(allocator) => unsafe { (allocator.free)(self.ptr, self.len) },
+        match self.foreign {
+            // SAFETY: the state outlives every output (it counts them); the
+            // buffer came from its allocator and is released once, before
+            // the count lets the code behind `free` go.
+            Some(state) => unsafe {
+                (state.as_ref().free)(self.ptr, self.len);
+                if state.as_ref().outstanding.release() {
+                    drop(Box::from_raw(state.as_ptr()));
+                }
+            },
             // SAFETY: ptr/len came from `Box::<[u8]>::into_raw`.
             None => unsafe {
                 drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)))
@@ -178,19 +281,79 @@ mod tests {
         assert_eq!(back.as_slice(), &[1, 2, 3]);
     }
 
+    fn plugin_buffer(len: usize) -> *mut u8 {
+        Box::into_raw(vec![9u8; len].into_boxed_slice()) as *mut u8
+    }
+
     #[test]
-    fn foreign_bytes_are_freed_once_by_their_allocator() {
-        let allocator = Arc::new(ForeignAllocator::new(counting_free, Arc::new(())));
-        let buf = Box::into_raw(vec![9u8; 4].into_boxed_slice()) as *mut u8;
-        let out = unsafe { OutputBytes::foreign(buf, 4, &allocator) };
+    fn foreign_bytes_are_freed_once_and_keep_their_code_loaded() {
+        let loaded = Arc::new(());
+        let allocator = ForeignAllocator::new(counting_free, loaded.clone());
+        let out = unsafe { allocator.output(plugin_buffer(4), 4) };
         let raw = out.into_raw();
-        assert_eq!(Arc::strong_count(&allocator), 2);
+        assert!(!raw.owner.is_null());
         let back = unsafe { OutputBytes::from_raw(raw) };
         assert_eq!(back.as_slice(), &[9; 4]);
+        // The handle goes first: the output still keeps the code loaded.
+        drop(allocator);
+        assert_eq!(Arc::strong_count(&loaded), 2);
         let before = FREED.load(Ordering::SeqCst);
         drop(back);
         assert_eq!(FREED.load(Ordering::SeqCst), before + 1);
-        assert_eq!(Arc::strong_count(&allocator), 1);
+        assert_eq!(Arc::strong_count(&loaded), 1);
+        // No output out: closing the handle lets the code go at once.
+        let allocator = ForeignAllocator::new(counting_free, loaded.clone());
+        drop(unsafe { allocator.output(plugin_buffer(1), 1) });
+        assert_eq!(Arc::strong_count(&loaded), 2);
+        drop(allocator);
+        assert_eq!(Arc::strong_count(&loaded), 1);
+    }
+
+    /// Outputs made on some threads and released on others, the handle
+    /// dropped while many are out: every buffer is freed once, and the code
+    /// stays loaded exactly until the last one is.
+    #[test]
+    fn outputs_released_across_threads_keep_the_code_loaded_until_the_last() {
+        for round in 0..5 {
+            let loaded = Arc::new(());
+            let allocator = ForeignAllocator::new(counting_free, loaded.clone());
+            let before = FREED.load(Ordering::SeqCst);
+            let (sender, receiver) = std::sync::mpsc::channel::<OutputBytes>();
+            let receiver = std::sync::Mutex::new(receiver);
+            const PER_THREAD: usize = 500;
+            std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    let sender = sender.clone();
+                    let allocator = &allocator;
+                    scope.spawn(move || {
+                        for i in 0..PER_THREAD {
+                            let out = unsafe { allocator.output(plugin_buffer(1 + i % 7), 1 + i % 7) };
+                            if i % 2 == 0 {
+                                sender.send(out).unwrap();
+                            }
+                        }
+                    });
+                }
+                for _ in 0..2 {
+                    let receiver = &receiver;
+                    scope.spawn(move || loop {
+                        let next = receiver.lock().unwrap().recv_timeout(std::time::Duration::from_millis(100));
+                        match next {
+                            Ok(out) => drop(out),
+                            Err(_) => break,
+                        }
+                    });
+                }
+            });
+            drop(sender);
+            // Some outputs may still be queued: close with them out.
+            let queued: Vec<OutputBytes> = receiver.lock().unwrap().try_iter().collect();
+            drop(allocator);
+            assert_eq!(Arc::strong_count(&loaded), if queued.is_empty() { 1 } else { 2 }, "round {round}");
+            drop(queued);
+            assert_eq!(Arc::strong_count(&loaded), 1, "round {round}");
+            assert_eq!(FREED.load(Ordering::SeqCst) - before, 3 * PER_THREAD, "round {round}");
+        }
     }
 
     #[test]

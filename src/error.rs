@@ -221,14 +221,30 @@ pub struct PluginError {
 
 /// Every failure of the host: a status and a message, plus the plugin's own
 /// error when a plugin method returned one.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
+#[derive(Debug, Clone)]
 pub struct Error {
     status: Status,
-    message: String,
+    message: Message,
     plugin_error: Option<PluginError>,
     detail: Option<ErrorDetail>,
 }
+
+/// An error's message: written when the error is made, or, for the error a
+/// plugin returned (a path a program may take at every call without ever
+/// reading the text), formatted when first read.
+#[derive(Debug, Clone)]
+enum Message {
+    Text(String),
+    PluginReturned { plugin: String, method: u32, text: std::sync::OnceLock<String> },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// The values behind a failure, for statuses a program may want to branch
 /// on by value rather than by reading the message.
@@ -249,7 +265,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this status and message.
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error { status, message: bounded(message.into()), plugin_error: None, detail: None }
+        Error { status, message: Message::Text(bounded(message.into())), plugin_error: None, detail: None }
     }
 
     /// An error about one file: the message starts with the path.
@@ -257,14 +273,10 @@ impl Error {
         Error::new(status, format!("{}: {message}", path.display()))
     }
 
-    /// The error a plugin method returned.
+    /// The error a plugin method returned. Its message is formatted when
+    /// first read.
     pub fn plugin(plugin: &str, method: u32, error: PluginError) -> Error {
-        let message = format!(
-            "plugin '{}' method {method} returned an error: [{}] {}",
-            Quoted(plugin),
-            Quoted(&error.code),
-            Quoted(&error.message)
-        );
+        let message = Message::PluginReturned { plugin: plugin.to_string(), method, text: std::sync::OnceLock::new() };
         Error { status: Status::PluginError, message, plugin_error: Some(error), detail: None }
     }
 
@@ -289,7 +301,18 @@ impl Error {
 
     /// The message.
     pub fn message(&self) -> &str {
-        &self.message
+        match &self.message {
+            Message::Text(text) => text,
+            Message::PluginReturned { plugin, method, text } => text.get_or_init(|| {
+                let (code, message) = self.plugin_error.as_ref().map_or(("", ""), |e| (e.code.as_str(), e.message.as_str()));
+                format!(
+                    "plugin '{}' method {method} returned an error: [{}] {}",
+                    Quoted(plugin),
+                    Quoted(code),
+                    Quoted(message)
+                )
+            }),
+        }
     }
 
     /// The plugin's own error, for [`Status::PluginError`].
@@ -320,7 +343,7 @@ impl Error {
 
     /// The same error with more context in front of the message.
     pub fn context(mut self, context: impl std::fmt::Display) -> Error {
-        self.message = bounded(format!("{context}: {}", self.message));
+        self.message = Message::Text(bounded(format!("{context}: {}", self.message())));
         self
     }
 }

@@ -1,8 +1,9 @@
 //! `fidius_host_error_t`: what failed, in detail.
 
 use super::{c_string, entry_value, take_handle, Handle};
-use crate::error::{Error, ErrorDetail, Status};
+use crate::error::{Error, ErrorDetail, PluginError, Status};
 use std::ffi::{c_char, CString};
+use std::sync::OnceLock;
 
 /// A failure: its status, a message naming what failed (file, plugin,
 /// expected vs found), and — for `FIDIUS_HOST_STATUS_PLUGIN_ERROR` — the
@@ -15,12 +16,25 @@ pub struct fidius_host_error_t {
 }
 
 pub(crate) struct ErrorData {
-    status: Status,
-    message: CString,
-    plugin_code: Option<CString>,
-    plugin_message: Option<CString>,
-    plugin_details: Option<CString>,
-    detail: Option<ErrorDetail>,
+    error: Error,
+    /// The texts as C strings, each made when first asked for: a caller
+    /// that only looks at the status pays for none of them.
+    message: OnceLock<CString>,
+    plugin_code: OnceLock<Option<CString>>,
+    plugin_message: OnceLock<Option<CString>>,
+    plugin_details: OnceLock<Option<CString>>,
+}
+
+impl ErrorData {
+    fn message(&self) -> *const c_char {
+        self.message.get_or_init(|| c_string(self.error.message())).as_ptr()
+    }
+
+    /// A text of the plugin's own error, or NULL when there is none.
+    fn plugin_text(&self, cell: &OnceLock<Option<CString>>, text: impl FnOnce(&PluginError) -> Option<&str>) -> *const c_char {
+        let text = cell.get_or_init(|| self.error.plugin_error().and_then(text).map(c_string));
+        text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+    }
 }
 
 impl Handle for fidius_host_error_t {
@@ -31,33 +45,27 @@ impl Handle for fidius_host_error_t {
 
 /// Moves an error to the heap for the caller.
 pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
-    let plugin = error.plugin_error();
     super::new_handle::<fidius_host_error_t>(ErrorData {
-        status: error.status(),
-        message: c_string(error.message()),
-        plugin_code: plugin.map(|p| c_string(&p.code)),
-        plugin_message: plugin.map(|p| c_string(&p.message)),
-        plugin_details: plugin.and_then(|p| p.details.as_deref()).map(c_string),
-        detail: error.detail(),
+        error,
+        message: OnceLock::new(),
+        plugin_code: OnceLock::new(),
+        plugin_message: OnceLock::new(),
+        plugin_details: OnceLock::new(),
     })
-}
-
-fn opt_ptr(text: &Option<CString>) -> *const c_char {
-    text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
 }
 
 /// The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_status(error: *const fidius_host_error_t) -> Status {
-    super::get(error, Status::NullArgument, |e| e.status)
+    super::get(error, Status::NullArgument, |e| e.error.status())
 }
 
 /// The message of `error` (UTF-8, NUL-terminated), or NULL for NULL.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| e.message.as_ptr())
+    super::get(error, std::ptr::null(), |e| e.message())
 }
 
 /// The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
@@ -65,21 +73,21 @@ pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_err
 /// until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_code))
+    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_code, |p| Some(&p.code)))
 }
 
 /// The `message` of the plugin's own error, or NULL when there is none.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_message))
+    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_message, |p| Some(&p.message)))
 }
 
 /// The `details` of the plugin's own error (a JSON text), or NULL when the
 /// plugin gave none. Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| opt_ptr(&e.plugin_details))
+    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_details, |p| p.details.as_deref()))
 }
 
 /// For `FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH`,
@@ -94,7 +102,7 @@ pub unsafe extern "C" fn fidius_host_error_mismatch(
     expected: *mut u64,
     found: *mut u64,
 ) -> bool {
-    super::get(error, false, |e| match e.detail {
+    super::get(error, false, |e| match e.error.detail() {
         Some(ErrorDetail::Mismatch { expected: wanted, found: seen }) => {
             write_opt(expected, wanted);
             write_opt(found, seen);
@@ -114,7 +122,7 @@ pub unsafe extern "C" fn fidius_host_error_method_out_of_range(
     index: *mut u32,
     count: *mut u32,
 ) -> bool {
-    super::get(error, false, |e| match e.detail {
+    super::get(error, false, |e| match e.error.detail() {
         Some(ErrorDetail::MethodOutOfRange { index: asked, count: methods }) => {
             write_opt(index, asked);
             write_opt(count, methods);

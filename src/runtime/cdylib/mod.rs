@@ -40,7 +40,7 @@ pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize) -> Re
     }
     let allocator = descriptor.free_buffer.map(|free| {
         let keep_alive: Arc<dyn std::any::Any + Send + Sync> = library.clone();
-        Arc::new(ForeignAllocator::new(free, keep_alive))
+        ForeignAllocator::new(free, keep_alive)
     });
     let description = descriptor.description.clone();
     let backend = CdylibPlugin { library, index, instance, allocator, max_output, name };
@@ -52,7 +52,7 @@ struct CdylibPlugin {
     index: usize,
     instance: *mut c_void,
     /// Releases plugin-allocated outputs; `None` for Arena plugins.
-    allocator: Option<Arc<ForeignAllocator>>,
+    allocator: Option<ForeignAllocator>,
     max_output: usize,
     name: String,
 }
@@ -82,7 +82,7 @@ impl CdylibPlugin {
         // Owning the buffer first means every path below releases it.
         let output = (!out_ptr.is_null())
             // SAFETY: the plugin handed over a Box<[u8]> of out_len bytes.
-            .then(|| unsafe { OutputBytes::foreign(out_ptr, out_len as usize, allocator) });
+            .then(|| unsafe { allocator.output(out_ptr, out_len as usize) });
         match code {
             status::OK => match output {
                 None if out_len == 0 => Ok(OutputBytes::from_vec(Vec::new())),
