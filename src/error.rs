@@ -221,8 +221,14 @@ pub struct PluginError {
 
 /// Every failure of the host: a status and a message, plus the plugin's own
 /// error when a plugin method returned one.
+///
+/// Boxed: a `Result` carrying one stays small on the call path, where
+/// errors are rare.
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorParts>);
+
+#[derive(Debug, Clone)]
+struct ErrorParts {
     status: Status,
     message: Message,
     plugin_error: Option<PluginError>,
@@ -265,7 +271,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this status and message.
     pub fn new(status: Status, message: impl Into<String>) -> Error {
-        Error { status, message: Message::Text(bounded(message.into())), plugin_error: None, detail: None }
+        Error(Box::new(ErrorParts { status, message: Message::Text(bounded(message.into())), plugin_error: None, detail: None }))
     }
 
     /// An error about one file: the message starts with the path.
@@ -277,7 +283,7 @@ impl Error {
     /// first read.
     pub fn plugin(plugin: &str, method: u32, error: PluginError) -> Error {
         let message = Message::PluginReturned { plugin: plugin.to_string(), method, text: std::sync::OnceLock::new() };
-        Error { status: Status::PluginError, message, plugin_error: Some(error), detail: None }
+        Error(Box::new(ErrorParts { status: Status::PluginError, message, plugin_error: Some(error), detail: None }))
     }
 
     /// An argument was NULL.
@@ -296,15 +302,15 @@ impl Error {
 
     /// The status code.
     pub fn status(&self) -> Status {
-        self.status
+        self.0.status
     }
 
     /// The message.
     pub fn message(&self) -> &str {
-        match &self.message {
+        match &self.0.message {
             Message::Text(text) => text,
             Message::PluginReturned { plugin, method, text } => text.get_or_init(|| {
-                let (code, message) = self.plugin_error.as_ref().map_or(("", ""), |e| (e.code.as_str(), e.message.as_str()));
+                let (code, message) = self.0.plugin_error.as_ref().map_or(("", ""), |e| (e.code.as_str(), e.message.as_str()));
                 format!(
                     "plugin '{}' method {method} returned an error: [{}] {}",
                     Quoted(plugin),
@@ -317,17 +323,17 @@ impl Error {
 
     /// The plugin's own error, for [`Status::PluginError`].
     pub fn plugin_error(&self) -> Option<&PluginError> {
-        self.plugin_error.as_ref()
+        self.0.plugin_error.as_ref()
     }
 
     /// The values behind the failure, where its status has them.
     pub fn detail(&self) -> Option<ErrorDetail> {
-        self.detail
+        self.0.detail
     }
 
     /// The same error, carrying `detail`.
     pub fn with_detail(mut self, detail: ErrorDetail) -> Error {
-        self.detail = Some(detail);
+        self.0.detail = Some(detail);
         self
     }
 
@@ -343,7 +349,7 @@ impl Error {
 
     /// The same error with more context in front of the message.
     pub fn context(mut self, context: impl std::fmt::Display) -> Error {
-        self.message = Message::Text(bounded(format!("{context}: {}", self.message())));
+        self.0.message = Message::Text(bounded(format!("{context}: {}", self.message())));
         self
     }
 }

@@ -79,6 +79,12 @@ impl CdylibPlugin {
         // SAFETY: valid instance, non-NULL input of the stated length, valid out-params.
         let code = unsafe { f(self.instance, input_ptr(input), input.len() as u32, &mut out_ptr, &mut out_len) };
         let allocator = self.allocator.as_ref().expect("PluginAllocated plugins have free_buffer");
+        let len = out_len as usize;
+        if code == status::OK && !out_ptr.is_null() && len != 0 && len <= self.max_output {
+            // The common case, built in place.
+            // SAFETY: the plugin handed over a Box<[u8]> of out_len bytes.
+            return Ok(unsafe { allocator.output(out_ptr, len) });
+        }
         // Owning the buffer first means every path below releases it.
         let output = (!out_ptr.is_null())
             // SAFETY: the plugin handed over a Box<[u8]> of out_len bytes.
