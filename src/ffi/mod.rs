@@ -266,7 +266,14 @@ pub(crate) fn arg_path(ptr: *const c_char, len: usize, name: &str) -> Result<Pat
 
 /// Text the library hands out: NUL-terminated, never containing NUL.
 pub(crate) fn c_string(text: &str) -> std::ffi::CString {
-    std::ffi::CString::new(text.replace('\0', "\u{fffd}")).expect("NUL bytes were replaced")
+    if text.as_bytes().contains(&0) {
+        return std::ffi::CString::new(text.replace('\0', "\u{fffd}")).expect("NUL bytes were replaced");
+    }
+    // One allocation, with room for the terminator.
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    // SAFETY: checked above: no NUL inside.
+    unsafe { std::ffi::CString::from_vec_unchecked(bytes) }
 }
 
 /// A deadline in milliseconds, 0 meaning none.
@@ -286,4 +293,14 @@ pub(crate) fn arg_str_list<'a>(items: *const fidius_host_str_t, count: usize, na
     // SAFETY: the caller passes `count` readable items.
     let items = unsafe { std::slice::from_raw_parts(items, count) };
     items.iter().enumerate().map(|(i, item)| arg_str(item.data, item.len, &format!("{name}[{i}]"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handed_out_text_never_contains_nul() {
+        assert_eq!(super::c_string("plain").as_bytes_with_nul(), b"plain\0");
+        assert_eq!(super::c_string("").as_bytes_with_nul(), b"\0");
+        assert_eq!(super::c_string("a\0b").to_str().unwrap(), "a\u{fffd}b");
+    }
 }
