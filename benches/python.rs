@@ -122,6 +122,29 @@ fn main() {
         compare("add JSON: no deadline (direct) vs 10 s deadline", time(50_000, json_add(unbounded)), time(50_000, json_add(plugin)));
         fidius_host_plugin_free(unbounded.cast_mut());
         fidius_host_free(unbounded_host);
+
+        // A repeated load of the package in one host, against compiling its
+        // two source files (what loading them costs at least, uncached).
+        let sources: Vec<(String, String)> = ["plugin.py", "vendor/greeting/__init__.py"]
+            .iter()
+            .map(|file| (file.to_string(), std::fs::read_to_string(fixtures().join("python/calc").join(file)).unwrap()))
+            .collect();
+        compare(
+            "repeated load (direct: compile the sources)",
+            time(200, || {
+                Python::attach(|py| {
+                    let compile = py.import("builtins").unwrap().getattr("compile").unwrap();
+                    for (file, source) in &sources {
+                        std::hint::black_box(compile.call1((source.as_str(), file.as_str(), "exec")).unwrap());
+                    }
+                })
+            }),
+            time(200, || {
+                let mut again = null_mut();
+                assert_eq!(fidius_host_load_path(host, package.as_ptr(), NT, null(), 0, options, &mut again, null_mut()) as u32, 0);
+                fidius_host_plugin_free(again);
+            }),
+        );
         fidius_host_plugin_free(plugin.cast_mut());
         fidius_host_load_options_free(options);
         fidius_host_interface_free(interface);

@@ -336,3 +336,23 @@ fn threads_call_while_another_thread_loads() {
         worker.join().unwrap();
     }
 }
+
+/// Compiled modules are reused only for the very same source bytes: a
+/// package whose file changed between two loads runs the new file.
+#[test]
+fn a_changed_module_is_compiled_again() {
+    let dir = stage("changed_module", "calc", &[]);
+    let host = HostBuilder::new().build().unwrap();
+    let greet = |plugin: &Plugin| plugin.call_json("greet", "[\"C\"]").unwrap();
+    let first = load(&host, &dir, "calculator.toml").unwrap();
+    assert_eq!(greet(&first), "\"Hello, C!\"");
+    let again = load(&host, &dir, "calculator.toml").unwrap();
+    assert_eq!(greet(&again), "\"Hello, C!\"");
+    let module = dir.join("vendor/greeting/__init__.py");
+    let source = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(&module, source.replace("f\"{HELLO}, {name}!\"", "f\"{HELLO} again, {name}!\"")).unwrap();
+    let changed = load(&host, &dir, "calculator.toml").unwrap();
+    assert_eq!(greet(&changed), "\"Hello again, C!\"");
+    // The plugins loaded before keep the code they ran with.
+    assert_eq!(greet(&first), "\"Hello, C!\"");
+}

@@ -10,7 +10,9 @@ ship ``plugin.py`` or different versions of one library. ``import fidius``
 gives the compatible SDK below unless the plugin vendors its own.
 """
 
+import _thread
 import builtins
+import collections
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -87,7 +89,11 @@ _PROXIES = {
 def _sdk():
     """The ``fidius`` SDK module plugins import (fidius 0.5 Python SDK API)."""
     sdk = types.ModuleType("fidius", "fidius plugin SDK, as provided by libfidius_host.")
-    source = '''
+    exec(_SDK_CODE, sdk.__dict__)
+    return sdk
+
+
+_SDK_SOURCE = '''
 _registry = {}
 
 
@@ -123,8 +129,35 @@ def reset_registry():
 
 __all__ = ["PluginError", "method", "get_method", "list_methods", "reset_registry"]
 '''
-    exec(compile(source, "<fidius sdk>", "exec"), sdk.__dict__)
-    return sdk
+_SDK_CODE = compile(_SDK_SOURCE, "<fidius sdk>", "exec")
+
+
+# Compiled modules, keyed by file name and the exact source bytes (a hit
+# compares the whole source): a package loaded again skips compiling, and
+# only code compiled from the very bytes that were read (and verified) runs.
+# Bounded: at most 128 entries (least recently used go first) of at most
+# 512 KiB of source each; larger sources are compiled every time.
+_CODE_CACHE = collections.OrderedDict()
+_CODE_CACHE_ENTRIES = 128
+_CODE_CACHE_MAX_SOURCE = 512 << 10
+_CODE_CACHE_LOCK = _thread.allocate_lock()
+
+
+def _compiled(source, filename):
+    if len(source) > _CODE_CACHE_MAX_SOURCE:
+        return compile(source, filename, "exec", dont_inherit=True)
+    key = (filename, source)
+    with _CODE_CACHE_LOCK:
+        code = _CODE_CACHE.get(key)
+        if code is not None:
+            _CODE_CACHE.move_to_end(key)
+            return code
+    code = compile(source, filename, "exec", dont_inherit=True)
+    with _CODE_CACHE_LOCK:
+        _CODE_CACHE[key] = code
+        while len(_CODE_CACHE) > _CODE_CACHE_ENTRIES:
+            _CODE_CACHE.popitem(last=False)
+    return code
 
 
 class Plugin:
@@ -218,7 +251,7 @@ class SourceLoader(importlib.abc.Loader):
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         module.__file__ = filename
         module.__dict__["__builtins__"] = self.plugin.builtins
-        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+        exec(_compiled(source, filename), module.__dict__)
 
 
 class Finder(importlib.abc.MetaPathFinder):
