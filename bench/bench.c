@@ -62,16 +62,20 @@ static double direct_round(uint32_t method, const uint8_t *in, uint32_t len, lon
     return (now_ns() - start) / (double)iters;
 }
 
-static double api_round(uint32_t method, const uint8_t *in, uint32_t len, long iters) {
+static double api_round_on(const fidius_host_plugin_t *p, uint32_t method, const uint8_t *in, uint32_t len, long iters) {
     double start = now_ns();
     long i;
     for (i = 0; i < iters; i++) {
         fidius_host_bytes_t out;
-        if (fidius_host_plugin_call(plugin, method, in, len, &out, NULL) != FIDIUS_HOST_STATUS_OK) abort();
+        if (fidius_host_plugin_call(p, method, in, len, &out, NULL) != FIDIUS_HOST_STATUS_OK) abort();
         sink += out.data[0];
         fidius_host_bytes_free(&out);
     }
     return (now_ns() - start) / (double)iters;
+}
+
+static double api_round(uint32_t method, const uint8_t *in, uint32_t len, long iters) {
+    return api_round_on(plugin, method, in, len, iters);
 }
 
 static void compare(const char *what, uint32_t method, const uint8_t *in, uint32_t len, long iters) {
@@ -166,18 +170,6 @@ static double direct_arena_round(const uint8_t *in, uint32_t len, long iters) {
     return (now_ns() - start) / (double)iters;
 }
 
-static double api_arena_round(const uint8_t *in, uint32_t len, long iters) {
-    double start = now_ns();
-    long i;
-    for (i = 0; i < iters; i++) {
-        fidius_host_bytes_t out;
-        if (fidius_host_plugin_call(arena_plugin, 1, in, len, &out, NULL) != FIDIUS_HOST_STATUS_OK) abort();
-        sink += out.data[0];
-        fidius_host_bytes_free(&out);
-    }
-    return (now_ns() - start) / (double)iters;
-}
-
 static void compare_arena(const char *dir, fidius_host_t *host, const uint8_t *in, uint32_t len) {
     char path[4096];
     const registry_t *(*get_registry)(void);
@@ -196,10 +188,10 @@ static void compare_arena(const char *dir, fidius_host_t *host, const uint8_t *i
     if (fidius_host_load_path(host, path, NT, NULL, 0, NULL, &p, NULL)) abort();
     arena_plugin = p;
     direct_arena_round(in, len, 50000);
-    api_arena_round(in, len, 50000);
+    api_round_on(arena_plugin, 1, in, len, 50000);
     for (r = 0; r < ROUNDS; r++) {
         direct[r] = direct_arena_round(in, len, 500000);
-        api[r] = api_arena_round(in, len, 500000);
+        api[r] = api_round_on(arena_plugin, 1, in, len, 500000);
     }
     d = median(direct, ROUNDS);
     a = median(api, ROUNDS);
