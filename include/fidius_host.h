@@ -1351,7 +1351,8 @@ fidius_host_status fidius_host_load_path(const fidius_host_t *host,
  * directory (`package.sig`) against the host's trusted keys, without
  * loading, mapping or running anything: what `fidius package verify`
  * does, for install-time checks. It uses the trusted keys whether or not
- * the host requires signatures. `path` is borrowed for the call.
+ * the host requires signatures. `path` is borrowed for the call. Any
+ * thread, concurrently with other calls on `host`.
  *
  * Returns OK when a trusted key verifies the file or package, and leaves
  * nothing behind either way.

@@ -133,7 +133,8 @@ pub unsafe extern "C" fn fidius_host_load_path(
 /// directory (`package.sig`) against the host's trusted keys, without
 /// loading, mapping or running anything: what `fidius package verify`
 /// does, for install-time checks. It uses the trusted keys whether or not
-/// the host requires signatures. `path` is borrowed for the call.
+/// the host requires signatures. `path` is borrowed for the call. Any
+/// thread, concurrently with other calls on `host`.
 ///
 /// Returns OK when a trusted key verifies the file or package, and leaves
 /// nothing behind either way.
