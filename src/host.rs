@@ -609,3 +609,28 @@ pub fn precompile_component(component: &[u8]) -> Result<Vec<u8>> {
 pub fn runtime_built_in(kind: RuntimeKind) -> bool {
     runtime::built_in(kind)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rust callers get the checks C callers get, where they set the option.
+    #[test]
+    fn options_are_checked_where_they_are_set() {
+        let mut builder = HostBuilder::new();
+        let refused = |result: Result<&mut HostBuilder>| result.map(drop).unwrap_err().status();
+        assert_eq!(refused(builder.max_output_size(0)), Status::InvalidArgument);
+        assert_eq!(refused(builder.max_library_size(0)), Status::InvalidArgument);
+        assert_eq!(refused(builder.max_package_size(0)), Status::InvalidArgument);
+        assert_eq!(refused(builder.wasm_memory_limit(0)), Status::InvalidArgument);
+        assert_eq!(refused(builder.deny_capability("")), Status::InvalidArgument);
+        assert!(builder.max_output_size(1).is_ok() && builder.deny_capability("fs").is_ok());
+        let mut options = LoadOptions::new();
+        assert_eq!(options.wasm_memory_limit(0).map(drop).unwrap_err().status(), Status::InvalidArgument);
+        assert_eq!(LoadPolicy::try_from(2).unwrap_err().status(), Status::InvalidArgument);
+        assert_eq!(BufferStrategy::try_from(0).unwrap_err().status(), Status::InvalidArgument);
+        assert_eq!(BufferStrategy::try_from(2).unwrap(), BufferStrategy::Arena);
+        let unkeyed = HostBuilder::new().require_signature(true).build().unwrap_err();
+        assert_eq!(unkeyed.status(), Status::InvalidArgument);
+    }
+}
