@@ -25,6 +25,16 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("Feature(%d).String() = %q, want %q", uint32(f), got, want)
 		}
 	}
+	for f, want := range map[fidius.MethodFlag]string{
+		0:                                        "0",
+		fidius.MethodRaw:                         "raw",
+		fidius.MethodOptional | fidius.MethodRaw: "optional|raw",
+		fidius.MethodStreaming | 64:              "streaming|64",
+	} {
+		if got := f.String(); got != want {
+			t.Errorf("MethodFlag(%d).String() = %q, want %q", uint32(f), got, want)
+		}
+	}
 	if fidius.Feature(0).Has(fidius.FeatureWasm) {
 		t.Error("no features has wasm")
 	}

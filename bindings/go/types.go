@@ -88,21 +88,30 @@ const (
 
 // String lists the set flags, e.g. "optional|raw", or "0" for none.
 func (f MethodFlag) String() string {
+	return flagNames(f, []flagName[MethodFlag]{{MethodOptional, "optional"}, {MethodRaw, "raw"}, {MethodStreaming, "streaming"}}, "0")
+}
+
+// flagName names one bit of a flag set.
+type flagName[T ~uint32] struct {
+	flag T
+	name string
+}
+
+// flagNames lists the named bits set in f, then any unnamed rest as a
+// number, joined with "|"; none when f is 0.
+func flagNames[T ~uint32](f T, known []flagName[T], none string) string {
 	var names []string
-	for _, known := range []struct {
-		flag MethodFlag
-		name string
-	}{{MethodOptional, "optional"}, {MethodRaw, "raw"}, {MethodStreaming, "streaming"}} {
-		if f&known.flag != 0 {
-			names = append(names, known.name)
-			f &^= known.flag
+	for _, k := range known {
+		if f&k.flag != 0 {
+			names = append(names, k.name)
+			f &^= k.flag
 		}
 	}
 	if f != 0 {
 		names = append(names, strconv.FormatUint(uint64(f), 10))
 	}
 	if len(names) == 0 {
-		return "0"
+		return none
 	}
 	return strings.Join(names, "|")
 }

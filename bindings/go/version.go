@@ -5,11 +5,6 @@ package fidius
 */
 import "C"
 
-import (
-	"strconv"
-	"strings"
-)
-
 // HeaderVersion is the version of the fidius_host.h this package was
 // compiled against; Version is the one of the library loaded at run time.
 const HeaderVersion = C.FIDIUS_HOST_VERSION_STRING
@@ -57,23 +52,7 @@ func (f Feature) Has(want Feature) bool {
 
 // String lists the features, e.g. "wasm|python", or "none".
 func (f Feature) String() string {
-	var names []string
-	for _, known := range []struct {
-		feature Feature
-		name    string
-	}{{FeatureWasm, "wasm"}, {FeaturePython, "python"}} {
-		if f&known.feature != 0 {
-			names = append(names, known.name)
-			f &^= known.feature
-		}
-	}
-	if f != 0 {
-		names = append(names, strconv.FormatUint(uint64(f), 10))
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, "|")
+	return flagNames(f, []flagName[Feature]{{FeatureWasm, "wasm"}, {FeaturePython, "python"}}, "none")
 }
 
 // SignaturesHash computes the fidius interface hash of the signature
