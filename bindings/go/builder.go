@@ -171,7 +171,7 @@ func (b *Builder) PythonDeadline(d time.Duration) *Builder {
 }
 
 // MaxLibrarySize sets the largest library file the host reads, in bytes
-// (512 MiB unless set; Build refuses 0). A larger file fails with
+// (512 MiB unless set; 0 is refused, and Build reports it). A larger file fails with
 // StatusFileTooLarge without being read past the limit.
 func (b *Builder) MaxLibrarySize(bytes uint64) *Builder {
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
@@ -180,7 +180,7 @@ func (b *Builder) MaxLibrarySize(bytes uint64) *Builder {
 }
 
 // MaxPackageSize sets the largest package (WASM or Python), all its files
-// together, in bytes (512 MiB unless set; Build refuses 0). A larger
+// together, in bytes (512 MiB unless set; 0 is refused, and Build reports it). A larger
 // package fails with StatusFileTooLarge without being read past the limit.
 func (b *Builder) MaxPackageSize(bytes uint64) *Builder {
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {

@@ -1151,14 +1151,14 @@ public:
         return *this;
     }
     /// The largest library file the host reads, in bytes (default 512 MiB;
-    /// build() refuses 0). A larger one throws Status::FileTooLarge, read no
+    /// 0 throws Status::InvalidArgument). A larger one throws Status::FileTooLarge, read no
     /// further than the limit.
     Builder &set_max_library_size(std::uint64_t bytes) {
         detail::invoke(fidius_host_builder_set_max_library_size, handle_.get(), bytes);
         return *this;
     }
     /// The largest package (WASM or Python), all its files together, in
-    /// bytes (default 512 MiB; build() refuses 0). A larger one throws
+    /// bytes (default 512 MiB; 0 throws Status::InvalidArgument). A larger one throws
     /// Status::FileTooLarge, read no further than the limit.
     Builder &set_max_package_size(std::uint64_t bytes) {
         detail::invoke(fidius_host_builder_set_max_package_size, handle_.get(), bytes);

@@ -942,14 +942,14 @@ pub const HostBuilder = struct {
     }
 
     /// The largest library file the host reads, in bytes (default 512 MiB;
-    /// `build` refuses 0). A larger one fails with `error.FileTooLarge`,
+    /// 0 fails with `error.InvalidArgument`). A larger one fails with `error.FileTooLarge`,
     /// read no further than the limit.
     pub fn setMaxLibrarySize(builder: *HostBuilder, bytes: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_max_library_size(builder.handle, bytes, errorSlot(diag)));
     }
 
     /// The largest package (WASM or Python), all its files together, in
-    /// bytes (default 512 MiB; `build` refuses 0). A larger one fails with
+    /// bytes (default 512 MiB; 0 fails with `error.InvalidArgument`). A larger one fails with
     /// `error.FileTooLarge`, read no further than the limit.
     pub fn setMaxPackageSize(builder: *HostBuilder, bytes: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_max_package_size(builder.handle, bytes, errorSlot(diag)));
