@@ -1,8 +1,9 @@
 /*
  * Per-call overhead of libfidius_host against the physical limit: calling the
- * fixture plugin's vtable function directly. Also times a signed load
- * (read + verify + sealed copy + map) against an unsigned one, and a JSON
- * call against a raw call with the same 3-field struct argument.
+ * fixture plugin's vtable function directly. Also times loads (unsigned,
+ * signed, and the first load of a fresh process) against dlopen and the
+ * registry call alone, and a JSON call against a raw call with the same
+ * 3-field struct argument.
  *
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
@@ -340,24 +341,91 @@ static double load_round(const char *path, const char *key_file, int signed_load
     return (now_ns() - start) / (double)iters;
 }
 
-/* Reading the library file whole, which every load does before anything
- * else: the floor under an unsigned load's own checks. */
-static double read_round(const char *path, int iters) {
+/* The limit of a load: what any host must do, map the library and ask it
+ * for its registry, then unmap it. */
+static double dlopen_round(const char *path, int iters) {
     double start = now_ns();
     int i;
     for (i = 0; i < iters; i++) {
-        FILE *f = fopen(path, "rb");
-        static uint8_t buffer[1 << 16];
-        size_t got;
-        if (f == NULL) exit(1);
-        while ((got = fread(buffer, 1, sizeof buffer, f)) > 0) sink += buffer[got - 1];
-        fclose(f);
+        void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        const registry_t *(*get_registry)(void);
+        if (lib == NULL) exit(1);
+        *(void **)&get_registry = dlsym(lib, "fidius_get_registry");
+        sink += get_registry()->plugin_count;
+        dlclose(lib);
     }
     return (now_ns() - start) / (double)iters;
 }
 
+/* A fresh process's first load (`--fresh-load`) or first dlopen
+ * (`--fresh-dlopen`), timed inside the process: prints microseconds. */
+static int fresh_child(const char *mode, const char *path) {
+    double took = strcmp(mode, "--fresh-load") == 0 ? load_round(path, NULL, 0, 1) : dlopen_round(path, 1);
+    printf("%.1f\n", took / 1e3);
+    return 0;
+}
+
+/* Microseconds one fresh process of this program reports in `mode`. */
+static double fresh_round(const char *self, const char *mode, const char *path) {
+    char command[8192];
+    double us = 0;
+    FILE *child;
+    snprintf(command, sizeof command, "'%s' %s '%s'", self, mode, path);
+    child = popen(command, "r");
+    if (child == NULL || fscanf(child, "%lf", &us) != 1 || pclose(child) != 0) {
+        fprintf(stderr, "%s failed\n", command);
+        exit(1);
+    }
+    return us;
+}
+
+/* A copy of the library with its own inode: the loader maps an inode once,
+ * and the bench keeps the original mapped for its direct calls. */
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    static uint8_t buffer[1 << 16];
+    size_t got;
+    if (in == NULL || out == NULL) exit(1);
+    while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
+        if (fwrite(buffer, 1, got, out) != got) exit(1);
+    fclose(in);
+    if (fclose(out) != 0) exit(1);
+}
+
+static void compare_loads(const char *self, const char *dir, const char *key_file) {
+    char unmapped[4096], signed_path[4096], original[4096], tmp[] = "/tmp/fidius-bench-XXXXXX";
+    double unsigned_ns[ROUNDS], signed_ns[ROUNDS], direct_ns[ROUNDS], fresh_host[ROUNDS], fresh_direct[ROUNDS];
+    double u, s, d, fh, fd;
+    int r;
+    if (mkdtemp(tmp) == NULL) exit(1);
+    snprintf(original, sizeof original, "%s/libcalc_plugin.so", dir);
+    snprintf(unmapped, sizeof unmapped, "%s/libcalc_plugin.so", tmp);
+    snprintf(signed_path, sizeof signed_path, "%s/libcalc_signed.so", dir);
+    copy_file(original, unmapped);
+    for (r = 0; r < ROUNDS; r++) {
+        direct_ns[r] = dlopen_round(unmapped, 20);
+        unsigned_ns[r] = load_round(unmapped, key_file, 0, 20);
+        signed_ns[r] = load_round(signed_path, key_file, 1, 20);
+        fresh_direct[r] = fresh_round(self, "--fresh-dlopen", unmapped);
+        fresh_host[r] = fresh_round(self, "--fresh-load", unmapped);
+    }
+    d = median(direct_ns, ROUNDS) / 1e3;
+    u = median(unsigned_ns, ROUNDS) / 1e3;
+    s = median(signed_ns, ROUNDS) / 1e3;
+    fd = median(fresh_direct, ROUNDS);
+    fh = median(fresh_host, ROUNDS);
+    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "load+unload, unsigned", d, u,
+           u - d, u / d);
+    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "load+unload, signed", d, s,
+           s - d, s / d);
+    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "first load, fresh proc", fd,
+           fh, fh - fd, fh / fd);
+    remove(unmapped);
+    remove(tmp);
+}
+
 int main(int argc, char **argv) {
-    char unsigned_path[4096], signed_path[4096];
+    char unsigned_path[4096];
     const registry_t *(*get_registry)(void);
     const registry_t *registry;
     fidius_host_t *host = NULL;
@@ -366,16 +434,14 @@ int main(int argc, char **argv) {
     void *lib;
     uint8_t add_in[16], payload[1024];
     int64_t x = 3, y = 7;
-    double unsigned_ns[ROUNDS], signed_ns[ROUNDS], read_ns[ROUNDS], u, s, rd;
     uint32_t i;
-    int r;
 
+    if (argc == 3 && strncmp(argv[1], "--fresh-", 8) == 0) return fresh_child(argv[1], argv[2]);
     if (argc != 4) {
         fprintf(stderr, "usage: %s <release-fixture-dir> <trusted.public> <type_echo.toml>\n", argv[0]);
         return 2;
     }
     snprintf(unsigned_path, sizeof unsigned_path, "%s/libcalc_plugin.so", argv[1]);
-    snprintf(signed_path, sizeof signed_path, "%s/libcalc_signed.so", argv[1]);
 
     /* The physical limit: the plugin's own vtable, no host at all. */
     lib = dlopen(unsigned_path, RTLD_NOW | RTLD_LOCAL);
@@ -407,16 +473,7 @@ int main(int argc, char **argv) {
     compare_threads(add_in, 2);
     compare_json(argv[1], argv[3]);
 
-    for (r = 0; r < ROUNDS; r++) {
-        unsigned_ns[r] = load_round(unsigned_path, argv[2], 0, 20);
-        signed_ns[r] = load_round(signed_path, argv[2], 1, 20);
-        read_ns[r] = read_round(unsigned_path, 20);
-    }
-    u = median(unsigned_ns, ROUNDS);
-    s = median(signed_ns, ROUNDS);
-    rd = median(read_ns, ROUNDS);
-    printf("%-22s unsigned %8.1f us   signed %8.1f us   ratio %.2f\n", "load + unload", u / 1e3, s / 1e3, s / u);
-    printf("%-22s %8.1f us (reading the file alone; unsigned load %.2fx)\n", "read library file", rd / 1e3, u / rd);
+    compare_loads(argv[0], argv[1], argv[2]);
 
     fidius_host_plugin_free(p);
     fidius_host_free(host);

@@ -123,7 +123,27 @@ impl OutstandingCount {
 /// power of two (at most 64).
 fn line_count() -> usize {
     static LINES: OnceLock<usize> = OnceLock::new();
-    *LINES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 64).next_power_of_two())
+    *LINES.get_or_init(|| usable_cpus().clamp(1, 64).next_power_of_two())
+}
+
+/// CPUs this process may run on. One system call: `available_parallelism`
+/// also reads cgroup files (tens of microseconds at a process's first load),
+/// and a CPU quota does not change how many threads run at once.
+#[cfg(target_os = "linux")]
+fn usable_cpus() -> usize {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a writable cpu_set_t of the size passed.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    unsafe { libc::CPU_COUNT(&set) }.max(1) as usize
+}
+
+#[cfg(not(target_os = "linux"))]
+fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// This thread's line number, handed out round-robin at its first output.

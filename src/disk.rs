@@ -99,17 +99,27 @@ impl RegularFile {
         Ok(head)
     }
 
+    /// Reads the file by offset, in chunks as they are asked for; fails if
+    /// `fstat` says it is larger than `limit`.
+    pub fn into_chunks(self, path: &Path, limit: Limit) -> Result<FileChunks> {
+        let len = self.metadata.len();
+        if len > limit.bytes {
+            return Err(too_large(path, limit, len.to_string()));
+        }
+        let count = usize::try_from(len.div_ceil(CHUNK_LEN as u64)).unwrap_or(usize::MAX);
+        let mut chunks = Vec::new();
+        chunks.try_reserve_exact(count).map_err(|_| {
+            Error::at(Status::Io, path, format!("cannot allocate an index of {count} chunks to read the {}", limit.what))
+        })?;
+        chunks.resize_with(count, || None);
+        Ok(FileChunks { file: self.file, len, chunks: chunks.into(), error: None.into() })
+    }
+
     /// Reads the rest of the file after `head` (bytes already read from its
     /// start) and returns the whole file; fails past `limit` without reading
     /// or allocating more than the limit.
     pub fn read_rest(mut self, path: &Path, mut head: Vec<u8>, limit: Limit) -> Result<Vec<u8>> {
-        let too_large = |size: String| {
-            Error::at(
-                Status::FileTooLarge,
-                path,
-                format!("the {} is {size} bytes, more than the limit of {} bytes", limit.what, limit.bytes),
-            )
-        };
+        let too_large = |size: String| too_large(path, limit, size);
         if self.metadata.len() > limit.bytes {
             return Err(too_large(self.metadata.len().to_string()));
         }
@@ -128,9 +138,131 @@ impl RegularFile {
     }
 }
 
+/// Bytes of a file read by offset: a whole file in memory, or
+/// [`FileChunks`] reading an open file piece by piece.
+pub trait ReadAt {
+    /// The file's length in bytes.
+    fn size(&self) -> u64;
+    /// Fills `out` with the bytes at `offset`; false if any of them lies
+    /// past the end (or cannot be read).
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> bool;
+}
+
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> bool {
+        let Ok(start) = usize::try_from(offset) else { return false };
+        match start.checked_add(out.len()).and_then(|end| self.get(start..end)) {
+            Some(bytes) => {
+                out.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Bytes of a [`FileChunks`] read at once: a library's headers, tables and
+/// dynamic section lie in a few of them, however large the file.
+const CHUNK_LEN: usize = 16 << 10;
+
+/// An open regular file read in [`CHUNK_LEN`] pieces as they are asked
+/// for, each piece once. The file's length was checked against a limit,
+/// which bounds what is kept.
+#[derive(Debug)]
+pub struct FileChunks {
+    file: File,
+    len: u64,
+    chunks: std::cell::RefCell<Vec<Option<Box<[u8]>>>>,
+    /// The first read error, reported instead of a "truncated file".
+    error: std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl FileChunks {
+    /// The error a failed read met, if any; checks that found the file
+    /// "truncated" report this instead.
+    pub fn read_error(&self, path: &Path) -> Option<Error> {
+        self.error.borrow().as_ref().map(|e| Error::io(path, e))
+    }
+
+    /// Reads chunk `index` into `slot`; false if it cannot be read.
+    fn fill(&self, index: usize, slot: &mut Option<Box<[u8]>>) -> bool {
+        let start = (index * CHUNK_LEN) as u64;
+        let mut chunk = vec![0u8; (self.len - start).min(CHUNK_LEN as u64) as usize];
+        if let Err(e) = read_exact_at(&self.file, &mut chunk, start) {
+            // A file that shrank since `fstat` is a truncated file, not an I/O error.
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                self.error.borrow_mut().get_or_insert(e);
+            }
+            return false;
+        }
+        *slot = Some(chunk.into_boxed_slice());
+        true
+    }
+}
+
+impl ReadAt for FileChunks {
+    fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> bool {
+        let Some(end) = offset.checked_add(out.len() as u64).filter(|end| *end <= self.len) else { return false };
+        // The file is at most `usize::MAX` bytes: it was allocated an index.
+        let (mut at, end) = (offset as usize, end as usize);
+        let mut chunks = self.chunks.borrow_mut();
+        let mut filled = 0;
+        // A field may straddle two chunks.
+        while at < end {
+            let index = at / CHUNK_LEN;
+            let slot = &mut chunks[index];
+            if slot.is_none() && !self.fill(index, slot) {
+                return false;
+            }
+            let chunk = slot.as_deref().expect("filled above");
+            let from = at % CHUNK_LEN;
+            let n = (chunk.len() - from).min(end - at);
+            out[filled..filled + n].copy_from_slice(&chunk[from..from + n]);
+            filled += n;
+            at += n;
+        }
+        true
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads the regular file at `path`, at most `limit` bytes.
 pub fn read(path: &Path, links: Links, limit: Limit) -> Result<Vec<u8>> {
     RegularFile::open(path, links)?.read_rest(path, Vec::new(), limit)
+}
+
+fn too_large(path: &Path, limit: Limit, size: String) -> Error {
+    Error::at(
+        Status::FileTooLarge,
+        path,
+        format!("the {} is {size} bytes, more than the limit of {} bytes", limit.what, limit.bytes),
+    )
 }
 
 /// Refuses anything but a regular file, naming what it is.
@@ -223,6 +355,35 @@ mod tests {
     }
 
     #[test]
+    fn reads_chunks_by_offset() {
+        let dir = scratch("chunks");
+        let path = dir.join("file");
+        let content: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let open = || RegularFile::open(&path, Links::Follow).unwrap();
+        let too_small = open().into_chunks(&path, Limit::new(39_999, "library file")).unwrap_err();
+        assert_eq!(too_small.status(), Status::FileTooLarge);
+        let chunks = open().into_chunks(&path, Limit::new(40_000, "library file")).unwrap();
+        assert_eq!(chunks.size(), 40_000);
+        let mut field = [0u8; 8];
+        // Inside a chunk, across two chunks, at the very end, and past it.
+        for offset in [0u64, 100, CHUNK_LEN as u64 - 3, 2 * CHUNK_LEN as u64 - 1, 39_992] {
+            assert!(chunks.read_at(offset, &mut field), "offset {offset}");
+            assert_eq!(field[..], content[offset as usize..offset as usize + 8]);
+        }
+        assert!(!chunks.read_at(39_993, &mut field));
+        assert!(!chunks.read_at(u64::MAX - 2, &mut field));
+        assert!(chunks.read_at(40_000, &mut []));
+        // A file that shrinks while it is read: what is gone reads as
+        // outside the file, and that is no I/O error.
+        let shrinking = open().into_chunks(&path, Limit::new(40_000, "library file")).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(20_000).unwrap();
+        assert!(shrinking.read_at(100, &mut field));
+        assert!(!shrinking.read_at(30_000, &mut field));
+        assert!(shrinking.read_error(&path).is_none());
+    }
+
+    #[test]
     fn refuses_links_where_none_is_expected() {
         let dir = scratch("links");
         std::fs::write(dir.join("real"), b"data").unwrap();
@@ -232,36 +393,57 @@ mod tests {
     }
 }
 
-/// Identifies one version of one file (canonical path, device, inode,
-/// length, modification time), so what is made from an unchanged file is
-/// made once per host and a replaced file is read and checked anew.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Identifies one version of one file (device, inode, length, modification
+/// time), so what is made from an unchanged file is made once per host and
+/// a replaced file is read and checked anew. Two paths to one file have one
+/// identity, as they have one mapping in the system loader. (Where files
+/// have no inode numbers, the canonical path stands in for them.)
+#[derive(Debug, Clone)]
 pub struct FileIdentity {
+    /// The path it was found by, for messages; not part of the identity.
     path: PathBuf,
-    device: u64,
-    inode: u64,
+    /// Device and inode, or the canonical path where there are none.
+    file: FileKey,
     len: u64,
     modified: Option<std::time::SystemTime>,
 }
+
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = PathBuf;
 
 impl FileIdentity {
     /// The identity of the file at `path` now; it must be a regular file.
     pub fn of(path: &Path) -> Result<FileIdentity> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
         check_regular(path, &meta)?;
-        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
         #[cfg(unix)]
-        let (device, inode) = {
+        let file = {
             use std::os::unix::fs::MetadataExt;
             (meta.dev(), meta.ino())
         };
         #[cfg(not(unix))]
-        let (device, inode) = (0, 0);
-        Ok(FileIdentity { path, device, inode, len: meta.len(), modified: meta.modified().ok() })
+        let file = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
+        Ok(FileIdentity { path: path.to_path_buf(), file, len: meta.len(), modified: meta.modified().ok() })
     }
 
-    /// The file's canonical path.
+    /// The path the file was found by.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl PartialEq for FileIdentity {
+    fn eq(&self, other: &FileIdentity) -> bool {
+        (&self.file, self.len, self.modified) == (&other.file, other.len, other.modified)
+    }
+}
+
+impl Eq for FileIdentity {}
+
+impl std::hash::Hash for FileIdentity {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.file, self.len, self.modified).hash(state);
     }
 }

@@ -1,9 +1,11 @@
 //! File-header check: is this a shared library for the running process?
 //!
-//! Runs on bytes already read into memory, before anything is mapped. Unlike
+//! Runs before anything is mapped, on a file read by offset (a library's
+//! headers and tables, not the whole of it) or on bytes in memory. Unlike
 //! the upstream host, short and unknown files are rejected, and the ELF class,
 //! byte order and object type are checked along with the machine.
 
+use crate::disk::ReadAt;
 use crate::error::{Error, Result, Status};
 use std::path::Path;
 
@@ -63,12 +65,17 @@ const MIN_LEN: usize = 64;
 /// How many bytes of a file [`check_head`] needs.
 pub const HEAD_LEN: usize = MIN_LEN;
 
-/// Checks that `bytes` (the whole file) is a shared library this process can
-/// load, with every structure the system loader reads inside the file.
-pub fn check(path: &Path, bytes: &[u8]) -> Result<()> {
-    check_head(path, bytes)?;
-    match detect(bytes) {
-        Some(Format::Elf) => elf::check_structure(path, bytes),
+/// Checks that `file` is a shared library this process can load, with
+/// every structure the system loader reads inside the file.
+pub fn check<F: ReadAt + ?Sized>(path: &Path, file: &F) -> Result<()> {
+    let mut head = [0u8; HEAD_LEN];
+    let head = &mut head[..file.size().min(HEAD_LEN as u64) as usize];
+    if !file.read_at(0, head) {
+        return Err(Error::at(Status::NotALibrary, path, "the file header cannot be read"));
+    }
+    check_head(path, head)?;
+    match detect(head) {
+        Some(Format::Elf) => elf::check_structure(path, file),
         _ => Ok(()),
     }
 }
@@ -190,7 +197,7 @@ mod tests {
     fn accepts_native_shared_object() {
         assert_eq!(status(&elf(2, 1, 3, 62)), None);
         // A header alone is not a library the loader can map.
-        let err = check(Path::new("x.so"), &elf(2, 1, 3, 62)).unwrap_err();
+        let err = check(Path::new("x.so"), &elf(2, 1, 3, 62)[..]).unwrap_err();
         assert_eq!(err.status(), Status::NotALibrary);
         assert!(err.message().contains("program headers"), "{}", err.message());
     }
@@ -210,7 +217,7 @@ mod tests {
 
     #[test]
     fn messages_name_expected_and_found() {
-        let err = check(Path::new("lib/arm.so"), &elf(2, 1, 3, 183)).unwrap_err();
+        let err = check(Path::new("lib/arm.so"), &elf(2, 1, 3, 183)[..]).unwrap_err();
         assert!(err.message().contains("lib/arm.so"), "{}", err.message());
         assert!(err.message().contains("expected x86_64, found aarch64"), "{}", err.message());
     }

@@ -1,14 +1,16 @@
 //! What is on disk: checking a library file before anything of it runs.
 //!
-//! [`open_library`] is the only way a library file gets mapped. It reads the
-//! file, checks its header and — when signatures are required — verifies the
-//! bytes it read and maps exactly those bytes from a sealed in-memory file, so
+//! [`open_library`] is the only way a library file gets mapped. It checks
+//! the file's header and the structures the system loader reads, reading
+//! only those, and — when signatures are required — reads the whole file,
+//! verifies it and maps exactly those bytes from a sealed in-memory file, so
 //! nothing can swap the file between verification and `dlopen`.
 
 pub mod header;
 pub mod package;
 pub mod signature;
 
+use crate::disk::{Limit, Links, RegularFile};
 use crate::error::{Error, Result, Status};
 use signature::TrustedKey;
 use std::path::Path;
@@ -34,28 +36,34 @@ impl MappedLibrary {
 /// Files larger than `max_bytes` are refused; the rest of a file is read only
 /// after its header says it is a library for this process.
 pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<MappedLibrary> {
-    let mut file = crate::disk::RegularFile::open(path, crate::disk::Links::Follow)?;
+    let mut file = RegularFile::open(path, Links::Follow)?;
     let head = file.read_head(path, header::HEAD_LEN)?;
     header::check_head(path, &head)?;
-    let bytes = file.read_rest(path, head, crate::disk::Limit::new(max_bytes, "library file"))?;
-    header::check(path, &bytes)?;
+    let limit = Limit::new(max_bytes, "library file");
     match trusted {
         Some(keys) => {
+            let bytes = file.read_rest(path, head, limit)?;
+            header::check(path, &bytes[..])?;
             signature::verify_detached(path, &bytes, keys)?;
             let sealed = sealed::SealedFile::new(path, &bytes)?;
             let library = dlopen(path, &sealed.proc_path())?;
             Ok(MappedLibrary { library, _sealed: Some(sealed) })
         }
-        // Unsigned code may run anyway; mapping the file by its own path
-        // keeps its name in debuggers and stack traces.
-        None => Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None }),
+        // Unsigned code may run anyway: the checks read what the loader will
+        // read, and mapping the file by its own path keeps its name in
+        // debuggers and stack traces.
+        None => {
+            let chunks = file.into_chunks(path, limit)?;
+            header::check(path, &chunks).map_err(|e| chunks.read_error(path).unwrap_or(e))?;
+            Ok(MappedLibrary { library: dlopen(path, path)?, _sealed: None })
+        }
     }
 }
 
 /// Checks a library file's detached signature against `keys`, reading at
 /// most `max_bytes` and mapping nothing.
 pub fn verify_library(path: &Path, keys: &[TrustedKey], max_bytes: u64) -> Result<()> {
-    let bytes = crate::disk::read(path, crate::disk::Links::Follow, crate::disk::Limit::new(max_bytes, "library file"))?;
+    let bytes = crate::disk::read(path, Links::Follow, Limit::new(max_bytes, "library file"))?;
     signature::verify_detached(path, &bytes, keys)
 }
 

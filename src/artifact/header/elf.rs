@@ -4,13 +4,15 @@
 //! `dlopen` trusts the file: a program header past the end of the file, a
 //! dynamic segment without its terminator, or a string, symbol, hash or
 //! relocation table at a wild address makes it read or write outside the
-//! mapping and kill the process. This check walks the same structures in the
-//! bytes already read — program headers, the dynamic segment and every
-//! entry the loader follows — and refuses a file in which any of them lies
+//! mapping and kill the process. This check walks the same structures —
+//! program headers, the dynamic segment and every entry the loader follows —
+//! reading the file by offset (the whole of it need not be read), and
+//! refuses a file in which any of them lies
 //! outside the file or outside a loaded segment. It cannot make a hostile
 //! library safe (its own code runs once it is loaded); it makes a corrupt one
 //! an error instead of a crash.
 
+use crate::disk::ReadAt;
 use crate::error::{Error, Result, Status};
 use std::path::Path;
 
@@ -116,16 +118,20 @@ struct Symbols {
 }
 
 /// The file and what is known of it so far.
-struct Elf<'a> {
+struct Elf<'a, F: ReadAt + ?Sized> {
     path: &'a Path,
-    bytes: &'a [u8],
+    bytes: &'a F,
     layout: Layout,
     loads: Vec<Segment>,
 }
 
 /// Checks the structures the loader reads; see the module documentation.
-pub(super) fn check_structure(path: &Path, bytes: &[u8]) -> Result<()> {
-    let layout = Layout { is_64: bytes[4] == 2, little: bytes[5] == 1 };
+pub(super) fn check_structure<F: ReadAt + ?Sized>(path: &Path, bytes: &F) -> Result<()> {
+    let mut ident = [0u8; 2];
+    if !bytes.read_at(4, &mut ident) {
+        return Err(Error::at(Status::NotALibrary, path, "truncated ELF file: no ELF identification"));
+    }
+    let layout = Layout { is_64: ident[0] == 2, little: ident[1] == 1 };
     let mut elf = Elf { path, bytes, layout, loads: Vec::new() };
     let dynamic = elf.program_headers()?;
     let Some((dyn_offset, dyn_size)) = dynamic else {
@@ -134,19 +140,22 @@ pub(super) fn check_structure(path: &Path, bytes: &[u8]) -> Result<()> {
     elf.dynamic_section(dyn_offset, dyn_size)
 }
 
-impl Elf<'_> {
+impl<F: ReadAt + ?Sized> Elf<'_, F> {
     fn corrupt(&self, what: String) -> Error {
         Error::at(
             Status::NotALibrary,
             self.path,
-            format!("truncated or corrupt ELF file ({} bytes): {what}", self.bytes.len()),
+            format!("truncated or corrupt ELF file ({} bytes): {what}", self.bytes.size()),
         )
     }
 
     /// An unsigned field of `size` bytes at `offset`, if inside the file.
     fn read(&self, offset: u64, size: usize) -> Option<u64> {
-        let start = usize::try_from(offset).ok()?;
-        let field = self.bytes.get(start..start.checked_add(size)?)?;
+        let mut field = [0u8; 8];
+        let field = &mut field[..size];
+        if !self.bytes.read_at(offset, field) {
+            return None;
+        }
         let mut value = 0u64;
         for i in 0..size {
             let byte = if self.layout.little { field[size - 1 - i] } else { field[i] };
@@ -157,6 +166,12 @@ impl Elf<'_> {
 
     fn read_word(&self, offset: u64) -> Option<u64> {
         self.read(offset, self.layout.word())
+    }
+
+    /// [`Elf::read`] of a field whose range was checked to lie in the file;
+    /// it fails only if the file changed (shrank) while it was read.
+    fn field(&self, offset: u64, size: usize) -> Result<u64> {
+        self.read(offset, size).ok_or_else(|| self.corrupt(format!("{size} bytes at offset {offset:#x} cannot be read")))
     }
 
     /// Reads every program header; keeps the loadable segments and returns
@@ -189,7 +204,7 @@ impl Elf<'_> {
                 return Err(self.corrupt(format!("program header {i} lies outside the file")));
             };
             let kind = kind as u32;
-            let in_file = offset.checked_add(file_size).is_some_and(|end| end <= self.bytes.len() as u64);
+            let in_file = offset.checked_add(file_size).is_some_and(|end| end <= self.bytes.size());
             match kind {
                 PT_LOAD => {
                     if !in_file {
@@ -236,11 +251,20 @@ impl Elf<'_> {
     /// The file offset of `len` bytes at address `addr`, which must lie in
     /// the file-backed part of one loadable segment.
     fn file_range(&self, addr: u64, len: u64, what: &str) -> Result<u64> {
+        self.file_offset(addr, len).ok_or_else(|| self.outside(addr, len, what))
+    }
+
+    /// [`Elf::file_range`] without the error, for checks that name what
+    /// they checked only when it fails.
+    fn file_offset(&self, addr: u64, len: u64) -> Option<u64> {
         self.loads
             .iter()
             .find(|s| addr >= s.vaddr && addr.checked_add(len).is_some_and(|end| end <= s.vaddr + s.file_size))
             .map(|s| s.offset + (addr - s.vaddr))
-            .ok_or_else(|| self.corrupt(format!("{what} ({len} bytes at address {addr:#x}) lies outside the loaded segments")))
+    }
+
+    fn outside(&self, addr: u64, len: u64, what: &str) -> Error {
+        self.corrupt(format!("{what} ({len} bytes at address {addr:#x}) lies outside the loaded segments"))
     }
 
     /// Whether `len` bytes at `addr` lie in the memory of one loadable
@@ -372,29 +396,31 @@ impl Elf<'_> {
             budget = budget.checked_sub(1).ok_or_else(|| self.corrupt(format!("{what}: more than {MAX_ENTRIES} entries")))?;
             Ok::<(), Error>(())
         };
-        let field = |at: u64, offset: u64| self.read(at + offset, 4).expect("inside the checked entry");
+        let field = |at: u64, offset: u64| self.field(at + offset, 4);
         // The string table ends in NUL (checked once): an offset inside it names a string.
         let name_ok = |offset: u64| offset < strsz;
         let mut entry = addr;
         loop {
             spend()?;
             let at = self.file_range(entry, entry_len, what)?;
-            if name.is_some_and(|n| !name_ok(field(at, n))) {
-                return Err(self.corrupt(format!("{what}: an entry's name is outside the string table")));
+            if let Some(n) = name {
+                if !name_ok(field(at, n)?) {
+                    return Err(self.corrupt(format!("{what}: an entry's name is outside the string table")));
+                }
             }
-            let mut aux_entry = entry.checked_add(field(at, aux)).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?;
+            let mut aux_entry = entry.checked_add(field(at, aux)?).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?;
             loop {
                 spend()?;
                 let aux_at = self.file_range(aux_entry, aux_next + 4, what)?;
-                if !name_ok(field(aux_at, aux_name)) {
+                if !name_ok(field(aux_at, aux_name)?) {
                     return Err(self.corrupt(format!("{what}: a version name is outside the string table")));
                 }
-                match field(aux_at, aux_next) {
+                match field(aux_at, aux_next)? {
                     0 => break,
                     step => aux_entry = aux_entry.checked_add(step).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?,
                 }
             }
-            match field(at, next) {
+            match field(at, next)? {
                 0 => return Ok(()),
                 step => entry = entry.checked_add(step).ok_or_else(|| self.corrupt(format!("{what}: a wild offset")))?,
             }
@@ -406,11 +432,11 @@ impl Elf<'_> {
     fn symbol_count(&self, get: &dyn Fn(u64) -> Option<u64>) -> Result<u64> {
         if let Some(addr) = get(DT_HASH) {
             let at = self.file_range(addr, 8, "the hash table")?;
-            let nbucket = self.read(at, 4).expect("checked");
-            let nchain = self.read(at + 4, 4).expect("checked");
+            let nbucket = self.field(at, 4)?;
+            let nchain = self.field(at + 4, 4)?;
             let at = self.file_range(addr, 8 + 4 * (nbucket + nchain), "the hash table")?;
             for i in 0..nbucket + nchain {
-                if self.read(at + 8 + 4 * i, 4).expect("checked") >= nchain.max(1) {
+                if self.field(at + 8 + 4 * i, 4)? >= nchain.max(1) {
                     return Err(self.corrupt(format!("the hash table refers past its {nchain} symbols")));
                 }
             }
@@ -420,7 +446,7 @@ impl Elf<'_> {
             let word = self.layout.word() as u64;
             let at = self.file_range(addr, 16, "the GNU hash table")?;
             let (nbuckets, symoffset, bloom) =
-                (self.read(at, 4).expect("checked"), self.read(at + 4, 4).expect("checked"), self.read(at + 8, 4).expect("checked"));
+                (self.field(at, 4)?, self.field(at + 4, 4)?, self.field(at + 8, 4)?);
             if bloom == 0 || !bloom.is_power_of_two() {
                 return Err(self.corrupt(format!("the GNU hash table's bloom filter has {bloom} words")));
             }
@@ -429,7 +455,7 @@ impl Elf<'_> {
             self.file_range(addr, buckets_len, "the GNU hash table")?;
             let mut highest = None::<u64>;
             for i in 0..nbuckets {
-                let first = self.read(buckets + 4 * i, 4).expect("checked");
+                let first = self.field(buckets + 4 * i, 4)?;
                 if first != 0 {
                     if first < symoffset {
                         return Err(self.corrupt(format!("GNU hash bucket {i} starts at symbol {first}, below the first hashed symbol {symoffset}")));
@@ -442,7 +468,7 @@ impl Elf<'_> {
             loop {
                 let chain_addr = addr + buckets_len + 4 * (symbol - symoffset);
                 let at = self.file_range(chain_addr, 4, "the GNU hash chains")?;
-                if self.read(at, 4).expect("checked") & 1 == 1 {
+                if self.field(at, 4)? & 1 == 1 {
                     return Ok(symbol + 1);
                 }
                 symbol += 1;
@@ -459,15 +485,15 @@ impl Elf<'_> {
         let what = || format!("symbol {index} (named by {named_by})");
         let addr = index.checked_mul(size).and_then(|offset| symbols.table.checked_add(offset));
         let addr = addr.ok_or_else(|| self.corrupt(format!("{} lies at a wild address", what())))?;
-        let at = self.file_range(addr, size, &what())?;
-        let name = self.read(at, 4).expect("inside the checked entry");
+        let at = self.file_offset(addr, size).ok_or_else(|| self.outside(addr, size, &what()))?;
+        let name = self.field(at, 4)?;
         if name >= symbols.strsz {
             return Err(self.corrupt(format!("{}: name offset {name} is outside the string table ({} bytes)", what(), symbols.strsz)));
         }
         if let Some(versions) = symbols.versions {
             let version = index.checked_mul(2).and_then(|offset| versions.checked_add(offset));
             let version = version.ok_or_else(|| self.corrupt(format!("{}: its version lies at a wild address", what())))?;
-            self.file_range(version, 2, &format!("the version of {}", what()))?;
+            self.file_offset(version, 2).ok_or_else(|| self.outside(version, 2, &format!("the version of {}", what())))?;
         }
         Ok(())
     }

@@ -12,27 +12,33 @@ use wasmtime::component::{Component, InstancePre};
 
 /// Identifies a component's bytes: the bytes a signature verified, by
 /// their digest; otherwise the version of the file they were read from.
+/// The canonical path says which entry a newer version replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum CacheKey {
-    Verified { path: PathBuf, digest: [u8; 32] },
+pub(super) struct CacheKey {
+    path: PathBuf,
+    content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Content {
+    Verified { digest: [u8; 32] },
     File(FileIdentity),
 }
 
 impl CacheKey {
     fn of(package: &Package, path: &Path, bytes: &[u8]) -> Result<CacheKey> {
-        if package.is_verified() {
+        let content = if package.is_verified() {
             use sha2::Digest;
-            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-            return Ok(CacheKey::Verified { path, digest: sha2::Sha256::digest(bytes).into() });
-        }
-        FileIdentity::of(path).map(CacheKey::File)
+            Content::Verified { digest: sha2::Sha256::digest(bytes).into() }
+        } else {
+            Content::File(FileIdentity::of(path)?)
+        };
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Ok(CacheKey { path, content })
     }
 
     fn path(&self) -> &Path {
-        match self {
-            CacheKey::Verified { path, .. } => path,
-            CacheKey::File(identity) => identity.path(),
-        }
+        &self.path
     }
 }
 
