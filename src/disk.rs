@@ -99,6 +99,24 @@ impl RegularFile {
         Ok(head)
     }
 
+    /// Copies the whole file (from its start) into `out`, at most `limit`
+    /// bytes. The kernel copies it where it can (`copy_file_range`,
+    /// `sendfile`), without passing it through a buffer here.
+    pub fn copy_into(self, path: &Path, out: &mut File, limit: Limit) -> Result<()> {
+        let len = self.metadata.len();
+        if len > limit.bytes {
+            return Err(too_large(path, limit, len.to_string()));
+        }
+        let mut file = self.file;
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io(path, &e))?;
+        // One byte past the limit tells a file that grew past it.
+        let copied = std::io::copy(&mut (&file).take(limit.bytes + 1), out).map_err(|e| Error::io(path, &e))?;
+        if copied > limit.bytes {
+            return Err(too_large(path, limit, format!("more than {}", limit.bytes)));
+        }
+        Ok(())
+    }
+
     /// Reads the file by offset, in chunks as they are asked for; fails if
     /// `fstat` says it is larger than `limit`.
     pub fn into_chunks(self, path: &Path, limit: Limit) -> Result<FileChunks> {

@@ -41,11 +41,15 @@ pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64)
     header::check_head(path, &head)?;
     let limit = Limit::new(max_bytes, "library file");
     match trusted {
+        // The file is copied once, by the kernel, into a sealed in-memory
+        // file; what is checked and verified is that copy, and only it is
+        // mapped.
         Some(keys) => {
-            let bytes = file.read_rest(path, head, limit)?;
+            let sealed = sealed::SealedFile::copy_of(path, file, limit)?;
+            let bytes = sealed.view(path)?;
             header::check(path, &bytes[..])?;
             signature::verify_detached(path, &bytes, keys)?;
-            let sealed = sealed::SealedFile::new(path, &bytes)?;
+            drop(bytes);
             let library = dlopen(path, &sealed.proc_path())?;
             Ok(MappedLibrary { library, _sealed: Some(sealed) })
         }
@@ -88,23 +92,24 @@ fn dlopen(shown: &Path, source: &Path) -> Result<libloading::Library> {
 
 #[cfg(target_os = "linux")]
 mod sealed {
+    use crate::disk::{Limit, RegularFile};
     use crate::error::{Error, Result, Status};
     use std::ffi::CString;
-    use std::io::Write;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::path::{Path, PathBuf};
 
-    /// An anonymous in-memory file holding verified bytes, sealed against
-    /// any further change.
+    /// An anonymous in-memory file holding a copy of a library, sealed
+    /// against any further change.
     pub struct SealedFile {
-        fd: OwnedFd,
+        file: std::fs::File,
     }
 
     impl SealedFile {
-        pub fn new(path: &Path, bytes: &[u8]) -> Result<SealedFile> {
+        /// Copies `file` (at most `limit` bytes) into a new sealed file.
+        pub fn copy_of(path: &Path, file: RegularFile, limit: Limit) -> Result<SealedFile> {
             let fail = |what: &str| {
                 let e = std::io::Error::last_os_error();
-                Error::at(Status::Io, path, format!("cannot seal a verified copy ({what}): {e}"))
+                Error::at(Status::Io, path, format!("cannot make a sealed copy ({what}): {e}"))
             };
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let name = CString::new(format!("fidius-host:{}", name.replace('\0', "")))
@@ -117,27 +122,57 @@ mod sealed {
                 return Err(fail("memfd_create"));
             }
             // SAFETY: `raw` is a fresh descriptor we own.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            let mut file = std::fs::File::from(fd);
-            file.write_all(bytes).map_err(|e| Error::at(Status::Io, path, e))?;
+            let mut copy = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+            file.copy_into(path, &mut copy, limit)?;
             let seals =
                 libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
             // SAFETY: fcntl on a descriptor we own.
-            if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
                 return Err(fail("F_ADD_SEALS"));
             }
-            Ok(SealedFile { fd: file.into() })
+            Ok(SealedFile { file: copy })
+        }
+
+        /// The sealed bytes, mapped read-only.
+        pub fn view(&self, path: &Path) -> Result<View> {
+            let len = self.file.metadata().map_err(|e| Error::io(path, &e))?.len();
+            if len == 0 {
+                return Ok(View::Empty);
+            }
+            // SAFETY: the file is sealed against writes, growing and
+            // shrinking, so the mapping can neither change nor fault.
+            unsafe { memmap2::Mmap::map(&self.file) }
+                .map(View::Mapped)
+                .map_err(|e| Error::at(Status::Io, path, format!("cannot map the sealed copy: {e}")))
         }
 
         /// A path `dlopen` can open that refers to this file.
         pub fn proc_path(&self) -> PathBuf {
-            PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+        }
+    }
+
+    /// The bytes of a [`SealedFile`] (`mmap` refuses an empty file).
+    pub enum View {
+        Empty,
+        Mapped(memmap2::Mmap),
+    }
+
+    impl std::ops::Deref for View {
+        type Target = [u8];
+
+        fn deref(&self) -> &[u8] {
+            match self {
+                View::Empty => &[],
+                View::Mapped(map) => map,
+            }
         }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod sealed {
+    use crate::disk::{Limit, RegularFile};
     use crate::error::{Error, Result, Status};
     use std::path::{Path, PathBuf};
 
@@ -146,12 +181,16 @@ mod sealed {
     pub struct SealedFile;
 
     impl SealedFile {
-        pub fn new(path: &Path, _bytes: &[u8]) -> Result<SealedFile> {
+        pub fn copy_of(path: &Path, _file: RegularFile, _limit: Limit) -> Result<SealedFile> {
             Err(Error::at(
                 Status::Unsupported,
                 path,
                 "verified loading needs memfd_create, which this platform lacks",
             ))
+        }
+
+        pub fn view(&self, _path: &Path) -> Result<Vec<u8>> {
+            unreachable!("SealedFile cannot be built on this platform")
         }
 
         pub fn proc_path(&self) -> PathBuf {
