@@ -11,7 +11,7 @@
  * alternate so machine noise hits both alike. Every line ends with the ratio
  * to the direct call.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include "fidius_host.h"
 
 #include <dlfcn.h>
@@ -375,20 +375,78 @@ static double verify_round(const char *path, const char *key_file, int iters) {
     return start;
 }
 
+/* A Python package's first load in a process, with the interface it
+ * implements: the interpreter starts, then the plugin is imported. */
+static double python_load(const char *package, const char *interface_file) {
+    double start = now_ns();
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    fidius_host_interface_t *iface = NULL;
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_plugin_t *p = NULL;
+    if (fidius_host_builder_build(b, &host, NULL) ||
+        fidius_host_interface_new_from_file(interface_file, NT, &iface, NULL) ||
+        fidius_host_load_options_set_interface(options, iface, NULL) ||
+        fidius_host_load_path(host, package, NT, NULL, 0, options, &p, NULL))
+        exit(1);
+    start = now_ns() - start;
+    fidius_host_plugin_free(p);
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(iface);
+    fidius_host_free(host);
+    return start;
+}
+
+/* The same without this library: start the interpreter the library links
+ * and import the plugin's module from its directory, with a stand-in for the
+ * fidius SDK (what a minimal host of Python plugins does). */
+static double python_direct(const char *package) {
+    char code[8192];
+    double start = now_ns();
+    void (*initialize)(int);
+    int (*run)(const char *);
+    *(void **)&initialize = dlsym(RTLD_DEFAULT, "Py_InitializeEx");
+    *(void **)&run = dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
+    if (initialize == NULL || run == NULL) exit(1);
+    snprintf(code, sizeof code,
+             "import sys, types\n"
+             "sys.dont_write_bytecode = True\n"
+             "sdk = types.ModuleType('fidius')\n"
+             "sdk.PluginError = Exception\n"
+             "sdk.method = lambda f: f\n"
+             "sys.modules['fidius'] = sdk\n"
+             "sys.path[:0] = ['%s/vendor', '%s']\n"
+             "import plugin\n",
+             package, package);
+    initialize(0);
+    if (run(code) != 0) exit(1);
+    return now_ns() - start;
+}
+
 /* A fresh process's first load (`--fresh-load`) or first dlopen
- * (`--fresh-dlopen`), timed inside the process: prints microseconds. */
-static int fresh_child(const char *mode, const char *path) {
-    double took = strcmp(mode, "--fresh-load") == 0 ? load_round(path, NULL, 0, 1) : dlopen_round(path, 1);
+ * (`--fresh-dlopen`) of a library, or its first Python load
+ * (`--fresh-python`, `--fresh-python-direct`), timed inside the process:
+ * prints microseconds. */
+static int fresh_child(const char *mode, const char *path, const char *interface_file) {
+    double took;
+    if (strcmp(mode, "--fresh-load") == 0)
+        took = load_round(path, NULL, 0, 1);
+    else if (strcmp(mode, "--fresh-dlopen") == 0)
+        took = dlopen_round(path, 1);
+    else if (strcmp(mode, "--fresh-python") == 0)
+        took = python_load(path, interface_file);
+    else
+        took = python_direct(path);
     printf("%.1f\n", took / 1e3);
     return 0;
 }
 
 /* Microseconds one fresh process of this program reports in `mode`. */
-static double fresh_round(const char *self, const char *mode, const char *path) {
-    char command[8192];
+static double fresh_round(const char *self, const char *mode, const char *path, const char *interface_file) {
+    char command[12288];
     double us = 0;
     FILE *child;
-    snprintf(command, sizeof command, "'%s' %s '%s'", self, mode, path);
+    snprintf(command, sizeof command, "'%s' %s '%s' '%s'", self, mode, path, interface_file);
     child = popen(command, "r");
     if (child == NULL || fscanf(child, "%lf", &us) != 1 || pclose(child) != 0) {
         fprintf(stderr, "%s failed\n", command);
@@ -426,8 +484,8 @@ static void compare_loads(const char *self, const char *dir, const char *key_fil
         unsigned_ns[r] = load_round(unmapped, key_file, 0, 20);
         signed_ns[r] = load_round(signed_path, key_file, 1, 20);
         verify_ns[r] = verify_round(signed_path, key_file, 20);
-        fresh_direct[r] = fresh_round(self, "--fresh-dlopen", unmapped);
-        fresh_host[r] = fresh_round(self, "--fresh-load", unmapped);
+        fresh_direct[r] = fresh_round(self, "--fresh-dlopen", unmapped, "-");
+        fresh_host[r] = fresh_round(self, "--fresh-load", unmapped, "-");
     }
     d = median(direct_ns, ROUNDS) / 1e3;
     u = median(unsigned_ns, ROUNDS) / 1e3;
@@ -447,6 +505,23 @@ static void compare_loads(const char *self, const char *dir, const char *key_fil
     remove(tmp);
 }
 
+static void compare_python_loads(const char *self, const char *dir) {
+    char package[4096], interface_file[4096];
+    double direct[ROUNDS], api[ROUNDS], d, a;
+    int r;
+    /* The release fixtures' directory sits next to the Python ones. */
+    snprintf(package, sizeof package, "%s/../python/calc", dir);
+    snprintf(interface_file, sizeof interface_file, "%s/../interfaces/calculator.toml", dir);
+    for (r = 0; r < ROUNDS; r++) {
+        direct[r] = fresh_round(self, "--fresh-python-direct", package, interface_file);
+        api[r] = fresh_round(self, "--fresh-python", package, interface_file);
+    }
+    d = median(direct, ROUNDS) / 1e3;
+    a = median(api, ROUNDS) / 1e3;
+    printf("%-22s direct %8.2f ms   C API %8.2f ms   added %+7.2f ms   ratio %.3f\n", "Python load, fresh proc", d,
+           a, a - d, a / d);
+}
+
 int main(int argc, char **argv) {
     char unsigned_path[4096];
     const registry_t *(*get_registry)(void);
@@ -459,7 +534,7 @@ int main(int argc, char **argv) {
     int64_t x = 3, y = 7;
     uint32_t i;
 
-    if (argc == 3 && strncmp(argv[1], "--fresh-", 8) == 0) return fresh_child(argv[1], argv[2]);
+    if (argc == 4 && strncmp(argv[1], "--fresh-", 8) == 0) return fresh_child(argv[1], argv[2], argv[3]);
     if (argc != 4) {
         fprintf(stderr, "usage: %s <release-fixture-dir> <trusted.public> <type_echo.toml>\n", argv[0]);
         return 2;
@@ -497,6 +572,7 @@ int main(int argc, char **argv) {
     compare_json(argv[1], argv[3]);
 
     compare_loads(argv[0], argv[1], argv[2]);
+    if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) compare_python_loads(argv[0], argv[1]);
 
     fidius_host_plugin_free(p);
     fidius_host_free(host);

@@ -225,6 +225,24 @@ fn broken_plugins_fail_to_load_with_a_reason() {
     assert_eq!(e.status(), Status::NoInterface);
 }
 
+/// A traceback quotes the source that ran, even after the file on disk
+/// changed, whether or not anything had imported `linecache` before.
+#[test]
+fn tracebacks_quote_the_source_that_ran() {
+    let dir = stage("py-traceback", "raising", &[]);
+    let plugin = load(&host_for(&fixture("python")), &dir, "calculator.toml").unwrap();
+    let source = std::fs::read_to_string(dir.join("raising.py")).unwrap();
+    std::fs::write(dir.join("raising.py"), source.replace("raise ValueError(\"boom\")", "pass  # edited on disk")).unwrap();
+    for _ in 0..2 {
+        let boom = plugin.call_json("boom", "[]").unwrap_err();
+        let details = boom.plugin_error().unwrap().details.clone().unwrap();
+        let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+        let traceback = details["traceback"].as_str().unwrap();
+        assert!(traceback.contains("raise ValueError(\"boom\")"), "{traceback}");
+        assert!(!traceback.contains("edited on disk"), "{traceback}");
+    }
+}
+
 #[test]
 fn plugins_with_the_same_module_names_do_not_see_each_other() {
     let calc = interface("calculator.toml");

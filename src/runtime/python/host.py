@@ -10,17 +10,17 @@ ship ``plugin.py`` or different versions of one library. ``import fidius``
 gives the compatible SDK below unless the plugin vendors its own.
 """
 
+# Only modules that cost nothing to import: this module is imported when
+# the first Python plugin loads, in the caller's time. json, traceback and
+# linecache are imported where a plugin's error needs them, and
+# importlib.abc (which pulls in importlib.resources, pathlib, tempfile and
+# typing, ~15 ms) not at all: the import protocol needs no base classes.
 import _thread
 import builtins
-import collections
-import importlib.abc
+import importlib
 import importlib.machinery
-import importlib.util
-import json
-import linecache
 import sys
 import time
-import traceback
 import types
 
 ROOT = "_fidius_plugins"
@@ -93,43 +93,8 @@ def _sdk():
     return sdk
 
 
-_SDK_SOURCE = '''
-_registry = {}
-
-
-class PluginError(Exception):
-    """An error a plugin method raises on purpose: code, message, details."""
-
-    def __init__(self, code, message, details=None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
-
-
-def method(func=None, *, name=None):
-    """Marks a function as a plugin method; returns it unchanged."""
-    def register(f):
-        _registry[name or f.__name__] = f
-        return f
-    return register(func) if func is not None else register
-
-
-def get_method(name):
-    return _registry.get(name)
-
-
-def list_methods():
-    return list(_registry)
-
-
-def reset_registry():
-    _registry.clear()
-
-
-__all__ = ["PluginError", "method", "get_method", "list_methods", "reset_registry"]
-'''
-_SDK_CODE = compile(_SDK_SOURCE, "<fidius sdk>", "exec")
+# _SDK_CODE, the code of sdk.py, is set by the library before this module
+# runs (compiled at build time where it could be).
 
 
 # Compiled modules, keyed by file name and the exact source bytes (a hit
@@ -137,7 +102,7 @@ _SDK_CODE = compile(_SDK_SOURCE, "<fidius sdk>", "exec")
 # only code compiled from the very bytes that were read (and verified) runs.
 # Bounded: at most 128 entries (least recently used go first) of at most
 # 512 KiB of source each; larger sources are compiled every time.
-_CODE_CACHE = collections.OrderedDict()
+_CODE_CACHE = {}  # in order of use, oldest first
 _CODE_CACHE_ENTRIES = 128
 _CODE_CACHE_MAX_SOURCE = 512 << 10
 _CODE_CACHE_LOCK = _thread.allocate_lock()
@@ -148,16 +113,36 @@ def _compiled(source, filename):
         return compile(source, filename, "exec", dont_inherit=True)
     key = (filename, source)
     with _CODE_CACHE_LOCK:
-        code = _CODE_CACHE.get(key)
+        code = _CODE_CACHE.pop(key, None)
         if code is not None:
-            _CODE_CACHE.move_to_end(key)
+            _CODE_CACHE[key] = code
             return code
     code = compile(source, filename, "exec", dont_inherit=True)
     with _CODE_CACHE_LOCK:
         _CODE_CACHE[key] = code
         while len(_CODE_CACHE) > _CODE_CACHE_ENTRIES:
-            _CODE_CACHE.popitem(last=False)
+            del _CODE_CACHE[next(iter(_CODE_CACHE))]
     return code
+
+
+# Source text of the modules plugins ran, by file name, for tracebacks.
+# Handed to linecache (in its format) once linecache is in use.
+_SOURCES = {}
+
+
+def _remember_source(filename, text):
+    entry = (len(text), None, text.splitlines(True), filename)
+    _SOURCES[filename] = entry
+    linecache = sys.modules.get("linecache")
+    if linecache is not None:
+        linecache.cache[filename] = entry
+
+
+def _share_sources():
+    import linecache
+
+    for filename, entry in list(_SOURCES.items()):
+        linecache.cache[filename] = entry
 
 
 class Plugin:
@@ -226,14 +211,14 @@ class Plugin:
     def _spec(self, fullname, path, package):
         loader = SourceLoader(self, path)
         origin = self.root + "/" + path
-        spec = importlib.util.spec_from_loader(fullname, loader, origin=origin, is_package=package)
+        spec = importlib.machinery.ModuleSpec(fullname, loader, origin=origin, is_package=package)
         spec.has_location = True
         if package:
             spec.submodule_search_locations = [origin.rsplit("/", 1)[0]]
         return spec
 
 
-class SourceLoader(importlib.abc.Loader):
+class SourceLoader:
     """Runs a module from the source bytes the host holds; writes nothing."""
 
     def __init__(self, plugin, path):
@@ -248,13 +233,13 @@ class SourceLoader(importlib.abc.Loader):
         filename = self.plugin.root + "/" + self.path
         text = source.decode("utf-8", "replace")
         # Tracebacks show the source that ran, not what is on disk now.
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        _remember_source(filename, text)
         module.__file__ = filename
         module.__dict__["__builtins__"] = self.plugin.builtins
         exec(_compiled(source, filename), module.__dict__)
 
 
-class Finder(importlib.abc.MetaPathFinder):
+class Finder:
     """Serves ``_fidius_plugins.<ns>.<module>`` from the plugins' files."""
 
     def find_spec(self, fullname, path=None, target=None):
@@ -321,10 +306,13 @@ def unload(namespace):
     # A snapshot of the keys: other threads may import meanwhile.
     for name in [n for n in list(sys.modules) if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
         sys.modules.pop(name, None)
-    for path in plugin.files:
-        filename = plugin.root + "/" + path
-        if not any(p.root == plugin.root for p in _plugins.values()):
-            linecache.cache.pop(filename, None)
+    if not any(p.root == plugin.root for p in _plugins.values()):
+        linecache = sys.modules.get("linecache")
+        for path in plugin.files:
+            filename = plugin.root + "/" + path
+            _SOURCES.pop(filename, None)
+            if linecache is not None:
+                linecache.cache.pop(filename, None)
 
 
 def describe(error, trace=None):
@@ -338,6 +326,7 @@ def describe(error, trace=None):
 
 
 def _describe(error, trace):
+    import json
     # The SDK's PluginError (each plugin has its own copy) or a vendored one.
     if type(error).__name__ == "PluginError" and isinstance(getattr(error, "code", None), str):
         message = getattr(error, "message", None)
@@ -351,5 +340,8 @@ def _describe(error, trace):
     code = None if isinstance(error, SystemExit) else getattr(error, "code", None)
     if not isinstance(code, str) or not code:
         code = type(error).__name__
+    import traceback
+
+    _share_sources()
     lines = traceback.format_exception(type(error), error, trace or error.__traceback__)
     return (code, str(error), json.dumps({"traceback": "".join(lines)}, separators=(",", ":")))

@@ -9,7 +9,6 @@ use crate::plugin::{Plugin, PluginBackend, RuntimeKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyModule, PyTuple};
-use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -27,14 +26,43 @@ static NEXT_NAMESPACE: AtomicU64 = AtomicU64::new(1);
 /// the bytes the host holds.
 const EXTENSION_SUFFIXES: [&str; 2] = [".so", ".pyd"];
 
+/// `host.py` and `sdk.py` compiled at build time by the interpreter the
+/// library links: its bytecode magic number, then the marshalled code;
+/// empty if the build had no interpreter to run (see build.rs).
+const HOST_MODULE_COMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/host.pyc"));
+const SDK_MODULE: &str = include_str!("sdk.py");
+const SDK_MODULE_COMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sdk.pyc"));
+
 fn host_module(py: Python<'_>) -> Result<&Bound<'_, PyModule>> {
     let module = HOST.get_or_try_init(py, || {
-        let code = CString::new(HOST_MODULE).expect("host.py has no NUL bytes");
-        PyModule::from_code(py, &code, c"<libfidius_host>", c"_fidius_host").map(Bound::unbind)
+        let module = PyModule::new(py, "_fidius_host")?;
+        module.setattr("__file__", "<libfidius_host>")?;
+        let exec = py.import("builtins")?.getattr("exec")?;
+        module.setattr("_SDK_CODE", code_of(py, SDK_MODULE_COMPILED, SDK_MODULE, "<fidius sdk>")?)?;
+        exec.call1((code_of(py, HOST_MODULE_COMPILED, HOST_MODULE, "<libfidius_host>")?, module.dict()))?;
+        py.import("sys")?.getattr("modules")?.set_item("_fidius_host", &module)?;
+        Ok::<_, PyErr>(module.unbind())
     });
     module
         .map(|m| m.bind(py))
         .map_err(|e| Error::new(Status::InternalPanic, format!("cannot set up Python plugin support: {e}")))
+}
+
+/// The code of a module of the library's: unmarshalled from the build's
+/// bytecode when it was made for this interpreter's bytecode version
+/// (compiling takes milliseconds in a fresh interpreter, most of what a
+/// process's first Python load adds to starting it), compiled from its
+/// source otherwise.
+fn code_of<'py>(py: Python<'py>, compiled: &[u8], source: &str, filename: &str) -> PyResult<Bound<'py, PyAny>> {
+    if let Some((magic, code)) = compiled.split_at_checked(4) {
+        // The import system's own module, always loaded (importlib.util
+        // would import contextlib and collections for it).
+        let running = py.import("_frozen_importlib_external")?.getattr("MAGIC_NUMBER")?;
+        if running.cast::<PyBytes>().is_ok_and(|running| running.as_bytes() == magic) {
+            return py.import("marshal")?.call_method1("loads", (PyBytes::new(py, code),));
+        }
+    }
+    py.import("builtins")?.getattr("compile")?.call1((source, filename, "exec"))
 }
 
 /// `_fidius_host.DeadlineExceeded`, the exception a deadline raises.
@@ -288,6 +316,43 @@ impl Drop for PythonPlugin {
             if let Ok(host) = host_module(py) {
                 let _ = host.call_method1("unload", (&self.namespace,));
             }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_compiled_at_build_time_are_the_sources_code() {
+        Python::initialize();
+        Python::attach(|py| {
+            for (compiled, source, filename) in
+                [(HOST_MODULE_COMPILED, HOST_MODULE, "<libfidius_host>"), (SDK_MODULE_COMPILED, SDK_MODULE, "<fidius sdk>")]
+            {
+                // This build had the interpreter it links, so it compiled both.
+                assert!(compiled.len() > 4, "{filename} was not compiled at build time");
+                let from_build = code_of(py, compiled, source, filename).unwrap();
+                let from_source = code_of(py, &[], source, filename).unwrap();
+                // Code objects compare their bytecode, constants and names.
+                assert!(from_build.eq(&from_source).unwrap(), "{filename}: the build's code is not the source's");
+            }
+        });
+    }
+
+    #[test]
+    fn code_for_another_bytecode_version_is_compiled_from_source() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut foreign = HOST_MODULE_COMPILED.to_vec();
+            foreign[..4].copy_from_slice(b"\x00\x00\r\n");
+            // Bytes after a foreign magic number are never unmarshalled.
+            foreign.truncate(8);
+            let code = code_of(py, &foreign, "answer = 42", "<test>").unwrap();
+            let namespace = PyDict::new(py);
+            py.import("builtins").unwrap().getattr("exec").unwrap().call1((code, &namespace)).unwrap();
+            assert_eq!(namespace.get_item("answer").unwrap().unwrap().extract::<i64>().unwrap(), 42);
         });
     }
 }
