@@ -1,8 +1,8 @@
 //! `fidius_host_error_t`: what failed, in detail.
 
-use super::{c_string, entry_value, take_handle, Handle};
-use crate::error::{Error, ErrorDetail, PluginError, Status};
-use std::ffi::{c_char, CString};
+use super::{entry_value, take_handle, Handle};
+use crate::error::{Error, ErrorDetail, Status};
+use std::ffi::c_char;
 use std::sync::OnceLock;
 
 /// A failure: its status, a message naming what failed (file, plugin,
@@ -17,23 +17,79 @@ pub struct fidius_host_error_t {
 
 pub(crate) struct ErrorData {
     error: Error,
-    /// The texts as C strings, each made when first asked for: a caller
-    /// that only looks at the status pays for none of them.
-    message: OnceLock<CString>,
-    plugin_code: OnceLock<Option<CString>>,
-    plugin_message: OnceLock<Option<CString>>,
-    plugin_details: OnceLock<Option<CString>>,
+    /// The texts as C strings, all made in one buffer when one is first
+    /// asked for: a caller that only looks at the status pays for none.
+    texts: OnceLock<CTexts>,
+}
+
+/// The message and the plugin's code, message and details, each ending in
+/// NUL, in one allocation.
+struct CTexts {
+    /// Kept as built (shrinking it would copy it again).
+    bytes: String,
+    /// Where the plugin's code, message and details start, when it has them.
+    plugin_code: Option<usize>,
+    plugin_message: Option<usize>,
+    plugin_details: Option<usize>,
+}
+
+/// Which text of an error a getter reads.
+#[derive(Clone, Copy)]
+enum Text {
+    Message,
+    PluginCode,
+    PluginMessage,
+    PluginDetails,
+}
+
+impl CTexts {
+    fn of(error: &Error) -> CTexts {
+        let plugin = error.plugin_error();
+        let plugin_len = plugin.map_or(0, |p| p.code.len() + p.message.len() + p.details.as_ref().map_or(0, String::len));
+        // The message quotes the plugin's code and message (and its name).
+        let mut text = String::with_capacity(128 + 2 * plugin_len);
+        error.write_message(&mut text).expect("a String takes any text");
+        terminate(&mut text, 0);
+        let piece = |text: &mut String, piece: &str| {
+            let at = text.len();
+            text.push_str(piece);
+            terminate(text, at);
+            at
+        };
+        let (mut plugin_code, mut plugin_message, mut plugin_details) = (None, None, None);
+        if let Some(p) = plugin {
+            plugin_code = Some(piece(&mut text, &p.code));
+            plugin_message = Some(piece(&mut text, &p.message));
+            plugin_details = p.details.as_deref().map(|details| piece(&mut text, details));
+        }
+        CTexts { bytes: text, plugin_code, plugin_message, plugin_details }
+    }
+
+    fn get(&self, text: Text) -> *const c_char {
+        let at = match text {
+            Text::Message => Some(0),
+            Text::PluginCode => self.plugin_code,
+            Text::PluginMessage => self.plugin_message,
+            Text::PluginDetails => self.plugin_details,
+        };
+        at.map_or(std::ptr::null(), |at| self.bytes.as_bytes()[at..].as_ptr().cast())
+    }
+}
+
+/// Ends the text that starts at `from` with NUL. A NUL inside it would cut
+/// it short: each is shown as U+FFFD instead, as `c_string` does.
+fn terminate(text: &mut String, from: usize) {
+    if text.as_bytes()[from..].contains(&0) {
+        let replaced = text[from..].replace('\0', "\u{fffd}");
+        text.truncate(from);
+        text.push_str(&replaced);
+    }
+    text.push('\0');
 }
 
 impl ErrorData {
-    fn message(&self) -> *const c_char {
-        self.message.get_or_init(|| c_string(self.error.message())).as_ptr()
-    }
-
-    /// A text of the plugin's own error, or NULL when there is none.
-    fn plugin_text(&self, cell: &OnceLock<Option<CString>>, text: impl FnOnce(&PluginError) -> Option<&str>) -> *const c_char {
-        let text = cell.get_or_init(|| self.error.plugin_error().and_then(text).map(c_string));
-        text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+    fn text(&self, text: Text) -> *const c_char {
+        self.texts.get_or_init(|| CTexts::of(&self.error)).get(text)
     }
 }
 
@@ -45,13 +101,7 @@ impl Handle for fidius_host_error_t {
 
 /// Moves an error to the heap for the caller.
 pub(crate) fn into_raw(error: Error) -> *mut fidius_host_error_t {
-    super::new_handle::<fidius_host_error_t>(ErrorData {
-        error,
-        message: OnceLock::new(),
-        plugin_code: OnceLock::new(),
-        plugin_message: OnceLock::new(),
-        plugin_details: OnceLock::new(),
-    })
+    super::new_handle::<fidius_host_error_t>(ErrorData { error, texts: OnceLock::new() })
 }
 
 /// The status of `error`; `FIDIUS_HOST_STATUS_NULL_ARGUMENT` for NULL.
@@ -65,7 +115,7 @@ pub unsafe extern "C" fn fidius_host_error_status(error: *const fidius_host_erro
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| e.message())
+    super::get(error, std::ptr::null(), |e| e.text(Text::Message))
 }
 
 /// The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
@@ -73,21 +123,21 @@ pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_err
 /// until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_code, |p| Some(&p.code)))
+    super::get(error, std::ptr::null(), |e| e.text(Text::PluginCode))
 }
 
 /// The `message` of the plugin's own error, or NULL when there is none.
 /// Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_message(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_message, |p| Some(&p.message)))
+    super::get(error, std::ptr::null(), |e| e.text(Text::PluginMessage))
 }
 
 /// The `details` of the plugin's own error (a JSON text), or NULL when the
 /// plugin gave none. Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_details(error: *const fidius_host_error_t) -> *const c_char {
-    super::get(error, std::ptr::null(), |e| e.plugin_text(&e.plugin_details, |p| p.details.as_deref()))
+    super::get(error, std::ptr::null(), |e| e.text(Text::PluginDetails))
 }
 
 /// For `FIDIUS_HOST_STATUS_INTERFACE_HASH_MISMATCH`,
@@ -144,4 +194,38 @@ fn write_opt<T>(out: *mut T, value: T) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_free(error: *mut fidius_host_error_t) {
     entry_value((), || drop(take_handle(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::PluginError;
+    use std::ffi::CStr;
+
+    fn read(texts: &CTexts, text: Text) -> Option<String> {
+        let ptr = texts.get(text);
+        // SAFETY: a non-NULL text points into `texts`, NUL-terminated.
+        (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn texts_share_one_buffer_and_never_hide_a_nul() {
+        let name: std::sync::Arc<str> = "Calc".into();
+        let plugin_error = PluginError { code: "DIV\0ZERO".into(), message: "by zero".into(), details: None };
+        let texts = CTexts::of(&Error::plugin(&name, 2, plugin_error));
+        let message = read(&texts, Text::Message).unwrap();
+        assert!(message.starts_with("plugin 'Calc' method 2 returned an error"), "{message}");
+        assert_eq!(read(&texts, Text::PluginCode).unwrap(), "DIV\u{fffd}ZERO");
+        assert_eq!(read(&texts, Text::PluginMessage).unwrap(), "by zero");
+        assert_eq!(read(&texts, Text::PluginDetails), None);
+
+        let with_details = PluginError { code: "E".into(), message: String::new(), details: Some("{\"n\":1}".into()) };
+        let texts = CTexts::of(&Error::plugin(&name, 0, with_details));
+        assert_eq!(read(&texts, Text::PluginMessage).unwrap(), "");
+        assert_eq!(read(&texts, Text::PluginDetails).unwrap(), "{\"n\":1}");
+
+        let plain = CTexts::of(&Error::new(Status::InvalidJson, "bad\0json"));
+        assert_eq!(read(&plain, Text::Message).unwrap(), "bad\u{fffd}json");
+        assert_eq!(read(&plain, Text::PluginCode), None);
+    }
 }

@@ -24,7 +24,7 @@ static EMPTY_INPUT: u8 = 0;
 /// Creates a plugin handle for `library.plugins()[index]`.
 pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize) -> Result<Plugin> {
     let descriptor = &library.plugins()[index];
-    let name = descriptor.description.info.name.clone();
+    let name: std::sync::Arc<str> = descriptor.description.info.name.as_str().into();
     // SAFETY: `construct` was checked to lie in the library; an empty config
     // is what fidius's own host passes for a singleton.
     let instance = unsafe { (descriptor.construct)(&EMPTY_INPUT, 0) };
@@ -54,7 +54,7 @@ struct CdylibPlugin {
     /// Releases plugin-allocated outputs; `None` for Arena plugins.
     allocator: Option<ForeignAllocator>,
     max_output: usize,
-    name: String,
+    name: std::sync::Arc<str>,
 }
 
 // SAFETY: fidius instances are `Send + Sync` (methods take `&self`); the

@@ -163,14 +163,14 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
         let capabilities = interface.capability_bits(|index| funcs[index].is_some());
         let description = crate::runtime::package_description(package, interface, RuntimeKind::Python, hash, capabilities, Vec::new());
         let backend =
-            PythonPlugin { name: name.clone(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output, deadline };
+            PythonPlugin { name: name.as_str().into(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output, deadline };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     })
 }
 
 /// A loaded Python plugin: its namespace and the callables of its methods.
 struct PythonPlugin {
-    name: String,
+    name: std::sync::Arc<str>,
     namespace: String,
     funcs: Vec<Option<Py<PyAny>>>,
     interface: Arc<Interface>,

@@ -42,7 +42,7 @@ impl WasmRuntime {
             .wasm_export()
             .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
         let shared = Arc::new(Shared {
-            name: manifest.package.name.clone(),
+            name: manifest.package.name.as_str().into(),
             pre,
             sandbox,
             limits,

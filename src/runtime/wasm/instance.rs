@@ -14,7 +14,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 /// What every instance of one plugin shares.
 pub(super) struct Shared {
-    pub(super) name: String,
+    pub(super) name: std::sync::Arc<str>,
     pub(super) pre: InstancePre<GuestState>,
     pub(super) sandbox: Sandbox,
     pub(super) limits: WasmLimits,
@@ -37,7 +37,7 @@ impl Shared {
             wasi: self.sandbox.wasi_ctx()?,
             http: WasiHttpCtx::new(),
             egress: egress::EgressHooks {
-                plugin: self.name.as_str().into(),
+                plugin: self.name.clone(),
                 policy: self.egress.clone(),
                 denials: self.denials.clone(),
                 timeout: self.limits.deadline.map(|d| d + egress::GRACE),
