@@ -1,7 +1,7 @@
 //! A WASM plugin handle: calls on its instance, as the plugin backend.
 
 use super::engine::WasmRuntime;
-use super::instance::{Live, Shared};
+use super::instance::{Exports, Live, Shared};
 use super::store::GuestState;
 use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
 use crate::artifact::package::Package;
@@ -41,8 +41,12 @@ impl WasmRuntime {
         let export = interface
             .wasm_export()
             .map_or_else(|| crate::interface::default_wasm_export(interface.name()), str::to_string);
+        let name: Arc<str> = manifest.package.name.as_str().into();
+        let exports = Exports::of(pre.component(), &export, interface)
+            .map_err(|what| Error::new(Status::InvalidComponent, format!("WASM plugin '{name}': {what}")))?;
         let shared = Arc::new(Shared {
-            name: manifest.package.name.as_str().into(),
+            name,
+            exports,
             pre,
             sandbox,
             limits,

@@ -8,9 +8,59 @@ use crate::egress::{DenialLog, EgressPolicy};
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
 use std::sync::Arc;
-use wasmtime::component::{Func, InstancePre, ResourceTable, TypedFunc};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, ResourceTable, TypedFunc};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpCtx;
+
+/// Where the interface's functions are among a component's exports: looked
+/// up by name once per plugin, then by index in each instance.
+pub(super) struct Exports {
+    /// One per interface method; `None` for an optional method the
+    /// component does not have.
+    funcs: Vec<Option<ComponentExportIndex>>,
+    /// `fidius-interface-hash`.
+    hash: Option<ComponentExportIndex>,
+}
+
+impl Exports {
+    /// The functions of `interface` in the `export` instance of `component`.
+    /// Fails, naming what is missing or mistyped, when a required method is
+    /// not a function there or a raw method is not
+    /// `func(list<u8>) -> list<u8>`.
+    pub(super) fn of(component: &Component, export: &str, interface: &Interface) -> std::result::Result<Exports, String> {
+        let instance = component.get_export_index(None, export).ok_or_else(|| format!("the component does not export `{export}`"))?;
+        let function = |name: &str| match component.get_export(Some(&instance), name) {
+            Some((ComponentItem::ComponentFunc(ty), index)) => Some((ty, index)),
+            _ => None,
+        };
+        let mut funcs = Vec::new();
+        for method in interface.methods() {
+            let name = crate::interface::kebab_case(&method.name);
+            let Some((ty, index)) = function(&name) else {
+                if method.capability_bit.is_none() {
+                    return Err(format!("`{export}` has no function `{name}` (method '{}')", method.name));
+                }
+                funcs.push(None);
+                continue;
+            };
+            if method.flags.raw && !is_bytes_to_bytes(&ty) {
+                return Err(format!("raw method '{}' must be func(list<u8>) -> list<u8>", method.name));
+            }
+            funcs.push(Some(index));
+        }
+        Ok(Exports { funcs, hash: function("fidius-interface-hash").map(|(_, index)| index) })
+    }
+}
+
+/// Whether a function type is `func(list<u8>) -> list<u8>`.
+fn is_bytes_to_bytes(ty: &wasmtime::component::types::ComponentFunc) -> bool {
+    use wasmtime::component::types::Type;
+    let bytes = |t: &Type| matches!(t, Type::List(list) if matches!(list.ty(), Type::U8));
+    let params: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+    let results: Vec<Type> = ty.results().collect();
+    matches!((params.as_slice(), results.as_slice()), ([p], [r]) if bytes(p) && bytes(r))
+}
 
 /// What every instance of one plugin shares.
 pub(super) struct Shared {
@@ -20,6 +70,7 @@ pub(super) struct Shared {
     pub(super) limits: WasmLimits,
     pub(super) export: String,
     pub(super) interface: Arc<Interface>,
+    pub(super) exports: Exports,
     pub(super) max_output: usize,
     /// `Some` when the guest may send HTTP requests.
     pub(super) egress: Option<EgressPolicy>,
@@ -68,35 +119,19 @@ impl Shared {
         if Shared::wait_outlived_deadline(&store) {
             return Err(timed_out());
         }
-        let export = instance
-            .get_export_index(&mut store, None, &self.export)
-            .ok_or_else(|| self.error(Status::InvalidComponent, format!("the component does not export `{}`", self.export)))?;
-        let lookup = |store: &mut Store<GuestState>, name: &str| -> Option<Func> {
-            let index = instance.get_export_index(&mut *store, Some(&export), name)?;
-            instance.get_func(&mut *store, index)
-        };
-        let mut funcs = Vec::new();
-        let mut raw = Vec::new();
-        for method in self.interface.methods() {
-            let func = lookup(&mut store, &crate::interface::kebab_case(&method.name));
-            if func.is_none() && method.capability_bit.is_none() {
-                return Err(self.error(
-                    Status::InvalidComponent,
-                    format!("`{}` has no function `{}` (method '{}')", self.export, crate::interface::kebab_case(&method.name), method.name),
-                ));
-            }
-            raw.push(match (&func, method.flags.raw) {
-                (Some(f), true) => Some(f.typed::<(Vec<u8>,), (Vec<u8>,)>(&store).map_err(|e| {
-                    self.error(
-                        Status::InvalidComponent,
-                        format!("raw method '{}' must be func(list<u8>) -> list<u8>: {e:#}", method.name),
-                    )
-                })?),
+        let mut funcs = Vec::with_capacity(self.exports.funcs.len());
+        let mut raw = Vec::with_capacity(self.exports.funcs.len());
+        for (index, method) in self.exports.funcs.iter().zip(self.interface.methods()) {
+            let func = index.as_ref().and_then(|index| instance.get_func(&mut store, index));
+            raw.push(match func {
+                // SAFETY: `Exports::of` checked the raw methods' type on the
+                // component every instance of this plugin comes from.
+                Some(f) if method.flags.raw => Some(unsafe { TypedFunc::<(Vec<u8>,), (Vec<u8>,)>::new_unchecked(f) }),
                 _ => None,
             });
             funcs.push(func);
         }
-        let hash = lookup(&mut store, "fidius-interface-hash");
+        let hash = self.exports.hash.as_ref().and_then(|index| instance.get_func(&mut store, index));
         Ok(Live { store, funcs, raw, hash })
     }
 
