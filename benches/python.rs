@@ -97,6 +97,24 @@ fn main() {
             }),
             time(50_000, json_add(plugin)),
         );
+        // A typed call as a program linked to the plugin's interface makes it:
+        // bincode arguments in, the bincode result out (the plugin itself
+        // sees Python ints either way).
+        let add_args: Vec<u8> = [3i64.to_le_bytes(), 7i64.to_le_bytes()].concat();
+        compare(
+            "add(i64, i64) typed (bincode)",
+            time(50_000, || {
+                let sum: i64 = Python::attach(|py| add.call1(py, (3i64, 7i64)).unwrap().extract(py).unwrap());
+                std::hint::black_box(sum);
+            }),
+            time(50_000, || {
+                let mut out = fidius_host_bytes_t { data: null_mut(), len: 0, owner: null() };
+                assert_eq!(fidius_host_plugin_call(plugin, 0, add_args.as_ptr(), add_args.len(), &mut out, null_mut()) as u32, 0);
+                assert_eq!(out.len, 8);
+                std::hint::black_box(*out.data);
+                fidius_host_bytes_free(&mut out);
+            }),
+        );
         // The same JSON call, written by hand for this one function: parse the
         // arguments, call, print the result. What any JSON-in, JSON-out call
         // costs before checking against an interface.

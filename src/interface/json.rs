@@ -94,9 +94,9 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
 /// serve raw calls. Bytes that do not decode are PLUGIN_SERIALIZATION, as a
 /// cdylib plugin reports them.
 pub fn decode_args(interface: &Interface, method: &Method, input: &[u8]) -> Result<String> {
-    let tuple = WireType::Tuple(method.params.clone());
     let mut decoder = Decoder::new(&interface.types, input);
-    decoder.value(&tuple, 0).map(|()| decoder.out).map_err(|e| {
+    // The argument tuple, decoded as `value` decodes a tuple type.
+    decoder.sequence(method.params.iter(), 0).map(|()| decoder.out).map_err(|e| {
         Error::new(
             Status::PluginSerialization,
             format!("the input of '{}' is not a valid ({}): {e}", method.name, param_list(method)),

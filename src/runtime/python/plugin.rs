@@ -244,7 +244,9 @@ impl PluginBackend for PythonPlugin {
         let interface = &self.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
-            return crate::plugin::raw_call_through_json(self, interface, method, input);
+            // Typed: the arguments as values, the result straight to bincode.
+            let args = json::parse_args(spec, &json::decode_args(interface, spec, input)?)?;
+            return self.call_values(interface, method, &args).map(OutputBytes::from_vec);
         }
         let output = Python::attach(|py| {
             let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
@@ -273,12 +275,25 @@ impl PluginBackend for PythonPlugin {
         // for the other runtimes, before Python sees anything.
         let args = json::parse_args(spec, args_json)?;
         json::encode_arg_values(interface, spec, &args)?;
+        // Through bincode: checked in full, and printed exactly as a cdylib
+        // plugin's result is.
+        let bytes = self.call_values(interface, method, &args)?;
+        json::decode_output(interface, spec, &bytes)
+    }
+}
+
+impl PythonPlugin {
+    /// Calls typed method `method` with `args` (checked against its
+    /// parameter types) and returns its result as bincode, checked against
+    /// the return type and the output limit.
+    fn call_values(&self, interface: &Interface, method: u32, args: &[serde_json::Value]) -> Result<Vec<u8>> {
+        let spec = interface.method(method)?;
         let types = interface.types();
         let result = Python::attach(|py| {
             let objects = spec
                 .params
                 .iter()
-                .zip(&args)
+                .zip(args)
                 .map(|(ty, value)| values::to_python(py, types, ty, value))
                 .collect::<PyResult<Vec<_>>>()
                 .and_then(|objects| PyTuple::new(py, objects))
@@ -296,14 +311,9 @@ impl PluginBackend for PythonPlugin {
                 Err(_) => Err(self.protocol(&spec.name, "could not be read: reading it raised an exception")),
             }
         })?;
-        if matches!(spec.returns, Returns::Nothing) {
-            return Ok("null".to_string());
-        }
-        // Through bincode and back: checked in full, and printed exactly as
-        // a cdylib plugin's result is.
         let bytes = json::encode_result_value(interface, spec, &result)?;
         crate::plugin::check_output_size(&self.name, &spec.name, bytes.len(), self.max_output)?;
-        json::decode_output(interface, spec, &bytes)
+        Ok(bytes)
     }
 }
 
