@@ -130,12 +130,20 @@ def _compiled(source, filename):
 _SOURCES = {}
 
 
+def _linecache_cache():
+    """linecache's cache if linecache is imported, else None. Another
+    thread may be importing it right now: a module without its ``cache``
+    yet counts as not imported (``_share_sources`` fills it in later)."""
+    cache = getattr(sys.modules.get("linecache"), "cache", None)
+    return cache if isinstance(cache, dict) else None
+
+
 def _remember_source(filename, text):
     entry = (len(text), None, text.splitlines(True), filename)
     _SOURCES[filename] = entry
-    linecache = sys.modules.get("linecache")
-    if linecache is not None:
-        linecache.cache[filename] = entry
+    cache = _linecache_cache()
+    if cache is not None:
+        cache[filename] = entry
 
 
 def _share_sources():
@@ -307,12 +315,12 @@ def unload(namespace):
     for name in [n for n in list(sys.modules) if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
         sys.modules.pop(name, None)
     if not any(p.root == plugin.root for p in _plugins.values()):
-        linecache = sys.modules.get("linecache")
+        cache = _linecache_cache()
         for path in plugin.files:
             filename = plugin.root + "/" + path
             _SOURCES.pop(filename, None)
-            if linecache is not None:
-                linecache.cache.pop(filename, None)
+            if cache is not None:
+                cache.pop(filename, None)
 
 
 def describe(error, trace=None):
