@@ -436,14 +436,23 @@ impl FileIdentity {
     pub fn of(path: &Path) -> Result<FileIdentity> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, &e))?;
         check_regular(path, &meta)?;
+        Ok(FileIdentity::from_metadata(path, &meta))
+    }
+
+    /// The identity of a file opened at `path`, from its `fstat`.
+    pub fn of_open(path: &Path, file: &RegularFile) -> FileIdentity {
+        FileIdentity::from_metadata(path, file.metadata())
+    }
+
+    fn from_metadata(path: &Path, meta: &Metadata) -> FileIdentity {
         #[cfg(unix)]
         let file = {
             use std::os::unix::fs::MetadataExt;
             (meta.dev(), meta.ino())
         };
         #[cfg(not(unix))]
-        let file = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
-        Ok(FileIdentity { path: path.to_path_buf(), file, len: meta.len(), modified: meta.modified().ok() })
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        FileIdentity { path: path.to_path_buf(), file, len: meta.len(), modified: meta.modified().ok() }
     }
 
     /// The path the file was found by.

@@ -6,7 +6,7 @@ use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::egress::EgressPolicy;
 use crate::error::{Error, Quoted, Result, Status};
 use crate::interface::Interface;
-use crate::disk::FileIdentity;
+use crate::disk::{FileIdentity, Links, RegularFile};
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
 use crate::runtime::{self, wasm, PackageLoad, RuntimeOverrides, RuntimeSettings, Runtimes};
@@ -482,14 +482,16 @@ impl Host {
     /// Maps a library once per file version; later calls share the mapping.
     fn open_library(&self, path: &Path) -> std::result::Result<Arc<Library>, Skipped> {
         let skip = |error: Error| Skipped { path: path.to_path_buf(), error };
-        let identity = FileIdentity::of(path).map_err(skip)?;
+        // The identity of the file opened, not of whatever the path names later.
+        let file = RegularFile::open(path, Links::Follow).map_err(skip)?;
+        let identity = FileIdentity::of_open(path, &file);
         // Held across the load so two threads never map the same file twice.
         let mut libraries = self.libraries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(library) = libraries.get(&identity).and_then(Weak::upgrade) {
             return Ok(library);
         }
         let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
-        let mapped = artifact::open_library(path, trusted, self.config.max_library_size).map_err(skip)?;
+        let mapped = artifact::open_library(path, file, trusted, self.config.max_library_size).map_err(skip)?;
         let library = Arc::new(Library::new(path, mapped, self.config.load_policy).map_err(skip)?);
         libraries.retain(|_, weak| weak.strong_count() > 0);
         libraries.insert(identity, Arc::downgrade(&library));

@@ -31,12 +31,11 @@ impl MappedLibrary {
     }
 }
 
-/// Maps `path` after checking it. `trusted` is `Some` when signatures are
+/// Maps `path` (opened as `file`) after checking it. `trusted` is `Some` when signatures are
 /// required; the file is then never mapped unless one of the keys verifies it.
 /// Files larger than `max_bytes` are refused; the rest of a file is read only
 /// after its header says it is a library for this process.
-pub fn open_library(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<MappedLibrary> {
-    let mut file = RegularFile::open(path, Links::Follow)?;
+pub fn open_library(path: &Path, mut file: RegularFile, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<MappedLibrary> {
     let head = file.read_head(path, header::HEAD_LEN)?;
     header::check_head(path, &head)?;
     let limit = Limit::new(max_bytes, "library file");

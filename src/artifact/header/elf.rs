@@ -153,15 +153,18 @@ impl<F: ReadAt + ?Sized> Elf<'_, F> {
     fn read(&self, offset: u64, size: usize) -> Option<u64> {
         let mut field = [0u8; 8];
         let field = &mut field[..size];
-        if !self.bytes.read_at(offset, field) {
-            return None;
-        }
+        self.bytes.read_at(offset, field).then(|| self.decode(field))
+    }
+
+    /// The unsigned number `field` holds, in the file's byte order.
+    fn decode(&self, field: &[u8]) -> u64 {
+        let size = field.len();
         let mut value = 0u64;
         for i in 0..size {
             let byte = if self.layout.little { field[size - 1 - i] } else { field[i] };
             value = (value << 8) | u64::from(byte);
         }
-        Some(value)
+        value
     }
 
     fn read_word(&self, offset: u64) -> Option<u64> {
@@ -504,11 +507,22 @@ impl<F: ReadAt + ?Sized> Elf<'_, F> {
         if len % entry != 0 {
             return Err(self.corrupt(format!("{name}: {len} bytes is not a whole number of {entry}-byte entries")));
         }
-        let word = self.layout.word() as u64;
+        let word = self.layout.word();
+        // Read a block of entries at a time: a large library has tens of
+        // thousands of them.
+        const BLOCK: u64 = 256;
+        let mut block = vec![0u8; (BLOCK * entry) as usize];
         for i in 0..len / entry {
-            let (Some(target), Some(info)) = (self.read_word(at + i * entry), self.read_word(at + i * entry + word)) else {
-                return Err(self.corrupt(format!("{name}: entry {i} lies outside the file")));
-            };
+            let in_block = i % BLOCK;
+            if in_block == 0 {
+                let n = BLOCK.min(len / entry - i);
+                if !self.bytes.read_at(at + i * entry, &mut block[..(n * entry) as usize]) {
+                    return Err(self.corrupt(format!("{name}: entries {i} to {} reach past the end of the file", i + n - 1)));
+                }
+            }
+            let fields = &block[(in_block * entry) as usize..];
+            let (target, info) = (self.decode(&fields[..word]), self.decode(&fields[word..2 * word]));
+            let word = word as u64;
             let symbol = if self.layout.is_64 { info >> 32 } else { info >> 8 };
             if !self.in_memory(target, word) {
                 return Err(self.corrupt(format!("{name}: entry {i} writes to {target:#x}, outside the loaded segments")));
