@@ -1,6 +1,7 @@
 //! WASM plugin benchmark: per-call cost through libfidius_host's C API
 //! against calling the same export directly through wasmtime on one live
-//! instance, and load times (JIT compile, `.cwasm`, reload in one host).
+//! instance, and load times (JIT compile, `.cwasm`, reload in one host, the
+//! first load of a fresh process against wasmtime alone).
 //!
 //!   FIDIUS_TEST_FIXTURES=target/test-fixtures cargo bench --bench wasm
 //!
@@ -45,6 +46,37 @@ fn fixtures() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-fixtures"))
 }
 
+/// The first load of a process, timed inside it: this benchmark runs itself
+/// with `FIDIUS_BENCH_FRESH` set to `direct` (wasmtime alone: engine, compile,
+/// link, instantiate) or `api` (a host, then a load of the package), and
+/// the child prints microseconds.
+fn fresh_child(mode: &str, package: &Path, options: &LoadOptions) {
+    let start = Instant::now();
+    if mode == "direct" {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).unwrap();
+        let bytes = std::fs::read(package.join("calc_component.wasm")).unwrap();
+        let component = Component::new(&engine, &bytes).unwrap();
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        let mut store = Store::new(&engine, State { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() });
+        store.set_epoch_deadline(u64::MAX / 2);
+        std::hint::black_box(linker.instantiate(&mut store, &component).unwrap());
+    } else {
+        let host = HostBuilder::new().build().unwrap();
+        std::hint::black_box(host.load_path_with(package, None, options).unwrap());
+    }
+    println!("{}", start.elapsed().as_secs_f64() * 1e6);
+}
+
+/// Microseconds a fresh process of this benchmark reports in `mode`.
+fn fresh_round(mode: &str) -> f64 {
+    let output = std::process::Command::new(std::env::current_exe().unwrap()).env("FIDIUS_BENCH_FRESH", mode).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+}
+
 fn main() {
     unsafe {
         let fixtures = fixtures();
@@ -52,6 +84,9 @@ fn main() {
         let component_bytes = std::fs::read(package.join("calc_component.wasm")).expect("run `make fixtures` first");
         let interface = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml")).unwrap());
         let options = LoadOptions::with_interface(interface.clone());
+        if let Ok(mode) = std::env::var("FIDIUS_BENCH_FRESH") {
+            return fresh_child(&mode, &package, &options);
+        }
 
         // The direct path: wasmtime's typed API on one live instance, with the
         // same engine settings (epoch interruption, which deadlines need).
@@ -180,6 +215,13 @@ fn main() {
         }
         drop(first);
         println!("{:<28} {:>9.1} us (already compiled in this host)", "reload", median(reload));
+        let (mut direct, mut api) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            direct.push(fresh_round("direct"));
+            api.push(fresh_round("api"));
+        }
+        let (direct, api) = (median(direct), median(api));
+        println!("{:<28} direct {direct:>9.0} us   C API {api:>9.0} us   ratio {:.2}", "first load, fresh process", api / direct);
 
         // State semantics: one persistent instance vs a fresh instance per call,
         // with and without an instance pool.
