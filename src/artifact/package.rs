@@ -280,7 +280,16 @@ fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
             }
             let name = entry.file_name().to_string_lossy().replace('\\', "/");
             let path = entry.path();
-            let real = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, &e))?;
+            let kind = entry.file_type().map_err(|e| Error::io(&path, &e))?;
+            // `current` is canonical (the root, or a directory resolved
+            // below), so only a symbolic link needs resolving.
+            let (real, is_dir) = if kind.is_symlink() {
+                let real = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, &e))?;
+                let is_dir = real.is_dir();
+                (real, is_dir)
+            } else {
+                (path.clone(), kind.is_dir())
+            };
             if !real.starts_with(&root) {
                 return Err(Error::at(
                     Status::InvalidManifest,
@@ -289,9 +298,9 @@ fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
                 ));
             }
             let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-            if real.is_dir() {
+            if is_dir {
                 if name != "target" && name != ".git" {
-                    pending.push((path, relative));
+                    pending.push((real, relative));
                 }
             } else if !name.ends_with(".sig") {
                 if files.len() >= MAX_FILES {
@@ -354,5 +363,34 @@ mod tests {
             expected.update(contents);
         }
         assert_eq!(digest_of(&files), <[u8; 32]>::from(expected.finalize()));
+    }
+
+    /// Links are followed inside the package, as fidius does, and refused
+    /// when they lead out of it, at any depth.
+    #[cfg(unix)]
+    #[test]
+    fn the_tree_follows_links_inside_the_package_only() {
+        let base = std::env::temp_dir().join(format!("fidius-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (package, outside) = (base.join("package"), base.join("outside"));
+        std::fs::create_dir_all(package.join("lib/deep")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(package.join("lib/deep/m.py"), b"M").unwrap();
+        std::fs::write(package.join("top.py"), b"T").unwrap();
+        std::fs::write(outside.join("secret.py"), b"S").unwrap();
+        std::os::unix::fs::symlink(package.join("lib"), package.join("alias")).unwrap();
+        let files = read_tree(&package, MAX_BYTES).unwrap();
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(names, ["alias/deep/m.py", "lib/deep/m.py", "top.py"]);
+        assert_eq!(files["alias/deep/m.py"], b"M");
+
+        for (link, target) in [("lib/deep/leak.py", outside.join("secret.py")), ("lib/out", outside.clone())] {
+            std::os::unix::fs::symlink(&target, package.join(link)).unwrap();
+            let e = read_tree(&package, MAX_BYTES).unwrap_err();
+            assert_eq!(e.status(), Status::InvalidManifest, "{link}: {}", e.message());
+            assert!(e.message().contains("outside the package directory"), "{link}: {}", e.message());
+            std::fs::remove_file(package.join(link)).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&base);
     }
 }
