@@ -45,6 +45,13 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
+/* One result line: the direct side, the C API side, what the API adds and
+ * the ratio, in `unit` with `digits` decimals. */
+static void print_row(const char *what, double direct, double api, const char *unit, int digits) {
+    printf("%-22s direct %8.*f %s   C API %8.*f %s   added %+7.*f %s   ratio %.3f\n", what, digits, direct, unit, digits,
+           api, unit, digits, api - direct, unit, api / direct);
+}
+
 static const descriptor_t *desc;
 static void *instance;
 static const fidius_host_plugin_t *plugin;
@@ -90,7 +97,7 @@ static void compare(const char *what, uint32_t method, const uint8_t *in, uint32
     }
     d = median(direct, ROUNDS);
     a = median(api, ROUNDS);
-    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", what, d, a, a - d, a / d);
+    print_row(what, d, a, "ns", 1);
 }
 
 /* divide(1, 0): the plugin returns Err(PluginError). Direct: the vtable call
@@ -144,10 +151,8 @@ static void compare_error_path(void) {
     d = median(direct, ROUNDS);
     rd = median(read, ROUNDS);
     un = median(unread, ROUNDS);
-    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "divide(1,0) error read", d, rd,
-           rd - d, rd / d);
-    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "divide(1,0) err = NULL", d, un,
-           un - d, un / d);
+    print_row("divide(1,0) error read", d, rd, "ns", 1);
+    print_row("divide(1,0) err = NULL", d, un, "ns", 1);
 }
 
 /* An Arena plugin's raw `upper` of 1 KiB. Direct: the vtable call into an
@@ -196,8 +201,7 @@ static void compare_arena(const char *dir, fidius_host_t *host, const uint8_t *i
     }
     d = median(direct, ROUNDS);
     a = median(api, ROUNDS);
-    printf("%-22s direct %8.1f ns   C API %8.1f ns   added %+7.1f ns   ratio %.3f\n", "Arena upper(1 KiB raw)", d, a,
-           a - d, a / d);
+    print_row("Arena upper(1 KiB raw)", d, a, "ns", 1);
     fidius_host_plugin_free(p);
     arena_desc->destroy(arena_instance);
     dlclose(lib);
@@ -493,14 +497,11 @@ static void compare_loads(const char *self, const char *dir, const char *key_fil
     v = median(verify_ns, ROUNDS) / 1e3;
     fd = median(fresh_direct, ROUNDS);
     fh = median(fresh_host, ROUNDS);
-    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "load+unload, unsigned", d, u,
-           u - d, u / d);
-    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "load+unload, signed", d, s,
-           s - d, s / d);
+    print_row("load+unload, unsigned", d, u, "us", 1);
+    print_row("load+unload, signed", d, s, "us", 1);
     printf("%-22s verify %8.1f us   + dlopen %6.1f us   signed load %8.1f us   ratio %.3f\n", "signed vs its floor", v,
            d, s, s / (v + d));
-    printf("%-22s direct %8.1f us   C API %8.1f us   added %+7.1f us   ratio %.3f\n", "first load, fresh proc", fd,
-           fh, fh - fd, fh / fd);
+    print_row("first load, fresh proc", fd, fh, "us", 1);
     remove(unmapped);
     remove(tmp);
 }
@@ -518,8 +519,7 @@ static void compare_python_loads(const char *self, const char *dir) {
     }
     d = median(direct, ROUNDS) / 1e3;
     a = median(api, ROUNDS) / 1e3;
-    printf("%-22s direct %8.2f ms   C API %8.2f ms   added %+7.2f ms   ratio %.3f\n", "Python load, fresh proc", d,
-           a, a - d, a / d);
+    print_row("Python load, fresh proc", d, a, "ms", 2);
 }
 
 int main(int argc, char **argv) {
