@@ -192,31 +192,87 @@ pub const QUOTE_LIMIT: usize = 200;
 /// the input (`"abc…" (3000000 bytes)`).
 pub struct Quoted<'a>(pub &'a str);
 
-impl std::fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Quoted<'_> {
+    /// Writes the quote to `out`; a short text is written as it is,
+    /// without the formatting machinery.
+    fn write_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         let text = self.0;
         if text.len() <= QUOTE_LIMIT {
-            return f.write_str(text);
+            return out.write_str(text);
         }
         let mut end = QUOTE_LIMIT;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        write!(f, "{}… ({} bytes)", &text[..end], text.len())
+        write!(out, "{}… ({} bytes)", &text[..end], text.len())
     }
 }
 
-/// An error a plugin method returned (`Err(PluginError)`), decoded.
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.write_to(f)
+    }
+}
+
+/// An error a plugin method returned (`Err(PluginError)`): a code, a
+/// message and optional details.
 ///
-/// Field order matches fidius's `PluginError`, which travels as bincode.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+/// The three texts live in one buffer: an error on a hot path costs one
+/// allocation, not three.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PluginError {
+    /// `code`, then `message`, then `details` when there are any.
+    texts: String,
+    code_end: usize,
+    message_end: usize,
+    has_details: bool,
+}
+
+impl PluginError {
+    /// An error with these texts.
+    pub fn new(code: &str, message: &str, details: Option<&str>) -> PluginError {
+        let mut texts = String::with_capacity(code.len() + message.len() + details.map_or(0, str::len));
+        texts.push_str(code);
+        let code_end = texts.len();
+        texts.push_str(message);
+        let message_end = texts.len();
+        if let Some(details) = details {
+            texts.push_str(details);
+        }
+        PluginError { texts, code_end, message_end, has_details: details.is_some() }
+    }
+
+    /// Decodes the bincode a fidius plugin returns with `PLUGIN_ERROR`: the
+    /// fields of fidius's `PluginError` in order (code, message, details).
+    pub fn from_bincode(bytes: &[u8]) -> std::result::Result<PluginError, bincode::Error> {
+        let (code, message, details) = bincode::deserialize::<(&str, &str, Option<&str>)>(bytes)?;
+        Ok(PluginError::new(code, message, details))
+    }
+
     /// Machine-readable code, e.g. `"DIV_ZERO"`.
-    pub code: String,
+    pub fn code(&self) -> &str {
+        &self.texts[..self.code_end]
+    }
+
     /// Human-readable message.
-    pub message: String,
+    pub fn message(&self) -> &str {
+        &self.texts[self.code_end..self.message_end]
+    }
+
     /// Optional details, a JSON text.
-    pub details: Option<String>,
+    pub fn details(&self) -> Option<&str> {
+        self.has_details.then(|| &self.texts[self.message_end..])
+    }
+}
+
+impl std::fmt::Debug for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginError")
+            .field("code", &self.code())
+            .field("message", &self.message())
+            .field("details", &self.details())
+            .finish()
+    }
 }
 
 /// Every failure of the host: a status and a message, plus the plugin's own
@@ -326,14 +382,15 @@ impl Error {
             Message::Text(text) => out.write_str(text),
             Message::PluginReturned { text, .. } if text.get().is_some() => out.write_str(self.message()),
             Message::PluginReturned { plugin, method, .. } => {
-                let (code, message) = self.0.plugin_error.as_ref().map_or(("", ""), |e| (e.code.as_str(), e.message.as_str()));
-                write!(
-                    out,
-                    "plugin '{}' method {method} returned an error: [{}] {}",
-                    Quoted(plugin),
-                    Quoted(code),
-                    Quoted(message)
-                )
+                let (code, message) = self.0.plugin_error.as_ref().map_or(("", ""), |e| (e.code(), e.message()));
+                // Piece by piece: a program may read this message after
+                // every failed call.
+                out.write_str("plugin '")?;
+                Quoted(plugin).write_to(out)?;
+                write!(out, "' method {method} returned an error: [")?;
+                Quoted(code).write_to(out)?;
+                out.write_str("] ")?;
+                Quoted(message).write_to(out)
             }
         }
     }
@@ -430,10 +487,11 @@ mod tests {
             1, 0, 0, 0, 0, 0, 0, 0, b'E', 1, 0, 0, 0, 0, 0, 0, 0, b'm', 1, 2, 0, 0, 0, 0, 0, 0,
             0, b'{', b'}',
         ];
-        let e: PluginError = bincode::deserialize(&bytes).unwrap();
-        assert_eq!(
-            e,
-            PluginError { code: "E".into(), message: "m".into(), details: Some("{}".into()) }
-        );
+        let e = PluginError::from_bincode(&bytes).unwrap();
+        assert_eq!((e.code(), e.message(), e.details()), ("E", "m", Some("{}")));
+        assert_eq!(e, PluginError::new("E", "m", Some("{}")));
+        assert_ne!(e, PluginError::new("E", "m", None));
+        assert_ne!(e, PluginError::new("Em", "", Some("{}")), "the boundaries between the texts are part of the error");
+        assert!(PluginError::from_bincode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

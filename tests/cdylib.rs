@@ -93,9 +93,9 @@ fn plugin_errors_carry_code_message_and_details() {
     let err = plugin.call_raw(calc::DIVIDE, &encode(&(9i64, 0i64))).unwrap_err();
     assert_eq!(err.status(), Status::PluginError);
     let plugin_error = err.plugin_error().unwrap();
-    assert_eq!(plugin_error.code, "DIV_ZERO");
-    assert_eq!(plugin_error.message, "cannot divide 9 by zero");
-    assert_eq!(plugin_error.details.as_deref(), Some(r#"{"dividend":9}"#));
+    assert_eq!(plugin_error.code(), "DIV_ZERO");
+    assert_eq!(plugin_error.message(), "cannot divide 9 by zero");
+    assert_eq!(plugin_error.details(), Some(r#"{"dividend":9}"#));
 }
 
 #[test]
@@ -170,8 +170,8 @@ fn arena_outputs_grow_past_the_first_arena_within_the_limit() {
     let out = plugin.call_raw(echo::UPPER, b"shout").unwrap();
     assert_eq!(out.as_slice(), b"SHOUT");
     let err = plugin.call_raw(echo::FAIL, &encode(&("nope".to_string(),))).unwrap_err();
-    assert_eq!(err.plugin_error().unwrap().code, "ECHO_FAIL");
-    assert_eq!(err.plugin_error().unwrap().message, "nope");
+    assert_eq!(err.plugin_error().unwrap().code(), "ECHO_FAIL");
+    assert_eq!(err.plugin_error().unwrap().message(), "nope");
     assert_eq!(plugin.call_raw(echo::BOOM, &[]).unwrap_err().status(), Status::PluginPanic);
 
     let limited = HostBuilder::new().search_path(fixture("arena")).max_output_size(1000).unwrap().build().unwrap();

@@ -107,8 +107,8 @@ fn a_denied_request_is_an_http_error_for_the_guest_and_logged_for_the_host() {
     let e = fetch(&plugin, "GET", &url).unwrap_err();
     assert_eq!(e.status(), Status::PluginError, "{}", e.message());
     let error = e.plugin_error().unwrap();
-    assert_eq!(error.code, "HTTP");
-    assert!(error.message.contains("HttpRequestDenied"), "{}", error.message);
+    assert_eq!(error.code(), "HTTP");
+    assert!(error.message().contains("HttpRequestDenied"), "{}", error.message());
     assert!(server.requests().is_empty(), "nothing reached the server");
     let denied = plugin.denied_requests();
     assert_eq!(denied.len(), 1);

@@ -173,7 +173,7 @@ fn plugin_errors_keep_code_and_message() {
     let e = plugin.call_json("checked", "[-4]").unwrap_err();
     assert_eq!(e.status(), Status::PluginError);
     let pe = e.plugin_error().unwrap();
-    assert_eq!((pe.code.as_str(), pe.message.as_str()), ("NEGATIVE", "-4 is negative"));
+    assert_eq!((pe.code(), pe.message()), ("NEGATIVE", "-4 is negative"));
 
     let calc = interface_file("calculator.toml");
     let plugin = host_for(&fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
@@ -182,8 +182,8 @@ fn plugin_errors_keep_code_and_message() {
     assert_eq!(plugin.call_json("describe", r#"[true, 0.5, ["a"], null]"#).unwrap(), r#""flag=true ratio=0.5 tags=a note=none""#);
     assert_eq!(plugin.call_json("ping", "[]").unwrap(), "null");
     let e = plugin.call_json("divide", "[1, 0]").unwrap_err();
-    assert_eq!(e.plugin_error().unwrap().code, "DIV_ZERO");
-    assert_eq!(e.plugin_error().unwrap().details.as_deref(), Some(r#"{"dividend":1}"#));
+    assert_eq!(e.plugin_error().unwrap().code(), "DIV_ZERO");
+    assert_eq!(e.plugin_error().unwrap().details(), Some(r#"{"dividend":1}"#));
     assert_eq!(plugin.call_json("boom", "[]").unwrap_err().status(), Status::PluginPanic);
     assert_eq!(plugin.call_json("divide", "[9, 3]").unwrap(), "3");
 

@@ -143,8 +143,8 @@ fn exceptions_become_plugin_errors_and_the_host_survives() {
         assert_eq!(e.status(), status, "{method}: {}", e.message());
         if status == Status::PluginError {
             let error = e.plugin_error().unwrap();
-            assert_eq!(error.code, code, "{method}");
-            assert!(error.message.contains(text), "{method}: {}", error.message);
+            assert_eq!(error.code(), code, "{method}");
+            assert!(error.message().contains(text), "{method}: {}", error.message());
         } else {
             assert!(e.message().contains(text), "{method}: {}", e.message());
         }
@@ -157,7 +157,7 @@ fn exceptions_become_plugin_errors_and_the_host_survives() {
     expect("reverse", "[[1]]", Status::PluginProtocol, "", "must be bytes");
     expect("multiply", "[1, 2]", Status::NotImplemented, "", "multiply");
     let boom = python.call_json("boom", "[]").unwrap_err();
-    let details = boom.plugin_error().unwrap().details.clone().unwrap();
+    let details = boom.plugin_error().unwrap().details().unwrap().to_string();
     let details: serde_json::Value = serde_json::from_str(&details).unwrap();
     assert!(details["traceback"].as_str().unwrap().contains("raising.py"), "{details}");
     assert!(details["traceback"].as_str().unwrap().contains("ValueError: boom"), "{details}");
@@ -178,10 +178,10 @@ fn raising_pyo3s_own_panic_exception_is_a_plugin_error_too() {
                      add = greet = describe = reverse = ping = divide\n";
     let dir = stage("py-panic-exception", "calc", &[("plugin.py", plugin_py)]);
     let plugin = host_for(&fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
-    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().plugin_error().unwrap().code, "ValueError");
+    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().plugin_error().unwrap().code(), "ValueError");
     let e = plugin.call_json("boom", "[]").unwrap_err();
     assert_eq!(e.status(), Status::PluginError, "{}", e.message());
-    assert_eq!(e.plugin_error().unwrap().code, "PanicException", "{}", e.message());
+    assert_eq!(e.plugin_error().unwrap().code(), "PanicException", "{}", e.message());
     assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().status(), Status::PluginError);
 }
 
@@ -235,7 +235,7 @@ fn tracebacks_quote_the_source_that_ran() {
     std::fs::write(dir.join("raising.py"), source.replace("raise ValueError(\"boom\")", "pass  # edited on disk")).unwrap();
     for _ in 0..2 {
         let boom = plugin.call_json("boom", "[]").unwrap_err();
-        let details = boom.plugin_error().unwrap().details.clone().unwrap();
+        let details = boom.plugin_error().unwrap().details().unwrap().to_string();
         let details: serde_json::Value = serde_json::from_str(&details).unwrap();
         let traceback = details["traceback"].as_str().unwrap();
         assert!(traceback.contains("raise ValueError(\"boom\")"), "{traceback}");
@@ -285,7 +285,7 @@ fn nothing_is_imported_from_disk_after_load() {
         let e = plugin.call_json(method, args).unwrap_err();
         assert_eq!(e.status(), Status::PluginError, "{method}: {}", e.message());
         // `from greeting import speedups` reports the missing name as ImportError.
-        let code = &e.plugin_error().unwrap().code;
+        let code = e.plugin_error().unwrap().code();
         assert!(code == "ModuleNotFoundError" || code == "ImportError", "{method}: {code}");
     }
     assert!(!has_pycache(&dir));
@@ -306,7 +306,7 @@ fn a_vendored_fidius_sdk_is_used_and_its_errors_are_understood() {
     assert_eq!(plugin.call_json("greet", r#"["x"]"#).unwrap(), r#""vendored""#);
     let e = plugin.call_json("divide", "[1, 2]").unwrap_err();
     let error = e.plugin_error().unwrap();
-    assert_eq!((error.code.as_str(), error.message.as_str(), error.details.as_deref()), ("OWN", "from the vendored SDK", Some(r#"{"a":1}"#)));
+    assert_eq!((error.code(), error.message(), error.details()), ("OWN", "from the vendored SDK", Some(r#"{"a":1}"#)));
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn the_component_answers_like_the_cdylib() {
     }
     let divide = calc.method_index("divide").unwrap();
     let e = wasm.call_raw(divide, &bincode::serialize(&(1i64, 0i64)).unwrap()).unwrap_err();
-    assert_eq!(e.plugin_error().unwrap().code, "DIV_ZERO");
+    assert_eq!(e.plugin_error().unwrap().code(), "DIV_ZERO");
     assert_eq!(wasm.call_raw(0, &[1, 2, 3]).unwrap_err().status(), Status::PluginSerialization);
     assert_eq!(native.call_raw(0, &[1, 2, 3]).unwrap_err().status(), Status::PluginSerialization);
     // Bad arguments are refused before the guest runs.
@@ -239,7 +239,7 @@ fn the_sandbox_grants_nothing_unless_asked() {
     let args = serde_json::json!([secret.to_str().unwrap()]).to_string();
     let e = hostile.call_json("read_file", &args).unwrap_err();
     assert_eq!(e.status(), Status::PluginError);
-    assert_eq!(e.plugin_error().unwrap().code, "IO");
+    assert_eq!(e.plugin_error().unwrap().code(), "IO");
 
     let grant = format!("component = \"hostile_component.wasm\"\ncapabilities = [\"fs:ro:{}\"]", secret_dir.display());
     let granted = stage("wasm-grant", "hostile", |m| m.replace("component = \"hostile_component.wasm\"", &grant));

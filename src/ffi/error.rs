@@ -44,23 +44,32 @@ enum Text {
 
 impl CTexts {
     fn of(error: &Error) -> CTexts {
+        let texts = CTexts::build(error, |text, _| text.push('\0'));
+        // A text holding a NUL of its own is rare: one pass over all of
+        // them finds out, and only then are they made again, replacing it.
+        let texts_made = 1 + [texts.plugin_code, texts.plugin_message, texts.plugin_details].iter().flatten().count();
+        if nul_count(texts.bytes.as_bytes()) == texts_made { texts } else { CTexts::build(error, terminate) }
+    }
+
+    /// Writes each text and ends it with `end(text, where_it_starts)`.
+    fn build(error: &Error, end: fn(&mut String, usize)) -> CTexts {
         let plugin = error.plugin_error();
-        let plugin_len = plugin.map_or(0, |p| p.code.len() + p.message.len() + p.details.as_ref().map_or(0, String::len));
+        let plugin_len = plugin.map_or(0, |p| p.code().len() + p.message().len() + p.details().map_or(0, str::len));
         // The message quotes the plugin's code and message (and its name).
         let mut text = String::with_capacity(128 + 2 * plugin_len);
         error.write_message(&mut text).expect("a String takes any text");
-        terminate(&mut text, 0);
+        end(&mut text, 0);
         let piece = |text: &mut String, piece: &str| {
             let at = text.len();
             text.push_str(piece);
-            terminate(text, at);
+            end(text, at);
             at
         };
         let (mut plugin_code, mut plugin_message, mut plugin_details) = (None, None, None);
         if let Some(p) = plugin {
-            plugin_code = Some(piece(&mut text, &p.code));
-            plugin_message = Some(piece(&mut text, &p.message));
-            plugin_details = p.details.as_deref().map(|details| piece(&mut text, details));
+            plugin_code = Some(piece(&mut text, p.code()));
+            plugin_message = Some(piece(&mut text, p.message()));
+            plugin_details = p.details().map(|details| piece(&mut text, details));
         }
         CTexts { bytes: text, plugin_code, plugin_message, plugin_details }
     }
@@ -74,6 +83,14 @@ impl CTexts {
         };
         at.map_or(std::ptr::null(), |at| self.bytes.as_bytes()[at..].as_ptr().cast())
     }
+}
+
+/// How many NUL bytes `bytes` holds. Counted a chunk at a time into bytes,
+/// which the compiler turns into a few vector instructions per chunk: the
+/// texts of an error are short, and counted after every failed call that
+/// reads one.
+fn nul_count(bytes: &[u8]) -> usize {
+    bytes.chunks(128).map(|chunk| usize::from(chunk.iter().map(|&b| u8::from(b == 0)).sum::<u8>())).sum()
 }
 
 /// Ends the text that starts at `from` with NUL. A NUL inside it would cut
@@ -209,9 +226,20 @@ mod tests {
     }
 
     #[test]
+    fn nuls_are_counted_across_chunks() {
+        assert_eq!(nul_count(b""), 0);
+        assert_eq!(nul_count(&[0; 300]), 300);
+        let mut bytes = vec![b'a'; 1000];
+        for at in [0, 127, 128, 999] {
+            bytes[at] = 0;
+        }
+        assert_eq!(nul_count(&bytes), 4);
+    }
+
+    #[test]
     fn texts_share_one_buffer_and_never_hide_a_nul() {
         let name: std::sync::Arc<str> = "Calc".into();
-        let plugin_error = PluginError { code: "DIV\0ZERO".into(), message: "by zero".into(), details: None };
+        let plugin_error = PluginError::new("DIV\0ZERO", "by zero", None);
         let texts = CTexts::of(&Error::plugin(&name, 2, plugin_error));
         let message = read(&texts, Text::Message).unwrap();
         assert!(message.starts_with("plugin 'Calc' method 2 returned an error"), "{message}");
@@ -219,7 +247,7 @@ mod tests {
         assert_eq!(read(&texts, Text::PluginMessage).unwrap(), "by zero");
         assert_eq!(read(&texts, Text::PluginDetails), None);
 
-        let with_details = PluginError { code: "E".into(), message: String::new(), details: Some("{\"n\":1}".into()) };
+        let with_details = PluginError::new("E", "", Some("{\"n\":1}"));
         let texts = CTexts::of(&Error::plugin(&name, 0, with_details));
         assert_eq!(read(&texts, Text::PluginMessage).unwrap(), "");
         assert_eq!(read(&texts, Text::PluginDetails).unwrap(), "{\"n\":1}");

@@ -173,7 +173,7 @@ impl CdylibPlugin {
     /// The error for a non-OK status; `payload` is what came with it.
     fn failure(&self, method: u32, code: i32, payload: &[u8]) -> Error {
         match code {
-            status::PLUGIN_ERROR => match bincode::deserialize::<PluginError>(payload) {
+            status::PLUGIN_ERROR => match PluginError::from_bincode(payload) {
                 Ok(plugin_error) => Error::plugin(&self.name, method, plugin_error),
                 Err(e) => self.error(method, Status::PluginProtocol, format!("returned an undecodable PluginError ({e})")),
             },

@@ -189,7 +189,7 @@ fn describe(py: Python<'_>, error: &PyErr) -> PluginError {
     });
     let (code, message, details) =
         described.unwrap_or_else(|| ("PythonError".into(), "(the exception cannot be described)".into(), None));
-    PluginError { code, message, details }
+    PluginError::new(&code, &message, details.as_deref())
 }
 
 impl PythonPlugin {
@@ -225,11 +225,7 @@ impl PythonPlugin {
         let error = match outcome.value {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(raised)) => describe(py, &raised),
-            Err(_) => PluginError {
-                code: "PanicException".into(),
-                message: "the plugin raised pyo3's PanicException".into(),
-                details: None,
-            },
+            Err(_) => PluginError::new("PanicException", "the plugin raised pyo3's PanicException", None),
         };
         Err(Error::plugin(&self.name, method, error))
     }

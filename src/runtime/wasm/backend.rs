@@ -284,21 +284,22 @@ impl PluginBackend for WasmPlugin {
 impl WasmPlugin {
     /// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
     fn plugin_error(&self, method: u32, payload: Option<Val>) -> Error {
-        let mut error = PluginError { code: "WASM_ERROR".into(), message: String::new(), details: None };
-        if let Some(Val::Record(fields)) = payload {
+        let (mut code, mut message, mut details) = (None, None, None);
+        if let Some(Val::Record(fields)) = &payload {
             for (name, value) in fields {
                 match (name.as_str(), value) {
-                    ("code", Val::String(code)) => error.code = code,
-                    ("message", Val::String(message)) => error.message = message,
-                    ("details", Val::Option(Some(details))) => {
-                        if let Val::String(details) = *details {
-                            error.details = Some(details);
+                    ("code", Val::String(text)) => code = Some(text.as_str()),
+                    ("message", Val::String(text)) => message = Some(text.as_str()),
+                    ("details", Val::Option(Some(inner))) => {
+                        if let Val::String(text) = &**inner {
+                            details = Some(text.as_str());
                         }
                     }
                     _ => {}
                 }
             }
         }
+        let error = PluginError::new(code.unwrap_or("WASM_ERROR"), message.unwrap_or(""), details);
         Error::plugin(&self.shared.name, method, error)
     }
 }
