@@ -71,6 +71,19 @@ impl RegularFile {
         }
         .map_err(|e| Error::io(path, &e))?;
         check_regular(path, &before)?;
+        RegularFile::open_checked(path, links)
+    }
+
+    /// Opens `path`, which a directory listing has just called a regular
+    /// file (not a link): the listing stands in for the `stat` `open` makes
+    /// first, and is no older than that `stat` would be. Links are refused.
+    pub fn open_listed(path: &Path) -> Result<RegularFile> {
+        RegularFile::open_checked(path, Links::Refuse)
+    }
+
+    /// Opens `path`, found to be a regular file, and checks again on the
+    /// descriptor.
+    fn open_checked(path: &Path, links: Links) -> Result<RegularFile> {
         let mut options = std::fs::OpenOptions::new();
         options.read(true);
         #[cfg(unix)]

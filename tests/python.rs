@@ -267,6 +267,39 @@ fn plugins_with_the_same_module_names_do_not_see_each_other() {
 }
 
 #[test]
+fn a_freed_plugin_leaves_no_module_behind() {
+    let calc = interface("calculator.toml");
+    let gone = stage("py-forget", "calc", &[]);
+    let host = host_for(&fixture("python"));
+    for _ in 0..3 {
+        let plugin = host.load_path_with(&gone, None, &with(&calc)).unwrap();
+        assert_eq!(plugin.call_json("greet", r#"["x"]"#).unwrap(), r#""Hello, x!""#);
+    }
+    // Modules made from the freed plugin's files, or its namespace package
+    // (whose path is the package directory), by name.
+    let root = std::fs::canonicalize(&gone).unwrap();
+    let probe = stage("py-forget-probe", "calc", &[(
+        "plugin.py",
+        &format!(
+            "import sys\n__interface_hash__ = 0x0271E9B7D21D10F1\n\
+             ROOT = {root:?}\n\
+             def mine(m):\n    return (getattr(m, '__file__', None) or '').startswith(ROOT) or any(p.startswith(ROOT) for p in (getattr(m, '__path__', None) or []))\n\
+             def greet(name): return ','.join(sorted(n for n, m in list(sys.modules.items()) if mine(m)))\n\
+             add = divide = describe = boom = reverse = ping = greet\n",
+            root = root.to_str().unwrap()
+        ),
+    )]);
+    let probe = host.load_path_with(&probe, None, &with(&calc)).unwrap();
+    assert_eq!(probe.call_json("greet", r#"[""]"#).unwrap(), r#""""#);
+    // The probe does see a live plugin's modules.
+    let live = host.load_path_with(&gone, None, &with(&calc)).unwrap();
+    let seen = probe.call_json("greet", r#"[""]"#).unwrap();
+    assert!(seen.contains(".plugin") && seen.contains(".greeting.words"), "{seen}");
+    drop(live);
+    assert_eq!(probe.call_json("greet", r#"[""]"#).unwrap(), r#""""#);
+}
+
+#[test]
 fn nothing_is_imported_from_disk_after_load() {
     let calc = interface("calculator.toml");
     let dir = stage("py-late", "calc", &[(

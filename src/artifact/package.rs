@@ -8,7 +8,7 @@
 //! verified copy, so swapping a file after verification changes nothing.
 
 use super::signature::{self, TrustedKey};
-use crate::disk::{self, Limit, Links, MANIFEST_LIMIT};
+use crate::disk::{self, Limit, Links, RegularFile, MANIFEST_LIMIT};
 use crate::error::{Error, Result, Status};
 use crate::plugin::RuntimeKind;
 use serde::Deserialize;
@@ -243,7 +243,8 @@ fn normalize(relative: &str) -> String {
 /// fidius's package digest (fidius-core 0.5.9 `package_digest`) of a
 /// directory on disk.
 pub fn package_digest(dir: &Path) -> Result<[u8; 32]> {
-    Ok(digest_of(&read_tree(dir, MAX_BYTES)?))
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
+    Ok(digest_of(&read_tree(&root, MAX_BYTES)?))
 }
 
 /// SHA-256 over each file in path order: u64 LE path length, path, u64 LE
@@ -259,16 +260,16 @@ fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Every file the digest covers: all files under `dir`, skipping `target`
+/// Every file the digest covers: all files under `root`, skipping `target`
 /// and `.git` directories and `*.sig` files at any depth. Symlinks are
 /// followed as fidius does, but one that leads outside the package is an
-/// error rather than a way to sign (or load) foreign files.
-fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
-    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
+/// error rather than a way to sign (or load) foreign files. `root` is
+/// canonical.
+fn read_tree(root: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     let mut total = 0u64;
     let mut seen = 0usize;
-    let mut pending = vec![(root.clone(), String::new())];
+    let mut pending = vec![(root.to_path_buf(), String::new())];
     while let Some((current, prefix)) = pending.pop() {
         let entries = std::fs::read_dir(&current).map_err(|e| Error::io(&current, &e))?;
         for entry in entries {
@@ -276,7 +277,7 @@ fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
             // Directories count too: a tree of empty folders is no cheaper to walk.
             seen += 1;
             if seen > 2 * MAX_FILES {
-                return Err(Error::at(Status::InvalidManifest, dir, format!("the package holds more than {} entries", 2 * MAX_FILES)));
+                return Err(Error::at(Status::InvalidManifest, root, format!("the package holds more than {} entries", 2 * MAX_FILES)));
             }
             let name = entry.file_name().to_string_lossy().replace('\\', "/");
             let path = entry.path();
@@ -290,7 +291,7 @@ fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
             } else {
                 (path.clone(), kind.is_dir())
             };
-            if !real.starts_with(&root) {
+            if !real.starts_with(root) {
                 return Err(Error::at(
                     Status::InvalidManifest,
                     &path,
@@ -304,14 +305,17 @@ fn read_tree(dir: &Path, max_bytes: u64) -> Result<BTreeMap<String, Vec<u8>>> {
                 }
             } else if !name.ends_with(".sig") {
                 if files.len() >= MAX_FILES {
-                    return Err(Error::at(Status::InvalidManifest, dir, format!("the package holds more than {MAX_FILES} files")));
+                    return Err(Error::at(Status::InvalidManifest, root, format!("the package holds more than {MAX_FILES} files")));
                 }
                 // Each file may take what the files before it left of the budget.
                 let limit = Limit::new(max_bytes - total, "package file");
-                let contents = disk::read(&real, Links::Refuse, limit).map_err(|e| match e.status() {
+                // A listed regular file needs no `stat` before it is opened;
+                // anything else (a resolved link, a FIFO) gets one.
+                let file = if kind.is_file() { RegularFile::open_listed(&real) } else { RegularFile::open(&real, Links::Refuse) };
+                let contents = file.and_then(|file| file.read_rest(&real, Vec::new(), limit)).map_err(|e| match e.status() {
                     Status::FileTooLarge => Error::at(
                         Status::FileTooLarge,
-                        dir,
+                        root,
                         format!("the package holds more than the limit of {max_bytes} bytes (at {relative})"),
                     ),
                     _ => e.context(format_args!("{}", path.display())),
@@ -379,6 +383,7 @@ mod tests {
         std::fs::write(package.join("top.py"), b"T").unwrap();
         std::fs::write(outside.join("secret.py"), b"S").unwrap();
         std::os::unix::fs::symlink(package.join("lib"), package.join("alias")).unwrap();
+        let package = std::fs::canonicalize(&package).unwrap();
         let files = read_tree(&package, MAX_BYTES).unwrap();
         let names: Vec<&str> = files.keys().map(String::as_str).collect();
         assert_eq!(names, ["alias/deep/m.py", "lib/deep/m.py", "top.py"]);

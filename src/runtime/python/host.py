@@ -159,6 +159,9 @@ class Plugin:
     def __init__(self, namespace, root, files):
         self.namespace = namespace
         self.prefix = ROOT + "." + namespace
+        # Every name this plugin's imports may have put in sys.modules:
+        # unloading forgets these, without scanning sys.modules.
+        self.modules = [self.prefix]
         self.root = root.rstrip("/")
         # relative path -> source bytes (.py), or None (a native extension).
         self.files = files
@@ -219,8 +222,10 @@ class Plugin:
     def _spec(self, fullname, path, package):
         loader = SourceLoader(self, path)
         origin = self.root + "/" + path
+        # Without `has_location` the import system sets neither __file__
+        # (exec_module does) nor __cached__, a bytecode path that has no
+        # use here and costs a quarter of an import to work out.
         spec = importlib.machinery.ModuleSpec(fullname, loader, origin=origin, is_package=package)
-        spec.has_location = True
         if package:
             spec.submodule_search_locations = [origin.rsplit("/", 1)[0]]
         return spec
@@ -260,6 +265,7 @@ class Finder:
             # Never fall through to the finders that read the package
             # directory: what was not read (and verified) at load is not run.
             raise ModuleNotFoundError(f"No module named '{fullname[len(ROOT) + 1:]}' in the plugin", name=fullname)
+        plugin.modules.append(fullname)
         return spec
 
 
@@ -311,8 +317,7 @@ def unload(namespace):
     plugin = _plugins.pop(namespace, None)
     if plugin is None:
         return
-    # A snapshot of the keys: other threads may import meanwhile.
-    for name in [n for n in list(sys.modules) if n == plugin.prefix or n.startswith(plugin.prefix + ".")]:
+    for name in plugin.modules:
         sys.modules.pop(name, None)
     if not any(p.root == plugin.root for p in _plugins.values()):
         cache = _linecache_cache()
