@@ -137,6 +137,30 @@ fn encoded_bytes_equal_fidius_serialization() {
 }
 
 #[test]
+fn arguments_decode_to_the_same_values_with_or_without_text() {
+    let (_, interface) = type_echo();
+    let mut cases = cases();
+    cases.push(("echo_floats", json!([0.1, f64::MAX]), erased::Wire::bytes(&(0.1f32, f64::MAX))));
+    cases.push(("echo_floats", json!([null, null]), erased::Wire::bytes(&(f32::NAN, f64::NEG_INFINITY))));
+    cases.push(("echo_signed", json!([-1, 2, -3, 4, -5]), erased::Wire::bytes(&(-1i8, 2i16, -3i32, 4i64, -5i128))));
+    for (method, args, bytes) in cases {
+        let signature = interface.method(interface.method_index(method).unwrap()).unwrap();
+        let text = json::decode_args(&interface, signature, &bytes).unwrap();
+        let from_text = json::parse_args(signature, &text).unwrap();
+        let direct = json::decode_arg_values(&interface, signature, &bytes).unwrap();
+        assert_eq!(direct, from_text, "{method}: {text}");
+        assert_eq!(Value::Array(direct), args, "{method}");
+    }
+    // Bad input fails the same way on both paths.
+    let signature = interface.method(interface.method_index("echo_string").unwrap()).unwrap();
+    let truncated = erased::Wire::bytes(&("hello".to_string(),));
+    let truncated = &truncated[..truncated.len() - 1];
+    let text_error = json::decode_args(&interface, signature, truncated).unwrap_err();
+    let value_error = json::decode_arg_values(&interface, signature, truncated).unwrap_err();
+    assert_eq!((text_error.status(), text_error.message()), (value_error.status(), value_error.message()));
+}
+
+#[test]
 fn decoded_results_equal_serde_json_of_the_rust_value() {
     let (_, interface) = type_echo();
     let check = |method: &str, value: &dyn erased::Wire, expected: Value| {

@@ -78,10 +78,10 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
         Returns::Nothing => return Ok("null".to_string()),
         Returns::Value(ty) | Returns::Result(ty) => ty,
     };
-    let mut decoder = Decoder::new(&interface.types, output);
+    let mut decoder = Decoder::new(&interface.types, output, JsonText::with_capacity(output.len() + 16));
     let result = if method.flags.raw { decoder.raw_bytes() } else { decoder.value(ty, 0) };
     // Trailing bytes are ignored, as bincode (and so the upstream host) does.
-    result.map(|()| decoder.out).map_err(|e| {
+    result.map(|()| decoder.sink.text).map_err(|e| {
         Error::new(
             Status::PluginProtocol,
             format!("the result of '{}' is not a valid {ty}: {e} (at byte {} of {})", method.name, decoder.position, output.len()),
@@ -94,9 +94,25 @@ pub fn decode_output(interface: &Interface, method: &Method, output: &[u8]) -> R
 /// serve raw calls. Bytes that do not decode are PLUGIN_SERIALIZATION, as a
 /// cdylib plugin reports them.
 pub fn decode_args(interface: &Interface, method: &Method, input: &[u8]) -> Result<String> {
-    let mut decoder = Decoder::new(&interface.types, input);
+    let sink = JsonText::with_capacity(input.len() + 16);
+    decode_arg_tuple(interface, method, input, sink).map(|sink| sink.text)
+}
+
+/// Decodes a typed method's input into its arguments as values, the very
+/// values [`parse_args`] makes of the JSON text [`decode_args`] returns,
+/// without the text in between.
+pub fn decode_arg_values(interface: &Interface, method: &Method, input: &[u8]) -> Result<Vec<Value>> {
+    let values = decode_arg_tuple(interface, method, input, Values::default())?;
+    match values.root {
+        Some(Value::Array(args)) => Ok(args),
+        _ => unreachable!("an argument tuple decodes to an array"),
+    }
+}
+
+fn decode_arg_tuple<S: Sink>(interface: &Interface, method: &Method, input: &[u8], sink: S) -> Result<S> {
+    let mut decoder = Decoder::new(&interface.types, input, sink);
     // The argument tuple, decoded as `value` decodes a tuple type.
-    decoder.sequence(method.params.iter(), 0).map(|()| decoder.out).map_err(|e| {
+    decoder.sequence(method.params.iter(), 0).map(|()| decoder.sink).map_err(|e| {
         Error::new(
             Status::PluginSerialization,
             format!("the input of '{}' is not a valid ({}): {e}", method.name, param_list(method)),
@@ -438,11 +454,11 @@ fn find_variant<'a>(def: &TypeDef, variants: &'a [Variant], tag: &str) -> std::r
 
 type Decoded = std::result::Result<(), String>;
 
-struct Decoder<'a> {
+struct Decoder<'a, S> {
     types: &'a [TypeDef],
     input: &'a [u8],
     position: usize,
-    out: String,
+    sink: S,
     /// The fewest bytes of each declared type, as computed so far.
     named_min: Vec<Option<usize>>,
     /// Zero-sized elements (which take no input) the rest of the value may
@@ -450,20 +466,20 @@ struct Decoder<'a> {
     zero_sized_left: u64,
 }
 
-impl<'a> Decoder<'a> {
-    fn new(types: &'a [TypeDef], input: &'a [u8]) -> Decoder<'a> {
+impl<'a, S: Sink> Decoder<'a, S> {
+    fn new(types: &'a [TypeDef], input: &'a [u8], sink: S) -> Decoder<'a, S> {
         Decoder {
             types,
             input,
             position: 0,
-            out: String::with_capacity(input.len() + 16),
+            sink,
             named_min: Vec::new(),
             zero_sized_left: MAX_ZERO_SIZED_ELEMENTS,
         }
     }
 }
 
-impl<'a> Decoder<'a> {
+impl<'a, S: Sink> Decoder<'a, S> {
     fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
         let end = self.position.checked_add(n).filter(|end| *end <= self.input.len());
         let end = end.ok_or_else(|| format!("needs {n} more byte(s) but only {} remain", self.input.len() - self.position))?;
@@ -556,44 +572,38 @@ impl<'a> Decoder<'a> {
             return Err(format!("nested deeper than {MAX_DEPTH} levels"));
         }
         match ty {
-            WireType::Unit => self.out.push_str("null"),
+            WireType::Unit => self.sink.null(),
             WireType::Bool => match self.take(1)?[0] {
-                0 => self.out.push_str("false"),
-                1 => self.out.push_str("true"),
+                0 => self.sink.bool(false),
+                1 => self.sink.bool(true),
                 other => return Err(format!("{other} is not a bool")),
             },
             WireType::Int(kind) => self.int(*kind)?,
             WireType::F32 => {
                 let f = f32::from_le_bytes(self.array()?);
-                self.float(f.is_finite(), format_args!("{f:?}"));
+                self.sink.f32(f);
             }
             WireType::F64 => {
                 let f = f64::from_le_bytes(self.array()?);
-                self.float(f.is_finite(), format_args!("{f:?}"));
+                self.sink.f64(f);
             }
             WireType::Char => self.char()?,
             WireType::String => {
-                let len = self.length()?;
-                let len = usize::try_from(len).map_err(|_| format!("string length {len} is too large"))?;
-                let bytes = self.take(len)?;
-                let text = std::str::from_utf8(bytes).map_err(|e| format!("string is not UTF-8: {e}"))?;
-                write_string(&mut self.out, text);
+                let text = self.string()?;
+                self.sink.str(text);
             }
             WireType::Bytes => self.raw_bytes_counted()?,
             WireType::Seq(item) => {
                 let min_size = self.min_size(item, 0);
                 let count = self.count(min_size)?;
-                self.out.push('[');
-                for i in 0..count {
-                    if i > 0 {
-                        self.out.push(',');
-                    }
+                self.sink.begin_array();
+                for _ in 0..count {
                     self.value(item, depth + 1)?;
                 }
-                self.out.push(']');
+                self.sink.end_array();
             }
             WireType::Option(item) => match self.take(1)?[0] {
-                0 => self.out.push_str("null"),
+                0 => self.sink.null(),
                 1 => self.value(item, depth + 1)?,
                 other => return Err(format!("{other} is not an Option tag")),
             },
@@ -607,21 +617,21 @@ impl<'a> Decoder<'a> {
             WireType::Map(key, value) => {
                 let min_size = self.min_size(key, 0).saturating_add(self.min_size(value, 0));
                 let count = self.count(min_size)?;
-                let string_keys = **key == WireType::String;
-                self.out.push(if string_keys { '{' } else { '[' });
-                for i in 0..count {
-                    if i > 0 {
-                        self.out.push(',');
-                    }
-                    if string_keys {
-                        self.value(key, depth + 1)?;
-                        self.out.push(':');
+                if **key == WireType::String {
+                    self.sink.begin_object();
+                    for _ in 0..count {
+                        let name = self.string()?;
+                        self.sink.key(name);
                         self.value(value, depth + 1)?;
-                    } else {
+                    }
+                    self.sink.end_object();
+                } else {
+                    self.sink.begin_array();
+                    for _ in 0..count {
                         self.sequence([&**key, &**value].into_iter(), depth)?;
                     }
+                    self.sink.end_array();
                 }
-                self.out.push(if string_keys { '}' } else { ']' });
             }
             WireType::Named(index, _) => {
                 let def = &self.types[*index];
@@ -633,13 +643,12 @@ impl<'a> Decoder<'a> {
                             .get(index as usize)
                             .ok_or_else(|| format!("{index} is not a variant index of {} ({} variants)", def.name, variants.len()))?;
                         if variant.fields == Fields::Unit {
-                            write_string(&mut self.out, &variant.name);
+                            self.sink.str(&variant.name);
                         } else {
-                            self.out.push('{');
-                            write_string(&mut self.out, &variant.name);
-                            self.out.push(':');
+                            self.sink.begin_object();
+                            self.sink.key(&variant.name);
                             self.fields(&variant.fields, depth)?;
-                            self.out.push('}');
+                            self.sink.end_object();
                         }
                     }
                 }
@@ -648,34 +657,35 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// A `String`: its length, then UTF-8.
+    fn string(&mut self) -> std::result::Result<&'a str, String> {
+        let len = self.length()?;
+        let len = usize::try_from(len).map_err(|_| format!("string length {len} is too large"))?;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes).map_err(|e| format!("string is not UTF-8: {e}"))
+    }
+
     fn sequence<'t>(&mut self, types: impl Iterator<Item = &'t WireType>, depth: usize) -> Decoded {
-        self.out.push('[');
-        for (i, ty) in types.enumerate() {
-            if i > 0 {
-                self.out.push(',');
-            }
+        self.sink.begin_array();
+        for ty in types {
             self.value(ty, depth + 1)?;
         }
-        self.out.push(']');
+        self.sink.end_array();
         Ok(())
     }
 
     fn fields(&mut self, fields: &Fields, depth: usize) -> Decoded {
         match fields {
-            Fields::Unit => self.out.push_str("null"),
+            Fields::Unit => self.sink.null(),
             Fields::Unnamed(types) if types.len() == 1 => self.value(&types[0], depth + 1)?,
             Fields::Unnamed(types) => self.sequence(types.iter(), depth)?,
             Fields::Named(named) => {
-                self.out.push('{');
-                for (i, (name, ty)) in named.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push(',');
-                    }
-                    write_string(&mut self.out, name);
-                    self.out.push(':');
+                self.sink.begin_object();
+                for (name, ty) in named {
+                    self.sink.key(name);
                     self.value(ty, depth + 1)?;
                 }
-                self.out.push('}');
+                self.sink.end_object();
             }
         }
         Ok(())
@@ -691,26 +701,17 @@ impl<'a> Decoder<'a> {
         if kind.signed() {
             let v = i128::from_le_bytes(wide);
             match i64::try_from(v) {
-                Ok(small) => write!(self.out, "{small}"),
-                Err(_) => write!(self.out, "\"{v}\""),
+                Ok(small) => self.sink.i64(small),
+                Err(_) => self.sink.str(&v.to_string()),
             }
         } else {
             let v = u128::from_le_bytes(wide);
             match u64::try_from(v) {
-                Ok(small) => write!(self.out, "{small}"),
-                Err(_) => write!(self.out, "\"{v}\""),
+                Ok(small) => self.sink.u64(small),
+                Err(_) => self.sink.str(&v.to_string()),
             }
         }
-        .expect("writing to a String cannot fail");
         Ok(())
-    }
-
-    fn float(&mut self, finite: bool, text: std::fmt::Arguments<'_>) {
-        if finite {
-            self.out.write_fmt(text).expect("writing to a String cannot fail");
-        } else {
-            self.out.push_str("null");
-        }
     }
 
     fn char(&mut self) -> Decoded {
@@ -724,7 +725,7 @@ impl<'a> Decoder<'a> {
         };
         let bytes = self.take(width)?;
         let text = std::str::from_utf8(bytes).map_err(|e| format!("char is not UTF-8: {e}"))?;
-        write_string(&mut self.out, text);
+        self.sink.str(text);
         Ok(())
     }
 
@@ -733,15 +734,204 @@ impl<'a> Decoder<'a> {
         let len = self.length()?;
         let len = usize::try_from(len).map_err(|_| format!("byte length {len} is too large"))?;
         let bytes = self.take(len)?;
-        write_byte_array(&mut self.out, bytes);
+        self.sink.bytes(bytes);
         Ok(())
     }
 
     /// The whole output of a raw method, as an array of numbers.
     fn raw_bytes(&mut self) -> Decoded {
-        write_byte_array(&mut self.out, self.input);
+        self.sink.bytes(self.input);
         self.position = self.input.len();
         Ok(())
+    }
+}
+
+/// Where the decoder puts a value, as it goes: JSON text ([`JsonText`]) or
+/// values in memory ([`Values`]). Elements and object members arrive in
+/// order; each member's key comes just before its value.
+trait Sink {
+    fn null(&mut self);
+    fn bool(&mut self, b: bool);
+    fn i64(&mut self, v: i64);
+    fn u64(&mut self, v: u64);
+    /// A non-finite float is `null`.
+    fn f32(&mut self, f: f32);
+    fn f64(&mut self, f: f64);
+    fn str(&mut self, text: &str);
+    /// An array of numbers.
+    fn bytes(&mut self, bytes: &[u8]);
+    fn begin_array(&mut self);
+    fn end_array(&mut self);
+    fn begin_object(&mut self);
+    fn key(&mut self, name: &str);
+    fn end_object(&mut self);
+}
+
+/// JSON text.
+struct JsonText {
+    text: String,
+    /// Whether the next element or member follows another (and so a comma).
+    after_value: bool,
+}
+
+impl JsonText {
+    fn with_capacity(capacity: usize) -> JsonText {
+        JsonText { text: String::with_capacity(capacity), after_value: false }
+    }
+
+    /// Starts a value: a comma first when it follows another.
+    fn start(&mut self) -> &mut String {
+        if self.after_value {
+            self.text.push(',');
+        }
+        self.after_value = true;
+        &mut self.text
+    }
+
+    fn float(&mut self, finite: bool, text: std::fmt::Arguments<'_>) {
+        let out = self.start();
+        if finite {
+            out.write_fmt(text).expect("writing to a String cannot fail");
+        } else {
+            out.push_str("null");
+        }
+    }
+
+    fn open(&mut self, bracket: char) {
+        self.start().push(bracket);
+        self.after_value = false;
+    }
+
+    fn close(&mut self, bracket: char) {
+        self.text.push(bracket);
+        self.after_value = true;
+    }
+}
+
+impl Sink for JsonText {
+    fn null(&mut self) {
+        self.start().push_str("null");
+    }
+    fn bool(&mut self, b: bool) {
+        self.start().push_str(if b { "true" } else { "false" });
+    }
+    fn i64(&mut self, v: i64) {
+        write!(self.start(), "{v}").expect("writing to a String cannot fail");
+    }
+    fn u64(&mut self, v: u64) {
+        write!(self.start(), "{v}").expect("writing to a String cannot fail");
+    }
+    fn f32(&mut self, f: f32) {
+        self.float(f.is_finite(), format_args!("{f:?}"));
+    }
+    fn f64(&mut self, f: f64) {
+        self.float(f.is_finite(), format_args!("{f:?}"));
+    }
+    fn str(&mut self, text: &str) {
+        write_string(self.start(), text);
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        write_byte_array(self.start(), bytes);
+    }
+    fn begin_array(&mut self) {
+        self.open('[');
+    }
+    fn end_array(&mut self) {
+        self.close(']');
+    }
+    fn begin_object(&mut self) {
+        self.open('{');
+    }
+    fn key(&mut self, name: &str) {
+        write_string(self.start(), name);
+        self.text.push(':');
+        self.after_value = false;
+    }
+    fn end_object(&mut self) {
+        self.close('}');
+    }
+}
+
+/// Values in memory: what parsing the [`JsonText`] of the same input
+/// gives.
+#[derive(Default)]
+struct Values {
+    /// The arrays and objects still open, innermost last; an object with
+    /// the key of the member whose value comes next.
+    open: Vec<Open>,
+    root: Option<Value>,
+}
+
+enum Open {
+    Array(Vec<Value>),
+    Object(serde_json::Map<String, Value>, String),
+}
+
+impl Values {
+    fn put(&mut self, value: Value) {
+        match self.open.last_mut() {
+            Some(Open::Array(items)) => items.push(value),
+            Some(Open::Object(members, key)) => {
+                members.insert(std::mem::take(key), value);
+            }
+            None => self.root = Some(value),
+        }
+    }
+
+    fn close(&mut self) {
+        let value = match self.open.pop() {
+            Some(Open::Array(items)) => Value::Array(items),
+            Some(Open::Object(members, _)) => Value::Object(members),
+            None => unreachable!("the decoder closes only what it opened"),
+        };
+        self.put(value);
+    }
+}
+
+impl Sink for Values {
+    fn null(&mut self) {
+        self.put(Value::Null);
+    }
+    fn bool(&mut self, b: bool) {
+        self.put(Value::Bool(b));
+    }
+    fn i64(&mut self, v: i64) {
+        self.put(Value::from(v));
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(Value::from(v));
+    }
+    fn f32(&mut self, f: f32) {
+        // As its text reads back: the shortest decimal that is this f32,
+        // as an f64 (0.1f32 is 0.1, not 0.10000000149011612).
+        let read_back = f.is_finite().then(|| format!("{f:?}").parse::<f64>().ok()).flatten();
+        self.put(read_back.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number));
+    }
+    fn f64(&mut self, f: f64) {
+        self.put(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    fn str(&mut self, text: &str) {
+        self.put(Value::String(text.to_string()));
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.put(Value::Array(bytes.iter().map(|&b| Value::from(b)).collect()));
+    }
+    fn begin_array(&mut self) {
+        self.open.push(Open::Array(Vec::new()));
+    }
+    fn end_array(&mut self) {
+        self.close();
+    }
+    fn begin_object(&mut self) {
+        self.open.push(Open::Object(serde_json::Map::new(), String::new()));
+    }
+    fn key(&mut self, name: &str) {
+        if let Some(Open::Object(_, key)) = self.open.last_mut() {
+            name.clone_into(key);
+        }
+    }
+    fn end_object(&mut self) {
+        self.close();
     }
 }
 

@@ -241,7 +241,7 @@ impl PluginBackend for PythonPlugin {
         let spec = interface.method(method)?;
         if !spec.flags.raw {
             // Typed: the arguments as values, the result straight to bincode.
-            let args = json::parse_args(spec, &json::decode_args(interface, spec, input)?)?;
+            let args = json::decode_arg_values(interface, spec, input)?;
             return self.call_values(interface, method, &args).map(OutputBytes::from_vec);
         }
         let output = Python::attach(|py| {
