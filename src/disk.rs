@@ -104,6 +104,34 @@ impl RegularFile {
         &self.metadata
     }
 
+    /// Whether the file holds exactly `bytes`: its size, then its contents
+    /// read by offset a chunk at a time (the file position is left alone).
+    #[cfg(unix)]
+    pub fn holds(&self, bytes: &[u8]) -> std::io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        if self.metadata.len() != bytes.len() as u64 {
+            return Ok(false);
+        }
+        let mut chunk = vec![0u8; (64 << 10).min(bytes.len())];
+        for (index, expected) in bytes.chunks(chunk.len().max(1)).enumerate() {
+            let read = &mut chunk[..expected.len()];
+            match self.file.read_exact_at(read, (index * (64 << 10)) as u64) {
+                Ok(()) if read == expected => {}
+                Ok(()) => return Ok(false),
+                // Shorter than fstat said: changed since.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Files cannot be read by offset here: never known to hold anything.
+    #[cfg(not(unix))]
+    pub fn holds(&self, _bytes: &[u8]) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
     /// Reads up to `n` bytes from the current position (fewer at the end of
     /// the file).
     pub fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>> {
@@ -466,6 +494,12 @@ impl FileIdentity {
         #[cfg(not(unix))]
         let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         FileIdentity { path: path.to_path_buf(), file, len: meta.len(), modified: meta.modified().ok() }
+    }
+
+    /// Whether both name one file (device and inode), whatever its size and
+    /// modification time.
+    pub fn same_file(&self, other: &FileIdentity) -> bool {
+        self.file == other.file
     }
 
     /// The path the file was found by.

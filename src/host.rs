@@ -198,7 +198,12 @@ impl HostBuilder {
                 "signatures are required but no trusted key was added",
             ));
         }
-        Ok(Host { config: self.clone(), libraries: Mutex::new(HashMap::new()), runtimes: Runtimes::default() })
+        Ok(Host {
+            config: self.clone(),
+            libraries: Mutex::new(HashMap::new()),
+            verified_copies: artifact::VerifiedCopies::default(),
+            runtimes: Runtimes::default(),
+        })
     }
 }
 
@@ -278,6 +283,8 @@ pub struct Host {
     config: HostBuilder,
     /// Libraries currently mapped by this host's plugin handles.
     libraries: Mutex<HashMap<FileIdentity, Weak<Library>>>,
+    /// Sealed copies of libraries this host verified, for loading them again.
+    verified_copies: artifact::VerifiedCopies,
     /// The package runtimes, each started at its first load.
     runtimes: Runtimes,
 }
@@ -490,8 +497,11 @@ impl Host {
         if let Some(library) = libraries.get(&identity).and_then(Weak::upgrade) {
             return Ok(library);
         }
-        let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
-        let mapped = artifact::open_library(path, file, trusted, self.config.max_library_size).map_err(skip)?;
+        let trust = self
+            .config
+            .require_signature
+            .then_some(artifact::Trust { keys: &self.config.trusted_keys, copies: &self.verified_copies });
+        let mapped = artifact::open_library(path, file, trust, self.config.max_library_size).map_err(skip)?;
         let library = Arc::new(Library::new(path, mapped, self.config.load_policy).map_err(skip)?);
         libraries.retain(|_, weak| weak.strong_count() > 0);
         libraries.insert(identity, Arc::downgrade(&library));

@@ -117,3 +117,44 @@ fn replacing_the_file_after_verification_changes_nothing_that_runs() {
     let err = host.load_path(&file, Some("BasicCalculator")).unwrap_err();
     assert_eq!(err.status(), Status::SignatureInvalid);
 }
+
+#[test]
+fn a_library_loaded_again_is_checked_again() {
+    let dir = temp_dir("sig-again");
+    let file = copy_into(&dir, &fixture("signed/libcalc_plugin.so"));
+    let sig = copy_into(&dir, &fixture("signed/libcalc_plugin.so.sig"));
+    let host = signed_host_for(&dir);
+    let add = |plugin: &fidius_host::Plugin| decode::<i64>(plugin.call_raw(calc::ADD, &encode(&(2i64, 3i64))).unwrap().as_slice());
+    for _ in 0..3 {
+        // Each handle is the last one, so each load maps the library anew.
+        assert_eq!(add(&host.load_path(&file, Some("BasicCalculator")).unwrap()), 5);
+    }
+    let original = std::fs::read(&file).unwrap();
+    let overwrite = |bytes: &[u8]| {
+        // In place: the same file (inode), the same size.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        f.write_all(bytes).unwrap();
+    };
+    let mut changed = original.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0xff;
+    overwrite(&changed);
+    let err = host.load_path(&file, Some("BasicCalculator")).unwrap_err();
+    assert_eq!(err.status(), Status::SignatureInvalid, "{err}");
+    overwrite(&original);
+    assert_eq!(add(&host.load_path(&file, Some("BasicCalculator")).unwrap()), 5);
+
+    // The signature is read at every load, too.
+    let signature = std::fs::read(&sig).unwrap();
+    std::fs::remove_file(&sig).unwrap();
+    let err = host.load_path(&file, Some("BasicCalculator")).unwrap_err();
+    assert_eq!(err.status(), Status::SignatureRequired, "{err}");
+    let mut forged = signature.clone();
+    forged[0] ^= 1;
+    std::fs::write(&sig, &forged).unwrap();
+    let err = host.load_path(&file, Some("BasicCalculator")).unwrap_err();
+    assert_eq!(err.status(), Status::SignatureInvalid, "{err}");
+    std::fs::write(&sig, &signature).unwrap();
+    assert_eq!(add(&host.load_path(&file, Some("BasicCalculator")).unwrap()), 5);
+}

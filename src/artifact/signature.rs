@@ -53,25 +53,29 @@ pub fn verify_detached(file: &Path, message: &[u8], keys: &[TrustedKey]) -> Resu
 /// Verifies `message` against the raw signature in `sig_path`; errors name
 /// `subject`, the thing signed.
 pub fn verify_file(sig_path: &Path, subject: &Path, message: &[u8], keys: &[TrustedKey]) -> Result<()> {
-    let sig = match disk::read(sig_path, Links::Follow, Limit::new(SIGNATURE_LIMIT, "signature file")) {
-        Ok(sig) => sig,
-        Err(e) if e.status() == Status::FileNotFound => {
-            return Err(Error::at(
-                Status::SignatureRequired,
-                subject,
-                format!("signatures are required and {} does not exist", sig_path.display()),
-            ))
-        }
-        Err(e) if e.status() == Status::FileTooLarge => {
-            return Err(Error::at(
-                Status::SignatureInvalid,
-                subject,
-                format!("{}: a signature is 64 bytes, the file holds more", sig_path.display()),
-            ))
-        }
-        Err(e) => return Err(e.context(format_args!("{}: cannot read its signature", subject.display()))),
-    };
-    verify(message, &sig, keys).map_err(|reason| Error::at(Status::SignatureInvalid, subject, reason))
+    check(subject, message, &read_signature(sig_path, subject)?, keys)
+}
+
+/// The raw signature in `sig_path`; errors name `subject`, the thing signed.
+pub fn read_signature(sig_path: &Path, subject: &Path) -> Result<Vec<u8>> {
+    disk::read(sig_path, Links::Follow, Limit::new(SIGNATURE_LIMIT, "signature file")).map_err(|e| match e.status() {
+        Status::FileNotFound => Error::at(
+            Status::SignatureRequired,
+            subject,
+            format!("signatures are required and {} does not exist", sig_path.display()),
+        ),
+        Status::FileTooLarge => Error::at(
+            Status::SignatureInvalid,
+            subject,
+            format!("{}: a signature is 64 bytes, the file holds more", sig_path.display()),
+        ),
+        _ => e.context(format_args!("{}: cannot read its signature", subject.display())),
+    })
+}
+
+/// Checks `signature` of `message` (the bytes of `subject`) against `keys`.
+pub fn check(subject: &Path, message: &[u8], signature: &[u8], keys: &[TrustedKey]) -> Result<()> {
+    verify(message, signature, keys).map_err(|reason| Error::at(Status::SignatureInvalid, subject, reason))
 }
 
 /// Checks a raw 64-byte signature against every trusted key.
