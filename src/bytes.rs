@@ -9,9 +9,8 @@
 
 use crossbeam_utils::CachePadded;
 use std::any::Any;
-use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Releases buffers that foreign code allocated, and keeps that code
@@ -66,8 +65,8 @@ impl Drop for ForeignAllocator {
 }
 
 /// How many outputs of one allocator are out, without a shared write per
-/// output: each thread counts on its own cache line. (An output released on
-/// another thread than the one that made it leaves one line above zero and
+/// output: each CPU counts on its own cache line. (An output released on
+/// another CPU than the one that made it leaves one line above zero and
 /// another below: only the sum means anything.) When the owner closes, the
 /// lines are folded into one total, which the last release brings to zero.
 struct OutstandingCount {
@@ -92,7 +91,7 @@ impl OutstandingCount {
 
     fn line(&self) -> &AtomicI64 {
         // The line count is a power of two.
-        &self.lines[thread_slot() & (self.lines.len() - 1)]
+        &self.lines[line_slot() & (self.lines.len() - 1)]
     }
 
     /// One more output. Only while the owner is open (a call runs on it).
@@ -146,8 +145,22 @@ fn usable_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// This thread's line number, handed out round-robin at its first output.
-fn thread_slot() -> usize {
+/// The line to count on: the CPU this thread runs on. Threads running at
+/// once are on different CPUs, so they write different lines. (glibc reads
+/// the CPU from the thread's `rseq` area: cheaper than a thread-local
+/// variable of a shared library, which takes a call to `__tls_get_addr`.)
+#[cfg(target_os = "linux")]
+fn line_slot() -> usize {
+    // SAFETY: no arguments; -1 (no CPU number) counts on line 0.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
+}
+
+/// The line to count on: this thread's, handed out round-robin at its
+/// first output.
+#[cfg(not(target_os = "linux"))]
+fn line_slot() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local!(static SLOT: Cell<usize> = const { Cell::new(usize::MAX) });
     SLOT.with(|slot| {
