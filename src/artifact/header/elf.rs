@@ -157,14 +157,17 @@ impl<F: ReadAt + ?Sized> Elf<'_, F> {
     }
 
     /// The unsigned number `field` holds, in the file's byte order.
+    /// A field of at most 8 bytes in the file's byte order.
     fn decode(&self, field: &[u8]) -> u64 {
-        let size = field.len();
-        let mut value = 0u64;
-        for i in 0..size {
-            let byte = if self.layout.little { field[size - 1 - i] } else { field[i] };
-            value = (value << 8) | u64::from(byte);
+        let mut wide = [0u8; 8];
+        let size = field.len().min(8);
+        if self.layout.little {
+            wide[..size].copy_from_slice(&field[..size]);
+            u64::from_le_bytes(wide)
+        } else {
+            wide[8 - size..].copy_from_slice(&field[field.len() - size..]);
+            u64::from_be_bytes(wide)
         }
-        value
     }
 
     fn read_word(&self, offset: u64) -> Option<u64> {
