@@ -165,6 +165,23 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps compiled WASM components in `dir` (created, mode 0700, when
+    /// missing), at most `max_bytes` of them (0: 256 MiB), so that later
+    /// processes load them without compiling. The directory and the key
+    /// file in it must belong to this user and be writable by nobody else.
+    pub fn wasm_compile_cache(&mut self, dir: impl Into<PathBuf>, max_bytes: u64) -> Result<&mut Self> {
+        let cache = crate::runtime::wasm::CompileCacheDir {
+            dir: dir.into(),
+            max_bytes: if max_bytes == 0 { crate::runtime::wasm::DEFAULT_COMPILE_CACHE_BYTES } else { max_bytes },
+        };
+        if cache.dir.as_os_str().is_empty() {
+            return Err(Error::new(Status::InvalidArgument, "the compile cache directory must not be empty"));
+        }
+        crate::runtime::wasm::open_compile_cache(&cache)?;
+        self.runtimes.wasm.compile_cache = Some(cache);
+        Ok(self)
+    }
+
     /// Whether every WASM call runs on a fresh instance (default false: one
     /// persistent instance per plugin, state kept between calls).
     pub fn wasm_fresh_instance_per_call(&mut self, fresh: bool) -> &mut Self {

@@ -396,3 +396,115 @@ fn huge_results_are_output_too_large() {
     // The plugin keeps working.
     assert_eq!(wasm.call_raw(5, b"abc").unwrap().as_slice(), b"cba");
 }
+
+#[test]
+fn a_cwasm_from_an_engine_without_deadlines_is_refused() {
+    // fidius-cli's `package pack --precompile` compiles with wasmtime's
+    // default engine, whose code never checks the epoch: it could not be
+    // stopped at a deadline. (Its wasmtime version differs from this
+    // library's too; either is refused by the same check.)
+    let calc = with(&interface("calculator.toml"));
+    let dir = stage("wasm-aot-default", "calc", |m| m);
+    let component = std::fs::read(dir.join("calc_component.wasm")).unwrap();
+    let cwasm = wasmtime::Engine::default().precompile_component(&component).unwrap();
+    std::fs::write(dir.join("calc_component.cwasm"), cwasm).unwrap();
+    let host = HostBuilder::new().allow_unsigned_precompiled(true).build().unwrap();
+    let plugin = host.load_path_with(&dir, None, &calc).unwrap();
+    let diagnostics = &plugin.description().diagnostics;
+    assert!(diagnostics[0].contains("stale or corrupted") && diagnostics[0].contains("epoch"), "{diagnostics:?}");
+    assert_eq!(plugin.call_json("add", "[1, 2]").unwrap(), "3");
+}
+
+/// The entries of a compile cache directory: (path, inode, modified).
+fn cache_entries(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "entry"))
+        .map(|p| {
+            let meta = std::fs::metadata(&p).unwrap();
+            (p, meta.ino(), meta.modified().unwrap())
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+fn set_modified(path: &Path, when: std::time::SystemTime) {
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+}
+
+#[test]
+fn the_compile_cache_serves_later_hosts_and_never_runs_a_changed_entry() {
+    let calc = with(&interface("calculator.toml"));
+    let cache = temp_dir("wasm-compile-cache").join("cache");
+    let cached_host = || HostBuilder::new().wasm_compile_cache(&cache, 0).unwrap().build().unwrap();
+    let load = |host: &Host| {
+        let plugin = host.load_path_with(&fixture("wasm/calc"), None, &calc).unwrap();
+        assert_eq!(plugin.call_json("add", "[20, 22]").unwrap(), "42");
+        plugin.description().diagnostics.clone()
+    };
+
+    // The first host compiles and keeps the component.
+    assert_eq!(load(&cached_host()), Vec::<String>::new());
+    let written = cache_entries(&cache);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let (entry, inode, _) = written[0].clone();
+
+    // A later host reads it: the same file, marked as used just now.
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    set_modified(&entry, long_ago);
+    assert_eq!(load(&cached_host()), Vec::<String>::new());
+    let read = cache_entries(&cache);
+    assert_eq!((read[0].1, read.len()), (inode, 1), "read in place, not written again");
+    assert!(read[0].2 > long_ago);
+
+    // A changed entry fails its check: compiled again (and said), and
+    // written anew, so the next host reads it again.
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&entry, &bytes).unwrap();
+    let diagnostics = load(&cached_host());
+    assert!(diagnostics.len() == 1 && diagnostics[0].contains("failed its check"), "{diagnostics:?}");
+    let rewritten = cache_entries(&cache);
+    assert_ne!(rewritten[0].1, inode, "replaced by a new file");
+    assert_eq!(load(&cached_host()), Vec::<String>::new());
+
+    // Another component's entry under this one's name is refused too: the
+    // tag covers the name.
+    let hostile = HostBuilder::new().wasm_compile_cache(&cache, 0).unwrap().build().unwrap();
+    hostile_in(&hostile, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    let both = cache_entries(&cache);
+    assert_eq!(both.len(), 2);
+    let other = both.iter().find(|(path, ..)| *path != entry).unwrap().0.clone();
+    std::fs::copy(&other, &entry).unwrap();
+    let diagnostics = load(&cached_host());
+    assert!(diagnostics.len() == 1 && diagnostics[0].contains("failed its check"), "{diagnostics:?}");
+
+    // Bounded: with room for one entry, loading the other component removes
+    // the one used least recently.
+    let small = || HostBuilder::new().wasm_compile_cache(&cache, 1).unwrap().build().unwrap();
+    let diagnostics = load(&small());
+    assert!(diagnostics.iter().any(|d| d.contains("larger than the cache's bound")), "{diagnostics:?}");
+    let one_entry = std::fs::metadata(&entry).unwrap().len() + std::fs::metadata(&other).unwrap().len() - 1;
+    let tight = HostBuilder::new().wasm_compile_cache(&cache, one_entry).unwrap().build().unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    assert_eq!(load(&tight), Vec::<String>::new());
+    let left: Vec<PathBuf> = cache_entries(&cache).into_iter().map(|(path, ..)| path).collect();
+    assert_eq!(left, vec![entry.clone()], "the entry just written stays, the other goes");
+}
+
+#[test]
+fn a_compile_cache_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = temp_dir("wasm-compile-cache-open").join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = HostBuilder::new().wasm_compile_cache(&cache, 0).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("others may write it"), "{}", e.message());
+    let e = HostBuilder::new().wasm_compile_cache("", 0).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+}

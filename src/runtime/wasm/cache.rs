@@ -56,9 +56,7 @@ impl WasmRuntime {
         }
         let component = match self.precompiled(package, settings, diagnostics)? {
             Some(component) => component,
-            None => Component::new(&self.engine, &bytes).map_err(|e| {
-                Error::at(Status::InvalidComponent, &component_path, format!("not a valid WebAssembly component: {e:#}"))
-            })?,
+            None => self.compile(&component_path, &bytes, diagnostics)?,
         };
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Error::at(
@@ -70,6 +68,29 @@ impl WasmRuntime {
         compiled.retain(|cached, _| cached.path() != key.path());
         compiled.insert(key, pre.clone());
         Ok(pre)
+    }
+
+    /// The component compiled: read from the compile cache when it holds
+    /// it, otherwise compiled now (and kept there).
+    fn compile(&self, path: &Path, bytes: &[u8], diagnostics: &mut Vec<String>) -> Result<Component> {
+        let cache = match &self.compile_cache {
+            Some(Ok(cache)) => Some(cache),
+            Some(Err(problem)) => {
+                diagnostics.push(problem.clone());
+                None
+            }
+            None => None,
+        };
+        if let Some(component) = cache.and_then(|cache| cache.load(&self.engine, bytes, diagnostics)) {
+            return Ok(component);
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            Error::at(Status::InvalidComponent, path, format!("not a valid WebAssembly component: {e:#}"))
+        })?;
+        if let Some(cache) = cache {
+            cache.store(&self.engine, bytes, &component, diagnostics);
+        }
+        Ok(component)
     }
 
     /// The package's `.cwasm`, when there is one, it may be trusted, and it

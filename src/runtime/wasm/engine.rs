@@ -2,6 +2,8 @@
 //! ticker that enforces call deadlines.
 
 use super::cache::CacheKey;
+use super::compile_cache::CompileCache;
+use super::CompileCacheDir;
 use super::store::GuestState;
 use super::waits;
 use crate::error::{Error, Result, Status};
@@ -21,6 +23,9 @@ pub struct WasmRuntime {
     pub(super) engine: Engine,
     pub(super) linker: Linker<GuestState>,
     pub(super) compiled: Mutex<HashMap<CacheKey, InstancePre<GuestState>>>,
+    /// The persistent compile cache, or why there is none though one was
+    /// set (told in every load's diagnostics).
+    pub(super) compile_cache: Option<std::result::Result<CompileCache, String>>,
     pub(super) ticker: Arc<EpochTicker>,
 }
 
@@ -134,8 +139,8 @@ fn pooled_engine(slots: u32) -> Result<Engine> {
 
 impl WasmRuntime {
     /// Starts the engine (with an instance pool of `pool_slots` slots,
-    /// unless 0) and the epoch ticker.
-    pub fn new(pool_slots: u32) -> Result<WasmRuntime> {
+    /// unless 0) and the epoch ticker, and opens the compile cache, if any.
+    pub fn new(pool_slots: u32, compile_cache: Option<&CompileCacheDir>) -> Result<WasmRuntime> {
         let engine = if pool_slots == 0 { new_engine()? } else { pooled_engine(pool_slots)? };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -143,6 +148,12 @@ impl WasmRuntime {
             .and_then(|()| waits::add_to_linker(&mut linker))
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
-        Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), ticker })
+        // Checked when it was set; a directory changed since is not fatal:
+        // components are compiled as without a cache.
+        let compile_cache = compile_cache.map(|cache| {
+            CompileCache::open(&cache.dir, cache.max_bytes)
+                .map_err(|e| format!("compile cache not used: {}", e.message()))
+        });
+        Ok(WasmRuntime { engine, linker, compiled: Mutex::new(HashMap::new()), compile_cache, ticker })
     }
 }

@@ -20,6 +20,8 @@ mod backend;
 #[cfg(feature = "wasm")]
 mod cache;
 #[cfg(feature = "wasm")]
+mod compile_cache;
+#[cfg(feature = "wasm")]
 mod egress;
 #[cfg(feature = "wasm")]
 mod engine;
@@ -61,7 +63,7 @@ impl WasmLoader {
             load.require_interface("loading a WASM plugin needs an interface (its export name, hash and methods)")?;
         let runtime = self
             .engine
-            .get_or_init(|| engine::WasmRuntime::new(settings.instance_pool))
+            .get_or_init(|| engine::WasmRuntime::new(settings.instance_pool, settings.compile_cache.as_ref()))
             .as_ref()
             .map_err(Clone::clone)?;
         let plugin_settings = WasmPluginSettings::resolve(settings, overrides, load.call_deadline);
@@ -75,6 +77,19 @@ impl WasmLoader {
     pub fn load(&self, load: &PackageLoad, _settings: &WasmSettings, _overrides: &WasmOverrides) -> Result<Plugin> {
         Err(unsupported(load.package.dir()))
     }
+}
+
+/// Checks (creating it when missing) a compile cache directory: it must
+/// belong to this user and be writable by nobody else.
+#[cfg(feature = "wasm")]
+pub fn open_compile_cache(cache: &CompileCacheDir) -> Result<()> {
+    compile_cache::CompileCache::open(&cache.dir, cache.max_bytes).map(drop)
+}
+
+/// Without the runtime there is nothing to cache: the setting is kept, unused.
+#[cfg(not(feature = "wasm"))]
+pub fn open_compile_cache(_cache: &CompileCacheDir) -> Result<()> {
+    Ok(())
 }
 
 /// Compiles a component to a `.cwasm` for this library's engine settings.

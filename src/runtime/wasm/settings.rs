@@ -6,6 +6,9 @@ use crate::egress::EgressPolicy;
 use crate::error::{Error, Result, Status};
 use std::time::Duration;
 
+/// Size bound of a compile cache set without one: 256 MiB.
+pub const DEFAULT_COMPILE_CACHE_BYTES: u64 = 256 << 20;
+
 /// Default cap on a guest's linear memory: 256 MiB.
 pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
 
@@ -31,6 +34,16 @@ pub struct WasmSettings {
     /// Instances come from a pool of this many preallocated slots (0: no
     /// pool, each instance allocates its own memory).
     pub instance_pool: u32,
+    /// Where compiled components are kept across processes (none: each
+    /// process compiles them).
+    pub compile_cache: Option<CompileCacheDir>,
+}
+
+/// A persistent compile cache: its directory and its size bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileCacheDir {
+    pub dir: std::path::PathBuf,
+    pub max_bytes: u64,
 }
 
 impl Default for WasmSettings {
@@ -43,6 +56,7 @@ impl Default for WasmSettings {
             egress: None,
             fresh_instance_per_call: false,
             instance_pool: 0,
+            compile_cache: None,
         }
     }
 }
