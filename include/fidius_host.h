@@ -1036,6 +1036,38 @@ fidius_host_status fidius_host_builder_set_allow_unsigned_precompiled(fidius_hos
                                                                       fidius_host_error_t **err);
 
 /**
+ * Keeps compiled WASM components in the directory `dir` (UTF-8 of
+ * `dir_len` bytes, or NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`;
+ * borrowed for the call), so that later processes load a component without
+ * compiling it (about 100 ms for a small component, against about 1 ms).
+ * Off by default. At most `max_bytes` of compiled code are kept (0: 256
+ * MiB); the entries used least recently are removed first.
+ *
+ * The directory is created (mode 0700) when missing, with a secret key
+ * file in it (mode 0600). Compiled code runs outside the sandbox, so the
+ * directory and the key must belong to the user running the host and be
+ * writable (the key: readable) by nobody else; each entry carries an
+ * HMAC-SHA-256 under that key of its code and of its name, which digests
+ * the component's bytes and this engine's version, settings and CPU. An
+ * entry that fails its check is never run: the component is compiled again,
+ * the entry rewritten, and the plugin's diagnostics say so. Several
+ * processes may share one directory: entries are written to a temporary
+ * file and renamed into place.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path; the
+ * directory or key belongs to another user or may be written by others),
+ * IO (the directory or key cannot be created or read), MISUSE. On error
+ * the builder keeps its previous setting.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_wasm_compile_cache(fidius_host_builder_t *builder,
+                                                              const char *dir,
+                                                              size_t dir_len,
+                                                              uint64_t max_bytes,
+                                                              fidius_host_error_t **err);
+
+/**
  * Whether every WASM call runs on a fresh instance of the component
  * (default false). false: each plugin handle keeps one instance, guest
  * state persists between calls, and calls on one handle are serialized.

@@ -275,6 +275,61 @@ static void test_precompiled(void) {
     fidius_host_load_options_free(options);
 }
 
+/* Entries (`*.entry` files) in the compile cache directory `dir`. */
+static int cache_entry_count(const char *dir) {
+    char command[4200];
+    FILE *ls;
+    int count = 0, c;
+    snprintf(command, sizeof command, "ls '%s' | grep -c '[.]entry$'", dir);
+    ls = popen(command, "r");
+    CHECK(ls != NULL);
+    if (ls == NULL) return -1;
+    if (fscanf(ls, "%d", &count) != 1) count = -1;
+    while ((c = fgetc(ls)) != EOF) {
+    }
+    pclose(ls);
+    return count;
+}
+
+static void test_compile_cache(void) {
+    char dir[] = "/tmp/fidius-c-compile-cache-XXXXXX", cache[4200], command[4300];
+    fidius_host_load_options_t *options = options_for("calculator.toml");
+    fidius_host_builder_t *b;
+    fidius_host_t *host;
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_error_t *err = NULL;
+    int round;
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    /* Two hosts, as two processes would be: the first compiles and keeps
+     * the component, the second reads it; neither has anything to say. */
+    for (round = 0; round < 2; round++) {
+        b = fidius_host_builder_new();
+        CHECK(fidius_host_builder_set_wasm_compile_cache(b, cache, NT, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+        host = host_with(NULL, b);
+        CHECK(fidius_host_load_path(host, path_of("wasm/calc"), NT, NULL, 0, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_plugin_diagnostic_count(p) == 0);
+        CHECK(json_is(p, "add", "[40, 2]", "42"));
+        fidius_host_plugin_free(p);
+        fidius_host_free(host);
+        CHECK(cache_entry_count(cache) == 1);
+    }
+    /* A directory others may write is refused, and the builder keeps its
+     * previous setting. */
+    CHECK(chmod(cache, 0777) == 0);
+    b = fidius_host_builder_new();
+    CHECK(fidius_host_builder_set_wasm_compile_cache(b, cache, NT, 0, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(err != NULL && strstr(fidius_host_error_message(err), "others may write it") != NULL);
+    fidius_host_error_free(err);
+    CHECK(fidius_host_builder_set_wasm_compile_cache(b, "", NT, 0, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(fidius_host_builder_set_wasm_compile_cache(b, NULL, NT, 0, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_builder_set_wasm_compile_cache(b, "\xff", NT, 0, NULL) == FIDIUS_HOST_STATUS_INVALID_UTF8);
+    fidius_host_builder_free(b);
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    CHECK(system(command) == 0);
+    fidius_host_load_options_free(options);
+}
+
 static void test_discovery(void) {
     fidius_host_t *host = host_with("wasm", NULL);
     fidius_host_discovery_t *d = NULL;
@@ -317,6 +372,7 @@ static void run_tests(void) {
     test_instance_pool();
     test_signed_packages();
     test_precompiled();
+    test_compile_cache();
     test_discovery();
     test_threads();
 }

@@ -41,8 +41,6 @@ const KEY_LEN: usize = 32;
 /// What entries' names end in (the rest of the directory is not ours).
 const ENTRY_SUFFIX: &str = ".entry";
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// A compile cache directory, opened and checked.
 pub struct CompileCache {
     dir: PathBuf,
@@ -146,8 +144,8 @@ impl CompileCache {
         Some(code)
     }
 
-    fn mac(&self, name: &str, code: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+    fn mac(&self, name: &str, code: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
         mac.update(&(name.len() as u64).to_le_bytes());
         mac.update(name.as_bytes());
         mac.update(code);
