@@ -246,6 +246,19 @@ func (b *Builder) AllowUnsignedPrecompiled(allow bool) *Builder {
 	})
 }
 
+// WasmCompileCache keeps compiled WASM components in dir, at most maxBytes
+// of them (0: 256 MiB), so that later processes load a component without
+// compiling it. The directory is created (mode 0700) when missing; it and
+// the key file in it must belong to this user and be writable by nobody
+// else (otherwise ErrInvalidArgument). An entry that fails its check is
+// compiled again, never run, and the plugin's diagnostics say so.
+func (b *Builder) WasmCompileCache(dir string, maxBytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		s, n := text(dir)
+		return C.fidius_host_builder_set_wasm_compile_cache(ptr, s, n, C.uint64_t(maxBytes), cerr)
+	})
+}
+
 // EgressPolicy sets which outbound HTTP requests WASM plugins with the http
 // capability may send (load options may set their own). Without a policy
 // such plugins do not load (StatusNoEgressPolicy). nil removes the policy.

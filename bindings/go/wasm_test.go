@@ -217,6 +217,34 @@ func TestPrecompileComponent(t *testing.T) {
 	jsonIs(t, q, "add", "[2, 2]", "4")
 }
 
+func TestWasmCompileCache(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "cache")
+	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
+	// Two hosts, as two processes would be: the first compiles and keeps
+	// the component, the second reads it.
+	for round := 0; round < 2; round++ {
+		host := newHost(t, func(b *fidius.Builder) { b.WasmCompileCache(cache, 0) })
+		p, err := host.LoadPath(fixture(t, "wasm/calc"), "", options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diags := p.Diagnostics(); len(diags) != 0 {
+			t.Errorf("round %d: Diagnostics() = %q, want none", round, diags)
+		}
+		jsonIs(t, p, "add", "[40, 2]", "42")
+		p.Close()
+		entries, _ := filepath.Glob(filepath.Join(cache, "*.entry"))
+		if len(entries) != 1 {
+			t.Errorf("round %d: cache entries %q, want one", round, entries)
+		}
+	}
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fidius.NewBuilder().WasmCompileCache(cache, 0).Build()
+	wantError(t, err, fidius.ErrInvalidArgument, "others may write it")
+}
+
 func TestWasmDiscovery(t *testing.T) {
 	found, err := newHost(t, nil, "wasm").Discover()
 	if err != nil {

@@ -1182,6 +1182,17 @@ public:
         detail::invoke(fidius_host_builder_set_allow_unsigned_precompiled, handle_.get(), allow);
         return *this;
     }
+    /// Keeps compiled WASM components in directory `dir`, at most
+    /// `max_bytes` of them (0: 256 MiB), so that later processes load a
+    /// component without compiling it. The directory (created, mode 0700,
+    /// when missing) and its key file must belong to this user and be
+    /// writable by nobody else (Status::InvalidArgument otherwise). An entry
+    /// that fails its check is compiled again, never run.
+    Builder &set_wasm_compile_cache(std::string_view dir, std::uint64_t max_bytes = 0) {
+        detail::invoke(fidius_host_builder_set_wasm_compile_cache, handle_.get(), detail::data_of(dir), dir.size(),
+                       max_bytes);
+        return *this;
+    }
     /// Whether every WASM call runs on a fresh instance (default false).
     Builder &set_wasm_fresh_instance_per_call(bool fresh) {
         detail::invoke(fidius_host_builder_set_wasm_fresh_instance_per_call, handle_.get(), fresh);

@@ -868,6 +868,32 @@ TEST_F(FidiusTest, PrecompiledComponents) {
     fs::remove_all(dir);
 }
 
+TEST_F(FidiusTest, WasmCompileCache) {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::temp_directory_path() / ("fidius-cpp-compile-cache-" + std::to_string(getpid()));
+    const fs::path cache = root / "cache";
+    fs::remove_all(root);
+    const fidius::LoadOptions options = options_for("calculator.toml");
+    // Two hosts, as two processes would be: the first compiles and keeps
+    // the component, the second reads it.
+    for (int round = 0; round < 2; round++) {
+        fidius::Plugin calc = fidius::Builder()
+                                  .set_wasm_compile_cache(cache.string())
+                                  .build()
+                                  .load_path(path_of("wasm/calc"), options);
+        EXPECT_TRUE(calc.diagnostics().empty()) << round;
+        EXPECT_EQ(calc.call_json("add", "[40, 2]"), "42");
+        int entries = 0;
+        for (const auto &entry : fs::directory_iterator(cache))
+            entries += entry.path().extension() == ".entry";
+        EXPECT_EQ(entries, 1) << round;
+    }
+    fs::permissions(cache, fs::perms::all);
+    EXPECT_FIDIUS_ERROR(fidius::Builder().set_wasm_compile_cache(cache.string()), fidius::Status::InvalidArgument,
+                        "others may write it");
+    fs::remove_all(root);
+}
+
 // ---- Python plugins ----------------------------------------------------------
 
 TEST_F(FidiusTest, PythonPlugins) {

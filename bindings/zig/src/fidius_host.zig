@@ -973,6 +973,16 @@ pub const HostBuilder = struct {
         try check(c.fidius_host_builder_set_allow_unsigned_precompiled(builder.handle, allow, errorSlot(diag)));
     }
 
+    /// Keeps compiled WASM components in directory `dir`, at most
+    /// `max_bytes` of them (0: 256 MiB), so that later processes load a
+    /// component without compiling it. The directory (created, mode 0700,
+    /// when missing) and its key file must belong to this user and be
+    /// writable by nobody else (error.InvalidArgument otherwise). An entry
+    /// that fails its check is compiled again, never run.
+    pub fn setWasmCompileCache(builder: *HostBuilder, dir: []const u8, max_bytes: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_wasm_compile_cache(builder.handle, dir.ptr, dir.len, max_bytes, errorSlot(diag)));
+    }
+
     /// Whether every WASM call runs on a fresh instance (no state between
     /// calls, parallel calls) instead of one persistent instance per plugin.
     pub fn setWasmFreshInstancePerCall(builder: *HostBuilder, fresh: bool, diag: ?*Diagnostics) Error!void {

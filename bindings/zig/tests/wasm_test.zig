@@ -246,6 +246,40 @@ test "precompiled components are used only when allowed" {
     try support.expectJson(precompiled, "add", "[2, 2]", "4");
 }
 
+test "a compile cache serves a later host" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const root = try tmp.dir.realPathFileAlloc(io, ".", gpa);
+    defer gpa.free(root);
+    const cache = try std.fs.path.join(gpa, &.{ root, "cache" });
+    defer gpa.free(cache);
+
+    // Two hosts, as two processes would be: the first compiles and keeps
+    // the component (and makes the cache's key), the second reads it.
+    for (0..2) |_| {
+        var builder = try fidius.HostBuilder.init();
+        defer builder.deinit();
+        try builder.setWasmCompileCache(cache, 0, null);
+        var host = try builder.build(null);
+        defer host.deinit();
+        var plugin = try host.loadPath(try fixtures.path("wasm/calc"), null, &options, null);
+        defer plugin.deinit();
+        try testing.expectEqual(@as(usize, 0), plugin.loadDiagnosticCount());
+        try support.expectJson(plugin, "add", "[40, 2]", "42");
+        try tmp.dir.access(io, "cache/cache.key", .{});
+    }
+
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try testing.expectError(error.InvalidArgument, builder.setWasmCompileCache("", 0, &diag));
+}
+
 test "discovery lists the WASM packages" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
