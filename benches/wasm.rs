@@ -48,9 +48,12 @@ fn fixtures() -> PathBuf {
 
 /// The first load of a process, timed inside it: this benchmark runs itself
 /// with `FIDIUS_BENCH_FRESH` set to `direct` (wasmtime alone: engine, compile,
-/// link, instantiate) or `api` (a host, then a load of the package), and
-/// the child prints microseconds.
-fn fresh_child(mode: &str, package: &Path, options: &LoadOptions) {
+/// link, instantiate), `api` (a host, then a load of the package), `cwasm`
+/// (the same with the package's `.cwasm` allowed) or `cache` (the same with
+/// a compile cache), for the package in `FIDIUS_BENCH_PACKAGE` and the cache
+/// in `FIDIUS_BENCH_CACHE`; the child prints microseconds.
+fn fresh_child(mode: &str, options: &LoadOptions) {
+    let package = PathBuf::from(std::env::var_os("FIDIUS_BENCH_PACKAGE").unwrap());
     let start = Instant::now();
     if mode == "direct" {
         let mut config = Config::new();
@@ -64,15 +67,29 @@ fn fresh_child(mode: &str, package: &Path, options: &LoadOptions) {
         store.set_epoch_deadline(u64::MAX / 2);
         std::hint::black_box(linker.instantiate(&mut store, &component).unwrap());
     } else {
-        let host = HostBuilder::new().build().unwrap();
-        std::hint::black_box(host.load_path_with(package, None, options).unwrap());
+        let mut builder = HostBuilder::new();
+        match mode {
+            "cwasm" => drop(builder.allow_unsigned_precompiled(true)),
+            "cache" => drop(builder.wasm_compile_cache(std::env::var_os("FIDIUS_BENCH_CACHE").unwrap(), 0).unwrap()),
+            _ => {}
+        }
+        let host = builder.build().unwrap();
+        let plugin = host.load_path_with(&package, None, options).unwrap();
+        assert!(plugin.description().diagnostics.is_empty(), "{:?}", plugin.description().diagnostics);
+        std::hint::black_box(plugin);
     }
     println!("{}", start.elapsed().as_secs_f64() * 1e6);
 }
 
-/// Microseconds a fresh process of this benchmark reports in `mode`.
-fn fresh_round(mode: &str) -> f64 {
-    let output = std::process::Command::new(std::env::current_exe().unwrap()).env("FIDIUS_BENCH_FRESH", mode).output().unwrap();
+/// Microseconds a fresh process of this benchmark reports in `mode`, for
+/// `package` (and `cache`).
+fn fresh_round(mode: &str, package: &Path, cache: &Path) -> f64 {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("FIDIUS_BENCH_FRESH", mode)
+        .env("FIDIUS_BENCH_PACKAGE", package)
+        .env("FIDIUS_BENCH_CACHE", cache)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
 }
@@ -85,7 +102,7 @@ fn main() {
         let interface = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml")).unwrap());
         let options = LoadOptions::with_interface(interface.clone());
         if let Ok(mode) = std::env::var("FIDIUS_BENCH_FRESH") {
-            return fresh_child(&mode, &package, &options);
+            return fresh_child(&mode, &options);
         }
 
         // The direct path: wasmtime's typed API on one live instance, with the
@@ -215,13 +232,27 @@ fn main() {
         }
         drop(first);
         println!("{:<28} {:>9.1} us (already compiled in this host)", "reload", median(reload));
-        let (mut direct, mut api) = (Vec::new(), Vec::new());
+        // A fresh process each: JIT against wasmtime alone, then the
+        // `.cwasm` and a warm compile cache (filled by the first run).
+        let cache = staged.with_extension("cache");
+        let _ = std::fs::remove_dir_all(&cache);
+        let (mut direct, mut api, mut cwasm, mut cached) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        fresh_round("cache", &package, &cache);
         for _ in 0..ROUNDS {
-            direct.push(fresh_round("direct"));
-            api.push(fresh_round("api"));
+            direct.push(fresh_round("direct", &package, &cache));
+            api.push(fresh_round("api", &package, &cache));
+            cwasm.push(fresh_round("cwasm", &staged, &cache));
+            cached.push(fresh_round("cache", &package, &cache));
         }
-        let (direct, api) = (median(direct), median(api));
+        let (direct, api, cwasm, cached) = (median(direct), median(api), median(cwasm), median(cached));
         println!("{:<28} direct {direct:>9.0} us   C API {api:>9.0} us   ratio {:.2}", "first load, fresh process", api / direct);
+        println!(
+            "{:<28} .cwasm {cwasm:>9.0} us   warm compile cache {cached:>9.0} us   ratio {:.2} (JIT {:.0}x slower than the cache)",
+            "first load, fresh process",
+            cached / cwasm,
+            api / cached
+        );
+        let _ = std::fs::remove_dir_all(&cache);
 
         // State semantics: one persistent instance vs a fresh instance per call,
         // with and without an instance pool.
