@@ -112,6 +112,9 @@ wasm-fixtures: tools signed-fixtures
 		done; \
 		$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/wasm-signed/$$pkg >/dev/null || exit 1; \
 	done
+	@mkdir -p $(FIXTURES)/archives
+	$(FIDIUS) package pack $(FIXTURES)/wasm/calc --output $(FIXTURES)/archives/calc.fid >/dev/null 2>&1
+	$(FIDIUS) package pack $(FIXTURES)/wasm-signed/calc --output $(FIXTURES)/archives/calc-signed.fid >/dev/null 2>&1
 
 # Python packages, staged as python/ (unsigned) and python-signed/calc
 # (package.sig by the fidius CLI).

@@ -1385,8 +1385,9 @@ fidius_host_status fidius_host_load_path(const fidius_host_t *host,
                                          fidius_host_error_t **err);
 
 /**
- * Checks the signature of a library file (`<file>.sig`) or a package
- * directory (`package.sig`) against the host's trusted keys, without
+ * Checks the signature of a library file (`<file>.sig`), a package
+ * directory or a `.fid` archive (`package.sig`) against the host's trusted
+ * keys, without
  * loading, mapping or running anything: what `fidius package verify`
  * does, for install-time checks. It uses the trusted keys whether or not
  * the host requires signatures. `path` is borrowed for the call. Any
@@ -1407,6 +1408,44 @@ fidius_host_status fidius_host_verify_path(const fidius_host_t *host,
                                            const char *path,
                                            size_t path_len,
                                            fidius_host_error_t **err);
+
+/**
+ * Unpacks the `.fid` archive `archive` (a package packed by `fidius
+ * package pack`: tar + bzip2, one top-level `{name}-{version}/`
+ * directory) into the directory `dest`, created when missing. Both paths
+ * are UTF-8 of their `_len` bytes (or NUL-terminated with
+ * `FIDIUS_HOST_NUL_TERMINATED`), borrowed for the call. Any thread,
+ * concurrently with other calls on `host`.
+ *
+ * The archive is read whole and checked before anything is written: only
+ * regular files and directories, every path relative and inside the
+ * top-level directory, none twice, at most 10 000 files and the host's
+ * package size limit (`fidius_host_builder_set_max_package_size`) both
+ * compressed and decompressed. When the host requires signatures, the
+ * archive's `package.sig` must verify, over the files read, with a trusted
+ * key. The files are written into a staging directory inside `dest` that
+ * is renamed to `dest/{name}-{version}` when complete.
+ *
+ * On success `*package_dir_out` is that directory's path, NUL-terminated,
+ * owned by the caller (free with `fidius_host_string_free`). On failure it
+ * is NULL and nothing is left in `dest` (which may have been created).
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path;
+ * `dest/{name}-{version}` already exists), MISUSE, FILE_NOT_FOUND, IO,
+ * NOT_A_REGULAR_FILE, FILE_TOO_LARGE, INVALID_MANIFEST (not a valid
+ * archive: corrupt, a link or device entry, a path leaving the package,
+ * more than one top-level directory, no `package.toml`),
+ * SIGNATURE_REQUIRED, SIGNATURE_INVALID.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_unpack_archive(const fidius_host_t *host,
+                                              const char *archive,
+                                              size_t archive_len,
+                                              const char *dest,
+                                              size_t dest_len,
+                                              char **package_dir_out,
+                                              fidius_host_error_t **err);
 
 /**
  * Frees a host. NULL is a no-op. Plugin handles and discovery results made

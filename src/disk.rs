@@ -99,6 +99,11 @@ impl RegularFile {
         Ok(RegularFile { file, metadata })
     }
 
+    /// The open file itself, for reading it as a stream.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
     /// What `fstat` said of the open file.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata

@@ -383,10 +383,23 @@ impl Host {
             return Err(Error::at(Status::InvalidArgument, path, "cannot verify: no trusted key was added"));
         }
         let keys = self.config.trusted_keys.as_slice();
+        if artifact::archive::is_archive(path) {
+            return artifact::archive::read(path, self.config.max_package_size)?.verify(path, keys);
+        }
         if Package::is_package(path) {
             return Package::open(path, Some(keys), self.config.max_package_size).map(drop);
         }
         artifact::verify_library(path, keys, self.config.max_library_size)
+    }
+
+    /// Unpacks the `.fid` archive at `archive` into `dest` (created when
+    /// missing) and returns the package's directory, `dest/{name}-{version}`,
+    /// which must not exist yet. The archive is read and checked whole
+    /// first; when signatures are required its `package.sig` must verify
+    /// over the files read, before anything is written.
+    pub fn unpack_archive(&self, archive: &Path, dest: &Path) -> Result<PathBuf> {
+        let keys = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
+        artifact::archive::unpack(archive, dest, keys, self.config.max_package_size)
     }
 
     /// Loads a plugin from one library file or package directory. `name`

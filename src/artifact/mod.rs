@@ -6,6 +6,7 @@
 //! verifies it and maps exactly those bytes from a sealed in-memory file, so
 //! nothing can swap the file between verification and `dlopen`.
 
+pub mod archive;
 pub mod header;
 pub mod package;
 pub mod signature;

@@ -249,7 +249,7 @@ pub fn package_digest(dir: &Path) -> Result<[u8; 32]> {
 
 /// SHA-256 over each file in path order: u64 LE path length, path, u64 LE
 /// content length, content.
-fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
+pub(crate) fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for (path, contents) in files {
         hasher.update((path.len() as u64).to_le_bytes());

@@ -129,8 +129,9 @@ pub unsafe extern "C" fn fidius_host_load_path(
     })
 }
 
-/// Checks the signature of a library file (`<file>.sig`) or a package
-/// directory (`package.sig`) against the host's trusted keys, without
+/// Checks the signature of a library file (`<file>.sig`), a package
+/// directory or a `.fid` archive (`package.sig`) against the host's trusted
+/// keys, without
 /// loading, mapping or running anything: what `fidius package verify`
 /// does, for install-time checks. It uses the trusted keys whether or not
 /// the host requires signatures. `path` is borrowed for the call. Any
@@ -155,6 +156,54 @@ pub unsafe extern "C" fn fidius_host_verify_path(
     entry(err, || {
         let host = &arg_handle(host, "host")?.host;
         host.verify(&arg_path(path, path_len, "path")?)
+    })
+}
+
+/// Unpacks the `.fid` archive `archive` (a package packed by `fidius
+/// package pack`: tar + bzip2, one top-level `{name}-{version}/`
+/// directory) into the directory `dest`, created when missing. Both paths
+/// are UTF-8 of their `_len` bytes (or NUL-terminated with
+/// `FIDIUS_HOST_NUL_TERMINATED`), borrowed for the call. Any thread,
+/// concurrently with other calls on `host`.
+///
+/// The archive is read whole and checked before anything is written: only
+/// regular files and directories, every path relative and inside the
+/// top-level directory, none twice, at most 10 000 files and the host's
+/// package size limit (`fidius_host_builder_set_max_package_size`) both
+/// compressed and decompressed. When the host requires signatures, the
+/// archive's `package.sig` must verify, over the files read, with a trusted
+/// key. The files are written into a staging directory inside `dest` that
+/// is renamed to `dest/{name}-{version}` when complete.
+///
+/// On success `*package_dir_out` is that directory's path, NUL-terminated,
+/// owned by the caller (free with `fidius_host_string_free`). On failure it
+/// is NULL and nothing is left in `dest` (which may have been created).
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty path;
+/// `dest/{name}-{version}` already exists), MISUSE, FILE_NOT_FOUND, IO,
+/// NOT_A_REGULAR_FILE, FILE_TOO_LARGE, INVALID_MANIFEST (not a valid
+/// archive: corrupt, a link or device entry, a path leaving the package,
+/// more than one top-level directory, no `package.toml`),
+/// SIGNATURE_REQUIRED, SIGNATURE_INVALID.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_unpack_archive(
+    host: *const fidius_host_t,
+    archive: *const c_char,
+    archive_len: usize,
+    dest: *const c_char,
+    dest_len: usize,
+    package_dir_out: *mut *mut c_char,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let package_dir_out = arg_out_cleared(package_dir_out, "package_dir_out")?;
+        let host = &arg_handle(host, "host")?.host;
+        let archive = arg_path(archive, archive_len, "archive")?;
+        let dest = arg_path(dest, dest_len, "dest")?;
+        let unpacked = host.unpack_archive(&archive, &dest)?;
+        *package_dir_out = super::c_string(&unpacked.to_string_lossy()).into_raw();
+        Ok(())
     })
 }
 
