@@ -39,6 +39,8 @@ pub enum Candidate {
     Library(PathBuf),
     /// A directory with a `package.toml` (Python and WASM plugins).
     Package(PathBuf),
+    /// A `.fid` package archive.
+    Archive(PathBuf),
 }
 
 /// The candidates of every search path, in order: search paths as given,
@@ -61,6 +63,7 @@ fn entries_of(dir: &Path) -> Vec<Result<Candidate, Skipped>> {
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
             path.extension().is_some_and(|ext| ext == LIBRARY_EXTENSION)
+                || crate::artifact::archive::is_archive(path)
                 || crate::artifact::package::Package::is_package(path)
         })
         .collect();
@@ -69,15 +72,15 @@ fn entries_of(dir: &Path) -> Vec<Result<Candidate, Skipped>> {
         .into_iter()
         .map(|path| {
             if crate::artifact::package::Package::is_package(&path) {
-                Ok(Candidate::Package(path))
-            } else {
-                let checked = std::fs::metadata(&path)
-                    .map_err(|e| Error::io(&path, &e))
-                    .and_then(|meta| crate::disk::check_regular(&path, &meta));
-                match checked {
-                    Ok(()) => Ok(Candidate::Library(path)),
-                    Err(error) => Err(Skipped { path, error }),
-                }
+                return Ok(Candidate::Package(path));
+            }
+            let checked = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, &e))
+                .and_then(|meta| crate::disk::check_regular(&path, &meta));
+            match checked {
+                Ok(()) if crate::artifact::archive::is_archive(&path) => Ok(Candidate::Archive(path)),
+                Ok(()) => Ok(Candidate::Library(path)),
+                Err(error) => Err(Skipped { path, error }),
             }
         })
         .collect()

@@ -411,7 +411,7 @@ impl Host {
 
     /// [`Host::load_path`] with options.
     pub fn load_path_with(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
-        if Package::is_package(path) {
+        if Package::is_package(path) || artifact::archive::is_archive(path) {
             return self.load_package(path, name, options);
         }
         let library = self.open_library(path).map_err(|skip| skip.error)?;
@@ -435,11 +435,15 @@ impl Host {
         self.instantiate(library, index, options)
     }
 
-    /// Loads the plugin of a package directory: verified first when
-    /// signatures are required, then handed to its runtime.
+    /// Loads the plugin of a package directory or `.fid` archive: verified
+    /// first when signatures are required, then handed to its runtime.
     fn load_package(&self, dir: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
         let trusted = self.config.require_signature.then_some(self.config.trusted_keys.as_slice());
-        let package = Package::open(dir, trusted, self.config.max_package_size)?;
+        let package = if artifact::archive::is_archive(dir) {
+            Package::from_archive(dir, trusted, self.config.max_package_size)?
+        } else {
+            Package::open(dir, trusted, self.config.max_package_size)?
+        };
         let manifest = package.manifest();
         if let Some(name) = name.filter(|n| *n != manifest.package.name) {
             return Err(Error::at(
@@ -512,6 +516,11 @@ impl Host {
             Candidate::Package(dir) => match Package::read_manifest(&dir) {
                 Ok(manifest) => Ok(Entry::Package(dir, manifest)),
                 Err(error) => Err(Skipped { path: dir, error }),
+            },
+            // Read whole and checked (signatures are checked at load).
+            Candidate::Archive(path) => match Package::from_archive(&path, None, self.config.max_package_size) {
+                Ok(package) => Ok(Entry::Package(path, package.manifest().clone())),
+                Err(error) => Err(Skipped { path, error }),
             },
         })
     }

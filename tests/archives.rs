@@ -169,3 +169,34 @@ fn hostile_archives_are_refused_with_a_reason_and_leave_nothing() {
     let e = tiny.unpack_archive(&fixture("archives/calc.fid"), &dir.join("dest-tiny")).unwrap_err();
     assert_eq!(e.status(), Status::FileTooLarge, "{e}");
 }
+
+#[test]
+fn archives_load_by_path_and_by_name_and_are_discovered() {
+    let plain = HostBuilder::new().search_path(fixture("archives")).build().unwrap();
+    let plugin = plain.load_path_with(&fixture("archives/calc.fid"), None, &calculator()).unwrap();
+    assert_eq!(plugin.call_json("add", "[20, 22]").unwrap(), "42");
+    assert!(plugin.info().path.ends_with("calc.fid/WasmCalculator-0.1.0"), "{:?}", plugin.info().path);
+    let by_name = plain.load_with("WasmCalculator", &calculator()).unwrap();
+    assert_eq!(by_name.call_json("multiply", "[6, 7]").unwrap(), "42");
+    let found = plain.discover();
+    let archives: Vec<_> = found.plugins.iter().filter(|p| p.name == "WasmCalculator").map(|p| p.path.clone()).collect();
+    assert_eq!(archives, [fixture("archives/calc-signed.fid"), fixture("archives/calc.fid")], "{found:?}");
+    assert!(found.skipped.is_empty(), "{:?}", found.skipped);
+
+    // With signatures required, the signed archive loads (from the files
+    // read and verified) and the unsigned one does not.
+    let strict = HostBuilder::new().require_signature(true).trusted_key(trusted()).build().unwrap();
+    let e = strict.load_path_with(&fixture("archives/calc.fid"), None, &calculator()).unwrap_err();
+    assert_eq!(e.status(), Status::SignatureRequired, "{e}");
+    let signed = strict.load_path_with(&fixture("archives/calc-signed.fid"), None, &calculator()).unwrap();
+    assert_eq!(signed.call_json("add", "[1, 2]").unwrap(), "3");
+
+    // A hostile archive in a search path is skipped with its reason.
+    let dir = temp_dir("fid-discovery");
+    std::fs::copy(fixture("archives/calc.fid"), dir.join("calc.fid")).unwrap();
+    std::fs::write(dir.join("broken.fid"), b"not an archive").unwrap();
+    let found = HostBuilder::new().search_path(&dir).build().unwrap().discover();
+    assert_eq!(found.plugins.len(), 1);
+    assert_eq!(found.skipped.len(), 1);
+    assert_eq!(found.skipped[0].error.status(), Status::InvalidManifest);
+}

@@ -125,14 +125,20 @@ fn check_relative(path: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// A package directory, with the files a load needs already in memory.
+/// A package directory (or the package of a `.fid` archive), with the
+/// files a load needs already in memory.
 #[derive(Debug)]
 pub struct Package {
+    /// The directory; for an archive, `archive.fid/{name}-{version}`, a
+    /// name for messages that is never read from.
     dir: PathBuf,
     manifest: Manifest,
-    /// Relative path (`/`-separated) → contents: every file when the
-    /// package was verified, otherwise only those read through [`Package::file`].
-    verified_files: Option<BTreeMap<String, Vec<u8>>>,
+    /// Relative path (`/`-separated) → contents of every file, when they
+    /// were read at once (a verified package, an archive); `None`: each is
+    /// read from the directory when asked for.
+    files: Option<BTreeMap<String, Vec<u8>>>,
+    /// Whether a trusted signature covers `files`.
+    verified: bool,
     /// Most bytes the package may hold in all.
     max_bytes: u64,
 }
@@ -158,23 +164,40 @@ impl Package {
     pub fn open(dir: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<Package> {
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, &e))?;
         match trusted {
-            None => Ok(Package { manifest: Package::read_manifest(&dir)?, dir, verified_files: None, max_bytes }),
+            None => Ok(Package { manifest: Package::read_manifest(&dir)?, dir, files: None, verified: false, max_bytes }),
             Some(keys) => {
                 let files = read_tree(&dir, max_bytes)?;
                 let digest = digest_of(&files);
                 signature::verify_file(&dir.join(SIGNATURE), &dir, &digest, keys)?;
-                let text = files.get(MANIFEST).ok_or_else(|| Error::at(Status::FileNotFound, &dir.join(MANIFEST), "no such file"))?;
-                if text.len() as u64 > MANIFEST_LIMIT {
-                    return Err(Error::at(
-                        Status::FileTooLarge,
-                        &dir.join(MANIFEST),
-                        format!("the package manifest is {} bytes, more than the limit of {MANIFEST_LIMIT} bytes", text.len()),
-                    ));
-                }
-                let text = std::str::from_utf8(text).map_err(|e| Error::at(Status::InvalidManifest, &dir.join(MANIFEST), e))?;
-                Ok(Package { manifest: Manifest::parse(&dir, text)?, dir, verified_files: Some(files), max_bytes })
+                Package::in_memory(dir, files, true, max_bytes)
             }
         }
+    }
+
+    /// The package of the `.fid` archive at `path`, read whole and checked
+    /// (see [`super::archive::read`]); with `trusted` keys, its
+    /// `package.sig` must verify over the files read.
+    pub fn from_archive(path: &Path, trusted: Option<&[TrustedKey]>, max_bytes: u64) -> Result<Package> {
+        let archive = super::archive::read(path, max_bytes)?;
+        if let Some(keys) = trusted {
+            archive.verify(path, keys)?;
+        }
+        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
+        Package::in_memory(path.join(&archive.top), archive.digested_files(), trusted.is_some(), max_bytes)
+    }
+
+    /// A package whose files were all read: its manifest comes from them.
+    fn in_memory(dir: PathBuf, files: BTreeMap<String, Vec<u8>>, verified: bool, max_bytes: u64) -> Result<Package> {
+        let text = files.get(MANIFEST).ok_or_else(|| Error::at(Status::FileNotFound, &dir.join(MANIFEST), "no such file"))?;
+        if text.len() as u64 > MANIFEST_LIMIT {
+            return Err(Error::at(
+                Status::FileTooLarge,
+                &dir.join(MANIFEST),
+                format!("the package manifest is {} bytes, more than the limit of {MANIFEST_LIMIT} bytes", text.len()),
+            ));
+        }
+        let text = std::str::from_utf8(text).map_err(|e| Error::at(Status::InvalidManifest, &dir.join(MANIFEST), e))?;
+        Ok(Package { manifest: Manifest::parse(&dir, text)?, dir, files: Some(files), verified, max_bytes })
     }
 
     /// The package directory (canonical).
@@ -187,25 +210,30 @@ impl Package {
         &self.manifest
     }
 
-    /// Whether the files come from a verified copy.
+    /// Whether a trusted signature covers the files.
     pub fn is_verified(&self) -> bool {
-        self.verified_files.is_some()
+        self.verified
+    }
+
+    /// Whether every file is in memory (read at once, never again from disk).
+    pub fn is_in_memory(&self) -> bool {
+        self.files.is_some()
     }
 
     /// Whether `relative` exists in the package.
     pub fn has_file(&self, relative: &str) -> bool {
-        match &self.verified_files {
+        match &self.files {
             Some(files) => files.contains_key(&normalize(relative)),
             None => self.dir.join(relative).is_file(),
         }
     }
 
-    /// The contents of `relative` (a manifest path): from the verified copy,
-    /// or read now from a location that must not leave the package.
+    /// The contents of `relative` (a manifest path): from memory, or read
+    /// now from a location that must not leave the package.
     pub fn file(&self, relative: &str) -> Result<Vec<u8>> {
         let shown = self.dir.join(relative);
         check_relative(relative).map_err(|e| Error::at(Status::InvalidManifest, &shown, e))?;
-        if let Some(files) = &self.verified_files {
+        if let Some(files) = &self.files {
             return files.get(&normalize(relative)).cloned().ok_or_else(|| Error::at(Status::FileNotFound, &shown, "no such file in the package"));
         }
         let real = std::fs::canonicalize(&shown).map_err(|e| Error::io(&shown, &e))?;
@@ -222,7 +250,7 @@ impl Package {
     /// Every file of the package by relative path (`/`-separated), as the
     /// digest covers them: the verified copy, or read now.
     pub fn files(&self) -> Result<std::borrow::Cow<'_, BTreeMap<String, Vec<u8>>>> {
-        match &self.verified_files {
+        match &self.files {
             Some(files) => Ok(std::borrow::Cow::Borrowed(files)),
             None => read_tree(&self.dir, self.max_bytes).map(std::borrow::Cow::Owned),
         }

@@ -10,8 +10,9 @@ use crate::error::{Error, Result, Status};
 use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, InstancePre};
 
-/// Identifies a component's bytes: the bytes a signature verified, by
-/// their digest; otherwise the version of the file they were read from.
+/// Identifies a component's bytes: bytes held in memory (verified, or from
+/// an archive), by their digest; otherwise the version of the file they
+/// were read from.
 /// The canonical path says which entry a newer version replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct CacheKey {
@@ -27,7 +28,7 @@ enum Content {
 
 impl CacheKey {
     fn of(package: &Package, path: &Path, bytes: &[u8]) -> Result<CacheKey> {
-        let content = if package.is_verified() {
+        let content = if package.is_in_memory() {
             use sha2::Digest;
             Content::Verified { digest: sha2::Sha256::digest(bytes).into() }
         } else {
