@@ -330,6 +330,61 @@ static void test_compile_cache(void) {
     fidius_host_load_options_free(options);
 }
 
+static void test_archives(void) {
+    char dir[] = "/tmp/fidius-c-archives-XXXXXX", expected[4200], command[4300];
+    fidius_host_load_options_t *options = options_for("calculator.toml");
+    fidius_host_t *host = host_with(NULL, NULL), *strict;
+    fidius_host_builder_t *b;
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_error_t *err = NULL;
+    char *unpacked = NULL;
+    CHECK(mkdtemp(dir) != NULL);
+    /* Unpacked: the package directory, owned by the caller, loads. */
+    CHECK(fidius_host_unpack_archive(host, path_of("archives/calc.fid"), NT, dir, NT, &unpacked, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    snprintf(expected, sizeof expected, "%s/WasmCalculator-0.1.0", dir);
+    CHECK(unpacked != NULL && strcmp(unpacked, expected) == 0);
+    CHECK(fidius_host_load_path(host, unpacked, NT, NULL, 0, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(p, "add", "[40, 2]", "42"));
+    fidius_host_plugin_free(p);
+    fidius_host_string_free(unpacked);
+    /* Not over an existing package. */
+    unpacked = (char *)1;
+    CHECK(fidius_host_unpack_archive(host, path_of("archives/calc.fid"), NT, dir, NT, &unpacked, &err) ==
+          FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(unpacked == NULL && err != NULL && strstr(fidius_host_error_message(err), "already exists") != NULL);
+    fidius_host_error_free(err);
+    /* Loaded straight from the archive. */
+    CHECK(fidius_host_load_path(host, path_of("archives/calc.fid"), NT, NULL, 0, options, &p, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(p, "multiply", "[6, 7]", "42"));
+    fidius_host_plugin_free(p);
+    /* A host requiring signatures takes only the signed archive. */
+    b = fidius_host_builder_new();
+    CHECK(fidius_host_builder_set_require_signature(b, true, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_add_trusted_key_file(b, path_of("keys/trusted.public"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    strict = host_with(NULL, b);
+    CHECK(fidius_host_load_path(strict, path_of("archives/calc.fid"), NT, NULL, 0, options, &p, NULL) ==
+          FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED);
+    CHECK(fidius_host_verify_path(strict, path_of("archives/calc-signed.fid"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_path(strict, path_of("archives/calc-signed.fid"), NT, NULL, 0, options, &p, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(json_is(p, "add", "[1, 2]", "3"));
+    fidius_host_plugin_free(p);
+    fidius_host_free(strict);
+    /* Bad arguments. */
+    CHECK(fidius_host_unpack_archive(host, NULL, NT, dir, NT, &unpacked, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_unpack_archive(host, path_of("archives/calc.fid"), NT, dir, NT, NULL, NULL) ==
+          FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_unpack_archive(host, path_of("archives/nothing.fid"), NT, dir, NT, &unpacked, NULL) ==
+          FIDIUS_HOST_STATUS_FILE_NOT_FOUND);
+    CHECK(unpacked == NULL);
+    fidius_host_free(host);
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    CHECK(system(command) == 0);
+    fidius_host_load_options_free(options);
+}
+
 static void test_discovery(void) {
     fidius_host_t *host = host_with("wasm", NULL);
     fidius_host_discovery_t *d = NULL;
@@ -373,6 +428,7 @@ static void run_tests(void) {
     test_signed_packages();
     test_precompiled();
     test_compile_cache();
+    test_archives();
     test_discovery();
     test_threads();
 }
