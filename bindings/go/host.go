@@ -144,6 +144,29 @@ func (h *Host) VerifyPath(path string) error {
 	return takeError(C.fidius_host_verify_path(host, p, n, &cerr), cerr)
 }
 
+// UnpackArchive unpacks the .fid archive archive (a package packed by
+// `fidius package pack`) into dest, created when missing, and returns the
+// package's directory, dest/{name}-{version}, which must not exist yet.
+// The archive is read whole and checked first (files and directories only,
+// every path inside the package, size and entry limits); when the host
+// requires signatures, its package.sig must verify before anything is
+// written. A failure leaves nothing in dest.
+func (h *Host) UnpackArchive(archive, dest string) (string, error) {
+	host := h.h.acquire()
+	defer h.h.release()
+	if host == nil {
+		return "", closedError("host")
+	}
+	a, an := text(archive)
+	d, dn := text(dest)
+	var dir *C.char
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_unpack_archive(host, a, an, d, dn, &dir, &cerr), cerr); err != nil {
+		return "", err
+	}
+	return takeString(dir, -1), nil
+}
+
 // LoadOptions are the options of one load (Host.Load, Host.LoadPath). The
 // zero value (or a nil *LoadOptions) keeps every default of the host. A
 // LoadOptions is plain data, read only during the load: one value may

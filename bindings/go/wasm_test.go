@@ -245,6 +245,31 @@ func TestWasmCompileCache(t *testing.T) {
 	wantError(t, err, fidius.ErrInvalidArgument, "others may write it")
 }
 
+func TestArchives(t *testing.T) {
+	host := newHost(t, nil)
+	dest := t.TempDir()
+	dir, err := host.UnpackArchive(fixture(t, "archives/calc.fid"), dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir != filepath.Join(dest, "WasmCalculator-0.1.0") {
+		t.Errorf("UnpackArchive() = %q", dir)
+	}
+	options := &fidius.LoadOptions{Interface: interfaceFile(t, "calculator.toml")}
+	for _, path := range []string{dir, fixture(t, "archives/calc.fid")} {
+		p, err := host.LoadPath(path, "", options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jsonIs(t, p, "add", "[40, 2]", "42")
+		p.Close()
+	}
+	_, err = host.UnpackArchive(fixture(t, "archives/calc.fid"), dest)
+	wantError(t, err, fidius.ErrInvalidArgument, "already exists")
+	_, err = host.UnpackArchive(fixture(t, "archives/missing.fid"), dest)
+	wantError(t, err, fidius.ErrFileNotFound, "")
+}
+
 func TestWasmDiscovery(t *testing.T) {
 	found, err := newHost(t, nil, "wasm").Discover()
 	if err != nil {

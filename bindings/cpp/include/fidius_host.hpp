@@ -1049,6 +1049,19 @@ public:
         detail::invoke(fidius_host_verify_path, get(), detail::data_of(path), path.size());
     }
 
+    /// Unpacks the `.fid` archive `archive` into `dest` (created when
+    /// missing) and returns the package's directory, `dest/{name}-{version}`,
+    /// which must not exist yet. The archive is checked whole first and,
+    /// when the host requires signatures, its `package.sig` verified before
+    /// anything is written; a failure throws and leaves nothing in `dest`.
+    std::string unpack_archive(std::string_view archive, std::string_view dest) const {
+        char *raw_dir = nullptr;
+        detail::invoke(fidius_host_unpack_archive, get(), detail::data_of(archive), archive.size(), detail::data_of(dest),
+                       dest.size(), &raw_dir);
+        const detail::OwnedString dir(raw_dir);
+        return detail::text_or_empty(dir.get());
+    }
+
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     const fidius_host_t *get() const noexcept { return handle_.get(); }
     /// Gives up ownership of the C handle (free it with fidius_host_free).

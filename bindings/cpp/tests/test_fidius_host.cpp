@@ -894,6 +894,24 @@ TEST_F(FidiusTest, WasmCompileCache) {
     fs::remove_all(root);
 }
 
+TEST_F(FidiusTest, Archives) {
+    namespace fs = std::filesystem;
+    char dir_template[] = "/tmp/fidius-cpp-archives-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    const fs::path dest = dir_template;
+    const fidius::Host host = fidius::Builder().build();
+    const std::string dir = host.unpack_archive(path_of("archives/calc.fid"), dest.string());
+    EXPECT_EQ(dir, (dest / "WasmCalculator-0.1.0").string());
+    const fidius::LoadOptions options = options_for("calculator.toml");
+    for (const std::string &path : {dir, path_of("archives/calc.fid")}) {
+        fidius::Plugin calc = host.load_path(path, options);
+        EXPECT_EQ(calc.call_json("add", "[40, 2]"), "42");
+    }
+    EXPECT_FIDIUS_ERROR(host.unpack_archive(path_of("archives/calc.fid"), dest.string()),
+                        fidius::Status::InvalidArgument, "already exists");
+    fs::remove_all(dest);
+}
+
 // ---- Python plugins ----------------------------------------------------------
 
 TEST_F(FidiusTest, PythonPlugins) {

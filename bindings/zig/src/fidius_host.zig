@@ -1061,6 +1061,17 @@ pub const Host = struct {
     pub fn verifyPath(host: Host, path: []const u8, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_verify_path(host.handle, path.ptr, path.len, errorSlot(diag)));
     }
+
+    /// Unpacks the `.fid` archive `archive` into `dest` (created when
+    /// missing); returns the package's directory, `dest/{name}-{version}`
+    /// (which must not exist yet), in `allocator`'s memory. The archive is
+    /// checked whole first and, when the host requires signatures, its
+    /// `package.sig` verified before anything is written.
+    pub fn unpackArchive(host: Host, allocator: Allocator, archive: []const u8, dest: []const u8, diag: ?*Diagnostics) (Error || Allocator.Error)![]u8 {
+        var dir: [*c]u8 = null;
+        try check(c.fidius_host_unpack_archive(host.handle, archive.ptr, archive.len, dest.ptr, dest.len, &dir, errorSlot(diag)));
+        return takeString(allocator, dir, std.mem.len(dir));
+    }
 };
 
 // ---------------------------------------------------------------------------

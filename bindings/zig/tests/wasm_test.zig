@@ -280,6 +280,34 @@ test "a compile cache serves a later host" {
     try testing.expectError(error.InvalidArgument, builder.setWasmCompileCache("", 0, &diag));
 }
 
+test "archives unpack and load" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var options = try fixtures.options("calculator.toml");
+    defer options.deinit();
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const dest = try tmp.dir.realPathFileAlloc(io, ".", gpa);
+    defer gpa.free(dest);
+    var host = try fixtures.host(null);
+    defer host.deinit();
+
+    const dir = try host.unpackArchive(gpa, try fixtures.path("archives/calc.fid"), dest, null);
+    defer gpa.free(dir);
+    const expected = try std.fs.path.join(gpa, &.{ dest, "WasmCalculator-0.1.0" });
+    defer gpa.free(expected);
+    try testing.expectEqualStrings(expected, dir);
+    for ([_][]const u8{ dir, try fixtures.path("archives/calc.fid") }) |path| {
+        var plugin = try host.loadPath(path, null, &options, null);
+        defer plugin.deinit();
+        try support.expectJson(plugin, "add", "[40, 2]", "42");
+    }
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    try testing.expectError(error.InvalidArgument, host.unpackArchive(gpa, try fixtures.path("archives/calc.fid"), dest, &diag));
+    try support.expectContains(diag.message(), "already exists");
+}
+
 test "discovery lists the WASM packages" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
