@@ -284,7 +284,7 @@ bindings-test: go-test zig-test cpp-test
 #   make fuzz-smoke   each target for FUZZ_SMOKE_SECONDS on a scratch copy of fuzz/corpus
 #   make fuzz         each target for FUZZ_SECONDS; inputs that reach new code (edges, not hit
 #                     counts: the corpus stays small) are merged into fuzz/corpus
-FUZZ_TARGETS := interface_builder interface_file manifest json_call elf_header
+FUZZ_TARGETS := interface_builder interface_file manifest json_call elf_header fid_archive
 FUZZ_DIR := $(abspath $(TARGET))/fuzz
 FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_BIN := $(FUZZ_DIR)/$(FUZZ_TRIPLE)/release

@@ -43,10 +43,16 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<Archive> {
             format!("the archive is {} bytes, more than the limit of {max_bytes} bytes", file.metadata().len()),
         ));
     }
+    read_stream(path, bzip2::read::BzDecoder::new(file.into_file()), max_bytes)
+}
+
+/// [`read`] of the decompressed tar stream `decompressed`; errors name
+/// `path`.
+pub fn read_stream(path: &Path, decompressed: impl Read, max_bytes: u64) -> Result<Archive> {
     // Files, their tar headers and padding: past this, the stream is not a
     // package this host would load, however it decompresses.
     let stream_limit = max_bytes.saturating_add(2 * MAX_FILES as u64 * TAR_OVERHEAD_PER_ENTRY);
-    let decompressed = bzip2::read::BzDecoder::new(file.into_file()).take(stream_limit);
+    let decompressed = decompressed.take(stream_limit);
     let invalid = |what: String| Error::at(Status::InvalidManifest, path, format!("not a valid .fid archive: {what}"));
     let mut tar = tar::Archive::new(decompressed);
     let entries = tar.entries().map_err(|e| invalid(e.to_string()))?;
