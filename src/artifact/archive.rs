@@ -172,7 +172,11 @@ impl Archive {
         if target.symlink_metadata().is_ok() {
             return Err(Error::at(Status::InvalidArgument, &target, "already exists; nothing was unpacked over it"));
         }
-        let staging = dest.join(format!(".{}.unpacking.{}", self.top, std::process::id()));
+        // A name no other unpacking (of this process or another) uses.
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = dest.join(format!(".{}.unpacking.{}.{serial}", self.top, std::process::id()));
+        std::fs::create_dir(&staging).map_err(|e| Error::at(Status::Io, &staging, format!("cannot create: {e}")))?;
         let written = self.write_tree(&staging).and_then(|()| {
             std::fs::rename(&staging, &target).map_err(|e| Error::at(Status::Io, &target, format!("cannot move the package into place: {e}")))
         });
@@ -183,8 +187,8 @@ impl Archive {
         Ok(target)
     }
 
+    /// Writes every file under `root`, an empty directory.
     fn write_tree(&self, root: &Path) -> Result<()> {
-        std::fs::create_dir(root).map_err(|e| Error::at(Status::Io, root, format!("cannot create: {e}")))?;
         for (relative, contents) in &self.files {
             let path = root.join(relative);
             if let Some(parent) = path.parent() {
