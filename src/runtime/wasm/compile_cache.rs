@@ -40,6 +40,9 @@ const KEY_FILE: &str = "cache.key";
 const KEY_LEN: usize = 32;
 /// What entries' names end in (the rest of the directory is not ours).
 const ENTRY_SUFFIX: &str = ".entry";
+/// A temporary file of ours (`.*.tmp`) older than this was left by a
+/// process that died while writing it: removed when the cache is trimmed.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A compile cache directory, opened and checked.
 pub struct CompileCache {
@@ -170,13 +173,21 @@ impl CompileCache {
     }
 
     /// Removes the least recently used entries (never `keep`, just written)
-    /// until the entries fit the size bound.
+    /// until the entries fit the size bound, and stale temporary files.
     fn trim(&self, keep: &str) {
         let Ok(listing) = std::fs::read_dir(&self.dir) else { return };
+        let stale = std::time::SystemTime::now().checked_sub(STALE_TEMPORARY);
         let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = listing
             .filter_map(|entry| {
                 let entry = entry.ok()?;
                 let name = entry.file_name().into_string().ok()?;
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let modified = entry.metadata().ok()?.modified().ok()?;
+                    if stale.is_some_and(|stale| modified < stale) {
+                        let _ = std::fs::remove_file(entry.path());
+                    }
+                    return None;
+                }
                 if !name.ends_with(ENTRY_SUFFIX) || name == keep {
                     return None;
                 }
@@ -391,7 +402,16 @@ mod tests {
             file.set_modified(now - std::time::Duration::from_secs(age)).unwrap();
         }
         std::fs::write(dir.join("unrelated"), [0u8; 1000]).unwrap();
+        // Temporary files: one left by a process that died long ago, one
+        // being written now.
+        for (name, age) in [(".0.entry.1.1.tmp", 2 * 3600), (".0.entry.1.2.tmp", 0)] {
+            std::fs::write(dir.join(name), [0u8; 10]).unwrap();
+            let file = std::fs::File::options().write(true).open(dir.join(name)).unwrap();
+            file.set_modified(now - std::time::Duration::from_secs(age)).unwrap();
+        }
         cache.trim("1.entry");
+        assert!(!dir.join(".0.entry.1.1.tmp").exists(), "a stale temporary file is removed");
+        assert!(dir.join(".0.entry.1.2.tmp").exists(), "one being written is left alone");
         let left: Vec<bool> = (0..3).map(|i| dir.join(format!("{i}{ENTRY_SUFFIX}")).exists()).collect();
         // 300 bytes of entries, 250 allowed: the oldest (0) goes.
         assert_eq!(left, [false, true, true]);
