@@ -117,13 +117,17 @@ wasm-fixtures: tools signed-fixtures
 	$(FIDIUS) package pack $(FIXTURES)/wasm-signed/calc --output $(FIXTURES)/archives/calc-signed.fid >/dev/null 2>&1
 
 # Python packages, staged as python/ (unsigned) and python-signed/calc
-# (package.sig by the fidius CLI).
+# (package.sig by the fidius CLI), and the calculator packed by the CLI as
+# archives/py-calc.fid and py-calc-signed.fid.
 python-fixtures: tools signed-fixtures
 	rm -rf $(FIXTURES)/python $(FIXTURES)/python-signed
 	@mkdir -p $(FIXTURES)/python-signed
 	cp -r tests/fixtures/python $(FIXTURES)/python
 	cp -r tests/fixtures/python/calc $(FIXTURES)/python-signed/calc
 	$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/python-signed/calc >/dev/null
+	@mkdir -p $(FIXTURES)/archives
+	$(FIDIUS) package pack $(FIXTURES)/python/calc --output $(FIXTURES)/archives/py-calc.fid >/dev/null 2>&1
+	$(FIDIUS) package pack $(FIXTURES)/python-signed/calc --output $(FIXTURES)/archives/py-calc-signed.fid >/dev/null 2>&1
 
 crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted

@@ -200,3 +200,17 @@ fn archives_load_by_path_and_by_name_and_are_discovered() {
     assert_eq!(found.skipped.len(), 1);
     assert_eq!(found.skipped[0].error.status(), Status::InvalidManifest);
 }
+
+#[cfg(feature = "python")]
+#[test]
+fn a_python_package_loads_from_its_archive_with_its_vendored_modules() {
+    let plain = HostBuilder::new().build().unwrap();
+    let plugin = plain.load_path_with(&fixture("archives/py-calc.fid"), None, &calculator()).unwrap();
+    // `greet` uses the vendored `greeting` package: nested paths of the archive.
+    assert_eq!(plugin.call_json("greet", r#"["fid"]"#).unwrap(), r#""Hello, fid!""#);
+    let strict = HostBuilder::new().require_signature(true).trusted_key(trusted()).build().unwrap();
+    let signed = strict.load_path_with(&fixture("archives/py-calc-signed.fid"), None, &calculator()).unwrap();
+    assert_eq!(signed.call_json("add", "[2, 3]").unwrap(), "5");
+    let e = strict.load_path_with(&fixture("archives/py-calc.fid"), None, &calculator()).unwrap_err();
+    assert_eq!(e.status(), Status::SignatureRequired, "{e}");
+}

@@ -60,6 +60,10 @@ pub struct PackageSection {
 pub struct PythonSection {
     /// Dotted module name to import.
     pub entry_module: String,
+    /// The requirements file `fidius package pack` vendors into `vendor/`
+    /// (a path; unused at load, but typed as fidius types it).
+    #[serde(default)]
+    pub requirements: Option<String>,
 }
 
 /// `[wasm]`.
@@ -362,12 +366,15 @@ mod tests {
 
     const WASM: &str = "[package]\nname = \"p\"\nversion = \"1\"\ninterface = \"I\"\ninterface_version = 1\nruntime = \"wasm\"\n\n[wasm]\ncomponent = \"c.wasm\"\n\n[metadata]\n";
 
+    const PYTHON: &str = "[package]\nname = \"p\"\nversion = \"1\"\ninterface = \"I\"\ninterface_version = 1\nruntime = \"python\"\n\n[python]\nentry_module = \"m\"\nrequirements = \"reqs.txt\"\n\n[metadata]\n";
+
     #[test]
     fn manifests() {
         let dir = Path::new("/pkg");
         let m = Manifest::parse(dir, WASM).unwrap();
         assert_eq!(m.runtime().unwrap(), RuntimeKind::Wasm);
         assert_eq!(m.wasm.unwrap().component, "c.wasm");
+        assert_eq!(Manifest::parse(dir, PYTHON).unwrap().python.unwrap().requirements.as_deref(), Some("reqs.txt"));
         for (bad, says) in [
             (WASM.replace("[metadata]\n", ""), "metadata"),
             (WASM.replace("\"wasm\"", "\"java\""), "unknown runtime"),
@@ -375,6 +382,8 @@ mod tests {
             (WASM.replace("c.wasm", "/etc/c.wasm"), "absolute"),
             (WASM.replace("runtime = \"wasm\"", "runtime = \"python\""), "[python]"),
             (WASM.replace("interface_version = 1", "interface_version = -1"), "interface_version"),
+            // fidius types `requirements` as a path, and its tools refuse a list.
+            (PYTHON.replace("\"reqs.txt\"", "[]"), "requirements"),
         ] {
             let e = Manifest::parse(dir, &bad).unwrap_err();
             assert_eq!(e.status(), Status::InvalidManifest);
