@@ -117,10 +117,11 @@ impl RegularFile {
         if self.metadata.len() != bytes.len() as u64 {
             return Ok(false);
         }
-        let mut chunk = vec![0u8; (64 << 10).min(bytes.len())];
-        for (index, expected) in bytes.chunks(chunk.len().max(1)).enumerate() {
-            let read = &mut chunk[..expected.len()];
-            match self.file.read_exact_at(read, (index * (64 << 10)) as u64) {
+        const CHUNK: usize = 64 << 10;
+        let mut buffer = vec![0u8; CHUNK.min(bytes.len())];
+        for (index, expected) in bytes.chunks(CHUNK).enumerate() {
+            let read = &mut buffer[..expected.len()];
+            match self.file.read_exact_at(read, (index * CHUNK) as u64) {
                 Ok(()) if read == expected => {}
                 Ok(()) => return Ok(false),
                 // Shorter than fstat said: changed since.

@@ -129,6 +129,14 @@ fn split_path(path: &Path) -> std::result::Result<(String, Option<String>), &'st
     Ok((top.to_string(), (!rest.is_empty()).then(|| rest.join("/"))))
 }
 
+/// Whether the package digest covers `path`, as a package directory's walk
+/// gives files: not a `*.sig` file, nothing under a `target/` or `.git/`
+/// directory.
+fn is_digested(path: &str) -> bool {
+    let (dirs, name) = path.rsplit_once('/').unwrap_or(("", path));
+    !name.ends_with(".sig") && !dirs.split('/').any(|dir| dir == "target" || dir == ".git")
+}
+
 fn kind_name(kind: tar::EntryType) -> &'static str {
     match kind {
         tar::EntryType::Symlink => "symbolic link",
@@ -141,18 +149,11 @@ fn kind_name(kind: tar::EntryType) -> &'static str {
 }
 
 impl Archive {
-    /// The files the package digest covers, as a package directory's walk
-    /// gives them: without `*.sig` files and `target/` or `.git/` trees.
-    pub fn digested_files(&self) -> BTreeMap<String, Vec<u8>> {
+    /// The files the package digest covers (see [`is_digested`]), taken
+    /// out of the archive.
+    pub fn into_digested_files(mut self) -> BTreeMap<String, Vec<u8>> {
+        self.files.retain(|path, _| is_digested(path));
         self.files
-            .iter()
-            .filter(|(path, _)| {
-                let mut parts = path.split('/');
-                let name = path.rsplit('/').next().unwrap_or_default();
-                !name.ends_with(".sig") && !parts.any(|part| part == "target" || part == ".git")
-            })
-            .map(|(path, contents)| (path.clone(), contents.clone()))
-            .collect()
     }
 
     /// Checks `package.sig` in the archive against `keys`, over the files'
@@ -161,7 +162,8 @@ impl Archive {
         let sig = self.files.get(SIGNATURE).ok_or_else(|| {
             Error::at(Status::SignatureRequired, shown, format!("signatures are required and the archive holds no {SIGNATURE}"))
         })?;
-        signature::check(shown, &digest_of(&self.digested_files()), sig, keys)
+        let digest = digest_of(self.files.iter().filter(|(path, _)| is_digested(path)));
+        signature::check(shown, &digest, sig, keys)
     }
 
     /// Writes the package into `dest/{top}`, which must not exist yet: into
@@ -220,4 +222,25 @@ pub fn unpack(archive: &Path, dest: &Path, keys: Option<&[TrustedKey]>, max_byte
 /// Whether `path` names a `.fid` archive (by its extension).
 pub fn is_archive(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == EXTENSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_covers_what_a_directory_walk_reads() {
+        for (path, covered) in [
+            ("package.toml", true),
+            ("vendor/m/__init__.py", true),
+            ("target", true),
+            ("src/git.py", true),
+            ("package.sig", false),
+            ("lib/x.so.sig", false),
+            ("target/debug/x", false),
+            ("a/.git/HEAD", false),
+        ] {
+            assert_eq!(is_digested(path), covered, "{path}");
+        }
+    }
 }

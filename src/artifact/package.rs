@@ -186,8 +186,8 @@ impl Package {
         if let Some(keys) = trusted {
             archive.verify(path, keys)?;
         }
-        let path = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?;
-        Package::in_memory(path.join(&archive.top), archive.digested_files(), trusted.is_some(), max_bytes)
+        let dir = std::fs::canonicalize(path).map_err(|e| Error::io(path, &e))?.join(&archive.top);
+        Package::in_memory(dir, archive.into_digested_files(), trusted.is_some(), max_bytes)
     }
 
     /// A package whose files were all read: its manifest comes from them.
@@ -281,7 +281,7 @@ pub fn package_digest(dir: &Path) -> Result<[u8; 32]> {
 
 /// SHA-256 over each file in path order: u64 LE path length, path, u64 LE
 /// content length, content.
-pub(crate) fn digest_of(files: &BTreeMap<String, Vec<u8>>) -> [u8; 32] {
+pub(crate) fn digest_of<'a>(files: impl IntoIterator<Item = (&'a String, &'a Vec<u8>)>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for (path, contents) in files {
         hasher.update((path.len() as u64).to_le_bytes());

@@ -1,6 +1,7 @@
 //! Compiled components: a package's component is compiled (or its
 //! `.cwasm` deserialized) at most once per file version per host.
 
+use super::compile_cache;
 use super::engine::WasmRuntime;
 use super::store::GuestState;
 use super::WasmSettings;
@@ -82,14 +83,15 @@ impl WasmRuntime {
             }
             None => None,
         };
-        if let Some(component) = cache.and_then(|cache| cache.load(&self.engine, bytes, diagnostics)) {
+        let entry = cache.map(|cache| (cache, compile_cache::entry_name(&self.engine, bytes)));
+        if let Some(component) = entry.as_ref().and_then(|(cache, name)| cache.load(&self.engine, name, diagnostics)) {
             return Ok(component);
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             Error::at(Status::InvalidComponent, path, format!("not a valid WebAssembly component: {e:#}"))
         })?;
-        if let Some(cache) = cache {
-            cache.store(&self.engine, bytes, &component, diagnostics);
+        if let Some((cache, name)) = &entry {
+            cache.store(name, &component, diagnostics);
         }
         Ok(component)
     }

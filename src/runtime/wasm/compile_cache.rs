@@ -70,11 +70,11 @@ impl CompileCache {
         Ok(CompileCache { dir: dir.to_path_buf(), key, max_bytes })
     }
 
-    /// The compiled form of `component` kept here, if there is an entry and
-    /// it is authentic. `notes` receives why an entry was not used.
-    pub fn load(&self, engine: &Engine, component: &[u8], notes: &mut Vec<String>) -> Option<Component> {
-        let name = entry_name(engine, component);
-        let path = self.dir.join(&name);
+    /// The compiled component kept under entry `name` (see
+    /// [`entry_name`]), if there is one and it is authentic. `notes`
+    /// receives why an entry was not used.
+    pub fn load(&self, engine: &Engine, name: &str, notes: &mut Vec<String>) -> Option<Component> {
+        let path = self.dir.join(name);
         let file = match RegularFile::open(&path, Links::Refuse) {
             Ok(file) => file,
             Err(e) if e.status() == Status::FileNotFound => return None,
@@ -91,7 +91,7 @@ impl CompileCache {
                 return None;
             }
         };
-        let Some(code) = self.authentic_code(&name, &bytes) else {
+        let Some(code) = self.authentic_code(name, &bytes) else {
             notes.push(format!(
                 "compile cache: {} failed its check (changed or damaged); compiled the component again",
                 path.display()
@@ -117,9 +117,9 @@ impl CompileCache {
         }
     }
 
-    /// Keeps the compiled form of `component`, then trims the cache to its
-    /// size bound. `notes` receives why it could not be kept.
-    pub fn store(&self, engine: &Engine, component: &[u8], compiled: &Component, notes: &mut Vec<String>) {
+    /// Keeps `compiled` as entry `name`, then trims the cache to its size
+    /// bound. `notes` receives why it could not be kept.
+    pub fn store(&self, name: &str, compiled: &Component, notes: &mut Vec<String>) {
         let code = match compiled.serialize() {
             Ok(code) => code,
             Err(e) => return notes.push(format!("compile cache: cannot serialize the compiled component ({e:#})")),
@@ -131,11 +131,10 @@ impl CompileCache {
                 self.max_bytes
             ));
         }
-        let name = entry_name(engine, component);
-        if let Err(e) = self.write_entry(&name, &code) {
-            return notes.push(format!("compile cache: cannot write {}: {e}", self.dir.join(&name).display()));
+        if let Err(e) = self.write_entry(name, &code) {
+            return notes.push(format!("compile cache: cannot write {}: {e}", self.dir.join(name).display()));
         }
-        self.trim(&name);
+        self.trim(name);
     }
 
     /// The code of entry `name`, if `bytes` are its magic, a valid tag and
@@ -212,7 +211,7 @@ impl CompileCache {
 /// The entry's file name: a digest of the component and of what makes
 /// compiled code compatible with `engine`, plus this library's version
 /// (whose code decides what goes into the engine).
-fn entry_name(engine: &Engine, component: &[u8]) -> String {
+pub fn entry_name(engine: &Engine, component: &[u8]) -> String {
     let mut digest = Sha256::new();
     digest.update(b"libfidius_host compile cache\0");
     digest.update(env!("CARGO_PKG_VERSION").as_bytes());
