@@ -89,8 +89,9 @@ fixtures: rust-fixtures crafted-fixtures signed-fixtures wasm-fixtures python-fi
 rust-fixtures:
 	cd tests/fixtures/rust && $(CARGO) build --target-dir $(abspath $(TARGET))/fixtures
 	cd tests/fixtures/rust && $(CARGO) build --release --target-dir $(abspath $(TARGET))/fixtures
-	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/types $(FIXTURES)/release
+	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/types $(FIXTURES)/release $(FIXTURES)/configured
 	cp $(TARGET)/fixtures/debug/libcalc_plugin.so $(FIXTURES)/plugins/
+	cp $(TARGET)/fixtures/debug/libscaler_plugin.so $(FIXTURES)/configured/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
 	@mkdir -p $(FIXTURES)/interfaces
@@ -99,7 +100,8 @@ rust-fixtures:
 		$(TARGET)/fixtures/release/libtypes_plugin.so $(FIXTURES)/release/
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
-# packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI).
+# packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),
+# and the configured scaler in configured/wasm-scaler.
 WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component
 
 wasm-fixtures: tools signed-fixtures
@@ -112,6 +114,9 @@ wasm-fixtures: tools signed-fixtures
 		done; \
 		$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/wasm-signed/$$pkg >/dev/null || exit 1; \
 	done
+	rm -rf $(FIXTURES)/configured/wasm-scaler && mkdir -p $(FIXTURES)/configured/wasm-scaler
+	cp tests/fixtures/configured/wasm-scaler.toml $(FIXTURES)/configured/wasm-scaler/package.toml
+	cp $(TARGET)/fixtures-wasm/wasm32-wasip2/release/scaler_component.wasm $(FIXTURES)/configured/wasm-scaler/
 	@mkdir -p $(FIXTURES)/archives
 	$(FIDIUS) package pack $(FIXTURES)/wasm/calc --output $(FIXTURES)/archives/calc.fid >/dev/null 2>&1
 	$(FIDIUS) package pack $(FIXTURES)/wasm-signed/calc --output $(FIXTURES)/archives/calc-signed.fid >/dev/null 2>&1
@@ -123,6 +128,8 @@ python-fixtures: tools signed-fixtures
 	rm -rf $(FIXTURES)/python $(FIXTURES)/python-signed
 	@mkdir -p $(FIXTURES)/python-signed
 	cp -r tests/fixtures/python $(FIXTURES)/python
+	rm -rf $(FIXTURES)/configured/python-scaler && mkdir -p $(FIXTURES)/configured
+	cp -r tests/fixtures/configured/python-scaler $(FIXTURES)/configured/
 	cp -r tests/fixtures/python/calc $(FIXTURES)/python-signed/calc
 	$(FIDIUS) package sign --key $(FIXTURES)/keys/trusted.secret $(FIXTURES)/python-signed/calc >/dev/null
 	@mkdir -p $(FIXTURES)/archives
@@ -173,7 +180,7 @@ python-host-test: lib fixtures
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json test_wasm test_egress test_python
+C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
@@ -238,6 +245,8 @@ interfaces:
 	@for pair in $(INTERFACES); do file=$${pair%%:*}; trait=$${pair##*:}; \
 		$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/calc-interface --trait $$trait \
 			-o examples-c/interfaces/$$file.toml || exit 1; done
+	$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/calc-interface --trait Scaler --config ScaleConfig \
+		-o examples-c/interfaces/scaler.toml
 
 # Ahead-of-time compile a WebAssembly component for this library's wasmtime:
 #   make precompile COMPONENT=path/to/plugin.wasm   (writes path/to/plugin.cwasm)

@@ -300,7 +300,8 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_BUFFER_STRATEGY_MISMATCH = 116,
   /**
-   * The plugin's `construct` returned NULL.
+   * The plugin's `construct` returned NULL for an empty configuration
+   * (a plugin declared with `config = ...` must be given one).
    */
   FIDIUS_HOST_STATUS_CONSTRUCT_FAILED = 117,
   /**
@@ -351,6 +352,23 @@ enum fidius_host_status
    * required method.
    */
   FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN = 128,
+  /**
+   * The plugin is constructed with a configuration and none was given:
+   * the interface declares a config type, or the Python module has
+   * `__fidius_configure__` and no module-level methods.
+   */
+  FIDIUS_HOST_STATUS_CONFIG_REQUIRED = 129,
+  /**
+   * The configuration is not a value of the interface's config type, or
+   * its form cannot reach the plugin's runtime without that type.
+   */
+  FIDIUS_HOST_STATUS_CONFIG_INVALID = 130,
+  /**
+   * The plugin refused its configuration: a cdylib `construct` returned
+   * NULL, a WASM `fidius-configure` trapped, or a Python
+   * `__fidius_configure__` raised. Nothing was created.
+   */
+  FIDIUS_HOST_STATUS_CONFIG_REJECTED = 131,
   /**
    * Signatures are required and the `.sig` file is missing.
    */
@@ -1267,8 +1285,9 @@ FIDIUS_HOST_API const char *fidius_host_error_message(const fidius_host_error_t 
 
 /**
  * The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
- * the failure is not `FIDIUS_HOST_STATUS_PLUGIN_ERROR`. Borrowed: valid
- * until `error` is freed.
+ * the plugin gave none: it is set for `FIDIUS_HOST_STATUS_PLUGIN_ERROR`,
+ * and for `FIDIUS_HOST_STATUS_CONFIG_REJECTED` when a Python plugin's
+ * `__fidius_configure__` raised. Borrowed: valid until `error` is freed.
  */
 FIDIUS_HOST_API const char *fidius_host_error_plugin_code(const fidius_host_error_t *error);
 
@@ -1336,13 +1355,20 @@ fidius_host_status fidius_host_discover(const fidius_host_t *host,
  * in the search paths that has it. Files that fail to load are skipped;
  * when the name is found nowhere, the error message lists them and why.
  * `options` may be NULL for defaults; with an interface set, the plugin
- * must match it and JSON calls become available.
+ * must match it and JSON calls become available; with a configuration set,
+ * the plugin's instance is constructed with it.
  * On success `*plugin_out` is a new plugin handle owned by the caller
- * (free with `fidius_host_plugin_free`); on failure it is NULL.
+ * (free with `fidius_host_plugin_free`); on failure it is NULL, and no
+ * instance was left behind.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
  * INTERFACE_HASH_MISMATCH, INTERFACE_VERSION_MISMATCH,
- * METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+ * METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED (a
+ * cdylib's `construct` returned NULL for an empty configuration),
+ * CONFIG_REQUIRED (the interface declares a config type, or a Python
+ * module has `__fidius_configure__` and no module-level methods, and no
+ * configuration was set), CONFIG_INVALID, INVALID_JSON, CONFIG_REJECTED
+ * (see `fidius_host_plugin_new_instance`).
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE
@@ -1371,7 +1397,8 @@ fidius_host_status fidius_host_load(const fidius_host_t *host,
  * INVALID_PLUGIN_COUNT, UNKNOWN_BUFFER_STRATEGY, DUPLICATE_PLUGIN,
  * PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
  * INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH,
- * BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+ * BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED, CONFIG_REQUIRED,
+ * CONFIG_INVALID, INVALID_JSON, CONFIG_REJECTED.
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE
@@ -1531,6 +1558,26 @@ fidius_host_status fidius_host_interface_builder_set_wasm_export(fidius_host_int
                                                                  fidius_host_error_t **err);
 
 /**
+ * Declares the type plugins of the interface are constructed with
+ * (`#[plugin_impl(Trait, config = C)]`), e.g. `CalcConfig` (declared
+ * with `fidius_host_interface_builder_add_type`) or `Vec<String>`; it is
+ * resolved by the build. It does not change the hash. With it,
+ * configurations are checked against the type before a plugin sees them,
+ * JSON configurations can be given, and a load without a configuration
+ * is CONFIG_REQUIRED. Replaces a type set before. Strings as for
+ * `fidius_host_interface_builder_new`.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (not a
+ * type).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_interface_builder_set_config_type(fidius_host_interface_builder_t *builder,
+                                                                 const char *type_name,
+                                                                 size_t type_len,
+                                                                 fidius_host_error_t **err);
+
+/**
  * Adds the next method, in declaration order (which is the order of the
  * plugin's vtable), from its fidius signature string: `name:T1,T2->R`,
  * e.g. `add:i64,i64->i64`, `ping:->` (no return type), `get:->()`. Any
@@ -1654,6 +1701,14 @@ FIDIUS_HOST_API
 const char *fidius_host_interface_wasm_export(const fidius_host_interface_t *interface);
 
 /**
+ * The config type (canonical, e.g. `CalcConfig`), or NULL when the
+ * interface declares none (or for NULL). Borrowed: valid until
+ * `interface` is freed.
+ */
+FIDIUS_HOST_API
+const char *fidius_host_interface_config_type(const fidius_host_interface_t *interface);
+
+/**
  * Number of methods, or 0 for NULL.
  */
 FIDIUS_HOST_API
@@ -1715,6 +1770,58 @@ FIDIUS_HOST_MUST_USE
 fidius_host_status fidius_host_load_options_set_interface(fidius_host_load_options_t *options,
                                                           const fidius_host_interface_t *interface,
                                                           fidius_host_error_t **err);
+
+/**
+ * Sets the configuration the plugin is constructed with
+ * (`#[plugin_impl(Trait, config = C)]`): `config` is bincode of the
+ * config type, `config_len` bytes, copied (NULL allowed when 0). When the
+ * interface set in these options declares a config type
+ * (`fidius_host_interface_builder_set_config_type`), the load checks the
+ * bytes against it — every byte must belong to the value — before the
+ * plugin sees them (CONFIG_INVALID). cdylib plugins get the bytes in
+ * `construct`, WASM plugins in `fidius-configure` (every instance the
+ * handle makes); Python plugins, whose `__fidius_configure__` takes a
+ * value, need the declared type to read them. A plugin that takes no
+ * configuration ignores it (cdylib, WASM) or refuses it (a Python module
+ * without `__fidius_configure__`: CONFIG_REJECTED). Replaces a
+ * configuration set before.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, INPUT_TOO_LARGE (over 64 MiB).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_config(fidius_host_load_options_t *options,
+                                                       const uint8_t *config,
+                                                       size_t config_len,
+                                                       fidius_host_error_t **err);
+
+/**
+ * Sets the configuration as JSON text (`json_len` bytes, or
+ * NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`), copied; e.g.
+ * `{"scale": 3}`. It is parsed at load and, when the interface declares a
+ * config type, checked against it and encoded for cdylib and WASM plugins
+ * (INVALID_JSON, CONFIG_INVALID); without a declared type only Python
+ * plugins can take it. Replaces a configuration set before.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INPUT_TOO_LARGE (over
+ * 64 MiB).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_config_json(fidius_host_load_options_t *options,
+                                                            const char *json,
+                                                            size_t json_len,
+                                                            fidius_host_error_t **err);
+
+/**
+ * Removes a configuration set before: plugins load without one.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_clear_config(fidius_host_load_options_t *options,
+                                                         fidius_host_error_t **err);
 
 /**
  * Overrides the host's WASM call deadline for plugins loaded with these
@@ -2070,6 +2177,60 @@ fidius_host_status fidius_host_plugin_method_metadata(const fidius_host_plugin_t
                                                       const char **key_out,
                                                       const char **value_out,
                                                       fidius_host_error_t **err);
+
+/**
+ * Creates another instance of `plugin`, constructed with `config` (bincode
+ * of the config type, `config_len` bytes, borrowed for the call; NULL
+ * allowed when 0), as a new handle in `*instance_out`, owned by the
+ * caller and freed with `fidius_host_plugin_free`. The instance shares the
+ * plugin's loaded code — mapped library, compiled component or imported
+ * module — and its load settings, and nothing else: its state is its own
+ * (a cdylib `construct`, a WASM `fidius-configure` on instances of its
+ * own, a Python `__fidius_configure__`), and it may outlive `plugin`:
+ * the code stays loaded while any instance lives. Configurations are
+ * checked as `fidius_host_load_options_set_config` describes.
+ *
+ * Outcomes:
+ * - OK: `*instance_out` is the new handle; `*err` is NULL.
+ * - CONFIG_INVALID, INPUT_TOO_LARGE (nothing reached the plugin),
+ *   CONFIG_REJECTED (the plugin refused the configuration: `construct`
+ *   returned NULL, `fidius-configure` trapped, `__fidius_configure__`
+ *   raised — its code, message and details are in `*err`'s plugin
+ *   fields), TIMEOUT, MEMORY_LIMIT: `*instance_out` is NULL, nothing was
+ *   created, and `plugin` is unchanged.
+ * A cdylib plugin whose `configure` panics aborts the process: fidius's
+ * `construct` does not catch panics, and in-process native code cannot be
+ * contained.
+ *
+ * Thread-safety: as a call on `plugin`; the new handle is independent.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, CONFIG_INVALID, CONFIG_REJECTED,
+ * INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_new_instance(const fidius_host_plugin_t *plugin,
+                                                   const uint8_t *config,
+                                                   size_t config_len,
+                                                   fidius_host_plugin_t **instance_out,
+                                                   fidius_host_error_t **err);
+
+/**
+ * `fidius_host_plugin_new_instance` with the configuration as JSON text
+ * (`json_len` bytes, or NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`),
+ * checked against and encoded with the interface's config type, as
+ * `fidius_host_load_options_set_config_json` describes.
+ *
+ * Errors: as `fidius_host_plugin_new_instance`, and INVALID_UTF8,
+ * INVALID_JSON.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_new_instance_json(const fidius_host_plugin_t *plugin,
+                                                        const char *json,
+                                                        size_t json_len,
+                                                        fidius_host_plugin_t **instance_out,
+                                                        fidius_host_error_t **err);
 
 /**
  * Frees a plugin handle: destroys its instance and, when no other handle

@@ -75,7 +75,8 @@ pub enum Status {
     InterfaceHashMismatch = 115,
     /// The plugin's buffer strategy differs from the expected one.
     BufferStrategyMismatch = 116,
-    /// The plugin's `construct` returned NULL.
+    /// The plugin's `construct` returned NULL for an empty configuration
+    /// (a plugin declared with `config = ...` must be given one).
     ConstructFailed = 117,
     /// Two plugins of one library share a name.
     DuplicatePlugin = 118,
@@ -103,6 +104,17 @@ pub enum Status {
     /// A Python plugin fails to import, or lacks `__interface_hash__` or a
     /// required method.
     InvalidPythonPlugin = 128,
+    /// The plugin is constructed with a configuration and none was given:
+    /// the interface declares a config type, or the Python module has
+    /// `__fidius_configure__` and no module-level methods.
+    ConfigRequired = 129,
+    /// The configuration is not a value of the interface's config type, or
+    /// its form cannot reach the plugin's runtime without that type.
+    ConfigInvalid = 130,
+    /// The plugin refused its configuration: a cdylib `construct` returned
+    /// NULL, a WASM `fidius-configure` trapped, or a Python
+    /// `__fidius_configure__` raised. Nothing was created.
+    ConfigRejected = 131,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -395,9 +407,16 @@ impl Error {
         }
     }
 
-    /// The plugin's own error, for [`Status::PluginError`].
+    /// The plugin's own error, for [`Status::PluginError`] (and for
+    /// [`Status::ConfigRejected`] when the plugin said why).
     pub fn plugin_error(&self) -> Option<&PluginError> {
         self.0.plugin_error.as_ref()
+    }
+
+    /// The same error, carrying the plugin's own account of it.
+    pub fn with_plugin_error(mut self, error: PluginError) -> Error {
+        self.0.plugin_error = Some(error);
+        self
     }
 
     /// The values behind the failure, where its status has them.

@@ -6,6 +6,7 @@ use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::egress::EgressPolicy;
 use crate::error::{Error, Quoted, Result, Status};
 use crate::interface::Interface;
+use crate::plugin_config::{ConfigSource, PluginConfig};
 use crate::disk::{FileIdentity, Links, RegularFile};
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
@@ -237,6 +238,7 @@ fn at_least_one_byte<T: Copy + PartialEq + Default>(bytes: T, what: &str) -> Res
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     interface: Option<Arc<Interface>>,
+    config: Option<ConfigSource>,
     runtimes: RuntimeOverrides,
 }
 
@@ -261,6 +263,22 @@ impl LoadOptions {
     /// The interface this load asks for.
     pub fn expected_interface(&self) -> Option<&Arc<Interface>> {
         self.interface.as_ref()
+    }
+
+    /// The configuration the plugin's instance is constructed with
+    /// (`None`: none, as for a plugin without `config = ...`).
+    pub fn config(&mut self, config: Option<ConfigSource>) -> &mut Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration checked against the interface's config type; a
+    /// type declared and no configuration given is CONFIG_REQUIRED.
+    fn plugin_config(&self, plugin: &str) -> Result<Option<PluginConfig>> {
+        let interface = self.interface.as_deref();
+        let config = self.config.as_ref().map(|source| PluginConfig::new(source, interface)).transpose()?;
+        crate::plugin_config::check_required(interface, config.as_ref(), plugin)?;
+        Ok(config)
     }
 
     /// Overrides the host's WASM call deadline (`None`: no deadline).
@@ -452,8 +470,10 @@ impl Host {
                 format!("the package holds '{}', not '{name}'", manifest.package.name),
             ));
         }
+        let config = options.plugin_config(&manifest.package.name).map_err(|e| e.context(&dir.display().to_string()))?;
         let load = PackageLoad {
             package: &package,
+            config: config.as_ref(),
             interface: options.interface.as_ref(),
             max_output: self.config.max_output_size,
             call_deadline: self.config.call_deadline,
@@ -472,7 +492,8 @@ impl Host {
         if let Some(interface) = &options.interface {
             check_interface(description, interface)?;
         }
-        let plugin = cdylib::instantiate(library, index, self.config.max_output_size)?;
+        let config = options.plugin_config(&description.info.name).map_err(|e| e.context(&library.path().display().to_string()))?;
+        let plugin = cdylib::instantiate(library, index, self.config.max_output_size, config.as_ref())?;
         Ok(plugin.with_interface(options.interface.clone()))
     }
 

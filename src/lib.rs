@@ -15,6 +15,7 @@ pub mod hash;
 pub mod host;
 pub mod interface;
 pub mod plugin;
+pub mod plugin_config;
 pub mod runtime;
 
 pub mod ffi;
@@ -26,3 +27,4 @@ pub use error::{Error, PluginError, Result, Status};
 pub use host::{Host, HostBuilder, LoadOptions, LoadPolicy};
 pub use interface::{Interface, InterfaceBuilder, MethodFlags};
 pub use plugin::{BufferStrategy, MetaEntry, Plugin, PluginInfo, RuntimeKind};
+pub use plugin_config::{ConfigSource, PluginConfig};

@@ -8,6 +8,7 @@ use crate::bytes::OutputBytes;
 use crate::egress::DeniedRequest;
 use crate::error::{Error, Result, Status};
 use crate::interface::{json, Interface};
+use crate::plugin_config::{ConfigSource, PluginConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -115,6 +116,11 @@ pub trait PluginBackend: Send + Sync {
     /// plugin matches `interface` and implements the method.
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String>;
 
+    /// Another instance of the same loaded plugin, constructed with
+    /// `config`, with state of its own. CONFIG_REJECTED when the plugin
+    /// refuses the configuration; nothing is left behind then.
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>>;
+
     /// The most recent outbound requests the egress policy denied (only
     /// sandboxed runtimes send requests through one).
     fn denied_requests(&self) -> Vec<DeniedRequest> {
@@ -179,6 +185,17 @@ impl Plugin {
     /// The interface given at load, if any.
     pub fn interface(&self) -> Option<&Arc<Interface>> {
         self.interface.as_ref()
+    }
+
+    /// Another instance of this plugin, constructed with `config` (checked
+    /// against the interface's config type, when it declares one). It
+    /// shares the loaded code (a mapped library, a compiled component, an
+    /// imported module) and nothing else: its state, calls and lifetime are
+    /// its own, and the code stays loaded while any instance lives.
+    pub fn new_instance(&self, config: &ConfigSource) -> Result<Plugin> {
+        let config = PluginConfig::new(config, self.interface.as_deref())?;
+        let backend = self.backend.new_instance(&config)?;
+        Ok(Plugin { description: self.description.clone(), backend, interface: self.interface.clone() })
     }
 
     /// Identity and interface facts.

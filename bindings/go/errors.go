@@ -22,7 +22,8 @@ type Error struct {
 	// Message is the library's explanation; empty only for the sentinels.
 	Message string
 	// PluginCode is the code of the plugin's own error (e.g. "DIV_ZERO");
-	// empty unless Status is StatusPluginError.
+	// empty unless Status is StatusPluginError, or StatusConfigRejected when a
+	// Python plugin's __fidius_configure__ raised.
 	PluginCode string
 	// PluginMessage is the message of the plugin's own error, or empty.
 	PluginMessage string

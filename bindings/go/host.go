@@ -201,6 +201,17 @@ type LoadOptions struct {
 	// EgressPolicy overrides the host's egress policy for this plugin; nil
 	// keeps the host's. The plugin keeps its own reference.
 	EgressPolicy *EgressPolicy
+
+	// Config is the configuration the plugin is constructed with
+	// (#[plugin_impl(Trait, config = C)]), as bincode of the config type;
+	// nil for none. When the interface declares the config type, the bytes
+	// are checked against it before the plugin sees them.
+	Config []byte
+
+	// ConfigJSON is the configuration as JSON text, e.g. `{"factor": 3}`;
+	// "" for none. It needs the interface's config type, except for Python
+	// plugins. Set Config or ConfigJSON, not both.
+	ConfigJSON string
 }
 
 // Bool returns a pointer to v, for LoadOptions.FreshInstancePerCall.
@@ -256,6 +267,21 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 		if o.FreshInstancePerCall != nil {
 			fresh := C.bool(*o.FreshInstancePerCall)
 			if err := check(C.fidius_host_load_options_set_wasm_fresh_instance_per_call(opts, fresh, &cerr)); err != nil {
+				return err
+			}
+		}
+		if o.Config != nil && o.ConfigJSON != "" {
+			return &Error{Status: StatusInvalidArgument, Message: "LoadOptions: set Config or ConfigJSON, not both"}
+		}
+		if o.Config != nil {
+			data, n := bytesArg(o.Config)
+			if err := check(C.fidius_host_load_options_set_config(opts, data, n, &cerr)); err != nil {
+				return err
+			}
+		}
+		if o.ConfigJSON != "" {
+			s, n := text(o.ConfigJSON)
+			if err := check(C.fidius_host_load_options_set_config_json(opts, s, n, &cerr)); err != nil {
 				return err
 			}
 		}

@@ -100,6 +100,14 @@ func (i *Interface) WasmExport() string {
 	return C.GoString(C.fidius_host_interface_wasm_export(ptr))
 }
 
+// ConfigType returns the type plugins of the interface are configured
+// with (e.g. "ScaleConfig"), or "" when it declares none (or once closed).
+func (i *Interface) ConfigType() string {
+	ptr := i.h.acquire()
+	defer i.h.release()
+	return C.GoString(C.fidius_host_interface_config_type(ptr))
+}
+
 // MethodCount returns the number of methods, or 0 once closed.
 func (i *Interface) MethodCount() uint32 {
 	ptr := i.h.acquire()
@@ -233,6 +241,19 @@ func (b *InterfaceBuilder) WasmExport(exportName string) *InterfaceBuilder {
 	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		s, n := text(exportName)
 		return C.fidius_host_interface_builder_set_wasm_export(ptr, s, n, cerr)
+	})
+}
+
+// ConfigType declares the type plugins of the interface are constructed
+// with (#[plugin_impl(Trait, config = C)]), e.g. "ScaleConfig" (declared
+// with AddType) or "Vec<String>". It does not change the hash. With it,
+// configurations are checked against the type, LoadOptions.ConfigJSON
+// works for every runtime, and a load without a configuration fails with
+// StatusConfigRequired.
+func (b *InterfaceBuilder) ConfigType(typeName string) *InterfaceBuilder {
+	return b.apply(func(ptr *C.fidius_host_interface_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		s, n := text(typeName)
+		return C.fidius_host_interface_builder_set_config_type(ptr, s, n, cerr)
 	})
 }
 

@@ -70,6 +70,44 @@ func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
 	return takeBytes(&out), nil
 }
 
+// NewInstance creates another instance of the plugin, constructed with
+// config (bincode of the interface's config type): a new Plugin that shares
+// the loaded code (library, component or module) and nothing else. Its
+// state is its own, and it stays usable after p is closed. A configuration
+// the plugin refuses is StatusConfigRejected (for Python, with the
+// exception's code, message and details); one that is not of the declared
+// type is StatusConfigInvalid. Either way nothing is created.
+func (p *Plugin) NewInstance(config []byte) (*Plugin, error) {
+	return p.newInstance(func(ptr *C.fidius_host_plugin_t, out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		data, n := bytesArg(config)
+		return C.fidius_host_plugin_new_instance(ptr, data, n, out, cerr)
+	})
+}
+
+// NewInstanceJSON is NewInstance with the configuration as JSON text,
+// checked against and encoded with the interface's config type.
+func (p *Plugin) NewInstanceJSON(configJSON string) (*Plugin, error) {
+	return p.newInstance(func(ptr *C.fidius_host_plugin_t, out **C.fidius_host_plugin_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		s, n := text(configJSON)
+		return C.fidius_host_plugin_new_instance_json(ptr, s, n, out, cerr)
+	})
+}
+
+func (p *Plugin) newInstance(create func(*C.fidius_host_plugin_t, **C.fidius_host_plugin_t, **C.fidius_host_error_t) C.fidius_host_status) (*Plugin, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return nil, closedError("plugin")
+	}
+	var instance *C.fidius_host_plugin_t
+	var cerr *C.fidius_host_error_t
+	enterC()
+	if err := takeError(create(ptr, &instance, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	return newPlugin(instance), nil
+}
+
 // CallJSON calls the method called method with JSON arguments: argsJSON is
 // a JSON array with one element per argument, e.g. "[3, 7]". It returns the
 // result as JSON text ("null" for methods returning nothing). The plugin

@@ -190,6 +190,20 @@ const (
 	// to import, or lacks `__interface_hash__` or a required method.
 	StatusInvalidPythonPlugin Status = C.FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN
 
+	// StatusConfigRequired (CONFIG_REQUIRED): the plugin is constructed with
+	// a configuration and none was given (the interface declares a config
+	// type, or a Python module has `__fidius_configure__` and no methods).
+	StatusConfigRequired Status = C.FIDIUS_HOST_STATUS_CONFIG_REQUIRED
+
+	// StatusConfigInvalid (CONFIG_INVALID): the configuration is not a value
+	// of the interface's config type, or its form cannot reach the plugin's
+	// runtime without that type.
+	StatusConfigInvalid Status = C.FIDIUS_HOST_STATUS_CONFIG_INVALID
+
+	// StatusConfigRejected (CONFIG_REJECTED): the plugin refused its
+	// configuration; nothing was created.
+	StatusConfigRejected Status = C.FIDIUS_HOST_STATUS_CONFIG_REJECTED
+
 	// StatusSignatureRequired (SIGNATURE_REQUIRED): signatures are required
 	// and the `.sig` file is missing.
 	StatusSignatureRequired Status = C.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED
@@ -391,6 +405,12 @@ var (
 
 	// ErrInvalidPythonPlugin matches errors of status StatusInvalidPythonPlugin.
 	ErrInvalidPythonPlugin = &Error{Status: StatusInvalidPythonPlugin}
+	// ErrConfigRequired matches errors of status StatusConfigRequired.
+	ErrConfigRequired = &Error{Status: StatusConfigRequired}
+	// ErrConfigInvalid matches errors of status StatusConfigInvalid.
+	ErrConfigInvalid = &Error{Status: StatusConfigInvalid}
+	// ErrConfigRejected matches errors of status StatusConfigRejected.
+	ErrConfigRejected = &Error{Status: StatusConfigRejected}
 
 	// ErrSignatureRequired matches errors of status StatusSignatureRequired.
 	ErrSignatureRequired = &Error{Status: StatusSignatureRequired}

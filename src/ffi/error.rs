@@ -136,8 +136,9 @@ pub unsafe extern "C" fn fidius_host_error_message(error: *const fidius_host_err
 }
 
 /// The `code` of the plugin's own error (e.g. `"DIV_ZERO"`), or NULL when
-/// the failure is not `FIDIUS_HOST_STATUS_PLUGIN_ERROR`. Borrowed: valid
-/// until `error` is freed.
+/// the plugin gave none: it is set for `FIDIUS_HOST_STATUS_PLUGIN_ERROR`,
+/// and for `FIDIUS_HOST_STATUS_CONFIG_REJECTED` when a Python plugin's
+/// `__fidius_configure__` raised. Borrowed: valid until `error` is freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_error_plugin_code(error: *const fidius_host_error_t) -> *const c_char {
     super::get(error, std::ptr::null(), |e| e.text(Text::PluginCode))

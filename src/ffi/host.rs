@@ -61,13 +61,20 @@ pub unsafe extern "C" fn fidius_host_discover(
 /// in the search paths that has it. Files that fail to load are skipped;
 /// when the name is found nowhere, the error message lists them and why.
 /// `options` may be NULL for defaults; with an interface set, the plugin
-/// must match it and JSON calls become available.
+/// must match it and JSON calls become available; with a configuration set,
+/// the plugin's instance is constructed with it.
 /// On success `*plugin_out` is a new plugin handle owned by the caller
-/// (free with `fidius_host_plugin_free`); on failure it is NULL.
+/// (free with `fidius_host_plugin_free`); on failure it is NULL, and no
+/// instance was left behind.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, PLUGIN_NOT_FOUND,
 /// INTERFACE_HASH_MISMATCH, INTERFACE_VERSION_MISMATCH,
-/// METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+/// METHOD_COUNT_MISMATCH, BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED (a
+/// cdylib's `construct` returned NULL for an empty configuration),
+/// CONFIG_REQUIRED (the interface declares a config type, or a Python
+/// module has `__fidius_configure__` and no module-level methods, and no
+/// configuration was set), CONFIG_INVALID, INVALID_JSON, CONFIG_REJECTED
+/// (see `fidius_host_plugin_new_instance`).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_load(
@@ -105,7 +112,8 @@ pub unsafe extern "C" fn fidius_host_load(
 /// INVALID_PLUGIN_COUNT, UNKNOWN_BUFFER_STRATEGY, DUPLICATE_PLUGIN,
 /// PLUGIN_NOT_FOUND, AMBIGUOUS_PLUGIN, INTERFACE_HASH_MISMATCH,
 /// INTERFACE_VERSION_MISMATCH, METHOD_COUNT_MISMATCH,
-/// BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED.
+/// BUFFER_STRATEGY_MISMATCH, CONSTRUCT_FAILED, CONFIG_REQUIRED,
+/// CONFIG_INVALID, INVALID_JSON, CONFIG_REJECTED.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_load_path(

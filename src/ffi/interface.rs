@@ -42,6 +42,7 @@ pub(crate) struct InterfaceData {
     pub(crate) interface: Arc<Interface>,
     name: CString,
     wasm_export: Option<CString>,
+    config_type: Option<CString>,
     signatures: Vec<CString>,
 }
 
@@ -70,6 +71,7 @@ pub(crate) fn new(interface: Arc<Interface>) -> *mut fidius_host_interface_t {
     new_handle::<fidius_host_interface_t>(InterfaceData {
         name: c_string(interface.name()),
         wasm_export: interface.wasm_export().map(c_string),
+        config_type: interface.config_type().map(|c| c_string(&c.text)),
         signatures: interface.methods().iter().map(|m| c_string(&m.signature)).collect(),
         interface,
     })
@@ -125,6 +127,28 @@ pub unsafe extern "C" fn fidius_host_interface_builder_set_wasm_export(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     with_builder(builder, err, |b| b.wasm_export(arg_str(export_name, export_len, "export_name")?).map(drop))
+}
+
+/// Declares the type plugins of the interface are constructed with
+/// (`#[plugin_impl(Trait, config = C)]`), e.g. `CalcConfig` (declared
+/// with `fidius_host_interface_builder_add_type`) or `Vec<String>`; it is
+/// resolved by the build. It does not change the hash. With it,
+/// configurations are checked against the type before a plugin sees them,
+/// JSON configurations can be given, and a load without a configuration
+/// is CONFIG_REQUIRED. Replaces a type set before. Strings as for
+/// `fidius_host_interface_builder_new`.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INVALID_INTERFACE (not a
+/// type).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_interface_builder_set_config_type(
+    builder: *mut fidius_host_interface_builder_t,
+    type_name: *const c_char,
+    type_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| b.config_type(arg_str(type_name, type_len, "type_name")?).map(drop))
 }
 
 /// Adds the next method, in declaration order (which is the order of the
@@ -291,6 +315,14 @@ pub unsafe extern "C" fn fidius_host_interface_hash(interface: *const fidius_hos
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_interface_wasm_export(interface: *const fidius_host_interface_t) -> *const c_char {
     super::get(interface, std::ptr::null(), |i| i.wasm_export.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
+}
+
+/// The config type (canonical, e.g. `CalcConfig`), or NULL when the
+/// interface declares none (or for NULL). Borrowed: valid until
+/// `interface` is freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_interface_config_type(interface: *const fidius_host_interface_t) -> *const c_char {
+    super::get(interface, std::ptr::null(), |i| i.config_type.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()))
 }
 
 /// Number of methods, or 0 for NULL.

@@ -3,8 +3,10 @@
 use crate::error::Status;
 use super::error::fidius_host_error_t;
 use super::interface::fidius_host_interface_t;
-use super::{arg_handle, entry_value, new_handle, take_handle, Handle};
+use super::{arg_bytes, arg_handle, arg_str, entry_value, new_handle, take_handle, Handle};
 use crate::host::LoadOptions;
+use crate::plugin_config::{check_config_size, ConfigSource};
+use std::ffi::c_char;
 
 /// Options of a load (`fidius_host_load`, `fidius_host_load_path`). Made by
 /// `fidius_host_load_options_new`, owned by the caller, freed with
@@ -59,6 +61,77 @@ pub unsafe extern "C" fn fidius_host_load_options_set_interface(
 ) -> Status {
     with_options(options, err, |o| {
         o.interface(if interface.is_null() { None } else { Some(arg_handle(interface, "interface")?.interface.clone()) });
+        Ok(())
+    })
+}
+
+/// Sets the configuration the plugin is constructed with
+/// (`#[plugin_impl(Trait, config = C)]`): `config` is bincode of the
+/// config type, `config_len` bytes, copied (NULL allowed when 0). When the
+/// interface set in these options declares a config type
+/// (`fidius_host_interface_builder_set_config_type`), the load checks the
+/// bytes against it — every byte must belong to the value — before the
+/// plugin sees them (CONFIG_INVALID). cdylib plugins get the bytes in
+/// `construct`, WASM plugins in `fidius-configure` (every instance the
+/// handle makes); Python plugins, whose `__fidius_configure__` takes a
+/// value, need the declared type to read them. A plugin that takes no
+/// configuration ignores it (cdylib, WASM) or refuses it (a Python module
+/// without `__fidius_configure__`: CONFIG_REJECTED). Replaces a
+/// configuration set before.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, INPUT_TOO_LARGE (over 64 MiB).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_set_config(
+    options: *mut fidius_host_load_options_t,
+    config: *const u8,
+    config_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        let bytes = arg_bytes(config, config_len, "config")?;
+        check_config_size(bytes.len())?;
+        o.config(Some(ConfigSource::Bincode(bytes.to_vec())));
+        Ok(())
+    })
+}
+
+/// Sets the configuration as JSON text (`json_len` bytes, or
+/// NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`), copied; e.g.
+/// `{"scale": 3}`. It is parsed at load and, when the interface declares a
+/// config type, checked against it and encoded for cdylib and WASM plugins
+/// (INVALID_JSON, CONFIG_INVALID); without a declared type only Python
+/// plugins can take it. Replaces a configuration set before.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, INPUT_TOO_LARGE (over
+/// 64 MiB).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_set_config_json(
+    options: *mut fidius_host_load_options_t,
+    json: *const c_char,
+    json_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        let text = arg_str(json, json_len, "json")?;
+        check_config_size(text.len())?;
+        o.config(Some(ConfigSource::Json(text.to_string())));
+        Ok(())
+    })
+}
+
+/// Removes a configuration set before: plugins load without one.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_clear_config(
+    options: *mut fidius_host_load_options_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        o.config(None);
         Ok(())
     })
 }

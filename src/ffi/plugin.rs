@@ -7,6 +7,7 @@ use super::interface::fidius_host_interface_t;
 use super::{arg_bytes, arg_handle, arg_out, arg_out_cleared, arg_str, c_string, entry, entry_value, new_handle, take_handle, Handle, Tagged};
 use crate::error::{Error, Status};
 use crate::plugin::{MetaEntry, Plugin};
+use crate::plugin_config::{check_config_size, ConfigSource};
 use std::ffi::{c_char, CString};
 
 /// A loaded plugin with its own instance. Made by `fidius_host_load` or
@@ -400,6 +401,78 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
             format!("method {method} is out of range: plugin '{}' has {} methods", plugin.plugin.info().name, plugin.plugin.method_count()),
         )
         .method_out_of_range(method, plugin.plugin.method_count() as usize)
+    })
+}
+
+/// Creates another instance of `plugin`, constructed with `config` (bincode
+/// of the config type, `config_len` bytes, borrowed for the call; NULL
+/// allowed when 0), as a new handle in `*instance_out`, owned by the
+/// caller and freed with `fidius_host_plugin_free`. The instance shares the
+/// plugin's loaded code — mapped library, compiled component or imported
+/// module — and its load settings, and nothing else: its state is its own
+/// (a cdylib `construct`, a WASM `fidius-configure` on instances of its
+/// own, a Python `__fidius_configure__`), and it may outlive `plugin`:
+/// the code stays loaded while any instance lives. Configurations are
+/// checked as `fidius_host_load_options_set_config` describes.
+///
+/// Outcomes:
+/// - OK: `*instance_out` is the new handle; `*err` is NULL.
+/// - CONFIG_INVALID, INPUT_TOO_LARGE (nothing reached the plugin),
+///   CONFIG_REJECTED (the plugin refused the configuration: `construct`
+///   returned NULL, `fidius-configure` trapped, `__fidius_configure__`
+///   raised — its code, message and details are in `*err`'s plugin
+///   fields), TIMEOUT, MEMORY_LIMIT: `*instance_out` is NULL, nothing was
+///   created, and `plugin` is unchanged.
+/// A cdylib plugin whose `configure` panics aborts the process: fidius's
+/// `construct` does not catch panics, and in-process native code cannot be
+/// contained.
+///
+/// Thread-safety: as a call on `plugin`; the new handle is independent.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, CONFIG_INVALID, CONFIG_REJECTED,
+/// INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_new_instance(
+    plugin: *const fidius_host_plugin_t,
+    config: *const u8,
+    config_len: usize,
+    instance_out: *mut *mut fidius_host_plugin_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let instance_out = arg_out_cleared(instance_out, "instance_out")?;
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        let config = arg_bytes(config, config_len, "config")?;
+        check_config_size(config.len())?;
+        *instance_out = new(plugin.new_instance(&ConfigSource::Bincode(config.to_vec()))?);
+        Ok(())
+    })
+}
+
+/// `fidius_host_plugin_new_instance` with the configuration as JSON text
+/// (`json_len` bytes, or NUL-terminated with `FIDIUS_HOST_NUL_TERMINATED`),
+/// checked against and encoded with the interface's config type, as
+/// `fidius_host_load_options_set_config_json` describes.
+///
+/// Errors: as `fidius_host_plugin_new_instance`, and INVALID_UTF8,
+/// INVALID_JSON.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_new_instance_json(
+    plugin: *const fidius_host_plugin_t,
+    json: *const c_char,
+    json_len: usize,
+    instance_out: *mut *mut fidius_host_plugin_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let instance_out = arg_out_cleared(instance_out, "instance_out")?;
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        let json = arg_str(json, json_len, "json")?;
+        check_config_size(json.len())?;
+        *instance_out = new(plugin.new_instance(&ConfigSource::Json(json.to_string()))?);
+        Ok(())
     })
 }
 

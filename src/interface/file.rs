@@ -5,8 +5,10 @@
 //! version = 2                    # the interface version
 //! wasm_export = "fidius:calculator/calculator@0.1.0"   # optional
 //! hash = "0x0271e9b7d21d10f1"    # optional; checked when present
+//! config = "CalcConfig"          # optional: what plugins are configured with
 //! types = [                      # structs and enums, in Rust syntax
 //!     "struct Point { x: f64, y: f64 }",
+//!     "struct CalcConfig { scale: i64 }",
 //! ]
 //!
 //! [[methods]]                    # in declaration order
@@ -35,6 +37,8 @@ struct InterfaceFile {
     wasm_export: Option<String>,
     #[serde(default)]
     hash: Option<String>,
+    #[serde(default)]
+    config: Option<String>,
     #[serde(default)]
     types: Vec<String>,
     #[serde(default)]
@@ -70,6 +74,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Interface> {
     }
     for declaration in &file.types {
         builder.declare(declaration).map_err(context)?;
+    }
+    if let Some(config) = &file.config {
+        builder.config_type(config).map_err(context)?;
     }
     for method in &file.methods {
         let flags = MethodFlags { optional: method.optional, raw: method.raw, streaming: method.streaming };
@@ -114,6 +121,9 @@ pub fn to_toml(interface: &Interface) -> String {
         let _ = writeln!(out, "wasm_export = {}", quote(export));
     }
     let _ = writeln!(out, "hash = \"{:#018x}\"", interface.hash());
+    if let Some(config) = interface.config_type() {
+        let _ = writeln!(out, "config = {}", quote(&config.text));
+    }
     if !interface.types().is_empty() {
         out.push_str("types = [\n");
         for ty in interface.types() {
@@ -164,6 +174,19 @@ optional = true
         let text = to_toml(&iface);
         assert!(text.contains("hash = \"0xe12b1649403a317b\""), "{text}");
         assert_eq!(parse(&text, "again").unwrap(), iface);
+    }
+
+    #[test]
+    fn a_config_type_round_trips_and_leaves_the_hash_alone() {
+        let with = CALCULATOR.replace("version = 1\n", "version = 1\nconfig = \"Option< Point >\"\n");
+        let iface = parse(&with, "test").unwrap();
+        let config = iface.config_type().expect("declared");
+        assert_eq!(config.text, "Option<Point>");
+        assert_eq!(iface.hash(), parse(CALCULATOR, "test").unwrap().hash());
+        assert_eq!(parse(&to_toml(&iface), "again").unwrap(), iface);
+        let e = parse(&CALCULATOR.replace("version = 1\n", "version = 1\nconfig = \"Nope\"\n"), "f.toml").unwrap_err();
+        assert_eq!(e.status(), Status::InvalidInterface);
+        assert!(e.message().contains("config type") && e.message().contains("Nope"), "{}", e.message());
     }
 
     #[test]

@@ -159,15 +159,29 @@ fn mismatch(method: &Method, message: String) -> Error {
 }
 
 fn argument_error(method: &Method, index: usize, error: Mismatch) -> Error {
-    let mut location = String::new();
-    for segment in error.path.iter().rev() {
-        location.push_str(segment);
+    mismatch(method, format!("argument {} ({}){}", index + 1, method.params[index], error.located()))
+}
+
+/// Encodes one value of type `ty` (a type of `interface`) as bincode.
+/// The error says where in the value, and why, it does not fit.
+pub fn encode_value(interface: &Interface, ty: &WireType, value: &Value) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    Encoder { types: &interface.types, out: &mut out }.value(ty, value, 0).map_err(|e| {
+        let located = e.located();
+        located.strip_prefix(": ").map_or_else(|| located.trim_start().to_string(), str::to_string)
+    })?;
+    Ok(out)
+}
+
+/// Decodes the bincode of one value of type `ty`, which must take every
+/// byte (unlike bincode, which ignores what follows a value).
+pub fn decode_value(interface: &Interface, ty: &WireType, bytes: &[u8]) -> std::result::Result<Value, String> {
+    let mut decoder = Decoder::new(&interface.types, bytes, Values::default());
+    decoder.value(ty, 0).map_err(|e| format!("{e} (at byte {} of {})", decoder.position, bytes.len()))?;
+    if decoder.position != bytes.len() {
+        return Err(format!("{} byte(s) follow the value, which ends at byte {}", bytes.len() - decoder.position, decoder.position));
     }
-    let at = if location.is_empty() { String::new() } else { format!(" at {location}") };
-    mismatch(
-        method,
-        format!("argument {} ({}){at}: {}", index + 1, method.params[index], error.message),
-    )
+    Ok(decoder.sink.root.unwrap_or(Value::Null))
 }
 
 /// The JSON kind of a value, for messages.
@@ -200,6 +214,13 @@ impl Mismatch {
     fn at(mut self, segment: String) -> Mismatch {
         self.path.push(segment);
         self
+    }
+
+    /// ` at .field[2]: message`, or `: message` at the top.
+    fn located(&self) -> String {
+        let location: String = self.path.iter().rev().map(String::as_str).collect();
+        let at = if location.is_empty() { String::new() } else { format!(" at {location}") };
+        format!("{at}: {}", self.message)
     }
 }
 

@@ -76,6 +76,18 @@ pub struct Interface {
     types: Vec<TypeDef>,
     by_name: HashMap<String, u32>,
     hash: u64,
+    config: Option<ConfigType>,
+}
+
+/// The type of the configuration a plugin of the interface is constructed
+/// with (`#[plugin_impl(Trait, config = C)]`). Not part of the hash: fidius
+/// declares it on the implementation, not on the trait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigType {
+    /// As written, e.g. `CalcConfig` or `Vec<String>`.
+    pub text: String,
+    /// Resolved against the interface's types.
+    pub ty: WireType,
 }
 
 impl Interface {
@@ -107,6 +119,12 @@ impl Interface {
     /// The interface hash of the required methods.
     pub fn hash(&self) -> u64 {
         self.hash
+    }
+
+    /// The configuration type its plugins are constructed with, when the
+    /// interface declares one.
+    pub fn config_type(&self) -> Option<&ConfigType> {
+        self.config.as_ref()
     }
 
     /// The capability bits of a plugin of this interface: bit k is set when
@@ -162,6 +180,7 @@ pub struct InterfaceBuilder {
     wasm_export: Option<String>,
     methods: Vec<MethodSpec>,
     declarations: Vec<Declaration>,
+    config: Option<(String, TypeExpr)>,
 }
 
 impl InterfaceBuilder {
@@ -176,6 +195,7 @@ impl InterfaceBuilder {
             wasm_export: None,
             methods: Vec::new(),
             declarations: Vec::new(),
+            config: None,
         })
     }
 
@@ -201,6 +221,21 @@ impl InterfaceBuilder {
             return Err(invalid(format!("more than {MAX_OPTIONAL_METHODS} optional methods")));
         }
         self.methods.push(spec);
+        Ok(self)
+    }
+
+    /// Declares the type plugins of the interface are configured with: any
+    /// type a method argument may have, e.g. `CalcConfig` (declared with
+    /// [`InterfaceBuilder::declare`]) or `Vec<String>`. It does not change
+    /// the hash.
+    pub fn config_type(&mut self, ty: &str) -> Result<&mut Self> {
+        let config = |e: String| invalid(format!("config type '{}': {e}", Quoted(ty)));
+        let tokens = syntax::tokenize(ty).map_err(config)?;
+        if tokens.is_empty() || ty.len() > MAX_NAME {
+            return Err(config(format!("expected a type of at most {MAX_NAME} bytes")));
+        }
+        let parsed = syntax::parse_type(&tokens).map_err(config)?;
+        self.config = Some((syntax::pretty(&tokens), parsed));
         Ok(self)
     }
 
@@ -259,6 +294,13 @@ impl InterfaceBuilder {
                 capability_bit,
             });
         }
+        let config = match &self.config {
+            None => None,
+            Some((text, expr)) => Some(ConfigType {
+                text: text.clone(),
+                ty: resolver.resolve(expr).map_err(|e| invalid(format!("interface {}, config type: {e}", self.name)))?,
+            }),
+        };
         let required: Vec<&str> = methods.iter().filter(|m| !m.flags.optional).map(|m| m.signature.as_str()).collect();
         let by_name = methods.iter().enumerate().map(|(i, m)| (m.name.clone(), i as u32)).collect();
         Ok(Interface {
@@ -269,6 +311,7 @@ impl InterfaceBuilder {
             methods,
             types,
             by_name,
+            config,
         })
     }
 }

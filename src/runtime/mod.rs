@@ -11,6 +11,7 @@ pub mod wasm;
 use crate::artifact::package::{Manifest, Package};
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
+use crate::plugin_config::PluginConfig;
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct RuntimeOverrides {
 pub struct PackageLoad<'a> {
     /// The package, read (and verified, when signatures are required).
     pub package: &'a Package,
+    /// The configuration to construct the plugin with, checked against the
+    /// interface's config type.
+    pub config: Option<&'a PluginConfig>,
     /// The interface the load asked for.
     pub interface: Option<&'a Arc<Interface>>,
     /// Largest output a call may return.

@@ -105,6 +105,9 @@ enum class Status : std::uint32_t {
     CapabilityMissing = FIDIUS_HOST_STATUS_CAPABILITY_MISSING,
     NoEgressPolicy = FIDIUS_HOST_STATUS_NO_EGRESS_POLICY,
     InvalidPythonPlugin = FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN,
+    ConfigRequired = FIDIUS_HOST_STATUS_CONFIG_REQUIRED,
+    ConfigInvalid = FIDIUS_HOST_STATUS_CONFIG_INVALID,
+    ConfigRejected = FIDIUS_HOST_STATUS_CONFIG_REJECTED,
     SignatureRequired = FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     SignatureInvalid = FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     InvalidKey = FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -195,8 +198,9 @@ struct MethodOutOfRange {
 /// What the library says about a failure besides its message.
 struct ErrorDetails {
     /// The plugin's own error code, message and details (JSON); set for
-    /// Status::PluginError only (the message and details when the plugin
-    /// gave them).
+    /// Status::PluginError, and for Status::ConfigRejected when a Python
+    /// plugin's `__fidius_configure__` raised (the message and details when
+    /// the plugin gave them).
     std::optional<std::string> plugin_code;
     std::optional<std::string> plugin_message;
     std::optional<std::string> plugin_details;
@@ -688,6 +692,11 @@ public:
         detail::require(get(), "Interface");
         return detail::optional_text(fidius_host_interface_wasm_export(get()));
     }
+    /// The type plugins of the interface are configured with, if it declares one.
+    std::optional<std::string> config_type() const {
+        detail::require(get(), "Interface");
+        return detail::optional_text(fidius_host_interface_config_type(get()));
+    }
     std::uint32_t method_count() const {
         detail::require(get(), "Interface");
         return fidius_host_interface_method_count(get());
@@ -741,6 +750,14 @@ public:
     InterfaceBuilder &set_wasm_export(std::string_view export_name) {
         detail::invoke(fidius_host_interface_builder_set_wasm_export, handle_.get(), detail::data_of(export_name),
                        export_name.size());
+        return *this;
+    }
+    /// Declares the type plugins are constructed with (`config = C`), e.g.
+    /// "ScaleConfig" (declared with add_type) or "Vec<String>"; the hash
+    /// does not change.
+    InterfaceBuilder &set_config_type(std::string_view type_name) {
+        detail::invoke(fidius_host_interface_builder_set_config_type, handle_.get(), detail::data_of(type_name),
+                       type_name.size());
         return *this;
     }
     /// Adds the next method (declaration order = vtable order) from its
@@ -826,6 +843,24 @@ public:
     /// Removes the options' own policy: the host's applies again.
     LoadOptions &clear_egress_policy() { return apply_egress_policy(nullptr); }
 
+    /// The configuration the plugin is constructed with, as bincode of the
+    /// interface's config type (copied); checked against the type when the
+    /// interface declares it.
+    LoadOptions &set_config(bytes_view config) {
+        detail::invoke(fidius_host_load_options_set_config, handle_.get(), config.data(), config.size());
+        return *this;
+    }
+    /// The configuration as JSON text, e.g. R"({"factor": 3})".
+    LoadOptions &set_config_json(std::string_view json) {
+        detail::invoke(fidius_host_load_options_set_config_json, handle_.get(), detail::data_of(json), json.size());
+        return *this;
+    }
+    /// Loads without a configuration again.
+    LoadOptions &clear_config() {
+        detail::invoke(fidius_host_load_options_clear_config, handle_.get());
+        return *this;
+    }
+
     explicit operator bool() const noexcept { return handle_ != nullptr; }
     const fidius_host_load_options_t *get() const noexcept { return handle_.get(); }
     /// Gives up ownership of the C handle (free it with fidius_host_load_options_free).
@@ -866,6 +901,24 @@ public:
         fidius_host_bytes_t output{nullptr, 0, nullptr};
         detail::invoke(fidius_host_plugin_call, handle_.get(), method, input.data(), input.size(), &output);
         return Bytes(output);
+    }
+
+    /// Another instance of the plugin, constructed with `config` (bincode of
+    /// the interface's config type): it shares the loaded code and nothing
+    /// else, and outlives this object if need be. A refused or malformed
+    /// configuration throws Error (Status::ConfigRejected,
+    /// Status::ConfigInvalid, ...) and creates nothing.
+    Plugin new_instance(bytes_view config) const {
+        fidius_host_plugin_t *instance = nullptr;
+        detail::invoke(fidius_host_plugin_new_instance, handle_.get(), config.data(), config.size(), &instance);
+        return Plugin(instance);
+    }
+    /// Like new_instance, with the configuration as JSON text.
+    Plugin new_instance_json(std::string_view config_json) const {
+        fidius_host_plugin_t *instance = nullptr;
+        detail::invoke(fidius_host_plugin_new_instance_json, handle_.get(), detail::data_of(config_json),
+                       config_json.size(), &instance);
+        return Plugin(instance);
     }
 
     /// Calls the method called `method` with a JSON array of arguments,

@@ -912,6 +912,56 @@ TEST_F(FidiusTest, Archives) {
     fs::remove_all(dest);
 }
 
+// ---- configured instances ----------------------------------------------------
+
+// bincode of ScaleConfig{factor, label, mode} (mode 0 Quiet, 1 Loud).
+std::vector<std::uint8_t> scale_config(std::int64_t factor, const std::string &label, std::uint32_t mode) {
+    std::vector<std::uint8_t> out;
+    put_i64(out, factor);
+    put_i64(out, static_cast<std::int64_t>(label.size()));
+    out.insert(out.end(), label.begin(), label.end());
+    for (int i = 0; i < 4; i++) out.push_back(static_cast<std::uint8_t>(mode >> (8 * i)));
+    return out;
+}
+
+TEST_F(FidiusTest, ConfiguredInstances) {
+    EXPECT_EQ(fidius::Interface::from_file(path_of("interfaces/scaler.toml")).config_type(), "ScaleConfig");
+    std::vector<std::string> paths = {"configured/libscaler_plugin.so"};
+    if (fidius::has_feature(fidius::Feature::Wasm)) paths.push_back("configured/wasm-scaler");
+    if (fidius::has_feature(fidius::Feature::Python)) paths.push_back("configured/python-scaler");
+    for (const std::string &relative : paths) {
+        SCOPED_TRACE(relative);
+        const fidius::Host host = fidius::Builder().build();
+        fidius::LoadOptions options = options_for("scaler.toml");
+        EXPECT_FIDIUS_ERROR(host.load_path(path_of(relative), options), fidius::Status::ConfigRequired, "ScaleConfig");
+        options.set_config_json(R"({"factor": 3, "label": "abc", "mode": "Loud"})");
+        fidius::Plugin first = host.load_path(path_of(relative), options);
+        EXPECT_EQ(first.call_json("scale", "[5]"), "15");
+        EXPECT_EQ(first.call_json("label", "[]"), "\"ABC\"");
+        EXPECT_EQ(first.call_json("bump", "[]"), "1");
+        const std::vector<std::uint8_t> config = scale_config(-2, "xy", 0);
+        fidius::Plugin second = first.new_instance(fidius::bytes_view(config.data(), config.size()));
+        EXPECT_EQ(second.call_json("scale", "[5]"), "-10");
+        EXPECT_EQ(second.call_json("bump", "[]"), "1");
+        EXPECT_EQ(first.call_json("bump", "[]"), "2");
+        EXPECT_FIDIUS_ERROR(first.new_instance_json(R"({"factor": 1})"), fidius::Status::ConfigInvalid, "label");
+        fidius::Plugin third = first.new_instance_json(R"({"factor": 1, "label": "q", "mode": "Quiet"})");
+        first = fidius::Plugin();  // the other instances outlive it
+        EXPECT_EQ(third.call_json("label", "[]"), "\"q\"");
+        EXPECT_EQ(second.call_json("bump", "[]"), "2");
+    }
+}
+
+TEST_F(FidiusTest, PythonConfigurationRefused) {
+    ASSERT_TRUE(fidius::has_feature(fidius::Feature::Python));
+    fidius::LoadOptions options = options_for("scaler.toml");
+    options.set_config_json(R"({"factor": 0, "label": "z", "mode": "Quiet"})");
+    const fidius::Error error =
+        error_of([&] { fidius::Builder().build().load_path(path_of("configured/python-scaler"), options); });
+    EXPECT_EQ(error.status(), fidius::Status::ConfigRejected) << error.what();
+    EXPECT_EQ(error.plugin_code(), "ZERO_FACTOR");
+}
+
 // ---- Python plugins ----------------------------------------------------------
 
 TEST_F(FidiusTest, PythonPlugins) {

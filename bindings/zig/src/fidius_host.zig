@@ -131,6 +131,9 @@ pub const Status = enum(u32) {
     capability_missing = c.FIDIUS_HOST_STATUS_CAPABILITY_MISSING,
     no_egress_policy = c.FIDIUS_HOST_STATUS_NO_EGRESS_POLICY,
     invalid_python_plugin = c.FIDIUS_HOST_STATUS_INVALID_PYTHON_PLUGIN,
+    config_required = c.FIDIUS_HOST_STATUS_CONFIG_REQUIRED,
+    config_invalid = c.FIDIUS_HOST_STATUS_CONFIG_INVALID,
+    config_rejected = c.FIDIUS_HOST_STATUS_CONFIG_REJECTED,
     signature_required = c.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     signature_invalid = c.FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     invalid_key = c.FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -203,6 +206,9 @@ pub const Error = error{
     CapabilityMissing,
     NoEgressPolicy,
     InvalidPythonPlugin,
+    ConfigRequired,
+    ConfigInvalid,
+    ConfigRejected,
     // Signatures (200-299).
     SignatureRequired,
     SignatureInvalid,
@@ -276,6 +282,9 @@ const status_errors = [_]struct { Status, Error }{
     .{ .capability_missing, error.CapabilityMissing },
     .{ .no_egress_policy, error.NoEgressPolicy },
     .{ .invalid_python_plugin, error.InvalidPythonPlugin },
+    .{ .config_required, error.ConfigRequired },
+    .{ .config_invalid, error.ConfigInvalid },
+    .{ .config_rejected, error.ConfigRejected },
     .{ .signature_required, error.SignatureRequired },
     .{ .signature_invalid, error.SignatureInvalid },
     .{ .invalid_key, error.InvalidKey },
@@ -713,6 +722,12 @@ pub const Interface = struct {
         return optionalString(c.fidius_host_interface_wasm_export(interface.handle));
     }
 
+    /// The type plugins of the interface are configured with, if it
+    /// declares one.
+    pub fn configType(interface: Interface) ?[:0]const u8 {
+        return optionalString(c.fidius_host_interface_config_type(interface.handle));
+    }
+
     pub fn methodCount(interface: Interface) u32 {
         return c.fidius_host_interface_method_count(interface.handle);
     }
@@ -757,6 +772,13 @@ pub const InterfaceBuilder = struct {
     /// "fidius:calculator/calculator@0.1.0".
     pub fn setWasmExport(builder: *InterfaceBuilder, export_name: []const u8, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_interface_builder_set_wasm_export(builder.handle, export_name.ptr, export_name.len, errorSlot(diag)));
+    }
+
+    /// Declares the type plugins are constructed with (`config = C`), e.g.
+    /// "ScaleConfig" (declared with addType) or "Vec<String>"; the hash
+    /// does not change.
+    pub fn setConfigType(builder: *InterfaceBuilder, type_name: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_interface_builder_set_config_type(builder.handle, type_name.ptr, type_name.len, errorSlot(diag)));
     }
 
     /// Adds the next method (declaration order) from its fidius signature,
@@ -851,6 +873,24 @@ pub const LoadOptions = struct {
     pub fn setEgressPolicy(options: *LoadOptions, policy: ?*const EgressPolicy, diag: ?*Diagnostics) Error!void {
         const handle = if (policy) |p| p.handle else null;
         try check(c.fidius_host_load_options_set_egress_policy(options.handle, handle, errorSlot(diag)));
+    }
+
+    /// The configuration the plugin is constructed with, as bincode of the
+    /// interface's config type (copied; checked against the type when the
+    /// interface declares it).
+    pub fn setConfig(options: *LoadOptions, config: []const u8, diag: ?*Diagnostics) Error!void {
+        const ptr = if (config.len == 0) null else config.ptr;
+        try check(c.fidius_host_load_options_set_config(options.handle, ptr, config.len, errorSlot(diag)));
+    }
+
+    /// The configuration as JSON text, e.g. `{"factor": 3}`.
+    pub fn setConfigJson(options: *LoadOptions, json: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_set_config_json(options.handle, json.ptr, json.len, errorSlot(diag)));
+    }
+
+    /// Loads without a configuration again.
+    pub fn clearConfig(options: *LoadOptions, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_clear_config(options.handle, errorSlot(diag)));
     }
 };
 
@@ -1197,6 +1237,23 @@ pub const Plugin = struct {
         const input_ptr = if (input.len == 0) null else input.ptr;
         try check(c.fidius_host_plugin_call(plugin.handle, method, input_ptr, input.len, &output, errorSlot(diag)));
         return takeBytes(allocator, &output);
+    }
+
+    /// Another instance of the plugin, constructed with `config` (bincode
+    /// of the interface's config type): it shares the loaded code and
+    /// nothing else, and may outlive `plugin`. Deinit it on its own.
+    pub fn newInstance(plugin: Plugin, config: []const u8, diag: ?*Diagnostics) Error!Plugin {
+        var handle: ?*c.fidius_host_plugin_t = null;
+        const ptr = if (config.len == 0) null else config.ptr;
+        try check(c.fidius_host_plugin_new_instance(plugin.handle, ptr, config.len, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_plugin_t, handle) };
+    }
+
+    /// `newInstance` with the configuration as JSON text.
+    pub fn newInstanceJson(plugin: Plugin, config_json: []const u8, diag: ?*Diagnostics) Error!Plugin {
+        var handle: ?*c.fidius_host_plugin_t = null;
+        try check(c.fidius_host_plugin_new_instance_json(plugin.handle, config_json.ptr, config_json.len, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_plugin_t, handle) };
     }
 
     /// Calls the method called `method` with a JSON array of arguments,

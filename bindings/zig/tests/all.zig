@@ -8,4 +8,5 @@ test {
     _ = @import("python_test.zig");
     _ = @import("egress_test.zig");
     _ = @import("threads_test.zig");
+    _ = @import("configured_test.zig");
 }

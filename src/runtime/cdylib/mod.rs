@@ -1,7 +1,7 @@
 //! Native fidius plugins: vtable calls on a validated descriptor.
 //!
-//! Each [`CdylibPlugin`] owns one instance (`construct` with an empty config
-//! at load, `destroy` on drop) and shares its [`Library`] with every other
+//! Each [`CdylibPlugin`] owns one instance (`construct` with its
+//! configuration, or an empty one, at creation; `destroy` on drop) and shares its [`Library`] with every other
 //! plugin handle from the same file. Calls take `&self`, so one handle serves
 //! many threads at once, as fidius plugins expect.
 
@@ -13,6 +13,7 @@ use crate::bytes::{ForeignAllocator, OutputBytes};
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
+use crate::plugin_config::PluginConfig;
 use library::{Library, ValidDescriptor};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -21,29 +22,13 @@ use std::sync::Arc;
 /// even for empty input (debug builds abort on it).
 static EMPTY_INPUT: u8 = 0;
 
-/// Creates a plugin handle for `library.plugins()[index]`.
-pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize) -> Result<Plugin> {
+/// Creates a plugin handle for `library.plugins()[index]`, with its own
+/// instance: constructed from `config`, or from an empty configuration
+/// (what fidius's own host passes for a plugin without one).
+pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize, config: Option<&PluginConfig>) -> Result<Plugin> {
     let descriptor = &library.plugins()[index];
-    let name: std::sync::Arc<str> = descriptor.description.info.name.as_str().into();
-    // SAFETY: `construct` was checked to lie in the library; an empty config
-    // is what fidius's own host passes for a singleton.
-    let instance = unsafe { (descriptor.construct)(&EMPTY_INPUT, 0) };
-    if instance.is_null() {
-        return Err(Error::at(
-            Status::ConstructFailed,
-            library.path(),
-            format!(
-                "plugin '{name}': construct returned NULL (a plugin declared with `config = ...` \
-                 cannot be built from an empty config)"
-            ),
-        ));
-    }
-    let allocator = descriptor.free_buffer.map(|free| {
-        let keep_alive: Arc<dyn std::any::Any + Send + Sync> = library.clone();
-        ForeignAllocator::new(free, keep_alive)
-    });
     let description = descriptor.description.clone();
-    let backend = CdylibPlugin { library, index, instance, allocator, max_output, name };
+    let backend = CdylibPlugin::construct(library, index, max_output, config)?;
     Ok(Plugin::new(description, Box::new(backend)))
 }
 
@@ -54,7 +39,7 @@ struct CdylibPlugin {
     /// Releases plugin-allocated outputs; `None` for Arena plugins.
     allocator: Option<ForeignAllocator>,
     max_output: usize,
-    name: std::sync::Arc<str>,
+    name: Arc<str>,
 }
 
 // SAFETY: fidius instances are `Send + Sync` (methods take `&self`); the
@@ -63,6 +48,37 @@ unsafe impl Send for CdylibPlugin {}
 unsafe impl Sync for CdylibPlugin {}
 
 impl CdylibPlugin {
+    fn construct(library: Arc<Library>, index: usize, max_output: usize, config: Option<&PluginConfig>) -> Result<CdylibPlugin> {
+        let descriptor = &library.plugins()[index];
+        let name: Arc<str> = descriptor.description.info.name.as_str().into();
+        let input = config.map(|c| c.bincode(&name)).transpose()?.unwrap_or_default();
+        // SAFETY: `construct` was checked to lie in the library; it reads
+        // `input.len()` bytes from a non-NULL pointer.
+        let instance = unsafe { (descriptor.construct)(input_ptr(input), input.len() as u32) };
+        if instance.is_null() {
+            return Err(match config {
+                None => Error::at(
+                    Status::ConstructFailed,
+                    library.path(),
+                    format!(
+                        "plugin '{name}': construct returned NULL for an empty configuration (a plugin declared \
+                         with `config = ...` must be loaded with one)"
+                    ),
+                ),
+                Some(_) => Error::at(
+                    Status::ConfigRejected,
+                    library.path(),
+                    format!("plugin '{name}': construct returned NULL: the plugin could not decode its configuration ({} bytes)", input.len()),
+                ),
+            });
+        }
+        let allocator = descriptor.free_buffer.map(|free| {
+            let keep_alive: Arc<dyn std::any::Any + Send + Sync> = library.clone();
+            ForeignAllocator::new(free, keep_alive)
+        });
+        Ok(CdylibPlugin { library, index, instance, allocator, max_output, name })
+    }
+
     fn descriptor(&self) -> &ValidDescriptor {
         &self.library.plugins()[self.index]
     }
@@ -234,6 +250,10 @@ impl PluginBackend for CdylibPlugin {
     /// result becomes JSON, both guided by the interface's types.
     fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
         crate::plugin::json_call_through_raw(self, interface, method, args_json)
+    }
+
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
+        Ok(Box::new(CdylibPlugin::construct(self.library.clone(), self.index, self.max_output, Some(config))?))
     }
 }
 

@@ -281,12 +281,11 @@ if not any(isinstance(f, Finder) for f in sys.meta_path):
 sys.modules.setdefault(ROOT, _namespace_module(ROOT))
 
 
-def load(namespace, root, files, entry_module, methods):
+def load(namespace, root, files, entry_module):
     """Imports the plugin's entry module in its own namespace.
 
-    Returns ("ok", hash, callables) with one callable (or None) per name in
-    ``methods``, or ("error", code, message) — nothing a plugin raises, of
-    any kind, escapes."""
+    Returns ("ok", hash, module) or ("error", code, message) — nothing a
+    plugin raises, of any kind, escapes."""
     plugin = Plugin(namespace, root, files)
     _plugins[namespace] = plugin
     sys.modules[plugin.prefix] = _namespace_module(plugin.prefix, plugin.root)
@@ -301,15 +300,40 @@ def load(namespace, root, files, entry_module, methods):
         if type(value) is not int or not 0 <= value < 2**64:
             unload(namespace)
             return ("error", "BadHash", "__interface_hash__ must be an int from 0 to 2**64-1")
-        callables = []
-        for name in methods:
-            function = getattr(module, name, None)
-            callables.append(function if callable(function) else None)
-        return ("ok", value, callables)
+        return ("ok", value, module)
     except BaseException as error:
         unload(namespace)
         code, message, _ = describe(error)
         return ("error", code, message)
+
+
+def bind(target, methods):
+    """One callable (or None) per name in ``methods``: attributes of the
+    module, or of the object its ``__fidius_configure__`` returned.
+
+    Returns ("ok", callables) or ("error", code, message, details)."""
+    try:
+        callables = []
+        for name in methods:
+            function = getattr(target, name, None)
+            callables.append(function if callable(function) else None)
+        return ("ok", callables)
+    except BaseException as error:
+        return ("error",) + describe(error)
+
+
+def configure(module, config):
+    """Calls the module's ``__fidius_configure__(config)``.
+
+    Returns ("ok", instance), ("missing",) when the module has none, or
+    ("error", code, message, details)."""
+    try:
+        function = getattr(module, "__fidius_configure__", None)
+        if not callable(function):
+            return ("missing",)
+        return ("ok", function(config))
+    except BaseException as error:
+        return ("error",) + describe(error)
 
 
 def unload(namespace):

@@ -51,7 +51,7 @@ impl PythonLoader {
         let interface =
             load.require_interface("loading a Python plugin needs an interface (its method names, raw flags and hash)")?;
         let deadline = overrides.deadline.or(settings.deadline).unwrap_or(load.call_deadline);
-        plugin::load(load.package, interface, load.max_output, deadline)
+        plugin::load(load.package, interface, load.config, load.max_output, deadline)
     }
 
     /// This build has no Python runtime.

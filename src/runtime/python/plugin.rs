@@ -6,6 +6,7 @@ use crate::bytes::OutputBytes;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{json, Interface, Returns};
 use crate::plugin::{Plugin, PluginBackend, RuntimeKind};
+use crate::plugin_config::PluginConfig;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyModule, PyTuple};
@@ -76,9 +77,16 @@ fn deadline_exception<'py>(py: Python<'py>) -> Result<&'py Bound<'py, PyAny>> {
         .map(|exception| exception.bind(py))
 }
 
-/// Loads the Python plugin of `package` for `interface`. Its import (the
-/// module's top-level code) and every call of it end by `deadline`.
-pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, deadline: Option<std::time::Duration>) -> Result<Plugin> {
+/// Loads the Python plugin of `package` for `interface`, configured with
+/// `config` when given. Its import (the module's top-level code), its
+/// configuration and every call of it end by `deadline`.
+pub fn load(
+    package: &Package,
+    interface: &Arc<Interface>,
+    config: Option<&PluginConfig>,
+    max_output: usize,
+    deadline: Option<std::time::Duration>,
+) -> Result<Plugin> {
     let dir = package.dir();
     let manifest = package.manifest();
     let section = manifest.python.as_ref().ok_or_else(|| {
@@ -86,7 +94,6 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
     })?;
     let files = package.files()?;
     Python::initialize();
-    let namespace = format!("p{}", NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed));
     let name = manifest.package.name.clone();
     let invalid = |what: String| Error::at(Status::InvalidPythonPlugin, dir, format!("Python plugin '{name}': {what}"));
     Python::attach(|py| {
@@ -103,13 +110,12 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
             set.map_err(|e| invalid(e.to_string()))?;
         }
         let root = dir.to_string_lossy();
-        let method_names: Vec<&str> = interface.methods().iter().map(|m| m.name.as_str()).collect();
+        let namespace = Arc::new(Namespace(format!("p{}", NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed))));
         let exception = deadline_exception(py)?;
         let loaded = deadline::run(py, deadline, exception, || {
-            host.call_method1("load", (&namespace, root.as_ref(), sources, &section.entry_module, method_names))
+            host.call_method1("load", (&namespace.0, root.as_ref(), sources, &section.entry_module))
         });
         if loaded.timed_out {
-            let _ = host.call_method1("unload", (&namespace,));
             return Err(Error::at(
                 Status::Timeout,
                 dir,
@@ -127,15 +133,11 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
                 _ => invalid(format!("importing '{}' failed: {code}: {message}", section.entry_module)),
             });
         }
-        let unload = |e: Error| {
-            let _ = host.call_method1("unload", (&namespace,));
-            e
-        };
-        let hash: u64 = first.extract().map_err(|e| unload(invalid(format!("cannot read __interface_hash__: {e}"))))?;
+        let hash: u64 = first.extract().map_err(|e| invalid(format!("cannot read __interface_hash__: {e}")))?;
         // Checked before the methods, as upstream does: a module for another
         // interface is a hash mismatch, not a missing method.
         if hash != interface.hash() {
-            return Err(unload(Error::at(
+            return Err(Error::at(
                 Status::InterfaceHashMismatch,
                 dir,
                 format!(
@@ -144,39 +146,186 @@ pub fn load(package: &Package, interface: &Arc<Interface>, max_output: usize, de
                     interface.name()
                 ),
             )
-            .mismatch(interface.hash(), hash)));
+            .mismatch(interface.hash(), hash));
         }
-        let callables: Vec<Option<Py<PyAny>>> =
-            second.extract().map_err(|e| unload(invalid(format!("cannot read the methods: {e}"))))?;
-        let mut funcs = Vec::new();
-        for (method, func) in interface.methods().iter().zip(callables) {
-            if func.is_none() && method.capability_bit.is_none() {
-                return Err(unload(invalid(format!(
-                    "module '{}' has no function '{}' (a required method of {})",
-                    section.entry_module,
-                    method.name,
-                    interface.name()
-                ))));
-            }
-            funcs.push(func);
+        let module = Module {
+            name: name.as_str().into(),
+            namespace,
+            module: second.unbind(),
+            entry_module: section.entry_module.clone(),
+            interface: interface.clone(),
+            max_output,
+            deadline,
+        };
+        let backend = match config {
+            Some(config) => module.configured(py, config),
+            None => module.unconfigured(py),
         }
-        let capabilities = interface.capability_bits(|index| funcs[index].is_some());
+        .map_err(|e| if e.status() == Status::InvalidPythonPlugin { e.context(dir.display()) } else { e })?;
+        let capabilities = interface.capability_bits(|index| backend.funcs[index].is_some());
         let description = crate::runtime::package_description(package, interface, RuntimeKind::Python, hash, capabilities, Vec::new());
-        let backend =
-            PythonPlugin { name: name.as_str().into(), namespace: namespace.clone(), funcs, interface: interface.clone(), max_output, deadline };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     })
 }
 
-/// A loaded Python plugin: its namespace and the callables of its methods.
-struct PythonPlugin {
-    name: std::sync::Arc<str>,
-    namespace: String,
-    funcs: Vec<Option<Py<PyAny>>>,
+/// A plugin's namespace of modules, forgotten when its last instance goes.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // At interpreter shutdown there is nothing left to clean up.
+        let _ = Python::try_attach(|py| {
+            if let Ok(host) = host_module(py) {
+                let _ = host.call_method1("unload", (&self.0,));
+            }
+        });
+    }
+}
+
+/// An imported plugin module: what every instance of the plugin shares.
+struct Module {
+    name: Arc<str>,
+    namespace: Arc<Namespace>,
+    module: Py<PyAny>,
+    entry_module: String,
     interface: Arc<Interface>,
     max_output: usize,
-    /// How long a call may run.
+    /// How long a call (or a configuration) may run.
     deadline: Option<std::time::Duration>,
+}
+
+impl Module {
+    fn shared(&self, py: Python<'_>) -> Module {
+        Module {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            module: self.module.clone_ref(py),
+            entry_module: self.entry_module.clone(),
+            interface: self.interface.clone(),
+            max_output: self.max_output,
+            deadline: self.deadline,
+        }
+    }
+
+    /// The plugin as the module itself: its functions are the methods. A
+    /// module that lacks them and has `__fidius_configure__` wants a
+    /// configuration.
+    fn unconfigured(self, py: Python<'_>) -> Result<PythonPlugin> {
+        let wants_config = self.module.bind(py).hasattr("__fidius_configure__").unwrap_or(false);
+        let (name, entry, interface) = (self.name.clone(), self.entry_module.clone(), self.interface.clone());
+        let target = self.module.clone_ref(py);
+        self.bind(py, target.bind(py), |missing| {
+            if wants_config {
+                Error::new(
+                    Status::ConfigRequired,
+                    format!(
+                        "Python plugin '{name}': module '{entry}' has __fidius_configure__ and no function '{missing}': \
+                         it is constructed with a configuration, and none was given"
+                    ),
+                )
+            } else {
+                Error::new(
+                    Status::InvalidPythonPlugin,
+                    format!(
+                        "Python plugin '{name}': module '{entry}' has no function '{missing}' (a required method of {})",
+                        interface.name()
+                    ),
+                )
+            }
+        })
+    }
+
+    /// The plugin as the object `__fidius_configure__(config)` returns:
+    /// its attributes are the methods.
+    fn configured(self, py: Python<'_>, config: &PluginConfig) -> Result<PythonPlugin> {
+        let value = config.value(&self.name)?;
+        let host = host_module(py)?;
+        let object = values::json_to_python(py, value)
+            .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the configuration of '{}': {e}", self.name)))?;
+        let outcome = deadline::run(py, self.deadline, deadline_exception(py)?, || {
+            host.call_method1("configure", (self.module.bind(py), object))
+        });
+        if outcome.timed_out {
+            return Err(Error::new(
+                Status::Timeout,
+                format!(
+                    "Python plugin '{}': __fidius_configure__ ran past the deadline of {:?} and was stopped",
+                    self.name,
+                    self.deadline.unwrap_or_default()
+                ),
+            ));
+        }
+        let outcome = outcome.value.map_err(|e| self.invalid(format!("cannot configure: {e}")))?;
+        let tag: String = outcome.get_item(0).and_then(|t| t.extract()).map_err(|e| self.invalid(format!("cannot configure: {e}")))?;
+        match tag.as_str() {
+            "ok" => {
+                let instance = outcome.get_item(1).map_err(|e| self.invalid(format!("cannot configure: {e}")))?;
+                let (name, interface) = (self.name.clone(), self.interface.clone());
+                self.bind(py, &instance, |missing| {
+                    Error::new(
+                        Status::ConfigRejected,
+                        format!(
+                            "Python plugin '{name}': the object __fidius_configure__ returned has no method '{missing}' (a required method of {})",
+                            interface.name()
+                        ),
+                    )
+                })
+            }
+            "missing" => Err(Error::new(
+                Status::ConfigRejected,
+                format!(
+                    "Python plugin '{}': a configuration was given, and module '{}' has no __fidius_configure__ to take it",
+                    self.name, self.entry_module
+                ),
+            )),
+            _ => {
+                let (_, code, message, details) = outcome
+                    .extract::<(String, String, String, Option<String>)>()
+                    .map_err(|e| self.invalid(format!("cannot configure: {e}")))?;
+                let error = PluginError::new(&code, &message, details.as_deref());
+                Err(Error::new(
+                    Status::ConfigRejected,
+                    format!("Python plugin '{}': __fidius_configure__ raised {code}: {message}", self.name),
+                )
+                .with_plugin_error(error))
+            }
+        }
+    }
+
+    /// The plugin whose methods are `target`'s attributes; `missing` makes
+    /// the error for a required method it lacks.
+    fn bind(self, py: Python<'_>, target: &Bound<'_, PyAny>, missing: impl Fn(&str) -> Error) -> Result<PythonPlugin> {
+        let host = host_module(py)?;
+        let names: Vec<&str> = self.interface.methods().iter().map(|m| m.name.as_str()).collect();
+        let bound = host.call_method1("bind", (target, names)).map_err(|e| self.invalid(format!("cannot read the methods: {e}")))?;
+        let tag: String = bound.get_item(0).and_then(|t| t.extract()).map_err(|e| self.invalid(format!("cannot read the methods: {e}")))?;
+        if tag != "ok" {
+            let (_, code, message, _) = bound
+                .extract::<(String, String, String, Option<String>)>()
+                .map_err(|e| self.invalid(format!("cannot read the methods: {e}")))?;
+            return Err(self.invalid(format!("reading its methods raised {code}: {message}")));
+        }
+        let callables: Vec<Option<Py<PyAny>>> = bound
+            .get_item(1)
+            .and_then(|c| c.extract())
+            .map_err(|e| self.invalid(format!("cannot read the methods: {e}")))?;
+        for (method, func) in self.interface.methods().iter().zip(&callables) {
+            if func.is_none() && method.capability_bit.is_none() {
+                return Err(missing(&method.name));
+            }
+        }
+        Ok(PythonPlugin { module: self, funcs: callables })
+    }
+
+    fn invalid(&self, what: String) -> Error {
+        Error::new(Status::InvalidPythonPlugin, format!("Python plugin '{}': {what}", self.name))
+    }
+}
+
+/// One instance of a Python plugin: the callables of its methods.
+struct PythonPlugin {
+    module: Module,
+    funcs: Vec<Option<Py<PyAny>>>,
 }
 
 /// A raised exception as code, message and details (see `host.py`, whose
@@ -194,9 +343,9 @@ fn describe(py: Python<'_>, error: &PyErr) -> PluginError {
 
 impl PythonPlugin {
     fn func(&self, py: Python<'_>, method: u32) -> Result<Py<PyAny>> {
-        let spec = self.interface.method(method)?;
+        let spec = self.module.interface.method(method)?;
         self.funcs[method as usize].as_ref().map(|f| f.clone_ref(py)).ok_or_else(|| {
-            Error::new(Status::NotImplemented, format!("Python plugin '{}' does not implement '{}'", self.name, spec.name))
+            Error::new(Status::NotImplemented, format!("Python plugin '{}' does not implement '{}'", self.module.name, spec.name))
         })
     }
 
@@ -207,18 +356,18 @@ impl PythonPlugin {
     fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
         let exception = deadline_exception(py)?;
-        let outcome = deadline::run(py, self.deadline, exception, || {
+        let outcome = deadline::run(py, self.module.deadline, exception, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)))
         });
         if outcome.timed_out {
-            let spec = self.interface.method(method)?;
+            let spec = self.module.interface.method(method)?;
             return Err(Error::new(
                 Status::Timeout,
                 format!(
                     "Python plugin '{}': method '{}' ran past its deadline of {:?} and was stopped",
-                    self.name,
+                    self.module.name,
                     spec.name,
-                    self.deadline.unwrap_or_default()
+                    self.module.deadline.unwrap_or_default()
                 ),
             ));
         }
@@ -227,17 +376,17 @@ impl PythonPlugin {
             Ok(Err(raised)) => describe(py, &raised),
             Err(_) => PluginError::new("PanicException", "the plugin raised pyo3's PanicException", None),
         };
-        Err(Error::plugin(&self.name, method, error))
+        Err(Error::plugin(&self.module.name, method, error))
     }
 
     fn protocol(&self, method: &str, what: impl std::fmt::Display) -> Error {
-        Error::new(Status::PluginProtocol, format!("Python plugin '{}': the result of '{method}' {what}", self.name))
+        Error::new(Status::PluginProtocol, format!("Python plugin '{}': the result of '{method}' {what}", self.module.name))
     }
 }
 
 impl PluginBackend for PythonPlugin {
     fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
-        let interface = &self.interface;
+        let interface = &self.module.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
             // Typed: the arguments as values, the result straight to bincode.
@@ -247,7 +396,7 @@ impl PluginBackend for PythonPlugin {
         let output = Python::attach(|py| {
             let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
             // The size is checked before the bytes are copied out of Python.
-            let checked = |len: usize| crate::plugin::check_output_size(&self.name, &spec.name, len, self.max_output);
+            let checked = |len: usize| crate::plugin::check_output_size(&self.module.name, &spec.name, len, self.module.max_output);
             if let Ok(bytes) = result.cast::<PyBytes>() {
                 checked(bytes.as_bytes().len())?;
                 crate::bytes::try_copy(bytes.as_bytes())
@@ -258,7 +407,7 @@ impl PluginBackend for PythonPlugin {
                 Err(self.protocol(&spec.name, "must be bytes or bytearray (a raw method)"))
             }
         })?;
-        crate::plugin::check_output_size(&self.name, &spec.name, output.len(), self.max_output)?;
+        crate::plugin::check_output_size(&self.module.name, &spec.name, output.len(), self.module.max_output)?;
         Ok(OutputBytes::from_vec(output))
     }
 
@@ -275,6 +424,11 @@ impl PluginBackend for PythonPlugin {
         // plugin's result is.
         let bytes = self.call_values(interface, method, &args)?;
         json::decode_output(interface, spec, &bytes)
+    }
+
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
+        let instance = Python::attach(|py| self.module.shared(py).configured(py, config))?;
+        Ok(Box::new(instance))
     }
 }
 
@@ -308,7 +462,7 @@ impl PythonPlugin {
             }
         })?;
         let bytes = json::encode_result_value(interface, spec, &result)?;
-        crate::plugin::check_output_size(&self.name, &spec.name, bytes.len(), self.max_output)?;
+        crate::plugin::check_output_size(&self.module.name, &spec.name, bytes.len(), self.module.max_output)?;
         Ok(bytes)
     }
 }
@@ -316,13 +470,8 @@ impl PythonPlugin {
 impl Drop for PythonPlugin {
     fn drop(&mut self) {
         let funcs = std::mem::take(&mut self.funcs);
-        // At interpreter shutdown there is nothing left to clean up.
-        let _ = Python::try_attach(|py| {
-            drop(funcs);
-            if let Ok(host) = host_module(py) {
-                let _ = host.call_method1("unload", (&self.namespace,));
-            }
-        });
+        // At interpreter shutdown there is nothing left to release.
+        let _ = Python::try_attach(|_| drop(funcs));
     }
 }
 

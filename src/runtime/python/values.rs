@@ -111,6 +111,30 @@ pub fn to_python<'py>(py: Python<'py>, types: &[TypeDef], ty: &WireType, value: 
     })
 }
 
+/// A JSON value as `json.loads` would give it: how fidius hands a Python
+/// plugin its configuration (`serde_json` of the config, so a unit variant
+/// is `"Name"`), with no type to guide it.
+pub fn json_to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u)) => u.into_pyobject(py)?.into_any(),
+            _ => PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => PyList::new(py, items.iter().map(|v| json_to_python(py, v)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+        Value::Object(entries) => {
+            let dict = PyDict::new(py);
+            for (k, v) in entries {
+                dict.set_item(k, json_to_python(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
 fn list<'a, 'py>(py: Python<'py>, types: &[TypeDef], items: impl Iterator<Item = (&'a WireType, &'a Value)>) -> PyResult<Bound<'py, PyAny>> {
     let objects = items.map(|(ty, v)| to_python(py, types, ty, v)).collect::<PyResult<Vec<_>>>()?;
     Ok(PyList::new(py, objects)?.into_any())

@@ -13,6 +13,7 @@ use crate::egress::DeniedRequest;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{Interface, Method, Returns};
 use crate::plugin::PluginBackend;
+use crate::plugin_config::PluginConfig;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{Type, Val};
 use wasmtime::Trap;
@@ -28,6 +29,7 @@ impl WasmRuntime {
         interface: &Arc<Interface>,
         settings: &WasmSettings,
         plugin_settings: WasmPluginSettings,
+        config: Option<&PluginConfig>,
         max_output: usize,
     ) -> Result<Plugin> {
         let WasmPluginSettings { limits, egress, fresh_instance_per_call } = plugin_settings;
@@ -60,6 +62,14 @@ impl WasmRuntime {
         });
         let mut live = shared.instantiate()?;
         let hash = live.interface_hash(&shared)?;
+        let config: Option<Arc<[u8]>> = config.map(|c| c.bincode(&shared.name).map(Arc::from)).transpose()?;
+        if let Some(config) = &config {
+            // After the hash check: only a component of the interface asked
+            // for is handed a configuration.
+            if hash == interface.hash() {
+                live.configure(&shared, config)?;
+            }
+        }
         let capabilities = interface.capability_bits(|index| live.funcs[index].is_some());
         let description = crate::runtime::package_description(package, interface, RuntimeKind::Wasm, hash, capabilities, diagnostics);
         let signatures = live
@@ -74,7 +84,7 @@ impl WasmRuntime {
                 })
             })
             .collect();
-        let backend = WasmPlugin { shared, signatures, live: Mutex::new(Some(live)) };
+        let backend = WasmPlugin { shared, signatures, config, live: Mutex::new(Some(live)) };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     }
 
@@ -121,10 +131,21 @@ struct WasmPlugin {
     /// for an optional method the component lacks). Component-level facts,
     /// the same for every instance.
     signatures: Vec<Option<(Vec<Type>, usize)>>,
+    /// What every instance of this handle is configured with.
+    config: Option<Arc<[u8]>>,
     live: Mutex<Option<Live>>,
 }
 
 impl WasmPlugin {
+    /// A new instance, configured as this handle's instances are.
+    fn instantiate(&self) -> Result<Live> {
+        let mut live = self.shared.instantiate()?;
+        if let Some(config) = &self.config {
+            live.configure(&self.shared, config)?;
+        }
+        Ok(live)
+    }
+
     /// Runs `call` on the plugin's instance, within the deadline and memory
     /// cap. Persistent instance: calls are serialized on it, and a failure
     /// discards it (the next call makes a new one). Fresh instance per call:
@@ -136,14 +157,14 @@ impl WasmPlugin {
             let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
             let (mut live, just_made) = match spare {
                 Some(live) => (live, false),
-                None => (self.shared.instantiate()?, true),
+                None => (self.instantiate()?, true),
             };
             return self.run(&mut live, method, call, just_made);
         }
         let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let just_made = guard.is_none();
         if just_made {
-            *guard = Some(self.shared.instantiate()?);
+            *guard = Some(self.instantiate()?);
         }
         let result = self.run(guard.as_mut().expect("set above"), method, call, just_made);
         if result.is_err() {
@@ -278,6 +299,15 @@ impl PluginBackend for WasmPlugin {
 
     fn denied_requests(&self) -> Vec<DeniedRequest> {
         self.shared.denials.entries()
+    }
+
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
+        let config: Arc<[u8]> = config.bincode(&self.shared.name)?.into();
+        let mut instance = WasmPlugin { shared: self.shared.clone(), signatures: self.signatures.clone(), config: Some(config), live: Mutex::new(None) };
+        // Configured now, so that a refused configuration is refused here.
+        let live = instance.instantiate()?;
+        *instance.live.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(live);
+        Ok(Box::new(instance))
     }
 }
 

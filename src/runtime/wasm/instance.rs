@@ -21,6 +21,8 @@ pub(super) struct Exports {
     funcs: Vec<Option<ComponentExportIndex>>,
     /// `fidius-interface-hash`.
     hash: Option<ComponentExportIndex>,
+    /// `fidius-configure`.
+    configure: Option<ComponentExportIndex>,
 }
 
 impl Exports {
@@ -49,7 +51,11 @@ impl Exports {
             }
             funcs.push(Some(index));
         }
-        Ok(Exports { funcs, hash: function("fidius-interface-hash").map(|(_, index)| index) })
+        Ok(Exports {
+            funcs,
+            hash: function("fidius-interface-hash").map(|(_, index)| index),
+            configure: function("fidius-configure").map(|(_, index)| index),
+        })
     }
 }
 
@@ -132,7 +138,8 @@ impl Shared {
             funcs.push(func);
         }
         let hash = self.exports.hash.as_ref().and_then(|index| instance.get_func(&mut store, index));
-        Ok(Live { store, funcs, raw, hash })
+        let configure = self.exports.configure.as_ref().and_then(|index| instance.get_func(&mut store, index));
+        Ok(Live { store, funcs, raw, hash, configure })
     }
 
     /// Starts the deadline of what runs next on `store`: the epoch count
@@ -166,6 +173,7 @@ pub(super) struct Live {
     pub(super) funcs: Vec<Option<Func>>,
     pub(super) raw: Vec<Option<TypedFunc<(Vec<u8>,), (Vec<u8>,)>>>,
     pub(super) hash: Option<Func>,
+    pub(super) configure: Option<Func>,
 }
 
 impl Live {
@@ -182,6 +190,31 @@ impl Live {
             shared.error(status, format!("`fidius-interface-hash` failed: {e:#}"))
         })?;
         Ok(hash)
+    }
+
+    /// Hands the guest its configuration (bincode of the config type)
+    /// through `fidius-configure`, which fidius guests accept once per
+    /// instance. A trap there (the guest could not decode it, or its
+    /// `configure` panicked) is CONFIG_REJECTED.
+    pub(super) fn configure(&mut self, shared: &Shared, config: &[u8]) -> Result<()> {
+        let func = self.configure.ok_or_else(|| {
+            shared.error(Status::ConfigRejected, format!("`{}` has no `fidius-configure` function to take a configuration", shared.export))
+        })?;
+        let typed = func.typed::<(Vec<u8>,), ()>(&self.store).map_err(|e| {
+            shared.error(Status::InvalidComponent, format!("`fidius-configure` must be func(config: list<u8>): {e:#}"))
+        })?;
+        shared.start_deadline(&mut self.store);
+        self.store.data_mut().memory.exceeded = false;
+        typed.call(&mut self.store, (config.to_vec(),)).map_err(|e| {
+            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                let limit = shared.limits.deadline.unwrap_or_default();
+                return shared.error(Status::Timeout, format!("`fidius-configure` ran past the deadline of {limit:?} and was stopped"));
+            }
+            if self.store.data().memory.exceeded {
+                return shared.error(Status::MemoryLimit, format!("`fidius-configure` tried to grow memory past the cap of {} bytes", shared.limits.memory));
+            }
+            shared.error(Status::ConfigRejected, format!("`fidius-configure` refused the configuration ({} bytes): {e:#}", config.len()))
+        })
     }
 }
 

@@ -67,7 +67,7 @@ impl WasmLoader {
             .as_ref()
             .map_err(Clone::clone)?;
         let plugin_settings = WasmPluginSettings::resolve(settings, overrides, load.call_deadline);
-        runtime.load(load.package, interface, settings, plugin_settings, load.max_output)
+        runtime.load(load.package, interface, settings, plugin_settings, load.config, load.max_output)
     }
 }
 

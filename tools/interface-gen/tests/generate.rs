@@ -3,7 +3,7 @@
 //! plugins report.
 
 use fidius_host::interface::file;
-use fidius_host::{HostBuilder, LoadOptions};
+use fidius_host::{ConfigSource, HostBuilder, LoadOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -22,15 +22,18 @@ fn generate(input: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn generated_files_are_current_and_hash_like_the_plugins() {
-    // (file, trait, fixture directory, plugin)
-    for (name, trait_name, dir, plugin) in [
-        ("calculator", "Calculator", "plugins", "BasicCalculator"),
-        ("echo", "Echo", "arena", "ArenaEcho"),
-        ("type_echo", "TypeEcho", "types", "TypeEchoes"),
-        ("hostile", "Hostile", "", ""),
-        ("fetcher", "Fetcher", "", ""),
+    // (file, trait, fixture directory, plugin, config type)
+    for (name, trait_name, dir, plugin, config) in [
+        ("calculator", "Calculator", "plugins", "BasicCalculator", None),
+        ("echo", "Echo", "arena", "ArenaEcho", None),
+        ("type_echo", "TypeEcho", "types", "TypeEchoes", None),
+        ("hostile", "Hostile", "", "", None),
+        ("fetcher", "Fetcher", "", "", None),
+        ("scaler", "Scaler", "configured", "ConfiguredScaler", Some("ScaleConfig")),
     ] {
-        let output = generate("tests/fixtures/rust/calc-interface", &["--trait", trait_name]);
+        let mut args = vec!["--trait", trait_name];
+        args.extend(config.iter().flat_map(|c| ["--config", *c]));
+        let output = generate("tests/fixtures/rust/calc-interface", &args);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let generated = String::from_utf8(output.stdout).unwrap();
         let committed_path = repo().join(format!("examples-c/interfaces/{name}.toml"));
@@ -42,7 +45,10 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
             continue; // implemented by a WebAssembly component only: tests/wasm.rs checks its hash
         }
         let host = HostBuilder::new().search_path(fixtures().join(dir)).build().unwrap();
-        let options = LoadOptions::with_interface(interface.clone());
+        let mut options = LoadOptions::with_interface(interface.clone());
+        if config.is_some() {
+            options.config(Some(ConfigSource::Json(r#"{"factor": 2, "label": "x", "mode": "Quiet"}"#.into())));
+        }
         let loaded = host.load_with(plugin, &options).unwrap();
         assert_eq!(loaded.info().interface_hash, interface.hash(), "{trait_name}");
         assert_eq!(loaded.info().interface_version, interface.version());
@@ -62,6 +68,27 @@ fn failure(source: &str, args: &[&str]) -> String {
     let output = generate(path.to_str().unwrap(), args);
     assert!(!output.status.success(), "expected a failure for {source}");
     String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn the_config_type_of_an_implementation_is_found_and_declared() {
+    let source = "#[derive(Serialize, Deserialize)] pub struct Cfg { level: Level }\n\
+        #[derive(Serialize, Deserialize)] pub enum Level { Low, High }\n\
+        #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]\n\
+        pub trait A: Send + Sync { fn a(&self) -> u8; }\n\
+        pub struct X { cfg: Cfg }\n\
+        #[plugin_impl(A, config = Cfg)]\nimpl A for X { fn a(&self) -> u8 { 1 } }\n";
+    let path = temp_source("configured.rs", source);
+    let output = generate(path.to_str().unwrap(), &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let interface = file::parse(&text, "generated").unwrap();
+    assert_eq!(interface.config_type().unwrap().text, "Cfg", "{text}");
+    assert!(text.contains("struct Cfg") && text.contains("enum Level"), "{text}");
+    // --config wins over what the sources say.
+    let output = generate(path.to_str().unwrap(), &["--config", "Vec<String>"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(file::parse(&text, "generated").unwrap().config_type().unwrap().text, "Vec<String>", "{text}");
 }
 
 #[test]
