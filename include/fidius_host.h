@@ -1774,8 +1774,9 @@ fidius_host_status fidius_host_load_options_set_interface(fidius_host_load_optio
 /**
  * Sets the configuration the plugin is constructed with
  * (`#[plugin_impl(Trait, config = C)]`): `config` is bincode of the
- * config type, `config_len` bytes, copied (NULL allowed when 0). When the
- * interface set in these options declares a config type
+ * config type, `config_len` bytes, copied; it may be NULL when
+ * `config_len` is 0. When the interface set in these options declares a
+ * config type
  * (`fidius_host_interface_builder_set_config_type`), the load checks the
  * bytes against it — every byte must belong to the value — before the
  * plugin sees them (CONFIG_INVALID). cdylib plugins get the bytes in
@@ -2180,8 +2181,8 @@ fidius_host_status fidius_host_plugin_method_metadata(const fidius_host_plugin_t
 
 /**
  * Creates another instance of `plugin`, constructed with `config` (bincode
- * of the config type, `config_len` bytes, borrowed for the call; NULL
- * allowed when 0), as a new handle in `*instance_out`, owned by the
+ * of the config type, `config_len` bytes, borrowed for the call; it may be
+ * NULL when `config_len` is 0), as a new handle in `*instance_out`, owned by the
  * caller and freed with `fidius_host_plugin_free`. The instance shares the
  * plugin's loaded code — mapped library, compiled component or imported
  * module — and its load settings, and nothing else: its state is its own

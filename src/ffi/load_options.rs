@@ -67,8 +67,9 @@ pub unsafe extern "C" fn fidius_host_load_options_set_interface(
 
 /// Sets the configuration the plugin is constructed with
 /// (`#[plugin_impl(Trait, config = C)]`): `config` is bincode of the
-/// config type, `config_len` bytes, copied (NULL allowed when 0). When the
-/// interface set in these options declares a config type
+/// config type, `config_len` bytes, copied; it may be NULL when
+/// `config_len` is 0. When the interface set in these options declares a
+/// config type
 /// (`fidius_host_interface_builder_set_config_type`), the load checks the
 /// bytes against it — every byte must belong to the value — before the
 /// plugin sees them (CONFIG_INVALID). cdylib plugins get the bytes in

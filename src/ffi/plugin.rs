@@ -405,8 +405,8 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
 }
 
 /// Creates another instance of `plugin`, constructed with `config` (bincode
-/// of the config type, `config_len` bytes, borrowed for the call; NULL
-/// allowed when 0), as a new handle in `*instance_out`, owned by the
+/// of the config type, `config_len` bytes, borrowed for the call; it may be
+/// NULL when `config_len` is 0), as a new handle in `*instance_out`, owned by the
 /// caller and freed with `fidius_host_plugin_free`. The instance shares the
 /// plugin's loaded code — mapped library, compiled component or imported
 /// module — and its load settings, and nothing else: its state is its own

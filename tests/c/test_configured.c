@@ -80,7 +80,7 @@ static void exercise(const char *relative) {
     size_t len;
 
     fprintf(stderr, "  %s\n", relative);
-    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK); /* consumes builder */
     CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
 
     /* Without a configuration: the declared type asks for one. */
@@ -131,7 +131,6 @@ static void exercise(const char *relative) {
     CHECK(fidius_host_load_options_set_config(options, NULL, 1, NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
     fidius_host_load_options_free(options);
     fidius_host_interface_free(iface);
-    fidius_host_builder_free(builder);
 }
 
 /* A cdylib's construct refuses bytes it cannot decode when no type checks them. */
@@ -143,7 +142,7 @@ static void test_cdylib_refusal(void) {
     fidius_host_error_t *err = NULL;
     const uint8_t junk[3] = {1, 2, 3};
 
-    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK); /* consumes builder */
     CHECK(fidius_host_load_path(host, path_of("configured/libscaler_plugin.so"), NT, NULL, 0, NULL, &p, &err) ==
           FIDIUS_HOST_STATUS_CONSTRUCT_FAILED);
     CHECK(p == NULL && error_says(err, FIDIUS_HOST_STATUS_CONSTRUCT_FAILED, "construct returned NULL"));
@@ -153,7 +152,6 @@ static void test_cdylib_refusal(void) {
     CHECK(p == NULL && error_says(err, FIDIUS_HOST_STATUS_CONFIG_REJECTED, "could not decode"));
     fidius_host_load_options_free(options);
     fidius_host_free(host);
-    fidius_host_builder_free(builder);
 }
 
 /* A Python __fidius_configure__ that raises: the plugin's code travels. */
@@ -165,7 +163,7 @@ static void test_python_refusal(void) {
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
 
-    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(builder, &host, NULL) == FIDIUS_HOST_STATUS_OK); /* consumes builder */
     CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load_options_set_config_json(options, "{\"factor\": 0, \"label\": \"z\", \"mode\": \"Quiet\"}",
                                                    NT, NULL) == FIDIUS_HOST_STATUS_OK);
@@ -180,7 +178,6 @@ static void test_python_refusal(void) {
     fidius_host_load_options_free(options);
     fidius_host_interface_free(iface);
     fidius_host_free(host);
-    fidius_host_builder_free(builder);
 }
 
 static void run_tests(void) {
