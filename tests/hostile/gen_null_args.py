@@ -46,6 +46,8 @@ STRINGS = {
     "fidius_host_load.name": '"BasicCalculator"',
     "fidius_host_load_path.path": 'fixture("plugins/libcalc_plugin.so")',
     "fidius_host_load_path.name": '"BasicCalculator"',
+    # A directory the call creates: kept inside the fixtures.
+    "fidius_host_builder_set_wasm_compile_cache.dir": 'fixture("null-args-compile-cache")',
     "fidius_host_interface_builder_new.name": '"Calculator"',
     "fidius_host_interface_new_from_file.path": 'fixture("interfaces/calculator.toml")',
     "fidius_host_interface_method_index.name": '"add"',
