@@ -365,8 +365,9 @@ enum fidius_host_status
   FIDIUS_HOST_STATUS_CONFIG_INVALID = 130,
   /**
    * The plugin refused its configuration: a cdylib `construct` returned
-   * NULL, a WASM `fidius-configure` trapped, or a Python
-   * `__fidius_configure__` raised. Nothing was created.
+   * NULL, a WASM `fidius-configure` trapped (or the component has none),
+   * or a Python `__fidius_configure__` raised (or the module has none).
+   * Nothing was created.
    */
   FIDIUS_HOST_STATUS_CONFIG_REJECTED = 131,
   /**
@@ -1988,6 +1989,10 @@ fidius_host_status fidius_host_precompile_component(const uint8_t *component,
  *   plugin keeps its module state.
  * - INSTANCE_POOL_EXHAUSTED (WASM with a pool): no instance could be
  *   made; nothing ran. Retry later.
+ * - CONFIG_REJECTED (a configured WASM plugin whose call needed a new
+ *   instance — after a failure, or with a fresh instance per call — and
+ *   whose `fidius-configure` failed on it): nothing else ran; the next
+ *   call tries a new instance again.
  * - PLUGIN_SERIALIZATION, PLUGIN_PROTOCOL, OUTPUT_TOO_LARGE: the plugin
  *   ran, but its input or output was not what the method declares, or
  *   the output is over the limit; `*output` is empty and the output was
@@ -2188,8 +2193,10 @@ fidius_host_status fidius_host_plugin_method_metadata(const fidius_host_plugin_t
  * module — and its load settings, and nothing else: its state is its own
  * (a cdylib `construct`, a WASM `fidius-configure` on instances of its
  * own, a Python `__fidius_configure__`), and it may outlive `plugin`:
- * the code stays loaded while any instance lives. Configurations are
- * checked as `fidius_host_load_options_set_config` describes.
+ * the code stays loaded while any instance lives (instances of a WASM
+ * plugin share its denial log, `fidius_host_plugin_denied_request`).
+ * Configurations are checked as `fidius_host_load_options_set_config`
+ * describes.
  *
  * Outcomes:
  * - OK: `*instance_out` is the new handle; `*err` is NULL.
@@ -2206,7 +2213,10 @@ fidius_host_status fidius_host_plugin_method_metadata(const fidius_host_plugin_t
  * Thread-safety: as a call on `plugin`; the new handle is independent.
  *
  * Errors: NULL_ARGUMENT, MISUSE, CONFIG_INVALID, CONFIG_REJECTED,
- * INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED.
+ * INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED,
+ * INVALID_COMPONENT (a WASM instance could not be made, or its
+ * `fidius-configure` has the wrong type), INVALID_PYTHON_PLUGIN (reading
+ * the methods of the object `__fidius_configure__` returned raised).
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE

@@ -112,8 +112,9 @@ pub enum Status {
     /// its form cannot reach the plugin's runtime without that type.
     ConfigInvalid = 130,
     /// The plugin refused its configuration: a cdylib `construct` returned
-    /// NULL, a WASM `fidius-configure` trapped, or a Python
-    /// `__fidius_configure__` raised. Nothing was created.
+    /// NULL, a WASM `fidius-configure` trapped (or the component has none),
+    /// or a Python `__fidius_configure__` raised (or the module has none).
+    /// Nothing was created.
     ConfigRejected = 131,
 
     /// Signatures are required and the `.sig` file is missing.

@@ -275,9 +275,8 @@ impl LoadOptions {
     /// The configuration checked against the interface's config type; a
     /// type declared and no configuration given is CONFIG_REQUIRED.
     fn plugin_config(&self, plugin: &str) -> Result<Option<PluginConfig>> {
-        let interface = self.interface.as_deref();
-        let config = self.config.as_ref().map(|source| PluginConfig::new(source, interface)).transpose()?;
-        crate::plugin_config::check_required(interface, config.as_ref(), plugin)?;
+        let config = self.config.as_ref().map(|source| PluginConfig::new(source, self.interface.as_ref())).transpose()?;
+        crate::plugin_config::check_required(self.interface.as_deref(), config.as_ref(), plugin)?;
         Ok(config)
     }
 

@@ -121,6 +121,13 @@ pub trait PluginBackend: Send + Sync {
     /// refuses the configuration; nothing is left behind then.
     fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>>;
 
+    /// The capability bits of this instance, where they may differ from
+    /// those of the instance the plugin was loaded with (a Python
+    /// configuration returns an object of its choosing); `None`: the same.
+    fn capabilities(&self) -> Option<u64> {
+        None
+    }
+
     /// The most recent outbound requests the egress policy denied (only
     /// sandboxed runtimes send requests through one).
     fn denied_requests(&self) -> Vec<DeniedRequest> {
@@ -193,9 +200,13 @@ impl Plugin {
     /// imported module) and nothing else: its state, calls and lifetime are
     /// its own, and the code stays loaded while any instance lives.
     pub fn new_instance(&self, config: &ConfigSource) -> Result<Plugin> {
-        let config = PluginConfig::new(config, self.interface.as_deref())?;
+        let config = PluginConfig::new(config, self.interface.as_ref())?;
         let backend = self.backend.new_instance(&config)?;
-        Ok(Plugin { description: self.description.clone(), backend, interface: self.interface.clone() })
+        let mut description = self.description.clone();
+        if let Some(bits) = backend.capabilities() {
+            description.info.capabilities = bits;
+        }
+        Ok(Plugin { description, backend, interface: self.interface.clone() })
     }
 
     /// Identity and interface facts.

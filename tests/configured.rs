@@ -208,6 +208,18 @@ mod wasm {
         let plugin = load(&host, &path(), &options(untyped_scaler(), Some(ConfigSource::Bincode(config_bytes(6, "w", 1))))).unwrap();
         assert_eq!(call(&plugin, "scale"), "30");
         assert_eq!(call(&plugin, "label"), "\"W\"");
+        let e = plugin.new_instance(&ConfigSource::Bincode(vec![7])).unwrap_err();
+        assert_eq!(e.status(), Status::ConfigRejected, "{e}");
+        assert_eq!(call(&plugin, "scale"), "30", "a refused instance leaves the plugin as it was");
+    }
+
+    #[test]
+    fn a_component_without_a_configuration_ignores_one_as_fidius_does() {
+        let calc = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/calculator.toml")).unwrap());
+        let mut options = LoadOptions::with_interface(calc);
+        options.config(Some(ConfigSource::Bincode(vec![1, 2, 3])));
+        let plugin = load(&host(), &fixture("wasm/calc"), &options).unwrap();
+        assert_eq!(plugin.call_json("add", "[2, 3]").unwrap(), "5");
     }
 
     #[test]

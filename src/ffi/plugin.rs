@@ -82,6 +82,10 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
 ///   plugin keeps its module state.
 /// - INSTANCE_POOL_EXHAUSTED (WASM with a pool): no instance could be
 ///   made; nothing ran. Retry later.
+/// - CONFIG_REJECTED (a configured WASM plugin whose call needed a new
+///   instance — after a failure, or with a fresh instance per call — and
+///   whose `fidius-configure` failed on it): nothing else ran; the next
+///   call tries a new instance again.
 /// - PLUGIN_SERIALIZATION, PLUGIN_PROTOCOL, OUTPUT_TOO_LARGE: the plugin
 ///   ran, but its input or output was not what the method declares, or
 ///   the output is over the limit; `*output` is empty and the output was
@@ -412,8 +416,10 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
 /// module — and its load settings, and nothing else: its state is its own
 /// (a cdylib `construct`, a WASM `fidius-configure` on instances of its
 /// own, a Python `__fidius_configure__`), and it may outlive `plugin`:
-/// the code stays loaded while any instance lives. Configurations are
-/// checked as `fidius_host_load_options_set_config` describes.
+/// the code stays loaded while any instance lives (instances of a WASM
+/// plugin share its denial log, `fidius_host_plugin_denied_request`).
+/// Configurations are checked as `fidius_host_load_options_set_config`
+/// describes.
 ///
 /// Outcomes:
 /// - OK: `*instance_out` is the new handle; `*err` is NULL.
@@ -430,7 +436,10 @@ fn method_pairs(plugin: &PluginData, method: u32) -> crate::Result<&[(CString, C
 /// Thread-safety: as a call on `plugin`; the new handle is independent.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, CONFIG_INVALID, CONFIG_REJECTED,
-/// INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED.
+/// INPUT_TOO_LARGE, TIMEOUT, MEMORY_LIMIT, INSTANCE_POOL_EXHAUSTED,
+/// INVALID_COMPONENT (a WASM instance could not be made, or its
+/// `fidius-configure` has the wrong type), INVALID_PYTHON_PLUGIN (reading
+/// the methods of the object `__fidius_configure__` returned raised).
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_new_instance(

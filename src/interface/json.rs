@@ -176,12 +176,22 @@ pub fn encode_value(interface: &Interface, ty: &WireType, value: &Value) -> std:
 /// Decodes the bincode of one value of type `ty`, which must take every
 /// byte (unlike bincode, which ignores what follows a value).
 pub fn decode_value(interface: &Interface, ty: &WireType, bytes: &[u8]) -> std::result::Result<Value, String> {
-    let mut decoder = Decoder::new(&interface.types, bytes, Values::default());
+    Ok(decode_whole(interface, ty, bytes, Values::default())?.root.unwrap_or(Value::Null))
+}
+
+/// Checks that `bytes` are the bincode of one value of type `ty`, every
+/// byte of them, without building the value.
+pub fn check_value(interface: &Interface, ty: &WireType, bytes: &[u8]) -> std::result::Result<(), String> {
+    decode_whole(interface, ty, bytes, Discard).map(drop)
+}
+
+fn decode_whole<S: Sink>(interface: &Interface, ty: &WireType, bytes: &[u8], sink: S) -> std::result::Result<S, String> {
+    let mut decoder = Decoder::new(&interface.types, bytes, sink);
     decoder.value(ty, 0).map_err(|e| format!("{e} (at byte {} of {})", decoder.position, bytes.len()))?;
     if decoder.position != bytes.len() {
         return Err(format!("{} byte(s) follow the value, which ends at byte {}", bytes.len() - decoder.position, decoder.position));
     }
-    Ok(decoder.sink.root.unwrap_or(Value::Null))
+    Ok(decoder.sink)
 }
 
 /// The JSON kind of a value, for messages.
@@ -770,6 +780,25 @@ impl<'a, S: Sink> Decoder<'a, S> {
 /// Where the decoder puts a value, as it goes: JSON text ([`JsonText`]) or
 /// values in memory ([`Values`]). Elements and object members arrive in
 /// order; each member's key comes just before its value.
+/// Keeps nothing: decoding only checks.
+struct Discard;
+
+impl Sink for Discard {
+    fn null(&mut self) {}
+    fn bool(&mut self, _: bool) {}
+    fn i64(&mut self, _: i64) {}
+    fn u64(&mut self, _: u64) {}
+    fn f32(&mut self, _: f32) {}
+    fn f64(&mut self, _: f64) {}
+    fn str(&mut self, _: &str) {}
+    fn bytes(&mut self, _: &[u8]) {}
+    fn begin_array(&mut self) {}
+    fn end_array(&mut self) {}
+    fn begin_object(&mut self) {}
+    fn key(&mut self, _: &str) {}
+    fn end_object(&mut self) {}
+}
+
 trait Sink {
     fn null(&mut self);
     fn bool(&mut self, b: bool);

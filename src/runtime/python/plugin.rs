@@ -240,7 +240,7 @@ impl Module {
     fn configured(self, py: Python<'_>, config: &PluginConfig) -> Result<PythonPlugin> {
         let value = config.value(&self.name)?;
         let host = host_module(py)?;
-        let object = values::json_to_python(py, value)
+        let object = values::json_to_python(py, &value)
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the configuration of '{}': {e}", self.name)))?;
         let outcome = deadline::run(py, self.deadline, deadline_exception(py)?, || {
             host.call_method1("configure", (self.module.bind(py), object))
@@ -430,6 +430,10 @@ impl PluginBackend for PythonPlugin {
         let instance = Python::attach(|py| self.module.shared(py).configured(py, config))?;
         Ok(Box::new(instance))
     }
+
+    fn capabilities(&self) -> Option<u64> {
+        Some(self.module.interface.capability_bits(|index| self.funcs[index].is_some()))
+    }
 }
 
 impl PythonPlugin {
@@ -469,9 +473,13 @@ impl PythonPlugin {
 
 impl Drop for PythonPlugin {
     fn drop(&mut self) {
-        let funcs = std::mem::take(&mut self.funcs);
-        // At interpreter shutdown there is nothing left to release.
-        let _ = Python::try_attach(|_| drop(funcs));
+        // Released with the GIL held, so that the module goes now, not at
+        // the next time some thread takes the GIL. At interpreter shutdown
+        // there is nothing left to release.
+        let _ = Python::try_attach(|py| {
+            drop(std::mem::take(&mut self.funcs));
+            drop(std::mem::replace(&mut self.module.module, py.None()));
+        });
     }
 }
 

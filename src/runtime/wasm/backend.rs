@@ -174,7 +174,9 @@ impl WasmPlugin {
     }
 
     /// One call on `live`. Its deadline starts here, unless `live` was
-    /// just instantiated for this call: then one deadline covers both.
+    /// just made for this call: then the deadline started for the last step
+    /// of making it (instantiation, or `fidius-configure` for a configured
+    /// handle) covers the call too.
     fn run<T>(
         &self,
         live: &mut Live,
