@@ -38,7 +38,8 @@ SOVERSION := $(if $(filter 0,$(VERSION_MAJOR)),$(VERSION_MAJOR).$(word 2,$(subst
 
 CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_utf8_name \
 	null_construct construct_returns_null null_registry huge_count no_free_buffer \
-	second_bad no_symbol
+	second_bad no_symbol host_imports_magic host_imports_null_array host_imports_null_bind \
+	host_imports_bad_name host_imports_huge_count
 
 .PHONY: go-test zig-test cpp-test bindings-test install install-test python-host-test feature-check precompile wasm-fixtures python-fixtures interfaces all lib header check-header header-compile fixtures rust-fixtures crafted-fixtures \
 	signed-fixtures test rust-test c-test exports-test examples demo bench clean tools
@@ -92,6 +93,8 @@ rust-fixtures:
 	@mkdir -p $(FIXTURES)/plugins $(FIXTURES)/arena $(FIXTURES)/types $(FIXTURES)/release $(FIXTURES)/configured
 	cp $(TARGET)/fixtures/debug/libcalc_plugin.so $(FIXTURES)/plugins/
 	cp $(TARGET)/fixtures/debug/libscaler_plugin.so $(FIXTURES)/configured/
+	@mkdir -p $(FIXTURES)/hostcall
+	cp $(TARGET)/fixtures/debug/libhostcall_plugin.so $(FIXTURES)/hostcall/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
 	@mkdir -p $(FIXTURES)/interfaces
@@ -140,6 +143,8 @@ crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libcrafted.so
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DMARKER tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libmarker.so
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DHOST_IMPORTS tests/fixtures/crafted/crafted.c \
+		-o $(FIXTURES)/crafted/libhost_imports.so
 	@for d in $(CRAFTED_DEFECTS); do \
 		D=$$(echo $$d | tr a-z A-Z); \
 		$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DDEFECT_$$D tests/fixtures/crafted/crafted.c \
@@ -247,6 +252,9 @@ interfaces:
 			-o examples-c/interfaces/$$file.toml || exit 1; done
 	$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/calc-interface --trait Scaler --config ScaleConfig \
 		-o examples-c/interfaces/scaler.toml
+	$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/hostcall-plugin --trait Ledger -o examples-c/interfaces/ledger.toml
+	$(TARGET)/debug/fidius-interface-gen tests/fixtures/rust/hostcall-plugin --trait Bookkeeper \
+		-o examples-c/interfaces/bookkeeper.toml
 
 # Ahead-of-time compile a WebAssembly component for this library's wasmtime:
 #   make precompile COMPONENT=path/to/plugin.wasm   (writes path/to/plugin.cwasm)

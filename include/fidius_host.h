@@ -2157,6 +2157,34 @@ fidius_host_status fidius_host_plugin_trait_metadata(const fidius_host_plugin_t 
                                                      fidius_host_error_t **err);
 
 /**
+ * Number of host interfaces the plugin imports (`#[host_interface]`
+ * traits its library calls), or 0 for NULL. Known for cdylib plugins
+ * before anything is bound; 0 for WASM components (which name a host
+ * interface only when they call it) and Python plugins (which have no
+ * host calls in fidius 0.5.9).
+ */
+FIDIUS_HOST_API size_t fidius_host_plugin_host_import_count(const fidius_host_plugin_t *plugin);
+
+/**
+ * Imported host interface `index`, in the library's order: its name
+ * (borrowed NUL-terminated UTF-8, valid until `plugin` is freed), version
+ * and hash, as the plugin was built against them. Each out-parameter may
+ * be NULL when not wanted. On failure `*name_out` is NULL and the numbers
+ * are 0.
+ *
+ * Errors: NULL_ARGUMENT (plugin), MISUSE, INVALID_ARGUMENT (index out of
+ * range).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_host_import(const fidius_host_plugin_t *plugin,
+                                                  size_t index,
+                                                  const char **name_out,
+                                                  uint32_t *version_out,
+                                                  uint64_t *hash_out,
+                                                  fidius_host_error_t **err);
+
+/**
  * Number of metadata pairs of method `method` into `*count_out`.
  *
  * Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE.

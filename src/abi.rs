@@ -64,6 +64,57 @@ pub type ArenaMethod =
 /// `const PluginRegistry *fidius_get_registry(void)`.
 pub type GetRegistryFn = unsafe extern "C" fn() -> *const PluginRegistry;
 
+/// The symbol of a library's host-import registry (fidius 0.5.7+; absent
+/// in older plugins, which import nothing).
+pub const HOST_IMPORTS_SYMBOL: &[u8] = b"fidius_get_host_imports\0";
+/// The only host-import registry version.
+pub const HOST_IMPORTS_VERSION: u32 = 1;
+/// Size of a [`HostImportDescriptor`].
+pub const HOST_IMPORT_DESCRIPTOR_SIZE: u32 = 40;
+
+/// What `fidius_get_host_imports` returns: the host interfaces the
+/// library's plugins call (`#[host_interface]`).
+#[repr(C)]
+pub struct HostImportRegistry {
+    pub magic: [u8; 8],
+    pub registry_version: u32,
+    pub import_count: u32,
+    pub imports: *const *const HostImportDescriptor,
+}
+
+/// One imported host interface.
+#[repr(C)]
+pub struct HostImportDescriptor {
+    pub descriptor_size: u32,
+    pub abi_version: u32,
+    pub interface_name: *const c_char,
+    pub interface_hash: u64,
+    pub interface_version: u32,
+    pub bind: Option<HostBindFn>,
+}
+
+/// The table a host binds into a library for one host interface.
+#[repr(C)]
+pub struct HostFunctionTable {
+    pub table_size: u32,
+    pub abi_version: u32,
+    pub interface_name: *const c_char,
+    pub interface_hash: u64,
+    pub interface_version: u32,
+    pub fn_count: u32,
+    pub ctx: *mut c_void,
+    pub dispatch: HostDispatchFn,
+    pub free_buffer: FreeBufferFn,
+}
+
+/// `int32_t bind(const HostFunctionTable *table)`.
+pub type HostBindFn = unsafe extern "C" fn(*const HostFunctionTable) -> i32;
+/// `int32_t dispatch(void *ctx, uint32_t index, const uint8_t *in,
+/// uint32_t in_len, uint8_t **out, uint32_t *out_len)`.
+pub type HostDispatchFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, u32, *mut *mut u8, *mut u32) -> i32;
+/// `const HostImportRegistry *fidius_get_host_imports(void)`.
+pub type GetHostImportsFn = unsafe extern "C" fn() -> *const HostImportRegistry;
+
 /// One plugin in a registry (120 bytes in fidius 0.5.x).
 #[repr(C)]
 pub struct PluginDescriptor {
@@ -111,6 +162,23 @@ mod layout_tests {
         assert_eq!(offset_of!(PluginRegistry, registry_version), 8);
         assert_eq!(offset_of!(PluginRegistry, plugin_count), 12);
         assert_eq!(offset_of!(PluginRegistry, descriptors), 16);
+    }
+
+    #[test]
+    fn host_import_layouts() {
+        assert_eq!(size_of::<HostImportRegistry>(), 24);
+        assert_eq!(offset_of!(HostImportRegistry, import_count), 12);
+        assert_eq!(offset_of!(HostImportRegistry, imports), 16);
+        assert_eq!(size_of::<HostImportDescriptor>(), HOST_IMPORT_DESCRIPTOR_SIZE as usize);
+        assert_eq!(offset_of!(HostImportDescriptor, interface_name), 8);
+        assert_eq!(offset_of!(HostImportDescriptor, interface_hash), 16);
+        assert_eq!(offset_of!(HostImportDescriptor, interface_version), 24);
+        assert_eq!(offset_of!(HostImportDescriptor, bind), 32);
+        assert_eq!(size_of::<HostFunctionTable>(), 56);
+        assert_eq!(offset_of!(HostFunctionTable, fn_count), 28);
+        assert_eq!(offset_of!(HostFunctionTable, ctx), 32);
+        assert_eq!(offset_of!(HostFunctionTable, dispatch), 40);
+        assert_eq!(offset_of!(HostFunctionTable, free_buffer), 48);
     }
 
     #[test]

@@ -89,6 +89,18 @@ pub struct MetaEntry {
     pub value: String,
 }
 
+/// A host interface a plugin calls (`#[host_interface]`), as its library
+/// declares it in `fidius_get_host_imports`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostImport {
+    /// The host interface (trait) name.
+    pub interface_name: String,
+    /// Its `version`.
+    pub interface_version: u32,
+    /// The FNV-1a hash of its methods, as the plugin was built against them.
+    pub interface_hash: u64,
+}
+
 /// Everything about a plugin that is not calling it.
 #[derive(Debug, Clone)]
 pub struct PluginDescription {
@@ -100,6 +112,10 @@ pub struct PluginDescription {
     pub method_metadata: Vec<Vec<MetaEntry>>,
     /// Trait-level metadata.
     pub trait_metadata: Vec<MetaEntry>,
+    /// The host interfaces its library imports (cdylib plugins; a WASM
+    /// component names the interfaces it calls only when it calls them, and
+    /// Python plugins have no host calls in fidius 0.5.9).
+    pub host_imports: Vec<HostImport>,
     /// Notes from loading that did not stop it (e.g. a precompiled file
     /// that was not used, and why).
     pub diagnostics: Vec<String>,
@@ -240,6 +256,11 @@ impl Plugin {
     /// Trait-level metadata.
     pub fn trait_metadata(&self) -> &[MetaEntry] {
         &self.description.trait_metadata
+    }
+
+    /// The host interfaces the plugin imports, in its library's order.
+    pub fn host_imports(&self) -> &[HostImport] {
+        &self.description.host_imports
     }
 
     /// Calls a method with raw input bytes; see [`PluginBackend::call_raw`].

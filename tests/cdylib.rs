@@ -311,6 +311,11 @@ fn crafted_defects_each_have_their_status() {
         ("no_free_buffer", Status::InvalidPluginPointer),
         ("second_bad", Status::IncompatibleAbiVersion),
         ("no_symbol", Status::RegistryMissing),
+        ("host_imports_magic", Status::InvalidMagic),
+        ("host_imports_null_array", Status::InvalidPluginPointer),
+        ("host_imports_null_bind", Status::InvalidPluginPointer),
+        ("host_imports_bad_name", Status::InvalidPluginString),
+        ("host_imports_huge_count", Status::InvalidPluginCount),
     ];
     for (defect, expected) in cases {
         let file = fixture(&format!("crafted/libdefect_{defect}.so"));
@@ -318,6 +323,10 @@ fn crafted_defects_each_have_their_status() {
         assert_eq!(err.status(), expected, "{defect}: {err}");
         assert!(err.message().contains(&*file.to_string_lossy()), "{defect}: message must name the file: {err}");
     }
+    // A valid host-import registry is read as it is.
+    let imports = HostBuilder::new().build().unwrap().load_path(&fixture("crafted/libhost_imports.so"), None).unwrap();
+    let import = &imports.host_imports()[0];
+    assert_eq!((import.interface_name.as_str(), import.interface_version, import.interface_hash), ("Clock", 2, 0x1234abcd));
     // The valid crafted library loads and computes.
     let plugin = HostBuilder::new().build().unwrap().load_path(&fixture("crafted/libcrafted.so"), None).unwrap();
     let out = plugin.call_raw(0, &encode(&(40i64, 2i64))).unwrap();

@@ -95,3 +95,20 @@ func TestConfigRefusedByPython(t *testing.T) {
 		t.Fatalf("PluginCode = %q", ferr.PluginCode)
 	}
 }
+
+func TestHostImports(t *testing.T) {
+	host := newHost(t, nil, "hostcall")
+	plugin := load(t, host, "LedgerBookkeeper", nil)
+	imports, err := plugin.HostImports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []fidius.HostImport{{Name: "Ledger", Version: 3, Hash: interfaceFile(t, "ledger.toml").Hash()}}
+	if len(imports) != 1 || imports[0] != want[0] {
+		t.Fatalf("HostImports() = %+v, want %+v", imports, want)
+	}
+	calc := load(t, newHost(t, nil, "plugins"), "BasicCalculator", nil)
+	if imports, err := calc.HostImports(); err != nil || len(imports) != 0 {
+		t.Fatalf("BasicCalculator imports %+v (%v)", imports, err)
+	}
+}

@@ -225,6 +225,36 @@ func (p *Plugin) Diagnostics() []string {
 	return notes
 }
 
+// HostImport is a host interface a plugin calls (a #[host_interface] trait
+// its library imports): name, version and hash as the plugin was built
+// against them.
+type HostImport struct {
+	Name    string
+	Version uint32
+	Hash    uint64
+}
+
+// HostImports returns the host interfaces the plugin imports, in its
+// library's order: known for cdylib plugins before anything is bound, empty
+// for WASM and Python plugins (and once closed).
+func (p *Plugin) HostImports() ([]HostImport, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	count := C.fidius_host_plugin_host_import_count(ptr) // 0 for NULL
+	imports := make([]HostImport, 0, int(count))
+	for i := C.size_t(0); i < count; i++ {
+		var name *C.char
+		var version C.uint32_t
+		var hash C.uint64_t
+		var cerr *C.fidius_host_error_t
+		if err := takeError(C.fidius_host_plugin_host_import(ptr, i, &name, &version, &hash, &cerr), cerr); err != nil {
+			return nil, err
+		}
+		imports = append(imports, HostImport{Name: C.GoString(name), Version: uint32(version), Hash: uint64(hash)})
+	}
+	return imports, nil
+}
+
 // DeniedRequests returns the recent outbound HTTP requests of the plugin
 // that its egress policy denied, oldest first (the library keeps the most
 // recent 256).

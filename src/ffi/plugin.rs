@@ -28,6 +28,8 @@ pub(crate) struct PluginData {
     method_metadata: Vec<Vec<(CString, CString)>>,
     trait_metadata: Vec<(CString, CString)>,
     diagnostics: Vec<CString>,
+    /// The names of the host interfaces the plugin imports.
+    host_import_names: Vec<CString>,
 }
 
 impl Handle for fidius_host_plugin_t {
@@ -49,6 +51,7 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
             .collect(),
         trait_metadata: c_pairs(plugin.trait_metadata()),
         diagnostics: description.diagnostics.iter().map(|d| c_string(d)).collect(),
+        host_import_names: description.host_imports.iter().map(|i| c_string(&i.interface_name)).collect(),
         plugin,
     })
 }
@@ -325,6 +328,61 @@ pub unsafe extern "C" fn fidius_host_plugin_trait_metadata(
         let pairs = &arg_handle(plugin, "plugin")?.trait_metadata;
         write_pair(outs, pairs, index, || "trait metadata".to_string())
     })
+}
+
+/// Number of host interfaces the plugin imports (`#[host_interface]`
+/// traits its library calls), or 0 for NULL. Known for cdylib plugins
+/// before anything is bound; 0 for WASM components (which name a host
+/// interface only when they call it) and Python plugins (which have no
+/// host calls in fidius 0.5.9).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_host_import_count(plugin: *const fidius_host_plugin_t) -> usize {
+    super::get(plugin, 0, |p| p.host_import_names.len())
+}
+
+/// Imported host interface `index`, in the library's order: its name
+/// (borrowed NUL-terminated UTF-8, valid until `plugin` is freed), version
+/// and hash, as the plugin was built against them. Each out-parameter may
+/// be NULL when not wanted. On failure `*name_out` is NULL and the numbers
+/// are 0.
+///
+/// Errors: NULL_ARGUMENT (plugin), MISUSE, INVALID_ARGUMENT (index out of
+/// range).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_host_import(
+    plugin: *const fidius_host_plugin_t,
+    index: usize,
+    name_out: *mut *const c_char,
+    version_out: *mut u32,
+    hash_out: *mut u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        put(name_out, std::ptr::null());
+        put(version_out, 0);
+        put(hash_out, 0);
+        let data = arg_handle(plugin, "plugin")?;
+        let imports = data.plugin.host_imports();
+        let import = imports.get(index).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!("host import {index} is out of range: plugin '{}' imports {}", data.plugin.info().name, imports.len()),
+            )
+        })?;
+        put(name_out, data.host_import_names[index].as_ptr());
+        put(version_out, import.interface_version);
+        put(hash_out, import.interface_hash);
+        Ok(())
+    })
+}
+
+/// Writes `value` through an optional out-parameter.
+fn put<T>(out: *mut T, value: T) {
+    // SAFETY: NULL, or an out-parameter the caller lends for writing.
+    if let Some(out) = unsafe { out.as_mut() } {
+        *out = value;
+    }
 }
 
 /// Number of metadata pairs of method `method` into `*count_out`.

@@ -80,6 +80,7 @@ pub fn package_description(
         method_count: interface.methods().len() as u32,
         method_metadata: Vec::new(),
         trait_metadata: Vec::new(),
+        host_imports: Vec::new(),
         diagnostics,
     }
 }

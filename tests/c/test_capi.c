@@ -439,8 +439,38 @@ static void test_features_and_verify(void) {
     fidius_host_free(other);
 }
 
+/* The host interfaces a library imports, before anything is bound. */
+static void test_host_imports(void) {
+    fidius_host_t *host = make_host("hostcall", 0);
+    fidius_host_plugin_t *p = NULL, *calc = NULL;
+    fidius_host_error_t *err = NULL;
+    const char *name = "unset";
+    uint32_t version = 99;
+    uint64_t hash = 99;
+
+    CHECK(fidius_host_load(host, "LedgerBookkeeper", NT, NULL, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_host_import_count(p) == 1);
+    CHECK(fidius_host_plugin_host_import(p, 0, &name, &version, &hash, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(strcmp(name, "Ledger") == 0 && version == 3 && hash == 0xbff4d4845b9fe343ULL);
+    CHECK(fidius_host_plugin_host_import(p, 0, NULL, NULL, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_host_import(p, 1, &name, &version, &hash, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(name == NULL && version == 0 && hash == 0);
+    CHECK(err != NULL && strstr(fidius_host_error_message(err), "out of range") != NULL);
+    fidius_host_error_free(err);
+    CHECK(fidius_host_plugin_host_import_count(NULL) == 0);
+    fidius_host_plugin_free(p);
+    fidius_host_free(host);
+
+    host = make_host("plugins", 0);
+    CHECK(fidius_host_load(host, "BasicCalculator", NT, NULL, &calc, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_host_import_count(calc) == 0);
+    fidius_host_plugin_free(calc);
+    fidius_host_free(host);
+}
+
 static void run_tests(void) {
     test_features_and_verify();
+    test_host_imports();
     test_versions_and_names();
     test_discovery();
     test_calls();

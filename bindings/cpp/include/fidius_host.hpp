@@ -883,6 +883,13 @@ private:
 // Plugins
 // ---------------------------------------------------------------------------
 
+/// A host interface a plugin calls, as its library declares it.
+struct HostImport {
+    std::string name;
+    std::uint32_t version = 0;
+    std::uint64_t hash = 0;
+};
+
 /// A loaded plugin with its own instance. Calls may come from any number of
 /// threads at once. It stays valid after its Host is destroyed.
 class Plugin {
@@ -973,6 +980,22 @@ public:
             entries.push_back(MetadataEntry{detail::text_or_empty(key), detail::text_or_empty(value)});
         }
         return entries;
+    }
+
+    /// The host interfaces the plugin imports (`#[host_interface]` traits
+    /// its library calls); empty for WASM and Python plugins.
+    std::vector<HostImport> host_imports() const {
+        detail::require(get(), "Plugin");
+        std::vector<HostImport> imports;
+        const std::size_t count = fidius_host_plugin_host_import_count(get());
+        for (std::size_t i = 0; i < count; i++) {
+            const char *name = nullptr;
+            std::uint32_t version = 0;
+            std::uint64_t hash = 0;
+            detail::invoke(fidius_host_plugin_host_import, get(), i, &name, &version, &hash);
+            imports.push_back(HostImport{detail::text_or_empty(name), version, hash});
+        }
+        return imports;
     }
 
     /// The metadata pairs of method `method`.

@@ -952,6 +952,16 @@ TEST_F(FidiusTest, ConfiguredInstances) {
     }
 }
 
+TEST_F(FidiusTest, HostImports) {
+    const fidius::Plugin plugin = host_for("hostcall").load("LedgerBookkeeper");
+    const std::vector<fidius::HostImport> imports = plugin.host_imports();
+    ASSERT_EQ(imports.size(), 1u);
+    EXPECT_EQ(imports[0].name, "Ledger");
+    EXPECT_EQ(imports[0].version, 3u);
+    EXPECT_EQ(imports[0].hash, fidius::Interface::from_file(path_of("interfaces/ledger.toml")).hash());
+    EXPECT_TRUE(host_for("plugins").load("BasicCalculator").host_imports().empty());
+}
+
 TEST_F(FidiusTest, PythonConfigurationRefused) {
     ASSERT_TRUE(fidius::has_feature(fidius::Feature::Python));
     fidius::LoadOptions options = options_for("scaler.toml");

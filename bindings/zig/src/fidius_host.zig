@@ -1218,6 +1218,13 @@ pub const DeniedRequest = struct {
     }
 };
 
+/// A host interface a plugin calls, as its library declares it.
+pub const HostImport = struct {
+    name: [:0]const u8,
+    version: u32,
+    hash: u64,
+};
+
 /// A loaded plugin with its own instance. Calls may come from any number
 /// of threads at once.
 pub const Plugin = struct {
@@ -1336,6 +1343,22 @@ pub const Plugin = struct {
         var value: [*c]const u8 = null;
         try check(c.fidius_host_plugin_trait_metadata(plugin.handle, index, &key, &value, errorSlot(diag)));
         return .{ .key = borrowedString(key), .value = borrowedString(value) };
+    }
+
+    /// Number of host interfaces the plugin imports (`#[host_interface]`
+    /// traits its library calls); 0 for WASM and Python plugins.
+    pub fn hostImportCount(plugin: Plugin) usize {
+        return c.fidius_host_plugin_host_import_count(plugin.handle);
+    }
+
+    /// Imported host interface `index`: name (borrowed, valid while the
+    /// plugin lives), version and hash.
+    pub fn hostImport(plugin: Plugin, index: usize, diag: ?*Diagnostics) Error!HostImport {
+        var name: [*c]const u8 = null;
+        var version: u32 = 0;
+        var hash: u64 = 0;
+        try check(c.fidius_host_plugin_host_import(plugin.handle, index, &name, &version, &hash, errorSlot(diag)));
+        return .{ .name = borrowedString(name), .version = version, .hash = hash };
     }
 
     /// Number of metadata pairs of method `method`.

@@ -74,3 +74,20 @@ test "a Python plugin that refuses its configuration says why" {
     try testing.expectError(error.ConfigRejected, host.loadPath(try fixtures.path("configured/python-scaler"), null, &options, &diag));
     try testing.expectEqualStrings("ZERO_FACTOR", diag.pluginCode().?);
 }
+
+test "a plugin lists the host interfaces it imports" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var host = try fixtures.host("hostcall");
+    defer host.deinit();
+    var plugin = try host.load("LedgerBookkeeper", null, null);
+    defer plugin.deinit();
+    try testing.expectEqual(@as(usize, 1), plugin.hostImportCount());
+    const import = try plugin.hostImport(0, null);
+    try testing.expectEqualStrings("Ledger", import.name);
+    try testing.expectEqual(@as(u32, 3), import.version);
+    var ledger = try fixtures.interface("ledger.toml");
+    defer ledger.deinit();
+    try testing.expectEqual(ledger.hash(), import.hash);
+    try testing.expectError(error.InvalidArgument, plugin.hostImport(1, null));
+}

@@ -5,10 +5,10 @@
 //! that it points into the plugin's own library. Counts are bounded, strings
 //! must be NUL-terminated UTF-8 within a bounded length.
 
-use crate::abi::{self, MetaKv, MethodMetaEntry, PluginDescriptor, PluginRegistry};
+use crate::abi::{self, HostImportDescriptor, HostImportRegistry, MetaKv, MethodMetaEntry, PluginDescriptor, PluginRegistry};
 use crate::artifact::MappedLibrary;
 use crate::error::{Error, Result, Status};
-use crate::plugin::{BufferStrategy, MetaEntry, PluginDescription, PluginInfo, RuntimeKind};
+use crate::plugin::{BufferStrategy, HostImport, MetaEntry, PluginDescription, PluginInfo, RuntimeKind};
 use std::ffi::{c_char, c_void};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub const MAX_PLUGINS: u32 = 1024;
 /// At most this many methods in one interface.
 pub const MAX_METHODS: u32 = 4096;
+/// At most this many imported host interfaces in one library.
+pub const MAX_HOST_IMPORTS: u32 = 1024;
 /// At most this many metadata pairs per method or trait.
 pub const MAX_METADATA: u32 = 1024;
 /// Longest accepted name or metadata string, in bytes.
@@ -60,10 +62,18 @@ pub struct ValidDescriptor {
     pub destroy: abi::DestroyFn,
 }
 
+/// A validated host-import descriptor: what it declares, and its `bind`.
+pub struct ValidHostImport {
+    pub import: HostImport,
+    pub bind: abi::HostBindFn,
+}
+
 /// A mapped fidius library and its validated plugins.
 pub struct Library {
     path: PathBuf,
     plugins: Vec<ValidDescriptor>,
+    /// The host interfaces the library's plugins call, shared by all of them.
+    host_imports: Vec<ValidHostImport>,
     /// Descriptors skipped under [`LoadPolicy::Lenient`].
     rejected: Vec<Error>,
     // Last: the code behind every pointer above stays mapped until the end.
@@ -78,8 +88,18 @@ unsafe impl Sync for Library {}
 impl Library {
     /// Reads and validates the registry of an already-mapped library.
     pub fn new(path: &Path, mapped: MappedLibrary, policy: LoadPolicy) -> Result<Library> {
-        let (plugins, rejected) = read_registry(path, &mapped, policy)?;
-        Ok(Library { path: path.to_path_buf(), plugins, rejected, _mapped: mapped })
+        let bounds = Bounds::of_registry(path, &mapped)?;
+        let (mut plugins, rejected) = read_registry(path, &mapped, &bounds, policy)?;
+        let host_imports = read_host_imports(&mapped, &bounds).map_err(|e| prefix_path(path, e.context("host imports")))?;
+        for plugin in &mut plugins {
+            plugin.description.host_imports = host_imports.iter().map(|i| i.import.clone()).collect();
+        }
+        Ok(Library { path: path.to_path_buf(), plugins, host_imports, rejected, _mapped: mapped })
+    }
+
+    /// The host interfaces the library's plugins call.
+    pub fn host_imports(&self) -> &[ValidHostImport] {
+        &self.host_imports
     }
 
     /// The file this library was loaded from.
@@ -104,6 +124,20 @@ struct Bounds {
 }
 
 impl Bounds {
+    /// The bounds of the library that exports `fidius_get_registry`.
+    fn of_registry(path: &Path, mapped: &MappedLibrary) -> Result<Bounds> {
+        // SAFETY: the symbol is looked up, not called, here.
+        let get_registry = unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }.map_err(|_| {
+            Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)")
+        })?;
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        // SAFETY: as in `Bounds::contains`.
+        if unsafe { libc::dladdr(*get_registry as *const c_void, &mut info) } == 0 {
+            return Err(Error::at(Status::InvalidRegistry, path, "cannot locate the library in memory"));
+        }
+        Ok(Bounds { base: info.dli_fbase })
+    }
+
     /// Whether `ptr` points into the same loaded object as the registry function.
     fn contains(&self, ptr: *const c_void) -> bool {
         // SAFETY: dladdr only inspects the loader's tables.
@@ -117,22 +151,12 @@ type Rejected = Vec<Error>;
 fn read_registry(
     path: &Path,
     mapped: &MappedLibrary,
+    bounds: &Bounds,
     policy: LoadPolicy,
 ) -> Result<(Vec<ValidDescriptor>, Rejected)> {
-    // SAFETY: the symbol is looked up, not called, here.
-    let get_registry = unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }
-        .map_err(|_| {
-            Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)")
-        })?;
-    let get_registry: abi::GetRegistryFn = *get_registry;
-    let bounds = {
-        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-        // SAFETY: as in `Bounds::contains`.
-        if unsafe { libc::dladdr(get_registry as *const c_void, &mut info) } == 0 {
-            return Err(Error::at(Status::InvalidRegistry, path, "cannot locate the library in memory"));
-        }
-        Bounds { base: info.dli_fbase }
-    };
+    // SAFETY: looked up by `Bounds::of_registry` already; not called here.
+    let get_registry: abi::GetRegistryFn = *unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }
+        .map_err(|_| Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)"))?;
 
     // SAFETY: calling the plugin's exported registry function is the protocol.
     let registry_ptr = unsafe { get_registry() };
@@ -171,7 +195,7 @@ fn read_registry(
     let mut plugins = Vec::new();
     let mut rejected = Vec::new();
     for (index, &descriptor) in descriptor_ptrs.iter().enumerate() {
-        match read_descriptor(path, &bounds, descriptor) {
+        match read_descriptor(path, bounds, descriptor) {
             Ok(valid) => {
                 if plugins.iter().any(|p: &ValidDescriptor| p.description.info.name == valid.description.info.name) {
                     return Err(Error::at(
@@ -192,6 +216,95 @@ fn read_registry(
         }
     }
     Ok((plugins, rejected))
+}
+
+/// The host-import registry, when the library has one (plugins of fidius
+/// before 0.5.7 do not, and import nothing). Checked as strictly as the
+/// plugin registry: a library whose registry is broken is not loaded.
+fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<Vec<ValidHostImport>> {
+    // SAFETY: the symbol is looked up, not called, here.
+    let Ok(get_imports) = (unsafe { mapped.library().get::<abi::GetHostImportsFn>(abi::HOST_IMPORTS_SYMBOL) }) else {
+        return Ok(Vec::new());
+    };
+    let get_imports: abi::GetHostImportsFn = *get_imports;
+    check_function(bounds, get_imports as *const c_void, "fidius_get_host_imports")?;
+    // SAFETY: calling the plugin's exported registry function is the protocol.
+    let registry_ptr = unsafe { get_imports() };
+    check_table(bounds, registry_ptr, 1, "the registry")?;
+    // SAFETY: in-library and aligned.
+    let registry: &HostImportRegistry = unsafe { &*registry_ptr };
+    if registry.magic != abi::FIDIUS_MAGIC {
+        return Err(Error::new(Status::InvalidMagic, format!("registry magic is {:02x?}, expected {:02x?}", registry.magic, abi::FIDIUS_MAGIC)));
+    }
+    if registry.registry_version != abi::HOST_IMPORTS_VERSION {
+        return Err(Error::new(
+            Status::IncompatibleRegistryVersion,
+            format!("registry version is {}, expected {}", registry.registry_version, abi::HOST_IMPORTS_VERSION),
+        ));
+    }
+    if registry.import_count > MAX_HOST_IMPORTS {
+        return Err(Error::new(
+            Status::InvalidPluginCount,
+            format!("import_count is {}, at most {MAX_HOST_IMPORTS} are accepted", registry.import_count),
+        ));
+    }
+    let count = registry.import_count as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    // The array is built at run time (on the heap), as the plugin
+    // registry's is: only its pointer can be checked; each descriptor it
+    // points to must be in the library.
+    if registry.imports.is_null() || (registry.imports as usize) % std::mem::align_of::<*const HostImportDescriptor>() != 0 {
+        return Err(Error::new(Status::InvalidPluginPointer, format!("the import array {:p} is NULL or misaligned", registry.imports)));
+    }
+    // SAFETY: non-NULL, aligned, and the count is bounded.
+    let descriptors = unsafe { std::slice::from_raw_parts(registry.imports, count) };
+    let mut imports: Vec<ValidHostImport> = Vec::with_capacity(count);
+    for (index, &descriptor) in descriptors.iter().enumerate() {
+        let import = read_host_import(bounds, descriptor).map_err(|e| e.context(format_args!("import #{index}")))?;
+        if imports.iter().any(|i| i.import.interface_name == import.import.interface_name) {
+            return Err(Error::new(
+                Status::DuplicatePlugin,
+                format!("host interface '{}' is imported twice", import.import.interface_name),
+            ));
+        }
+        imports.push(import);
+    }
+    Ok(imports)
+}
+
+fn read_host_import(bounds: &Bounds, ptr: *const HostImportDescriptor) -> Result<ValidHostImport> {
+    check_table(bounds, ptr, 1, "the descriptor pointer")?;
+    // SAFETY: in-library, aligned; every version starts with these 8 bytes.
+    let (size, abi_version) = unsafe {
+        let head = ptr.cast::<u32>();
+        (std::ptr::read(head), std::ptr::read(head.add(1)))
+    };
+    if abi_version != abi::ABI_VERSION {
+        return Err(Error::new(
+            Status::IncompatibleAbiVersion,
+            format!("abi_version is {abi_version}, expected {} (fidius 0.5.x)", abi::ABI_VERSION),
+        ));
+    }
+    if size < abi::HOST_IMPORT_DESCRIPTOR_SIZE {
+        return Err(Error::new(
+            Status::InvalidDescriptorSize,
+            format!("descriptor_size is {size}, expected at least {}", abi::HOST_IMPORT_DESCRIPTOR_SIZE),
+        ));
+    }
+    // SAFETY: the plugin declares at least this many bytes.
+    let d: &HostImportDescriptor = unsafe { &*ptr };
+    let interface_name = read_string(bounds, d.interface_name, "interface_name")?;
+    if interface_name.is_empty() {
+        return Err(Error::new(Status::InvalidPluginString, "interface_name is empty"));
+    }
+    let bind = d.bind.ok_or_else(|| Error::new(Status::InvalidPluginPointer, format!("bind of '{interface_name}' is NULL")))?;
+    check_function(bounds, bind as *const c_void, "bind")?;
+    Ok(ValidHostImport {
+        import: HostImport { interface_name, interface_version: d.interface_version, interface_hash: d.interface_hash },
+        bind,
+    })
 }
 
 fn prefix_path(path: &Path, e: Error) -> Error {
@@ -285,6 +398,8 @@ fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -
             method_count: d.method_count,
             method_metadata,
             trait_metadata,
+            // The library's, set once the whole library is read.
+            host_imports: Vec::new(),
             diagnostics: Vec::new(),
         },
         slots,

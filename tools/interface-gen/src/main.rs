@@ -1,6 +1,7 @@
 //! `fidius-interface-gen`: writes the interface file of a Rust
-//! `#[plugin_interface]` trait, so C hosts of an existing fidius interface
-//! never write signature strings by hand.
+//! `#[plugin_interface]` trait (or of a `#[host_interface]` trait, which
+//! hashes the same way), so C hosts of an existing fidius interface never
+//! write signature strings by hand.
 //!
 //! ```text
 //! fidius-interface-gen <crate directory | file.rs> [--trait NAME] [--config TYPE] [-o FILE]
@@ -133,7 +134,7 @@ enum TypeItem {
 
 impl<'ast> Visit<'ast> for Items {
     fn visit_item_trait(&mut self, item: &'ast syn::ItemTrait) {
-        if item.attrs.iter().any(|a| last_segment(a.path()) == "plugin_interface") {
+        if item.attrs.iter().any(|a| INTERFACE_ATTRIBUTES.contains(&last_segment(a.path()).as_str())) {
             self.traits.push(item.clone());
         }
     }
@@ -180,6 +181,10 @@ fn config_of_impls(impl_configs: &[(String, String)], trait_name: &str) -> Resul
     }
 }
 
+/// The attributes that make a trait an interface: one a plugin implements,
+/// or one a host provides to its plugins (same signatures, same hash).
+const INTERFACE_ATTRIBUTES: [&str; 2] = ["plugin_interface", "host_interface"];
+
 fn last_segment(path: &syn::Path) -> String {
     path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default()
 }
@@ -190,10 +195,10 @@ fn pick_trait<'a>(traits: &'a [syn::ItemTrait], name: Option<&str>, input: &Path
         Some(name) => traits
             .iter()
             .find(|t| t.ident == name)
-            .ok_or_else(|| format!("{}: no #[plugin_interface] trait named {name} (found: [{}])", input.display(), names())),
+            .ok_or_else(|| format!("{}: no #[plugin_interface] or #[host_interface] trait named {name} (found: [{}])", input.display(), names())),
         None => match traits {
             [one] => Ok(one),
-            [] => Err(format!("{}: no #[plugin_interface] trait found", input.display())),
+            [] => Err(format!("{}: no #[plugin_interface] or #[host_interface] trait found", input.display())),
             _ => Err(format!("{}: several interface traits ([{}]); choose one with --trait", input.display(), names())),
         },
     }
@@ -203,10 +208,19 @@ fn pick_trait<'a>(traits: &'a [syn::ItemTrait], name: Option<&str>, input: &Path
 fn interface_file(item: &syn::ItemTrait, items: &Items, config: Option<&str>) -> Result<String, String> {
     let name = item.ident.to_string();
     let context = |e: fidius_host::Error| format!("trait {name}: {e}");
-    let attr = item.attrs.iter().find(|a| last_segment(a.path()) == "plugin_interface").expect("picked by attribute");
-    let version = interface_version(attr).ok_or_else(|| format!("trait {name}: #[plugin_interface] has no `version = N`"))?;
+    let attr = item
+        .attrs
+        .iter()
+        .find(|a| INTERFACE_ATTRIBUTES.contains(&last_segment(a.path()).as_str()))
+        .expect("picked by attribute");
+    let kind = last_segment(attr.path());
+    let version = interface_version(attr).ok_or_else(|| format!("trait {name}: #[{kind}] has no `version = N`"))?;
     let mut builder = InterfaceBuilder::new(&name, version).map_err(context)?;
-    builder.wasm_export(&default_wasm_export(&name)).map_err(context)?;
+    // A host interface is no component export: WASM guests reach it
+    // through the `fidius:host-call` import.
+    if kind == "plugin_interface" {
+        builder.wasm_export(&default_wasm_export(&name)).map_err(context)?;
+    }
     let mut used = UsedTypes::default();
     for trait_item in &item.items {
         let syn::TraitItem::Fn(method) = trait_item else { continue };

@@ -55,6 +55,24 @@ fn generated_files_are_current_and_hash_like_the_plugins() {
     }
 }
 
+#[test]
+fn a_host_interface_hashes_as_the_plugins_that_import_it_were_built() {
+    for (name, trait_name) in [("ledger", "Ledger"), ("bookkeeper", "Bookkeeper")] {
+        let output = generate("tests/fixtures/rust/hostcall-plugin", &["--trait", trait_name]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let generated = String::from_utf8(output.stdout).unwrap();
+        let committed = std::fs::read_to_string(repo().join(format!("examples-c/interfaces/{name}.toml"))).unwrap();
+        assert_eq!(generated, committed, "{name}.toml is stale: run `make interfaces`");
+    }
+    let ledger = file::parse(&std::fs::read_to_string(repo().join("examples-c/interfaces/ledger.toml")).unwrap(), "ledger").unwrap();
+    assert!(ledger.wasm_export().is_none(), "a host interface is no component export");
+    let host = HostBuilder::new().build().unwrap();
+    let plugin = host.load_path(&fixtures().join("hostcall/libhostcall_plugin.so"), None).unwrap();
+    let import = &plugin.host_imports()[0];
+    assert_eq!((import.interface_name.as_str(), import.interface_version), ("Ledger", 3));
+    assert_eq!(import.interface_hash, ledger.hash());
+}
+
 fn temp_source(name: &str, text: &str) -> PathBuf {
     let dir = repo().join("target/test-tmp").join(format!("interface-gen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -95,10 +113,10 @@ fn the_config_type_of_an_implementation_is_found_and_declared() {
 fn refuses_what_it_cannot_represent() {
     let header = "#[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]\n";
     let message = failure("pub trait Nothing {}", &[]);
-    assert!(message.contains("no #[plugin_interface] trait"), "{message}");
+    assert!(message.contains("no #[plugin_interface] or #[host_interface] trait"), "{message}");
     let two = format!("{header}pub trait A: Send + Sync {{ fn a(&self); }}\n{header}pub trait B: Send + Sync {{ fn b(&self); }}");
     assert!(failure(&two, &[]).contains("choose one with --trait"));
-    assert!(failure(&two, &["--trait", "C"]).contains("no #[plugin_interface] trait named C"));
+    assert!(failure(&two, &["--trait", "C"]).contains("no #[plugin_interface] or #[host_interface] trait named C"));
     let renamed = format!("#[serde(rename_all = \"camelCase\")] pub struct P {{ a: u8 }}\n{header}pub trait A {{ fn a(&self, p: P); }}");
     assert!(failure(&renamed, &[]).contains("rename_all"));
     let generic = format!("pub struct G<T> {{ a: T }}\n{header}pub trait A {{ fn a(&self, p: G<u8>); }}");
