@@ -1355,10 +1355,10 @@ pub const Plugin = struct {
     /// plugin lives), version and hash.
     pub fn hostImport(plugin: Plugin, index: usize, diag: ?*Diagnostics) Error!HostImport {
         var name: [*c]const u8 = null;
-        var version: u32 = 0;
-        var hash: u64 = 0;
-        try check(c.fidius_host_plugin_host_import(plugin.handle, index, &name, &version, &hash, errorSlot(diag)));
-        return .{ .name = borrowedString(name), .version = version, .hash = hash };
+        var interface_version: u32 = 0;
+        var interface_hash: u64 = 0;
+        try check(c.fidius_host_plugin_host_import(plugin.handle, index, &name, &interface_version, &interface_hash, errorSlot(diag)));
+        return .{ .name = borrowedString(name), .version = interface_version, .hash = interface_hash };
     }
 
     /// Number of metadata pairs of method `method`.
