@@ -88,8 +88,8 @@ unsafe impl Sync for Library {}
 impl Library {
     /// Reads and validates the registry of an already-mapped library.
     pub fn new(path: &Path, mapped: MappedLibrary, policy: LoadPolicy) -> Result<Library> {
-        let bounds = Bounds::of_registry(path, &mapped)?;
-        let (mut plugins, rejected) = read_registry(path, &mapped, &bounds, policy)?;
+        let (get_registry, bounds) = Bounds::of_registry(path, &mapped)?;
+        let (mut plugins, rejected) = read_registry(path, get_registry, &bounds, policy)?;
         let host_imports = read_host_imports(&mapped, &bounds).map_err(|e| prefix_path(path, e.context("host imports")))?;
         for plugin in &mut plugins {
             plugin.description.host_imports = host_imports.iter().map(|i| i.import.clone()).collect();
@@ -124,18 +124,18 @@ struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds of the library that exports `fidius_get_registry`.
-    fn of_registry(path: &Path, mapped: &MappedLibrary) -> Result<Bounds> {
+    /// The library's `fidius_get_registry`, and the bounds of the library
+    /// that exports it.
+    fn of_registry(path: &Path, mapped: &MappedLibrary) -> Result<(abi::GetRegistryFn, Bounds)> {
         // SAFETY: the symbol is looked up, not called, here.
-        let get_registry = unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }.map_err(|_| {
-            Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)")
-        })?;
+        let get_registry: abi::GetRegistryFn = *unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }
+            .map_err(|_| Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)"))?;
         let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
         // SAFETY: as in `Bounds::contains`.
-        if unsafe { libc::dladdr(*get_registry as *const c_void, &mut info) } == 0 {
+        if unsafe { libc::dladdr(get_registry as *const c_void, &mut info) } == 0 {
             return Err(Error::at(Status::InvalidRegistry, path, "cannot locate the library in memory"));
         }
-        Ok(Bounds { base: info.dli_fbase })
+        Ok((get_registry, Bounds { base: info.dli_fbase }))
     }
 
     /// Whether `ptr` points into the same loaded object as the registry function.
@@ -150,14 +150,10 @@ type Rejected = Vec<Error>;
 
 fn read_registry(
     path: &Path,
-    mapped: &MappedLibrary,
+    get_registry: abi::GetRegistryFn,
     bounds: &Bounds,
     policy: LoadPolicy,
 ) -> Result<(Vec<ValidDescriptor>, Rejected)> {
-    // SAFETY: looked up by `Bounds::of_registry` already; not called here.
-    let get_registry: abi::GetRegistryFn = *unsafe { mapped.library().get::<abi::GetRegistryFn>(abi::REGISTRY_SYMBOL) }
-        .map_err(|_| Error::at(Status::RegistryMissing, path, "does not export fidius_get_registry (not a fidius plugin)"))?;
-
     // SAFETY: calling the plugin's exported registry function is the protocol.
     let registry_ptr = unsafe { get_registry() };
     check_aligned_ptr(path, registry_ptr, "fidius_get_registry() result", Status::InvalidRegistry)?;
