@@ -507,13 +507,10 @@ pub unsafe extern "C" fn fidius_host_plugin_new_instance(
     instance_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    entry(err, || {
-        let instance_out = arg_out_cleared(instance_out, "instance_out")?;
-        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+    new_instance(plugin, instance_out, err, || {
         let config = arg_bytes(config, config_len, "config")?;
         check_config_size(config.len())?;
-        *instance_out = new(plugin.new_instance(&ConfigSource::Bincode(config.to_vec()))?);
-        Ok(())
+        Ok(ConfigSource::Bincode(config.to_vec()))
     })
 }
 
@@ -533,12 +530,25 @@ pub unsafe extern "C" fn fidius_host_plugin_new_instance_json(
     instance_out: *mut *mut fidius_host_plugin_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
+    new_instance(plugin, instance_out, err, || {
+        let json = arg_str(json, json_len, "json")?;
+        check_config_size(json.len())?;
+        Ok(ConfigSource::Json(json.to_string()))
+    })
+}
+
+/// The entry point of both `new_instance` functions: `config` reads the
+/// configuration argument (checked before it is copied).
+fn new_instance(
+    plugin: *const fidius_host_plugin_t,
+    instance_out: *mut *mut fidius_host_plugin_t,
+    err: *mut *mut fidius_host_error_t,
+    config: impl FnOnce() -> crate::Result<ConfigSource>,
+) -> Status {
     entry(err, || {
         let instance_out = arg_out_cleared(instance_out, "instance_out")?;
         let plugin = &arg_handle(plugin, "plugin")?.plugin;
-        let json = arg_str(json, json_len, "json")?;
-        check_config_size(json.len())?;
-        *instance_out = new(plugin.new_instance(&ConfigSource::Json(json.to_string()))?);
+        *instance_out = new(plugin.new_instance(&config()?)?);
         Ok(())
     })
 }

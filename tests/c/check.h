@@ -83,6 +83,15 @@ static inline fidius_host_interface_t *interface_file(const char *name) {
     return iface;
 }
 
+/* The error's status, and whether its message contains `text`; frees it. */
+static inline int error_says(fidius_host_error_t *err, fidius_host_status status, const char *text) {
+    int ok = err != NULL && fidius_host_error_status(err) == status &&
+             strstr(fidius_host_error_message(err), text) != NULL;
+    if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
+    fidius_host_error_free(err);
+    return ok;
+}
+
 /* Calls `method` with `args`: whether the JSON result (and its length) is
  * `expected`. Says what happened otherwise. */
 static inline int json_is(const fidius_host_plugin_t *p, const char *method, const char *args, const char *expected) {

@@ -6,28 +6,6 @@
  */
 #include "check.h"
 
-/* Checks the status and a fragment of the message, then frees `err`. */
-static int error_says(fidius_host_error_t *err, fidius_host_status status, const char *text) {
-    int ok = err != NULL && fidius_host_error_status(err) == status &&
-             strstr(fidius_host_error_message(err), text) != NULL;
-    if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
-    fidius_host_error_free(err);
-    return ok;
-}
-
-/* method(json_args) as JSON text compared with `want`. */
-static int answers(const fidius_host_plugin_t *p, const char *method, const char *args, const char *want) {
-    char *json = NULL;
-    fidius_host_error_t *err = NULL;
-    int ok = fidius_host_plugin_call_json(p, method, NT, args, NT, &json, NULL, &err) == FIDIUS_HOST_STATUS_OK &&
-             strcmp(json, want) == 0;
-    if (!ok) fprintf(stderr, "  %s%s: got %s (%s)\n", method, args, json ? json : "nothing",
-                     err ? fidius_host_error_message(err) : "no error");
-    fidius_host_string_free(json);
-    fidius_host_error_free(err);
-    return ok;
-}
-
 /* bincode of ScaleConfig { factor, label, mode } (mode 0 Quiet, 1 Loud). */
 static size_t scale_config(uint8_t *out, int64_t factor, const char *label, uint32_t mode) {
     uint64_t len = strlen(label);
@@ -38,16 +16,9 @@ static size_t scale_config(uint8_t *out, int64_t factor, const char *label, uint
     return 16 + len + 4;
 }
 
-static fidius_host_interface_t *scaler_interface(void) {
-    fidius_host_interface_t *iface = NULL;
-    CHECK(fidius_host_interface_new_from_file(path_of("interfaces/scaler.toml"), NT, &iface, NULL) ==
-          FIDIUS_HOST_STATUS_OK);
-    return iface;
-}
-
 static void test_interface_config_type(void) {
     fidius_host_interface_builder_t *b = NULL;
-    fidius_host_interface_t *iface = scaler_interface(), *built = NULL;
+    fidius_host_interface_t *iface = interface_file("scaler.toml"), *built = NULL;
     fidius_host_error_t *err = NULL;
 
     CHECK(iface && strcmp(fidius_host_interface_config_type(iface), "ScaleConfig") == 0);
@@ -73,7 +44,7 @@ static void exercise(const char *relative) {
     fidius_host_t *host = NULL;
     fidius_host_builder_t *builder = fidius_host_builder_new();
     fidius_host_load_options_t *options = fidius_host_load_options_new();
-    fidius_host_interface_t *iface = scaler_interface();
+    fidius_host_interface_t *iface = interface_file("scaler.toml");
     fidius_host_plugin_t *first = NULL, *second = NULL, *third = NULL, *none = NULL;
     fidius_host_error_t *err = NULL;
     uint8_t config[64];
@@ -97,14 +68,14 @@ static void exercise(const char *relative) {
     CHECK(fidius_host_load_options_set_config_json(options, "{\"factor\": 3, \"label\": \"abc\", \"mode\": \"Loud\"}",
                                                    NT, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load_path(host, path_of(relative), NT, NULL, 0, options, &first, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(first && answers(first, "scale", "[5]", "15") && answers(first, "label", "[]", "\"ABC\""));
-    CHECK(first && answers(first, "bump", "[]", "1"));
+    CHECK(first && json_is(first, "scale", "[5]", "15") && json_is(first, "label", "[]", "\"ABC\""));
+    CHECK(first && json_is(first, "bump", "[]", "1"));
 
     /* More instances, each with its own configuration and state. */
     len = scale_config(config, -2, "xy", 0);
     CHECK(fidius_host_plugin_new_instance(first, config, len, &second, NULL) == FIDIUS_HOST_STATUS_OK);
-    CHECK(second && answers(second, "scale", "[5]", "-10") && answers(second, "bump", "[]", "1"));
-    CHECK(answers(first, "bump", "[]", "2"));
+    CHECK(second && json_is(second, "scale", "[5]", "-10") && json_is(second, "bump", "[]", "1"));
+    CHECK(json_is(first, "bump", "[]", "2"));
     CHECK(fidius_host_plugin_new_instance_json(second, "{\"factor\": 1, \"label\": \"q\", \"mode\": \"Quiet\"}", NT,
                                                &third, NULL) == FIDIUS_HOST_STATUS_OK);
 
@@ -121,9 +92,9 @@ static void exercise(const char *relative) {
     /* Instances outlive the handle they came from, and the host. */
     fidius_host_plugin_free(first);
     fidius_host_free(host);
-    CHECK(third && answers(third, "scale", "[5]", "5") && answers(third, "label", "[]", "\"q\""));
+    CHECK(third && json_is(third, "scale", "[5]", "5") && json_is(third, "label", "[]", "\"q\""));
     fidius_host_plugin_free(second);
-    CHECK(third && answers(third, "bump", "[]", "1"));
+    CHECK(third && json_is(third, "bump", "[]", "1"));
     fidius_host_plugin_free(third);
 
     /* A cleared configuration is no configuration. */
@@ -159,7 +130,7 @@ static void test_python_refusal(void) {
     fidius_host_builder_t *builder = fidius_host_builder_new();
     fidius_host_t *host = NULL;
     fidius_host_load_options_t *options = fidius_host_load_options_new();
-    fidius_host_interface_t *iface = scaler_interface();
+    fidius_host_interface_t *iface = interface_file("scaler.toml");
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
 

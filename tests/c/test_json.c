@@ -35,15 +35,6 @@ static fidius_host_plugin_t *load_with(const char *dir, const char *name, const 
     return p;
 }
 
-/* The error's status, and whether its message contains `text`; frees it. */
-static int error_says(fidius_host_error_t *err, fidius_host_status status, const char *text) {
-    int ok = err != NULL && fidius_host_error_status(err) == status &&
-             strstr(fidius_host_error_message(err), text) != NULL;
-    if (!ok && err) fprintf(stderr, "  unexpected error: %s\n", fidius_host_error_message(err));
-    fidius_host_error_free(err);
-    return ok;
-}
-
 static void test_interface_builder(void) {
     fidius_host_interface_builder_t *b = NULL;
     fidius_host_interface_t *iface = NULL, *again = NULL;

@@ -271,26 +271,7 @@ fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<Vec<Vali
 }
 
 fn read_host_import(bounds: &Bounds, ptr: *const HostImportDescriptor) -> Result<ValidHostImport> {
-    check_table(bounds, ptr, 1, "the descriptor pointer")?;
-    // SAFETY: in-library, aligned; every version starts with these 8 bytes.
-    let (size, abi_version) = unsafe {
-        let head = ptr.cast::<u32>();
-        (std::ptr::read(head), std::ptr::read(head.add(1)))
-    };
-    if abi_version != abi::ABI_VERSION {
-        return Err(Error::new(
-            Status::IncompatibleAbiVersion,
-            format!("abi_version is {abi_version}, expected {} (fidius 0.5.x)", abi::ABI_VERSION),
-        ));
-    }
-    if size < abi::HOST_IMPORT_DESCRIPTOR_SIZE {
-        return Err(Error::new(
-            Status::InvalidDescriptorSize,
-            format!("descriptor_size is {size}, expected at least {}", abi::HOST_IMPORT_DESCRIPTOR_SIZE),
-        ));
-    }
-    // SAFETY: the plugin declares at least this many bytes.
-    let d: &HostImportDescriptor = unsafe { &*ptr };
+    let d: &HostImportDescriptor = checked_descriptor(bounds, ptr, "the descriptor pointer", abi::HOST_IMPORT_DESCRIPTOR_SIZE)?;
     let interface_name = read_string(bounds, d.interface_name, "interface_name")?;
     if interface_name.is_empty() {
         return Err(Error::new(Status::InvalidPluginString, "interface_name is empty"));
@@ -320,26 +301,7 @@ fn check_aligned_ptr<T>(path: &Path, ptr: *const T, what: &str, status: Status) 
 /// Errors from here are prefixed with the path and descriptor index by the caller.
 fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -> Result<ValidDescriptor> {
     let bad_ptr = |what: &str, why: &str| Error::new(Status::InvalidPluginPointer, format!("{what} {why}"));
-    check_table(bounds, ptr, 1, "descriptor pointer")?;
-    // SAFETY: in-library, aligned; the first 8 bytes exist in every fidius descriptor version.
-    let (size, abi_version) = unsafe {
-        let head = ptr.cast::<u32>();
-        (std::ptr::read(head), std::ptr::read(head.add(1)))
-    };
-    if abi_version != abi::ABI_VERSION {
-        return Err(Error::new(
-            Status::IncompatibleAbiVersion,
-            format!("abi_version is {abi_version}, expected {} (fidius 0.5.x)", abi::ABI_VERSION),
-        ));
-    }
-    if size < abi::DESCRIPTOR_SIZE {
-        return Err(Error::new(
-            Status::InvalidDescriptorSize,
-            format!("descriptor_size is {size}, expected at least {}", abi::DESCRIPTOR_SIZE),
-        ));
-    }
-    // SAFETY: the plugin declares at least this many bytes.
-    let d: &PluginDescriptor = unsafe { &*ptr };
+    let d: &PluginDescriptor = checked_descriptor(bounds, ptr, "descriptor pointer", abi::DESCRIPTOR_SIZE)?;
 
     let name = read_string(bounds, d.plugin_name, "plugin_name")?;
     if name.is_empty() {
@@ -403,6 +365,29 @@ fn read_descriptor(path: &Path, bounds: &Bounds, ptr: *const PluginDescriptor) -
         construct,
         destroy,
     })
+}
+
+/// A descriptor that lies in the library, of fidius's ABI version, and
+/// declares at least `min_size` bytes: every descriptor fidius emits
+/// starts with `descriptor_size` and `abi_version` (two u32).
+fn checked_descriptor<'a, T>(bounds: &Bounds, ptr: *const T, what: &str, min_size: u32) -> Result<&'a T> {
+    check_table(bounds, ptr, 1, what)?;
+    // SAFETY: in-library and aligned; every version has these 8 bytes.
+    let (size, abi_version) = unsafe {
+        let head = ptr.cast::<u32>();
+        (std::ptr::read(head), std::ptr::read(head.add(1)))
+    };
+    if abi_version != abi::ABI_VERSION {
+        return Err(Error::new(
+            Status::IncompatibleAbiVersion,
+            format!("abi_version is {abi_version}, expected {} (fidius 0.5.x)", abi::ABI_VERSION),
+        ));
+    }
+    if size < min_size {
+        return Err(Error::new(Status::InvalidDescriptorSize, format!("descriptor_size is {size}, expected at least {min_size}")));
+    }
+    // SAFETY: the plugin declares at least `min_size` bytes, the size of `T`.
+    Ok(unsafe { &*ptr })
 }
 
 fn check_function(bounds: &Bounds, ptr: *const c_void, what: &str) -> Result<()> {
