@@ -116,6 +116,13 @@ pub enum Status {
     /// or a Python `__fidius_configure__` raised (or the module has none).
     /// Nothing was created.
     ConfigRejected = 131,
+    /// The library is already mapped with different functions bound for
+    /// one of its host interfaces (by an earlier load, in this host or
+    /// another): fidius binds a host interface once per mapped library.
+    HostAlreadyBound = 132,
+    /// The plugin's library refused the host functions offered to it (its
+    /// bind function returned an error); the message names fidius's reason.
+    HostBindFailed = 133,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -260,6 +267,12 @@ impl PluginError {
     pub fn from_bincode(bytes: &[u8]) -> std::result::Result<PluginError, bincode::Error> {
         let (code, message, details) = bincode::deserialize::<(&str, &str, Option<&str>)>(bytes)?;
         Ok(PluginError::new(code, message, details))
+    }
+
+    /// The bincode of fidius's `PluginError` with these texts, as a plugin
+    /// (or a host function) sends it with `PLUGIN_ERROR`.
+    pub fn to_bincode(&self) -> Vec<u8> {
+        bincode::serialize(&(self.code(), self.message(), self.details())).expect("strings always encode")
     }
 
     /// Machine-readable code, e.g. `"DIV_ZERO"`.

@@ -5,6 +5,7 @@ use crate::artifact::{self, signature::TrustedKey};
 use crate::discovery::{self, Candidate, Discovery, Skipped};
 use crate::egress::EgressPolicy;
 use crate::error::{Error, Quoted, Result, Status};
+use crate::host_functions::{HostBinding, HostBindings};
 use crate::interface::Interface;
 use crate::plugin_config::{ConfigSource, PluginConfig};
 use crate::disk::{FileIdentity, Links, RegularFile};
@@ -239,6 +240,7 @@ fn at_least_one_byte<T: Copy + PartialEq + Default>(bytes: T, what: &str) -> Res
 pub struct LoadOptions {
     interface: Option<Arc<Interface>>,
     config: Option<ConfigSource>,
+    host_bindings: HostBindings,
     runtimes: RuntimeOverrides,
 }
 
@@ -269,6 +271,15 @@ impl LoadOptions {
     /// (`None`: none, as for a plugin without `config = ...`).
     pub fn config(&mut self, config: Option<ConfigSource>) -> &mut Self {
         self.config = config;
+        self
+    }
+
+    /// Host functions the plugin may call: bound into a native library
+    /// that imports their interface (before any of its code runs for this
+    /// load), or answered when a WASM component calls them. One per host
+    /// interface name; a later one replaces an earlier one.
+    pub fn bind_host_functions(&mut self, binding: Arc<HostBinding>) -> &mut Self {
+        self.host_bindings.add(binding);
         self
     }
 
@@ -474,6 +485,7 @@ impl Host {
             package: &package,
             config: config.as_ref(),
             interface: options.interface.as_ref(),
+            host_bindings: &options.host_bindings,
             max_output: self.config.max_output_size,
             call_deadline: self.config.call_deadline,
         };
@@ -492,7 +504,7 @@ impl Host {
             check_interface(description, interface)?;
         }
         let config = options.plugin_config(&description.info.name).map_err(|e| e.context(&library.path().display().to_string()))?;
-        let plugin = cdylib::instantiate(library, index, self.config.max_output_size, config.as_ref())?;
+        let plugin = cdylib::instantiate(library, index, self.config.max_output_size, config.as_ref(), &options.host_bindings)?;
         Ok(plugin.with_interface(options.interface.clone()))
     }
 

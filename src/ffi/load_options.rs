@@ -1,6 +1,7 @@
 //! `fidius_host_load_options_t`: options of one load.
 
 use crate::error::Status;
+use super::binding::fidius_host_binding_t;
 use super::error::fidius_host_error_t;
 use super::interface::fidius_host_interface_t;
 use super::{arg_bytes, arg_handle, arg_str, entry_value, new_handle, take_handle, Handle};
@@ -203,6 +204,38 @@ pub unsafe extern "C" fn fidius_host_load_options_set_wasm_fresh_instance_per_ca
 ) -> Status {
     with_options(options, err, |o| {
         o.wasm_fresh_instance_per_call(fresh);
+        Ok(())
+    })
+}
+
+/// Adds host functions the plugin may call (`#[host_interface]`): one
+/// binding per host interface name, a later one replacing an earlier one of
+/// the same name. The options keep their own reference.
+///
+/// At load: a native library that imports the binding's interface gets it
+/// bound before any of its code runs — its version and hash must equal
+/// those the plugin was built against (INTERFACE_VERSION_MISMATCH,
+/// INTERFACE_HASH_MISMATCH, naming both sides). fidius binds once per
+/// mapped library: until every plugin handle of the library is freed (in
+/// every host of the process), a load of it with another binding for that
+/// interface fails with HOST_ALREADY_BOUND, and a load without one leaves
+/// the bound one in place. A WASM component's calls are checked against the
+/// binding each time (an unbound name, version or hash is a typed error in
+/// the plugin, as fidius defines it). Python plugins cannot call host
+/// functions in fidius 0.5.9: loading one with a binding is UNSUPPORTED.
+/// Bindings a plugin does not import are ignored; a plugin that imports an
+/// interface nobody bound gets fidius's "not bound" error when it calls it.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_add_binding(
+    options: *mut fidius_host_load_options_t,
+    binding: *const fidius_host_binding_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        o.bind_host_functions(arg_handle(binding, "binding")?.binding.clone());
         Ok(())
     })
 }

@@ -8,6 +8,7 @@
 #![allow(non_camel_case_types)]
 #![deny(missing_docs)]
 
+pub mod binding;
 pub mod builder;
 pub mod bytes;
 pub mod discovery;

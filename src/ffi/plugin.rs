@@ -8,7 +8,8 @@ use super::{arg_bytes, arg_handle, arg_out, arg_out_cleared, arg_str, c_string, 
 use crate::error::{Error, Status};
 use crate::plugin::{MetaEntry, Plugin};
 use crate::plugin_config::{check_config_size, ConfigSource};
-use std::ffi::{c_char, CString};
+use crate::host_functions::with_call_context;
+use std::ffi::{c_char, c_void, CString};
 
 /// A loaded plugin with its own instance. Made by `fidius_host_load` or
 /// `fidius_host_load_path`, owned by the caller, freed with
@@ -116,6 +117,56 @@ pub unsafe extern "C" fn fidius_host_plugin_call(
         let input = arg_bytes(input, input_len, "input")?;
         *output = fidius_host_bytes_t::from_output(plugin.call_raw(method, input)?);
         Ok(())
+    })
+}
+
+/// Like `fidius_host_plugin_call`, with a context for the host functions
+/// the plugin calls during this call: a callback of a binding
+/// (`fidius_host_binding_new_raw`, `_new_json`) that the plugin calls from
+/// this thread while this call runs gets `call_context` — so it knows which
+/// request it serves, even when several calls on several threads run at
+/// once. A callback from a thread the plugin started gets NULL (no native
+/// code can tell which call started a thread); WASM plugins call back only
+/// on the calling thread. Calls nested inside a callback inherit the
+/// context unless they set their own. The pointer is never dereferenced.
+///
+/// Outcomes and errors: as `fidius_host_plugin_call`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_call_with_context(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    input: *const u8,
+    input_len: usize,
+    call_context: *mut c_void,
+    output: *mut fidius_host_bytes_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    // SAFETY: the arguments are passed on as the caller gave them.
+    with_call_context(call_context as usize, || unsafe { fidius_host_plugin_call(plugin, method, input, input_len, output, err) })
+}
+
+/// Like `fidius_host_plugin_call_json`, with a context for the host
+/// functions the plugin calls during this call, as
+/// `fidius_host_plugin_call_with_context` describes.
+///
+/// Outcomes and errors: as `fidius_host_plugin_call_json`.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_call_json_with_context(
+    plugin: *const fidius_host_plugin_t,
+    method: *const c_char,
+    method_len: usize,
+    args_json: *const c_char,
+    args_len: usize,
+    call_context: *mut c_void,
+    json_out: *mut *mut c_char,
+    json_len_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_call_context(call_context as usize, || {
+        // SAFETY: the arguments are passed on as the caller gave them.
+        unsafe { fidius_host_plugin_call_json(plugin, method, method_len, args_json, args_len, json_out, json_len_out, err) }
     })
 }
 

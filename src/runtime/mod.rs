@@ -10,6 +10,7 @@ pub mod wasm;
 
 use crate::artifact::package::{Manifest, Package};
 use crate::error::{Error, Result, Status};
+use crate::host_functions::HostBindings;
 use crate::interface::Interface;
 use crate::plugin_config::PluginConfig;
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
@@ -40,6 +41,8 @@ pub struct PackageLoad<'a> {
     pub config: Option<&'a PluginConfig>,
     /// The interface the load asked for.
     pub interface: Option<&'a Arc<Interface>>,
+    /// The host functions the plugin may call.
+    pub host_bindings: &'a HostBindings,
     /// Largest output a call may return.
     pub max_output: usize,
     /// The host's deadline for calls in every runtime.

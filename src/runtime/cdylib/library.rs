@@ -10,7 +10,9 @@ use crate::artifact::MappedLibrary;
 use crate::error::{Error, Result, Status};
 use crate::plugin::{BufferStrategy, HostImport, MetaEntry, PluginDescription, PluginInfo, RuntimeKind};
 use std::ffi::{c_char, c_void};
+use super::host_table::ImageBindings;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// At most this many plugins in one library.
 pub const MAX_PLUGINS: u32 = 1024;
@@ -76,8 +78,11 @@ pub struct Library {
     host_imports: Vec<ValidHostImport>,
     /// Descriptors skipped under [`LoadPolicy::Lenient`].
     rejected: Vec<Error>,
-    // Last: the code behind every pointer above stays mapped until the end.
+    // The code behind every pointer above stays mapped until the end.
     _mapped: MappedLibrary,
+    /// The host functions bound into the image: dropped after it is
+    /// unmapped, as the plugin may call through them until then.
+    image_bindings: Option<Arc<ImageBindings>>,
 }
 
 // SAFETY: the raw pointers refer to immutable statics of the mapped library,
@@ -90,11 +95,19 @@ impl Library {
     pub fn new(path: &Path, mapped: MappedLibrary, policy: LoadPolicy) -> Result<Library> {
         let (get_registry, bounds) = Bounds::of_registry(path, &mapped)?;
         let (mut plugins, rejected) = read_registry(path, get_registry, &bounds, policy)?;
-        let host_imports = read_host_imports(&mapped, &bounds).map_err(|e| prefix_path(path, e.context("host imports")))?;
+        let (host_imports, image_key) =
+            read_host_imports(&mapped, &bounds).map_err(|e| prefix_path(path, e.context("host imports")))?;
         for plugin in &mut plugins {
             plugin.description.host_imports = host_imports.iter().map(|i| i.import.clone()).collect();
         }
-        Ok(Library { path: path.to_path_buf(), plugins, host_imports, rejected, _mapped: mapped })
+        let image_bindings = (!host_imports.is_empty()).then(|| ImageBindings::of_image(image_key));
+        Ok(Library { path: path.to_path_buf(), plugins, host_imports, rejected, _mapped: mapped, image_bindings })
+    }
+
+    /// The record of host functions bound into this library's image (for a
+    /// library that imports host interfaces).
+    pub fn image_bindings(&self) -> Option<&ImageBindings> {
+        self.image_bindings.as_deref()
     }
 
     /// The host interfaces the library's plugins call.
@@ -217,10 +230,12 @@ fn read_registry(
 /// The host-import registry, when the library has one (plugins of fidius
 /// before 0.5.7 do not, and import nothing). Checked as strictly as the
 /// plugin registry: a library whose registry is broken is not loaded.
-fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<Vec<ValidHostImport>> {
+/// Also returns the address of the registry function, which identifies
+/// the mapped image.
+fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<(Vec<ValidHostImport>, usize)> {
     // SAFETY: the symbol is looked up, not called, here.
     let Ok(get_imports) = (unsafe { mapped.library().get::<abi::GetHostImportsFn>(abi::HOST_IMPORTS_SYMBOL) }) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     };
     let get_imports: abi::GetHostImportsFn = *get_imports;
     check_function(bounds, get_imports as *const c_void, "fidius_get_host_imports")?;
@@ -245,8 +260,9 @@ fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<Vec<Vali
         ));
     }
     let count = registry.import_count as usize;
+    let image_key = get_imports as usize;
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), image_key));
     }
     // The array is built at run time (on the heap), as the plugin
     // registry's is: only its pointer can be checked; each descriptor it
@@ -267,7 +283,7 @@ fn read_host_imports(mapped: &MappedLibrary, bounds: &Bounds) -> Result<Vec<Vali
         }
         imports.push(import);
     }
-    Ok(imports)
+    Ok((imports, image_key))
 }
 
 fn read_host_import(bounds: &Bounds, ptr: *const HostImportDescriptor) -> Result<ValidHostImport> {

@@ -6,11 +6,13 @@
 //! many threads at once, as fidius plugins expect.
 
 mod arena;
+mod host_table;
 pub mod library;
 
 use crate::abi::{self, status};
 use crate::bytes::{ForeignAllocator, OutputBytes};
 use crate::error::{Error, PluginError, Result, Status};
+use crate::host_functions::HostBindings;
 use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
 use crate::plugin_config::PluginConfig;
@@ -24,8 +26,16 @@ static EMPTY_INPUT: u8 = 0;
 
 /// Creates a plugin handle for `library.plugins()[index]`, with its own
 /// instance: constructed from `config`, or from an empty configuration
-/// (what fidius's own host passes for a plugin without one).
-pub fn instantiate(library: Arc<Library>, index: usize, max_output: usize, config: Option<&PluginConfig>) -> Result<Plugin> {
+/// (what fidius's own host passes for a plugin without one). The host
+/// functions the library imports are bound first, from `host_bindings`.
+pub fn instantiate(
+    library: Arc<Library>,
+    index: usize,
+    max_output: usize,
+    config: Option<&PluginConfig>,
+    host_bindings: &HostBindings,
+) -> Result<Plugin> {
+    host_table::bind(&library, host_bindings)?;
     let descriptor = &library.plugins()[index];
     let description = descriptor.description.clone();
     let backend = CdylibPlugin::construct(library, index, max_output, config)?;

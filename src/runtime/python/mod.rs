@@ -50,6 +50,17 @@ impl PythonLoader {
     pub fn load(&self, load: &PackageLoad, settings: &PythonSettings, overrides: &PythonOverrides) -> Result<Plugin> {
         let interface =
             load.require_interface("loading a Python plugin needs an interface (its method names, raw flags and hash)")?;
+        if !load.host_bindings.is_empty() {
+            return Err(crate::Error::at(
+                crate::Status::Unsupported,
+                load.package.dir(),
+                format!(
+                    "host functions were bound ({}), but Python plugins cannot call host functions (fidius 0.5.9 has \
+                     no host-call path for Python); load it without host bindings",
+                    load.host_bindings.names()
+                ),
+            ));
+        }
         let deadline = overrides.deadline.or(settings.deadline).unwrap_or(load.call_deadline);
         plugin::load(load.package, interface, load.config, load.max_output, deadline)
     }

@@ -7,6 +7,7 @@ use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
 use crate::artifact::package::Package;
 use crate::egress::{DenialLog, EgressPolicy};
 use crate::plugin::{Plugin, RuntimeKind};
+use crate::runtime::PackageLoad;
 use wasmtime::component::InstancePre;
 use crate::bytes::OutputBytes;
 use crate::egress::DeniedRequest;
@@ -14,6 +15,7 @@ use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{Interface, Method, Returns};
 use crate::plugin::PluginBackend;
 use crate::plugin_config::PluginConfig;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{Type, Val};
 use wasmtime::Trap;
@@ -25,13 +27,12 @@ impl WasmRuntime {
     /// the host to check against the interface.
     pub(super) fn load(
         &self,
-        package: &Package,
+        load: &PackageLoad,
         interface: &Arc<Interface>,
         settings: &WasmSettings,
         plugin_settings: WasmPluginSettings,
-        config: Option<&PluginConfig>,
-        max_output: usize,
     ) -> Result<Plugin> {
+        let PackageLoad { package, config, max_output, .. } = *load;
         let WasmPluginSettings { limits, egress, fresh_instance_per_call } = plugin_settings;
         let dir = package.dir();
         let manifest = package.manifest();
@@ -58,6 +59,7 @@ impl WasmRuntime {
             egress,
             denials: Arc::new(DenialLog::default()),
             fresh_instance_per_call,
+            host_bindings: Arc::new(load.host_bindings.clone()),
             _ticker: self.ticker.clone(),
         });
         let mut live = shared.instantiate()?;
@@ -84,7 +86,7 @@ impl WasmRuntime {
                 })
             })
             .collect();
-        let backend = WasmPlugin { shared, signatures, config, live: Mutex::new(Some(live)) };
+        let backend = WasmPlugin { shared, signatures, config, live: Mutex::new(Some(live)), busy_thread: AtomicUsize::new(0) };
         Ok(Plugin::new(description, Box::new(backend)).with_interface(Some(interface.clone())))
     }
 
@@ -134,6 +136,39 @@ struct WasmPlugin {
     /// What every instance of this handle is configured with.
     config: Option<Arc<[u8]>>,
     live: Mutex<Option<Live>>,
+    /// The thread holding `live` (its [`thread_token`]; 0 when none).
+    busy_thread: AtomicUsize,
+}
+
+/// `live`, locked, with the holder recorded.
+struct BusyGuard<'a> {
+    guard: std::sync::MutexGuard<'a, Option<Live>>,
+    busy_thread: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for BusyGuard<'_> {
+    type Target = Option<Live>;
+    fn deref(&self) -> &Option<Live> {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for BusyGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Option<Live> {
+        &mut self.guard
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.busy_thread.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A number that tells the calling thread from every other live thread.
+fn thread_token() -> usize {
+    thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN.with(|t| t as *const u8 as usize)
 }
 
 impl WasmPlugin {
@@ -161,7 +196,7 @@ impl WasmPlugin {
             };
             return self.run(&mut live, method, call, just_made);
         }
-        let mut guard = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.lock_live(method)?;
         let just_made = guard.is_none();
         if just_made {
             *guard = Some(self.instantiate()?);
@@ -171,6 +206,36 @@ impl WasmPlugin {
             *guard = None;
         }
         result
+    }
+
+    /// The persistent instance, locked for one call. A call from the thread
+    /// already holding it — a host function or egress callback calling back
+    /// into this plugin during its own call — is refused: it would wait for
+    /// itself forever.
+    fn lock_live(&self, method: &Method) -> Result<BusyGuard<'_>> {
+        let me = thread_token();
+        let guard = match self.live.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if self.busy_thread.load(Ordering::Relaxed) == me {
+                    return Err(self.shared.error(
+                        Status::Misuse,
+                        format!(
+                            "'{}' was called from inside a call to this plugin on the same thread (from a host \
+                             function or egress callback); its instance runs one call at a time. Load it with a fresh \
+                             instance per call to allow this",
+                            method.name
+                        ),
+                    ));
+                }
+                self.live.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        };
+        // Written only while holding the lock: a thread that reads its own
+        // token holds it.
+        self.busy_thread.store(me, Ordering::Relaxed);
+        Ok(BusyGuard { guard, busy_thread: &self.busy_thread })
     }
 
     /// One call on `live`. Its deadline starts here, unless `live` was
@@ -305,7 +370,7 @@ impl PluginBackend for WasmPlugin {
 
     fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
         let config: Arc<[u8]> = config.bincode(&self.shared.name)?.into();
-        let mut instance = WasmPlugin { shared: self.shared.clone(), signatures: self.signatures.clone(), config: Some(config), live: Mutex::new(None) };
+        let mut instance = WasmPlugin { shared: self.shared.clone(), signatures: self.signatures.clone(), config: Some(config), live: Mutex::new(None), busy_thread: AtomicUsize::new(0) };
         // Configured now, so that a refused configuration is refused here.
         let live = instance.instantiate()?;
         *instance.live.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(live);

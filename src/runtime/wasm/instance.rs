@@ -6,6 +6,7 @@ use super::store::{GuestState, MemoryCap};
 use super::{egress, Sandbox, WasmLimits};
 use crate::egress::{DenialLog, EgressPolicy};
 use crate::error::{Error, Result, Status};
+use crate::host_functions::HostBindings;
 use crate::interface::Interface;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
@@ -83,6 +84,8 @@ pub(super) struct Shared {
     pub(super) denials: Arc<DenialLog>,
     /// Discard the instance after every call.
     pub(super) fresh_instance_per_call: bool,
+    /// The host functions the guest may call.
+    pub(super) host_bindings: Arc<HostBindings>,
     /// Keeps deadlines working after the host is freed.
     pub(super) _ticker: Arc<EpochTicker>,
 }
@@ -103,6 +106,7 @@ impl Shared {
             memory: MemoryCap { max: self.limits.memory, exceeded: false },
             call_deadline: None,
             wait_cut: false,
+            host_bindings: self.host_bindings.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);

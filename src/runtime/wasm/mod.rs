@@ -26,6 +26,8 @@ mod egress;
 #[cfg(feature = "wasm")]
 mod engine;
 #[cfg(feature = "wasm")]
+mod host_call;
+#[cfg(feature = "wasm")]
 mod instance;
 #[cfg(feature = "wasm")]
 mod sandbox;
@@ -67,7 +69,7 @@ impl WasmLoader {
             .as_ref()
             .map_err(Clone::clone)?;
         let plugin_settings = WasmPluginSettings::resolve(settings, overrides, load.call_deadline);
-        runtime.load(load.package, interface, settings, plugin_settings, load.config, load.max_output)
+        runtime.load(load, interface, settings, plugin_settings)
     }
 }
 

@@ -20,6 +20,8 @@ pub struct GuestState {
     pub(super) call_deadline: Option<std::time::Instant>,
     /// Whether a clock wait of the running call was cut at the deadline.
     pub(super) wait_cut: bool,
+    /// The host functions the guest may call (`fidius:host-call`).
+    pub(super) host_bindings: std::sync::Arc<crate::host_functions::HostBindings>,
 }
 
 impl WasiView for GuestState {
