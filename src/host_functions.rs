@@ -88,6 +88,18 @@ pub trait JsonHostHandler: Send + Sync {
     fn call(&self, call: &HostCall<'_>, args_json: &str) -> std::result::Result<String, HostFailure>;
 }
 
+impl<H: HostHandler + ?Sized> HostHandler for Arc<H> {
+    fn call(&self, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+        (**self).call(call)
+    }
+}
+
+impl<H: JsonHostHandler + ?Sized> JsonHostHandler for Arc<H> {
+    fn call(&self, call: &HostCall<'_>, args_json: &str) -> std::result::Result<String, HostFailure> {
+        (**self).call(call, args_json)
+    }
+}
+
 /// The host's functions for one host interface.
 pub struct HostBinding {
     interface: Arc<Interface>,
