@@ -371,6 +371,17 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_CONFIG_REJECTED = 131,
   /**
+   * The library is already mapped with different functions bound for
+   * one of its host interfaces (by an earlier load, in this host or
+   * another): fidius binds a host interface once per mapped library.
+   */
+  FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND = 132,
+  /**
+   * The plugin's library refused the host functions offered to it (its
+   * bind function returned an error); the message names fidius's reason.
+   */
+  FIDIUS_HOST_STATUS_HOST_BIND_FAILED = 133,
+  /**
    * Signatures are required and the `.sig` file is missing.
    */
   FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED = 200,
@@ -628,11 +639,28 @@ typedef uint32_t fidius_host_feature;
 #endif // __cplusplus
 
 /**
+ * Host functions for one host interface: a callback with its userdata,
+ * bound to plugins through `fidius_host_load_options_add_binding`. Made by
+ * `fidius_host_binding_new_raw` or `fidius_host_binding_new_json`, owned by
+ * the caller, freed with `fidius_host_binding_free`. Load options, and
+ * every library and plugin it was bound to, keep their own reference, so
+ * the handle may be freed right after it is added. Shareable: any thread.
+ */
+typedef struct fidius_host_binding_t fidius_host_binding_t;
+
+/**
  * Options for a host. Made by `fidius_host_builder_new`, owned by the
  * caller, consumed by `fidius_host_builder_build` or freed with
  * `fidius_host_builder_free`. Movable: use from one thread at a time.
  */
 typedef struct fidius_host_builder_t fidius_host_builder_t;
+
+/**
+ * Where a callback puts the error its host function returns
+ * (`Err(PluginError)`), with `fidius_host_callback_error_set`. Borrowed
+ * for the duration of the callback only.
+ */
+typedef struct fidius_host_callback_error_t fidius_host_callback_error_t;
 
 /**
  * What `fidius_host_discover` found: the plugins, and every search path,
@@ -711,6 +739,72 @@ typedef struct fidius_host_plugin_t fidius_host_plugin_t;
  * freed.
  */
 typedef struct fidius_host_t fidius_host_t;
+
+/**
+ * A raw host function callback: serves method `method` (declaration
+ * order) of the binding's host interface. `args` (`args_len` bytes, never
+ * NULL) is the bincode of the argument tuple as the plugin sent it, borrowed
+ * for the call; `call_context` is the context of the plugin call this
+ * serves (see `fidius_host_plugin_call_with_context`), NULL when there is
+ * none.
+ *
+ * Return a `fidius_host_status`:
+ * - `FIDIUS_HOST_STATUS_OK`: `*result` / `*result_len` hold the bincode of
+ *   the return value (for `Result<T, PluginError>`, of the `T`; NULL and 0
+ *   for `()`), at most 64 MiB. The library copies it and then calls the
+ *   binding's result-free function, if any, with it.
+ * - `FIDIUS_HOST_STATUS_PLUGIN_ERROR`: the host function's error, set with
+ *   `fidius_host_callback_error_set`, reaches the plugin as its
+ *   `PluginError` (code, message, details).
+ * - anything else: the host could not answer; the plugin's call fails
+ *   with a host failure whose message names the status (and the error's
+ *   message, if one was set).
+ *
+ * Runs on the thread the plugin calls from — the thread that called the
+ * plugin, or a thread the plugin started — and may run on several threads
+ * at once: it must be thread-safe. It may call into other plugins, and into
+ * the same one (a native plugin serves it like any call; a WASM plugin
+ * with a persistent instance refuses it with MISUSE, as its instance is
+ * busy). It must not unwind (C++ exceptions, longjmp) through the library.
+ */
+typedef uint32_t (*fidius_host_binding_raw_fn)(void *userdata,
+                                               void *call_context,
+                                               uint32_t method,
+                                               const uint8_t *args,
+                                               size_t args_len,
+                                               uint8_t **result,
+                                               size_t *result_len,
+                                               fidius_host_callback_error_t *error);
+
+/**
+ * Releases a result a callback returned, once the library has copied it:
+ * `result` and `result_len` as the callback set them.
+ */
+typedef void (*fidius_host_binding_result_free_fn)(void *userdata, void *result, size_t result_len);
+
+/**
+ * Releases a callback's userdata when the last user of the policy is gone.
+ */
+typedef void (*fidius_host_userdata_free_fn)(void *userdata);
+
+/**
+ * A JSON host function callback: like `fidius_host_binding_raw_fn`, with
+ * the arguments as the JSON array of the method's arguments
+ * (`args_json_len` bytes, NUL-terminated, borrowed for the call), and the
+ * result as the JSON text of the return value in `*result_json`: UTF-8 of
+ * `*result_json_len` bytes, or NUL-terminated when the length is left 0;
+ * `null` (or NULL) for a method that returns nothing. The library checks
+ * it against the method's return type; a result that does not fit is a
+ * host failure for the plugin, naming what did not fit.
+ */
+typedef uint32_t (*fidius_host_binding_json_fn)(void *userdata,
+                                                void *call_context,
+                                                uint32_t method,
+                                                const char *args_json,
+                                                size_t args_json_len,
+                                                char **result_json,
+                                                size_t *result_json_len,
+                                                fidius_host_callback_error_t *error);
 
 /**
  * Bytes the library hands out.
@@ -803,11 +897,6 @@ typedef int32_t (*fidius_host_egress_callback_fn)(void *userdata,
                                                   const fidius_host_http_request_t *request);
 
 /**
- * Releases a callback's userdata when the last user of the policy is gone.
- */
-typedef void (*fidius_host_userdata_free_fn)(void *userdata);
-
-/**
  * A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
  */
 typedef struct {
@@ -824,6 +913,78 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A binding of `host_interface` (a host interface: described like a plugin
+ * interface, e.g. by an interface file the generator wrote from a
+ * `#[host_interface]` trait; its name, version and hash must be those the
+ * plugin was built against) to `callback`, which gets the bincode
+ * arguments and returns bincode. `free_result` (may be NULL: results are
+ * not released) releases each result after it is copied. `userdata` is
+ * passed to both unchanged; `free_userdata` (may be NULL) is called with
+ * it once, when the binding and every load options, library and plugin
+ * holding it are gone — also when this function fails. A native library
+ * holds its binding until it is unmapped: after the last plugin handle of
+ * it, in every host of the process, is freed.
+ *
+ * On success `*binding_out` is a new handle owned by the caller.
+ *
+ * Errors: NULL_ARGUMENT (host_interface, callback, binding_out), MISUSE,
+ * INVALID_INTERFACE (a streaming or optional method, which host
+ * interfaces cannot have).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_binding_new_raw(const fidius_host_interface_t *host_interface,
+                                               fidius_host_binding_raw_fn callback,
+                                               fidius_host_binding_result_free_fn free_result,
+                                               void *userdata,
+                                               fidius_host_userdata_free_fn free_userdata,
+                                               fidius_host_binding_t **binding_out,
+                                               fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_binding_new_raw`, with a callback that speaks JSON:
+ * the library decodes the plugin's arguments with the host interface's
+ * types and encodes the callback's JSON result with them
+ * (docs/interfaces.md gives each type's JSON form). `free_result` releases
+ * each JSON result (with its length as the callback set it).
+ *
+ * Errors: as `fidius_host_binding_new_raw`.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_binding_new_json(const fidius_host_interface_t *host_interface,
+                                                fidius_host_binding_json_fn callback,
+                                                fidius_host_binding_result_free_fn free_result,
+                                                void *userdata,
+                                                fidius_host_userdata_free_fn free_userdata,
+                                                fidius_host_binding_t **binding_out,
+                                                fidius_host_error_t **err);
+
+/**
+ * Frees a binding handle. Load options, libraries and plugins that hold
+ * the binding keep it (and its userdata) alive. NULL is a no-op.
+ */
+FIDIUS_HOST_API void fidius_host_binding_free(fidius_host_binding_t *binding);
+
+/**
+ * Sets the error a host function returns, from inside its callback (which
+ * then returns `FIDIUS_HOST_STATUS_PLUGIN_ERROR`): `code` and `message`
+ * are NUL-terminated UTF-8, `details_json` NUL-terminated JSON text or
+ * NULL. The texts are copied; a second call replaces the first. The
+ * plugin receives them as its `PluginError`.
+ *
+ * Errors: NULL_ARGUMENT (error, code, message), MISUSE (not the error
+ * object of a running callback), INVALID_UTF8, INVALID_JSON (details).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_callback_error_set(fidius_host_callback_error_t *error,
+                                                  const char *code,
+                                                  const char *message,
+                                                  const char *details_json,
+                                                  fidius_host_error_t **err);
 
 /**
  * A new builder with defaults: no search paths, Strict policy, no
@@ -1876,6 +2037,33 @@ fidius_host_status fidius_host_load_options_set_wasm_fresh_instance_per_call(fid
                                                                              fidius_host_error_t **err);
 
 /**
+ * Adds host functions the plugin may call (`#[host_interface]`): one
+ * binding per host interface name, a later one replacing an earlier one of
+ * the same name. The options keep their own reference.
+ *
+ * At load: a native library that imports the binding's interface gets it
+ * bound before any of its code runs — its version and hash must equal
+ * those the plugin was built against (INTERFACE_VERSION_MISMATCH,
+ * INTERFACE_HASH_MISMATCH, naming both sides). fidius binds once per
+ * mapped library: until every plugin handle of the library is freed (in
+ * every host of the process), a load of it with another binding for that
+ * interface fails with HOST_ALREADY_BOUND, and a load without one leaves
+ * the bound one in place. A WASM component's calls are checked against the
+ * binding each time (an unbound name, version or hash is a typed error in
+ * the plugin, as fidius defines it). Python plugins cannot call host
+ * functions in fidius 0.5.9: loading one with a binding is UNSUPPORTED.
+ * Bindings a plugin does not import are ignored; a plugin that imports an
+ * interface nobody bound gets fidius's "not bound" error when it calls it.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_add_binding(fidius_host_load_options_t *options,
+                                                        const fidius_host_binding_t *binding,
+                                                        fidius_host_error_t **err);
+
+/**
  * Sets the egress policy of plugins loaded with these options, instead of
  * the host's. The options keep their own reference; NULL removes it (the
  * host's policy applies again).
@@ -2013,6 +2201,48 @@ fidius_host_status fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
                                            size_t input_len,
                                            fidius_host_bytes_t *output,
                                            fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call`, with a context for the host functions
+ * the plugin calls during this call: a callback of a binding
+ * (`fidius_host_binding_new_raw`, `_new_json`) that the plugin calls from
+ * this thread while this call runs gets `call_context` — so it knows which
+ * request it serves, even when several calls on several threads run at
+ * once. A callback from a thread the plugin started gets NULL (no native
+ * code can tell which call started a thread); WASM plugins call back only
+ * on the calling thread. Calls nested inside a callback inherit the
+ * context unless they set their own. The pointer is never dereferenced.
+ *
+ * Outcomes and errors: as `fidius_host_plugin_call`.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_with_context(const fidius_host_plugin_t *plugin,
+                                                        uint32_t method,
+                                                        const uint8_t *input,
+                                                        size_t input_len,
+                                                        void *call_context,
+                                                        fidius_host_bytes_t *output,
+                                                        fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_json`, with a context for the host
+ * functions the plugin calls during this call, as
+ * `fidius_host_plugin_call_with_context` describes.
+ *
+ * Outcomes and errors: as `fidius_host_plugin_call_json`.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_json_with_context(const fidius_host_plugin_t *plugin,
+                                                             const char *method,
+                                                             size_t method_len,
+                                                             const char *args_json,
+                                                             size_t args_len,
+                                                             void *call_context,
+                                                             char **json_out,
+                                                             size_t *json_len_out,
+                                                             fidius_host_error_t **err);
 
 /**
  * Calls the method called `method` (UTF-8 of `method_len` bytes, or

@@ -32,7 +32,22 @@ pub mod status {
     /// The method returned `Err(e)`; the output is bincode of `e`.
     pub const PLUGIN_ERROR: i32 = -3;
     /// The method panicked; PluginAllocated carries a bincode `String`.
+    /// From a host function: the host could not answer, and says why.
     pub const PANIC: i32 = -4;
+    /// A host function index beyond the host interface's methods.
+    pub const INVALID_INDEX: i32 = -6;
+}
+
+/// Statuses of the WASM `fidius:host-call` import beyond a call's own.
+pub mod host_call_status {
+    /// No host interface of that name is bound.
+    pub const NOT_BOUND: i32 = -7;
+    /// The bound interface has another version; payload `(plugin's, host's)` as bincode `(u32, u32)`.
+    pub const VERSION_MISMATCH: i32 = -8;
+    /// The bound interface has another hash; payload `(plugin's, host's)` as bincode `(u64, u64)`.
+    pub const HASH_MISMATCH: i32 = -9;
+    /// The index of fidius's probe: the checks alone, no call.
+    pub const PROBE_INDEX: u32 = 0xFFFF_FFFF;
 }
 
 /// `BufferStrategyKind` value for plugin-allocated outputs.

@@ -12,6 +12,7 @@
 //! which request it serves: [`call_context`] is that value on the thread
 //! that made the call, for as long as the call runs.
 
+use crate::abi::status;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{json, Interface, Method, Returns};
 use std::cell::Cell;
@@ -20,20 +21,6 @@ use std::sync::Arc;
 /// Largest result a host function may return to a plugin: results cross
 /// as one buffer whose length fidius carries in 32 bits.
 pub const MAX_HOST_RESULT: usize = 64 << 20;
-
-/// fidius's statuses of a host-function call (`fidius_guest::status`).
-pub mod wire_status {
-    /// The call succeeded; the payload is the bincode of the result.
-    pub const OK: i32 = 0;
-    /// The arguments did not decode (or the result could not be encoded).
-    pub const SERIALIZATION_ERROR: i32 = -2;
-    /// The host returned an error; the payload is the bincode `PluginError`.
-    pub const PLUGIN_ERROR: i32 = -3;
-    /// The host could not answer; the payload is the bincode of a message.
-    pub const PANIC: i32 = -4;
-    /// The interface has no method of this index.
-    pub const INVALID_INDEX: i32 = -6;
-}
 
 /// Why a host function did not return a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,26 +121,26 @@ impl HostBinding {
     /// and payload a fidius client decodes. Never unwinds.
     pub fn dispatch(&self, method: u32, args: &[u8]) -> (i32, Vec<u8>) {
         let Some(declared) = self.interface.methods().get(method as usize) else {
-            return (wire_status::INVALID_INDEX, Vec::new());
+            return (status::INVALID_INDEX, Vec::new());
         };
         let call = HostCall { interface: &self.interface, method, args, context: call_context() };
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.call(&call)))
             .unwrap_or_else(|panic| Err(HostFailure::Failed(format!("panicked: {}", panic_text(&*panic)))));
         match answer {
-            Ok(result) if result.len() <= MAX_HOST_RESULT => (wire_status::OK, result),
+            Ok(result) if result.len() <= MAX_HOST_RESULT => (status::OK, result),
             Ok(result) => self.failed(
                 declared,
                 &format!("returned {} bytes, more than the {MAX_HOST_RESULT} a host function may return", result.len()),
             ),
-            Err(HostFailure::Error(error)) => (wire_status::PLUGIN_ERROR, error.to_bincode()),
-            Err(HostFailure::BadArguments(_)) => (wire_status::SERIALIZATION_ERROR, Vec::new()),
+            Err(HostFailure::Error(error)) => (status::PLUGIN_ERROR, error.to_bincode()),
+            Err(HostFailure::BadArguments(_)) => (status::SERIALIZATION_ERROR, Vec::new()),
             Err(HostFailure::Failed(why)) => self.failed(declared, &why),
         }
     }
 
     fn failed(&self, method: &Method, why: &str) -> (i32, Vec<u8>) {
         let message = format!("host function {}.{} failed: {why}", self.interface.name(), method.name);
-        (wire_status::PANIC, bincode::serialize(&message).unwrap_or_default())
+        (status::PANIC, bincode::serialize(&message).unwrap_or_default())
     }
 }
 
@@ -311,14 +298,14 @@ mod tests {
         let args = bincode::serialize(&("seven".to_string(),)).unwrap();
         assert_eq!(binding.dispatch(1, &args), (0, bincode::serialize(&Some(7u64)).unwrap()));
         let (status, payload) = binding.dispatch(1, &bincode::serialize(&("x".to_string(),)).unwrap());
-        assert_eq!(status, wire_status::PANIC);
+        assert_eq!(status, status::PANIC);
         let message: String = bincode::deserialize(&payload).unwrap();
         assert!(message.starts_with("host function Ledger.lookup failed:"), "{message}");
         let (status, payload) = binding.dispatch(2, &bincode::serialize(&("a".to_string(), 5u64)).unwrap());
-        assert_eq!(status, wire_status::PLUGIN_ERROR);
+        assert_eq!(status, status::PLUGIN_ERROR);
         assert_eq!(PluginError::from_bincode(&payload).unwrap().code(), "BROKE");
-        assert_eq!(binding.dispatch(0, &[1, 2]).0, wire_status::SERIALIZATION_ERROR);
-        assert_eq!(binding.dispatch(3, &[]).0, wire_status::INVALID_INDEX);
+        assert_eq!(binding.dispatch(0, &[1, 2]).0, status::SERIALIZATION_ERROR);
+        assert_eq!(binding.dispatch(3, &[]).0, status::INVALID_INDEX);
     }
 
     #[test]
@@ -330,7 +317,7 @@ mod tests {
             }
         }
         let (status, payload) = HostBinding::new(ledger(), Panics).unwrap().dispatch(0, &[]);
-        assert_eq!(status, wire_status::PANIC);
+        assert_eq!(status, status::PANIC);
         assert!(bincode::deserialize::<String>(&payload).unwrap().contains("panicked: boom"));
     }
 

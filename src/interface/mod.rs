@@ -14,7 +14,7 @@ pub(crate) mod syntax;
 pub mod types;
 
 use crate::error::{Error, Quoted, Result, Status};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use syntax::{Token, TypeExpr};
 use types::{Declaration, Resolver, TypeDef, WireType};
 
@@ -74,7 +74,7 @@ pub struct Interface {
     wasm_export: Option<String>,
     methods: Vec<Method>,
     types: Vec<TypeDef>,
-    by_name: HashMap<String, u32>,
+    by_name: BTreeMap<String, u32>,
     hash: u64,
     config: Option<ConfigType>,
 }

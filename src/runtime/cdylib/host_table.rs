@@ -13,22 +13,36 @@
 use super::library::Library;
 use crate::abi::{self, HostFunctionTable};
 use crate::error::{Error, Result, Status};
-use crate::host_functions::{mismatch_error, wire_status, HostBinding, HostBindings};
-use std::collections::HashMap;
+use crate::host_functions::{mismatch_error, HostBinding, HostBindings};
 use std::ffi::{c_void, CString};
 use std::sync::{Arc, Mutex, Weak};
 
-/// The images with host imports mapped now, by the address of their
-/// `fidius_get_host_imports` (unique among the images mapped at a time).
-static IMAGES: Mutex<Option<HashMap<usize, Weak<ImageBindings>>>> = Mutex::new(None);
+/// The images with host imports mapped by libraries of this process, by
+/// the address of their `fidius_get_host_imports` (unique among the images
+/// mapped at a time).
+static IMAGES: Mutex<Vec<(usize, Weak<ImageBindings>)>> = Mutex::new(Vec::new());
+
+/// The tables of images that outlived their last library: the loader kept
+/// them mapped (a thread-local destructor the plugin registered on a thread
+/// still running pins a library until that thread exits; the program may
+/// hold it too). Reused if the image is mapped again, freed once it is gone.
+static LINGERING: Mutex<Vec<Lingering>> = Mutex::new(Vec::new());
+
+struct Lingering {
+    key: usize,
+    base: usize,
+    tables: Tables,
+}
+
+type Tables = Arc<Mutex<Vec<BoundTable>>>;
 
 /// The host functions bound into one mapped library image.
 pub struct ImageBindings {
     key: usize,
     /// Where the loader mapped the image, to tell after unmapping whether
-    /// it is still there (someone else holds it too).
+    /// it is still there.
     base: usize,
-    tables: Mutex<Vec<BoundTable>>,
+    tables: Tables,
 }
 
 /// One table handed to the plugin, and what it points to.
@@ -48,12 +62,13 @@ impl ImageBindings {
     /// `key`: the existing one when the image is mapped already.
     pub fn of_image(key: usize) -> Arc<ImageBindings> {
         let mut images = IMAGES.lock().unwrap_or_else(|p| p.into_inner());
-        let images = images.get_or_insert_with(HashMap::new);
-        if let Some(existing) = images.get(&key).and_then(Weak::upgrade) {
+        if let Some(existing) = images.iter().find(|(k, _)| *k == key).and_then(|(_, weak)| weak.upgrade()) {
             return existing;
         }
-        let bindings = Arc::new(ImageBindings { key, base: image_base(key).unwrap_or(0), tables: Mutex::new(Vec::new()) });
-        images.insert(key, Arc::downgrade(&bindings));
+        let base = image_base(key).unwrap_or(0);
+        let bindings = Arc::new(ImageBindings { key, base, tables: Lingering::take(key, base) });
+        images.retain(|(k, _)| *k != key);
+        images.push((key, Arc::downgrade(&bindings)));
         bindings
     }
 
@@ -106,20 +121,29 @@ impl ImageBindings {
 
 impl Drop for ImageBindings {
     fn drop(&mut self) {
-        if let Ok(mut images) = IMAGES.lock() {
-            let images = images.get_or_insert_with(HashMap::new);
-            if images.get(&self.key).is_some_and(|w| std::ptr::eq(w.as_ptr(), self)) {
-                images.remove(&self.key);
-            }
-        }
-        // Every library of this record has been unmapped by now. If the
-        // image is still there, someone else (the program itself, say) holds
-        // it, and the plugin may still call through the tables: they are
-        // kept for the rest of the process rather than left dangling.
+        // Held throughout, so that a mapping of the same image meanwhile
+        // finds the tables lingering (lock order: IMAGES, then LINGERING).
+        let mut images = IMAGES.lock().unwrap_or_else(|p| p.into_inner());
+        images.retain(|(_, weak)| !std::ptr::eq(weak.as_ptr(), self));
+        // Every library of this record has been closed by now. If the image
+        // is still mapped, the plugin may still call through the tables:
+        // they linger with it rather than dangle.
         if self.base != 0 && image_base(self.key) == Some(self.base) {
-            let tables = std::mem::take(self.tables.get_mut().unwrap_or_else(|p| p.into_inner()));
-            std::mem::forget(tables);
+            let lingering = Lingering { key: self.key, base: self.base, tables: self.tables.clone() };
+            LINGERING.lock().unwrap_or_else(|p| p.into_inner()).push(lingering);
         }
+    }
+}
+
+impl Lingering {
+    /// The tables still bound into the image at `key` mapped at `base`, if
+    /// it lingered; frees those of images that are gone meanwhile.
+    fn take(key: usize, base: usize) -> Tables {
+        let mut lingering = LINGERING.lock().unwrap_or_else(|p| p.into_inner());
+        let found = lingering.iter().position(|l| l.key == key && l.base == base);
+        let tables = found.map(|i| lingering.swap_remove(i).tables);
+        lingering.retain(|l| image_base(l.key) == Some(l.base));
+        tables.unwrap_or_default()
     }
 }
 
@@ -205,7 +229,7 @@ unsafe extern "C" fn dispatch(
         }
         status
     })
-    .unwrap_or(wire_status::PANIC)
+    .unwrap_or(abi::status::PANIC)
 }
 
 /// The table's `free_buffer`: releases what `dispatch` returned.

@@ -9,15 +9,11 @@
 //! probe: the check alone.
 
 use super::store::GuestState;
+use crate::abi::host_call_status::{HASH_MISMATCH, NOT_BOUND, PROBE_INDEX, VERSION_MISMATCH};
 use crate::host_functions::HostBindings;
 use wasmtime::component::Linker;
 use wasmtime::StoreContextMut;
 
-/// fidius's host-call statuses beyond those of a call (`fidius_guest::host_ffi`).
-const NOT_BOUND: i32 = -7;
-const VERSION_MISMATCH: i32 = -8;
-const HASH_MISMATCH: i32 = -9;
-const PROBE_INDEX: u32 = u32::MAX;
 
 /// Adds the import to `linker`; every component may import it.
 pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
@@ -43,7 +39,7 @@ fn call(bindings: &HostBindings, name: &str, version: u32, hash: u64, index: u32
         return (HASH_MISMATCH, bincode::serialize(&(hash, host.hash())).unwrap_or_default());
     }
     if index == PROBE_INDEX {
-        return (crate::host_functions::wire_status::OK, Vec::new());
+        return (crate::abi::status::OK, Vec::new());
     }
     binding.dispatch(index, args)
 }
