@@ -104,7 +104,8 @@ rust-fixtures:
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),
-# and the configured scaler in configured/wasm-scaler.
+# the configured scaler in configured/wasm-scaler, and the Bookkeeper that
+# calls its host in hostcall-wasm/bookkeeper.
 WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component
 
 wasm-fixtures: tools signed-fixtures
@@ -120,6 +121,9 @@ wasm-fixtures: tools signed-fixtures
 	rm -rf $(FIXTURES)/configured/wasm-scaler && mkdir -p $(FIXTURES)/configured/wasm-scaler
 	cp tests/fixtures/configured/wasm-scaler.toml $(FIXTURES)/configured/wasm-scaler/package.toml
 	cp $(TARGET)/fixtures-wasm/wasm32-wasip2/release/scaler_component.wasm $(FIXTURES)/configured/wasm-scaler/
+	rm -rf $(FIXTURES)/hostcall-wasm && mkdir -p $(FIXTURES)/hostcall-wasm/bookkeeper
+	cp tests/fixtures/hostcall/wasm-bookkeeper.toml $(FIXTURES)/hostcall-wasm/bookkeeper/package.toml
+	cp $(TARGET)/fixtures-wasm/wasm32-wasip2/release/hostcall_component.wasm $(FIXTURES)/hostcall-wasm/bookkeeper/
 	@mkdir -p $(FIXTURES)/archives
 	$(FIDIUS) package pack $(FIXTURES)/wasm/calc --output $(FIXTURES)/archives/calc.fid >/dev/null 2>&1
 	$(FIDIUS) package pack $(FIXTURES)/wasm-signed/calc --output $(FIXTURES)/archives/calc-signed.fid >/dev/null 2>&1

@@ -224,3 +224,93 @@ fn python_plugins_cannot_take_host_functions() {
     assert_eq!(e.status(), Status::Unsupported, "{e}");
     assert!(e.message().contains("Python plugins cannot call host functions") && e.message().contains("Ledger"), "{e}");
 }
+
+const COMPONENT: &str = "hostcall-wasm/bookkeeper";
+
+#[test]
+fn a_component_calls_its_host_through_the_host_call_import() {
+    let (ledger, binding) = json_ledger();
+    let plugin = load(&fixture(COMPONENT), &[binding]).unwrap();
+    assert_eq!(with_call_context(5, || plugin.call_json("record", r#"["w", 40]"#)).unwrap(), "40");
+    assert_eq!(with_call_context(5, || plugin.call_json("lookup_plus_one", r#"["answer"]"#)).unwrap(), "42");
+    assert_eq!(with_call_context(5, || plugin.call_json("charge_from_thread", r#"["alice", 250]"#)).unwrap(), "750");
+    let e = with_call_context(5, || plugin.call_json("charge_from_thread", r#"["bob", 1]"#)).unwrap_err();
+    let error = e.plugin_error().unwrap();
+    assert_eq!((error.code(), error.details()), ("NO_FUNDS", Some(r#"{"short":250}"#)), "{e}");
+    let seen = ledger.seen.lock().unwrap();
+    assert_eq!(seen.len(), 43);
+    assert!(seen.iter().all(|s| s.2 == 5), "a component calls back on the calling thread, with its context");
+    assert_eq!(seen[39].1, r#"["w #39"]"#);
+}
+
+#[test]
+fn a_component_gets_the_checks_of_every_call_as_typed_errors() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/ledger.toml")).unwrap();
+    let ledger = |text: String| Arc::new(file::parse(&text, "test").unwrap());
+    let bind = |interface| Arc::new(HostBinding::new_json(interface, Arc::new(Ledger::default())).unwrap());
+    let cases = [
+        (None, "NOT_BOUND", "host interface 'Ledger' is not bound".to_string()),
+        (
+            Some(bind(ledger(text.replace("version = 3", "version = 4").replace("hash = ", "# hash = ")))),
+            "HOST_CALL",
+            "plugin was built against v3, host provides v4".to_string(),
+        ),
+        (
+            Some(bind(ledger(text.replace("log:String->", "log:u8->").replace("hash = ", "# hash = ")))),
+            "HOST_CALL",
+            "signature hash mismatch".to_string(),
+        ),
+    ];
+    for (binding, code, text) in cases {
+        let plugin = load(&fixture(COMPONENT), binding.as_slice()).unwrap();
+        let e = plugin.call_json("record", r#"["x", 1]"#).unwrap_err();
+        let error = e.plugin_error().unwrap();
+        assert_eq!(error.code(), code, "{e}");
+        assert!(error.message().contains(&text), "{e}");
+    }
+}
+
+/// Answers `lookup` after calling the plugin's `lookup_plus_one` itself,
+/// and keeps what that nested call gave.
+struct CallsBack {
+    plugin: OnceLock<Arc<Plugin>>,
+    nested: Mutex<Vec<fidius_host::Result<String>>>,
+}
+
+impl JsonHostHandler for CallsBack {
+    fn call(&self, call: &HostCall<'_>, args: &str) -> Result<String, HostFailure> {
+        if call.method == 1 && args == r#"["outer"]"# {
+            let nested = self.plugin.get().unwrap().call_json("lookup_plus_one", r#"["inner"]"#);
+            self.nested.lock().unwrap().push(nested);
+        }
+        Ok("1".into())
+    }
+}
+
+#[test]
+fn a_component_called_back_from_its_own_host_function() {
+    for fresh in [false, true] {
+        let handler = Arc::new(CallsBack { plugin: OnceLock::new(), nested: Mutex::new(Vec::new()) });
+        let mut options = LoadOptions::with_interface(interface("bookkeeper.toml"));
+        options.bind_host_functions(Arc::new(HostBinding::new_json(interface("ledger.toml"), handler.clone()).unwrap()));
+        options.wasm_fresh_instance_per_call(fresh);
+        let plugin = Arc::new(HostBuilder::new().build().unwrap().load_path_with(&fixture(COMPONENT), None, &options).unwrap());
+        handler.plugin.set(plugin.clone()).ok().unwrap();
+        // The outer call completes either way; no deadlock.
+        assert_eq!(plugin.call_json("lookup_plus_one", r#"["outer"]"#).unwrap(), "2");
+        let nested = handler.nested.lock().unwrap();
+        match (fresh, &nested[0]) {
+            // A persistent instance is busy with the outer call.
+            (false, Err(e)) => {
+                assert_eq!(e.status(), Status::Misuse, "{e}");
+                assert!(e.message().contains("called from inside a call to this plugin on the same thread"), "{e}");
+            }
+            // A fresh instance per call serves it on an instance of its own.
+            (true, Ok(answer)) => assert_eq!(answer, "2"),
+            (fresh, other) => panic!("fresh instance per call {fresh}: {other:?}"),
+        }
+        drop(nested);
+        // The handle stays usable (the cycle through the handler is broken here).
+        assert_eq!(plugin.call_json("lookup_plus_one", r#"["again"]"#).unwrap(), "2");
+    }
+}

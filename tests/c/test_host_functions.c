@@ -4,7 +4,8 @@
  * through JSON and raw callbacks, with the context of each call, from the
  * calling thread, from a thread the plugin starts and from several threads
  * at once; callback failures, revision mismatches and the once-per-library
- * binding of native plugins.
+ * binding of native plugins. The native library and the WASM component
+ * answer alike.
  */
 #include "check.h"
 
@@ -452,6 +453,10 @@ static void run_tests(void) {
     test_native_binding_rules();
     test_bad_arguments();
     test_error_without_text();
+    if (FIDIUS_HOST_BUILT_WITH_WASM) {
+        exercise("hostcall-wasm/bookkeeper");
+        test_raw_binding_and_threads("hostcall-wasm/bookkeeper");
+    }
     test_pinned_library(); /* last: it pins the library for good */
 }
 
