@@ -89,6 +89,15 @@
  *   the thread that called the plugin, during the call, possibly on several
  *   threads at once. Python plugin calls take the GIL for the call only;
  *   they are safe from any thread, and run one at a time.
+ *   Host function callbacks (fidius_host_binding_t, shareable) run on the
+ *   thread the plugin calls from: the calling thread, or one the plugin
+ *   started (whose callbacks get a NULL call context); possibly on several
+ *   threads at once. A callback may call plugins, the calling one included:
+ *   a native plugin serves it, a WASM plugin's busy instance refuses it
+ *   with MISUSE (never a deadlock). A native library's host functions are
+ *   bound once per mapped library (fidius has no unbind), for the whole
+ *   process: they stay bound, and their userdata alive, until the library
+ *   is unmapped; see fidius_host_load_options_add_binding.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
