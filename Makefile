@@ -95,12 +95,14 @@ rust-fixtures:
 	cp $(TARGET)/fixtures/debug/libscaler_plugin.so $(FIXTURES)/configured/
 	@mkdir -p $(FIXTURES)/hostcall
 	cp $(TARGET)/fixtures/debug/libhostcall_plugin.so $(FIXTURES)/hostcall/
+	@mkdir -p $(FIXTURES)/hostcall-drift
+	cp $(TARGET)/fixtures/debug/libauditor_plugin.so $(FIXTURES)/hostcall-drift/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
 	@mkdir -p $(FIXTURES)/interfaces
 	cp examples-c/interfaces/*.toml $(FIXTURES)/interfaces/
 	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
-		$(TARGET)/fixtures/release/libtypes_plugin.so $(FIXTURES)/release/
+		$(TARGET)/fixtures/release/libtypes_plugin.so $(TARGET)/fixtures/release/libhostcall_plugin.so $(FIXTURES)/release/
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),

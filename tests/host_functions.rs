@@ -192,6 +192,25 @@ impl JsonHostHandler for Fixed {
 }
 
 #[test]
+fn a_plugin_compiled_against_ledger_v4_is_refused_the_v3_ledger() {
+    let path = fixture("hostcall-drift/libauditor_plugin.so");
+    let host = HostBuilder::new().build().unwrap();
+    let plugin = host.load_path(&path, None).unwrap();
+    let import = &plugin.host_imports()[0];
+    assert_eq!((import.interface_name.as_str(), import.interface_version), ("Ledger", 4));
+    let (_, binding) = json_ledger();
+    let mut options = LoadOptions::new();
+    options.bind_host_functions(binding);
+    let e = host.load_path_with(&path, None, &options).unwrap_err();
+    assert_eq!(e.status(), Status::InterfaceVersionMismatch, "{e}");
+    assert!(e.message().contains("host interface 'Ledger' version mismatch: plugin was built against v4, host provides v3"), "{e}");
+    assert!(e.message().contains("libauditor_plugin.so"), "{e}");
+    // It stays unbound: its call gets fidius's NotBound.
+    let e = plugin.call_raw(0, &bincode::serialize(&("x".to_string(),)).unwrap()).unwrap_err();
+    assert!(e.plugin_error().unwrap().message().contains("is not bound"), "{e}");
+}
+
+#[test]
 fn a_mapped_library_is_bound_once_until_it_is_unmapped() {
     let path = library_copy("once");
     let answer = |n: u64| Arc::new(HostBinding::new_json(interface("ledger.toml"), Fixed(n)).unwrap());

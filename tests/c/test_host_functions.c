@@ -313,6 +313,22 @@ static void test_native_binding_rules(void) {
     ledger_init(&b);
     first = json_binding(&a, "ledger.toml");
     second = json_binding(&b, "ledger.toml");
+    /* A plugin built against Ledger v4 is refused this v3 binding. */
+    CHECK(fidius_host_load_path(host, path_of("hostcall-drift/libauditor_plugin.so"), NT, NULL, 0, NULL, &p, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_host_import_count(p) == 1);
+    fidius_host_plugin_free(p);
+    p = NULL;
+    {
+        fidius_host_load_options_t *options = fidius_host_load_options_new();
+        CHECK(fidius_host_load_options_add_binding(options, first, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_load_path(host, path_of("hostcall-drift/libauditor_plugin.so"), NT, NULL, 0, options, &p, &err) ==
+              FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH);
+        CHECK(p == NULL && error_says(err, FIDIUS_HOST_STATUS_INTERFACE_VERSION_MISMATCH,
+                                      "plugin was built against v4, host provides v3"));
+        fidius_host_load_options_free(options);
+    }
+
     CHECK(load(host, LIBRARY, first, &p, NULL) == FIDIUS_HOST_STATUS_OK);
     /* The same file in another host is the same mapped library. */
     CHECK(load(other, LIBRARY, second, &none, &err) == FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND);
