@@ -2,8 +2,9 @@
  * Per-call overhead of libfidius_host against the physical limit: calling the
  * fixture plugin's vtable function directly. Also times loads (unsigned,
  * signed, and the first load of a fresh process) against dlopen and the
- * registry call alone, and a JSON call against a raw call with the same
- * 3-field struct argument.
+ * registry call alone, a JSON call against a raw call with the same
+ * 3-field struct argument, and a host-function round trip (plugin -> C
+ * callback -> plugin) against calling the callback directly.
  *
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef int32_t (*method_fn)(void *, const uint8_t *, uint32_t, uint8_t **, uint32_t *);
 typedef int32_t (*arena_fn)(void *, const uint8_t *, uint32_t, uint8_t *, uint32_t, uint32_t *, uint32_t *);
@@ -325,6 +327,137 @@ static void compare_json(const char *dir, const char *interface_path) {
     fidius_host_interface_free(iface);
 }
 
+static void copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    static uint8_t buffer[1 << 16];
+    size_t got;
+    if (in == NULL || out == NULL) exit(1);
+    while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
+        if (fwrite(buffer, 1, got, out) != got) exit(1);
+    fclose(in);
+    if (fclose(out) != 0) exit(1);
+}
+
+/* Host functions: the Bookkeeper plugin's lookup_many(key, n) calls its
+ * host's lookup(key) -> Option<u64> n times. Per round trip (plugin ->
+ * callback -> plugin): the raw callback, the JSON callback, against calling
+ * the raw callback through a function pointer with the same bincode. */
+static uint32_t bench_raw_lookup(void *userdata, void *context, uint32_t method, const uint8_t *args, size_t args_len,
+                                 uint8_t **result, size_t *result_len, fidius_host_callback_error_t *error) {
+    static uint8_t some_seven[9] = {1, 7, 0, 0, 0, 0, 0, 0, 0};
+    (void)userdata;
+    (void)context;
+    (void)error;
+    if (method != 1 || args_len < 8 || args == NULL) return FIDIUS_HOST_STATUS_INVALID_ARGUMENT;
+    *result = some_seven; /* static: no free_result */
+    *result_len = sizeof some_seven;
+    return FIDIUS_HOST_STATUS_OK;
+}
+
+static uint32_t bench_json_lookup(void *userdata, void *context, uint32_t method, const char *args, size_t args_len,
+                                  char **result, size_t *result_len, fidius_host_callback_error_t *error) {
+    static char seven[] = "7";
+    (void)userdata;
+    (void)context;
+    (void)error;
+    if (method != 1 || args_len == 0 || args == NULL) return FIDIUS_HOST_STATUS_INVALID_ARGUMENT;
+    *result = seven;
+    *result_len = 1;
+    return FIDIUS_HOST_STATUS_OK;
+}
+
+static fidius_host_plugin_t *bookkeeper(fidius_host_t *host, const char *library, const char *interfaces, int json,
+                                        char *copy, size_t copy_size) {
+    char path[4096];
+    fidius_host_interface_t *bookkeeper_iface = NULL, *ledger_iface = NULL;
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_binding_t *binding = NULL;
+    fidius_host_plugin_t *p = NULL;
+    snprintf(path, sizeof path, "%s/bookkeeper.toml", interfaces);
+    if (fidius_host_interface_new_from_file(path, NT, &bookkeeper_iface, NULL)) exit(1);
+    snprintf(path, sizeof path, "%s/ledger.toml", interfaces);
+    if (fidius_host_interface_new_from_file(path, NT, &ledger_iface, NULL)) exit(1);
+    if (json ? fidius_host_binding_new_json(ledger_iface, bench_json_lookup, NULL, NULL, NULL, &binding, NULL)
+             : fidius_host_binding_new_raw(ledger_iface, bench_raw_lookup, NULL, NULL, NULL, &binding, NULL))
+        exit(1);
+    /* A copy of its own: a library is bound once per mapped file. */
+    snprintf(copy, copy_size, "/tmp/fidius-bench-%d-%s.so", (int)getpid(), json ? "json" : "raw");
+    copy_file(library, copy);
+    if (fidius_host_load_options_set_interface(options, bookkeeper_iface, NULL) ||
+        fidius_host_load_options_add_binding(options, binding, NULL) ||
+        fidius_host_load_path(host, copy, NT, NULL, 0, options, &p, NULL)) {
+        fprintf(stderr, "host function benchmark setup failed\n");
+        exit(1);
+    }
+    fidius_host_binding_free(binding);
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(bookkeeper_iface);
+    fidius_host_interface_free(ledger_iface);
+    return p;
+}
+
+/* ns per host call: lookup_many("k", times) through the plugin. */
+static double host_call_round(const fidius_host_plugin_t *p, uint32_t times, long calls) {
+    uint8_t in[13] = {1, 0, 0, 0, 0, 0, 0, 0, 'k', 0, 0, 0, 0}; /* ("k", times) */
+    fidius_host_bytes_t out;
+    double start;
+    long i;
+    memcpy(in + 9, &times, 4);
+    start = now_ns();
+    for (i = 0; i < calls; i++) {
+        if (fidius_host_plugin_call(p, 3, in, sizeof in, &out, NULL) != FIDIUS_HOST_STATUS_OK || out.len != 8) exit(1);
+        sink += out.data[0];
+        fidius_host_bytes_free(&out);
+    }
+    return (now_ns() - start) / ((double)calls * times);
+}
+
+static double direct_callback_round(long iters) {
+    uint8_t args[9] = {1, 0, 0, 0, 0, 0, 0, 0, 'k'};
+    uint32_t (*volatile callback)(void *, void *, uint32_t, const uint8_t *, size_t, uint8_t **, size_t *,
+                                  fidius_host_callback_error_t *) = bench_raw_lookup;
+    uint8_t *result;
+    size_t len;
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        result = NULL;
+        len = 0;
+        if (callback(NULL, NULL, 1, args, sizeof args, &result, &len, NULL) != 0) exit(1);
+        sink += result[1];
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static void compare_host_functions(const char *dir, const char *interfaces) {
+    char library[4096], raw_copy[256], json_copy[256];
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *raw_plugin, *json_plugin;
+    double direct[ROUNDS], raw[ROUNDS], json[ROUNDS], d, r, j;
+    int round;
+    snprintf(library, sizeof library, "%s/libhostcall_plugin.so", dir);
+    if (fidius_host_builder_build(fidius_host_builder_new(), &host, NULL)) exit(1);
+    raw_plugin = bookkeeper(host, library, interfaces, 0, raw_copy, sizeof raw_copy);
+    json_plugin = bookkeeper(host, library, interfaces, 1, json_copy, sizeof json_copy);
+    host_call_round(raw_plugin, 1000, 50);
+    host_call_round(json_plugin, 1000, 50);
+    for (round = 0; round < ROUNDS; round++) {
+        direct[round] = direct_callback_round(2000000);
+        raw[round] = host_call_round(raw_plugin, 1000, 300);
+        json[round] = host_call_round(json_plugin, 1000, 100);
+    }
+    d = median(direct, ROUNDS);
+    r = median(raw, ROUNDS);
+    j = median(json, ROUNDS);
+    print_row("host fn, raw callback", d, r, "ns", 1);
+    print_row("host fn, JSON callback", d, j, "ns", 1);
+    fidius_host_plugin_free(raw_plugin);
+    fidius_host_plugin_free(json_plugin);
+    fidius_host_free(host);
+    remove(raw_copy);
+    remove(json_copy);
+}
+
 static double load_round(const char *path, const char *key_file, int signed_load, int iters) {
     double start = now_ns();
     int i;
@@ -482,17 +615,6 @@ static double fresh_round(const char *self, const char *mode, const char *path, 
 
 /* A copy of the library with its own inode: the loader maps an inode once,
  * and the bench keeps the original mapped for its direct calls. */
-static void copy_file(const char *from, const char *to) {
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    static uint8_t buffer[1 << 16];
-    size_t got;
-    if (in == NULL || out == NULL) exit(1);
-    while ((got = fread(buffer, 1, sizeof buffer, in)) > 0)
-        if (fwrite(buffer, 1, got, out) != got) exit(1);
-    fclose(in);
-    if (fclose(out) != 0) exit(1);
-}
-
 static void compare_loads(const char *self, const char *dir, const char *key_file) {
     char unmapped[4096], signed_path[4096], original[4096], tmp[] = "/tmp/fidius-bench-XXXXXX";
     double unsigned_ns[ROUNDS], signed_ns[ROUNDS], again_ns[ROUNDS], verify_ns[ROUNDS], direct_ns[ROUNDS],
@@ -594,6 +716,14 @@ int main(int argc, char **argv) {
     compare_arena(argv[1], host, payload, sizeof payload);
     compare_threads(add_in, 2);
     compare_json(argv[1], argv[3]);
+    {
+        /* The interface files live next to type_echo.toml. */
+        char interfaces[4096], *slash;
+        snprintf(interfaces, sizeof interfaces, "%s", argv[3]);
+        slash = strrchr(interfaces, '/');
+        if (slash) *slash = '\0';
+        compare_host_functions(argv[1], slash ? interfaces : ".");
+    }
 
     compare_loads(argv[0], argv[1], argv[2]);
     if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) compare_python_loads(argv[0], argv[1]);
