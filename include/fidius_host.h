@@ -2220,7 +2220,8 @@ fidius_host_status fidius_host_plugin_call(const fidius_host_plugin_t *plugin,
  * once. A callback from a thread the plugin started gets NULL (no native
  * code can tell which call started a thread); WASM plugins call back only
  * on the calling thread. Calls nested inside a callback inherit the
- * context unless they set their own. The pointer is never dereferenced.
+ * context unless they set their own. `call_context` may be NULL (no
+ * context); the pointer is never dereferenced.
  *
  * Outcomes and errors: as `fidius_host_plugin_call`.
  */
@@ -2237,7 +2238,8 @@ fidius_host_status fidius_host_plugin_call_with_context(const fidius_host_plugin
 /**
  * Like `fidius_host_plugin_call_json`, with a context for the host
  * functions the plugin calls during this call, as
- * `fidius_host_plugin_call_with_context` describes.
+ * `fidius_host_plugin_call_with_context` describes (`call_context` may be
+ * NULL).
  *
  * Outcomes and errors: as `fidius_host_plugin_call_json`.
  */

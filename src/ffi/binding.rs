@@ -150,6 +150,8 @@ impl Userdata {
         let mut result_len = 0usize;
         let error_handle = (&mut error as *mut Tagged<Option<PluginError>>).cast::<fidius_host_callback_error_t>();
         let status = callback(self.userdata, &mut result, &mut result_len, error_handle);
+        // A pointer kept past the callback is then MISUSE (best effort).
+        error.magic = 0;
         let answer = Answer { status, result, result_len, error: error.value.take() };
         let outcome = read(&answer);
         if let (false, Some(free)) = (answer.result.is_null(), self.free_result) {

@@ -128,7 +128,8 @@ pub unsafe extern "C" fn fidius_host_plugin_call(
 /// once. A callback from a thread the plugin started gets NULL (no native
 /// code can tell which call started a thread); WASM plugins call back only
 /// on the calling thread. Calls nested inside a callback inherit the
-/// context unless they set their own. The pointer is never dereferenced.
+/// context unless they set their own. `call_context` may be NULL (no
+/// context); the pointer is never dereferenced.
 ///
 /// Outcomes and errors: as `fidius_host_plugin_call`.
 #[must_use]
@@ -148,7 +149,8 @@ pub unsafe extern "C" fn fidius_host_plugin_call_with_context(
 
 /// Like `fidius_host_plugin_call_json`, with a context for the host
 /// functions the plugin calls during this call, as
-/// `fidius_host_plugin_call_with_context` describes.
+/// `fidius_host_plugin_call_with_context` describes (`call_context` may be
+/// NULL).
 ///
 /// Outcomes and errors: as `fidius_host_plugin_call_json`.
 #[must_use]
