@@ -134,6 +134,8 @@ pub const Status = enum(u32) {
     config_required = c.FIDIUS_HOST_STATUS_CONFIG_REQUIRED,
     config_invalid = c.FIDIUS_HOST_STATUS_CONFIG_INVALID,
     config_rejected = c.FIDIUS_HOST_STATUS_CONFIG_REJECTED,
+    host_already_bound = c.FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND,
+    host_bind_failed = c.FIDIUS_HOST_STATUS_HOST_BIND_FAILED,
     signature_required = c.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     signature_invalid = c.FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     invalid_key = c.FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -209,6 +211,8 @@ pub const Error = error{
     ConfigRequired,
     ConfigInvalid,
     ConfigRejected,
+    HostAlreadyBound,
+    HostBindFailed,
     // Signatures (200-299).
     SignatureRequired,
     SignatureInvalid,
@@ -285,6 +289,8 @@ const status_errors = [_]struct { Status, Error }{
     .{ .config_required, error.ConfigRequired },
     .{ .config_invalid, error.ConfigInvalid },
     .{ .config_rejected, error.ConfigRejected },
+    .{ .host_already_bound, error.HostAlreadyBound },
+    .{ .host_bind_failed, error.HostBindFailed },
     .{ .signature_required, error.SignatureRequired },
     .{ .signature_invalid, error.SignatureInvalid },
     .{ .invalid_key, error.InvalidKey },
@@ -667,6 +673,256 @@ pub const EgressPolicy = struct {
 };
 
 // ---------------------------------------------------------------------------
+// Host functions (`#[host_interface]` traits plugins call)
+// ---------------------------------------------------------------------------
+
+/// What a host function handler may fail with:
+///
+/// * `error.PluginError`, after `HostCall.fail` set the error: it reaches
+///   the plugin as the host function's `Err(PluginError)` (code, message,
+///   details). Returned without `fail`, the plugin gets a "HOST_ERROR".
+/// * any other `Error` (e.g. from a plugin the handler called): the host
+///   could not answer, and the plugin's call fails with a host failure
+///   naming that status and the error's name.
+/// * `error.OutOfMemory`, `error.WriteFailed` (no memory for the result)
+///   and `error.UnknownStatus`: a host failure too, as INTERNAL_PANIC.
+pub const HostError = Error || error{ OutOfMemory, WriteFailed };
+
+/// One call of a host function, as its handler sees it. Everything in it
+/// is borrowed for the duration of the handler only.
+pub const HostCall = struct {
+    /// The method of the host interface (its index in declaration order).
+    method: u32,
+    /// The arguments: for `Binding.initRaw` the bincode of the argument
+    /// tuple, for `Binding.initJson` the JSON array of the arguments
+    /// (e.g. `["alice",250]`).
+    args: []const u8,
+    /// The `context` of the plugin call this serves
+    /// (`Plugin.callWithContext`, `Plugin.callJsonWithContext`); null for
+    /// calls without one, and for calls from a thread the plugin started.
+    context: ?*anyopaque,
+    /// Where the handler writes the return value: its bincode (raw), or
+    /// its JSON text. Write nothing for `()` (raw) or `null` (JSON). For a
+    /// `Result<T, PluginError>` method, write the `T`; the error goes
+    /// through `fail`. The binding owns the memory and hands it to the
+    /// library, which copies it.
+    result: *std.Io.Writer,
+    c_error: *c.fidius_host_callback_error_t,
+
+    /// `context` as a `*T` (null when the call has no context).
+    pub fn contextAs(call: HostCall, comptime T: type) ?*T {
+        return @ptrCast(@alignCast(call.context));
+    }
+
+    /// Sets the host function's error (`details_json`: JSON text or null)
+    /// and returns `error.PluginError`, for `return call.fail(...)`: the
+    /// plugin receives it as its `PluginError`. The texts are copied.
+    /// Invalid UTF-8 or details that are not JSON give `error.InvalidUtf8`
+    /// or `error.InvalidJson` instead (a host failure for the plugin).
+    pub fn fail(call: HostCall, code: []const u8, message: []const u8, details_json: ?[]const u8) HostError {
+        const gpa = std.heap.c_allocator;
+        const code_z = try gpa.dupeSentinel(u8, code, 0);
+        defer gpa.free(code_z);
+        const message_z = try gpa.dupeSentinel(u8, message, 0);
+        defer gpa.free(message_z);
+        const details_z = if (details_json) |d| try gpa.dupeSentinel(u8, d, 0) else null;
+        defer if (details_z) |d| gpa.free(d);
+        try check(c.fidius_host_callback_error_set(call.c_error, code_z.ptr, message_z.ptr, if (details_z) |d| d.ptr else null, null));
+        return error.PluginError;
+    }
+};
+
+/// Host functions for one host interface: a handler plugins call through
+/// it, added to `LoadOptions` with `addBinding`. Load options, and every
+/// library and plugin it was bound to, keep their own reference, so a
+/// binding may be deinitialized right after it is added. May be shared
+/// between threads.
+///
+/// A native library is bound once per mapped image, in the whole process:
+/// while any plugin handle of it is alive, a load of it with a different
+/// binding of the same interface fails with `error.HostAlreadyBound` (a
+/// thread the plugin started from a thread of yours keeps the library
+/// mapped until your thread exits). WASM components have no such rule.
+pub const Binding = struct {
+    handle: *c.fidius_host_binding_t,
+
+    /// A binding of `host_interface` (name, version and hash those the
+    /// plugin was built against, e.g. from the interface file the generator
+    /// wrote) to `handler`, which gets the bincode arguments and writes the
+    /// bincode result (see `HostCall`).
+    ///
+    /// `Context` is a single-item pointer type (or `void`); `context` is
+    /// handed to `handler` unchanged. `handler` runs on the thread the
+    /// plugin calls from (the caller's, or a thread the plugin started),
+    /// possibly on several threads at once: it must be thread-safe. It may
+    /// call into plugins. `release` (may be null) is called once with
+    /// `context` when the binding and every load options, library and
+    /// plugin holding it are gone (also when this function fails).
+    pub fn initRaw(
+        host_interface: *const Interface,
+        comptime Context: type,
+        context: Context,
+        comptime handler: fn (context: Context, call: HostCall) HostError!void,
+        comptime release: ?fn (context: Context) void,
+        diag: ?*Diagnostics,
+    ) Error!Binding {
+        const T = Trampolines(Context, handler, release);
+        var handle: ?*c.fidius_host_binding_t = null;
+        try check(c.fidius_host_binding_new_raw(
+            host_interface.handle,
+            T.rawC,
+            T.freeResultC,
+            T.userdata(context),
+            if (release != null) T.releaseC else null,
+            &handle,
+            errorSlot(diag),
+        ));
+        return .{ .handle = try notNull(c.fidius_host_binding_t, handle) };
+    }
+
+    /// `initRaw` with a handler that speaks JSON: `call.args` is the JSON
+    /// array of the arguments, and the handler writes the JSON of the
+    /// return value (nothing, or "null", for none). The library converts
+    /// both with the interface's types; a result that does not fit the
+    /// return type is a host failure for the plugin.
+    pub fn initJson(
+        host_interface: *const Interface,
+        comptime Context: type,
+        context: Context,
+        comptime handler: fn (context: Context, call: HostCall) HostError!void,
+        comptime release: ?fn (context: Context) void,
+        diag: ?*Diagnostics,
+    ) Error!Binding {
+        const T = Trampolines(Context, handler, release);
+        var handle: ?*c.fidius_host_binding_t = null;
+        try check(c.fidius_host_binding_new_json(
+            host_interface.handle,
+            T.jsonC,
+            T.freeResultC,
+            T.userdata(context),
+            if (release != null) T.releaseC else null,
+            &handle,
+            errorSlot(diag),
+        ));
+        return .{ .handle = try notNull(c.fidius_host_binding_t, handle) };
+    }
+
+    pub fn deinit(binding: *Binding) void {
+        c.fidius_host_binding_free(binding.handle);
+        binding.* = undefined;
+    }
+
+    /// The C callbacks of a handler: they turn the library's `void
+    /// *userdata` back into `Context`, run the handler with a result writer
+    /// and turn its outcome into a status.
+    fn Trampolines(
+        comptime Context: type,
+        comptime handler: fn (context: Context, call: HostCall) HostError!void,
+        comptime release: ?fn (context: Context) void,
+    ) type {
+        const is_void = Context == void;
+        if (!is_void and !(@typeInfo(Context) == .pointer and @typeInfo(Context).pointer.size == .one)) {
+            @compileError("Binding: Context must be a single-item pointer or void, not " ++ @typeName(Context));
+        }
+        return struct {
+            /// Results live in C-allocator memory until `freeResultC`.
+            const result_allocator = std.heap.c_allocator;
+
+            fn userdata(context: Context) ?*anyopaque {
+                return if (is_void) null else @ptrCast(@constCast(context));
+            }
+
+            fn toContext(data: ?*anyopaque) Context {
+                return if (is_void) {} else @ptrCast(@alignCast(data));
+            }
+
+            /// Runs the handler; on success `result` holds what it wrote
+            /// (null when nothing), in `result_allocator`'s memory.
+            fn run(
+                data: ?*anyopaque,
+                call_context: ?*anyopaque,
+                method: u32,
+                args: []const u8,
+                result: *?[*]u8,
+                result_len: *usize,
+                c_error: ?*c.fidius_host_callback_error_t,
+            ) u32 {
+                var writer: std.Io.Writer.Allocating = .init(result_allocator);
+                defer writer.deinit();
+                const call: HostCall = .{
+                    .method = method,
+                    .args = args,
+                    .context = call_context,
+                    .result = &writer.writer,
+                    .c_error = c_error.?,
+                };
+                handler(toContext(data), call) catch |err| return failure(c_error.?, err);
+                if (writer.written().len == 0) return c.FIDIUS_HOST_STATUS_OK;
+                const owned = writer.toOwnedSlice() catch |err| return failure(c_error.?, err);
+                result.* = owned.ptr;
+                result_len.* = owned.len;
+                return c.FIDIUS_HOST_STATUS_OK;
+            }
+
+            /// The status of a handler's error. Anything but a plugin error
+            /// also names the error in the callback's error message.
+            fn failure(c_error: *c.fidius_host_callback_error_t, err: HostError) u32 {
+                if (err == error.PluginError) return c.FIDIUS_HOST_STATUS_PLUGIN_ERROR;
+                _ = c.fidius_host_callback_error_set(c_error, "HOST_FAILURE", @errorName(err), null, null);
+                const status: Status = switch (err) {
+                    error.OutOfMemory, error.WriteFailed => .internal_panic,
+                    inline else => |e| statusFromError(e) orelse .internal_panic,
+                };
+                return @backingInt(status);
+            }
+
+            fn rawC(
+                data: ?*anyopaque,
+                call_context: ?*anyopaque,
+                method: u32,
+                args: [*c]const u8,
+                args_len: usize,
+                result: [*c][*c]u8,
+                result_len: [*c]usize,
+                c_error: ?*c.fidius_host_callback_error_t,
+            ) callconv(.c) u32 {
+                const arg_bytes: []const u8 = if (args_len == 0) &.{} else args[0..args_len];
+                var out: ?[*]u8 = null;
+                const status = run(data, call_context, method, arg_bytes, &out, result_len, c_error);
+                result.* = out;
+                return status;
+            }
+
+            fn jsonC(
+                data: ?*anyopaque,
+                call_context: ?*anyopaque,
+                method: u32,
+                args_json: [*c]const u8,
+                args_json_len: usize,
+                result_json: [*c][*c]u8,
+                result_json_len: [*c]usize,
+                c_error: ?*c.fidius_host_callback_error_t,
+            ) callconv(.c) u32 {
+                const arg_text: []const u8 = if (args_json_len == 0) &.{} else args_json[0..args_json_len];
+                var out: ?[*]u8 = null;
+                const status = run(data, call_context, method, arg_text, &out, result_json_len, c_error);
+                result_json.* = out;
+                return status;
+            }
+
+            fn freeResultC(_: ?*anyopaque, result: ?*anyopaque, result_len: usize) callconv(.c) void {
+                const bytes: [*]u8 = @ptrCast(result orelse return);
+                result_allocator.free(bytes[0..result_len]);
+            }
+
+            fn releaseC(data: ?*anyopaque) callconv(.c) void {
+                release.?(toContext(data));
+            }
+        };
+    }
+};
+
+// ---------------------------------------------------------------------------
 // Interfaces
 // ---------------------------------------------------------------------------
 
@@ -891,6 +1147,17 @@ pub const LoadOptions = struct {
     /// Loads without a configuration again.
     pub fn clearConfig(options: *LoadOptions, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_load_options_clear_config(options.handle, errorSlot(diag)));
+    }
+
+    /// Adds host functions the plugin may call: one binding per host
+    /// interface name, a later one replacing an earlier one of the same
+    /// name. The options keep their own reference. A native library gets
+    /// it bound at load (see `Binding` for the once-per-library rule and
+    /// `error.HostAlreadyBound`); Python plugins cannot call host functions
+    /// (loading one with a binding is `error.Unsupported`). Bindings a
+    /// plugin does not import are ignored.
+    pub fn addBinding(options: *LoadOptions, binding: *const Binding, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_add_binding(options.handle, binding.handle, errorSlot(diag)));
     }
 };
 
@@ -1246,6 +1513,17 @@ pub const Plugin = struct {
         return takeBytes(allocator, &output);
     }
 
+    /// `call` with a context for the host functions the plugin calls
+    /// during this call: a handler serving a call the plugin makes from
+    /// this thread sees it as `HostCall.context` (calls from a thread the
+    /// plugin started see null). The pointer is never dereferenced.
+    pub fn callWithContext(plugin: Plugin, allocator: Allocator, method: u32, input: []const u8, context: ?*anyopaque, diag: ?*Diagnostics) AllocError![]u8 {
+        var output: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
+        const input_ptr = if (input.len == 0) null else input.ptr;
+        try check(c.fidius_host_plugin_call_with_context(plugin.handle, method, input_ptr, input.len, context, &output, errorSlot(diag)));
+        return takeBytes(allocator, &output);
+    }
+
     /// Another instance of the plugin, constructed with `config` (bincode
     /// of the interface's config type): it shares the loaded code and
     /// nothing else, and may outlive `plugin`. Deinit it on its own.
@@ -1271,6 +1549,15 @@ pub const Plugin = struct {
         var json: [*c]u8 = null;
         var len: usize = 0;
         try check(c.fidius_host_plugin_call_json(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, &json, &len, errorSlot(diag)));
+        return takeString(allocator, json, len);
+    }
+
+    /// `callJson` with a context for the host functions the plugin calls
+    /// during this call, as `callWithContext` describes.
+    pub fn callJsonWithContext(plugin: Plugin, allocator: Allocator, method: []const u8, args_json: []const u8, context: ?*anyopaque, diag: ?*Diagnostics) AllocError![]u8 {
+        var json: [*c]u8 = null;
+        var len: usize = 0;
+        try check(c.fidius_host_plugin_call_json_with_context(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, context, &json, &len, errorSlot(diag)));
         return takeString(allocator, json, len);
     }
 

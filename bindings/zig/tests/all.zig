@@ -9,4 +9,5 @@ test {
     _ = @import("egress_test.zig");
     _ = @import("threads_test.zig");
     _ = @import("configured_test.zig");
+    _ = @import("host_functions_test.zig");
 }
