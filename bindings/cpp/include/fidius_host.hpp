@@ -12,12 +12,13 @@
  *
  * CONVENTIONS
  *   - Every C handle has one move-only class (Builder, Host, Plugin,
- *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy) holding a
- *     std::unique_ptr whose deleter is the handle's C free function: the
- *     rule of zero, no class declares a copy, move or destructor. Moving
- *     leaves the source empty (`!obj`, `obj.get() == nullptr`). Using an
- *     empty object throws fidius::Error with Status::NullArgument;
- *     destroying or assigning to it is always fine.
+ *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy, Binding)
+ *     holding a std::unique_ptr whose deleter is the handle's C free
+ *     function: the rule of zero, no class declares a copy, move or
+ *     destructor. Moving leaves the source empty (`!obj`,
+ *     `obj.get() == nullptr`). Using an empty object throws fidius::Error
+ *     with Status::NullArgument; destroying or assigning to it is always
+ *     fine.
  *   - Facts are returned as plain values: PluginInfo, Discovery,
  *     SkippedEntry, MetadataEntry, DeniedRequest. They stay valid after
  *     every handle is gone.
@@ -25,7 +26,9 @@
  *     `Err(PluginError)`), carrying the status, the library's message and
  *     what the library says about it: the plugin's code, message and
  *     details, the values of a mismatch, the index of a method out of
- *     range. No status of the C API is ever ignored.
+ *     range. No status of the C API is ever ignored. Host functions (the
+ *     callback of a Binding) throw fidius::HostError to return an error
+ *     to the plugin; no exception ever crosses into the library.
  *   - Text inputs are std::string_view and are passed with their length,
  *     so they need no terminating NUL. Byte inputs are fidius::bytes_view.
  *     Text and JSON outputs are std::string. Byte outputs are fidius::Bytes,
@@ -35,8 +38,9 @@
  * THREADS
  *   As in C: Host, Plugin and Interface may be used from any number of
  *   threads at once (their methods are const); Builder, InterfaceBuilder,
- *   LoadOptions and EgressPolicy by one thread at a time. An egress
- *   callback may run on several threads at once and must be thread-safe.
+ *   LoadOptions and EgressPolicy by one thread at a time; a Binding's
+ *   handle is shareable. Egress callbacks and host functions may run on
+ *   several threads at once and must be thread-safe.
  */
 #ifndef FIDIUS_HOST_HPP
 #define FIDIUS_HOST_HPP
@@ -108,6 +112,8 @@ enum class Status : std::uint32_t {
     ConfigRequired = FIDIUS_HOST_STATUS_CONFIG_REQUIRED,
     ConfigInvalid = FIDIUS_HOST_STATUS_CONFIG_INVALID,
     ConfigRejected = FIDIUS_HOST_STATUS_CONFIG_REJECTED,
+    HostAlreadyBound = FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND,
+    HostBindFailed = FIDIUS_HOST_STATUS_HOST_BIND_FAILED,
     SignatureRequired = FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     SignatureInvalid = FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     InvalidKey = FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -254,6 +260,34 @@ private:
 class PluginError : public Error {
 public:
     using Error::Error;
+};
+
+/// What a host function (the callback of a fidius::Binding) throws to
+/// return `Err(PluginError)` to the plugin calling it: the plugin receives
+/// `code`, `message` and `details_json` (JSON text, or none) as its
+/// PluginError. Code and message must be UTF-8 and details valid JSON, or
+/// the plugin gets a host failure naming the problem instead. Any other
+/// exception a host function throws is a host failure for the plugin (see
+/// Binding). what() is "CODE: message".
+class HostError : public std::runtime_error {
+public:
+    HostError(std::string code, std::string message, std::optional<std::string> details_json = std::nullopt)
+        : std::runtime_error(code + ": " + message),
+          code_(std::move(code)),
+          message_(std::move(message)),
+          details_(std::move(details_json)) {}
+
+    /// The error code the plugin sees, e.g. "NO_FUNDS".
+    const std::string &code() const noexcept { return code_; }
+    /// The message the plugin sees, without the code.
+    const std::string &message() const noexcept { return message_; }
+    /// The details as JSON text, if any.
+    const std::optional<std::string> &details() const noexcept { return details_; }
+
+private:
+    std::string code_;
+    std::string message_;
+    std::optional<std::string> details_;
 };
 
 namespace detail {
@@ -790,6 +824,199 @@ private:
 };
 
 // ---------------------------------------------------------------------------
+// Host functions
+// ---------------------------------------------------------------------------
+
+/// One call of a host function, as a Binding's callback sees it.
+struct HostCall {
+    /// The method of the host interface (declaration order).
+    std::uint32_t method = 0;
+    /// The context of the plugin call this serves
+    /// (Plugin::call_with_context, Plugin::call_json_with_context);
+    /// nullptr when there is none, and for calls from a thread the plugin
+    /// started. Never dereferenced by the library.
+    void *context = nullptr;
+    /// Raw bindings: the bincode of the argument tuple, borrowed for the
+    /// call (copy what you keep). Empty for JSON bindings, whose callback
+    /// gets the arguments as JSON text.
+    bytes_view args;
+};
+
+/// Host functions for one host interface (a `#[host_interface]` trait the
+/// plugin's library imports, described by an Interface, e.g. read from the
+/// interface file the generator wrote): a C++ callable serving every method
+/// of it, bound to plugins with LoadOptions::add_binding. Load options, and
+/// every library and plugin it was bound to, keep their own reference, so
+/// the Binding object may be destroyed right after it is added; the
+/// callable (and whatever it captured) is destroyed exactly once, when the
+/// last of them is gone.
+///
+/// The callable runs on the thread the plugin calls from (the thread that
+/// called the plugin, or a thread the plugin started), possibly on several
+/// threads at once: it must be thread-safe. Its outcome:
+///   - a return: the method's value (for `Result<T, PluginError>`, the T).
+///   - a fidius::HostError: the plugin's call of it returns that error
+///     (`Err(PluginError)` with its code, message and details).
+///   - any other exception: a host failure for the plugin, whose message
+///     names the exception's what(). Exceptions never reach the library.
+///
+/// A native library is bound once while it is mapped: until every plugin
+/// handle of it is freed, loading it with another binding of the same
+/// interface throws Status::HostAlreadyBound.
+class Binding {
+public:
+    /// Serves the host interface with bincode: gets the argument tuple in
+    /// HostCall::args and returns the bincode of the result (empty for a
+    /// method that returns nothing).
+    using RawCallback = std::function<std::vector<std::uint8_t>(const HostCall &)>;
+    /// Serves the host interface with JSON: gets the JSON array of the
+    /// arguments (e.g. `["alice",250]`) and returns the JSON text of the
+    /// result ("null", or "", for a method that returns nothing). The
+    /// library checks the result against the method's return type.
+    using JsonCallback = std::function<std::string(const HostCall &, std::string_view args_json)>;
+
+    /// An empty binding object (no handle).
+    Binding() noexcept = default;
+    /// Takes ownership of a C binding handle.
+    explicit Binding(fidius_host_binding_t *binding) noexcept : handle_(binding) {}
+
+    /// Binds `host_interface` to `callback`, which gets and returns bincode.
+    static Binding raw(const Interface &host_interface, RawCallback callback) {
+        if (!callback) throw Error(Status::NullArgument, "the host function callback is empty");
+        detail::require(host_interface.get(), "Interface");
+        auto userdata = std::make_unique<RawCallback>(std::move(callback));
+        fidius_host_binding_t *binding = nullptr;
+        // The library owns the callback from here on: it calls
+        // release<RawCallback> exactly once, when the last user is gone (or
+        // at once if creating the binding fails).
+        detail::invoke(fidius_host_binding_new_raw, host_interface.get(), &Binding::serve_raw,
+                       &Binding::release_result<std::uint8_t>, userdata.release(), &Binding::release<RawCallback>,
+                       &binding);
+        return Binding(binding);
+    }
+
+    /// Binds `host_interface` to `callback`, which gets and returns JSON.
+    static Binding json(const Interface &host_interface, JsonCallback callback) {
+        if (!callback) throw Error(Status::NullArgument, "the host function callback is empty");
+        detail::require(host_interface.get(), "Interface");
+        auto userdata = std::make_unique<JsonCallback>(std::move(callback));
+        fidius_host_binding_t *binding = nullptr;
+        detail::invoke(fidius_host_binding_new_json, host_interface.get(), &Binding::serve_json,
+                       &Binding::release_result<char>, userdata.release(), &Binding::release<JsonCallback>, &binding);
+        return Binding(binding);
+    }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_binding_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_binding_free).
+    fidius_host_binding_t *release() noexcept { return handle_.release(); }
+
+private:
+    // The C trampolines. Nothing may unwind into the library: every
+    // exception becomes a status, with the error set for the plugin.
+    static std::uint32_t serve_raw(void *userdata, void *call_context, std::uint32_t method, const std::uint8_t *args,
+                                   std::size_t args_len, std::uint8_t **result, std::size_t *result_len,
+                                   fidius_host_callback_error_t *error) noexcept {
+        try {
+            const auto &callback = *static_cast<const RawCallback *>(userdata);
+            const std::vector<std::uint8_t> value = callback(HostCall{method, call_context, bytes_view(args, args_len)});
+            *result = copy_out<std::uint8_t>(value.data(), value.size());
+            *result_len = value.size();
+            return FIDIUS_HOST_STATUS_OK;
+        } catch (...) {
+            return report_exception(error);
+        }
+    }
+
+    static std::uint32_t serve_json(void *userdata, void *call_context, std::uint32_t method, const char *args_json,
+                                    std::size_t args_json_len, char **result_json, std::size_t *result_json_len,
+                                    fidius_host_callback_error_t *error) noexcept {
+        try {
+            const auto &callback = *static_cast<const JsonCallback *>(userdata);
+            const std::string value =
+                callback(HostCall{method, call_context, bytes_view()}, std::string_view(args_json, args_json_len));
+            // Empty text is left NULL, which the library reads as null; any
+            // other result carries its length, so it needs no NUL.
+            *result_json = copy_out<char>(value.data(), value.size());
+            *result_json_len = value.size();
+            return FIDIUS_HOST_STATUS_OK;
+        } catch (...) {
+            return report_exception(error);
+        }
+    }
+
+    // A heap copy of a result for the library, released by release_result
+    // once it is copied; NULL for no bytes.
+    template <typename T>
+    static T *copy_out(const T *data, std::size_t size) {
+        if (size == 0) return nullptr;
+        T *copy = new T[size];
+        std::memcpy(copy, data, size);
+        return copy;
+    }
+
+    template <typename T>
+    static void release_result(void *, void *result, std::size_t) noexcept {
+        delete[] static_cast<T *>(result);
+    }
+
+    template <typename Callback>
+    static void release(void *userdata) noexcept {
+        delete static_cast<Callback *>(userdata);
+    }
+
+    // Turns the exception being handled into the callback's status: a
+    // HostError is the host function's error (PLUGIN_ERROR), anything else a
+    // host failure (INTERNAL_PANIC, as for a panicking Rust host function)
+    // whose message names the exception's what(). Should even that fail (no
+    // memory), the status alone reaches the plugin.
+    static std::uint32_t report_exception(fidius_host_callback_error_t *error) noexcept {
+        try {
+            try {
+                throw;
+            } catch (const HostError &host_error) {
+                return report_host_error(error, host_error);
+            } catch (const std::exception &exception) {
+                const std::string message = std::string("the host function threw: ") + exception.what();
+                return report_failure(error, FIDIUS_HOST_STATUS_INTERNAL_PANIC, message.c_str());
+            } catch (...) {
+                return report_failure(error, FIDIUS_HOST_STATUS_INTERNAL_PANIC,
+                                      "the host function threw an exception that is not a std::exception");
+            }
+        } catch (...) {
+            return FIDIUS_HOST_STATUS_INTERNAL_PANIC;
+        }
+    }
+
+    static std::uint32_t report_host_error(fidius_host_callback_error_t *error, const HostError &host_error) {
+        fidius_host_error_t *raw_error = nullptr;
+        const fidius_host_status status = fidius_host_callback_error_set(
+            error, host_error.code().c_str(), host_error.message().c_str(),
+            host_error.details() ? host_error.details()->c_str() : nullptr, &raw_error);
+        const detail::Handle<fidius_host_error_t, fidius_host_error_free> set_error(raw_error);
+        if (status == FIDIUS_HOST_STATUS_OK) return FIDIUS_HOST_STATUS_PLUGIN_ERROR;
+        // Not UTF-8, or details that are not JSON: a host failure with that
+        // status, saying why.
+        const std::string message = "the host function threw fidius::HostError that could not be passed on: " +
+                                    detail::text_or_empty(fidius_host_error_message(set_error.get()));
+        return report_failure(error, status, message.c_str());
+    }
+
+    static std::uint32_t report_failure(fidius_host_callback_error_t *error, std::uint32_t status,
+                                        const char *message) noexcept {
+        if (fidius_host_callback_error_set(error, "HOST_EXCEPTION", message, nullptr, nullptr) != FIDIUS_HOST_STATUS_OK &&
+            fidius_host_callback_error_set(error, "HOST_EXCEPTION",
+                                           "the host function threw an exception whose text is not UTF-8", nullptr,
+                                           nullptr) != FIDIUS_HOST_STATUS_OK) {
+            // Nothing more can be said: the status alone reaches the plugin.
+        }
+        return status;
+    }
+
+    detail::Handle<fidius_host_binding_t, fidius_host_binding_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
 // Load options
 // ---------------------------------------------------------------------------
 
@@ -842,6 +1069,21 @@ public:
     }
     /// Removes the options' own policy: the host's applies again.
     LoadOptions &clear_egress_policy() { return apply_egress_policy(nullptr); }
+
+    /// Adds host functions the plugin may call: one binding per host
+    /// interface name, a later one replacing an earlier one of the same
+    /// name. The options keep their own reference. At load, a native library
+    /// gets the binding if its interface, version and hash are those it was
+    /// built against (Status::InterfaceVersionMismatch,
+    /// Status::InterfaceHashMismatch otherwise); while the library is mapped
+    /// with another binding of that interface the load throws
+    /// Status::HostAlreadyBound. Bindings a plugin does not import are
+    /// ignored; Python plugins cannot have any (Status::Unsupported).
+    LoadOptions &add_binding(const Binding &binding) {
+        detail::require(binding.get(), "Binding");
+        detail::invoke(fidius_host_load_options_add_binding, handle_.get(), binding.get());
+        return *this;
+    }
 
     /// The configuration the plugin is constructed with, as bincode of the
     /// interface's config type (copied); checked against the type when the
@@ -910,6 +1152,17 @@ public:
         return Bytes(output);
     }
 
+    /// Like call, with a context for the host functions the plugin calls
+    /// during this call: a Binding's callback serving it on this thread
+    /// gets `context` as HostCall::context (calls from a thread the plugin
+    /// started get nullptr). The pointer is never dereferenced.
+    Bytes call_with_context(std::uint32_t method, bytes_view input, void *context) const {
+        fidius_host_bytes_t output{nullptr, 0, nullptr};
+        detail::invoke(fidius_host_plugin_call_with_context, handle_.get(), method, input.data(), input.size(), context,
+                       &output);
+        return Bytes(output);
+    }
+
     /// Another instance of the plugin, constructed with `config` (bincode of
     /// the interface's config type): it shares the loaded code and nothing
     /// else, and outlives this object if need be. A refused or malformed
@@ -936,6 +1189,17 @@ public:
         std::size_t length = 0;
         detail::invoke(fidius_host_plugin_call_json, handle_.get(), detail::data_of(method), method.size(),
                        detail::data_of(args_json), args_json.size(), &raw_json, &length);
+        const detail::OwnedString json(raw_json);
+        return json ? std::string(json.get(), length) : std::string();
+    }
+
+    /// Like call_json, with a context for the host functions the plugin
+    /// calls during this call, as call_with_context describes.
+    std::string call_json_with_context(std::string_view method, std::string_view args_json, void *context) const {
+        char *raw_json = nullptr;
+        std::size_t length = 0;
+        detail::invoke(fidius_host_plugin_call_json_with_context, handle_.get(), detail::data_of(method),
+                       method.size(), detail::data_of(args_json), args_json.size(), context, &raw_json, &length);
         const detail::OwnedString json(raw_json);
         return json ? std::string(json.get(), length) : std::string();
     }

@@ -1,7 +1,8 @@
 // GoogleTest tests of the C++ binding (fidius_host.hpp) against the real
 // library and the test fixtures in $FIDIUS_TEST_FIXTURES: cdylib, WASM and
 // Python plugins, every error kind a test can provoke, discovery,
-// interfaces, egress policies against an HTTP server on 127.0.0.1, move
+// interfaces, egress policies against an HTTP server on 127.0.0.1, host
+// functions (raw and JSON bindings served by C++ callables), move
 // semantics and calls from several threads.
 
 #include "fidius_host.hpp"
@@ -26,9 +27,12 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -1333,6 +1337,337 @@ TEST_F(FidiusTest, MovedFromObjectsAreEmptyAndSafe) {
     fidius::Plugin adopted(raw);
     EXPECT_EQ(adopted.info().name, "BasicCalculator");
     // Every moved-from object above is destroyed at the end of this scope.
+}
+
+// ---- host functions ----------------------------------------------------------
+
+// Methods of the Ledger host interface the Bookkeeper fixture calls, and of
+// Bookkeeper itself.
+constexpr std::uint32_t kLog = 0;
+constexpr std::uint32_t kLookup = 1;
+constexpr std::uint32_t kRecord = 0;
+
+// bincode of (line: String, times: u32), the arguments of Bookkeeper.record.
+std::vector<std::uint8_t> encode_record(const std::string &line, std::uint32_t times) {
+    std::vector<std::uint8_t> out = encode_string(line);
+    for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(times >> shift));
+    return out;
+}
+
+std::uint64_t read_u64(const std::uint8_t *bytes) {
+    std::uint64_t value = 0;
+    std::memcpy(&value, bytes, sizeof value);
+    return value;
+}
+
+// Runs `body` on a thread of its own and waits for it. A native plugin that
+// starts a thread (charge_from_thread) pins its library to the calling
+// thread until that thread exits: such calls run here, so that freeing the
+// plugin unmaps the library and releases its binding.
+template <typename Body>
+void on_thread(Body &&body) {
+    std::thread thread(std::forward<Body>(body));
+    thread.join();
+}
+
+// The Bookkeeper fixture (a native library calling its host's Ledger, and
+// the same as a WASM component). fidius binds a native library once while
+// it is mapped, in the whole process: every test binds its own copy of the
+// library file, a separate image.
+class HostFunctionsTest : public FidiusTest {
+protected:
+    // This test's own copy of the native library.
+    std::string native_copy() {
+        const std::filesystem::path copy = temp_.path() / "libhostcall_plugin.so";
+        if (!std::filesystem::exists(copy))
+            std::filesystem::copy_file(path_of("hostcall/libhostcall_plugin.so"), copy);
+        return copy.string();
+    }
+
+    // The native copy, and the WASM component when the library has WASM.
+    std::vector<std::string> bookkeepers() {
+        std::vector<std::string> paths{native_copy()};
+        if (fidius::has_feature(fidius::Feature::Wasm)) paths.push_back(path_of("hostcall-wasm/bookkeeper"));
+        return paths;
+    }
+
+    fidius::Interface ledger() const { return interface_file("ledger.toml"); }
+
+    fidius::Plugin load_bookkeeper(const std::string &path, const fidius::Binding &binding) const {
+        fidius::LoadOptions options = options_for("bookkeeper.toml");
+        options.add_binding(binding);
+        return fidius::Builder().build().load_path(path, options);
+    }
+
+    TempDir temp_;
+};
+
+TEST_F(HostFunctionsTest, HostErrorCarriesCodeMessageAndDetails) {
+    const fidius::HostError error{"NO_FUNDS", "the account cannot pay", R"({"short":250})"};
+    EXPECT_EQ(error.code(), "NO_FUNDS");
+    EXPECT_EQ(error.message(), "the account cannot pay");
+    EXPECT_EQ(error.details(), std::optional<std::string>(R"({"short":250})"));
+    EXPECT_STREQ(error.what(), "NO_FUNDS: the account cannot pay");
+    EXPECT_FALSE(fidius::HostError("A", "b").details().has_value());
+    EXPECT_EQ(fidius::status_name(fidius::Status::HostAlreadyBound), "HOST_ALREADY_BOUND");
+    EXPECT_EQ(fidius::status_name(fidius::Status::HostBindFailed), "HOST_BIND_FAILED");
+}
+
+TEST_F(HostFunctionsTest, JsonBindingWithContexts) {
+    for (const std::string &path : bookkeepers()) {
+        SCOPED_TRACE(path);
+        struct Ledger {
+            std::mutex lock;
+            std::vector<std::string> logged;
+            int bad_context = 0;
+            int lookups = 0;
+            int charges = 0;
+            void *expected_context = nullptr;
+        };
+        auto ledger_state = std::make_shared<Ledger>();
+        int request = 0;
+        ledger_state->expected_context = &request;
+        fidius::Binding binding = fidius::Binding::json(
+            ledger(), [ledger_state](const fidius::HostCall &call, std::string_view args) -> std::string {
+                Ledger &state = *ledger_state;
+                std::lock_guard<std::mutex> guard(state.lock);
+                if (!call.args.empty()) state.bad_context++;
+                switch (call.method) {
+                case kLog:
+                    state.logged.emplace_back(args);
+                    if (call.context != state.expected_context) state.bad_context++;
+                    return "null";
+                case kLookup:
+                    state.lookups++;
+                    return args == R"(["answer"])" ? "41" : "";  // "" is null too
+                default:
+                    state.charges++;
+                    // Charges come from a thread the plugin starts, or from a
+                    // call without a context.
+                    if (call.context != nullptr) state.bad_context++;
+                    if (args == R"(["alice",250])") return "750";
+                    throw fidius::HostError{"NO_FUNDS", "the account cannot pay", R"({"short":250})"};
+                }
+            });
+        fidius::Plugin plugin = load_bookkeeper(path, binding);
+        binding = fidius::Binding();  // the plugin keeps its own reference
+        EXPECT_EQ(ledger_state.use_count(), 2);
+
+        EXPECT_EQ(plugin.call_json_with_context("record", R"(["x", 5])", &request), "5");
+        {
+            std::lock_guard<std::mutex> guard(ledger_state->lock);
+            EXPECT_EQ(ledger_state->logged, (std::vector<std::string>{R"(["x #0"])", R"(["x #1"])", R"(["x #2"])",
+                                                                      R"(["x #3"])", R"(["x #4"])"}));
+            EXPECT_EQ(ledger_state->bad_context, 0);
+        }
+        EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["answer"])"), "42");
+        EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["missing"])"), "null");
+
+        std::string charged;
+        std::optional<fidius::Error> refused;
+        on_thread([&] {
+            try {
+                charged = plugin.call_json("charge_from_thread", R"(["alice", 250])");
+                plugin.call_json("charge_from_thread", R"(["bob", 5])");
+            } catch (const fidius::Error &error) {
+                refused = error;
+            }
+        });
+        EXPECT_EQ(charged, "750");
+        ASSERT_TRUE(refused.has_value());
+        EXPECT_EQ(refused->status(), fidius::Status::PluginError) << refused->what();
+        EXPECT_EQ(refused->plugin_code(), std::optional<std::string>("NO_FUNDS"));
+        EXPECT_EQ(refused->plugin_message(), std::optional<std::string>("the account cannot pay"));
+        EXPECT_EQ(refused->plugin_details(), std::optional<std::string>(R"({"short":250})"));
+        {
+            std::lock_guard<std::mutex> guard(ledger_state->lock);
+            EXPECT_EQ(ledger_state->lookups, 2);
+            EXPECT_EQ(ledger_state->charges, 2);
+            EXPECT_EQ(ledger_state->bad_context, 0);
+        }
+
+        // The callback (and what it captured) is destroyed with its last user.
+        plugin = fidius::Plugin();
+        EXPECT_EQ(ledger_state.use_count(), 1);
+    }
+}
+
+TEST_F(HostFunctionsTest, RawBindingAndContextsOfConcurrentCalls) {
+    for (const std::string &path : bookkeepers()) {
+        SCOPED_TRACE(path);
+        std::mutex lock;
+        std::vector<std::uint8_t> last_log;
+        std::atomic<int> logs{0};
+        std::atomic<int> bad_context{0};
+        // Each call's context is the std::thread::id of the thread making it.
+        fidius::Binding binding = fidius::Binding::raw(ledger(), [&](const fidius::HostCall &call) {
+            std::vector<std::uint8_t> result;
+            if (call.method == kLog) {
+                logs++;
+                const auto *caller = static_cast<const std::thread::id *>(call.context);
+                if (caller == nullptr || *caller != std::this_thread::get_id()) bad_context++;
+                std::lock_guard<std::mutex> guard(lock);
+                last_log.assign(call.args.begin(), call.args.end());
+            } else if (call.method == kLookup) {
+                // lookup(key) is Some(100 * the key's length): bincode of
+                // Option<u64>, after the key's u64 length.
+                if (call.args.size() < 8) throw std::runtime_error("short arguments");
+                const std::uint64_t value = 100 * read_u64(call.args.data());
+                result.push_back(1);
+                for (int shift = 0; shift < 64; shift += 8) result.push_back(static_cast<std::uint8_t>(value >> shift));
+            } else {
+                throw fidius::HostError("UNEXPECTED", "no charges here");
+            }
+            return result;
+        });
+        fidius::Plugin plugin = load_bookkeeper(path, binding);
+
+        EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["abcd"])"), "401");
+
+        std::thread::id self = std::this_thread::get_id();
+        const fidius::Bytes recorded = plugin.call_with_context(kRecord, encode_record("t", 3), &self);
+        ASSERT_EQ(recorded.size(), 4u);
+        EXPECT_EQ(recorded[0], 3);
+        EXPECT_EQ(logs.load(), 3);
+        {
+            std::lock_guard<std::mutex> guard(lock);
+            EXPECT_EQ(last_log, encode_string("t #2"));  // the argument tuple (String,)
+        }
+
+        // Four threads at once, each with its own context.
+        logs = 0;
+        std::atomic<int> wrong{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; t++) {
+            threads.emplace_back([&] {
+                std::thread::id me = std::this_thread::get_id();
+                for (int i = 0; i < 5; i++) {
+                    try {
+                        if (plugin.call_with_context(kRecord, encode_record("c", 10), &me).to_vector() !=
+                            std::vector<std::uint8_t>{10, 0, 0, 0})
+                            wrong++;
+                    } catch (const fidius::Error &) {
+                        wrong++;
+                    }
+                }
+            });
+        }
+        for (std::thread &thread : threads) thread.join();
+        EXPECT_EQ(wrong.load(), 0);
+        EXPECT_EQ(logs.load(), 4 * 5 * 10);
+        EXPECT_EQ(bad_context.load(), 0);
+    }
+}
+
+TEST_F(HostFunctionsTest, ExceptionsOfHostFunctionsReachThePlugin) {
+    for (const std::string &path : bookkeepers()) {
+        SCOPED_TRACE(path);
+        fidius::Binding binding =
+            fidius::Binding::json(ledger(), [](const fidius::HostCall &, std::string_view args) -> std::string {
+                if (args == R"(["boom"])") throw std::runtime_error("the ledger database is down");
+                if (args == R"(["int"])") throw 42;
+                if (args == R"(["bad details"])") throw fidius::HostError("X", "y", "{not json");
+                if (args == R"(["wrong type"])") return R"("forty-one")";
+                return "41";
+            });
+        const fidius::Plugin plugin = load_bookkeeper(path, binding);
+
+        // Any exception but HostError is a host failure, which the fixture
+        // returns as its own HOST_CALL error naming what happened.
+        const fidius::Error thrown = error_of([&] { plugin.call_json("lookup_plus_one", R"(["boom"])"); });
+        EXPECT_EQ(thrown.status(), fidius::Status::PluginError) << thrown.what();
+        EXPECT_EQ(thrown.plugin_code(), std::optional<std::string>("HOST_CALL"));
+        EXPECT_NE(thrown.message().find("the ledger database is down"), std::string::npos) << thrown.what();
+        ASSERT_TRUE(thrown.plugin_message().has_value());
+        EXPECT_NE(thrown.plugin_message()->find("the ledger database is down"), std::string::npos);
+
+        EXPECT_FIDIUS_ERROR(plugin.call_json("lookup_plus_one", R"(["int"])"), fidius::Status::PluginError,
+                            "not a std::exception");
+        EXPECT_FIDIUS_ERROR(plugin.call_json("lookup_plus_one", R"(["bad details"])"), fidius::Status::PluginError,
+                            "INVALID_JSON");
+        EXPECT_FIDIUS_ERROR(plugin.call_json("lookup_plus_one", R"(["wrong type"])"), fidius::Status::PluginError,
+                            "Ledger.lookup");
+        // The plugin, and the process, go on.
+        EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["fine"])"), "42");
+    }
+}
+
+TEST_F(HostFunctionsTest, NativeLibraryIsBoundOnceWhileMapped) {
+    const std::string library = native_copy();
+    std::atomic<int> first_calls{0};
+    std::atomic<int> second_calls{0};
+    const fidius::Binding first = fidius::Binding::json(ledger(), [&](const fidius::HostCall &, std::string_view) {
+        first_calls++;
+        return std::string("41");
+    });
+    const fidius::Binding second = fidius::Binding::json(ledger(), [&](const fidius::HostCall &, std::string_view) {
+        second_calls++;
+        return std::string("1");
+    });
+
+    fidius::Plugin plugin = load_bookkeeper(library, first);
+    EXPECT_FIDIUS_ERROR(load_bookkeeper(library, second), fidius::Status::HostAlreadyBound, "already bound");
+    // The same binding is fine, and serves both handles.
+    fidius::Plugin again = load_bookkeeper(library, first);
+    EXPECT_EQ(again.call_json("lookup_plus_one", R"(["k"])"), "42");
+    EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["k"])"), "42");
+    EXPECT_EQ(first_calls.load(), 2);
+
+    // Once every handle is gone the library is unmapped: another binding takes.
+    plugin = fidius::Plugin();
+    again = fidius::Plugin();
+    fidius::Plugin rebound = load_bookkeeper(library, second);
+    EXPECT_EQ(rebound.call_json("lookup_plus_one", R"(["k"])"), "2");
+    EXPECT_EQ(second_calls.load(), 1);
+    rebound = fidius::Plugin();
+
+    // Another version of Ledger is refused at load, naming both sides.
+    const fidius::Interface ledger_v4 = fidius::InterfaceBuilder("Ledger", 4)
+                                            .add_method("log:String->")
+                                            .add_method("lookup:String->Option<u64>")
+                                            .add_method("charge:String,u64->Result<u64,PluginError>")
+                                            .build();
+    const fidius::Binding v4 =
+        fidius::Binding::json(ledger_v4, [](const fidius::HostCall &, std::string_view) { return std::string(); });
+    EXPECT_FIDIUS_ERROR(load_bookkeeper(library, v4), fidius::Status::InterfaceVersionMismatch,
+                        "plugin was built against v3, host provides v4");
+}
+
+TEST_F(HostFunctionsTest, CallbackLivesAsLongAsItsLastUser) {
+    auto token = std::make_shared<int>(0);
+    auto serve = [token](const fidius::HostCall &, std::string_view) { return std::string("41"); };
+
+    fidius::Binding binding = fidius::Binding::json(ledger(), serve);
+    EXPECT_EQ(token.use_count(), 3);  // here, in `serve`, in the binding
+
+    // Moving leaves an empty Binding, which cannot be added.
+    fidius::Binding moved = std::move(binding);
+    EXPECT_FALSE(binding);
+    EXPECT_TRUE(moved);
+    fidius::LoadOptions options = options_for("bookkeeper.toml");
+    EXPECT_FIDIUS_ERROR(options.add_binding(binding), fidius::Status::NullArgument, "Binding");
+
+    options.add_binding(moved);
+    fidius::Plugin plugin = fidius::Builder().build().load_path(native_copy(), options);
+    moved = fidius::Binding();
+    options = fidius::LoadOptions();
+    EXPECT_EQ(token.use_count(), 3);  // the plugin still holds it
+    EXPECT_EQ(plugin.call_json_with_context("lookup_plus_one", R"(["k"])", nullptr), "42");
+    plugin = fidius::Plugin();
+    EXPECT_EQ(token.use_count(), 2);  // destroyed, once
+
+    // A binding that cannot be made releases its callback at once.
+    EXPECT_FIDIUS_ERROR(fidius::Binding::json(fidius::Interface(), serve), fidius::Status::NullArgument, "Interface");
+    const fidius::Interface optional_method =
+        fidius::InterfaceBuilder("Maybe", 1).add_method("maybe:->", fidius::MethodFlags::Optional).build();
+    EXPECT_FIDIUS_ERROR(fidius::Binding::json(optional_method, serve), fidius::Status::InvalidInterface, "");
+    EXPECT_FIDIUS_ERROR(fidius::Binding::raw(optional_method, [token](const fidius::HostCall &) {
+                            return std::vector<std::uint8_t>();
+                        }),
+                        fidius::Status::InvalidInterface, "");
+    EXPECT_EQ(token.use_count(), 2);
+    EXPECT_FIDIUS_ERROR(fidius::Binding::json(ledger(), nullptr), fidius::Status::NullArgument, "empty");
+    EXPECT_FIDIUS_ERROR(fidius::Binding::raw(ledger(), nullptr), fidius::Status::NullArgument, "empty");
 }
 
 // ---- threads ------------------------------------------------------------------
