@@ -19,19 +19,50 @@
 //	defer calc.Close()
 //	sum, err := calc.CallJSON("add", "[3, 7]") // "10"
 //
+// # Host functions
+//
+// A plugin may call its host through a host interface (a #[host_interface]
+// trait it imports). Bind Go functions to one with NewJSONBinding or
+// NewRawBinding and pass the Binding in LoadOptions.Bindings; call the
+// plugin with Plugin.CallWithContext or Plugin.CallJSONWithContext to give
+// the host functions the context.Context of the request they serve:
+//
+//	ledger, err := fidius.NewInterfaceFromFile("ledger.toml")
+//	if err != nil { ... }
+//	binding, err := fidius.NewJSONBinding(ledger, func(call fidius.HostCall, args string) (string, error) {
+//		switch call.Name {
+//		case "lookup":
+//			return lookup(call.Context, args)
+//		case "charge":
+//			return "", &fidius.PluginError{Code: "NO_FUNDS", Message: "the account cannot pay"}
+//		}
+//		return "", nil
+//	})
+//	if err != nil { ... }
+//	defer binding.Close()
+//	p, err := host.Load("LedgerBookkeeper", &fidius.LoadOptions{Interface: iface, Bindings: []*fidius.Binding{binding}})
+//	if err != nil { ... }
+//	n, err := p.CallJSONWithContext(ctx, "lookup_plus_one", `["answer"]`)
+//
+// Host functions run on several goroutines and threads at once; see
+// Binding for what they may do and return.
+//
 // # Memory
 //
 // Every string, byte slice and struct this package returns is a copy in Go
 // memory: it stays valid after the handle it came from is closed. Handles
-// (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Builder) are
-// io.Closers: Close is idempotent, accepts a nil receiver and returns nil.
+// (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Binding,
+// Builder) are io.Closers: Close is idempotent, accepts a nil receiver and
+// returns nil.
 // A runtime cleanup frees a handle that is garbage collected without
 // Close, but closing explicitly releases libraries and WASM instances at a
 // known time.
 //
 // # Goroutines
 //
-// Host, Plugin, Interface and EgressPolicy are safe for concurrent use.
+// Host, Plugin, Interface, EgressPolicy and Binding are safe for
+// concurrent use, and the Go functions of egress policies and bindings
+// must be too.
 // Builder and InterfaceBuilder are not: set one up from a single goroutine.
 // LoadOptions and the result types are plain data. Close waits for calls
 // running on the same handle, so a handle is never freed under a call.

@@ -3,3 +3,7 @@ package fidius
 // LiveEgressCallbacks returns how many Go egress callbacks the C library
 // still holds, for tests checking that each one is released.
 func LiveEgressCallbacks() int64 { return liveEgressCallbacks.Load() }
+
+// LiveHostFunctions returns how many Go host function bindings the C
+// library still holds, for tests checking that each one is released.
+func LiveHostFunctions() int64 { return liveHostFunctions.Load() }

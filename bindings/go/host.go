@@ -18,6 +18,7 @@ var (
 	_ io.Closer = (*Interface)(nil)
 	_ io.Closer = (*InterfaceBuilder)(nil)
 	_ io.Closer = (*EgressPolicy)(nil)
+	_ io.Closer = (*Binding)(nil)
 )
 
 // Host discovers and loads plugins. Make one with NewBuilder().Build().
@@ -116,8 +117,8 @@ func (h *Host) load(options *LoadOptions, load func(*C.fidius_host_t, *C.fidius_
 
 	var plugin *C.fidius_host_plugin_t
 	var cerr *C.fidius_host_error_t
-	// The interface and egress policy of options may be collected from here
-	// on: opts holds its own references.
+	// The interface, egress policy and bindings of options may be collected
+	// from here on: opts holds its own references.
 	enterC()
 	if err := takeError(load(host, opts, &plugin, &cerr), cerr); err != nil {
 		return nil, err
@@ -212,6 +213,17 @@ type LoadOptions struct {
 	// "" for none. It needs the interface's config type, except for Python
 	// plugins. Set Config or ConfigJSON, not both.
 	ConfigJSON string
+
+	// Bindings are the host functions the plugin may call, one Binding per
+	// host interface (a later one replaces an earlier one of the same
+	// interface name); bindings of interfaces the plugin does not import
+	// are ignored. A native library gets them bound before any of its code
+	// runs, checked against the version and hash it was built against
+	// (StatusInterfaceVersionMismatch, StatusInterfaceHashMismatch); see
+	// Binding for the once-per-library rule (StatusHostAlreadyBound).
+	// Python plugins cannot call host functions: loading one with bindings
+	// is StatusUnsupported. The plugin keeps its own references.
+	Bindings []*Binding
 }
 
 // Bool returns a pointer to v, for LoadOptions.FreshInstancePerCall.
@@ -285,6 +297,11 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 				return err
 			}
 		}
+		for _, b := range o.Bindings {
+			if err := addBinding(opts, b); err != nil {
+				return err
+			}
+		}
 		if o.EgressPolicy != nil {
 			policy := o.EgressPolicy.h.acquire()
 			defer o.EgressPolicy.h.release()
@@ -302,4 +319,18 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 		return nil, err
 	}
 	return opts, nil
+}
+
+// addBinding adds b to the C load options opts.
+func addBinding(opts *C.fidius_host_load_options_t, b *Binding) error {
+	if b == nil {
+		return &Error{Status: StatusNullArgument, Message: "LoadOptions.Bindings holds a nil *Binding"}
+	}
+	binding := b.h.acquire()
+	defer b.h.release()
+	if binding == nil {
+		return closedError("binding")
+	}
+	var cerr *C.fidius_host_error_t
+	return takeError(C.fidius_host_load_options_add_binding(opts, binding, &cerr), cerr)
 }

@@ -1,9 +1,31 @@
 package fidius
 
 /*
+#include <stdint.h>
 #include "fidius_host.h"
+
+// The context of a call is a runtime/cgo.Handle: an integer, passed as the
+// pointer the library never dereferences.
+static fidius_host_status fidius_go_call_with_context(const fidius_host_plugin_t *plugin, uint32_t method,
+                                                      const uint8_t *input, size_t input_len, uintptr_t context,
+                                                      fidius_host_bytes_t *output, fidius_host_error_t **err) {
+	return fidius_host_plugin_call_with_context(plugin, method, input, input_len, (void *)context, output, err);
+}
+
+static fidius_host_status fidius_go_call_json_with_context(const fidius_host_plugin_t *plugin, const char *method,
+                                                           size_t method_len, const char *args_json, size_t args_len,
+                                                           uintptr_t context, char **json_out, size_t *json_len_out,
+                                                           fidius_host_error_t **err) {
+	return fidius_host_plugin_call_json_with_context(plugin, method, method_len, args_json, args_len, (void *)context,
+	                                                 json_out, json_len_out, err);
+}
 */
 import "C"
+
+import (
+	"context"
+	"runtime/cgo"
+)
 
 // Plugin is a loaded plugin with its own instance. Make one with Host.Load
 // or Host.LoadPath.
@@ -30,8 +52,9 @@ func newPlugin(ptr *C.fidius_host_plugin_t) *Plugin {
 
 // Close destroys the plugin's instance, after waiting for calls running on
 // other goroutines, and unmaps its library when no other plugin uses it. It
-// is idempotent. It must not be called from an egress callback of a call
-// on this plugin (that call holds the plugin and Close would wait forever).
+// is idempotent. It must not be called from an egress callback or a host
+// function (Binding) of a call on this plugin (that call holds the plugin
+// and Close would wait forever).
 // It is a no-op on a nil *Plugin and returns nil (it implements io.Closer).
 func (p *Plugin) Close() error {
 	if p == nil {
@@ -56,6 +79,39 @@ func (p *Plugin) Info() PluginInfo {
 // plugin's code, message and details; a panic is StatusPluginPanic and the
 // plugin stays usable.
 func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
+	return p.call(input, func(ptr *C.fidius_host_plugin_t, data *C.uint8_t, n C.size_t,
+		out *C.fidius_host_bytes_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_plugin_call(ptr, C.uint32_t(method), data, n, out, cerr)
+	})
+}
+
+// CallWithContext is Call with a context for the host functions the plugin
+// calls during this call (see Binding): each one that the plugin calls from
+// this goroutine while the call runs gets ctx as HostCall.Context, so it
+// knows which request it serves, even when several calls run at once.
+// Host functions called from threads the plugin started get
+// context.Background() instead. A nil ctx is a call without a context
+// (Call): host functions called during a Call inside a host function see
+// the context of the call that host function serves.
+//
+// ctx only reaches the host functions: its cancellation or deadline does
+// not stop the call (host functions may check ctx.Err() and return an
+// error; WASM and Python calls have deadlines of their own).
+func (p *Plugin) CallWithContext(ctx context.Context, method uint32, input []byte) ([]byte, error) {
+	if ctx == nil {
+		return p.Call(method, input)
+	}
+	handle := cgo.NewHandle(ctx)
+	defer handle.Delete()
+	return p.call(input, func(ptr *C.fidius_host_plugin_t, data *C.uint8_t, n C.size_t,
+		out *C.fidius_host_bytes_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_go_call_with_context(ptr, C.uint32_t(method), data, n, C.uintptr_t(handle), out, cerr)
+	})
+}
+
+// call runs one C raw call function and copies its result.
+func (p *Plugin) call(input []byte, call func(*C.fidius_host_plugin_t, *C.uint8_t, C.size_t, *C.fidius_host_bytes_t,
+	**C.fidius_host_error_t) C.fidius_host_status) ([]byte, error) {
 	ptr := p.h.acquire()
 	defer p.h.release()
 	if ptr == nil {
@@ -64,7 +120,7 @@ func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
 	data, n := bytesArg(input)
 	var out C.fidius_host_bytes_t
 	var cerr *C.fidius_host_error_t
-	if err := takeError(C.fidius_host_plugin_call(ptr, C.uint32_t(method), data, n, &out, &cerr), cerr); err != nil {
+	if err := takeError(call(ptr, data, n, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return takeBytes(&out), nil
@@ -118,6 +174,21 @@ func (p *Plugin) CallJSON(method string, argsJSON string) (string, error) {
 		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		m, mn := text(method)
 		return C.fidius_host_plugin_call_json(ptr, m, mn, args, argsLen, out, outLen, cerr)
+	}, argsJSON)
+}
+
+// CallJSONWithContext is CallJSON with a context for the host functions
+// the plugin calls during this call, as CallWithContext describes.
+func (p *Plugin) CallJSONWithContext(ctx context.Context, method string, argsJSON string) (string, error) {
+	if ctx == nil {
+		return p.CallJSON(method, argsJSON)
+	}
+	handle := cgo.NewHandle(ctx)
+	defer handle.Delete()
+	return p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
+		out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		m, mn := text(method)
+		return C.fidius_go_call_json_with_context(ptr, m, mn, args, argsLen, C.uintptr_t(handle), out, outLen, cerr)
 	}, argsJSON)
 }
 

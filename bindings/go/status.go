@@ -204,6 +204,16 @@ const (
 	// configuration; nothing was created.
 	StatusConfigRejected Status = C.FIDIUS_HOST_STATUS_CONFIG_REJECTED
 
+	// StatusHostAlreadyBound (HOST_ALREADY_BOUND): the library is already
+	// mapped with other host functions bound for one of its host interfaces
+	// (by an earlier load, in this host or another): fidius binds a host
+	// interface once per mapped library.
+	StatusHostAlreadyBound Status = C.FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND
+
+	// StatusHostBindFailed (HOST_BIND_FAILED): the plugin's library refused
+	// the host functions offered to it; the message names fidius's reason.
+	StatusHostBindFailed Status = C.FIDIUS_HOST_STATUS_HOST_BIND_FAILED
+
 	// StatusSignatureRequired (SIGNATURE_REQUIRED): signatures are required
 	// and the `.sig` file is missing.
 	StatusSignatureRequired Status = C.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED
@@ -411,6 +421,12 @@ var (
 	ErrConfigInvalid = &Error{Status: StatusConfigInvalid}
 	// ErrConfigRejected matches errors of status StatusConfigRejected.
 	ErrConfigRejected = &Error{Status: StatusConfigRejected}
+
+	// ErrHostAlreadyBound matches errors of status StatusHostAlreadyBound.
+	ErrHostAlreadyBound = &Error{Status: StatusHostAlreadyBound}
+
+	// ErrHostBindFailed matches errors of status StatusHostBindFailed.
+	ErrHostBindFailed = &Error{Status: StatusHostBindFailed}
 
 	// ErrSignatureRequired matches errors of status StatusSignatureRequired.
 	ErrSignatureRequired = &Error{Status: StatusSignatureRequired}
