@@ -396,6 +396,76 @@ static fidius_host_plugin_t *bookkeeper(fidius_host_t *host, const char *library
     return p;
 }
 
+/* The floor: the plugin's own fidius client calling a C dispatch function
+ * through a table bound by hand (no host library), the plugin's vtable
+ * called directly. */
+static int32_t floor_dispatch(void *ctx, uint32_t index, const uint8_t *in, uint32_t in_len, uint8_t **out,
+                              uint32_t *out_len) {
+    static uint8_t some_seven[9] = {1, 7, 0, 0, 0, 0, 0, 0, 0};
+    (void)ctx;
+    (void)in;
+    if (index != 1 || in_len < 8) return -2;
+    *out = some_seven;
+    *out_len = sizeof some_seven;
+    return 0;
+}
+
+static void floor_free(uint8_t *buffer, size_t len) {
+    (void)buffer;
+    (void)len;
+}
+
+struct floor_plugin {
+    void *lib;
+    const descriptor_t *desc;
+    void *instance;
+};
+
+static struct floor_plugin floor_plugin(const char *library, uint64_t ledger_hash, char *copy, size_t copy_size) {
+    static host_function_table_t table;
+    struct floor_plugin f;
+    const host_import_registry_t *(*get_imports)(void);
+    const registry_t *(*get_registry)(void);
+    snprintf(copy, copy_size, "/tmp/fidius-bench-%d-floor.so", (int)getpid());
+    copy_file(library, copy);
+    f.lib = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+    if (f.lib == NULL) exit(1);
+    *(void **)&get_imports = dlsym(f.lib, "fidius_get_host_imports");
+    *(void **)&get_registry = dlsym(f.lib, "fidius_get_registry");
+    table.table_size = sizeof table;
+    table.abi_version = 500;
+    table.interface_name = "Ledger";
+    table.interface_hash = ledger_hash;
+    table.interface_version = 3;
+    table.fn_count = 3;
+    table.dispatch = floor_dispatch;
+    table.free_buffer = floor_free;
+    if (get_imports == NULL || get_registry == NULL || get_imports()->imports[0]->bind(&table) != 0) {
+        fprintf(stderr, "cannot bind the floor table\n");
+        exit(1);
+    }
+    f.desc = get_registry()->descriptors[0];
+    f.instance = f.desc->construct((const uint8_t *)"", 0);
+    return f;
+}
+
+static double floor_round(const struct floor_plugin *f, uint32_t times, long calls) {
+    uint8_t in[13] = {1, 0, 0, 0, 0, 0, 0, 0, 'k', 0, 0, 0, 0}; /* ("k", times) */
+    method_fn lookup_many = ((const method_fn *)f->desc->vtable)[3];
+    uint8_t *out;
+    uint32_t out_len;
+    double start;
+    long i;
+    memcpy(in + 9, &times, 4);
+    start = now_ns();
+    for (i = 0; i < calls; i++) {
+        if (lookup_many(f->instance, in, sizeof in, &out, &out_len) != 0 || out_len != 8) exit(1);
+        sink += out[0];
+        f->desc->free_buffer(out, out_len);
+    }
+    return (now_ns() - start) / ((double)calls * times);
+}
+
 /* ns per host call: lookup_many("k", times) through the plugin. */
 static double host_call_round(const fidius_host_plugin_t *p, uint32_t times, long calls) {
     uint8_t in[13] = {1, 0, 0, 0, 0, 0, 0, 0, 'k', 0, 0, 0, 0}; /* ("k", times) */
@@ -430,32 +500,46 @@ static double direct_callback_round(long iters) {
 }
 
 static void compare_host_functions(const char *dir, const char *interfaces) {
-    char library[4096], raw_copy[256], json_copy[256];
+    char library[4096], path[4200], raw_copy[256], json_copy[256], floor_copy[256];
     fidius_host_t *host = NULL;
+    fidius_host_interface_t *ledger = NULL;
     fidius_host_plugin_t *raw_plugin, *json_plugin;
-    double direct[ROUNDS], raw[ROUNDS], json[ROUNDS], d, r, j;
+    struct floor_plugin floor;
+    double direct[ROUNDS], floors[ROUNDS], raw[ROUNDS], json[ROUNDS], d, fl, r, j;
     int round;
     snprintf(library, sizeof library, "%s/libhostcall_plugin.so", dir);
-    if (fidius_host_builder_build(fidius_host_builder_new(), &host, NULL)) exit(1);
+    snprintf(path, sizeof path, "%s/ledger.toml", interfaces);
+    if (fidius_host_builder_build(fidius_host_builder_new(), &host, NULL) ||
+        fidius_host_interface_new_from_file(path, NT, &ledger, NULL))
+        exit(1);
+    floor = floor_plugin(library, fidius_host_interface_hash(ledger), floor_copy, sizeof floor_copy);
     raw_plugin = bookkeeper(host, library, interfaces, 0, raw_copy, sizeof raw_copy);
     json_plugin = bookkeeper(host, library, interfaces, 1, json_copy, sizeof json_copy);
+    floor_round(&floor, 1000, 50);
     host_call_round(raw_plugin, 1000, 50);
     host_call_round(json_plugin, 1000, 50);
     for (round = 0; round < ROUNDS; round++) {
         direct[round] = direct_callback_round(2000000);
+        floors[round] = floor_round(&floor, 1000, 300);
         raw[round] = host_call_round(raw_plugin, 1000, 300);
         json[round] = host_call_round(json_plugin, 1000, 100);
     }
     d = median(direct, ROUNDS);
+    fl = median(floors, ROUNDS);
     r = median(raw, ROUNDS);
     j = median(json, ROUNDS);
-    print_row("host fn, raw callback", d, r, "ns", 1);
-    print_row("host fn, JSON callback", d, j, "ns", 1);
+    print_row("host fn, C fn pointer", d, fl, "ns", 1);
+    print_row("host fn, raw callback", fl, r, "ns", 1);
+    print_row("host fn, JSON callback", fl, j, "ns", 1);
     fidius_host_plugin_free(raw_plugin);
     fidius_host_plugin_free(json_plugin);
+    fidius_host_interface_free(ledger);
     fidius_host_free(host);
+    floor.desc->destroy(floor.instance);
+    dlclose(floor.lib);
     remove(raw_copy);
     remove(json_copy);
+    remove(floor_copy);
 }
 
 static double load_round(const char *path, const char *key_file, int signed_load, int iters) {
