@@ -322,6 +322,20 @@ mod tests {
     }
 
     #[test]
+    fn a_result_over_the_limit_is_a_failure_for_the_plugin() {
+        struct Huge;
+        impl HostHandler for Huge {
+            fn call(&self, _: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+                Ok(vec![0; MAX_HOST_RESULT + 1])
+            }
+        }
+        let (status, payload) = HostBinding::new(ledger(), Huge).unwrap().dispatch(1, &[]);
+        assert_eq!(status, status::PANIC);
+        let message: String = bincode::deserialize(&payload).unwrap();
+        assert!(message.contains("Ledger.lookup failed: returned 67108865 bytes, more than the 67108864"), "{message}");
+    }
+
+    #[test]
     fn call_context_nests_and_restores() {
         assert_eq!(call_context(), 0);
         with_call_context(7, || {

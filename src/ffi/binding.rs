@@ -275,11 +275,6 @@ impl JsonHostHandler for JsonCallback {
     }
 }
 
-/// Releases `free_userdata(userdata)` when a constructor fails.
-fn release_on_failure(userdata: *mut c_void, free_userdata: fidius_host_userdata_free_fn) {
-    drop(Userdata { userdata, free_result: None, free_userdata });
-}
-
 /// A binding of `host_interface` (a host interface: described like a plugin
 /// interface, e.g. by an interface file the generator wrote from a
 /// `#[host_interface]` trait; its name, version and hash must be those the
@@ -308,10 +303,10 @@ pub unsafe extern "C" fn fidius_host_binding_new_raw(
     binding_out: *mut *mut fidius_host_binding_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    new_binding(binding_out, err, userdata, free_userdata, |userdata| {
+    let userdata = Userdata { userdata, free_result, free_userdata };
+    new_binding(binding_out, err, userdata, |userdata| {
         let function = callback.ok_or_else(|| Error::null_argument("callback"))?;
         let interface = arg_handle(host_interface, "host_interface")?.interface.clone();
-        let userdata = userdata(free_result);
         HostBinding::new(interface, RawCallback { function, userdata })
     })
 }
@@ -334,38 +329,29 @@ pub unsafe extern "C" fn fidius_host_binding_new_json(
     binding_out: *mut *mut fidius_host_binding_t,
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
-    new_binding(binding_out, err, userdata, free_userdata, |userdata| {
+    let userdata = Userdata { userdata, free_result, free_userdata };
+    new_binding(binding_out, err, userdata, |userdata| {
         let function = callback.ok_or_else(|| Error::null_argument("callback"))?;
         let interface = arg_handle(host_interface, "host_interface")?.interface.clone();
-        let userdata = userdata(free_result);
         HostBinding::new_json(interface, JsonCallback { function, userdata })
     })
 }
 
-/// The shared body of the two constructors: the userdata is owned by the
-/// binding once `make` has wrapped it, and released here otherwise.
+/// The shared body of the two constructors. `userdata` is released when
+/// it is dropped: by the binding, or here on any failure.
 fn new_binding(
     binding_out: *mut *mut fidius_host_binding_t,
     err: *mut *mut fidius_host_error_t,
-    userdata: *mut c_void,
-    free_userdata: fidius_host_userdata_free_fn,
-    make: impl FnOnce(&mut dyn FnMut(fidius_host_binding_result_free_fn) -> Userdata) -> crate::Result<HostBinding>,
+    userdata: Userdata,
+    make: impl FnOnce(Userdata) -> crate::Result<HostBinding>,
 ) -> Status {
-    let mut wrapped = false;
-    let status = entry(err, || {
+    entry(err, || {
         super::clear_out(binding_out);
         let out = arg_out(binding_out, "binding_out")?;
-        let binding = make(&mut |free_result| {
-            wrapped = true;
-            Userdata { userdata, free_result, free_userdata }
-        })?;
+        let binding = make(userdata)?;
         *out = new_handle::<fidius_host_binding_t>(BindingData { binding: Arc::new(binding) });
         Ok(())
-    });
-    if !wrapped {
-        release_on_failure(userdata, free_userdata);
-    }
-    status
+    })
 }
 
 /// Frees a binding handle. Load options, libraries and plugins that hold
