@@ -108,7 +108,7 @@ rust-fixtures:
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),
 # the configured scaler in configured/wasm-scaler, and the Bookkeeper that
 # calls its host in hostcall-wasm/bookkeeper.
-WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component
+WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component dialer:socket_component
 
 wasm-fixtures: tools signed-fixtures
 	cd tests/fixtures/wasm && $(CARGO) build --release --target wasm32-wasip2 --target-dir $(abspath $(TARGET))/fixtures-wasm
@@ -249,7 +249,7 @@ exports-test: lib
 
 # The interface files of the fixture interfaces, generated from their Rust
 # source (tools/interface-gen checks the committed ones are current).
-INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher dialer:Dialer
 
 interfaces:
 	$(CARGO) build -p fidius-interface-gen

@@ -1,13 +1,18 @@
-//! Outbound HTTP policy: which requests a sandboxed plugin may send.
+//! Outbound network policy: which HTTP requests a sandboxed plugin may send
+//! and which sockets it may open.
 //!
-//! A policy sees each request before anything goes on the wire and answers
-//! allow or deny. Two kinds: a function (the host's own rules, e.g. a C
-//! callback) and an allow-list of `host[:port]` patterns. Requests a policy
-//! denies are recorded per plugin in a [`DenialLog`] the host can read.
+//! A policy sees each request, and each socket target (TCP connect, UDP
+//! datagram), before anything goes on the wire and answers allow or deny.
+//! Two kinds: functions (the host's own rules, e.g. C callbacks) and an
+//! allow-list of `host[:port]` patterns. Special addresses (loopback,
+//! private, link-local, multicast, unspecified, broadcast) are reachable by
+//! a socket only when the policy allows that address itself. What a policy
+//! denies is recorded per plugin in a [`DenialLog`] the host can read.
 
 use crate::error::{Error, Result, Status};
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// One outbound request, as a policy sees it.
@@ -38,12 +43,49 @@ impl HttpRequest<'_> {
     }
 }
 
-type Decide = dyn Fn(&HttpRequest<'_>) -> bool + Send + Sync;
+/// The transport of a socket target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketProtocol {
+    /// An outbound TCP connection.
+    Tcp,
+    /// An outbound UDP datagram (or a connected UDP socket).
+    Udp,
+}
 
-/// Decides which outbound requests go out. Cheap to clone (shared).
+impl SocketProtocol {
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketProtocol::Tcp => "tcp",
+            SocketProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// One socket target, as a policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketTarget<'a> {
+    /// The name of the plugin opening it.
+    pub plugin: &'a str,
+    /// TCP or UDP.
+    pub protocol: SocketProtocol,
+    /// The host name the guest dialed, when it dialed one (`None`: an
+    /// address, which is all this host lets a guest dial today).
+    pub host: Option<&'a str>,
+    /// The address the socket would reach.
+    pub addr: SocketAddr,
+}
+
+type Decide = dyn Fn(&HttpRequest<'_>) -> bool + Send + Sync;
+type DecideSocket = dyn Fn(&SocketTarget<'_>) -> bool + Send + Sync;
+
+/// Decides which outbound requests go out and which sockets open. Cheap to
+/// clone (shared).
 #[derive(Clone)]
 pub struct EgressPolicy {
     decide: Arc<Decide>,
+    /// `None`: no socket opens (a policy for HTTP only).
+    decide_socket: Option<Arc<DecideSocket>>,
     description: Arc<str>,
 }
 
@@ -57,7 +99,15 @@ impl EgressPolicy {
     /// A policy that asks `decide` about every request (`true` allows).
     /// `decide` runs on the thread that called the plugin, during the call.
     pub fn from_fn(description: &str, decide: impl Fn(&HttpRequest<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
-        EgressPolicy { decide: Arc::new(decide), description: description.into() }
+        EgressPolicy { decide: Arc::new(decide), decide_socket: None, description: description.into() }
+    }
+
+    /// This policy, deciding socket targets with `decide` (`true` allows);
+    /// without one, every socket is denied. `decide` runs on the thread
+    /// that called the plugin, during the call.
+    pub fn with_sockets(mut self, decide: impl Fn(&SocketTarget<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
+        self.decide_socket = Some(Arc::new(decide));
+        self
     }
 
     /// Allows requests whose host and port match one of `patterns`:
@@ -71,14 +121,39 @@ impl EgressPolicy {
             "allow-list [{}]",
             patterns.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(", ")
         );
-        Ok(EgressPolicy::from_fn(&description, move |request| {
+        let patterns: Arc<[HostPattern]> = patterns.into();
+        let for_sockets = patterns.clone();
+        let policy = EgressPolicy::from_fn(&description, move |request| {
             patterns.iter().any(|p| p.matches(request.host, request.port))
+        });
+        // A socket target matches by the name the guest dialed, or by its
+        // address written as a pattern would write it.
+        Ok(policy.with_sockets(move |target| {
+            let address = target.addr.ip().to_canonical().to_string();
+            let port = target.addr.port();
+            for_sockets.iter().any(|p| target.host.is_some_and(|host| p.matches(host, port)) || p.matches(&address, port))
         }))
     }
 
     /// Whether `request` may go out.
     pub fn allows(&self, request: &HttpRequest<'_>) -> bool {
         (self.decide)(request)
+    }
+
+    /// Whether a socket may reach `target`, or why not. A special address
+    /// needs the policy to allow the address itself (asked with no host
+    /// name), so that a name the policy trusts cannot lead to one.
+    pub fn allows_socket(&self, target: &SocketTarget<'_>) -> std::result::Result<(), &'static str> {
+        let Some(decide) = &self.decide_socket else {
+            return Err("the egress policy allows no sockets");
+        };
+        if !decide(target) {
+            return Err("denied by the egress policy");
+        }
+        if is_special(target.addr.ip()) && target.host.is_some() && !decide(&SocketTarget { host: None, ..*target }) {
+            return Err("a special address (loopback, private, link-local, multicast) the policy does not name");
+        }
+        Ok(())
     }
 
     /// What the policy is, for messages.
@@ -155,11 +230,33 @@ impl HostPattern {
     }
 }
 
-/// A request a policy denied.
+/// Whether `ip` is an address a sandboxed guest reaches only when the
+/// policy names it: loopback, private (RFC 1918, unique-local), link-local
+/// (the cloud metadata address included), shared (100.64/10), multicast,
+/// unspecified or broadcast; an IPv4-mapped IPv6 address as its IPv4 one.
+pub fn is_special(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let shared = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_multicast() || v4.is_unspecified() || v4.is_broadcast() || shared
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (first & 0xffc0) == 0xfe80 || (first & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+/// A request (or socket) a policy denied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeniedRequest {
+    /// The HTTP method, or `TCP` / `UDP`.
     pub method: String,
+    /// `scheme://authority/path?query`, or `tcp://ip:port` / `udp://ip:port`
+    /// (`tcp://name (ip):port` when the guest dialed a name).
     pub url: String,
+    /// Why it was denied.
+    pub reason: String,
 }
 
 /// The most recent denied requests of one plugin.
@@ -172,12 +269,26 @@ impl DenialLog {
     /// How many denials are kept; older ones are dropped.
     pub const CAPACITY: usize = 256;
 
-    pub fn record(&self, request: &HttpRequest<'_>) {
+    pub fn record(&self, request: &HttpRequest<'_>, reason: &str) {
+        self.push(DeniedRequest { method: request.method.to_string(), url: request.url(), reason: reason.to_string() });
+    }
+
+    /// Records a denied socket target.
+    pub fn record_socket(&self, target: &SocketTarget<'_>, reason: &str) {
+        let protocol = target.protocol.name();
+        let url = match target.host {
+            Some(host) => format!("{protocol}://{host} ({})", target.addr),
+            None => format!("{protocol}://{}", target.addr),
+        };
+        self.push(DeniedRequest { method: protocol.to_ascii_uppercase(), url, reason: reason.to_string() });
+    }
+
+    fn push(&self, denied: DeniedRequest) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() == Self::CAPACITY {
             entries.pop_front();
         }
-        entries.push_back(DeniedRequest { method: request.method.to_string(), url: request.url() });
+        entries.push_back(denied);
     }
 
     /// The kept denials, oldest first.
@@ -228,10 +339,37 @@ mod tests {
     }
 
     #[test]
+    fn socket_targets_and_special_addresses() {
+        let policy = EgressPolicy::allow_list(&["db.example.com:5432", "127.0.0.1:9000", "93.184.216.34"]).unwrap();
+        let target = |host: Option<&'static str>, addr: &str| SocketTarget {
+            plugin: "p",
+            protocol: SocketProtocol::Tcp,
+            host,
+            addr: addr.parse().unwrap(),
+        };
+        assert!(policy.allows_socket(&target(None, "127.0.0.1:9000")).is_ok());
+        assert!(policy.allows_socket(&target(None, "[::ffff:127.0.0.1]:9000")).is_ok(), "v4-mapped is the v4 address");
+        assert!(policy.allows_socket(&target(None, "127.0.0.1:9001")).is_err());
+        assert!(policy.allows_socket(&target(None, "93.184.216.34:1")).is_ok());
+        assert!(policy.allows_socket(&target(Some("db.example.com"), "93.184.216.35:5432")).is_ok());
+        // A trusted name that leads to a special address the policy does not name.
+        let e = policy.allows_socket(&target(Some("db.example.com"), "10.0.0.7:5432")).unwrap_err();
+        assert!(e.contains("special address"), "{e}");
+        assert!(EgressPolicy::from_fn("http only", |_| true).allows_socket(&target(None, "93.184.216.34:1")).is_err());
+        for special in ["127.0.0.2", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "224.0.0.1", "0.0.0.0",
+            "255.255.255.255", "::1", "::", "fe80::1", "fd00::1", "ff02::1", "::ffff:10.0.0.1"] {
+            assert!(is_special(special.parse().unwrap()), "{special}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_special(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
     fn denial_log_keeps_the_most_recent() {
         let log = DenialLog::default();
         for port in 0..(DenialLog::CAPACITY as u16 + 3) {
-            log.record(&request("h", port));
+            log.record(&request("h", port), "denied by the egress policy");
         }
         let entries = log.entries();
         assert_eq!(entries.len(), DenialLog::CAPACITY);

@@ -3,6 +3,7 @@
 use super::engine::WasmRuntime;
 use super::instance::{Exports, Live, Shared};
 use super::store::GuestState;
+use super::sandbox::SocketGate;
 use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
 use crate::artifact::package::Package;
 use crate::egress::{DenialLog, EgressPolicy};
@@ -40,6 +41,8 @@ impl WasmRuntime {
         let sandbox = Sandbox::from_capabilities(dir, &wasm.capabilities, &settings.denied_capabilities)?;
         let mut diagnostics = Vec::new();
         let pre = self.instance_pre(package, settings, &mut diagnostics)?;
+        let denials = Arc::new(DenialLog::default());
+        let sockets = socket_gate(package, &sandbox, egress.as_ref(), &manifest.package.name, &denials)?;
         let egress = self.egress_of(&pre, package, &sandbox, egress.as_ref())?;
         let export = interface
             .wasm_export()
@@ -57,7 +60,8 @@ impl WasmRuntime {
             interface: interface.clone(),
             max_output,
             egress,
-            denials: Arc::new(DenialLog::default()),
+            sockets,
+            denials,
             fresh_instance_per_call,
             host_bindings: Arc::new(load.host_bindings.clone()),
             _ticker: self.ticker.clone(),
@@ -124,6 +128,29 @@ impl WasmRuntime {
         }
     }
 
+}
+
+/// What a guest's sockets go through: a package that declares `tcp` or
+/// `udp` needs an egress policy, or it is not loaded (fail closed).
+fn socket_gate(
+    package: &Package,
+    sandbox: &Sandbox,
+    policy: Option<&EgressPolicy>,
+    plugin: &str,
+    denials: &Arc<DenialLog>,
+) -> Result<Option<SocketGate>> {
+    if !sandbox.sockets() {
+        return Ok(None);
+    }
+    let policy = policy.ok_or_else(|| {
+        Error::at(
+            Status::NoEgressPolicy,
+            package.dir(),
+            "the package declares \"tcp\" or \"udp\" and may open sockets, but no egress policy is set (set one on \
+             the builder or in the load options)",
+        )
+    })?;
+    Ok(Some(SocketGate { plugin: plugin.into(), policy: policy.clone(), denials: denials.clone() }))
 }
 
 /// A WASM plugin handle: one instance, calls serialized.

@@ -53,11 +53,15 @@ impl EgressHooks {
             path_with_query: uri.path_and_query().map_or("/", |p| p.as_str()),
             headers: &headers,
         };
-        let allowed = !refused && self.policy.as_ref().is_some_and(|policy| policy.allows(&request));
-        if !allowed {
-            self.denials.record(&request);
+        let denied = match &self.policy {
+            _ if refused => Some("user info in the authority is never sent"),
+            None => Some("the package does not declare the \"http\" capability"),
+            Some(policy) => (!policy.allows(&request)).then_some("denied by the egress policy"),
+        };
+        if let Some(reason) = denied {
+            self.denials.record(&request, reason);
         }
-        allowed
+        denied.is_none()
     }
 
     /// The guest's timeouts, none longer than `timeout`.

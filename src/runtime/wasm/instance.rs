@@ -3,6 +3,7 @@
 
 use super::engine::{EpochTicker, EPOCH_TICK};
 use super::store::{GuestState, MemoryCap};
+use super::sandbox::SocketGate;
 use super::{egress, Sandbox, WasmLimits};
 use crate::egress::{DenialLog, EgressPolicy};
 use crate::error::{Error, Result, Status};
@@ -81,6 +82,8 @@ pub(super) struct Shared {
     pub(super) max_output: usize,
     /// `Some` when the guest may send HTTP requests.
     pub(super) egress: Option<EgressPolicy>,
+    /// `Some` when the guest may open sockets.
+    pub(super) sockets: Option<SocketGate>,
     pub(super) denials: Arc<DenialLog>,
     /// Discard the instance after every call.
     pub(super) fresh_instance_per_call: bool,
@@ -94,7 +97,7 @@ impl Shared {
     /// A fresh store and instance, with the interface's functions looked up.
     pub(super) fn instantiate(&self) -> Result<Live> {
         let state = GuestState {
-            wasi: self.sandbox.wasi_ctx()?,
+            wasi: self.sandbox.wasi_ctx(self.sockets.as_ref())?,
             http: WasiHttpCtx::new(),
             egress: egress::EgressHooks {
                 plugin: self.name.clone(),

@@ -1,8 +1,12 @@
 //! What a WASM guest may touch: fidius capabilities turned into a WASI
 //! context that grants exactly those, and nothing by default.
 
+use crate::egress::{DenialLog, EgressPolicy, SocketProtocol, SocketTarget};
 use crate::error::{Error, Result, Status};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 /// The grants of one plugin, checked at load.
@@ -15,13 +19,25 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<(PathBuf, FsPerms)>,
     http: bool,
+    tcp: bool,
+    udp: bool,
+}
+
+/// What a guest's sockets go through: the policy that decides each target,
+/// and the log of what it denied.
+#[derive(Clone)]
+pub struct SocketGate {
+    pub plugin: Arc<str>,
+    pub policy: EgressPolicy,
+    pub denials: Arc<DenialLog>,
 }
 
 impl Sandbox {
     /// Checks a package's capabilities against fidius 0.5.9's vocabulary and
     /// the host's denials. Stricter than upstream: a directory grant of the
-    /// whole filesystem is refused, and raw sockets are not offered (`http`
-    /// is, through the egress policy).
+    /// whole filesystem is refused, and unpoliced sockets (`network`,
+    /// `sockets`) are not offered (`http`, `tcp` and `udp` are, through the
+    /// egress policy).
     pub fn from_capabilities(package: &Path, capabilities: &[String], denied: &[String]) -> Result<Sandbox> {
         let mut sandbox = Sandbox::default();
         for capability in capabilities {
@@ -42,11 +58,15 @@ impl Sandbox {
                 "stderr" => sandbox.stderr = true,
                 // WASI always provides clocks and randomness; fidius accepts the names.
                 "clocks" | "random" => {}
-                "network" | "sockets" | "tcp" | "udp" => {
-                    return Err(invalid("raw network access is not offered by this host"));
+                "network" | "sockets" => {
+                    return Err(invalid(
+                        "unpoliced network access is not offered by this host (declare \"tcp\" or \"udp\", which go through the egress policy)",
+                    ));
                 }
-                // Requests still go through the host's egress policy.
+                // Requests and sockets still go through the host's egress policy.
                 "http" => sandbox.http = true,
+                "tcp" => sandbox.tcp = true,
+                "udp" => sandbox.udp = true,
                 other => {
                     if let Some(name) = other.strip_prefix("env:") {
                         if name.is_empty() {
@@ -61,7 +81,7 @@ impl Sandbox {
                         sandbox.grant_dir(path, FsPerms::ReadWrite).map_err(|e| invalid(&e))?;
                     } else {
                         return Err(invalid(
-                            "unknown (expected args, stdin, stdout, stderr, clocks, random, http, env:NAME, fs:ro:PATH or fs:rw:PATH)",
+                            "unknown (expected args, stdin, stdout, stderr, clocks, random, http, tcp, udp, env:NAME, fs:ro:PATH or fs:rw:PATH)",
                         ));
                     }
                 }
@@ -95,8 +115,15 @@ impl Sandbox {
         self.http
     }
 
-    /// A fresh WASI context with exactly these grants.
-    pub fn wasi_ctx(&self) -> Result<WasiCtx> {
+    /// Whether the package may open sockets (`tcp`, `udp`), subject to the
+    /// egress policy.
+    pub fn sockets(&self) -> bool {
+        self.tcp || self.udp
+    }
+
+    /// A fresh WASI context with exactly these grants; sockets through
+    /// `gate` (none without one).
+    pub fn wasi_ctx(&self, gate: Option<&SocketGate>) -> Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         if self.args {
             builder.args(&std::env::args().collect::<Vec<_>>());
@@ -119,8 +146,47 @@ impl Sandbox {
                 .preopened_dir(dir, guest.as_ref(), *perms)
                 .map_err(|e| Error::at(Status::Io, dir, format!("cannot open the granted directory: {e}")))?;
         }
-        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        // Name lookups are not offered: a guest dials addresses, which the
+        // policy sees as they are.
+        builder.allow_ip_name_lookup(false);
+        match gate {
+            Some(gate) if self.sockets() => {
+                builder.allow_tcp(self.tcp).allow_udp(self.udp);
+                let (gate, tcp, udp) = (gate.clone(), self.tcp, self.udp);
+                builder.socket_addr_check(move |addr, use_| {
+                    let allowed = gate.allows(addr, use_, tcp, udp);
+                    Box::pin(async move { allowed })
+                });
+            }
+            _ => {
+                builder.allow_tcp(false).allow_udp(false);
+            }
+        }
         Ok(builder.build())
+    }
+}
+
+impl SocketGate {
+    /// Whether a guest holding the `tcp` / `udp` grants may use `addr` so.
+    /// Outbound targets go to the policy (and denials to the log); a local
+    /// bind only to the wildcard address (the one made before a connect or
+    /// a datagram), and never a listener.
+    fn allows(&self, addr: SocketAddr, use_: SocketAddrUse, tcp: bool, udp: bool) -> bool {
+        let protocol = match use_ {
+            SocketAddrUse::TcpConnect if tcp => SocketProtocol::Tcp,
+            SocketAddrUse::UdpSend if udp => SocketProtocol::Udp,
+            SocketAddrUse::TcpBind => return tcp && addr.ip().is_unspecified(),
+            SocketAddrUse::UdpBind => return udp && addr.ip().is_unspecified(),
+            _ => return false,
+        };
+        let target = SocketTarget { plugin: &self.plugin, protocol, host: None, addr };
+        match self.policy.allows_socket(&target) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.denials.record_socket(&target, reason);
+                false
+            }
+        }
     }
 }
 
