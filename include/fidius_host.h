@@ -484,6 +484,31 @@ typedef uint32_t fidius_host_status;
 #endif // __cplusplus
 
 /**
+ * The transport of a socket target.
+ */
+enum fidius_host_socket_protocol
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * An outbound TCP connection.
+   */
+  FIDIUS_HOST_SOCKET_PROTOCOL_TCP = 1,
+  /**
+   * An outbound UDP datagram.
+   */
+  FIDIUS_HOST_SOCKET_PROTOCOL_UDP = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_socket_protocol fidius_host_socket_protocol;
+#else
+typedef uint32_t fidius_host_socket_protocol;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What a library with some invalid plugin descriptors does.
  */
 enum fidius_host_load_policy
@@ -904,6 +929,65 @@ typedef struct {
  */
 typedef int32_t (*fidius_host_egress_callback_fn)(void *userdata,
                                                   const fidius_host_http_request_t *request);
+
+/**
+ * A socket a guest would open, as a socket callback sees it. Every pointer
+ * is borrowed for the duration of the callback only.
+ */
+typedef struct {
+  /**
+   * The name of the plugin opening it.
+   */
+  const char *plugin;
+  /**
+   * TCP or UDP.
+   */
+  fidius_host_socket_protocol protocol;
+  /**
+   * The host name the guest dialed, or NULL when it dialed an address
+   * (guests dial addresses: name lookups are not offered).
+   */
+  const char *host;
+  /**
+   * The address: `127.0.0.1`, `::1` (an IPv4-mapped IPv6 address as its
+   * IPv4 form).
+   */
+  const char *address;
+  /**
+   * The port.
+   */
+  uint16_t port;
+  /**
+   * Whether the address is special (loopback, private, link-local,
+   * shared, multicast, unspecified, broadcast): allow it only if you mean
+   * that very address.
+   */
+  bool special;
+} fidius_host_socket_target_t;
+
+/**
+ * A socket callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to let a
+ * guest connect to (TCP) or send to (UDP) `target`, anything else to deny
+ * it (the guest's operation fails with an access error). Runs like an
+ * egress callback: on the thread that called the plugin, during the call,
+ * possibly on several threads at once.
+ */
+typedef int32_t (*fidius_host_socket_callback_fn)(void *userdata,
+                                                  const fidius_host_socket_target_t *target);
+
+/**
+ * The callbacks of a policy made by `fidius_host_egress_policy_new_callbacks`.
+ */
+typedef struct {
+  /**
+   * Decides each HTTP request; NULL: no request goes out.
+   */
+  fidius_host_egress_callback_fn http;
+  /**
+   * Decides each socket target; NULL: no socket opens.
+   */
+  fidius_host_socket_callback_fn socket;
+} fidius_host_egress_callbacks_t;
 
 /**
  * A borrowed UTF-8 string: `data` of `len` bytes, no terminator needed.
@@ -1418,12 +1502,34 @@ fidius_host_status fidius_host_egress_policy_new_callback(fidius_host_egress_cal
                                                           fidius_host_error_t **err);
 
 /**
+ * A policy that asks `callbacks->http` about every HTTP request and
+ * `callbacks->socket` about every socket target (a TCP connect, a UDP
+ * datagram) of guests that declare `tcp` or `udp`; either may be NULL,
+ * which denies all of its kind. The struct is read during the call.
+ * `userdata` is passed to both unchanged; `free_userdata` (may be NULL) is
+ * called with it once, when the policy and every builder, host, load
+ * options and plugin using it are gone — also when this function fails.
+ *
+ * Errors: NULL_ARGUMENT (callbacks, out).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_egress_policy_new_callbacks(const fidius_host_egress_callbacks_t *callbacks,
+                                                           void *userdata,
+                                                           fidius_host_userdata_free_fn free_userdata,
+                                                           fidius_host_egress_policy_t **out,
+                                                           fidius_host_error_t **err);
+
+/**
  * A policy that allows requests whose host and port match one of
  * `patterns` (an array of `pattern_count` strings, borrowed for the call;
  * it may be NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
  * `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
  * `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
- * and as names: a pattern does not follow DNS.
+ * and as names: a pattern does not follow DNS. Socket targets (TCP
+ * connects, UDP datagrams) match by their address and port, so an address
+ * pattern is what lets a guest reach a socket — a special address
+ * (loopback, private, …) included.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
  * pattern and the accepted forms).
@@ -2343,7 +2449,8 @@ FIDIUS_HOST_API size_t fidius_host_plugin_denied_request_count(const fidius_host
 
 /**
  * Denied request `index` (oldest first): its method and URL
- * (`scheme://authority/path?query`), owned by the caller (free each with
+ * (`scheme://authority/path?query`; for a socket `TCP` or `UDP` and
+ * `tcp://ip:port` or `udp://ip:port`), owned by the caller (free each with
  * `fidius_host_string_free`). On failure both are NULL.
  *
  * Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
@@ -2355,6 +2462,20 @@ fidius_host_status fidius_host_plugin_denied_request(const fidius_host_plugin_t 
                                                      char **method_out,
                                                      char **url_out,
                                                      fidius_host_error_t **err);
+
+/**
+ * Why denied request `index` (oldest first) was denied, e.g. "denied by
+ * the egress policy", owned by the caller (free with
+ * `fidius_host_string_free`). On failure `*reason_out` is NULL.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_denied_request_reason(const fidius_host_plugin_t *plugin,
+                                                            size_t index,
+                                                            char **reason_out,
+                                                            fidius_host_error_t **err);
 
 /**
  * The plugin's facts (name, interface, hash, …), or NULL for NULL.

@@ -4,7 +4,8 @@
 use crate::error::Status;
 use super::error::fidius_host_error_t;
 use super::{arg_out, arg_out_cleared, entry, new_handle, take_handle, Handle};
-use crate::egress::{EgressPolicy, HttpRequest};
+use crate::egress::{is_special, EgressPolicy, HttpRequest, SocketProtocol, SocketTarget};
+use std::sync::Arc;
 use crate::error::Error;
 use std::ffi::{c_char, c_void, CString};
 
@@ -81,9 +82,59 @@ pub type fidius_host_egress_callback_fn =
 /// Releases a callback's userdata when the last user of the policy is gone.
 pub type fidius_host_userdata_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
+/// The transport of a socket target.
+#[repr(u32)]
+#[derive(Clone, Copy)]
+pub enum fidius_host_socket_protocol {
+    /// An outbound TCP connection.
+    Tcp = 1,
+    /// An outbound UDP datagram.
+    Udp = 2,
+}
+
+/// A socket a guest would open, as a socket callback sees it. Every pointer
+/// is borrowed for the duration of the callback only.
+#[repr(C)]
+pub struct fidius_host_socket_target_t {
+    /// The name of the plugin opening it.
+    pub plugin: *const c_char,
+    /// TCP or UDP.
+    pub protocol: fidius_host_socket_protocol,
+    /// The host name the guest dialed, or NULL when it dialed an address
+    /// (guests dial addresses: name lookups are not offered).
+    pub host: *const c_char,
+    /// The address: `127.0.0.1`, `::1` (an IPv4-mapped IPv6 address as its
+    /// IPv4 form).
+    pub address: *const c_char,
+    /// The port.
+    pub port: u16,
+    /// Whether the address is special (loopback, private, link-local,
+    /// shared, multicast, unspecified, broadcast): allow it only if you mean
+    /// that very address.
+    pub special: bool,
+}
+
+/// A socket callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to let a
+/// guest connect to (TCP) or send to (UDP) `target`, anything else to deny
+/// it (the guest's operation fails with an access error). Runs like an
+/// egress callback: on the thread that called the plugin, during the call,
+/// possibly on several threads at once.
+pub type fidius_host_socket_callback_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, target: *const fidius_host_socket_target_t) -> i32>;
+
+/// The callbacks of a policy made by `fidius_host_egress_policy_new_callbacks`.
+#[repr(C)]
+pub struct fidius_host_egress_callbacks_t {
+    /// Decides each HTTP request; NULL: no request goes out.
+    pub http: fidius_host_egress_callback_fn,
+    /// Decides each socket target; NULL: no socket opens.
+    pub socket: fidius_host_socket_callback_fn,
+}
+
 /// The C side of a callback policy: called through, and released once.
 struct Callback {
-    function: unsafe extern "C" fn(*mut c_void, *const fidius_host_http_request_t) -> i32,
+    http: Option<unsafe extern "C" fn(*mut c_void, *const fidius_host_http_request_t) -> i32>,
+    socket: Option<unsafe extern "C" fn(*mut c_void, *const fidius_host_socket_target_t) -> i32>,
     userdata: *mut c_void,
     free_userdata: fidius_host_userdata_free_fn,
 }
@@ -103,9 +154,38 @@ impl Drop for Callback {
 }
 
 impl Callback {
+    /// Asks the socket callback (none: denied).
+    fn decide_socket(&self, target: &SocketTarget<'_>) -> bool {
+        let Some(function) = self.socket else { return false };
+        let text = |s: &str| CString::new(s).ok();
+        let (Some(plugin), Some(address)) = (text(target.plugin), text(&target.addr.ip().to_canonical().to_string())) else {
+            return false;
+        };
+        let host = match target.host.map(text) {
+            Some(None) => return false,
+            Some(Some(host)) => Some(host),
+            None => None,
+        };
+        let view = fidius_host_socket_target_t {
+            plugin: plugin.as_ptr(),
+            protocol: match target.protocol {
+                SocketProtocol::Tcp => fidius_host_socket_protocol::Tcp,
+                SocketProtocol::Udp => fidius_host_socket_protocol::Udp,
+            },
+            host: host.as_ref().map_or(std::ptr::null(), |h| h.as_ptr()),
+            address: address.as_ptr(),
+            port: target.addr.port(),
+            special: is_special(target.addr.ip()),
+        };
+        // SAFETY: every pointer in `view` lives until the call returns.
+        let answer = unsafe { function(self.userdata, &view) };
+        answer == fidius_host_egress_decision::Allow as i32
+    }
+
     /// Asks the callback; a request that cannot be shown to C (a NUL byte)
     /// is denied.
     fn decide(&self, request: &HttpRequest<'_>) -> bool {
+        let Some(function) = self.http else { return false };
         let text = |s: &str| CString::new(s).ok();
         let (Some(plugin), Some(method), Some(scheme), Some(authority), Some(host), Some(path)) = (
             text(request.plugin),
@@ -141,8 +221,16 @@ impl Callback {
             header_count: headers.len(),
         };
         // SAFETY: every pointer in `view` lives until the call returns.
-        let answer = unsafe { (self.function)(self.userdata, &view) };
+        let answer = unsafe { function(self.userdata, &view) };
         answer == fidius_host_egress_decision::Allow as i32
+    }
+
+    /// The policy these callbacks make.
+    fn into_policy(self, description: &str) -> EgressPolicy {
+        let callback = Arc::new(self);
+        let sockets = callback.clone();
+        EgressPolicy::from_fn(description, move |request| callback.decide(request))
+            .with_sockets(move |target| sockets.decide_socket(target))
     }
 }
 
@@ -170,10 +258,41 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callback(
             }
             return Err(Error::null_argument("callback"));
         };
-        let callback = Callback { function, userdata, free_userdata };
+        let callback = Callback { http: Some(function), socket: None, userdata, free_userdata };
         let out = arg_out(out, "out")?;
-        let policy = EgressPolicy::from_fn("a C callback", move |request| callback.decide(request));
-        *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy });
+        *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy: callback.into_policy("a C callback") });
+        Ok(())
+    })
+}
+
+/// A policy that asks `callbacks->http` about every HTTP request and
+/// `callbacks->socket` about every socket target (a TCP connect, a UDP
+/// datagram) of guests that declare `tcp` or `udp`; either may be NULL,
+/// which denies all of its kind. The struct is read during the call.
+/// `userdata` is passed to both unchanged; `free_userdata` (may be NULL) is
+/// called with it once, when the policy and every builder, host, load
+/// options and plugin using it are gone — also when this function fails.
+///
+/// Errors: NULL_ARGUMENT (callbacks, out).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_egress_policy_new_callbacks(
+    callbacks: *const fidius_host_egress_callbacks_t,
+    userdata: *mut c_void,
+    free_userdata: fidius_host_userdata_free_fn,
+    out: *mut *mut fidius_host_egress_policy_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    // Owned first, so that every failure below releases the userdata.
+    let mut callback = Callback { http: None, socket: None, userdata, free_userdata };
+    entry(err, || {
+        super::clear_out(out);
+        // SAFETY: NULL or a readable struct, as documented.
+        let callbacks = unsafe { callbacks.as_ref() }.ok_or_else(|| Error::null_argument("callbacks"))?;
+        let out = arg_out(out, "out")?;
+        callback.http = callbacks.http;
+        callback.socket = callbacks.socket;
+        *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy: callback.into_policy("C callbacks") });
         Ok(())
     })
 }
@@ -183,7 +302,10 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callback(
 /// it may be NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
 /// `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
 /// `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
-/// and as names: a pattern does not follow DNS.
+/// and as names: a pattern does not follow DNS. Socket targets (TCP
+/// connects, UDP datagrams) match by their address and port, so an address
+/// pattern is what lets a guest reach a socket — a special address
+/// (loopback, private, …) included.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
 /// pattern and the accepted forms).

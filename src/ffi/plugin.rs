@@ -304,7 +304,8 @@ pub unsafe extern "C" fn fidius_host_plugin_denied_request_count(plugin: *const 
 }
 
 /// Denied request `index` (oldest first): its method and URL
-/// (`scheme://authority/path?query`), owned by the caller (free each with
+/// (`scheme://authority/path?query`; for a socket `TCP` or `UDP` and
+/// `tcp://ip:port` or `udp://ip:port`), owned by the caller (free each with
 /// `fidius_host_string_free`). On failure both are NULL.
 ///
 /// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
@@ -323,15 +324,38 @@ pub unsafe extern "C" fn fidius_host_plugin_denied_request(
         let method_out = arg_out(method_out, "method_out")?;
         let url_out = arg_out(url_out, "url_out")?;
         let denied = arg_handle(plugin, "plugin")?.plugin.denied_requests();
-        let request = denied.get(index).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArgument,
-                format!("denied request {index} does not exist (the plugin has {})", denied.len()),
-            )
-        })?;
+        let request = denied_request(&denied, index)?;
         *method_out = c_string(&request.method).into_raw();
         *url_out = c_string(&request.url).into_raw();
         Ok(())
+    })
+}
+
+/// Why denied request `index` (oldest first) was denied, e.g. "denied by
+/// the egress policy", owned by the caller (free with
+/// `fidius_host_string_free`). On failure `*reason_out` is NULL.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, INVALID_ARGUMENT (index out of range).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_denied_request_reason(
+    plugin: *const fidius_host_plugin_t,
+    index: usize,
+    reason_out: *mut *mut c_char,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let reason_out = arg_out_cleared(reason_out, "reason_out")?;
+        let denied = arg_handle(plugin, "plugin")?.plugin.denied_requests();
+        *reason_out = c_string(&denied_request(&denied, index)?.reason).into_raw();
+        Ok(())
+    })
+}
+
+/// Entry `index` of a denial log, or INVALID_ARGUMENT.
+fn denied_request(denied: &[crate::egress::DeniedRequest], index: usize) -> crate::Result<&crate::egress::DeniedRequest> {
+    denied.get(index).ok_or_else(|| {
+        Error::new(Status::InvalidArgument, format!("denied request {index} does not exist (the plugin has {})", denied.len()))
     })
 }
 

@@ -1,8 +1,8 @@
 /*
- * C tests of outbound HTTP from WebAssembly guests: egress callbacks with
- * userdata, the built-in allow-list, host-wide and per-load policies, the
- * denied-request log and fail-closed loading, against a real HTTP server on
- * 127.0.0.1. Fixtures come from $FIDIUS_TEST_FIXTURES.
+ * C tests of outbound HTTP and sockets from WebAssembly guests: egress
+ * callbacks with userdata, socket callbacks, the built-in allow-list,
+ * host-wide and per-load policies, the denied-request log and fail-closed
+ * loading, against a real HTTP server and a UDP socket on 127.0.0.1. Fixtures come from $FIDIUS_TEST_FIXTURES.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fidius_host.h"
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -371,9 +372,145 @@ static void test_blocked_body_write(void) {
     fidius_host_egress_policy_free(none);
 }
 
+/* ---- sockets (tcp, udp) ------------------------------------------------ */
+
+static fidius_host_plugin_t *load_dialer(const fidius_host_egress_policy_t *policy, fidius_host_status expected) {
+    fidius_host_t *host = new_host(NULL);
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_interface_t *iface = interface_file("dialer.toml");
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_error_t *err = NULL;
+    fidius_host_status st;
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_egress_policy(options, policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    st = fidius_host_load_path(host, path_of("wasm/dialer"), NT, NULL, 0, options, &p, &err);
+    CHECK(st == expected);
+    if (st != expected) fprintf(stderr, "  load: %s\n", err ? fidius_host_error_message(err) : "ok");
+    if (expected == FIDIUS_HOST_STATUS_NO_EGRESS_POLICY) CHECK(error_says(err, expected, "\"tcp\" or \"udp\""));
+    else fidius_host_error_free(err);
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(iface);
+    fidius_host_free(host);
+    return p;
+}
+
+/* What a socket callback saw. */
+struct socket_seen {
+    int calls, allow_port, port, special, tcp, had_host;
+    char address[64];
+    int freed;
+};
+
+static int32_t socket_rule(void *userdata, const fidius_host_socket_target_t *t) {
+    struct socket_seen *seen = userdata;
+    seen->calls++;
+    seen->port = t->port;
+    seen->special = t->special;
+    seen->tcp = t->protocol == FIDIUS_HOST_SOCKET_PROTOCOL_TCP;
+    seen->had_host = t->host != NULL;
+    snprintf(seen->address, sizeof seen->address, "%s", t->address);
+    return t->port == seen->allow_port ? FIDIUS_HOST_EGRESS_DECISION_ALLOW : FIDIUS_HOST_EGRESS_DECISION_DENY;
+}
+
+static void socket_seen_freed(void *userdata) { ((struct socket_seen *)userdata)->freed++; }
+
+static void test_sockets(struct server *server) {
+    char pattern[64], args[128], url[64], *json = NULL, *method = NULL, *denied_url = NULL, *reason = NULL;
+    const char *patterns[1] = {pattern};
+    fidius_host_str_t list[1];
+    fidius_host_egress_policy_t *allow = NULL, *callbacks = NULL;
+    fidius_host_egress_callbacks_t rules = {NULL, socket_rule};
+    struct socket_seen seen;
+    fidius_host_plugin_t *p;
+    fidius_host_error_t *err = NULL;
+    int udp = socket(AF_INET, SOCK_DGRAM, 0), received;
+    struct sockaddr_in udp_addr;
+    socklen_t len = sizeof udp_addr;
+    struct timeval timeout = {10, 0};
+
+    /* TCP to an address the allow-list names (the HTTP server answers). */
+    snprintf(pattern, sizeof pattern, "127.0.0.1:%d", server->port);
+    list[0].data = patterns[0];
+    list[0].len = strlen(pattern);
+    CHECK(fidius_host_egress_policy_new_allow_list(list, 1, &allow, NULL) == FIDIUS_HOST_STATUS_OK);
+    p = load_dialer(allow, FIDIUS_HOST_STATUS_OK);
+    snprintf(args, sizeof args, "[\"127.0.0.1:%d\", \"hello\"]", server->port);
+    CHECK(fidius_host_plugin_call_json(p, "tcp_exchange", NT, args, NT, &json, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(json && strstr(json, "HTTP/1.1 200 OK") != NULL);
+    fidius_host_string_free(json);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 0);
+    fidius_host_plugin_free(p);
+
+    /* A socket callback: it sees the target, and its denial is logged. */
+    memset(&seen, 0, sizeof seen);
+    seen.allow_port = server->port;
+    CHECK(fidius_host_egress_policy_new_callbacks(&rules, &seen, socket_seen_freed, &callbacks, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    p = load_dialer(callbacks, FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_call_json(p, "tcp_exchange", NT, args, NT, &json, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    fidius_host_string_free(json);
+    CHECK(seen.calls == 1 && seen.port == server->port && seen.special && seen.tcp && !seen.had_host &&
+          strcmp(seen.address, "127.0.0.1") == 0);
+    seen.allow_port = 0;
+    CHECK(fidius_host_plugin_call_json(p, "tcp_exchange", NT, args, NT, &json, NULL, &err) ==
+          FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+    CHECK(json == NULL && err && strcmp(fidius_host_error_plugin_code(err), "SOCKET") == 0);
+    fidius_host_error_free(err);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 1);
+    CHECK(fidius_host_plugin_denied_request(p, 0, &method, &denied_url, NULL) == FIDIUS_HOST_STATUS_OK);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", server->port);
+    CHECK(strcmp(method, "TCP") == 0 && strcmp(denied_url, url) == 0);
+    CHECK(fidius_host_plugin_denied_request_reason(p, 0, &reason, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(reason && strcmp(reason, "denied by the egress policy") == 0);
+    fidius_host_string_free(method);
+    fidius_host_string_free(denied_url);
+    fidius_host_string_free(reason);
+    CHECK(fidius_host_plugin_denied_request_reason(p, 1, &reason, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(reason == NULL && error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "does not exist"));
+    fidius_host_plugin_free(p);
+    fidius_host_egress_policy_free(callbacks);
+    CHECK(seen.freed == 1);
+
+    /* UDP: a datagram reaches an allowed address, and nothing else does. */
+    memset(&udp_addr, 0, sizeof udp_addr);
+    udp_addr.sin_family = AF_INET;
+    udp_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(udp >= 0 && bind(udp, (struct sockaddr *)&udp_addr, sizeof udp_addr) == 0);
+    CHECK(getsockname(udp, (struct sockaddr *)&udp_addr, &len) == 0);
+    CHECK(setsockopt(udp, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    fidius_host_egress_policy_free(allow);
+    allow = NULL;
+    snprintf(pattern, sizeof pattern, "127.0.0.1:%d", ntohs(udp_addr.sin_port));
+    list[0].len = strlen(pattern);
+    CHECK(fidius_host_egress_policy_new_allow_list(list, 1, &allow, NULL) == FIDIUS_HOST_STATUS_OK);
+    p = load_dialer(allow, FIDIUS_HOST_STATUS_OK);
+    snprintf(args, sizeof args, "[\"127.0.0.1:%d\", \"ping\"]", ntohs(udp_addr.sin_port));
+    CHECK(fidius_host_plugin_call_json(p, "udp_send", NT, args, NT, &json, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    fidius_host_string_free(json);
+    {
+        char buf[16];
+        received = (int)recv(udp, buf, sizeof buf, 0);
+        CHECK(received == 4 && memcmp(buf, "ping", 4) == 0);
+    }
+    snprintf(args, sizeof args, "[\"127.0.0.1:%d\", \"ping\"]", server->port);
+    CHECK(fidius_host_plugin_call_json(p, "udp_send", NT, args, NT, &json, NULL, NULL) == FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 1);
+    fidius_host_plugin_free(p);
+    close(udp);
+
+    /* Fail closed: no policy, no load; NULL callbacks, userdata released. */
+    CHECK(load_dialer(NULL, FIDIUS_HOST_STATUS_NO_EGRESS_POLICY) == NULL);
+    seen.freed = 0;
+    CHECK(fidius_host_egress_policy_new_callbacks(NULL, &seen, socket_seen_freed, &callbacks, &err) ==
+          FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(callbacks == NULL && seen.freed == 1 && error_says(err, FIDIUS_HOST_STATUS_NULL_ARGUMENT, "callbacks"));
+    fidius_host_egress_policy_free(allow);
+}
+
 static void run_tests(void) {
     struct server server;
     server_start(&server);
+    test_sockets(&server);
     test_callback_policy(&server);
     test_allow_list(&server);
     test_fails_closed();
