@@ -69,15 +69,26 @@ pub struct SocketTarget<'a> {
     pub plugin: &'a str,
     /// TCP or UDP.
     pub protocol: SocketProtocol,
-    /// The host name the guest dialed, when it dialed one (`None`: an
-    /// address, which is all this host lets a guest dial today).
+    /// The host name the guest dialed, when its lookup gave this address
+    /// (`None`: the guest dialed an address, or one no lookup gave it).
     pub host: Option<&'a str>,
     /// The address the socket would reach.
     pub addr: SocketAddr,
 }
 
+/// One name lookup of a guest (`wasi:sockets/ip-name-lookup`), as a policy
+/// sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsLookup<'a> {
+    /// The name of the plugin looking it up.
+    pub plugin: &'a str,
+    /// The name, lowercase, without a trailing dot.
+    pub name: &'a str,
+}
+
 type Decide = dyn Fn(&HttpRequest<'_>) -> bool + Send + Sync;
 type DecideSocket = dyn Fn(&SocketTarget<'_>) -> bool + Send + Sync;
+type DecideDns = dyn Fn(&DnsLookup<'_>) -> bool + Send + Sync;
 
 /// Decides which outbound requests go out and which sockets open. Cheap to
 /// clone (shared).
@@ -86,6 +97,8 @@ pub struct EgressPolicy {
     decide: Arc<Decide>,
     /// `None`: no socket opens (a policy for HTTP only).
     decide_socket: Option<Arc<DecideSocket>>,
+    /// `None`: no name is looked up (guests dial addresses).
+    decide_dns: Option<Arc<DecideDns>>,
     description: Arc<str>,
 }
 
@@ -99,7 +112,7 @@ impl EgressPolicy {
     /// A policy that asks `decide` about every request (`true` allows).
     /// `decide` runs on the thread that called the plugin, during the call.
     pub fn from_fn(description: &str, decide: impl Fn(&HttpRequest<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
-        EgressPolicy { decide: Arc::new(decide), decide_socket: None, description: description.into() }
+        EgressPolicy { decide: Arc::new(decide), decide_socket: None, decide_dns: None, description: description.into() }
     }
 
     /// This policy, deciding socket targets with `decide` (`true` allows);
@@ -107,6 +120,13 @@ impl EgressPolicy {
     /// that called the plugin, during the call.
     pub fn with_sockets(mut self, decide: impl Fn(&SocketTarget<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
         self.decide_socket = Some(Arc::new(decide));
+        self
+    }
+
+    /// This policy, deciding the name lookups of guests that open sockets
+    /// with `decide` (`true` allows); without one, no name is looked up.
+    pub fn with_dns(mut self, decide: impl Fn(&DnsLookup<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
+        self.decide_dns = Some(Arc::new(decide));
         self
     }
 
@@ -123,16 +143,25 @@ impl EgressPolicy {
         );
         let patterns: Arc<[HostPattern]> = patterns.into();
         let for_sockets = patterns.clone();
+        let for_dns = patterns.clone();
         let policy = EgressPolicy::from_fn(&description, move |request| {
             patterns.iter().any(|p| p.matches(request.host, request.port))
         });
         // A socket target matches by the name the guest dialed, or by its
-        // address written as a pattern would write it.
-        Ok(policy.with_sockets(move |target| {
-            let address = target.addr.ip().to_canonical().to_string();
-            let port = target.addr.port();
-            for_sockets.iter().any(|p| target.host.is_some_and(|host| p.matches(host, port)) || p.matches(&address, port))
-        }))
+        // address written as a pattern would write it; port 0 (a lookup's
+        // answer) by the address on any port.
+        Ok(policy
+            .with_sockets(move |target| {
+                let address = target.addr.ip().to_canonical().to_string();
+                let port = target.addr.port();
+                for_sockets.iter().any(|p| {
+                    target.host.is_some_and(|host| p.matches(host, port))
+                        || (port == 0 && p.matches_host(&address))
+                        || p.matches(&address, port)
+                })
+            })
+            // A name is looked up when some pattern names it.
+            .with_dns(move |lookup| for_dns.iter().any(|p| p.matches_host(lookup.name))))
     }
 
     /// Whether `request` may go out.
@@ -154,6 +183,27 @@ impl EgressPolicy {
             return Err("a special address (loopback, private, link-local, multicast) the policy does not name");
         }
         Ok(())
+    }
+
+    /// Whether a guest may look `lookup.name` up, or why not.
+    pub fn allows_dns(&self, lookup: &DnsLookup<'_>) -> std::result::Result<(), &'static str> {
+        match &self.decide_dns {
+            None => Err("the egress policy allows no name lookups"),
+            Some(decide) if !decide(lookup) => Err("denied by the egress policy"),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Whether a lookup's answer `ip` may reach the guest: any public
+    /// address; a special one only when the policy allows that address
+    /// itself (asked as a socket target with no name and port 0), so that
+    /// a name cannot be pointed at the host's own network (DNS rebinding).
+    pub fn allows_answer(&self, plugin: &str, protocol: SocketProtocol, ip: IpAddr) -> bool {
+        if !is_special(ip) {
+            return true;
+        }
+        let target = SocketTarget { plugin, protocol, host: None, addr: SocketAddr::new(ip.to_canonical(), 0) };
+        self.decide_socket.as_ref().is_some_and(|decide| decide(&target))
     }
 
     /// What the policy is, for messages.
@@ -215,9 +265,11 @@ impl HostPattern {
     }
 
     fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
+        self.port.is_none_or(|p| p == port) && self.matches_host(host)
+    }
+
+    /// Whether the host part matches, whatever the port.
+    fn matches_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
         match &self.host {
             HostMatch::Exact(name) => host.eq_ignore_ascii_case(name),
@@ -271,6 +323,11 @@ impl DenialLog {
 
     pub fn record(&self, request: &HttpRequest<'_>, reason: &str) {
         self.push(DeniedRequest { method: request.method.to_string(), url: request.url(), reason: reason.to_string() });
+    }
+
+    /// Records a denied name lookup.
+    pub fn record_dns(&self, lookup: &DnsLookup<'_>, reason: &str) {
+        self.push(DeniedRequest { method: "DNS".to_string(), url: format!("dns://{}", lookup.name), reason: reason.to_string() });
     }
 
     /// Records a denied socket target.
@@ -363,6 +420,13 @@ mod tests {
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
             assert!(!is_special(public.parse().unwrap()), "{public}");
         }
+        // Lookups: names some pattern names; special answers only when named.
+        let lookup = |name| DnsLookup { plugin: "p", name };
+        assert!(policy.allows_dns(&lookup("db.example.com")).is_ok() && policy.allows_dns(&lookup("evil.test")).is_err());
+        assert!(policy.allows_answer("p", SocketProtocol::Tcp, "8.8.8.8".parse().unwrap()));
+        assert!(policy.allows_answer("p", SocketProtocol::Tcp, "127.0.0.1".parse().unwrap()), "named with a port: any port");
+        assert!(!policy.allows_answer("p", SocketProtocol::Tcp, "10.0.0.1".parse().unwrap()));
+        assert!(!policy.allows_answer("p", SocketProtocol::Tcp, "::1".parse().unwrap()));
     }
 
     #[test]

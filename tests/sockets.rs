@@ -114,3 +114,54 @@ fn a_package_that_opens_sockets_needs_a_policy_and_the_hosts_consent() {
     let e = host.load_path_with(&fixture("wasm/dialer"), None, &LoadOptions::with_interface(dialer())).unwrap_err();
     assert_eq!(e.status(), Status::CapabilityDenied, "{e}");
 }
+
+fn exchange_by_name(plugin: &Plugin, port: u16) -> fidius_host::Result<String> {
+    plugin.call_json("tcp_exchange", &format!(r#"["localhost:{port}", "hello"]"#))
+}
+
+#[test]
+fn a_name_is_looked_up_only_when_the_policy_names_it() {
+    let addr = echo_server();
+    // The address is allowed, the name is not: the lookup is refused.
+    let plugin = load(Some(allow(&[&addr.to_string()]))).unwrap();
+    let e = exchange_by_name(&plugin, addr.port()).unwrap_err();
+    assert_eq!(e.plugin_error().map(|p| p.code()), Some("SOCKET"), "{e}");
+    let denied = plugin.denied_requests();
+    assert_eq!((denied[0].method.as_str(), denied[0].url.as_str()), ("DNS", "dns://localhost"), "{denied:?}");
+}
+
+#[test]
+fn a_trusted_name_cannot_lead_to_a_special_address_the_policy_does_not_name() {
+    let addr = echo_server();
+    let plugin = load(Some(allow(&[&format!("localhost:{}", addr.port())]))).unwrap();
+    let e = exchange_by_name(&plugin, addr.port()).unwrap_err();
+    assert_eq!(e.plugin_error().map(|p| p.code()), Some("SOCKET"), "{e}");
+    let denied = plugin.denied_requests();
+    assert_eq!(denied[0].url, "dns://localhost", "{denied:?}");
+    assert!(denied[0].reason.contains("special addresses the policy does not name: 127.0.0.1"), "{denied:?}");
+}
+
+#[test]
+fn a_looked_up_name_reaches_the_policy_with_the_address_it_was_pinned_to() {
+    let addr = echo_server();
+    // The name (for this port) and the address itself (any port) are named.
+    let plugin = load(Some(allow(&[&format!("localhost:{}", addr.port()), "127.0.0.1"]))).unwrap();
+    assert_eq!(exchange_by_name(&plugin, addr.port()).unwrap(), r#""echo: hello""#);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (dns_log, socket_log) = (seen.clone(), seen.clone());
+    let policy = EgressPolicy::from_fn("by name", |_| false)
+        .with_dns(move |lookup| {
+            dns_log.lock().unwrap().push(format!("dns {}", lookup.name));
+            true
+        })
+        .with_sockets(move |target| {
+            socket_log.lock().unwrap().push(format!("{:?} {:?} {}", target.protocol, target.host, target.addr));
+            target.host == Some("localhost") || target.addr.port() == 0 || target.host.is_none()
+        });
+    let plugin = load(Some(policy)).unwrap();
+    assert_eq!(exchange_by_name(&plugin, addr.port()).unwrap(), r#""echo: hello""#);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], "dns localhost");
+    assert!(seen.contains(&format!("Tcp Some(\"localhost\") {addr}")), "{seen:?}");
+}

@@ -6,7 +6,7 @@ use super::store::GuestState;
 use super::sandbox::SocketGate;
 use super::{values, Sandbox, WasmPluginSettings, WasmSettings};
 use crate::artifact::package::Package;
-use crate::egress::{DenialLog, EgressPolicy};
+use crate::egress::{DenialLog, EgressPolicy, SocketProtocol};
 use crate::plugin::{Plugin, RuntimeKind};
 use crate::runtime::PackageLoad;
 use wasmtime::component::InstancePre;
@@ -150,7 +150,8 @@ fn socket_gate(
              the builder or in the load options)",
         )
     })?;
-    Ok(Some(SocketGate { plugin: plugin.into(), policy: policy.clone(), denials: denials.clone() }))
+    let answers_for = if sandbox.tcp() { SocketProtocol::Tcp } else { SocketProtocol::Udp };
+    Ok(Some(SocketGate { plugin: plugin.into(), policy: policy.clone(), denials: denials.clone(), answers_for, pins: Default::default() }))
 }
 
 /// A WASM plugin handle: one instance, calls serialized.

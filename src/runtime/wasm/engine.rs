@@ -147,6 +147,7 @@ impl WasmRuntime {
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .and_then(|()| waits::add_to_linker(&mut linker))
             .and_then(|()| super::host_call::add_to_linker(&mut linker))
+            .and_then(|()| super::name_lookup::add_to_linker(&mut linker))
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot link WASI: {e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(engine.clone())?);
         // Checked when it was set; a directory changed since is not fatal:

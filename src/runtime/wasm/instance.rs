@@ -96,8 +96,10 @@ pub(super) struct Shared {
 impl Shared {
     /// A fresh store and instance, with the interface's functions looked up.
     pub(super) fn instantiate(&self) -> Result<Live> {
+        // Each store pins its own lookups.
+        let sockets = self.sockets.as_ref().map(SocketGate::for_new_store);
         let state = GuestState {
-            wasi: self.sandbox.wasi_ctx(self.sockets.as_ref())?,
+            wasi: self.sandbox.wasi_ctx(sockets.as_ref())?,
             http: WasiHttpCtx::new(),
             egress: egress::EgressHooks {
                 plugin: self.name.clone(),
@@ -110,6 +112,7 @@ impl Shared {
             call_deadline: None,
             wait_cut: false,
             host_bindings: self.host_bindings.clone(),
+            sockets,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);

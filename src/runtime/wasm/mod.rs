@@ -30,6 +30,8 @@ mod host_call;
 #[cfg(feature = "wasm")]
 mod instance;
 #[cfg(feature = "wasm")]
+mod name_lookup;
+#[cfg(feature = "wasm")]
 mod sandbox;
 #[cfg(feature = "wasm")]
 mod store;

@@ -2,6 +2,7 @@
 //! context that grants exactly those, and nothing by default.
 
 use crate::egress::{DenialLog, EgressPolicy, SocketProtocol, SocketTarget};
+use super::name_lookup::Pins;
 use crate::error::{Error, Result, Status};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,13 +24,24 @@ pub struct Sandbox {
     udp: bool,
 }
 
-/// What a guest's sockets go through: the policy that decides each target,
-/// and the log of what it denied.
+/// What a guest's sockets go through: the policy that decides each target
+/// and lookup, the log of what it denied, and what the store's lookups
+/// pinned.
 #[derive(Clone)]
 pub struct SocketGate {
     pub plugin: Arc<str>,
     pub policy: EgressPolicy,
     pub denials: Arc<DenialLog>,
+    /// The protocol lookup answers are checked for (TCP when granted).
+    pub answers_for: SocketProtocol,
+    pub pins: Pins,
+}
+
+impl SocketGate {
+    /// This gate for a new store, with no pins.
+    pub fn for_new_store(&self) -> SocketGate {
+        SocketGate { pins: Pins::default(), ..self.clone() }
+    }
 }
 
 impl Sandbox {
@@ -121,6 +133,11 @@ impl Sandbox {
         self.tcp || self.udp
     }
 
+    /// Whether it may open TCP connections.
+    pub fn tcp(&self) -> bool {
+        self.tcp
+    }
+
     /// A fresh WASI context with exactly these grants; sockets through
     /// `gate` (none without one).
     pub fn wasi_ctx(&self, gate: Option<&SocketGate>) -> Result<WasiCtx> {
@@ -146,8 +163,8 @@ impl Sandbox {
                 .preopened_dir(dir, guest.as_ref(), *perms)
                 .map_err(|e| Error::at(Status::Io, dir, format!("cannot open the granted directory: {e}")))?;
         }
-        // Name lookups are not offered: a guest dials addresses, which the
-        // policy sees as they are.
+        // WASI's own lookup is replaced (see `name_lookup`); this flag only
+        // guards WASI's.
         builder.allow_ip_name_lookup(false);
         match gate {
             Some(gate) if self.sockets() => {
@@ -179,7 +196,8 @@ impl SocketGate {
             SocketAddrUse::UdpBind => return udp && addr.ip().is_unspecified(),
             _ => return false,
         };
-        let target = SocketTarget { plugin: &self.plugin, protocol, host: None, addr };
+        let host = self.pins.name_of(addr.ip());
+        let target = SocketTarget { plugin: &self.plugin, protocol, host: host.as_deref(), addr };
         match self.policy.allows_socket(&target) {
             Ok(()) => true,
             Err(reason) => {

@@ -22,6 +22,9 @@ pub struct GuestState {
     pub(super) wait_cut: bool,
     /// The host functions the guest may call (`fidius:host-call`).
     pub(super) host_bindings: std::sync::Arc<crate::host_functions::HostBindings>,
+    /// What the guest's sockets and name lookups go through (`None`: it
+    /// may open none).
+    pub(super) sockets: Option<super::sandbox::SocketGate>,
 }
 
 impl WasiView for GuestState {
