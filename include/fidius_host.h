@@ -944,8 +944,9 @@ typedef struct {
    */
   fidius_host_socket_protocol protocol;
   /**
-   * The host name the guest dialed, or NULL when it dialed an address
-   * (guests dial addresses: name lookups are not offered).
+   * The host name the guest dialed, when a lookup of it (which the DNS
+   * callback allowed) gave this address; NULL when the guest dialed an
+   * address.
    */
   const char *host;
   /**
@@ -960,7 +961,10 @@ typedef struct {
   /**
    * Whether the address is special (loopback, private, link-local,
    * shared, multicast, unspecified, broadcast): allow it only if you mean
-   * that very address.
+   * that very address. For a special address reached by name the
+   * callback is asked twice: with the name, then with `host` NULL (is
+   * this very address allowed?); both must allow. Port 0 asks about a
+   * lookup's answer (may this address reach the guest at all?).
    */
   bool special;
 } fidius_host_socket_target_t;
@@ -976,6 +980,14 @@ typedef int32_t (*fidius_host_socket_callback_fn)(void *userdata,
                                                   const fidius_host_socket_target_t *target);
 
 /**
+ * A DNS callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to let the
+ * guest of plugin `plugin` look up `name` (lowercase, no trailing dot),
+ * anything else to refuse (the guest's lookup fails). Both strings are
+ * borrowed for the call. Runs like a socket callback.
+ */
+typedef int32_t (*fidius_host_dns_callback_fn)(void *userdata, const char *plugin, const char *name);
+
+/**
  * The callbacks of a policy made by `fidius_host_egress_policy_new_callbacks`.
  */
 typedef struct {
@@ -987,6 +999,11 @@ typedef struct {
    * Decides each socket target; NULL: no socket opens.
    */
   fidius_host_socket_callback_fn socket;
+  /**
+   * Decides each name lookup of a guest that may open sockets; NULL: no
+   * name is looked up (guests dial addresses).
+   */
+  fidius_host_dns_callback_fn dns;
 } fidius_host_egress_callbacks_t;
 
 /**
@@ -1502,10 +1519,14 @@ fidius_host_status fidius_host_egress_policy_new_callback(fidius_host_egress_cal
                                                           fidius_host_error_t **err);
 
 /**
- * A policy that asks `callbacks->http` about every HTTP request and
+ * A policy that asks `callbacks->http` about every HTTP request,
  * `callbacks->socket` about every socket target (a TCP connect, a UDP
- * datagram) of guests that declare `tcp` or `udp`; either may be NULL,
- * which denies all of its kind. The struct is read during the call.
+ * datagram) of guests that declare `tcp` or `udp`, and `callbacks->dns`
+ * about every name such a guest looks up; any may be NULL, which denies
+ * all of its kind. A lookup's answers in special ranges reach the guest
+ * only when the socket callback allows that address (asked with port 0),
+ * and each answer is pinned to the name: a later connect to it is asked
+ * with that name as `host`. The struct is read during the call.
  * `userdata` is passed to both unchanged; `free_userdata` (may be NULL) is
  * called with it once, when the policy and every builder, host, load
  * options and plugin using it are gone — also when this function fails.
@@ -1526,10 +1547,12 @@ fidius_host_status fidius_host_egress_policy_new_callbacks(const fidius_host_egr
  * it may be NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
  * `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
  * `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
- * and as names: a pattern does not follow DNS. Socket targets (TCP
- * connects, UDP datagrams) match by their address and port, so an address
- * pattern is what lets a guest reach a socket — a special address
- * (loopback, private, …) included.
+ * and as names: a pattern does not follow DNS. For guests that open
+ * sockets: a name is looked up only when a pattern names it; a socket
+ * target (TCP connect, UDP datagram) matches by the name its lookup gave
+ * it, or by its address and port; a special address (loopback, private,
+ * …) is reached, and handed out by a lookup, only when a pattern names
+ * that address.
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
  * pattern and the accepted forms).

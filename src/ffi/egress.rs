@@ -4,7 +4,7 @@
 use crate::error::Status;
 use super::error::fidius_host_error_t;
 use super::{arg_out, arg_out_cleared, entry, new_handle, take_handle, Handle};
-use crate::egress::{is_special, EgressPolicy, HttpRequest, SocketProtocol, SocketTarget};
+use crate::egress::{is_special, DnsLookup, EgressPolicy, HttpRequest, SocketProtocol, SocketTarget};
 use std::sync::Arc;
 use crate::error::Error;
 use std::ffi::{c_char, c_void, CString};
@@ -100,8 +100,9 @@ pub struct fidius_host_socket_target_t {
     pub plugin: *const c_char,
     /// TCP or UDP.
     pub protocol: fidius_host_socket_protocol,
-    /// The host name the guest dialed, or NULL when it dialed an address
-    /// (guests dial addresses: name lookups are not offered).
+    /// The host name the guest dialed, when a lookup of it (which the DNS
+    /// callback allowed) gave this address; NULL when the guest dialed an
+    /// address.
     pub host: *const c_char,
     /// The address: `127.0.0.1`, `::1` (an IPv4-mapped IPv6 address as its
     /// IPv4 form).
@@ -110,7 +111,10 @@ pub struct fidius_host_socket_target_t {
     pub port: u16,
     /// Whether the address is special (loopback, private, link-local,
     /// shared, multicast, unspecified, broadcast): allow it only if you mean
-    /// that very address.
+    /// that very address. For a special address reached by name the
+    /// callback is asked twice: with the name, then with `host` NULL (is
+    /// this very address allowed?); both must allow. Port 0 asks about a
+    /// lookup's answer (may this address reach the guest at all?).
     pub special: bool,
 }
 
@@ -122,6 +126,13 @@ pub struct fidius_host_socket_target_t {
 pub type fidius_host_socket_callback_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, target: *const fidius_host_socket_target_t) -> i32>;
 
+/// A DNS callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to let the
+/// guest of plugin `plugin` look up `name` (lowercase, no trailing dot),
+/// anything else to refuse (the guest's lookup fails). Both strings are
+/// borrowed for the call. Runs like a socket callback.
+pub type fidius_host_dns_callback_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, plugin: *const c_char, name: *const c_char) -> i32>;
+
 /// The callbacks of a policy made by `fidius_host_egress_policy_new_callbacks`.
 #[repr(C)]
 pub struct fidius_host_egress_callbacks_t {
@@ -129,12 +140,16 @@ pub struct fidius_host_egress_callbacks_t {
     pub http: fidius_host_egress_callback_fn,
     /// Decides each socket target; NULL: no socket opens.
     pub socket: fidius_host_socket_callback_fn,
+    /// Decides each name lookup of a guest that may open sockets; NULL: no
+    /// name is looked up (guests dial addresses).
+    pub dns: fidius_host_dns_callback_fn,
 }
 
 /// The C side of a callback policy: called through, and released once.
 struct Callback {
     http: Option<unsafe extern "C" fn(*mut c_void, *const fidius_host_http_request_t) -> i32>,
     socket: Option<unsafe extern "C" fn(*mut c_void, *const fidius_host_socket_target_t) -> i32>,
+    dns: Option<unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> i32>,
     userdata: *mut c_void,
     free_userdata: fidius_host_userdata_free_fn,
 }
@@ -154,6 +169,15 @@ impl Drop for Callback {
 }
 
 impl Callback {
+    /// Asks the DNS callback (none: denied).
+    fn decide_dns(&self, lookup: &DnsLookup<'_>) -> bool {
+        let Some(function) = self.dns else { return false };
+        let (Ok(plugin), Ok(name)) = (CString::new(lookup.plugin), CString::new(lookup.name)) else { return false };
+        // SAFETY: both strings live until the call returns.
+        let answer = unsafe { function(self.userdata, plugin.as_ptr(), name.as_ptr()) };
+        answer == fidius_host_egress_decision::Allow as i32
+    }
+
     /// Asks the socket callback (none: denied).
     fn decide_socket(&self, target: &SocketTarget<'_>) -> bool {
         let Some(function) = self.socket else { return false };
@@ -228,9 +252,10 @@ impl Callback {
     /// The policy these callbacks make.
     fn into_policy(self, description: &str) -> EgressPolicy {
         let callback = Arc::new(self);
-        let sockets = callback.clone();
+        let (sockets, dns) = (callback.clone(), callback.clone());
         EgressPolicy::from_fn(description, move |request| callback.decide(request))
             .with_sockets(move |target| sockets.decide_socket(target))
+            .with_dns(move |lookup| dns.decide_dns(lookup))
     }
 }
 
@@ -258,17 +283,21 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callback(
             }
             return Err(Error::null_argument("callback"));
         };
-        let callback = Callback { http: Some(function), socket: None, userdata, free_userdata };
+        let callback = Callback { http: Some(function), socket: None, dns: None, userdata, free_userdata };
         let out = arg_out(out, "out")?;
         *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy: callback.into_policy("a C callback") });
         Ok(())
     })
 }
 
-/// A policy that asks `callbacks->http` about every HTTP request and
+/// A policy that asks `callbacks->http` about every HTTP request,
 /// `callbacks->socket` about every socket target (a TCP connect, a UDP
-/// datagram) of guests that declare `tcp` or `udp`; either may be NULL,
-/// which denies all of its kind. The struct is read during the call.
+/// datagram) of guests that declare `tcp` or `udp`, and `callbacks->dns`
+/// about every name such a guest looks up; any may be NULL, which denies
+/// all of its kind. A lookup's answers in special ranges reach the guest
+/// only when the socket callback allows that address (asked with port 0),
+/// and each answer is pinned to the name: a later connect to it is asked
+/// with that name as `host`. The struct is read during the call.
 /// `userdata` is passed to both unchanged; `free_userdata` (may be NULL) is
 /// called with it once, when the policy and every builder, host, load
 /// options and plugin using it are gone — also when this function fails.
@@ -284,7 +313,7 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callbacks(
     err: *mut *mut fidius_host_error_t,
 ) -> Status {
     // Owned first, so that every failure below releases the userdata.
-    let mut callback = Callback { http: None, socket: None, userdata, free_userdata };
+    let mut callback = Callback { http: None, socket: None, dns: None, userdata, free_userdata };
     entry(err, || {
         super::clear_out(out);
         // SAFETY: NULL or a readable struct, as documented.
@@ -292,6 +321,7 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callbacks(
         let out = arg_out(out, "out")?;
         callback.http = callbacks.http;
         callback.socket = callbacks.socket;
+        callback.dns = callbacks.dns;
         *out = new_handle::<fidius_host_egress_policy_t>(EgressPolicyData { policy: callback.into_policy("C callbacks") });
         Ok(())
     })
@@ -302,10 +332,12 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callbacks(
 /// it may be NULL when `pattern_count` is 0, which denies everything): `example.com` (any port),
 /// `example.com:8080`, `*.example.com` (subdomains, not example.com itself),
 /// `127.0.0.1:9000`, `[::1]:9000`. Names are compared case-insensitively,
-/// and as names: a pattern does not follow DNS. Socket targets (TCP
-/// connects, UDP datagrams) match by their address and port, so an address
-/// pattern is what lets a guest reach a socket — a special address
-/// (loopback, private, …) included.
+/// and as names: a pattern does not follow DNS. For guests that open
+/// sockets: a name is looked up only when a pattern names it; a socket
+/// target (TCP connect, UDP datagram) matches by the name its lookup gave
+/// it, or by its address and port; a special address (loopback, private,
+/// …) is reached, and handed out by a lookup, only when a pattern names
+/// that address.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (names the bad
 /// pattern and the accepted forms).

@@ -396,10 +396,29 @@ static fidius_host_plugin_t *load_dialer(const fidius_host_egress_policy_t *poli
 
 /* What a socket callback saw. */
 struct socket_seen {
-    int calls, allow_port, port, special, tcp, had_host;
+    int calls, allow_port, port, special, tcp, had_host, by_name, lookups;
     char address[64];
     int freed;
 };
+
+/* Lookups of "localhost" only. */
+static int32_t dns_rule(void *userdata, const char *plugin, const char *name) {
+    struct socket_seen *seen = userdata;
+    seen->lookups++;
+    return strcmp(plugin, "SocketGuest") == 0 && strcmp(name, "localhost") == 0 ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                                                 : FIDIUS_HOST_EGRESS_DECISION_DENY;
+}
+
+/* localhost by name, and 127.0.0.1 itself (asked with no host name). */
+static int32_t by_name_rule(void *userdata, const fidius_host_socket_target_t *t) {
+    struct socket_seen *seen = userdata;
+    if (t->host != NULL && strcmp(t->host, "localhost") == 0) {
+        seen->by_name++;
+        return FIDIUS_HOST_EGRESS_DECISION_ALLOW;
+    }
+    return t->host == NULL && strcmp(t->address, "127.0.0.1") == 0 ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                                     : FIDIUS_HOST_EGRESS_DECISION_DENY;
+}
 
 static int32_t socket_rule(void *userdata, const fidius_host_socket_target_t *t) {
     struct socket_seen *seen = userdata;
@@ -419,7 +438,7 @@ static void test_sockets(struct server *server) {
     const char *patterns[1] = {pattern};
     fidius_host_str_t list[1];
     fidius_host_egress_policy_t *allow = NULL, *callbacks = NULL;
-    fidius_host_egress_callbacks_t rules = {NULL, socket_rule};
+    fidius_host_egress_callbacks_t rules = {NULL, socket_rule, NULL};
     struct socket_seen seen;
     fidius_host_plugin_t *p;
     fidius_host_error_t *err = NULL;
@@ -470,6 +489,32 @@ static void test_sockets(struct server *server) {
     fidius_host_plugin_free(p);
     fidius_host_egress_policy_free(callbacks);
     CHECK(seen.freed == 1);
+
+    /* By name: the DNS callback allows the lookup, and the socket callback
+     * sees the name the answer was pinned to. */
+    {
+        fidius_host_egress_callbacks_t named = {NULL, by_name_rule, dns_rule};
+        memset(&seen, 0, sizeof seen);
+        CHECK(fidius_host_egress_policy_new_callbacks(&named, &seen, NULL, &callbacks, NULL) == FIDIUS_HOST_STATUS_OK);
+        p = load_dialer(callbacks, FIDIUS_HOST_STATUS_OK);
+        snprintf(args, sizeof args, "[\"localhost:%d\", \"hello\"]", server->port);
+        CHECK(fidius_host_plugin_call_json(p, "tcp_exchange", NT, args, NT, &json, NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(json && strstr(json, "HTTP/1.1 200 OK") != NULL);
+        fidius_host_string_free(json);
+        CHECK(seen.lookups == 1 && seen.by_name == 1);
+        /* Another name is not looked up. */
+        snprintf(args, sizeof args, "[\"ip6-localhost:%d\", \"hello\"]", server->port);
+        CHECK(fidius_host_plugin_call_json(p, "tcp_exchange", NT, args, NT, &json, NULL, NULL) ==
+              FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+        CHECK(fidius_host_plugin_denied_request(p, fidius_host_plugin_denied_request_count(p) - 1, &method, &denied_url,
+                                                NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(strcmp(method, "DNS") == 0 && strcmp(denied_url, "dns://ip6-localhost") == 0);
+        fidius_host_string_free(method);
+        fidius_host_string_free(denied_url);
+        fidius_host_plugin_free(p);
+        fidius_host_egress_policy_free(callbacks);
+        callbacks = NULL;
+    }
 
     /* UDP: a datagram reaches an allowed address, and nothing else does. */
     memset(&udp_addr, 0, sizeof udp_addr);
