@@ -519,7 +519,7 @@ pub const Metadata = struct {
 };
 
 // ---------------------------------------------------------------------------
-// Egress policies (outbound HTTP of WASM plugins)
+// Egress policies (outbound HTTP and sockets of WASM plugins)
 // ---------------------------------------------------------------------------
 
 /// What an egress callback answers. Anything but `.allow` denies.
@@ -596,8 +596,90 @@ pub const HttpRequest = struct {
     }
 };
 
+/// The transport of a socket target.
+pub const SocketProtocol = enum(u32) {
+    /// An outbound TCP connection.
+    tcp = c.FIDIUS_HOST_SOCKET_PROTOCOL_TCP,
+    /// An outbound UDP datagram.
+    udp = c.FIDIUS_HOST_SOCKET_PROTOCOL_UDP,
+    _,
+};
+
+/// A socket a guest would open (a TCP connect, a UDP datagram), as a socket
+/// rule sees it. Every string is borrowed for the duration of the rule only.
+pub const SocketTarget = struct {
+    /// The name of the plugin opening it.
+    plugin: [:0]const u8,
+    protocol: SocketProtocol,
+    /// The host name the guest dialed, when a lookup of it (which the DNS
+    /// rule allowed) gave `address`; null when the guest dialed an address.
+    host: ?[:0]const u8,
+    /// The address: "127.0.0.1", "::1" (IPv4-mapped IPv6 as its IPv4 form).
+    address: [:0]const u8,
+    /// The port. 0 asks about a lookup's answer: may this address reach
+    /// the guest at all?
+    port: u16,
+    /// Whether the address is special (loopback, private, link-local,
+    /// shared, multicast, unspecified, broadcast): allow it only if you mean
+    /// that very address. A special address reached by name is asked about
+    /// twice: with `host` set, then with `host` null; both must allow.
+    special: bool,
+
+    fn fromC(target: *const c.fidius_host_socket_target_t) SocketTarget {
+        return .{
+            .plugin = borrowedString(target.plugin),
+            .protocol = @fromBackingInt(target.protocol),
+            .host = optionalString(target.host),
+            .address = borrowedString(target.address),
+            .port = target.port,
+            .special = target.special,
+        };
+    }
+};
+
+/// A name a guest that may open sockets looks up, as a DNS rule sees it.
+/// Both strings are borrowed for the duration of the rule only.
+pub const DnsLookup = struct {
+    /// The name of the plugin looking it up.
+    plugin: [:0]const u8,
+    /// The name: lowercase, no trailing dot.
+    name: [:0]const u8,
+};
+
+/// The rules of `EgressPolicy.fromRules`, each optional: a missing rule
+/// denies everything of its kind.
+pub fn EgressRules(comptime Context: type) type {
+    return struct {
+        /// Decides each outbound HTTP request.
+        http: ?fn (context: Context, request: HttpRequest) EgressDecision = null,
+        /// Decides each socket target of guests that declare `tcp` or `udp`.
+        socket: ?fn (context: Context, target: SocketTarget) EgressDecision = null,
+        /// Decides each name such a guest looks up; without it, guests can
+        /// only dial addresses.
+        dns: ?fn (context: Context, lookup: DnsLookup) EgressDecision = null,
+    };
+}
+
+/// Turns the library's `void *userdata` back into `Context` and back.
+fn ContextAdapter(comptime Context: type, comptime caller: []const u8) type {
+    const is_void = Context == void;
+    if (!is_void and !(@typeInfo(Context) == .pointer and @typeInfo(Context).pointer.size == .one)) {
+        @compileError(caller ++ ": Context must be a single-item pointer or void, not " ++ @typeName(Context));
+    }
+    return struct {
+        fn toContext(userdata: ?*anyopaque) Context {
+            return if (is_void) {} else @ptrCast(@alignCast(userdata));
+        }
+
+        fn toUserdata(context: Context) ?*anyopaque {
+            return if (is_void) null else @ptrCast(@constCast(context));
+        }
+    };
+}
+
 /// Which outbound HTTP requests WASM plugins with the `http` capability may
-/// send. Builders and load options keep their own reference, so a policy
+/// send, and which sockets (and name lookups) those with `tcp` or `udp` may
+/// open. Builders and load options keep their own reference, so a policy
 /// may be deinitialized right after it is set.
 pub const EgressPolicy = struct {
     handle: *c.fidius_host_egress_policy_t,
@@ -618,26 +700,19 @@ pub const EgressPolicy = struct {
         comptime release: ?fn (context: Context) void,
         diag: ?*Diagnostics,
     ) Error!EgressPolicy {
-        const is_void = Context == void;
-        if (!is_void and !(@typeInfo(Context) == .pointer and @typeInfo(Context).pointer.size == .one)) {
-            @compileError("EgressPolicy.fromCallback: Context must be a single-item pointer or void, not " ++ @typeName(Context));
-        }
+        const Adapter = ContextAdapter(Context, "EgressPolicy.fromCallback");
         // C-callable functions that turn the library's `void *userdata`
         // back into `Context`.
         const Trampoline = struct {
-            fn toContext(userdata: ?*anyopaque) Context {
-                return if (is_void) {} else @ptrCast(@alignCast(userdata));
-            }
-
             fn decideC(userdata: ?*anyopaque, request: [*c]const c.fidius_host_http_request_t) callconv(.c) i32 {
-                return @backingInt(decide(toContext(userdata), HttpRequest.fromC(request)));
+                return @backingInt(decide(Adapter.toContext(userdata), HttpRequest.fromC(request)));
             }
 
             fn releaseC(userdata: ?*anyopaque) callconv(.c) void {
-                release.?(toContext(userdata));
+                release.?(Adapter.toContext(userdata));
             }
         };
-        const userdata: ?*anyopaque = if (is_void) null else @ptrCast(@constCast(context));
+        const userdata = Adapter.toUserdata(context);
         var handle: ?*c.fidius_host_egress_policy_t = null;
         try check(c.fidius_host_egress_policy_new_callback(
             Trampoline.decideC,
@@ -649,10 +724,74 @@ pub const EgressPolicy = struct {
         return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
     }
 
+    /// A policy that asks `rules.http(context, request)` about every HTTP
+    /// request, `rules.socket(context, target)` about every socket target
+    /// (a TCP connect, a UDP datagram) of guests that declare `tcp` or
+    /// `udp`, and `rules.dns(context, lookup)` about every name such a guest
+    /// looks up. A missing rule denies all of its kind. A lookup's answers
+    /// in special ranges reach the guest only when the socket rule allows
+    /// that address (asked with port 0), and a later connect to such an
+    /// answer is asked with the looked-up name as `host`.
+    ///
+    /// `Context`, `context` and `release` are as in `fromCallback`; the
+    /// rules run like its `decide` (thread-safe, on the calling thread).
+    ///
+    ///     var policy = try EgressPolicy.fromRules(*State, &state, .{
+    ///         .socket = State.allowSocket,
+    ///         .dns = State.allowLookup,
+    ///     }, null, null);
+    pub fn fromRules(
+        comptime Context: type,
+        context: Context,
+        comptime rules: EgressRules(Context),
+        comptime release: ?fn (context: Context) void,
+        diag: ?*Diagnostics,
+    ) Error!EgressPolicy {
+        const Adapter = ContextAdapter(Context, "EgressPolicy.fromRules");
+        const Trampoline = struct {
+            fn httpC(userdata: ?*anyopaque, request: [*c]const c.fidius_host_http_request_t) callconv(.c) i32 {
+                return @backingInt(rules.http.?(Adapter.toContext(userdata), HttpRequest.fromC(request)));
+            }
+
+            fn socketC(userdata: ?*anyopaque, target: [*c]const c.fidius_host_socket_target_t) callconv(.c) i32 {
+                return @backingInt(rules.socket.?(Adapter.toContext(userdata), SocketTarget.fromC(target)));
+            }
+
+            fn dnsC(userdata: ?*anyopaque, plugin: [*c]const u8, name: [*c]const u8) callconv(.c) i32 {
+                return @backingInt(rules.dns.?(Adapter.toContext(userdata), .{
+                    .plugin = borrowedString(plugin),
+                    .name = borrowedString(name),
+                }));
+            }
+
+            fn releaseC(userdata: ?*anyopaque) callconv(.c) void {
+                release.?(Adapter.toContext(userdata));
+            }
+        };
+        const callbacks: c.fidius_host_egress_callbacks_t = .{
+            .http = if (rules.http != null) &Trampoline.httpC else null,
+            .socket = if (rules.socket != null) &Trampoline.socketC else null,
+            .dns = if (rules.dns != null) &Trampoline.dnsC else null,
+        };
+        var handle: ?*c.fidius_host_egress_policy_t = null;
+        try check(c.fidius_host_egress_policy_new_callbacks(
+            &callbacks,
+            Adapter.toUserdata(context),
+            if (release != null) Trampoline.releaseC else null,
+            &handle,
+            errorSlot(diag),
+        ));
+        return .{ .handle = try notNull(c.fidius_host_egress_policy_t, handle) };
+    }
+
     /// A policy allowing requests whose host and port match one of
     /// `patterns`: "example.com" (any port), "example.com:8080",
     /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
-    /// No patterns deny everything. `allocator` holds the list of patterns
+    /// No patterns deny everything. The same patterns govern sockets of
+    /// guests that declare `tcp` or `udp`: a name is looked up only when a
+    /// pattern names it, a target matches by the name its lookup gave it
+    /// or by its address and port, and a special address (loopback,
+    /// private, ...) only when a pattern names that very address. `allocator` holds the list of patterns
     /// for the library during the call.
     pub fn fromAllowList(allocator: Allocator, patterns: []const []const u8, diag: ?*Diagnostics) AllocError!EgressPolicy {
         for (patterns) |pattern| {
@@ -1472,16 +1611,21 @@ pub const Discovery = struct {
 // Plugins
 // ---------------------------------------------------------------------------
 
-/// An outbound HTTP request a plugin's egress policy denied, in the
-/// memory of the allocator given to `Plugin.deniedRequest`.
+/// An outbound HTTP request or socket a plugin's egress policy denied, in
+/// the memory of the allocator given to `Plugin.deniedRequest`.
 pub const DeniedRequest = struct {
+    /// "GET", "POST", ... or, for a socket, "TCP", "UDP" or "DNS".
     method: []u8,
-    /// scheme://authority/path?query
+    /// scheme://authority/path?query, or for a socket "tcp://ip:port",
+    /// "udp://ip:port" or "dns://name".
     url: []u8,
+    /// Why it was denied, e.g. "denied by the egress policy".
+    reason: []u8,
 
     pub fn deinit(request: DeniedRequest, allocator: Allocator) void {
         allocator.free(request.method);
         allocator.free(request.url);
+        allocator.free(request.reason);
     }
 };
 
@@ -1602,13 +1746,16 @@ pub const Plugin = struct {
         return optionalString(c.fidius_host_plugin_diagnostic(plugin.handle, index));
     }
 
-    /// Number of recent outbound requests the egress policy denied (the
-    /// most recent 256 are kept).
+    /// Number of recent outbound requests, sockets and lookups the egress
+    /// policy denied (the most recent 256 are kept).
     pub fn deniedRequestCount(plugin: Plugin) usize {
         return c.fidius_host_plugin_denied_request_count(plugin.handle);
     }
 
-    /// Denied request `index` (oldest first), in `allocator`'s memory.
+    /// Denied request `index` (oldest first) with its reason, in
+    /// `allocator`'s memory. The method and URL and the reason are read
+    /// one after the other: when more than the 256 kept requests are being
+    /// denied meanwhile, they may belong to different requests.
     pub fn deniedRequest(plugin: Plugin, allocator: Allocator, index: usize, diag: ?*Diagnostics) AllocError!DeniedRequest {
         var method: [*c]u8 = null;
         var url: [*c]u8 = null;
@@ -1617,7 +1764,22 @@ pub const Plugin = struct {
         defer c.fidius_host_string_free(url);
         const method_copy = try allocator.dupe(u8, borrowedString(method));
         errdefer allocator.free(method_copy);
-        return .{ .method = method_copy, .url = try allocator.dupe(u8, borrowedString(url)) };
+        const url_copy = try allocator.dupe(u8, borrowedString(url));
+        errdefer allocator.free(url_copy);
+        return .{
+            .method = method_copy,
+            .url = url_copy,
+            .reason = try plugin.deniedRequestReason(allocator, index, diag),
+        };
+    }
+
+    /// Why denied request `index` (oldest first) was denied, e.g. "denied
+    /// by the egress policy", in `allocator`'s memory.
+    pub fn deniedRequestReason(plugin: Plugin, allocator: Allocator, index: usize, diag: ?*Diagnostics) AllocError![]u8 {
+        var reason: [*c]u8 = null;
+        try check(c.fidius_host_plugin_denied_request_reason(plugin.handle, index, &reason, errorSlot(diag)));
+        defer c.fidius_host_string_free(reason);
+        return allocator.dupe(u8, borrowedString(reason));
     }
 
     pub fn traitMetadataCount(plugin: Plugin) usize {

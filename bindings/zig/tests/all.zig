@@ -7,6 +7,7 @@ test {
     _ = @import("wasm_test.zig");
     _ = @import("python_test.zig");
     _ = @import("egress_test.zig");
+    _ = @import("socket_egress_test.zig");
     _ = @import("threads_test.zig");
     _ = @import("configured_test.zig");
     _ = @import("host_functions_test.zig");

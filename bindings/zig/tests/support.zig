@@ -1,6 +1,6 @@
 //! What the test files share: the fixture directory, hosts and load options
-//! made the usual way, JSON call checks, bincode helpers, a tiny HTTP server
-//! and a way to run one function on several threads.
+//! made the usual way, JSON call checks, bincode helpers, a tiny HTTP server,
+//! a TCP echo server and a way to run one function on several threads.
 const std = @import("std");
 const fidius = @import("fidius_host");
 
@@ -208,6 +208,58 @@ pub const HttpServer = struct {
         var write_buffer: [1024]u8 = undefined;
         var writer = connection.writer(io, &write_buffer);
         try writer.interface.print("HTTP/1.1 200 OK\r\nContent-Length: {d}\r\nConnection: close\r\n\r\n{s}", .{ body.len, body });
+        try writer.interface.flush();
+    }
+};
+
+/// A TCP echo server on 127.0.0.1 for the socket guest: on its own thread,
+/// it reads each connection to its end (the client half-closes) and answers
+/// "echo: " and what it read, then closes; it counts the connections.
+pub const EchoServer = struct {
+    server: std.Io.net.Server,
+    port: u16,
+    connections: std.atomic.Value(u32) = .init(0),
+    thread: std.Thread,
+
+    /// Starts the server on a free port; `stop` it before the test ends.
+    pub fn start(echo: *EchoServer) !void {
+        const address = try std.Io.net.IpAddress.parse("127.0.0.1", 0);
+        echo.server = try address.listen(io, .{});
+        errdefer echo.server.deinit(io);
+        echo.port = echo.server.socket.address.getPort();
+        echo.connections = .init(0);
+        echo.thread = try std.Thread.spawn(.{}, serve, .{echo});
+    }
+
+    /// Shuts the listening socket down, which ends the server's `accept`.
+    pub fn stop(echo: *EchoServer) void {
+        const listening: std.Io.net.Stream = .{ .socket = echo.server.socket };
+        listening.shutdown(io, .both) catch {};
+        echo.thread.join();
+        echo.server.deinit(io);
+    }
+
+    pub fn connectionCount(echo: *EchoServer) u32 {
+        return echo.connections.load(.acquire);
+    }
+
+    fn serve(echo: *EchoServer) void {
+        while (true) {
+            const connection = echo.server.accept(io) catch return;
+            defer connection.close(io);
+            _ = echo.connections.fetchAdd(1, .release);
+            answer(connection) catch |err| std.debug.print("test echo server: {t}\n", .{err});
+        }
+    }
+
+    fn answer(connection: std.Io.net.Stream) !void {
+        var read_buffer: [1024]u8 = undefined;
+        var reader = connection.reader(io, &read_buffer);
+        var input: [1024]u8 = undefined;
+        const len = try reader.interface.readSliceShort(&input);
+        var write_buffer: [1100]u8 = undefined;
+        var writer = connection.writer(io, &write_buffer);
+        try writer.interface.print("echo: {s}", .{input[0..len]});
         try writer.interface.flush();
     }
 };
