@@ -1,24 +1,54 @@
 package fidius
 
 /*
+#include <stdbool.h>
 #include <stdint.h>
 #include "fidius_host.h"
 
-// Defined in egress_export.go (//export).
-extern int32_t fidiusGoEgressDecide(void *userdata, fidius_host_http_request_t *request);
-extern void fidiusGoEgressRelease(void *userdata);
+// Defined in egress_export.go (//export). The userdata is a
+// runtime/cgo.Handle, an integer: it reaches Go as uintptr_t, never as a
+// pointer (the Go runtime refuses such values in pointer variables).
+extern int32_t fidiusGoEgressHTTP(uintptr_t userdata, fidius_host_http_request_t *request);
+extern int32_t fidiusGoEgressSocket(uintptr_t userdata, fidius_host_socket_target_t *target);
+extern int32_t fidiusGoEgressDNS(uintptr_t userdata, char *plugin, char *name);
+extern void fidiusGoEgressRelease(uintptr_t userdata);
 
-// The callback with the exact signature the library calls (cgo exports
+// The callbacks with the exact signatures the library calls (cgo exports
 // take no const parameters).
-static int32_t fidius_go_egress_decide(void *userdata, const fidius_host_http_request_t *request) {
-	return fidiusGoEgressDecide(userdata, (fidius_host_http_request_t *)request);
+static int32_t fidius_go_egress_http(void *userdata, const fidius_host_http_request_t *request) {
+	return fidiusGoEgressHTTP((uintptr_t)userdata, (fidius_host_http_request_t *)request);
 }
 
-// Makes a callback policy whose userdata is a runtime/cgo.Handle: an
+static int32_t fidius_go_egress_socket(void *userdata, const fidius_host_socket_target_t *target) {
+	return fidiusGoEgressSocket((uintptr_t)userdata, (fidius_host_socket_target_t *)target);
+}
+
+static int32_t fidius_go_egress_dns(void *userdata, const char *plugin, const char *name) {
+	return fidiusGoEgressDNS((uintptr_t)userdata, (char *)plugin, (char *)name);
+}
+
+static void fidius_go_egress_release(void *userdata) {
+	fidiusGoEgressRelease((uintptr_t)userdata);
+}
+
+// Make callback policies whose userdata is a runtime/cgo.Handle: an
 // integer, so no Go pointer is ever stored in C memory.
 static fidius_host_status fidius_go_egress_policy(uintptr_t handle, fidius_host_egress_policy_t **out,
                                                     fidius_host_error_t **err) {
-	return fidius_host_egress_policy_new_callback(fidius_go_egress_decide, (void *)handle, fidiusGoEgressRelease, out, err);
+	return fidius_host_egress_policy_new_callback(fidius_go_egress_http, (void *)handle, fidius_go_egress_release, out,
+	                                              err);
+}
+
+// Only the callbacks whose Go function is set are given: a NULL one denies
+// all of its kind.
+static fidius_host_status fidius_go_egress_rules(uintptr_t handle, bool http, bool socket, bool dns,
+                                                   fidius_host_egress_policy_t **out, fidius_host_error_t **err) {
+	fidius_host_egress_callbacks_t callbacks = {
+		http ? fidius_go_egress_http : NULL,
+		socket ? fidius_go_egress_socket : NULL,
+		dns ? fidius_go_egress_dns : NULL,
+	};
+	return fidius_host_egress_policy_new_callbacks(&callbacks, (void *)handle, fidius_go_egress_release, out, err);
 }
 */
 import "C"
@@ -31,9 +61,11 @@ import (
 )
 
 // EgressPolicy decides which outbound HTTP requests WASM plugins with the
-// http capability may send: a Go function (NewEgressPolicy) or a host[:port]
-// allow-list (NewEgressAllowList). Set it with Builder.EgressPolicy or
-// LoadOptions.EgressPolicy.
+// http capability may send, and which sockets (TCP connects, UDP datagrams)
+// and name lookups plugins with the tcp or udp capability may make: Go
+// functions (NewEgressPolicy for HTTP alone, NewEgressRules for all three)
+// or a host[:port] allow-list (NewEgressAllowList). Set it with
+// Builder.EgressPolicy or LoadOptions.EgressPolicy.
 //
 // An EgressPolicy is safe for concurrent use. Builders, load options and
 // plugins using it keep their own reference, so it may be closed as soon as
@@ -90,8 +122,65 @@ func (r *HTTPRequest) URL() string {
 	return r.Scheme + "://" + r.Authority + r.PathWithQuery
 }
 
-// egressCallback is what the cgo.Handle of a callback policy holds.
-type egressCallback func(*HTTPRequest) bool
+// SocketProtocol is the transport of a SocketTarget.
+type SocketProtocol int
+
+const (
+	// TCP is an outbound TCP connection.
+	TCP SocketProtocol = C.FIDIUS_HOST_SOCKET_PROTOCOL_TCP
+	// UDP is an outbound UDP datagram.
+	UDP SocketProtocol = C.FIDIUS_HOST_SOCKET_PROTOCOL_UDP
+)
+
+// String returns "TCP", "UDP", or "SocketProtocol(n)" for another value.
+func (p SocketProtocol) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	}
+	return "SocketProtocol(" + strconv.Itoa(int(p)) + ")"
+}
+
+// SocketTarget is a socket a guest would open, as a socket rule sees it. It
+// is a copy: the rule may keep it.
+type SocketTarget struct {
+	// Plugin is the name of the plugin opening it.
+	Plugin string
+	// Protocol is TCP or UDP.
+	Protocol SocketProtocol
+	// Host is the host name the guest dialed, when a lookup of it (which
+	// the DNS rule allowed) gave Address; "" when the guest dialed an
+	// address.
+	Host string
+	// Address is the address: "127.0.0.1", "::1" (an IPv4-mapped IPv6
+	// address as its IPv4 form).
+	Address string
+	// Port is the port. Port 0 asks about a lookup's answer: may this
+	// address reach the guest at all?
+	Port uint16
+	// Special is whether the address is special (loopback, private,
+	// link-local, shared, multicast, unspecified, broadcast): allow it only
+	// if you mean that very address. For a special address reached by name
+	// the rule is asked twice, with Host the name, then with Host "" (is
+	// this very address allowed?); both must allow.
+	Special bool
+}
+
+// EgressRules are the Go functions of a NewEgressRules policy. A nil
+// function denies all of its kind.
+type EgressRules struct {
+	// HTTP decides each outbound HTTP request: true sends it.
+	HTTP func(*HTTPRequest) bool
+	// Socket decides each socket target (a TCP connect, a UDP datagram) of
+	// guests that declare tcp or udp: true lets it through.
+	Socket func(*SocketTarget) bool
+	// DNS decides each name lookup of such a guest: plugin is the plugin's
+	// name, name the name looked up (lowercase, no trailing dot); true
+	// looks it up. Nil: no name is looked up (guests dial addresses).
+	DNS func(plugin, name string) bool
+}
 
 // liveEgressCallbacks counts callback handles not yet released by the C
 // library, so tests can check that every one is.
@@ -111,14 +200,48 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 	if allow == nil {
 		return nil, &Error{Status: StatusNullArgument, Message: "the egress callback is nil"}
 	}
-	handle := cgo.NewHandle(egressCallback(allow))
+	return newCallbackPolicy(&EgressRules{HTTP: allow}, func(handle C.uintptr_t, out **C.fidius_host_egress_policy_t,
+		cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_go_egress_policy(handle, out, cerr)
+	})
+}
+
+// NewEgressRules returns a policy that asks rules.HTTP about every HTTP
+// request, rules.Socket about every socket target (a TCP connect, a UDP
+// datagram) of guests that declare tcp or udp, and rules.DNS about every
+// name such a guest looks up. A nil function denies all of its kind; a
+// denied request or socket fails in the guest and Plugin.DeniedRequests
+// lists it. A lookup's answers in special ranges reach the guest only when
+// rules.Socket allows that address (asked with Port 0), and each answer is
+// pinned to the name: a later connect to it is asked with that name as
+// SocketTarget.Host.
+//
+// The functions run as the function of NewEgressPolicy does: on the
+// goroutine that called the plugin, during that call, possibly on several
+// goroutines at once; they must be safe for concurrent use and must not
+// call or close the plugin whose traffic they decide. A panic in one is
+// recovered and denies. They are released once the policy and every
+// builder, host, load and plugin using it are gone.
+func NewEgressRules(rules EgressRules) (*EgressPolicy, error) {
+	http, socket, dns := C.bool(rules.HTTP != nil), C.bool(rules.Socket != nil), C.bool(rules.DNS != nil)
+	return newCallbackPolicy(&rules, func(handle C.uintptr_t, out **C.fidius_host_egress_policy_t,
+		cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_go_egress_rules(handle, http, socket, dns, out, cerr)
+	})
+}
+
+// newCallbackPolicy makes a callback policy with create, whose userdata is
+// a cgo.Handle of rules.
+func newCallbackPolicy(rules *EgressRules, create func(C.uintptr_t, **C.fidius_host_egress_policy_t,
+	**C.fidius_host_error_t) C.fidius_host_status) (*EgressPolicy, error) {
+	handle := cgo.NewHandle(rules) // what fidiusGoEgressHTTP and the others get
 	liveEgressCallbacks.Add(1)
 	var policy *C.fidius_host_egress_policy_t
 	var cerr *C.fidius_host_error_t
 	enterC()
 	// On failure the library has already released the handle (through
 	// fidiusGoEgressRelease), so there is nothing to undo here.
-	if err := takeError(C.fidius_go_egress_policy(C.uintptr_t(handle), &policy, &cerr), cerr); err != nil {
+	if err := takeError(create(C.uintptr_t(handle), &policy, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newEgressPolicy(policy), nil
@@ -128,7 +251,14 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 // port match one of patterns, and denies every other: "example.com" (any
 // port), "example.com:8080", "*.example.com" (subdomains, not example.com
 // itself), "127.0.0.1:9000", "[::1]:9000". Names are compared
-// case-insensitively, and as names (no DNS). No patterns deny everything.
+// case-insensitively, and as names (a pattern does not follow DNS). No
+// patterns deny everything.
+//
+// For guests that open sockets: a name is looked up only when a pattern
+// names it; a socket target (TCP connect, UDP datagram) matches by the name
+// its lookup gave it, or by its address and port; a special address
+// (loopback, private, ...) is reached, and handed out by a lookup, only
+// when a pattern names that address.
 func NewEgressAllowList(patterns ...string) (*EgressPolicy, error) {
 	for _, p := range patterns {
 		// No host name has a NUL byte: such a pattern could never match.

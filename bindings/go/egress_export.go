@@ -1,9 +1,11 @@
 package fidius
 
 // The C side of callback egress policies. This file holds only the
-// //export functions (cgo allows no C definitions next to them).
+// //export functions and what they use (cgo allows no C definitions next
+// to them).
 
 /*
+#include <stdint.h>
 #include "fidius_host.h"
 */
 import "C"
@@ -13,37 +15,55 @@ import (
 	"unsafe"
 )
 
-// fidiusGoEgressDecide is the C callback of every NewEgressPolicy policy:
-// userdata is the cgo.Handle of the Go function. It copies the request into
-// Go memory, asks the function and answers ALLOW or DENY.
+// fidiusGoEgressHTTP is the HTTP callback of every callback policy:
+// userdata is the cgo.Handle of its *EgressRules. It copies the request
+// into Go memory, asks rules.HTTP and answers ALLOW or DENY.
 //
-//export fidiusGoEgressDecide
-func fidiusGoEgressDecide(userdata unsafe.Pointer, request *C.fidius_host_http_request_t) C.int32_t {
-	allow := cgo.Handle(uintptr(userdata)).Value().(egressCallback)
-	if askEgressCallback(allow, copyRequest(request)) {
-		return C.FIDIUS_HOST_EGRESS_DECISION_ALLOW
-	}
-	return C.FIDIUS_HOST_EGRESS_DECISION_DENY
+//export fidiusGoEgressHTTP
+func fidiusGoEgressHTTP(userdata C.uintptr_t, request *C.fidius_host_http_request_t) C.int32_t {
+	rules := cgo.Handle(userdata).Value().(*EgressRules)
+	return decideEgress(func() bool { return rules.HTTP != nil && rules.HTTP(copyRequest(request)) })
 }
 
-// fidiusGoEgressRelease is the free_userdata of every NewEgressPolicy
-// policy: the library calls it once, when nothing uses the policy any more.
+// fidiusGoEgressSocket is the socket callback of NewEgressRules policies,
+// as fidiusGoEgressHTTP with rules.Socket.
+//
+//export fidiusGoEgressSocket
+func fidiusGoEgressSocket(userdata C.uintptr_t, target *C.fidius_host_socket_target_t) C.int32_t {
+	rules := cgo.Handle(userdata).Value().(*EgressRules)
+	return decideEgress(func() bool { return rules.Socket != nil && rules.Socket(copySocketTarget(target)) })
+}
+
+// fidiusGoEgressDNS is the DNS callback of NewEgressRules policies, as
+// fidiusGoEgressHTTP with rules.DNS.
+//
+//export fidiusGoEgressDNS
+func fidiusGoEgressDNS(userdata C.uintptr_t, plugin, name *C.char) C.int32_t {
+	rules := cgo.Handle(userdata).Value().(*EgressRules)
+	return decideEgress(func() bool { return rules.DNS != nil && rules.DNS(C.GoString(plugin), C.GoString(name)) })
+}
+
+// fidiusGoEgressRelease is the free_userdata of every callback policy: the
+// library calls it once, when nothing uses the policy any more.
 //
 //export fidiusGoEgressRelease
-func fidiusGoEgressRelease(userdata unsafe.Pointer) {
-	cgo.Handle(uintptr(userdata)).Delete()
+func fidiusGoEgressRelease(userdata C.uintptr_t) {
+	cgo.Handle(userdata).Delete()
 	liveEgressCallbacks.Add(-1)
 }
 
-// askEgressCallback calls allow, denying the request if it panics: a Go
-// panic must not unwind through the C library.
-func askEgressCallback(allow egressCallback, request *HTTPRequest) (allowed bool) {
+// decideEgress answers ALLOW when allow returns true, DENY otherwise,
+// also when it panics: a Go panic must not unwind through the C library.
+func decideEgress(allow func() bool) (decision C.int32_t) {
 	defer func() {
 		if recover() != nil {
-			allowed = false
+			decision = C.FIDIUS_HOST_EGRESS_DECISION_DENY
 		}
 	}()
-	return allow(request)
+	if allow() {
+		return C.FIDIUS_HOST_EGRESS_DECISION_ALLOW
+	}
+	return C.FIDIUS_HOST_EGRESS_DECISION_DENY
 }
 
 // copyRequest copies a request borrowed for the callback into Go memory.
@@ -65,4 +85,17 @@ func copyRequest(r *C.fidius_host_http_request_t) *HTTPRequest {
 		}
 	}
 	return request
+}
+
+// copySocketTarget copies a target borrowed for the callback into Go
+// memory; a NULL host becomes "".
+func copySocketTarget(t *C.fidius_host_socket_target_t) *SocketTarget {
+	return &SocketTarget{
+		Plugin:   C.GoString(t.plugin),
+		Protocol: SocketProtocol(t.protocol),
+		Host:     C.GoString(t.host), // "" for NULL
+		Address:  C.GoString(t.address),
+		Port:     uint16(t.port),
+		Special:  bool(t.special),
+	}
 }

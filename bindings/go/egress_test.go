@@ -116,7 +116,7 @@ func TestEgressCallback(t *testing.T) {
 		t.Errorf("after the denied POST: %d served, callback saw %+v", server.requests.Load(), seen)
 	}
 	denied, err := fetcher.DeniedRequests()
-	want := fidius.DeniedRequest{Method: "POST", URL: "http://" + authority + "/upload"}
+	want := fidius.DeniedRequest{Method: "POST", URL: "http://" + authority + "/upload", Reason: "denied by the egress policy"}
 	if err != nil || len(denied) != 1 || denied[0] != want {
 		t.Errorf("DeniedRequests() = %+v, %v; want [%+v]", denied, err, want)
 	}

@@ -326,9 +326,9 @@ func (p *Plugin) HostImports() ([]HostImport, error) {
 	return imports, nil
 }
 
-// DeniedRequests returns the recent outbound HTTP requests of the plugin
-// that its egress policy denied, oldest first (the library keeps the most
-// recent 256).
+// DeniedRequests returns the recent outbound HTTP requests, sockets and
+// name lookups of the plugin that its egress policy denied, oldest first
+// (the library keeps the most recent 256).
 func (p *Plugin) DeniedRequests() ([]DeniedRequest, error) {
 	ptr := p.h.acquire()
 	defer p.h.release()
@@ -338,12 +338,18 @@ func (p *Plugin) DeniedRequests() ([]DeniedRequest, error) {
 	count := C.fidius_host_plugin_denied_request_count(ptr)
 	requests := make([]DeniedRequest, 0, int(count))
 	for i := C.size_t(0); i < count; i++ {
-		var method, url *C.char
+		var method, url, reason *C.char
 		var cerr *C.fidius_host_error_t
 		if err := takeError(C.fidius_host_plugin_denied_request(ptr, i, &method, &url, &cerr), cerr); err != nil {
 			return nil, err
 		}
-		requests = append(requests, DeniedRequest{Method: takeString(method, -1), URL: takeString(url, -1)})
+		request := DeniedRequest{Method: takeString(method, -1), URL: takeString(url, -1)}
+		var reasonErr *C.fidius_host_error_t
+		if err := takeError(C.fidius_host_plugin_denied_request_reason(ptr, i, &reason, &reasonErr), reasonErr); err != nil {
+			return nil, err
+		}
+		request.Reason = takeString(reason, -1)
+		requests = append(requests, request)
 	}
 	return requests, nil
 }

@@ -198,11 +198,15 @@ type Metadata struct {
 	Value string
 }
 
-// DeniedRequest is an outbound HTTP request of a plugin that its egress
-// policy refused.
+// DeniedRequest is an outbound HTTP request, socket or name lookup of a
+// plugin that its egress policy refused.
 type DeniedRequest struct {
-	// Method is the HTTP method, e.g. "POST".
+	// Method is the HTTP method, e.g. "POST"; for a socket "TCP" or "UDP",
+	// for a name lookup "DNS".
 	Method string
-	// URL is scheme://authority/path?query.
+	// URL is scheme://authority/path?query; for a socket "tcp://ip:port"
+	// or "udp://ip:port", for a name lookup "dns://name".
 	URL string
+	// Reason is why it was denied, e.g. "denied by the egress policy".
+	Reason string
 }

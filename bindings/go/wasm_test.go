@@ -281,7 +281,7 @@ func TestWasmDiscovery(t *testing.T) {
 			wasm[info.Name] = true
 		}
 	}
-	if len(wasm) != 3 || !wasm["WasmCalculator"] || !wasm["HostileGuest"] || !wasm["FetchGuest"] {
+	if len(wasm) != 4 || !wasm["WasmCalculator"] || !wasm["HostileGuest"] || !wasm["FetchGuest"] || !wasm["SocketGuest"] {
 		t.Errorf("WASM plugins found: %v", wasm)
 	}
 }
