@@ -39,8 +39,8 @@
  *   As in C: Host, Plugin and Interface may be used from any number of
  *   threads at once (their methods are const); Builder, InterfaceBuilder,
  *   LoadOptions and EgressPolicy by one thread at a time; a Binding's
- *   handle is shareable. Egress callbacks and host functions may run on
- *   several threads at once and must be thread-safe.
+ *   handle is shareable. Egress callbacks and rules and host functions
+ *   may run on several threads at once and must be thread-safe.
  */
 #ifndef FIDIUS_HOST_HPP
 #define FIDIUS_HOST_HPP
@@ -320,7 +320,7 @@ template <typename T, auto Free>
 using Handle = std::unique_ptr<T, Deleter<Free>>;
 
 /// A string the library handed out (JSON, interface text, a denied
-/// request's method or URL).
+/// request's method, URL or reason).
 using OwnedString = Handle<char, fidius_host_string_free>;
 
 /// Throws the C error of a failed call as fidius::Error (PluginError for
@@ -539,10 +539,12 @@ struct MetadataEntry {
     std::string value;
 };
 
-/// An outbound HTTP request the plugin's egress policy denied.
+/// An outbound HTTP request, socket or name lookup the plugin's egress
+/// policy denied.
 struct DeniedRequest {
-    std::string method;  ///< "GET", "POST", ...
-    std::string url;     ///< scheme://authority/path?query
+    std::string method;  ///< "GET", "POST", ...; "TCP", "UDP" or "DNS" for sockets and lookups
+    std::string url;     ///< scheme://authority/path?query; "tcp://ip:port", "udp://ip:port", "dns://name"
+    std::string reason;  ///< why it was denied, e.g. "denied by the egress policy"
 };
 
 /// One header of an outbound request; valid during the egress callback only.
@@ -591,12 +593,73 @@ struct HttpRequest {
     }
 };
 
+/// The transport of a socket target (`FIDIUS_HOST_SOCKET_PROTOCOL_*`).
+enum class SocketProtocol : std::uint32_t {
+    Tcp = FIDIUS_HOST_SOCKET_PROTOCOL_TCP,  ///< an outbound TCP connection
+    Udp = FIDIUS_HOST_SOCKET_PROTOCOL_UDP,  ///< an outbound UDP datagram
+};
+
+/// A socket a guest would open, as a socket rule sees it. Every view
+/// borrows from the library and is valid during the rule only: copy what
+/// you keep.
+struct SocketTarget {
+    std::string_view plugin;  ///< the name of the plugin opening it
+    SocketProtocol protocol = SocketProtocol::Tcp;
+    /// The host name the guest dialed, when a lookup of it (which the DNS
+    /// rule allowed) gave this address; none when the guest dialed an
+    /// address.
+    std::optional<std::string_view> host;
+    /// "127.0.0.1", "::1" (an IPv4-mapped IPv6 address in its IPv4 form).
+    std::string_view address;
+    /// The port; 0 asks about a lookup's answer (may this address reach the
+    /// guest at all?).
+    std::uint16_t port = 0;
+    /// Whether the address is special (loopback, private, link-local,
+    /// shared, multicast, unspecified, broadcast): allow it only if you mean
+    /// that very address. A special address reached by name is asked about
+    /// twice, with the name and then without (this very address); both
+    /// must allow.
+    bool special = false;
+
+    /// Views a C target (borrowed for the rule).
+    static SocketTarget from_c(const fidius_host_socket_target_t &target) {
+        auto view = [](const char *text) { return text == nullptr ? std::string_view() : std::string_view(text); };
+        SocketTarget result;
+        result.plugin = view(target.plugin);
+        result.protocol = static_cast<SocketProtocol>(target.protocol);
+        if (target.host != nullptr) result.host = std::string_view(target.host);
+        result.address = view(target.address);
+        result.port = target.port;
+        result.special = target.special;
+        return result;
+    }
+};
+
+/// The rules of a policy made by EgressPolicy::rules: one per kind of
+/// egress, each answering true to allow. An empty rule denies everything
+/// of its kind. The rules run on the thread that called the plugin, during
+/// the call, possibly on several threads at once: they must be thread-safe
+/// and must not call back into the same plugin. An exception a rule throws
+/// denies (it never reaches the library).
+struct EgressRules {
+    /// Decides each outbound HTTP request.
+    std::function<bool(const HttpRequest &)> http;
+    /// Decides each socket target (a TCP connect, a UDP datagram) of guests
+    /// that declare `tcp` or `udp`.
+    std::function<bool(const SocketTarget &)> socket;
+    /// Decides each name lookup of such a guest: `name` is lowercase, with
+    /// no trailing dot. Without it guests can only dial addresses.
+    std::function<bool(std::string_view plugin, std::string_view name)> dns;
+};
+
 // ---------------------------------------------------------------------------
 // Egress policies
 // ---------------------------------------------------------------------------
 
 /// Which outbound HTTP requests WASM plugins with the `http` capability may
-/// send: a callback deciding each request, or a host[:port] allow-list.
+/// send, and which sockets (and name lookups) plugins with `tcp` or `udp`
+/// may open: a callback deciding each request, rules deciding each request,
+/// socket and lookup, or a host[:port] allow-list.
 /// Set on a Builder (host-wide) or LoadOptions (one load); those keep their
 /// own reference, so the policy object may be destroyed right after.
 class EgressPolicy {
@@ -628,11 +691,37 @@ public:
         return EgressPolicy(policy);
     }
 
+    /// A policy that asks `rules.http` about every HTTP request,
+    /// `rules.socket` about every socket target and `rules.dns` about every
+    /// name lookup; an empty rule denies all of its kind. A lookup's answers
+    /// in special ranges reach the guest only when the socket rule allows
+    /// that address (asked with port 0), and a later connect to such an
+    /// answer is asked with the name as SocketTarget::host. The rules are
+    /// kept (on the heap) until the policy and every builder, host, load
+    /// options and plugin using it are gone.
+    static EgressPolicy rules(EgressRules rules) {
+        fidius_host_egress_callbacks_t callbacks{};
+        callbacks.http = rules.http ? &EgressPolicy::decide_http : nullptr;
+        callbacks.socket = rules.socket ? &EgressPolicy::decide_socket : nullptr;
+        callbacks.dns = rules.dns ? &EgressPolicy::decide_dns : nullptr;
+        auto userdata = std::make_unique<EgressRules>(std::move(rules));
+        fidius_host_egress_policy_t *policy = nullptr;
+        // The library owns the rules from here on: it calls release_rules
+        // exactly once, when the last user is gone (or at once if creating
+        // the policy fails).
+        detail::invoke(fidius_host_egress_policy_new_callbacks, &callbacks, userdata.release(),
+                       &EgressPolicy::release_rules, &policy);
+        return EgressPolicy(policy);
+    }
+
     /// A policy that allows requests whose host and port match one of
     /// `patterns`: "example.com" (any port), "example.com:8080",
     /// "*.example.com" (subdomains only), "127.0.0.1:9000", "[::1]:9000".
     /// No patterns denies everything. Each pattern is passed with its
-    /// length.
+    /// length. For guests that open sockets, a name is looked up only when
+    /// a pattern names it; a socket target matches by the name its lookup
+    /// gave it, or by its address and port; a special address (loopback,
+    /// private, ...) is reached only when a pattern names that address.
     static EgressPolicy allow_list(const std::vector<std::string_view> &patterns) {
         std::vector<fidius_host_str_t> c_patterns;
         c_patterns.reserve(patterns.size());
@@ -668,6 +757,44 @@ private:
     }
 
     static void release_callback(void *userdata) noexcept { delete static_cast<Callback *>(userdata); }
+
+    // The trampolines of EgressPolicy::rules; like decide, any exception
+    // (or a missing argument) denies.
+    static std::int32_t decide_http(void *userdata, const fidius_host_http_request_t *request) noexcept {
+        try {
+            const auto *rules = static_cast<const EgressRules *>(userdata);
+            if (rules == nullptr || !rules->http || request == nullptr) return FIDIUS_HOST_EGRESS_DECISION_DENY;
+            return rules->http(HttpRequest::from_c(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                              : FIDIUS_HOST_EGRESS_DECISION_DENY;
+        } catch (...) {
+            return FIDIUS_HOST_EGRESS_DECISION_DENY;
+        }
+    }
+
+    static std::int32_t decide_socket(void *userdata, const fidius_host_socket_target_t *target) noexcept {
+        try {
+            const auto *rules = static_cast<const EgressRules *>(userdata);
+            if (rules == nullptr || !rules->socket || target == nullptr) return FIDIUS_HOST_EGRESS_DECISION_DENY;
+            return rules->socket(SocketTarget::from_c(*target)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                                : FIDIUS_HOST_EGRESS_DECISION_DENY;
+        } catch (...) {
+            return FIDIUS_HOST_EGRESS_DECISION_DENY;
+        }
+    }
+
+    static std::int32_t decide_dns(void *userdata, const char *plugin, const char *name) noexcept {
+        try {
+            const auto *rules = static_cast<const EgressRules *>(userdata);
+            if (rules == nullptr || !rules->dns || plugin == nullptr || name == nullptr)
+                return FIDIUS_HOST_EGRESS_DECISION_DENY;
+            return rules->dns(std::string_view(plugin), std::string_view(name)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                                                : FIDIUS_HOST_EGRESS_DECISION_DENY;
+        } catch (...) {
+            return FIDIUS_HOST_EGRESS_DECISION_DENY;
+        }
+    }
+
+    static void release_rules(void *userdata) noexcept { delete static_cast<EgressRules *>(userdata); }
 
     detail::Handle<fidius_host_egress_policy_t, fidius_host_egress_policy_free> handle_;
 };
@@ -1287,8 +1414,9 @@ public:
         return notes;
     }
 
-    /// Recent outbound HTTP requests its egress policy denied, oldest first
-    /// (the library keeps the most recent 256).
+    /// Recent outbound HTTP requests, sockets and name lookups its egress
+    /// policy denied, oldest first, with the reason of each (the library
+    /// keeps the most recent 256).
     std::vector<DeniedRequest> denied_requests() const {
         detail::require(get(), "Plugin");
         std::vector<DeniedRequest> requests;
@@ -1299,7 +1427,11 @@ public:
             detail::invoke(fidius_host_plugin_denied_request, get(), i, &raw_method, &raw_url);
             const detail::OwnedString method(raw_method);
             const detail::OwnedString url(raw_url);
-            requests.push_back(DeniedRequest{detail::text_or_empty(method.get()), detail::text_or_empty(url.get())});
+            char *raw_reason = nullptr;
+            detail::invoke(fidius_host_plugin_denied_request_reason, get(), i, &raw_reason);
+            const detail::OwnedString reason(raw_reason);
+            requests.push_back(DeniedRequest{detail::text_or_empty(method.get()), detail::text_or_empty(url.get()),
+                                             detail::text_or_empty(reason.get())});
         }
         return requests;
     }

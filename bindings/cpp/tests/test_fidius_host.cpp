@@ -1,8 +1,8 @@
 // GoogleTest tests of the C++ binding (fidius_host.hpp) against the real
 // library and the test fixtures in $FIDIUS_TEST_FIXTURES: cdylib, WASM and
 // Python plugins, every error kind a test can provoke, discovery,
-// interfaces, egress policies against an HTTP server on 127.0.0.1, host
-// functions (raw and JSON bindings served by C++ callables), move
+// interfaces, egress policies against an HTTP server, a TCP echo server
+// and a UDP socket on 127.0.0.1, host functions (raw and JSON bindings served by C++ callables), move
 // semantics and calls from several threads.
 
 #include "fidius_host.hpp"
@@ -192,6 +192,102 @@ private:
     std::thread thread_;
 };
 
+// ---- a TCP echo server and a UDP receiver for the dialer plugin ------------
+
+// Reads each connection to its end (the guest half-closes) and answers
+// "echo: " + what it read, on its own thread; counts the connections.
+class EchoServer {
+public:
+    EchoServer() {
+        listener_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0 ||
+            listen(listener_, 16) != 0 ||
+            getsockname(listener_, reinterpret_cast<sockaddr *>(&address), &length) != 0)
+            throw std::runtime_error("cannot listen on 127.0.0.1");
+        port_ = ntohs(address.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    EchoServer(const EchoServer &) = delete;
+    EchoServer &operator=(const EchoServer &) = delete;
+    ~EchoServer() {
+        shutdown(listener_, SHUT_RDWR);  // makes accept() fail: the thread ends
+        thread_.join();
+        close(listener_);
+    }
+
+    int port() const { return port_; }
+    int connections() const { return connections_.load(); }
+
+    // The JSON arguments of tcp_exchange / udp_send for `host`:`port`.
+    static std::string args(const std::string &host, int port, const std::string &message) {
+        return "[\"" + host + ":" + std::to_string(port) + "\", \"" + message + "\"]";
+    }
+
+private:
+    void serve() {
+        for (;;) {
+            const int client = accept(listener_, nullptr, nullptr);
+            if (client < 0) return;
+            connections_++;
+            std::string input;
+            char buffer[2048];
+            while (input.size() < 16384) {
+                const ssize_t got = read(client, buffer, sizeof buffer);
+                if (got <= 0) break;
+                input.append(buffer, static_cast<std::size_t>(got));
+            }
+            const std::string reply = "echo: " + input;
+            if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
+                std::fprintf(stderr, "echo server: short write\n");
+            close(client);
+        }
+    }
+
+    int listener_ = -1;
+    int port_ = 0;
+    std::atomic<int> connections_{0};
+    std::thread thread_;
+};
+
+// A UDP socket bound to 127.0.0.1 that receives with a timeout.
+class UdpReceiver {
+public:
+    UdpReceiver() {
+        fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        timeval timeout{10, 0};
+        if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0 ||
+            getsockname(fd_, reinterpret_cast<sockaddr *>(&address), &length) != 0 ||
+            setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0)
+            throw std::runtime_error("cannot bind a UDP socket on 127.0.0.1");
+        port_ = ntohs(address.sin_port);
+    }
+    UdpReceiver(const UdpReceiver &) = delete;
+    UdpReceiver &operator=(const UdpReceiver &) = delete;
+    ~UdpReceiver() { close(fd_); }
+
+    int port() const { return port_; }
+
+    // The next datagram, or nothing after the timeout.
+    std::optional<std::string> receive() const {
+        char buffer[512];
+        const ssize_t got = recv(fd_, buffer, sizeof buffer, 0);
+        if (got < 0) return std::nullopt;
+        return std::string(buffer, static_cast<std::size_t>(got));
+    }
+
+private:
+    int fd_ = -1;
+    int port_ = 0;
+};
+
 // ---- the fixture -----------------------------------------------------------
 
 // Every test reads the fixture directory from $FIDIUS_TEST_FIXTURES and
@@ -225,6 +321,13 @@ protected:
         fidius::LoadOptions options = options_for("fetcher.toml");
         if (policy != nullptr) options.set_egress_policy(*policy);
         return host.load_path(path_of("wasm/fetch"), "FetchGuest", options);
+    }
+
+    // SocketGuest loaded with its interface and, when given, its own policy.
+    fidius::Plugin load_dialer(const fidius::EgressPolicy *policy) const {
+        fidius::LoadOptions options = options_for("dialer.toml");
+        if (policy != nullptr) options.set_egress_policy(*policy);
+        return fidius::Builder().build().load_path(path_of("wasm/dialer"), "SocketGuest", options);
     }
 
     std::string fixtures_;
@@ -757,7 +860,7 @@ TEST_F(FidiusTest, WasmCalculator) {
     std::size_t wasm_plugins = 0;
     for (const fidius::PluginInfo &info : host.discover().plugins)
         if (info.runtime == fidius::Runtime::Wasm) wasm_plugins++;
-    EXPECT_EQ(wasm_plugins, 3u);  // calc, hostile, fetch
+    EXPECT_EQ(wasm_plugins, 4u);  // calc, hostile, fetch, dialer
 }
 
 TEST_F(FidiusTest, WasmDeadlineMemoryLimitAndSandbox) {
@@ -1211,6 +1314,220 @@ TEST_F(FidiusTest, NoEgressPolicyAndDeniedCapability) {
     // A host that denies the capability.
     fidius::Host strict = fidius::Builder().add_denied_capability("http").set_egress_policy(everything_denied).build();
     EXPECT_FIDIUS_ERROR(load_fetcher(strict), fidius::Status::CapabilityDenied, "");
+}
+
+// ---- socket egress (tcp, udp) -----------------------------------------------------
+
+// The dialer plugin is a WASM package: without WASM there is nothing to test.
+#define SKIP_WITHOUT_WASM()                                                              \
+    do {                                                                                 \
+        if (!fidius::has_feature(fidius::Feature::Wasm)) GTEST_SKIP() << "built without WASM"; \
+    } while (0)
+
+// The plugin error of a call that fails, or nothing when it does not.
+template <typename Body>
+std::optional<fidius::PluginError> plugin_error_of(Body &&body) {
+    try {
+        body();
+    } catch (const fidius::PluginError &error) {
+        return error;
+    }
+    ADD_FAILURE() << "expected a fidius::PluginError, but nothing was thrown";
+    return std::nullopt;
+}
+
+TEST_F(FidiusTest, SocketAllowList) {
+    SKIP_WITHOUT_WASM();
+    EchoServer server;
+    const std::string exact = "127.0.0.1:" + std::to_string(server.port());
+    const std::string other = "127.0.0.1:" + std::to_string(server.port() == 65535 ? 1 : server.port() + 1);
+    const fidius::EgressPolicy allowed = fidius::EgressPolicy::allow_list({exact});
+    const fidius::EgressPolicy elsewhere = fidius::EgressPolicy::allow_list({other});
+
+    fidius::Plugin dialer = load_dialer(&allowed);
+    EXPECT_EQ(dialer.call_json("tcp_exchange", EchoServer::args("127.0.0.1", server.port(), "hello")),
+              "\"echo: hello\"");
+    EXPECT_TRUE(dialer.denied_requests().empty());
+    EXPECT_EQ(server.connections(), 1);
+
+    // A special address the list does not name is not reached.
+    fidius::Plugin denied = load_dialer(&elsewhere);
+    const auto error = plugin_error_of(
+        [&] { denied.call_json("tcp_exchange", EchoServer::args("127.0.0.1", server.port(), "hello")); });
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->plugin_code(), std::optional<std::string>("SOCKET"));
+    EXPECT_EQ(server.connections(), 1);
+    const std::vector<fidius::DeniedRequest> log = denied.denied_requests();
+    ASSERT_EQ(log.size(), 1u);
+    EXPECT_EQ(log[0].method, "TCP");
+    EXPECT_EQ(log[0].url, "tcp://" + exact);
+    EXPECT_FALSE(log[0].reason.empty());
+}
+
+TEST_F(FidiusTest, SocketRuleSeesTargetsAndDenials) {
+    SKIP_WITHOUT_WASM();
+    EchoServer server;
+    struct Seen {
+        std::mutex lock;
+        int calls = 0;
+        std::optional<fidius::SocketProtocol> protocol;
+        std::string address;
+        int port = -1;
+        bool special = false;
+        bool had_host = true;
+        std::atomic<int> allow_port{0};
+    };
+    auto seen = std::make_shared<Seen>();
+    const std::weak_ptr<Seen> watch = seen;
+    seen->allow_port = server.port();
+
+    fidius::EgressRules rules;
+    rules.socket = [seen](const fidius::SocketTarget &target) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        seen->calls++;
+        seen->protocol = target.protocol;
+        seen->address = std::string(target.address);
+        seen->port = target.port;
+        seen->special = target.special;
+        seen->had_host = target.host.has_value();
+        return target.plugin == "SocketGuest" && target.port == seen->allow_port.load();
+    };
+    fidius::EgressPolicy policy = fidius::EgressPolicy::rules(std::move(rules));
+    fidius::Plugin dialer = load_dialer(&policy);
+    policy = fidius::EgressPolicy();  // the plugin keeps its own reference
+    const std::string args = EchoServer::args("127.0.0.1", server.port(), "hello");
+
+    EXPECT_EQ(dialer.call_json("tcp_exchange", args), "\"echo: hello\"");
+    {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        EXPECT_EQ(seen->calls, 1);
+        EXPECT_EQ(seen->protocol, std::optional<fidius::SocketProtocol>(fidius::SocketProtocol::Tcp));
+        EXPECT_EQ(seen->address, "127.0.0.1");
+        EXPECT_EQ(seen->port, server.port());
+        EXPECT_TRUE(seen->special);
+        EXPECT_FALSE(seen->had_host);
+    }
+    EXPECT_TRUE(dialer.denied_requests().empty());
+
+    // Denied: the guest's connect fails; nothing reaches the server.
+    seen->allow_port = 0;
+    const auto error = plugin_error_of([&] { dialer.call_json("tcp_exchange", args); });
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->plugin_code(), std::optional<std::string>("SOCKET"));
+    EXPECT_EQ(server.connections(), 1);
+    const std::vector<fidius::DeniedRequest> denied = dialer.denied_requests();
+    ASSERT_EQ(denied.size(), 1u);
+    EXPECT_EQ(denied[0].method, "TCP");
+    EXPECT_EQ(denied[0].url, "tcp://127.0.0.1:" + std::to_string(server.port()));
+    EXPECT_EQ(denied[0].reason, "denied by the egress policy");
+
+    // The rules (and what they captured) are released with their last user.
+    seen.reset();
+    EXPECT_FALSE(watch.expired());
+    dialer = fidius::Plugin();
+    EXPECT_TRUE(watch.expired());
+}
+
+TEST_F(FidiusTest, SocketRulesThatThrowOrAreEmptyDeny) {
+    SKIP_WITHOUT_WASM();
+    EchoServer server;
+    const std::string args = EchoServer::args("127.0.0.1", server.port(), "hello");
+    std::atomic<int> calls{0};
+    fidius::EgressRules throwing;
+    throwing.socket = [&calls](const fidius::SocketTarget &) -> bool {
+        calls++;
+        throw std::runtime_error("the policy store is down");
+    };
+    const fidius::EgressPolicy throws = fidius::EgressPolicy::rules(std::move(throwing));
+    fidius::Plugin dialer = load_dialer(&throws);
+    EXPECT_FIDIUS_ERROR(dialer.call_json("tcp_exchange", args), fidius::Status::PluginError, "");
+    EXPECT_EQ(calls.load(), 1);
+    EXPECT_EQ(dialer.denied_requests().size(), 1u);
+
+    // No rule at all: every socket is denied (but the plugin loads).
+    const fidius::EgressPolicy none = fidius::EgressPolicy::rules({});
+    fidius::Plugin closed = load_dialer(&none);
+    EXPECT_FIDIUS_ERROR(closed.call_json("tcp_exchange", args), fidius::Status::PluginError, "");
+    EXPECT_EQ(server.connections(), 0);
+    ASSERT_EQ(closed.denied_requests().size(), 1u);
+    EXPECT_EQ(closed.denied_requests()[0].method, "TCP");
+}
+
+TEST_F(FidiusTest, SocketByNameThroughTheDnsRule) {
+    SKIP_WITHOUT_WASM();
+    EchoServer server;
+    struct Seen {
+        std::mutex lock;
+        std::vector<std::string> lookups;
+        std::vector<std::string> hosts;  // the names the socket rule saw
+    };
+    auto seen = std::make_shared<Seen>();
+    fidius::EgressRules rules;
+    rules.dns = [seen](std::string_view plugin, std::string_view name) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        seen->lookups.emplace_back(name);
+        return plugin == "SocketGuest" && name == "localhost";
+    };
+    // localhost by name, and 127.0.0.1 itself (asked with no host name).
+    rules.socket = [seen](const fidius::SocketTarget &target) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        if (target.host) {
+            seen->hosts.emplace_back(*target.host);
+            return *target.host == "localhost";
+        }
+        return target.address == "127.0.0.1";
+    };
+    const fidius::EgressPolicy policy = fidius::EgressPolicy::rules(std::move(rules));
+    fidius::Plugin dialer = load_dialer(&policy);
+
+    EXPECT_EQ(dialer.call_json("tcp_exchange", EchoServer::args("localhost", server.port(), "by name")),
+              "\"echo: by name\"");
+    {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        EXPECT_EQ(seen->lookups, std::vector<std::string>{"localhost"});
+        ASSERT_FALSE(seen->hosts.empty());
+        for (const std::string &host : seen->hosts) EXPECT_EQ(host, "localhost");
+    }
+
+    // Another name is not looked up: the refused lookup is logged.
+    const auto error = plugin_error_of(
+        [&] { dialer.call_json("tcp_exchange", EchoServer::args("ip6-localhost", server.port(), "x")); });
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->plugin_code(), std::optional<std::string>("SOCKET"));
+    const std::vector<fidius::DeniedRequest> denied = dialer.denied_requests();
+    ASSERT_FALSE(denied.empty());
+    EXPECT_EQ(denied.back().method, "DNS");
+    EXPECT_EQ(denied.back().url, "dns://ip6-localhost");
+    EXPECT_FALSE(denied.back().reason.empty());
+    EXPECT_EQ(server.connections(), 1);
+}
+
+TEST_F(FidiusTest, UdpDatagramsReachAllowedAddressesOnly) {
+    SKIP_WITHOUT_WASM();
+    UdpReceiver receiver;
+    UdpReceiver elsewhere;
+    const fidius::EgressPolicy policy =
+        fidius::EgressPolicy::allow_list({"127.0.0.1:" + std::to_string(receiver.port())});
+    fidius::Plugin dialer = load_dialer(&policy);
+
+    EXPECT_EQ(dialer.call_json("udp_send", EchoServer::args("127.0.0.1", receiver.port(), "ping")), "null");
+    EXPECT_EQ(receiver.receive(), std::optional<std::string>("ping"));
+    EXPECT_TRUE(dialer.denied_requests().empty());
+
+    const auto error =
+        plugin_error_of([&] { dialer.call_json("udp_send", EchoServer::args("127.0.0.1", elsewhere.port(), "ping")); });
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->plugin_code(), std::optional<std::string>("SOCKET"));
+    const std::vector<fidius::DeniedRequest> denied = dialer.denied_requests();
+    ASSERT_EQ(denied.size(), 1u);
+    EXPECT_EQ(denied[0].method, "UDP");
+    EXPECT_EQ(denied[0].url, "udp://127.0.0.1:" + std::to_string(elsewhere.port()));
+    EXPECT_FALSE(denied[0].reason.empty());
+}
+
+TEST_F(FidiusTest, SocketGuestNeedsAnEgressPolicy) {
+    SKIP_WITHOUT_WASM();
+    EXPECT_FIDIUS_ERROR(load_dialer(nullptr), fidius::Status::NoEgressPolicy, "\"tcp\" or \"udp\"");
 }
 
 // ---- move semantics -------------------------------------------------------------
