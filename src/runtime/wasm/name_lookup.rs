@@ -10,7 +10,8 @@
 //! [`Pins`]. A connect then reaches the policy with the name the guest
 //! dialed, but only for an address a lookup of that name gave this guest.
 //! Resolution runs on a blocking thread; the guest waits for it like for
-//! any pollable, within its call's deadline.
+//! any pollable, within its call's deadline. The policy is asked on the
+//! thread that called the plugin, when the guest takes the answers.
 
 use super::sandbox::SocketGate;
 use super::store::GuestState;
@@ -59,18 +60,31 @@ impl Pins {
     }
 }
 
-/// One guest lookup: resolving, or its addresses.
+/// One guest lookup: resolving (on a blocking thread), or the addresses
+/// the guest gets.
 pub enum Lookup {
-    Resolving(AbortOnDropJoinHandle<Result<Vec<IpAddr>, ErrorCode>>),
+    Resolving { task: AbortOnDropJoinHandle<Result<Vec<IpAddr>, ErrorCode>>, gate: SocketGate, name: String },
     Done(Result<std::vec::IntoIter<IpAddr>, ErrorCode>),
+}
+
+impl Lookup {
+    /// Settles a finished resolution: the answers the guest may have,
+    /// pinned. Runs on the thread that called the plugin, like every
+    /// question asked of the policy.
+    fn settle(&mut self, answers: Result<Vec<IpAddr>, ErrorCode>) {
+        if let Lookup::Resolving { gate, name, .. } = self {
+            let admitted = answers.and_then(|answers| admit(gate, name, answers));
+            *self = Lookup::Done(admitted.map(Vec::into_iter));
+        }
+    }
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for Lookup {
     async fn ready(&mut self) {
-        if let Lookup::Resolving(task) = self {
-            let result = task.await;
-            *self = Lookup::Done(result.map(Vec::into_iter));
+        if let Lookup::Resolving { task, .. } = self {
+            let answers = task.await;
+            self.settle(answers);
         }
     }
 }
@@ -129,18 +143,19 @@ fn resolve_addresses(state: &mut GuestState, network: Resource<Network>, name: S
         gate.denials.record_dns(&DnsLookup { plugin: &gate.plugin, name: &name }, reason);
         return Ok(Err(ErrorCode::PermanentResolverFailure));
     }
-    let task = spawn_blocking(move || resolve(&gate, &name));
-    Ok(Ok(state.table.push(Lookup::Resolving(task))?))
+    let resolving = name.clone();
+    let task = spawn_blocking(move || resolve(&resolving));
+    Ok(Ok(state.table.push(Lookup::Resolving { task, gate, name })?))
 }
 
-/// Resolves `name` on the host, keeps the answers the policy lets the guest
-/// have, and pins them before the guest sees any.
-fn resolve(gate: &SocketGate, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
-    let answers: Vec<IpAddr> = (name, 0)
-        .to_socket_addrs()
-        .map_err(|_| ErrorCode::NameUnresolvable)?
-        .map(|addr| addr.ip().to_canonical())
-        .collect();
+/// Resolves `name` on the host.
+fn resolve(name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+    Ok((name, 0).to_socket_addrs().map_err(|_| ErrorCode::NameUnresolvable)?.map(|addr| addr.ip().to_canonical()).collect())
+}
+
+/// The answers the policy lets the guest have, pinned to `name` before the
+/// guest sees any; the others are logged.
+fn admit(gate: &SocketGate, name: &str, answers: Vec<IpAddr>) -> Result<Vec<IpAddr>, ErrorCode> {
     let (kept, refused): (Vec<IpAddr>, Vec<IpAddr>) =
         answers.into_iter().partition(|ip| gate.policy.allows_answer(&gate.plugin, gate.answers_for, *ip));
     if !refused.is_empty() {
@@ -157,15 +172,15 @@ fn resolve(gate: &SocketGate, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
 
 fn next_address(state: &mut GuestState, lookup: Resource<Lookup>) -> wasmtime::Result<Result<Option<IpAddress>, ErrorCode>> {
     let lookup = state.table.get_mut(&lookup)?;
-    if let Lookup::Resolving(task) = lookup {
+    if let Lookup::Resolving { task, .. } = lookup {
         match poll_noop(std::pin::Pin::new(task)) {
-            Some(result) => *lookup = Lookup::Done(result.map(Vec::into_iter)),
+            Some(answers) => lookup.settle(answers),
             None => return Ok(Err(ErrorCode::WouldBlock)),
         }
     }
     Ok(match lookup {
         Lookup::Done(Ok(addresses)) => Ok(addresses.next().map(IpAddress::from)),
         Lookup::Done(Err(code)) => Err(*code),
-        Lookup::Resolving(_) => unreachable!("settled above"),
+        Lookup::Resolving { .. } => unreachable!("settled above"),
     })
 }
