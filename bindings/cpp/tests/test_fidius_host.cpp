@@ -24,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -126,13 +127,13 @@ fidius::Error error_of(Body &&body) {
         EXPECT_NE(caught_.message().find(expected_text), std::string::npos) << caught_.what(); \
     } while (0)
 
-// ---- a tiny HTTP server for the fetch plugin -------------------------------
+// ---- loopback servers for the fetch and dialer plugins ----------------------
 
-// Answers every request with "hello from <path>" on its own thread and
-// counts the requests it saw.
-class HttpServer {
+// Accepts connections on 127.0.0.1 on its own thread and hands each to
+// `answer`; closes it after.
+class LoopbackServer {
 public:
-    HttpServer() {
+    explicit LoopbackServer(std::function<void(int client)> answer) : answer_(std::move(answer)) {
         listener_ = socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in address{};
         address.sin_family = AF_INET;
@@ -145,81 +146,72 @@ public:
         port_ = ntohs(address.sin_port);
         thread_ = std::thread([this] { serve(); });
     }
-    HttpServer(const HttpServer &) = delete;
-    HttpServer &operator=(const HttpServer &) = delete;
-    ~HttpServer() {
+    LoopbackServer(const LoopbackServer &) = delete;
+    LoopbackServer &operator=(const LoopbackServer &) = delete;
+    ~LoopbackServer() {
         shutdown(listener_, SHUT_RDWR);  // makes accept() fail: the thread ends
         thread_.join();
         close(listener_);
     }
 
     int port() const { return port_; }
-    int requests() const { return requests_.load(); }
-
-    // The JSON arguments of fetch(method, url) for `path` on this server.
-    std::string fetch_args(const std::string &method, const std::string &path) const {
-        return "[\"" + method + "\", \"http://127.0.0.1:" + std::to_string(port_) + path + "\"]";
-    }
 
 private:
     void serve() {
         for (;;) {
             const int client = accept(listener_, nullptr, nullptr);
             if (client < 0) return;
-            std::string request;
-            char buffer[2048];
-            while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
-                const ssize_t got = read(client, buffer, sizeof buffer);
-                if (got <= 0) break;
-                request.append(buffer, static_cast<std::size_t>(got));
-            }
-            // "GET /path HTTP/1.1": the path is the second word.
-            const std::size_t start = request.find(' ') + 1;
-            const std::string path = request.substr(start, request.find(' ', start) - start);
-            requests_++;
-            const std::string body = "hello from " + path;
-            const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                                      "\r\nConnection: close\r\n\r\n" + body;
-            if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
-                std::fprintf(stderr, "server: short write\n");
+            answer_(client);
             close(client);
         }
     }
 
+    std::function<void(int)> answer_;
     int listener_ = -1;
     int port_ = 0;
-    std::atomic<int> requests_{0};
     std::thread thread_;
 };
 
-// ---- a TCP echo server and a UDP receiver for the dialer plugin ------------
+// Answers every request with "hello from <path>" and counts the requests.
+class HttpServer {
+public:
+    int port() const { return server_.port(); }
+    int requests() const { return requests_.load(); }
+
+    // The JSON arguments of fetch(method, url) for `path` on this server.
+    std::string fetch_args(const std::string &method, const std::string &path) const {
+        return "[\"" + method + "\", \"http://127.0.0.1:" + std::to_string(port()) + path + "\"]";
+    }
+
+private:
+    void answer(int client) {
+        std::string request;
+        char buffer[2048];
+        while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
+            const ssize_t got = read(client, buffer, sizeof buffer);
+            if (got <= 0) break;
+            request.append(buffer, static_cast<std::size_t>(got));
+        }
+        // "GET /path HTTP/1.1": the path is the second word.
+        const std::size_t start = request.find(' ') + 1;
+        const std::string path = request.substr(start, request.find(' ', start) - start);
+        requests_++;
+        const std::string body = "hello from " + path;
+        const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                                  "\r\nConnection: close\r\n\r\n" + body;
+        if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
+            std::fprintf(stderr, "server: short write\n");
+    }
+
+    std::atomic<int> requests_{0};
+    LoopbackServer server_{[this](int client) { answer(client); }};  // last: stopped first
+};
 
 // Reads each connection to its end (the guest half-closes) and answers
-// "echo: " + what it read, on its own thread; counts the connections.
+// "echo: " + what it read; counts the connections.
 class EchoServer {
 public:
-    EchoServer() {
-        listener_ = socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t length = sizeof address;
-        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0 ||
-            listen(listener_, 16) != 0 ||
-            getsockname(listener_, reinterpret_cast<sockaddr *>(&address), &length) != 0)
-            throw std::runtime_error("cannot listen on 127.0.0.1");
-        port_ = ntohs(address.sin_port);
-        thread_ = std::thread([this] { serve(); });
-    }
-    EchoServer(const EchoServer &) = delete;
-    EchoServer &operator=(const EchoServer &) = delete;
-    ~EchoServer() {
-        shutdown(listener_, SHUT_RDWR);  // makes accept() fail: the thread ends
-        thread_.join();
-        close(listener_);
-    }
-
-    int port() const { return port_; }
+    int port() const { return server_.port(); }
     int connections() const { return connections_.load(); }
 
     // The JSON arguments of tcp_exchange / udp_send for `host`:`port`.
@@ -228,29 +220,22 @@ public:
     }
 
 private:
-    void serve() {
-        for (;;) {
-            const int client = accept(listener_, nullptr, nullptr);
-            if (client < 0) return;
-            connections_++;
-            std::string input;
-            char buffer[2048];
-            while (input.size() < 16384) {
-                const ssize_t got = read(client, buffer, sizeof buffer);
-                if (got <= 0) break;
-                input.append(buffer, static_cast<std::size_t>(got));
-            }
-            const std::string reply = "echo: " + input;
-            if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
-                std::fprintf(stderr, "echo server: short write\n");
-            close(client);
+    void answer(int client) {
+        connections_++;
+        std::string input;
+        char buffer[2048];
+        while (input.size() < 16384) {
+            const ssize_t got = read(client, buffer, sizeof buffer);
+            if (got <= 0) break;
+            input.append(buffer, static_cast<std::size_t>(got));
         }
+        const std::string reply = "echo: " + input;
+        if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
+            std::fprintf(stderr, "echo server: short write\n");
     }
 
-    int listener_ = -1;
-    int port_ = 0;
     std::atomic<int> connections_{0};
-    std::thread thread_;
+    LoopbackServer server_{[this](int client) { answer(client); }};  // last: stopped first
 };
 
 // A UDP socket bound to 127.0.0.1 that receives with a timeout.
