@@ -722,6 +722,13 @@ typedef struct fidius_host_egress_policy_t fidius_host_egress_policy_t;
 typedef struct fidius_host_error_t fidius_host_error_t;
 
 /**
+ * The headers an HTTP callback sets on a request it allows (a credential,
+ * a trace id), with `fidius_host_header_edits_set`. Borrowed for the
+ * duration of the callback only.
+ */
+typedef struct fidius_host_header_edits_t fidius_host_header_edits_t;
+
+/**
  * Collects an interface's name, version, methods and types. Made by
  * `fidius_host_interface_builder_new`, owned by the caller, freed with
  * `fidius_host_interface_builder_free` (building does not consume it).
@@ -918,14 +925,22 @@ typedef struct {
    * Number of headers.
    */
   size_t header_count;
+  /**
+   * Where the HTTP callback sets headers on the request it allows, with
+   * `fidius_host_header_edits_set`; valid until the callback returns.
+   * NULL when the request is shown to a response callback.
+   */
+  fidius_host_header_edits_t *edits;
 } fidius_host_http_request_t;
 
 /**
- * An egress callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to send `request`,
- * anything else to deny it. Runs on the thread that called the plugin,
- * during that call, and may run on several threads at once (one per plugin
- * being called): it must be thread-safe, must not call back into the same
- * plugin, and must not unwind (C++ exceptions, longjmp) through the library.
+ * An egress callback: returns `FIDIUS_HOST_EGRESS_DECISION_ALLOW` to send `request`
+ * (with the headers it set through `request->edits`), anything else to
+ * deny it. Runs on the thread that called the plugin, during that call
+ * (when a response callback asks for a retry: on that callback's thread),
+ * and may run on several threads at once (one per plugin being called): it
+ * must be thread-safe, must not call back into the same plugin, and must
+ * not unwind (C++ exceptions, longjmp) through the library.
  */
 typedef int32_t (*fidius_host_egress_callback_fn)(void *userdata,
                                                   const fidius_host_http_request_t *request);
@@ -988,6 +1003,47 @@ typedef int32_t (*fidius_host_socket_callback_fn)(void *userdata,
 typedef int32_t (*fidius_host_dns_callback_fn)(void *userdata, const char *plugin, const char *name);
 
 /**
+ * The head of a response, as a response callback sees it. Every pointer
+ * is borrowed for the duration of the callback only.
+ */
+typedef struct {
+  /**
+   * The status code.
+   */
+  uint16_t status;
+  /**
+   * The response's headers (`header_count` of them; names lowercase).
+   */
+  const fidius_host_http_header_t *headers;
+  /**
+   * Number of headers.
+   */
+  size_t header_count;
+  /**
+   * Whether answering `FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE` sends
+   * the request again: false for the response to a retry, and when the
+   * request's body was not kept whole (over 64 KiB, trailers, or still
+   * being written when the response came).
+   */
+  bool retry_available;
+} fidius_host_http_response_t;
+
+/**
+ * A response callback: sees the head (status, headers; never the body)
+ * of each response to a request the HTTP callback allowed, before the
+ * guest does, with the request as it was sent (with the headers the
+ * callback set). Returns a `fidius_host_response_directive`. Runs on one
+ * of the library's I/O threads while the call that sent the request waits
+ * for its response; a retry's HTTP callback runs there too. It may run on
+ * several threads at once, must be thread-safe, must not call into the
+ * plugin, and must not unwind through the library. The call's deadline
+ * covers both sends, not the callbacks themselves.
+ */
+typedef int32_t (*fidius_host_http_response_callback_fn)(void *userdata,
+                                                         const fidius_host_http_request_t *request,
+                                                         const fidius_host_http_response_t *response);
+
+/**
  * The callbacks of a policy made by `fidius_host_egress_policy_new_callbacks`.
  */
 typedef struct {
@@ -1004,6 +1060,12 @@ typedef struct {
    * name is looked up (guests dial addresses).
    */
   fidius_host_dns_callback_fn dns;
+  /**
+   * Sees the head of each response to an allowed HTTP request and may
+   * have it sent once more; NULL: responses go to the guest unobserved
+   * (and request bodies are not kept for a retry).
+   */
+  fidius_host_http_response_callback_fn response;
 } fidius_host_egress_callbacks_t;
 
 /**
@@ -1519,11 +1581,14 @@ fidius_host_status fidius_host_egress_policy_new_callback(fidius_host_egress_cal
                                                           fidius_host_error_t **err);
 
 /**
- * A policy that asks `callbacks->http` about every HTTP request,
- * `callbacks->socket` about every socket target (a TCP connect, a UDP
- * datagram) of guests that declare `tcp` or `udp`, and `callbacks->dns`
- * about every name such a guest looks up; any may be NULL, which denies
- * all of its kind. A lookup's answers in special ranges reach the guest
+ * A policy that asks `callbacks->http` about every HTTP request (it may
+ * set headers on the request it allows), `callbacks->socket` about every
+ * socket target (a TCP connect, a UDP datagram) of guests that declare
+ * `tcp` or `udp`, and `callbacks->dns` about every name such a guest looks
+ * up; any may be NULL, which denies all of its kind. `callbacks->response`
+ * (may be NULL) sees the head of every response to an allowed request
+ * and may have the request sent once more (see
+ * `fidius_host_http_response_callback_fn`). A lookup's answers in special ranges reach the guest
  * only when the socket callback allows that address (asked with port 0),
  * and each answer is pinned to the name: a later connect to it is asked
  * with that name as `host`. The struct is read during the call.
@@ -1540,6 +1605,30 @@ fidius_host_status fidius_host_egress_policy_new_callbacks(const fidius_host_egr
                                                            fidius_host_userdata_free_fn free_userdata,
                                                            fidius_host_egress_policy_t **out,
                                                            fidius_host_error_t **err);
+
+/**
+ * Sets header `name` (NUL-terminated; case-insensitive) of the request an
+ * HTTP callback is deciding on to `value` (NUL-terminated bytes, not
+ * necessarily UTF-8), replacing every value the guest gave it; a NULL
+ * `value` removes the header. Applied in call order when the callback
+ * allows the request (ignored when it denies). For a retry the callback
+ * starts again from the guest's request. Call it only from inside the
+ * callback, with its `request->edits`.
+ *
+ * Errors: NULL_ARGUMENT (edits, name), MISUSE (not the edits of a running
+ * HTTP callback), INVALID_UTF8 (name), INVALID_ARGUMENT (a name that is
+ * not an HTTP token or is one the library frames or routes the request
+ * with — `host`, `content-length`, `transfer-encoding`, `connection`,
+ * `keep-alive`, `proxy-connection`, `upgrade`, `te`, `trailer`,
+ * `http2-settings`; a value with a control character; more than 64 edits
+ * for one request). An error leaves the edits made so far.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_header_edits_set(fidius_host_header_edits_t *edits,
+                                                const char *name,
+                                                const char *value,
+                                                fidius_host_error_t **err);
 
 /**
  * A policy that allows requests whose host and port match one of

@@ -2,7 +2,10 @@
 //! and which sockets it may open.
 //!
 //! A policy sees each request, and each socket target (TCP connect, UDP
-//! datagram), before anything goes on the wire and answers allow or deny.
+//! datagram), before anything goes on the wire and answers allow or deny;
+//! it may set headers on a request it allows (credentials), and, when it
+//! observes responses, have a request sent once more after seeing the
+//! response's head (a fresh credential after a 401).
 //! Two kinds: functions (the host's own rules, e.g. C callbacks) and an
 //! allow-list of `host[:port]` patterns. Special addresses (loopback,
 //! private, link-local, multicast, unspecified, broadcast) are reachable by
@@ -86,7 +89,112 @@ pub struct DnsLookup<'a> {
     pub name: &'a str,
 }
 
-type Decide = dyn Fn(&HttpRequest<'_>) -> bool + Send + Sync;
+/// The head of a response to a request a policy allowed, as the policy's
+/// response hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpResponse<'a> {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lowercase) and values (bytes as received).
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Whether answering [`ResponseDirective::RetryOnce`] would send the
+    /// request again: false on the response to a retry, and when the
+    /// request's body could not be kept for a replay (over
+    /// [`REPLAY_LIMIT`], or still being written when the response came).
+    pub retry_available: bool,
+}
+
+/// The most bytes of a request body kept for a retry; a longer body is sent
+/// once.
+pub const REPLAY_LIMIT: usize = 64 * 1024;
+
+/// What a policy's response hook wants done with a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseDirective {
+    /// The guest gets the response.
+    Forward,
+    /// The response is dropped and the request, as the guest made it, is
+    /// asked about again (so a fresh credential can be set) and sent once
+    /// more; the guest gets the second response whatever it is. Ignored when
+    /// the retry is not available.
+    RetryOnce,
+}
+
+/// Headers a policy sets on a request it allows, applied in order after
+/// the guest's own (a set replaces every value the guest gave the name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    edits: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Headers that frame the message or route it, which a policy may not set:
+/// the request it decided on would not be the request sent.
+const UNEDITABLE_HEADERS: [&str; 10] =
+    ["host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "upgrade", "te", "trailer", "http2-settings"];
+
+/// The most header edits one decision may make.
+const MAX_HEADER_EDITS: usize = 64;
+
+impl HeaderEdits {
+    /// Sets header `name` to `value`, replacing what the guest gave it.
+    pub fn set(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        let name = Self::checked_name(name)?;
+        // RFC 9110 field-value: visible ASCII, obs-text, spaces and tabs.
+        if let Some(bad) = value.iter().find(|&&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("the value of header \"{name}\" contains the control byte 0x{bad:02x} (expected visible characters, spaces and tabs)"),
+            ));
+        }
+        self.push(name, Some(value.to_vec()))
+    }
+
+    /// Removes header `name` from the request.
+    pub fn remove(&mut self, name: &str) -> Result<()> {
+        let name = Self::checked_name(name)?;
+        self.push(name, None)
+    }
+
+    /// The edits in order: a name and its value, `None` to remove it.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.edits.iter().map(|(name, value)| (name.as_str(), value.as_deref()))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    fn push(&mut self, name: String, value: Option<Vec<u8>>) -> Result<()> {
+        if self.edits.len() == MAX_HEADER_EDITS {
+            return Err(Error::new(Status::InvalidArgument, format!("more than {MAX_HEADER_EDITS} header edits for one request (the most a policy may make)")));
+        }
+        self.edits.push((name, value));
+        Ok(())
+    }
+
+    /// `name` lowercase, when it is an HTTP token a policy may set.
+    fn checked_name(name: &str) -> Result<String> {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || name.len() > 256 || !name.bytes().all(token) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("header name \"{}\" is not an HTTP token (expected 1 to 256 letters, digits or !#$%&'*+-.^_`|~)", crate::error::Quoted(name)),
+            ));
+        }
+        let name = name.to_ascii_lowercase();
+        if UNEDITABLE_HEADERS.contains(&name.as_str()) {
+            return Err(Error::new(
+                Status::InvalidArgument,
+                format!("header \"{name}\" frames or routes the request and is not set by a policy"),
+            ));
+        }
+        Ok(name)
+    }
+}
+
+type Decide = dyn Fn(&HttpRequest<'_>, &mut HeaderEdits) -> bool + Send + Sync;
+type ObserveResponse = dyn Fn(&HttpRequest<'_>, &HttpResponse<'_>) -> ResponseDirective + Send + Sync;
 type DecideSocket = dyn Fn(&SocketTarget<'_>) -> bool + Send + Sync;
 type DecideDns = dyn Fn(&DnsLookup<'_>) -> bool + Send + Sync;
 
@@ -95,6 +203,8 @@ type DecideDns = dyn Fn(&DnsLookup<'_>) -> bool + Send + Sync;
 #[derive(Clone)]
 pub struct EgressPolicy {
     decide: Arc<Decide>,
+    /// `None`: responses go to the guest unobserved.
+    observe_response: Option<Arc<ObserveResponse>>,
     /// `None`: no socket opens (a policy for HTTP only).
     decide_socket: Option<Arc<DecideSocket>>,
     /// `None`: no name is looked up (guests dial addresses).
@@ -112,7 +222,37 @@ impl EgressPolicy {
     /// A policy that asks `decide` about every request (`true` allows).
     /// `decide` runs on the thread that called the plugin, during the call.
     pub fn from_fn(description: &str, decide: impl Fn(&HttpRequest<'_>) -> bool + Send + Sync + 'static) -> EgressPolicy {
-        EgressPolicy { decide: Arc::new(decide), decide_socket: None, decide_dns: None, description: description.into() }
+        EgressPolicy::decorating(description, move |request, _| decide(request))
+    }
+
+    /// A policy that asks `decide` about every request (`true` allows); the
+    /// headers it sets in its [`HeaderEdits`] are applied to an allowed
+    /// request before it is sent. `decide` runs on the thread that called
+    /// the plugin, during the call (for a retry: where the response hook
+    /// runs).
+    pub fn decorating(
+        description: &str,
+        decide: impl Fn(&HttpRequest<'_>, &mut HeaderEdits) -> bool + Send + Sync + 'static,
+    ) -> EgressPolicy {
+        EgressPolicy {
+            decide: Arc::new(decide),
+            observe_response: None,
+            decide_socket: None,
+            decide_dns: None,
+            description: description.into(),
+        }
+    }
+
+    /// This policy, shown the head of every response to a request it
+    /// allowed before the guest sees it, as sent (with the headers it set),
+    /// answering whether to forward it or retry once. `observe` runs on one
+    /// of the runtime's I/O threads while the call waits for the response.
+    pub fn with_responses(
+        mut self,
+        observe: impl Fn(&HttpRequest<'_>, &HttpResponse<'_>) -> ResponseDirective + Send + Sync + 'static,
+    ) -> EgressPolicy {
+        self.observe_response = Some(Arc::new(observe));
+        self
     }
 
     /// This policy, deciding socket targets with `decide` (`true` allows);
@@ -166,7 +306,28 @@ impl EgressPolicy {
 
     /// Whether `request` may go out.
     pub fn allows(&self, request: &HttpRequest<'_>) -> bool {
-        (self.decide)(request)
+        self.authorize(request).is_some()
+    }
+
+    /// The header edits to send `request` with, or `None` when it may not
+    /// go out.
+    pub fn authorize(&self, request: &HttpRequest<'_>) -> Option<HeaderEdits> {
+        let mut edits = HeaderEdits::default();
+        (self.decide)(request, &mut edits).then_some(edits)
+    }
+
+    /// Whether the policy sees responses (a request's body is then kept,
+    /// up to [`REPLAY_LIMIT`], for a retry).
+    pub fn observes_responses(&self) -> bool {
+        self.observe_response.is_some()
+    }
+
+    /// What to do with `response` to `request` (as sent).
+    pub fn on_response(&self, request: &HttpRequest<'_>, response: &HttpResponse<'_>) -> ResponseDirective {
+        match &self.observe_response {
+            Some(observe) => observe(request, response),
+            None => ResponseDirective::Forward,
+        }
     }
 
     /// Whether a socket may reach `target`, or why not. A special address
@@ -427,6 +588,27 @@ mod tests {
         assert!(policy.allows_answer("p", SocketProtocol::Tcp, "127.0.0.1".parse().unwrap()), "named with a port: any port");
         assert!(!policy.allows_answer("p", SocketProtocol::Tcp, "10.0.0.1".parse().unwrap()));
         assert!(!policy.allows_answer("p", SocketProtocol::Tcp, "::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn header_edits_refuse_what_would_change_the_request_decided_on() {
+        let mut edits = HeaderEdits::default();
+        edits.set("Authorization", b"Bearer t\x80\tx").unwrap();
+        edits.remove("x-guest").unwrap();
+        assert_eq!(edits.iter().collect::<Vec<_>>(), vec![("authorization", Some(&b"Bearer t\x80\tx"[..])), ("x-guest", None)]);
+        for name in ["", "a b", "a:b", "\u{e9}", "Host", "content-length", "Transfer-Encoding", "connection"] {
+            let e = edits.set(name, b"v").unwrap_err();
+            assert_eq!(e.status(), Status::InvalidArgument, "{name:?}");
+        }
+        for value in [&b"a\r\nx: y"[..], b"\0", b"\x7f"] {
+            let e = edits.set("x-ok", value).unwrap_err();
+            assert!(e.message().contains("\"x-ok\"") && e.message().contains("control byte"), "{}", e.message());
+        }
+        let mut many = HeaderEdits::default();
+        for _ in 0..MAX_HEADER_EDITS {
+            many.set("x", b"1").unwrap();
+        }
+        assert_eq!(many.set("x", b"1").unwrap_err().status(), Status::InvalidArgument);
     }
 
     #[test]

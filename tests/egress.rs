@@ -5,29 +5,54 @@
 mod common;
 
 use common::*;
-use fidius_host::egress::EgressPolicy;
+use fidius_host::egress::{EgressPolicy, ResponseDirective, REPLAY_LIMIT};
 use fidius_host::interface::file;
 use fidius_host::{Host, HostBuilder, Interface, LoadOptions, Plugin, Status};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A one-thread HTTP/1.1 server that answers every request with
-/// "hello from <path>" and remembers the request lines and headers it saw.
+/// One request as the test server saw it: the request line and headers
+/// (lowercase), and the body (read by its `content-length`).
+#[derive(Clone)]
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    /// The value of header `name` (lowercase), if sent.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+    }
+}
+
+/// What the server answers a request with: a status and a body, or
+/// `None` to never respond.
+type Responder = dyn Fn(&Seen) -> Option<(u16, String)> + Send;
+
+/// A one-thread HTTP/1.1 server on 127.0.0.1 that remembers the requests
+/// it saw.
 struct Server {
     port: u16,
-    seen: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
+    /// Answers every request with "200 hello from <path>".
     fn start() -> Server {
         Server::start_with(true)
     }
 
     /// `answer = false`: accept connections and never respond.
     fn start_with(answer: bool) -> Server {
+        Server::answering(move |seen| answer.then(|| (200, format!("hello from {}", seen.head.split_whitespace().nth(1).unwrap_or("")))))
+    }
+
+    fn answering(respond: impl Fn(&Seen) -> Option<(u16, String)> + Send + 'static) -> Server {
+        let respond: Box<Responder> = Box::new(respond);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -37,28 +62,40 @@ impl Server {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
+                let mut head = String::new();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
-                    request.push_str(&line.to_ascii_lowercase());
+                    head.push_str(&line.to_ascii_lowercase());
                 }
-                let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-                log.lock().unwrap().push(request);
-                if !answer {
+                let mut request = Seen { head, body: Vec::new() };
+                let length = request.header("content-length").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+                request.body = vec![0; length];
+                let _ = reader.read_exact(&mut request.body);
+                log.lock().unwrap().push(request.clone());
+                let Some((status, body)) = respond(&request) else {
                     idle.push(stream);
                     continue;
-                }
-                let body = format!("hello from {path}");
-                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nX-Served: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len(),
+                    log.lock().unwrap().len()
+                );
             }
         });
         Server { port, seen }
     }
 
+    /// The request lines and headers seen, in order.
     fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(|s| s.head.clone()).collect()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -228,4 +265,143 @@ fn a_silent_server_cannot_hold_a_call_past_its_deadline() {
     // The plugin serves the next call.
     let e = fetch(&plugin, "GET", "http://denied.example/").unwrap_err();
     assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+}
+
+fn fetch_with_body(plugin: &Plugin, method: &str, url: &str, body: &str) -> fidius_host::Result<String> {
+    let answer = plugin.call_json("fetch_with_body", &serde_json::json!([method, url, body]).to_string())?;
+    Ok(serde_json::from_str::<String>(&answer).unwrap())
+}
+
+/// A server that wants `authorization: bearer fresh` (401 without it).
+fn wants_fresh_credential() -> Server {
+    Server::answering(|seen| {
+        Some(match seen.header("authorization") {
+            Some("bearer fresh") => (200, format!("welcome, {} bytes", seen.body.len())),
+            _ => (401, "unauthorized".to_string()),
+        })
+    })
+}
+
+/// One observation of a response hook: the status, whether a retry was
+/// available, and the credential the request was sent with.
+type Observed = Arc<Mutex<Vec<(u16, bool, Option<String>)>>>;
+
+/// A policy that sends its `credentials` in turn (the last one ever
+/// after) as `authorization: Bearer <credential>`, removes the guest's
+/// `x-fidius-fixture` header, records what its response hook sees in
+/// `observed` and answers it with `directive`.
+fn credential_policy(
+    credentials: &'static [&'static str],
+    directive: impl Fn(u16) -> ResponseDirective + Send + Sync + 'static,
+    observed: &Observed,
+) -> EgressPolicy {
+    let issued = Arc::new(Mutex::new(0usize));
+    let log = observed.clone();
+    EgressPolicy::decorating("credentials", move |_request, edits| {
+        let mut issued = issued.lock().unwrap();
+        let credential = credentials[(*issued).min(credentials.len() - 1)];
+        *issued += 1;
+        edits.set("Authorization", format!("Bearer {credential}").as_bytes()).unwrap();
+        edits.remove("x-fidius-fixture").unwrap();
+        true
+    })
+    .with_responses(move |request, response| {
+        let credential = request.headers.iter().find(|(n, _)| *n == "authorization").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        assert!(response.headers.iter().any(|(n, _)| *n == "x-served"), "the response's headers are shown");
+        log.lock().unwrap().push((response.status, response.retry_available, credential));
+        directive(response.status)
+    })
+}
+
+fn retry_on_401(status: u16) -> ResponseDirective {
+    if status == 401 { ResponseDirective::RetryOnce } else { ResponseDirective::Forward }
+}
+
+#[test]
+fn a_policy_sets_headers_on_the_requests_it_allows() {
+    let server = Server::start();
+    let observed = Observed::default();
+    let policy = credential_policy(&["t1"], |_| ResponseDirective::Forward, &observed);
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(policy)).unwrap();
+    let answer = fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/h", server.port)).unwrap();
+    assert_eq!(answer, "200 hello from /h");
+    let seen = server.seen();
+    assert_eq!(seen[0].header("authorization"), Some("bearer t1"), "{}", seen[0].head);
+    assert_eq!(seen[0].header("x-fidius-fixture"), None, "removed by the policy: {}", seen[0].head);
+    assert_eq!(*observed.lock().unwrap(), vec![(200, true, Some("Bearer t1".to_string()))], "the hook sees the request as sent");
+    // A policy that sets a header it may not: the request is not sent.
+    let refused = EgressPolicy::decorating("sets host", |_, edits| edits.set("host", b"elsewhere").is_ok());
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(refused)).unwrap();
+    assert_eq!(fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/x", server.port)).unwrap_err().status(), Status::PluginError);
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[test]
+fn a_response_hook_retries_once_with_a_fresh_credential_and_the_same_body() {
+    let server = wants_fresh_credential();
+    let observed = Observed::default();
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(credential_policy(&["stale", "fresh"], retry_on_401, &observed))).unwrap();
+    let url = format!("http://127.0.0.1:{}/upload", server.port);
+    let body = "x".repeat(40_000);
+    assert_eq!(fetch_with_body(&plugin, "POST", &url, &body).unwrap(), "200 welcome, 40000 bytes");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "sent twice");
+    assert_eq!((seen[0].header("authorization"), seen[1].header("authorization")), (Some("bearer stale"), Some("bearer fresh")));
+    assert!(seen.iter().all(|s| s.body == body.as_bytes()), "the same body both times");
+    assert_eq!(
+        *observed.lock().unwrap(),
+        vec![(401, true, Some("Bearer stale".to_string())), (200, false, Some("Bearer fresh".to_string()))]
+    );
+    // A bodiless GET is retried too.
+    assert_eq!(fetch(&plugin, "GET", &url).unwrap(), "200 welcome, 0 bytes");
+    assert!(plugin.denied_requests().is_empty());
+}
+
+#[test]
+fn a_retry_is_sent_at_most_once() {
+    let server = wants_fresh_credential();
+    let observed = Observed::default();
+    let policy = credential_policy(&["stale"], |_| ResponseDirective::RetryOnce, &observed);
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(policy)).unwrap();
+    let answer = fetch(&plugin, "GET", &format!("http://127.0.0.1:{}/r", server.port)).unwrap();
+    assert_eq!(answer, "401 unauthorized", "the second response reaches the guest whatever it is");
+    assert_eq!(server.seen().len(), 2);
+    let observed = observed.lock().unwrap();
+    assert_eq!(observed.iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), vec![(401, true), (401, false)]);
+}
+
+#[test]
+fn a_body_too_large_to_keep_is_sent_once() {
+    let server = wants_fresh_credential();
+    let observed = Observed::default();
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(credential_policy(&["stale", "fresh"], retry_on_401, &observed))).unwrap();
+    let body = "y".repeat(REPLAY_LIMIT + 1);
+    let answer = fetch_with_body(&plugin, "PUT", &format!("http://127.0.0.1:{}/big", server.port), &body).unwrap();
+    assert_eq!(answer, "401 unauthorized");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.len(), REPLAY_LIMIT + 1, "the body went out whole");
+    assert_eq!(observed.lock().unwrap().iter().map(|o| (o.0, o.1)).collect::<Vec<_>>(), vec![(401, false)]);
+}
+
+#[test]
+fn a_retry_the_policy_denies_is_a_denied_request() {
+    let server = wants_fresh_credential();
+    let asked = Arc::new(Mutex::new(0));
+    let count = asked.clone();
+    let policy = EgressPolicy::from_fn("once", move |_| {
+        let mut asked = count.lock().unwrap();
+        *asked += 1;
+        *asked == 1
+    })
+    .with_responses(|_, _| ResponseDirective::RetryOnce);
+    let plugin = load(&host_for(&fixture("wasm")), &package(), Some(policy)).unwrap();
+    let url = format!("http://127.0.0.1:{}/d", server.port);
+    let e = fetch(&plugin, "GET", &url).unwrap_err();
+    assert!(e.plugin_error().unwrap().message().contains("HttpRequestDenied"), "{}", e.message());
+    assert_eq!(server.seen().len(), 1);
+    let denied = plugin.denied_requests();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].url, url);
+    assert!(denied[0].reason.contains("retry"), "{}", denied[0].reason);
 }

@@ -32,6 +32,8 @@ mod instance;
 #[cfg(feature = "wasm")]
 mod name_lookup;
 #[cfg(feature = "wasm")]
+mod replay;
+#[cfg(feature = "wasm")]
 mod sandbox;
 #[cfg(feature = "wasm")]
 mod store;
