@@ -647,6 +647,37 @@ typedef int32_t fidius_host_egress_decision;
 #endif // __cplusplus
 
 /**
+ * What a response callback answers. Any value other than
+ * `FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE` forwards.
+ */
+enum fidius_host_response_directive
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The guest gets the response.
+   */
+  FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD = 0,
+  /**
+   * The response is dropped; the request, as the guest made it, goes to
+   * the HTTP callback again (which may set a fresh credential), and if
+   * allowed is sent once more with the same body. The guest gets the
+   * second response, whatever it is; if the HTTP callback denies the
+   * retry, the guest gets an HTTP-request-denied error (logged as a
+   * denial). Ignored when `retry_available` is false.
+   */
+  FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_response_directive fidius_host_response_directive;
+#else
+typedef int32_t fidius_host_response_directive;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The optional runtimes a library may be built with: the bits of
  * `fidius_host_features()`.
  */

@@ -448,8 +448,8 @@ pub unsafe extern "C" fn fidius_host_egress_policy_new_callbacks(
 
 /// Sets header `name` (NUL-terminated; case-insensitive) of the request an
 /// HTTP callback is deciding on to `value` (NUL-terminated bytes, not
-/// necessarily UTF-8), replacing every value the guest gave it; a NULL
-/// `value` removes the header. Applied in call order when the callback
+/// necessarily UTF-8; may be NULL, which removes the header), replacing
+/// every value the guest gave it. Applied in call order when the callback
 /// allows the request (ignored when it denies). For a retry the callback
 /// starts again from the guest's request. Call it only from inside the
 /// callback, with its `request->edits`.

@@ -21,7 +21,8 @@
 
 /* ---- a tiny HTTP server ------------------------------------------------ */
 
-/* Answers every request with "hello from <path>" on its own thread, and
+/* Answers every request with "hello from <path>" on its own thread (paths
+ * under /private only with the right credential; 401 without it), and
  * counts the requests it saw. */
 struct server {
     int fd;
@@ -51,10 +52,12 @@ static void *serve(void *arg) {
         s->requests++;
         pthread_mutex_unlock(&s->lock);
         {
+            /* Paths under /private want the credential "Bearer fresh". */
+            int refused = strncmp(path, "/private", 8) == 0 && strstr(buf, "\r\nauthorization: Bearer fresh\r\n") == NULL;
             char body[600];
-            int body_len = snprintf(body, sizeof body, "hello from %s", path);
-            int len = snprintf(reply, sizeof reply,
-                               "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", body_len, body);
+            int body_len = snprintf(body, sizeof body, refused ? "who are you?" : "hello from %s", path);
+            int len = snprintf(reply, sizeof reply, "HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+                               refused ? "401 Unauthorized" : "200 OK", body_len, body);
             if (write(client, reply, (size_t)len) != len) fprintf(stderr, "server: short write\n");
         }
         close(client);
@@ -438,7 +441,7 @@ static void test_sockets(struct server *server) {
     const char *patterns[1] = {pattern};
     fidius_host_str_t list[1];
     fidius_host_egress_policy_t *allow = NULL, *callbacks = NULL;
-    fidius_host_egress_callbacks_t rules = {NULL, socket_rule, NULL};
+    fidius_host_egress_callbacks_t rules = {NULL, socket_rule, NULL, NULL};
     struct socket_seen seen;
     fidius_host_plugin_t *p;
     fidius_host_error_t *err = NULL;
@@ -493,7 +496,7 @@ static void test_sockets(struct server *server) {
     /* By name: the DNS callback allows the lookup, and the socket callback
      * sees the name the answer was pinned to. */
     {
-        fidius_host_egress_callbacks_t named = {NULL, by_name_rule, dns_rule};
+        fidius_host_egress_callbacks_t named = {NULL, by_name_rule, dns_rule, NULL};
         memset(&seen, 0, sizeof seen);
         CHECK(fidius_host_egress_policy_new_callbacks(&named, &seen, NULL, &callbacks, NULL) == FIDIUS_HOST_STATUS_OK);
         p = load_dialer(callbacks, FIDIUS_HOST_STATUS_OK);
@@ -552,12 +555,99 @@ static void test_sockets(struct server *server) {
     fidius_host_egress_policy_free(allow);
 }
 
+/* ---- credentials and the response hook ---------------------------------- */
+
+/* What a credential-stamping policy issued and what its response callback
+ * saw (status, whether a retry was available, the credential sent). */
+struct credentials {
+    pthread_mutex_t lock;
+    int issued;
+    int observed;
+    int status[4];
+    int retry_available[4];
+    char sent[4][64];
+};
+
+/* Allows every request, sent with "Authorization: Bearer stale" the first
+ * time and "Bearer fresh" after, and without the guest's x-fidius-fixture. */
+static int32_t stamp_credential(void *userdata, const fidius_host_http_request_t *r) {
+    struct credentials *c = userdata;
+    fidius_host_error_t *err = NULL;
+    char value[64];
+    pthread_mutex_lock(&c->lock);
+    snprintf(value, sizeof value, "Bearer %s", c->issued++ == 0 ? "stale" : "fresh");
+    pthread_mutex_unlock(&c->lock);
+    CHECK(r->edits != NULL);
+    CHECK(fidius_host_header_edits_set(r->edits, "Authorization", value, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_header_edits_set(r->edits, "x-fidius-fixture", NULL, NULL) == FIDIUS_HOST_STATUS_OK);
+    /* What would change the request decided on is refused; the edits stay. */
+    CHECK(fidius_host_header_edits_set(r->edits, "Host", "elsewhere.example", &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "\"host\""));
+    CHECK(fidius_host_header_edits_set(r->edits, "x-bad", "a\r\nx-injected: 1", &err) ==
+          FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "control byte"));
+    CHECK(fidius_host_header_edits_set(NULL, "a", "b", NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    return FIDIUS_HOST_EGRESS_DECISION_ALLOW;
+}
+
+/* Records the response and retries once on 401. */
+static int32_t retry_on_401(void *userdata, const fidius_host_http_request_t *r, const fidius_host_http_response_t *resp) {
+    struct credentials *c = userdata;
+    size_t i;
+    CHECK(r->edits == NULL);
+    pthread_mutex_lock(&c->lock);
+    if (c->observed < 4) {
+        c->status[c->observed] = resp->status;
+        c->retry_available[c->observed] = resp->retry_available;
+        for (i = 0; i < r->header_count; i++) {
+            CHECK(strcmp(r->headers[i].name, "x-fidius-fixture") != 0);
+            if (strcmp(r->headers[i].name, "authorization") == 0)
+                snprintf(c->sent[c->observed], sizeof c->sent[0], "%s", r->headers[i].value);
+        }
+    }
+    c->observed++;
+    pthread_mutex_unlock(&c->lock);
+    return resp->status == 401 ? FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE : FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD;
+}
+
+static void test_response_hook_retries_with_a_fresh_credential(struct server *server) {
+    char args[FETCH_ARGS];
+    struct credentials c;
+    fidius_host_egress_callbacks_t callbacks;
+    fidius_host_egress_policy_t *policy = NULL;
+    fidius_host_t *host;
+    fidius_host_plugin_t *p;
+    int before = server_requests(server);
+
+    memset(&c, 0, sizeof c);
+    memset(&callbacks, 0, sizeof callbacks);
+    pthread_mutex_init(&c.lock, NULL);
+    callbacks.http = stamp_credential;
+    callbacks.response = retry_on_401;
+    CHECK(fidius_host_egress_policy_new_callbacks(&callbacks, &c, NULL, &policy, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = new_host(policy);
+    p = load_fetcher(host, NULL, FIDIUS_HOST_STATUS_OK);
+    /* The stale credential gets a 401 the guest never sees: the request
+     * goes to the HTTP callback again and is sent with the fresh one. */
+    CHECK(json_is(p, "fetch", fetch_args(args, "GET", server->port, "/private/report"), "\"200 hello from /private/report\""));
+    CHECK(server_requests(server) == before + 2);
+    CHECK(c.issued == 2 && c.observed == 2);
+    CHECK(c.status[0] == 401 && c.retry_available[0] && strcmp(c.sent[0], "Bearer stale") == 0);
+    CHECK(c.status[1] == 200 && !c.retry_available[1] && strcmp(c.sent[1], "Bearer fresh") == 0);
+    CHECK(fidius_host_plugin_denied_request_count(p) == 0);
+    fidius_host_plugin_free(p);
+    fidius_host_free(host);
+    fidius_host_egress_policy_free(policy);
+    pthread_mutex_destroy(&c.lock);
+}
+
 static void run_tests(void) {
     struct server server;
     server_start(&server);
     test_sockets(&server);
     test_callback_policy(&server);
     test_allow_list(&server);
+    test_response_hook_retries_with_a_fresh_credential(&server);
     test_fails_closed();
     test_blocked_body_write();
     test_threads(&server);
