@@ -3,6 +3,7 @@ package fidius
 /*
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "fidius_host.h"
 
 // Defined in egress_export.go (//export). The userdata is a
@@ -11,6 +12,8 @@ package fidius
 extern int32_t fidiusGoEgressHTTP(uintptr_t userdata, fidius_host_http_request_t *request);
 extern int32_t fidiusGoEgressSocket(uintptr_t userdata, fidius_host_socket_target_t *target);
 extern int32_t fidiusGoEgressDNS(uintptr_t userdata, char *plugin, char *name);
+extern int32_t fidiusGoEgressResponse(uintptr_t userdata, fidius_host_http_request_t *request,
+                                      fidius_host_http_response_t *response);
 extern void fidiusGoEgressRelease(uintptr_t userdata);
 
 // The callbacks with the exact signatures the library calls (cgo exports
@@ -27,6 +30,12 @@ static int32_t fidius_go_egress_dns(void *userdata, const char *plugin, const ch
 	return fidiusGoEgressDNS((uintptr_t)userdata, (char *)plugin, (char *)name);
 }
 
+static int32_t fidius_go_egress_response(void *userdata, const fidius_host_http_request_t *request,
+                                         const fidius_host_http_response_t *response) {
+	return fidiusGoEgressResponse((uintptr_t)userdata, (fidius_host_http_request_t *)request,
+	                              (fidius_host_http_response_t *)response);
+}
+
 static void fidius_go_egress_release(void *userdata) {
 	fidiusGoEgressRelease((uintptr_t)userdata);
 }
@@ -40,13 +49,14 @@ static fidius_host_status fidius_go_egress_policy(uintptr_t handle, fidius_host_
 }
 
 // Only the callbacks whose Go function is set are given: a NULL one denies
-// all of its kind.
-static fidius_host_status fidius_go_egress_rules(uintptr_t handle, bool http, bool socket, bool dns,
+// all of its kind (a NULL response callback leaves responses unobserved).
+static fidius_host_status fidius_go_egress_rules(uintptr_t handle, bool http, bool socket, bool dns, bool response,
                                                    fidius_host_egress_policy_t **out, fidius_host_error_t **err) {
 	fidius_host_egress_callbacks_t callbacks = {
-		http ? fidius_go_egress_http : NULL,
-		socket ? fidius_go_egress_socket : NULL,
-		dns ? fidius_go_egress_dns : NULL,
+		.http = http ? fidius_go_egress_http : NULL,
+		.socket = socket ? fidius_go_egress_socket : NULL,
+		.dns = dns ? fidius_go_egress_dns : NULL,
+		.response = response ? fidius_go_egress_response : NULL,
 	};
 	return fidius_host_egress_policy_new_callbacks(&callbacks, (void *)handle, fidius_go_egress_release, out, err);
 }
@@ -57,7 +67,9 @@ import (
 	"runtime/cgo"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // EgressPolicy decides which outbound HTTP requests WASM plugins with the
@@ -76,8 +88,10 @@ type EgressPolicy struct {
 
 func freeEgressPolicy(ptr *C.fidius_host_egress_policy_t) { C.fidius_host_egress_policy_free(ptr) }
 
-// HTTPRequest is an outbound request as an egress callback sees it. It is a
-// copy: the callback may keep it.
+// HTTPRequest is an outbound request as an egress callback sees it. Its
+// fields are a copy: the callback may keep it. The HTTP rule deciding it
+// may also set and remove headers of the request it allows, with SetHeader
+// and RemoveHeader, until it returns.
 type HTTPRequest struct {
 	// Plugin is the name of the plugin sending the request.
 	Plugin string
@@ -94,11 +108,93 @@ type HTTPRequest struct {
 	Port uint16
 	// PathWithQuery is the path and query, "/" at least.
 	PathWithQuery string
-	// Headers are the request's headers in the order sent.
+	// Headers are the request's headers in the order sent. An HTTP rule
+	// sees the guest's headers (SetHeader and RemoveHeader do not change
+	// them); a Response hook sees the headers sent, with the HTTP rule's
+	// edits.
 	Headers []HTTPHeader
+
+	// edits is where SetHeader and RemoveHeader go: nil unless an HTTP rule
+	// is deciding the request.
+	edits *headerEdits
 }
 
-// HTTPHeader is one header of an HTTPRequest.
+// headerEdits is the C library's edits handle of a request while its HTTP
+// rule runs. The mutex serializes calls on the handle (the library does not
+// allow concurrent ones) and keeps the handle from being used once the
+// rule returned, when it no longer exists.
+type headerEdits struct {
+	mu  sync.Mutex
+	ptr *C.fidius_host_header_edits_t // nil once the rule returned
+}
+
+// end marks the edits as gone: the HTTP rule returned. It waits for a
+// SetHeader or RemoveHeader running on another goroutine.
+func (e *headerEdits) end() {
+	e.mu.Lock()
+	e.ptr = nil
+	e.mu.Unlock()
+}
+
+// SetHeader sets header name (case-insensitive) of the request to value
+// (bytes, not necessarily UTF-8), replacing every value the guest gave it.
+// Only the function deciding the request (EgressRules.HTTP, or the
+// function of NewEgressPolicy) may call it, from its own goroutine or
+// another, and only until it returns; the edits are applied
+// in call order when the rule allows the request, and ignored when it
+// denies it. When a Response hook has the request retried, the rule is
+// asked again about the guest's request and sets headers afresh (a new
+// credential, say).
+//
+// It returns an *Error: StatusMisuse after the rule returned, or for a
+// request shown to a Response hook (which sees the request as sent);
+// StatusInvalidArgument for a name or value with a NUL byte, a name that
+// is not an HTTP token or that the library frames or routes the request
+// with (host, content-length, transfer-encoding, connection, keep-alive,
+// proxy-connection, upgrade, te, trailer, http2-settings), a value with a
+// control character, or more than 64 edits of one request;
+// StatusInvalidUTF8 for a name that is not UTF-8. A failed edit leaves the
+// edits made before it.
+func (r *HTTPRequest) SetHeader(name, value string) error {
+	if strings.IndexByte(value, 0) >= 0 {
+		return &Error{Status: StatusInvalidArgument, Message: "the value of header " + strconv.Quote(name) + " contains a NUL byte"}
+	}
+	return r.editHeader(name, &value)
+}
+
+// RemoveHeader removes header name (case-insensitive) from the request,
+// every value the guest gave it. It may be called as SetHeader, and fails
+// as SetHeader does.
+func (r *HTTPRequest) RemoveHeader(name string) error {
+	return r.editHeader(name, nil)
+}
+
+// editHeader sets header name to *value, or removes it for a nil value.
+func (r *HTTPRequest) editHeader(name string, value *string) error {
+	if strings.IndexByte(name, 0) >= 0 {
+		return &Error{Status: StatusInvalidArgument, Message: "header name " + strconv.Quote(name) + " contains a NUL byte"}
+	}
+	if r.edits == nil {
+		return &Error{Status: StatusMisuse, Message: "header " + strconv.Quote(name) + " cannot be edited: only the HTTP rule deciding a request may edit its headers (a response hook sees the request as sent)"}
+	}
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	var cValue *C.char
+	if value != nil {
+		cValue = C.CString(*value)
+		defer C.free(unsafe.Pointer(cValue))
+	}
+	r.edits.mu.Lock()
+	defer r.edits.mu.Unlock()
+	if r.edits.ptr == nil {
+		return &Error{Status: StatusMisuse, Message: "header " + strconv.Quote(name) + " cannot be edited: the HTTP rule deciding the request has returned"}
+	}
+	var cerr *C.fidius_host_error_t
+	enterC()
+	return takeError(C.fidius_host_header_edits_set(r.edits.ptr, cName, cValue, &cerr), cerr)
+}
+
+// HTTPHeader is one header of an HTTPRequest or HTTPResponse.
 type HTTPHeader struct {
 	// Name is the lowercase header name.
 	Name string
@@ -109,7 +205,13 @@ type HTTPHeader struct {
 // Header returns the value of the first header called name (compared
 // case-insensitively), and whether there is one.
 func (r *HTTPRequest) Header(name string) (string, bool) {
-	for _, h := range r.Headers {
+	return findHeader(r.Headers, name)
+}
+
+// findHeader returns the value of the first of headers called name
+// (compared case-insensitively), and whether there is one.
+func findHeader(headers []HTTPHeader, name string) (string, bool) {
+	for _, h := range headers {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value, true
 		}
@@ -120,6 +222,54 @@ func (r *HTTPRequest) Header(name string) (string, bool) {
 // URL returns scheme://authority/path?query.
 func (r *HTTPRequest) URL() string {
 	return r.Scheme + "://" + r.Authority + r.PathWithQuery
+}
+
+// HTTPResponse is the head of a response to an allowed request, as a
+// Response hook sees it (never the body). It is a copy: the hook may keep
+// it.
+type HTTPResponse struct {
+	// Status is the status code.
+	Status int
+	// Headers are the response's headers in the order received.
+	Headers []HTTPHeader
+	// RetryAvailable is whether answering ResponseRetryOnce sends the
+	// request again: false for the response to a retry, and when the
+	// request's body was not kept whole (over 64 KiB, trailers, or still
+	// being written when the response came).
+	RetryAvailable bool
+}
+
+// Header returns the value of the first header called name (compared
+// case-insensitively), and whether there is one.
+func (r *HTTPResponse) Header(name string) (string, bool) {
+	return findHeader(r.Headers, name)
+}
+
+// ResponseDirective is what a Response hook answers.
+type ResponseDirective int32
+
+const (
+	// ResponseForward gives the guest the response.
+	ResponseForward ResponseDirective = C.FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD
+	// ResponseRetryOnce drops the response; the request, as the guest made
+	// it, goes to the HTTP rule again (which may set a fresh credential)
+	// and, if allowed, is sent once more with the same body. The guest gets
+	// the second response, whatever it is; if the HTTP rule denies the
+	// retry, the guest gets an HTTP-request-denied error (and
+	// Plugin.DeniedRequests lists it). Ignored (the response is forwarded)
+	// when HTTPResponse.RetryAvailable is false.
+	ResponseRetryOnce ResponseDirective = C.FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE
+)
+
+// String returns "Forward", "RetryOnce" or "ResponseDirective(n)".
+func (d ResponseDirective) String() string {
+	switch d {
+	case ResponseForward:
+		return "Forward"
+	case ResponseRetryOnce:
+		return "RetryOnce"
+	}
+	return "ResponseDirective(" + strconv.Itoa(int(d)) + ")"
 }
 
 // SocketProtocol is the transport of a SocketTarget.
@@ -169,9 +319,12 @@ type SocketTarget struct {
 }
 
 // EgressRules are the Go functions of a NewEgressRules policy. A nil
-// function denies all of its kind.
+// function denies all of its kind (a nil Response leaves responses
+// unobserved).
 type EgressRules struct {
-	// HTTP decides each outbound HTTP request: true sends it.
+	// HTTP decides each outbound HTTP request: true sends it, with the
+	// headers it set through the request's SetHeader and RemoveHeader
+	// (which work only until HTTP returns).
 	HTTP func(*HTTPRequest) bool
 	// Socket decides each socket target (a TCP connect, a UDP datagram) of
 	// guests that declare tcp or udp: true lets it through.
@@ -180,6 +333,21 @@ type EgressRules struct {
 	// name, name the name looked up (lowercase, no trailing dot); true
 	// looks it up. Nil: no name is looked up (guests dial addresses).
 	DNS func(plugin, name string) bool
+	// Response, when set, sees the head (status, headers; never the body)
+	// of each response to a request HTTP allowed, before the guest does,
+	// with the request as it was sent (with the headers HTTP set; its
+	// SetHeader and RemoveHeader fail). It answers ResponseForward to give
+	// the guest the response, or ResponseRetryOnce to have the request
+	// asked about again (HTTP runs again and may set a fresh credential)
+	// and sent once more. A panic in Response is recovered and forwards.
+	//
+	// Response runs on one of the library's I/O threads (not the goroutine
+	// that called the plugin) while that call waits for its response; so
+	// does the HTTP rule of a retry. It may run on several threads at once
+	// and must not call into the plugin. The call's deadline covers both
+	// sends, not the functions themselves. Nil: responses go to the guest
+	// unobserved (and request bodies are not kept for a retry).
+	Response func(*HTTPRequest, *HTTPResponse) ResponseDirective
 }
 
 // liveEgressCallbacks counts callback handles not yet released by the C
@@ -189,6 +357,9 @@ var liveEgressCallbacks atomic.Int64
 // NewEgressPolicy returns a policy that asks allow about every request:
 // true sends it, false denies it (the guest gets an HTTP-request-denied
 // error, and Plugin.DeniedRequests lists it).
+//
+// allow may set and remove headers of the request it allows, with
+// HTTPRequest.SetHeader and RemoveHeader, until it returns.
 //
 // allow runs on the goroutine that called the plugin, during that call, and
 // may run on several goroutines at once: it must be safe for concurrent
@@ -209,9 +380,10 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 // NewEgressRules returns a policy that asks rules.HTTP about every HTTP
 // request, rules.Socket about every socket target (a TCP connect, a UDP
 // datagram) of guests that declare tcp or udp, and rules.DNS about every
-// name such a guest looks up. A nil function denies all of its kind; a
-// denied request or socket fails in the guest and Plugin.DeniedRequests
-// lists it. A lookup's answers in special ranges reach the guest only when
+// name such a guest looks up, and shows rules.Response (if set) the head
+// of every response to an allowed request, which may have it retried once.
+// A nil function denies all of its kind; a denied request or socket fails
+// in the guest and Plugin.DeniedRequests lists it. A lookup's answers in special ranges reach the guest only when
 // rules.Socket allows that address (asked with Port 0), and each answer is
 // pinned to the name: a later connect to it is asked with that name as
 // SocketTarget.Host.
@@ -219,14 +391,17 @@ func NewEgressPolicy(allow func(*HTTPRequest) bool) (*EgressPolicy, error) {
 // The functions run as the function of NewEgressPolicy does: on the
 // goroutine that called the plugin, during that call, possibly on several
 // goroutines at once; they must be safe for concurrent use and must not
-// call or close the plugin whose traffic they decide. A panic in one is
-// recovered and denies. They are released once the policy and every
+// call or close the plugin whose traffic they decide. Response, and the
+// HTTP rule of a retry it asks for, run on a library I/O thread instead
+// (see EgressRules.Response). A panic in one is recovered and denies (for
+// Response: forwards). They are released once the policy and every
 // builder, host, load and plugin using it are gone.
 func NewEgressRules(rules EgressRules) (*EgressPolicy, error) {
 	http, socket, dns := C.bool(rules.HTTP != nil), C.bool(rules.Socket != nil), C.bool(rules.DNS != nil)
+	response := C.bool(rules.Response != nil)
 	return newCallbackPolicy(&rules, func(handle C.uintptr_t, out **C.fidius_host_egress_policy_t,
 		cerr **C.fidius_host_error_t) C.fidius_host_status {
-		return C.fidius_go_egress_rules(handle, http, socket, dns, out, cerr)
+		return C.fidius_go_egress_rules(handle, http, socket, dns, response, out, cerr)
 	})
 }
 

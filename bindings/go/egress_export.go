@@ -17,12 +17,52 @@ import (
 
 // fidiusGoEgressHTTP is the HTTP callback of every callback policy:
 // userdata is the cgo.Handle of its *EgressRules. It copies the request
-// into Go memory, asks rules.HTTP and answers ALLOW or DENY.
+// into Go memory, asks rules.HTTP (which may edit headers through the
+// request's edits until it returns) and answers ALLOW or DENY.
 //
 //export fidiusGoEgressHTTP
 func fidiusGoEgressHTTP(userdata C.uintptr_t, request *C.fidius_host_http_request_t) C.int32_t {
 	rules := cgo.Handle(userdata).Value().(*EgressRules)
-	return decideEgress(func() bool { return rules.HTTP != nil && rules.HTTP(copyRequest(request)) })
+	if rules.HTTP == nil {
+		return C.FIDIUS_HOST_EGRESS_DECISION_DENY
+	}
+	r := copyRequest(request)
+	if request.edits != nil {
+		r.edits = &headerEdits{ptr: request.edits}
+		// The C edits are gone once this returns: a request the rule kept
+		// (or a goroutine still editing) gets an error, never the handle.
+		defer r.edits.end()
+	}
+	return decideEgress(func() bool { return rules.HTTP(r) })
+}
+
+// fidiusGoEgressResponse is the response callback of NewEgressRules
+// policies with a Response rule: it copies the request (as sent, without
+// edits) and the response head into Go memory and answers rules.Response's
+// directive, FORWARD when it panics.
+//
+//export fidiusGoEgressResponse
+func fidiusGoEgressResponse(userdata C.uintptr_t, request *C.fidius_host_http_request_t,
+	response *C.fidius_host_http_response_t) (directive C.int32_t) {
+	rules := cgo.Handle(userdata).Value().(*EgressRules)
+	if rules.Response == nil {
+		return C.FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD
+	}
+	defer func() {
+		// A Go panic must not unwind through the C library.
+		if recover() != nil {
+			directive = C.FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD
+		}
+	}()
+	head := &HTTPResponse{
+		Status:         int(response.status),
+		Headers:        copyHeaders(response.headers, response.header_count),
+		RetryAvailable: bool(response.retry_available),
+	}
+	if rules.Response(copyRequest(request), head) == ResponseRetryOnce {
+		return C.FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE
+	}
+	return C.FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD
 }
 
 // fidiusGoEgressSocket is the socket callback of NewEgressRules policies,
@@ -66,9 +106,10 @@ func decideEgress(allow func() bool) (decision C.int32_t) {
 	return C.FIDIUS_HOST_EGRESS_DECISION_DENY
 }
 
-// copyRequest copies a request borrowed for the callback into Go memory.
+// copyRequest copies a request borrowed for the callback into Go memory
+// (not its edits, which fidiusGoEgressHTTP attaches).
 func copyRequest(r *C.fidius_host_http_request_t) *HTTPRequest {
-	request := &HTTPRequest{
+	return &HTTPRequest{
 		Plugin:        C.GoString(r.plugin),
 		Method:        C.GoString(r.method),
 		Scheme:        C.GoString(r.scheme),
@@ -76,15 +117,22 @@ func copyRequest(r *C.fidius_host_http_request_t) *HTTPRequest {
 		Host:          C.GoString(r.host),
 		Port:          uint16(r.port),
 		PathWithQuery: C.GoString(r.path_with_query),
+		Headers:       copyHeaders(r.headers, r.header_count),
 	}
-	if r.header_count > 0 {
-		headers := unsafe.Slice(r.headers, int(r.header_count))
-		request.Headers = make([]HTTPHeader, len(headers))
-		for i, h := range headers {
-			request.Headers[i] = HTTPHeader{Name: C.GoString(h.name), Value: C.GoString(h.value)}
-		}
+}
+
+// copyHeaders copies count headers borrowed for the callback into Go
+// memory; none give nil.
+func copyHeaders(h *C.fidius_host_http_header_t, count C.size_t) []HTTPHeader {
+	if count == 0 || h == nil {
+		return nil
 	}
-	return request
+	borrowed := unsafe.Slice(h, int(count))
+	headers := make([]HTTPHeader, len(borrowed))
+	for i, header := range borrowed {
+		headers[i] = HTTPHeader{Name: C.GoString(header.name), Value: C.GoString(header.value)}
+	}
+	return headers
 }
 
 // copySocketTarget copies a target borrowed for the callback into Go

@@ -272,3 +272,253 @@ func TestEgressConcurrent(t *testing.T) {
 		t.Errorf("%d callback calls, %d requests served; want 20 each", calls.Load(), server.requests.Load())
 	}
 }
+
+// tokenServer answers 401 (with a www-authenticate header) unless the
+// request carries "authorization: Bearer fresh", and 200 "welcome" then. It
+// records the requests it saw.
+type tokenServer struct {
+	*httptest.Server
+	port int
+
+	mu       sync.Mutex
+	requests []http.Header
+}
+
+func newTokenServer(t *testing.T) *tokenServer {
+	s := &tokenServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests = append(s.requests, r.Header.Clone())
+		s.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer fresh" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, "stale token")
+			return
+		}
+		fmt.Fprint(w, "welcome")
+	}))
+	t.Cleanup(s.Close)
+	_, port, err := net.SplitHostPort(s.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port, _ = strconv.Atoi(port)
+	return s
+}
+
+func (s *tokenServer) seen() []http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]http.Header(nil), s.requests...)
+}
+
+// responseSeen is what a Response rule saw of one response.
+type responseSeen struct {
+	status         int
+	retryAvailable bool
+	authorization  string
+}
+
+// The HTTP rule sets a credential (stale, then fresh) and removes a header;
+// the Response rule retries once on 401, and the retry carries the fresh
+// credential.
+func TestEgressHeaderEditsAndRetry(t *testing.T) {
+	server := newTokenServer(t)
+	liveBefore := fidius.LiveEgressCallbacks()
+
+	var (
+		mu           sync.Mutex
+		decisions    int
+		retained     *fidius.HTTPRequest
+		hostErr      error
+		nulValueErr  error
+		nulNameErr   error
+		observed     []responseSeen
+		responseErrs []error
+		wwwAuth      string
+		fixtureSent  bool
+	)
+	policy, err := fidius.NewEgressRules(fidius.EgressRules{
+		HTTP: func(r *fidius.HTTPRequest) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			decisions++
+			token := "Bearer fresh"
+			if decisions == 1 {
+				token = "Bearer stale"
+				retained = r
+				hostErr = r.SetHeader("Host", "elsewhere.example")
+				nulValueErr = r.SetHeader("x-trace", "a\x00b")
+				nulNameErr = r.RemoveHeader("x-\x00trace")
+			}
+			if err := r.SetHeader("Authorization", token); err != nil {
+				t.Errorf("SetHeader(Authorization): %v", err)
+			}
+			if err := r.RemoveHeader("x-fidius-fixture"); err != nil {
+				t.Errorf("RemoveHeader(x-fidius-fixture): %v", err)
+			}
+			// The rule sees the guest's headers, not its own edits.
+			if _, ok := r.Header("authorization"); ok {
+				t.Errorf("the HTTP rule sees an authorization header: %+v", r.Headers)
+			}
+			return true
+		},
+		Response: func(r *fidius.HTTPRequest, resp *fidius.HTTPResponse) fidius.ResponseDirective {
+			mu.Lock()
+			defer mu.Unlock()
+			authorization, _ := r.Header("Authorization")
+			observed = append(observed, responseSeen{resp.Status, resp.RetryAvailable, authorization})
+			if _, ok := r.Header("x-fidius-fixture"); ok {
+				fixtureSent = true
+			}
+			if resp.Status == http.StatusUnauthorized {
+				wwwAuth, _ = resp.Header("www-authenticate")
+			}
+			// The request as sent cannot be edited.
+			responseErrs = append(responseErrs, r.SetHeader("authorization", "Bearer other"))
+			if resp.Status == http.StatusUnauthorized {
+				return fidius.ResponseRetryOnce
+			}
+			return fidius.ResponseForward
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher, err := loadFetcher(t, newHost(t, nil), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy.Close()
+
+	args := fmt.Sprintf(`["GET", "http://127.0.0.1:%d/private"]`, server.port)
+	jsonIs(t, fetcher, "fetch", args, `"200 welcome"`)
+
+	mu.Lock()
+	defer mu.Unlock()
+	requests := server.seen()
+	if len(requests) != 2 {
+		t.Fatalf("the server saw %d requests, want 2", len(requests))
+	}
+	for i, want := range []string{"Bearer stale", "Bearer fresh"} {
+		if got := requests[i].Get("Authorization"); got != want {
+			t.Errorf("request %d: authorization %q, want %q", i, got, want)
+		}
+		if got := requests[i].Get("X-Fidius-Fixture"); got != "" {
+			t.Errorf("request %d: x-fidius-fixture %q was not removed", i, got)
+		}
+	}
+	if decisions != 2 {
+		t.Errorf("the HTTP rule ran %d times, want 2", decisions)
+	}
+	want := []responseSeen{{401, true, "Bearer stale"}, {200, false, "Bearer fresh"}}
+	if fmt.Sprint(observed) != fmt.Sprint(want) {
+		t.Errorf("the Response rule saw %+v, want %+v", observed, want)
+	}
+	if fixtureSent {
+		t.Errorf("the Response rule saw x-fidius-fixture, which the HTTP rule removed")
+	}
+	if wwwAuth != `Bearer error="invalid_token"` {
+		t.Errorf("www-authenticate of the 401 = %q", wwwAuth)
+	}
+
+	wantError(t, hostErr, fidius.ErrInvalidArgument, "host")
+	wantError(t, nulValueErr, fidius.ErrInvalidArgument, "NUL")
+	wantError(t, nulNameErr, fidius.ErrInvalidArgument, "NUL")
+	if len(responseErrs) != 2 {
+		t.Fatalf("%d response errors, want 2", len(responseErrs))
+	}
+	for _, err := range responseErrs {
+		wantError(t, err, fidius.ErrMisuse, "response hook")
+	}
+
+	// A request kept past its rule's return can no longer be edited: an
+	// error, not a crash.
+	if retained == nil {
+		t.Fatal("no request retained")
+	}
+	wantError(t, retained.SetHeader("authorization", "Bearer late"), fidius.ErrMisuse, "returned")
+	wantError(t, retained.RemoveHeader("authorization"), fidius.ErrMisuse, "returned")
+	// Nor can a request the rule did not get.
+	wantError(t, (&fidius.HTTPRequest{}).SetHeader("a", "b"), fidius.ErrMisuse, "")
+
+	fetcher.Close()
+	if fidius.LiveEgressCallbacks() != liveBefore {
+		t.Errorf("%d live callbacks after everything closed, want %d", fidius.LiveEgressCallbacks(), liveBefore)
+	}
+}
+
+// A panicking Response rule forwards the response; RetryOnce on a response
+// whose retry is not available forwards it too; a retry the HTTP rule
+// denies fails in the guest.
+func TestEgressResponseRule(t *testing.T) {
+	server := newTokenServer(t)
+	args := fmt.Sprintf(`["GET", "http://127.0.0.1:%d/private"]`, server.port)
+	allow := func(*fidius.HTTPRequest) bool { return true }
+
+	panicking, err := fidius.NewEgressRules(fidius.EgressRules{
+		HTTP:     allow,
+		Response: func(*fidius.HTTPRequest, *fidius.HTTPResponse) fidius.ResponseDirective { panic("no directive") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer panicking.Close()
+	p, err := loadFetcher(t, newHost(t, nil), panicking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonIs(t, p, "fetch", args, `"401 stale token"`)
+	if n := len(server.seen()); n != 1 {
+		t.Errorf("the server saw %d requests after a panicking Response rule, want 1", n)
+	}
+
+	// Always RetryOnce: the request is sent twice, no more.
+	var retries atomic.Int64
+	always, err := fidius.NewEgressRules(fidius.EgressRules{
+		HTTP: allow,
+		Response: func(_ *fidius.HTTPRequest, resp *fidius.HTTPResponse) fidius.ResponseDirective {
+			retries.Add(1)
+			return fidius.ResponseRetryOnce
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer always.Close()
+	p, err = loadFetcher(t, newHost(t, nil), always)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonIs(t, p, "fetch", args, `"401 stale token"`)
+	if n := len(server.seen()); n != 3 || retries.Load() != 2 {
+		t.Errorf("%d requests served in all, %d responses seen; want 3 and 2", n, retries.Load())
+	}
+
+	// The HTTP rule denies the retry.
+	var decisions atomic.Int64
+	denyRetry, err := fidius.NewEgressRules(fidius.EgressRules{
+		HTTP: func(*fidius.HTTPRequest) bool { return decisions.Add(1) == 1 },
+		Response: func(*fidius.HTTPRequest, *fidius.HTTPResponse) fidius.ResponseDirective {
+			return fidius.ResponseRetryOnce
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer denyRetry.Close()
+	p, err = loadFetcher(t, newHost(t, nil), denyRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, p, args)
+	if n := len(server.seen()); n != 4 || decisions.Load() != 2 {
+		t.Errorf("%d requests served in all, %d decisions; want 4 and 2", n, decisions.Load())
+	}
+
+	if fidius.ResponseForward.String() != "Forward" || fidius.ResponseRetryOnce.String() != "RetryOnce" ||
+		fidius.ResponseDirective(7).String() != "ResponseDirective(7)" {
+		t.Errorf("ResponseDirective strings: %v %v %v", fidius.ResponseForward, fidius.ResponseRetryOnce, fidius.ResponseDirective(7))
+	}
+}

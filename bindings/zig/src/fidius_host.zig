@@ -529,7 +529,21 @@ pub const EgressDecision = enum(i32) {
     _,
 };
 
-/// One header of an outbound request; same layout as
+/// What a response rule (`EgressRules.response`) answers.
+pub const ResponseDirective = enum(i32) {
+    /// The guest gets the response.
+    forward = c.FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD,
+    /// The response is dropped and the request, as the guest made it, goes
+    /// to the HTTP rule again (which may set a fresh credential); if the
+    /// rule allows it, it is sent once more with the same body and the
+    /// guest gets that second response, whatever it is. If the rule denies
+    /// it, the guest gets an HTTP-request-denied error (logged as a
+    /// denial). Treated as `.forward` when the response's
+    /// `retry_available` is false.
+    retry_once = c.FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE,
+};
+
+/// One header of an outbound request or of its response; same layout as
 /// `fidius_host_http_header_t`, so the library's array is used in place.
 pub const HttpHeader = extern struct {
     name_ptr: [*:0]const u8,
@@ -551,8 +565,27 @@ pub const HttpHeader = extern struct {
     }
 };
 
+/// The library's array of `count` headers, used in place.
+fn headerSlice(headers: [*c]const c.fidius_host_http_header_t, count: usize) []const HttpHeader {
+    if (count == 0) return &.{};
+    return @as([*]const HttpHeader, @ptrCast(headers))[0..count];
+}
+
+/// The value of the first of `headers` called `name` (compared without case).
+fn findHeader(headers: []const HttpHeader, name: []const u8) ?[:0]const u8 {
+    for (headers) |h| {
+        if (std.ascii.eqlIgnoreCase(h.name(), name)) return h.value();
+    }
+    return null;
+}
+
 /// An outbound request as an egress callback sees it. Every string is
 /// borrowed for the duration of the callback only.
+///
+/// An HTTP rule (`EgressRules.http`, or `decide` of
+/// `EgressPolicy.fromCallback`) may set and remove headers of the request
+/// it allows with `setHeader` and `removeHeader`. A response rule sees the
+/// request as it was sent, with those edits applied, and cannot edit it.
 pub const HttpRequest = struct {
     /// The name of the plugin sending the request.
     plugin: [:0]const u8,
@@ -568,13 +601,16 @@ pub const HttpRequest = struct {
     port: u16,
     /// Path and query, "/" at least.
     path_with_query: [:0]const u8,
+    /// The request's headers, names lowercase: as the guest made them for
+    /// an HTTP rule, as sent (with the HTTP rule's edits) for a response
+    /// rule.
     headers: []const HttpHeader,
+    /// Where `setHeader` and `removeHeader` record their edits: the
+    /// library's, valid while the HTTP rule that got this request runs;
+    /// null for a response rule (and for a request made by hand).
+    edits: ?*c.fidius_host_header_edits_t = null,
 
     fn fromC(request: *const c.fidius_host_http_request_t) HttpRequest {
-        const headers: []const HttpHeader = if (request.header_count == 0)
-            &.{}
-        else
-            @as([*]const HttpHeader, @ptrCast(request.headers))[0..request.header_count];
         return .{
             .plugin = borrowedString(request.plugin),
             .method = borrowedString(request.method),
@@ -583,16 +619,94 @@ pub const HttpRequest = struct {
             .host = borrowedString(request.host),
             .port = request.port,
             .path_with_query = borrowedString(request.path_with_query),
-            .headers = headers,
+            .headers = headerSlice(request.headers, request.header_count),
+            .edits = request.edits,
         };
     }
 
     /// The value of the first header called `name` (compared without case).
+    /// Edits made with `setHeader` do not show here (they apply once the
+    /// rule allows the request); a response rule sees them.
     pub fn header(request: HttpRequest, name: []const u8) ?[:0]const u8 {
-        for (request.headers) |h| {
-            if (std.ascii.eqlIgnoreCase(h.name(), name)) return h.value();
-        }
-        return null;
+        return findHeader(request.headers, name);
+    }
+
+    /// Sets header `name` (case-insensitive) of the request an HTTP rule is
+    /// deciding on to `value` (bytes, not necessarily UTF-8), replacing every
+    /// value the guest gave it: a credential, a trace id. The guest never
+    /// sees it. Edits apply in call order when the rule allows the request
+    /// and are dropped when it denies; a retry (`ResponseDirective.retry_once`)
+    /// asks the HTTP rule again from the guest's request, so the rule sets
+    /// its headers afresh. Call it only from the HTTP rule, on the request
+    /// it got, while it runs. Both texts are copied for the call.
+    ///
+    /// Errors: `error.Misuse` when the request has no edits (a response
+    /// rule's request, one made by hand; `diag` is left as it was) or its
+    /// rule has returned; `error.InvalidArgument` for a name that is not an
+    /// HTTP token or is one the library frames or routes the request with
+    /// (`host`, `content-length`, `transfer-encoding`, `connection`,
+    /// `keep-alive`, `proxy-connection`, `upgrade`, `te`, `trailer`,
+    /// `http2-settings`), a value with a control character, a name or value
+    /// with a NUL byte (refused before the library is asked, `diag` left as
+    /// it was), more than 64 edits for one request; `error.InvalidUtf8` for
+    /// a name that is not UTF-8; `error.OutOfMemory`. An error leaves the
+    /// edits made so far.
+    pub fn setHeader(request: HttpRequest, name: []const u8, value: []const u8, diag: ?*Diagnostics) AllocError!void {
+        return request.editHeader(name, value, diag);
+    }
+
+    /// Removes header `name` (case-insensitive) from the request an HTTP
+    /// rule is deciding on, every value of it (e.g. a header the guest set
+    /// that should not leave the host). Applied like `setHeader`, with the
+    /// same errors (but no value to check).
+    pub fn removeHeader(request: HttpRequest, name: []const u8, diag: ?*Diagnostics) AllocError!void {
+        return request.editHeader(name, null, diag);
+    }
+
+    /// `fidius_host_header_edits_set` with NUL-terminated copies of `name`
+    /// and `value` (null: remove), on the stack when they are short.
+    fn editHeader(request: HttpRequest, name: []const u8, value: ?[]const u8, diag: ?*Diagnostics) AllocError!void {
+        const edits = request.edits orelse return error.Misuse;
+        // A NUL byte would cut the C string short: refuse it rather than
+        // send something else than asked for.
+        if (std.mem.findScalar(u8, name, 0) != null) return error.InvalidArgument;
+        if (value) |v| if (std.mem.findScalar(u8, v, 0) != null) return error.InvalidArgument;
+        var stack: [512]u8 = undefined;
+        var buffer_first: std.heap.BufferFirstAllocator = .init(&stack, std.heap.c_allocator);
+        const allocator = buffer_first.allocator();
+        const name_z = try allocator.dupeSentinel(u8, name, 0);
+        defer allocator.free(name_z);
+        const value_z: ?[:0]u8 = if (value) |v| try allocator.dupeSentinel(u8, v, 0) else null;
+        defer if (value_z) |v| allocator.free(v);
+        try check(c.fidius_host_header_edits_set(edits, name_z.ptr, if (value_z) |v| v.ptr else null, errorSlot(diag)));
+    }
+};
+
+/// The head of a response to a request an HTTP rule allowed, as a response
+/// rule sees it (never the body). Every string is borrowed for the duration
+/// of the rule only.
+pub const HttpResponse = struct {
+    /// The status code, e.g. 401.
+    status: u16,
+    /// The response's headers, names lowercase.
+    headers: []const HttpHeader,
+    /// Whether answering `.retry_once` sends the request again: false for
+    /// the response to a retry, and when the request's body was not kept
+    /// whole (over 64 KiB, trailers, or still being written when the
+    /// response came).
+    retry_available: bool,
+
+    fn fromC(response: *const c.fidius_host_http_response_t) HttpResponse {
+        return .{
+            .status = response.status,
+            .headers = headerSlice(response.headers, response.header_count),
+            .retry_available = response.retry_available,
+        };
+    }
+
+    /// The value of the first header called `name` (compared without case).
+    pub fn header(response: HttpResponse, name: []const u8) ?[:0]const u8 {
+        return findHeader(response.headers, name);
     }
 };
 
@@ -647,16 +761,29 @@ pub const DnsLookup = struct {
 };
 
 /// The rules of `EgressPolicy.fromRules`, each optional: a missing rule
-/// denies everything of its kind.
+/// denies everything of its kind (a missing `response` rule observes
+/// nothing).
 pub fn EgressRules(comptime Context: type) type {
     return struct {
-        /// Decides each outbound HTTP request.
+        /// Decides each outbound HTTP request; may set and remove headers of
+        /// the request it allows (`HttpRequest.setHeader`).
         http: ?fn (context: Context, request: HttpRequest) EgressDecision = null,
         /// Decides each socket target of guests that declare `tcp` or `udp`.
         socket: ?fn (context: Context, target: SocketTarget) EgressDecision = null,
         /// Decides each name such a guest looks up; without it, guests can
         /// only dial addresses.
         dns: ?fn (context: Context, lookup: DnsLookup) EgressDecision = null,
+        /// Sees the head of each response to a request `http` allowed,
+        /// before the guest does, with the request as it was sent (with
+        /// the headers `http` set; it cannot edit them), and answers
+        /// `.forward` or `.retry_once` (e.g. on a 401, to have `http` set a
+        /// fresh credential and the request sent once more). It runs on one
+        /// of the library's I/O threads while the plugin call waits for the
+        /// response (a retry's `http` rule runs there too), possibly on
+        /// several threads at once: it must be thread-safe and must not
+        /// call into the plugin. Without it, responses go to the guest
+        /// unobserved and request bodies are not kept for a retry.
+        response: ?fn (context: Context, request: HttpRequest, response: HttpResponse) ResponseDirective = null,
     };
 }
 
@@ -731,14 +858,26 @@ pub const EgressPolicy = struct {
     /// looks up. A missing rule denies all of its kind. A lookup's answers
     /// in special ranges reach the guest only when the socket rule allows
     /// that address (asked with port 0), and a later connect to such an
-    /// answer is asked with the looked-up name as `host`.
+    /// answer is asked with the looked-up name as `host`. The HTTP rule may
+    /// set headers on the requests it allows (`HttpRequest.setHeader`), and
+    /// `rules.response(context, request, response)`, when given, sees the
+    /// head of every response to an allowed request and may have the
+    /// request sent once more (`ResponseDirective.retry_once`).
     ///
     /// `Context`, `context` and `release` are as in `fromCallback`; the
-    /// rules run like its `decide` (thread-safe, on the calling thread).
+    /// rules run like its `decide` (thread-safe, on the calling thread),
+    /// except the response rule, and the HTTP rule deciding a retry, which
+    /// run on one of the library's I/O threads.
     ///
     ///     var policy = try EgressPolicy.fromRules(*State, &state, .{
     ///         .socket = State.allowSocket,
     ///         .dns = State.allowLookup,
+    ///     }, null, null);
+    ///
+    ///     // A credential, renewed when the server refuses it:
+    ///     var policy = try EgressPolicy.fromRules(*Tokens, &tokens, .{
+    ///         .http = Tokens.authorize, // request.setHeader("Authorization", ...)
+    ///         .response = Tokens.retryOn401, // .retry_once when status is 401
     ///     }, null, null);
     pub fn fromRules(
         comptime Context: type,
@@ -764,6 +903,18 @@ pub const EgressPolicy = struct {
                 }));
             }
 
+            fn responseC(
+                userdata: ?*anyopaque,
+                request: [*c]const c.fidius_host_http_request_t,
+                response: [*c]const c.fidius_host_http_response_t,
+            ) callconv(.c) i32 {
+                return @backingInt(rules.response.?(
+                    Adapter.toContext(userdata),
+                    HttpRequest.fromC(request),
+                    HttpResponse.fromC(response),
+                ));
+            }
+
             fn releaseC(userdata: ?*anyopaque) callconv(.c) void {
                 release.?(Adapter.toContext(userdata));
             }
@@ -772,6 +923,7 @@ pub const EgressPolicy = struct {
             .http = if (rules.http != null) &Trampoline.httpC else null,
             .socket = if (rules.socket != null) &Trampoline.socketC else null,
             .dns = if (rules.dns != null) &Trampoline.dnsC else null,
+            .response = if (rules.response != null) &Trampoline.responseC else null,
         };
         var handle: ?*c.fidius_host_egress_policy_t = null;
         try check(c.fidius_host_egress_policy_new_callbacks(

@@ -1,6 +1,7 @@
 //! Outbound HTTP from WebAssembly guests: egress callbacks with a context,
-//! allow-lists, host-wide and per-load policies, the denied-request log and
-//! fail-closed loading, against a real HTTP server on 127.0.0.1.
+//! allow-lists, host-wide and per-load policies, the denied-request log,
+//! fail-closed loading, and headers set by an HTTP rule with a response rule
+//! that retries once, against a real HTTP server on 127.0.0.1.
 const std = @import("std");
 const fidius = @import("fidius_host");
 const support = @import("support.zig");
@@ -260,4 +261,170 @@ test "several threads fetch through one plugin while its callback runs" {
     try testing.expectEqual(@as(usize, 0), try support.runThreads(4, &work, Fetching.run));
     try testing.expectEqual(@as(u32, 20), log.calls);
     try testing.expectEqual(@as(u32, 20), server.requestCount());
+}
+
+/// What a credential-stamping policy issued and saw. Its HTTP rule runs on
+/// the thread calling the plugin (and, for a retry, on an I/O thread of the
+/// library, as its response rule does), hence the mutex.
+const Credentials = struct {
+    mutex: std.Io.Mutex = .init,
+    /// How many times the HTTP rule was asked (and stamped a credential).
+    issued: u32 = 0,
+    observations: [4]Observation = undefined,
+    observed: u32 = 0,
+    /// What `setHeader("Host", ...)` failed with, and whether its message
+    /// named the header (null: it did not fail).
+    host_error: ?fidius.AllocError = null,
+    host_message_names_it: bool = false,
+    /// How many header edits with a NUL byte were refused with
+    /// `error.InvalidArgument` (two per HTTP rule, as they should be).
+    nul_refusals: u32 = 0,
+    /// What editing the request failed with in the response rule.
+    response_edit_error: ?fidius.AllocError = null,
+    /// Header edits that failed although they should not have.
+    unexpected_failures: u32 = 0,
+    /// Headers the response rule saw that the HTTP rule removed or never
+    /// (validly) set: x-fidius-fixture, x-trace.
+    unexpected_headers: u32 = 0,
+
+    /// A response as the response rule saw it, with the credential sent.
+    const Observation = struct {
+        status: u16,
+        retry_available: bool,
+        authorization_buffer: [64]u8,
+        authorization_len: usize,
+
+        fn authorization(observation: *const Observation) []const u8 {
+            return observation.authorization_buffer[0..observation.authorization_len];
+        }
+    };
+
+    /// Allows every request, sent with "Authorization: Bearer stale" the
+    /// first time and "Bearer fresh" after, and without the guest's
+    /// x-fidius-fixture; checks on the way what cannot be set.
+    fn authorize(credentials: *Credentials, request: fidius.HttpRequest) fidius.EgressDecision {
+        credentials.mutex.lockUncancelable(io);
+        defer credentials.mutex.unlock(io);
+        const credential = if (credentials.issued == 0) "Bearer stale" else "Bearer fresh";
+        credentials.issued += 1;
+        request.setHeader("Authorization", credential, null) catch {
+            credentials.unexpected_failures += 1;
+        };
+        request.removeHeader("x-fidius-fixture", null) catch {
+            credentials.unexpected_failures += 1;
+        };
+        // A header the library routes the request with is refused (and
+        // the edits so far stay).
+        var diag: fidius.Diagnostics = .{};
+        defer diag.deinit();
+        if (request.setHeader("Host", "elsewhere.example", &diag)) |_| {
+            credentials.host_error = null;
+        } else |err| {
+            credentials.host_error = err;
+            credentials.host_message_names_it = std.mem.find(u8, diag.message(), "\"host\"") != null;
+        }
+        // NUL bytes are refused, not cut off at the NUL.
+        if (request.setHeader("x-trace", "abc\x00def", null)) |_| {} else |err| {
+            if (err == error.InvalidArgument) credentials.nul_refusals += 1;
+        }
+        if (request.setHeader("x-trace\x00x", "abc", null)) |_| {} else |err| {
+            if (err == error.InvalidArgument) credentials.nul_refusals += 1;
+        }
+        return .allow;
+    }
+
+    /// Records each response and has the request sent once more on 401.
+    fn retryOn401(credentials: *Credentials, request: fidius.HttpRequest, response: fidius.HttpResponse) fidius.ResponseDirective {
+        credentials.mutex.lockUncancelable(io);
+        defer credentials.mutex.unlock(io);
+        // The request as sent: no edits any more.
+        if (request.setHeader("x-late", "1", null)) |_| {
+            credentials.response_edit_error = null;
+        } else |err| {
+            credentials.response_edit_error = err;
+        }
+        if (request.header("x-fidius-fixture") != null) credentials.unexpected_headers += 1;
+        if (request.header("x-trace") != null) credentials.unexpected_headers += 1;
+        if (credentials.observed < credentials.observations.len) {
+            const observation = &credentials.observations[credentials.observed];
+            observation.status = response.status;
+            observation.retry_available = response.retry_available;
+            const sent = std.fmt.bufPrint(&observation.authorization_buffer, "{s}", .{request.header("authorization") orelse "(none)"}) catch "(too long)";
+            observation.authorization_len = sent.len;
+        }
+        credentials.observed += 1;
+        return if (response.status == 401) .retry_once else .forward;
+    }
+};
+
+test "an HTTP rule sets a credential and a response rule retries once with a fresh one" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var server: support.HttpServer = undefined;
+    try server.startRequiring("Bearer fresh");
+    defer server.stop();
+
+    var credentials: Credentials = .{};
+    var policy = try fidius.EgressPolicy.fromRules(*Credentials, &credentials, .{
+        .http = Credentials.authorize,
+        .response = Credentials.retryOn401,
+    }, null, null);
+    defer policy.deinit();
+    var host = try hostWithPolicy(&policy);
+    defer host.deinit();
+    var plugin = try loadFetcher(&fixtures, host, null, null);
+    defer plugin.deinit();
+
+    // The stale credential gets a 401 the guest never sees: the request
+    // goes to the HTTP rule again and is sent with the fresh one.
+    var args: [256]u8 = undefined;
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    const result = plugin.callJson(gpa, "fetch", try fetchArgs(&args, "GET", server.port, "/private/report"), &diag) catch |err| {
+        std.debug.print("fetch failed: {f}\n", .{diag});
+        return err;
+    };
+    defer gpa.free(result);
+    try testing.expect(std.mem.startsWith(u8, result, "\"200 "));
+    try testing.expectEqualStrings("\"200 hello from /private/report\"", result);
+    try testing.expectEqual(@as(u32, 2), server.requestCount());
+    try testing.expectEqual(@as(usize, 0), plugin.deniedRequestCount());
+
+    credentials.mutex.lockUncancelable(io);
+    defer credentials.mutex.unlock(io);
+    try testing.expectEqual(@as(u32, 2), credentials.issued);
+    try testing.expectEqual(@as(u32, 2), credentials.observed);
+    const expected = [_]struct { u16, bool, []const u8 }{
+        .{ 401, true, "Bearer stale" },
+        .{ 200, false, "Bearer fresh" },
+    };
+    for (expected, credentials.observations[0..2]) |want, *seen| {
+        try testing.expectEqual(want[0], seen.status);
+        try testing.expectEqual(want[1], seen.retry_available);
+        try testing.expectEqualStrings(want[2], seen.authorization());
+    }
+
+    // What could not be set, and where nothing can be.
+    try testing.expectEqual(@as(?fidius.AllocError, error.InvalidArgument), credentials.host_error);
+    try testing.expect(credentials.host_message_names_it);
+    try testing.expectEqual(@as(u32, 4), credentials.nul_refusals);
+    try testing.expectEqual(@as(?fidius.AllocError, error.Misuse), credentials.response_edit_error);
+    try testing.expectEqual(@as(u32, 0), credentials.unexpected_failures);
+    try testing.expectEqual(@as(u32, 0), credentials.unexpected_headers);
+}
+
+test "a request without edits cannot be edited" {
+    const request: fidius.HttpRequest = .{
+        .plugin = "p",
+        .method = "GET",
+        .scheme = "http",
+        .authority = "example.com",
+        .host = "example.com",
+        .port = 80,
+        .path_with_query = "/",
+        .headers = &.{},
+    };
+    try testing.expectEqual(@as(?*fidius.c.fidius_host_header_edits_t, null), request.edits);
+    try testing.expectError(error.Misuse, request.setHeader("authorization", "Bearer x", null));
+    try testing.expectError(error.Misuse, request.removeHeader("authorization", null));
 }

@@ -148,21 +148,32 @@ pub fn runThreads(comptime count: usize, context: anytype, comptime work: fn (@T
 }
 
 /// A tiny HTTP server on 127.0.0.1 for the fetch plugin: it answers every
-/// request with "HTTP/1.1 200 OK" and the body "hello from <path>", on its
-/// own thread, and counts the requests it saw.
+/// request with "HTTP/1.1 200 OK" and the body "hello from <path>" (or,
+/// started with `startRequiring`, "401 Unauthorized" to requests without
+/// the credential it wants), on its own thread, and counts the requests it
+/// saw.
 pub const HttpServer = struct {
     server: std.Io.net.Server,
     port: u16,
     requests: std.atomic.Value(u32) = .init(0),
+    /// The `authorization` value a request needs for a 200; null: none.
+    required_authorization: ?[]const u8 = null,
     thread: std.Thread,
 
     /// Starts the server on a free port; `stop` it before the test ends.
     pub fn start(http: *HttpServer) !void {
+        return http.startRequiring(null);
+    }
+
+    /// Starts the server answering 401 to every request whose
+    /// `authorization` header is not `authorization` (null: none needed).
+    pub fn startRequiring(http: *HttpServer, authorization: ?[]const u8) !void {
         const address = try std.Io.net.IpAddress.parse("127.0.0.1", 0);
         http.server = try address.listen(io, .{});
         errdefer http.server.deinit(io);
         http.port = http.server.socket.address.getPort();
         http.requests = .init(0);
+        http.required_authorization = authorization;
         http.thread = try std.Thread.spawn(.{}, serve, .{http});
     }
 
@@ -195,19 +206,29 @@ pub const HttpServer = struct {
         _ = words.next(); // the method
         var path_buffer: [512]u8 = undefined;
         const path = try std.fmt.bufPrint(&path_buffer, "{s}", .{words.next() orelse "?"});
+        var authorized = http.required_authorization == null;
         while (true) {
             const line = try reader.interface.takeDelimiterInclusive('\n');
             if (std.mem.eql(u8, line, "\r\n") or std.mem.eql(u8, line, "\n")) break;
+            const name, const value = std.mem.cutScalar(u8, line, ':') orelse continue;
+            if (http.required_authorization) |wanted| {
+                if (std.ascii.eqlIgnoreCase(name, "authorization") and
+                    std.mem.eql(u8, std.mem.trim(u8, value, " \t\r\n"), wanted)) authorized = true;
+            }
         }
         // Counted before answering: once the client has its answer, the
         // count includes its request.
         _ = http.requests.fetchAdd(1, .release);
 
         var body_buffer: [600]u8 = undefined;
-        const body = try std.fmt.bufPrint(&body_buffer, "hello from {s}", .{path});
+        const body = if (authorized)
+            try std.fmt.bufPrint(&body_buffer, "hello from {s}", .{path})
+        else
+            "who are you?";
+        const status = if (authorized) "200 OK" else "401 Unauthorized";
         var write_buffer: [1024]u8 = undefined;
         var writer = connection.writer(io, &write_buffer);
-        try writer.interface.print("HTTP/1.1 200 OK\r\nContent-Length: {d}\r\nConnection: close\r\n\r\n{s}", .{ body.len, body });
+        try writer.interface.print("HTTP/1.1 {s}\r\nContent-Length: {d}\r\nConnection: close\r\n\r\n{s}", .{ status, body.len, body });
         try writer.interface.flush();
     }
 };
