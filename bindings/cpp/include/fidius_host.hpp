@@ -40,7 +40,9 @@
  *   threads at once (their methods are const); Builder, InterfaceBuilder,
  *   LoadOptions and EgressPolicy by one thread at a time; a Binding's
  *   handle is shareable. Egress callbacks and rules and host functions
- *   may run on several threads at once and must be thread-safe.
+ *   may run on several threads at once and must be thread-safe; response
+ *   rules (and HTTP rules asked about a retry) run on the library's I/O
+ *   threads.
  */
 #ifndef FIDIUS_HOST_HPP
 #define FIDIUS_HOST_HPP
@@ -547,15 +549,66 @@ struct DeniedRequest {
     std::string reason;  ///< why it was denied, e.g. "denied by the egress policy"
 };
 
-/// One header of an outbound request; valid during the egress callback only.
+/// One header of an outbound request or of a response; valid during the
+/// egress callback or rule only.
 struct HttpHeader {
     std::string_view name;   ///< lowercase
     std::string_view value;  ///< the bytes as sent, not necessarily UTF-8
 };
 
-/// An outbound request as an egress callback sees it. Every view borrows
-/// from the library and is valid during the callback only: copy what you
-/// keep.
+class EgressPolicy;
+
+namespace detail {
+
+/// A C string that may be NULL, as a view ("" for NULL), borrowed like it.
+inline std::string_view view_of(const char *text) noexcept {
+    return text == nullptr ? std::string_view() : std::string_view(text);
+}
+
+/// Views `count` C headers (borrowed like them).
+inline std::vector<HttpHeader> headers_of(const fidius_host_http_header_t *headers, std::size_t count) {
+    std::vector<HttpHeader> result;
+    if (headers == nullptr) return result;
+    result.reserve(count);
+    for (std::size_t i = 0; i < count; i++)
+        result.push_back(HttpHeader{view_of(headers[i].name), view_of(headers[i].value)});
+    return result;
+}
+
+/// The value of the first header called `name`, if any.
+inline std::optional<std::string_view> find_header(const std::vector<HttpHeader> &headers, std::string_view name) {
+    for (const HttpHeader &h : headers)
+        if (h.name == name) return h.value;
+    return std::nullopt;
+}
+
+/// The header edits of the HTTP rule (or callback) running on this thread,
+/// NULL when none is: HttpRequest::set_header reaches the library's edits
+/// only while the rule it was given to runs, so a request view kept past
+/// its rule cannot write to edits that are gone.
+inline thread_local fidius_host_header_edits_t *running_edits = nullptr;
+
+/// Makes `edits` this thread's running edits for its lifetime (restoring
+/// the previous ones after: a rule may call another plugin whose rule runs
+/// on the same thread).
+class RunningEdits {
+public:
+    explicit RunningEdits(fidius_host_header_edits_t *edits) noexcept : previous_(running_edits) {
+        running_edits = edits;
+    }
+    RunningEdits(const RunningEdits &) = delete;
+    RunningEdits &operator=(const RunningEdits &) = delete;
+    ~RunningEdits() { running_edits = previous_; }
+
+private:
+    fidius_host_header_edits_t *previous_;
+};
+
+}  // namespace detail
+
+/// An outbound request as an egress callback or rule sees it. Every view
+/// borrows from the library and is valid during the callback only: copy
+/// what you keep.
 struct HttpRequest {
     std::string_view plugin;     ///< the name of the plugin sending it
     std::string_view method;     ///< "GET", "POST", ...
@@ -564,33 +617,120 @@ struct HttpRequest {
     std::string_view host;       ///< lowercase, IPv6 without brackets
     std::uint16_t port = 0;      ///< explicit, or the scheme's default
     std::string_view path_with_query;
+    /// The headers: as the guest gave them for the HTTP rule (edits do not
+    /// show here), as sent (edits applied) for the response rule.
     std::vector<HttpHeader> headers;
 
     /// The value of the first header called `name` (lowercase), if any.
-    std::optional<std::string_view> header(std::string_view name) const {
-        for (const HttpHeader &h : headers)
-            if (h.name == name) return h.value;
-        return std::nullopt;
-    }
+    std::optional<std::string_view> header(std::string_view name) const { return detail::find_header(headers, name); }
 
-    /// Views a C request (borrowed for the callback).
+    /// Sends the request with header `name` (case-insensitive) set to
+    /// `value` (bytes, not necessarily UTF-8), replacing every value the
+    /// guest gave it: a credential, a trace id. Only the HTTP rule (or
+    /// EgressPolicy::callback) deciding on this request may call it, on its
+    /// own thread, before it returns; edits apply in call order when the
+    /// rule allows the request and are dropped when it denies. A retry
+    /// asks the rule again, starting over from the guest's request. const:
+    /// it edits the request to be sent, not this view.
+    ///
+    /// Throws fidius::Error: Status::Misuse outside that rule (a response
+    /// rule's request, a view kept past its rule); Status::InvalidArgument
+    /// for a NUL byte, a name that is not an HTTP token or that the library
+    /// frames or routes the request with ("host", "content-length",
+    /// "transfer-encoding", "connection", ...; the message names it), a
+    /// value with a control character, or more than 64 edits for one
+    /// request; Status::InvalidUtf8 for a name that is not UTF-8. An error
+    /// leaves the edits made before it.
+    void set_header(std::string_view name, std::string_view value) const { edit_header(name, &value); }
+
+    /// Sends the request without header `name` (case-insensitive), as
+    /// set_header does: same rule, same errors.
+    void remove_header(std::string_view name) const { edit_header(name, nullptr); }
+
+    /// Views a C request (borrowed for the callback). The view is
+    /// read-only: its set_header and remove_header throw Status::Misuse;
+    /// the rules of EgressPolicy get views that can edit.
     static HttpRequest from_c(const fidius_host_http_request_t &request) {
-        auto view = [](const char *text) { return text == nullptr ? std::string_view() : std::string_view(text); };
         HttpRequest result;
-        result.plugin = view(request.plugin);
-        result.method = view(request.method);
-        result.scheme = view(request.scheme);
-        result.authority = view(request.authority);
-        result.host = view(request.host);
+        result.plugin = detail::view_of(request.plugin);
+        result.method = detail::view_of(request.method);
+        result.scheme = detail::view_of(request.scheme);
+        result.authority = detail::view_of(request.authority);
+        result.host = detail::view_of(request.host);
         result.port = request.port;
-        result.path_with_query = view(request.path_with_query);
-        if (request.headers != nullptr) {
-            result.headers.reserve(request.header_count);
-            for (std::size_t i = 0; i < request.header_count; i++)
-                result.headers.push_back(HttpHeader{view(request.headers[i].name), view(request.headers[i].value)});
-        }
+        result.path_with_query = detail::view_of(request.path_with_query);
+        result.headers = detail::headers_of(request.headers, request.header_count);
         return result;
     }
+
+private:
+    friend class EgressPolicy;
+
+    void edit_header(std::string_view name, const std::string_view *value) const {
+        if (edits_ == nullptr)
+            throw Error(Status::Misuse,
+                        "headers can be set only by the HTTP rule deciding on a request (a response rule sees the "
+                        "request as sent)");
+        if (edits_ != detail::running_edits)
+            throw Error(Status::Misuse, "headers can be set only while the HTTP rule given this request runs, "
+                                        "on its thread");
+        // The C API reads NUL-terminated strings: a NUL byte would cut them short.
+        if (name.find('\0') != std::string_view::npos)
+            throw Error(Status::InvalidArgument, "a header name contains a NUL character");
+        if (value != nullptr && value->find('\0') != std::string_view::npos)
+            throw Error(Status::InvalidArgument,
+                        "the value of header '" + std::string(name) + "' contains a NUL character");
+        const std::string c_name(name);
+        if (value == nullptr) {
+            detail::invoke(fidius_host_header_edits_set, edits_, c_name.c_str(), static_cast<const char *>(nullptr));
+        } else {
+            const std::string c_value(*value);
+            detail::invoke(fidius_host_header_edits_set, edits_, c_name.c_str(), c_value.c_str());
+        }
+    }
+
+    /// The library's edits of the request an HTTP rule decides on; NULL
+    /// for every other view.
+    fidius_host_header_edits_t *edits_ = nullptr;
+};
+
+/// The head of a response to a request the HTTP rule allowed, as a
+/// response rule sees it (never the body). Every view borrows from the
+/// library and is valid during the rule only: copy what you keep.
+struct HttpResponse {
+    std::uint16_t status = 0;  ///< the status code, e.g. 200, 401
+    /// The response's headers (names lowercase).
+    std::vector<HttpHeader> headers;
+    /// Whether answering ResponseDirective::RetryOnce sends the request
+    /// again: false for the response to a retry, and when the request's
+    /// body was not kept whole (over 64 KiB, trailers, or still being
+    /// written when the response came).
+    bool retry_available = false;
+
+    /// The value of the first header called `name` (lowercase), if any.
+    std::optional<std::string_view> header(std::string_view name) const { return detail::find_header(headers, name); }
+
+    /// Views a C response (borrowed for the callback).
+    static HttpResponse from_c(const fidius_host_http_response_t &response) {
+        HttpResponse result;
+        result.status = response.status;
+        result.headers = detail::headers_of(response.headers, response.header_count);
+        result.retry_available = response.retry_available;
+        return result;
+    }
+};
+
+/// What a response rule answers (`FIDIUS_HOST_RESPONSE_DIRECTIVE_*`).
+enum class ResponseDirective : std::int32_t {
+    /// The guest gets the response.
+    Forward = FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD,
+    /// The response is dropped; the request, as the guest made it, goes to
+    /// the HTTP rule again (which may set a fresh credential) and, if
+    /// allowed, is sent once more with the same body. The guest gets the
+    /// second response, whatever it is; if the HTTP rule denies the retry,
+    /// the guest gets an HTTP-request-denied error. Ignored (forwards) when
+    /// HttpResponse::retry_available is false.
+    RetryOnce = FIDIUS_HOST_RESPONSE_DIRECTIVE_RETRY_ONCE,
 };
 
 /// The transport of a socket target (`FIDIUS_HOST_SOCKET_PROTOCOL_*`).
@@ -636,13 +776,17 @@ struct SocketTarget {
 };
 
 /// The rules of a policy made by EgressPolicy::rules: one per kind of
-/// egress, each answering true to allow. An empty rule denies everything
-/// of its kind. The rules run on the thread that called the plugin, during
-/// the call, possibly on several threads at once: they must be thread-safe
-/// and must not call back into the same plugin. An exception a rule throws
-/// denies (it never reaches the library).
+/// egress, each answering true to allow, and an optional response rule.
+/// An empty rule denies everything of its kind. The rules run on the
+/// thread that called the plugin, during the call (the response rule, and
+/// the HTTP rule asked about a retry, on one of the library's I/O threads
+/// while the call waits), possibly on several threads at once: they must
+/// be thread-safe and must not call into the plugin. An exception a rule
+/// throws denies (forwards, for the response rule); it never reaches the
+/// library.
 struct EgressRules {
-    /// Decides each outbound HTTP request.
+    /// Decides each outbound HTTP request; may set and remove headers on a
+    /// request it allows (HttpRequest::set_header, remove_header).
     std::function<bool(const HttpRequest &)> http;
     /// Decides each socket target (a TCP connect, a UDP datagram) of guests
     /// that declare `tcp` or `udp`.
@@ -650,6 +794,16 @@ struct EgressRules {
     /// Decides each name lookup of such a guest: `name` is lowercase, with
     /// no trailing dot. Without it guests can only dial addresses.
     std::function<bool(std::string_view plugin, std::string_view name)> dns;
+    /// Sees the head of each response to a request the HTTP rule allowed,
+    /// before the guest does, with the request as it was sent (with the
+    /// headers the HTTP rule set; its set_header throws), and answers
+    /// ResponseDirective::RetryOnce to have the request asked about again
+    /// and sent once more (e.g. after a 401, with a fresh credential), or
+    /// ResponseDirective::Forward. Runs on one of the library's I/O threads;
+    /// the call's deadline covers both sends, not the rules. An exception
+    /// it throws forwards. Empty (the default): responses go to the guest
+    /// unobserved, and request bodies are not kept for a retry.
+    std::function<ResponseDirective(const HttpRequest &, const HttpResponse &)> response;
 };
 
 // ---------------------------------------------------------------------------
@@ -668,7 +822,8 @@ public:
     /// thread that called the plugin, possibly on several threads at once:
     /// it must be thread-safe and must not call back into the same plugin.
     /// An exception it throws denies the request (it never reaches the
-    /// library).
+    /// library). It may set and remove headers on a request it allows
+    /// (HttpRequest::set_header, remove_header).
     using Callback = std::function<bool(const HttpRequest &)>;
 
     /// An empty policy object (no handle).
@@ -693,7 +848,9 @@ public:
 
     /// A policy that asks `rules.http` about every HTTP request,
     /// `rules.socket` about every socket target and `rules.dns` about every
-    /// name lookup; an empty rule denies all of its kind. A lookup's answers
+    /// name lookup; an empty rule denies all of its kind. `rules.response`,
+    /// when set, sees the head of every response to an allowed request and
+    /// may have the request sent once more. A lookup's answers
     /// in special ranges reach the guest only when the socket rule allows
     /// that address (asked with port 0), and a later connect to such an
     /// answer is asked with the name as SocketTarget::host. The rules are
@@ -704,6 +861,7 @@ public:
         callbacks.http = rules.http ? &EgressPolicy::decide_http : nullptr;
         callbacks.socket = rules.socket ? &EgressPolicy::decide_socket : nullptr;
         callbacks.dns = rules.dns ? &EgressPolicy::decide_dns : nullptr;
+        callbacks.response = rules.response ? &EgressPolicy::observe_response : nullptr;
         auto userdata = std::make_unique<EgressRules>(std::move(rules));
         fidius_host_egress_policy_t *policy = nullptr;
         // The library owns the rules from here on: it calls release_rules
@@ -749,8 +907,9 @@ private:
         try {
             const auto *callback = static_cast<const Callback *>(userdata);
             if (callback == nullptr || request == nullptr) return FIDIUS_HOST_EGRESS_DECISION_DENY;
-            return (*callback)(HttpRequest::from_c(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
-                                                              : FIDIUS_HOST_EGRESS_DECISION_DENY;
+            const detail::RunningEdits running(request->edits);
+            return (*callback)(editable_view(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                        : FIDIUS_HOST_EGRESS_DECISION_DENY;
         } catch (...) {
             return FIDIUS_HOST_EGRESS_DECISION_DENY;
         }
@@ -758,14 +917,23 @@ private:
 
     static void release_callback(void *userdata) noexcept { delete static_cast<Callback *>(userdata); }
 
+    // The view an HTTP callback or rule gets: it can set headers through
+    // the request's edits while the rule runs (see detail::RunningEdits).
+    static HttpRequest editable_view(const fidius_host_http_request_t &request) {
+        HttpRequest view = HttpRequest::from_c(request);
+        view.edits_ = request.edits;
+        return view;
+    }
+
     // The trampolines of EgressPolicy::rules; like decide, any exception
     // (or a missing argument) denies.
     static std::int32_t decide_http(void *userdata, const fidius_host_http_request_t *request) noexcept {
         try {
             const auto *rules = static_cast<const EgressRules *>(userdata);
             if (rules == nullptr || !rules->http || request == nullptr) return FIDIUS_HOST_EGRESS_DECISION_DENY;
-            return rules->http(HttpRequest::from_c(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
-                                                              : FIDIUS_HOST_EGRESS_DECISION_DENY;
+            const detail::RunningEdits running(request->edits);
+            return rules->http(editable_view(*request)) ? FIDIUS_HOST_EGRESS_DECISION_ALLOW
+                                                        : FIDIUS_HOST_EGRESS_DECISION_DENY;
         } catch (...) {
             return FIDIUS_HOST_EGRESS_DECISION_DENY;
         }
@@ -791,6 +959,22 @@ private:
                                                                                 : FIDIUS_HOST_EGRESS_DECISION_DENY;
         } catch (...) {
             return FIDIUS_HOST_EGRESS_DECISION_DENY;
+        }
+    }
+
+    // The response rule's trampoline: any exception (or a missing
+    // argument) forwards the response. The request it shows cannot be
+    // edited (a response rule's request has no edits).
+    static std::int32_t observe_response(void *userdata, const fidius_host_http_request_t *request,
+                                         const fidius_host_http_response_t *response) noexcept {
+        try {
+            const auto *rules = static_cast<const EgressRules *>(userdata);
+            if (rules == nullptr || !rules->response || request == nullptr || response == nullptr)
+                return FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD;
+            return static_cast<std::int32_t>(
+                rules->response(HttpRequest::from_c(*request), HttpResponse::from_c(*response)));
+        } catch (...) {
+            return FIDIUS_HOST_RESPONSE_DIRECTIVE_FORWARD;
         }
     }
 

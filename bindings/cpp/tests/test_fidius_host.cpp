@@ -15,8 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -172,11 +175,31 @@ private:
     std::thread thread_;
 };
 
-// Answers every request with "hello from <path>" and counts the requests.
+// Answers every request with "hello from <path>" (paths under /private
+// only with the credential "Bearer fresh": 401 without it), counts the
+// requests and keeps the headers of each (names lowercase) by path.
 class HttpServer {
 public:
+    using Headers = std::vector<std::pair<std::string, std::string>>;
+
     int port() const { return server_.port(); }
     int requests() const { return requests_.load(); }
+
+    // The headers of every request for `path`, in order.
+    std::vector<Headers> requests_for(const std::string &path) const {
+        std::lock_guard<std::mutex> guard(lock_);
+        std::vector<Headers> result;
+        for (const auto &received : received_)
+            if (received.first == path) result.push_back(received.second);
+        return result;
+    }
+
+    // The value of the first header called `name` (lowercase), if any.
+    static std::optional<std::string> header(const Headers &headers, const std::string &name) {
+        for (const auto &h : headers)
+            if (h.first == name) return h.second;
+        return std::nullopt;
+    }
 
     // The JSON arguments of fetch(method, url) for `path` on this server.
     std::string fetch_args(const std::string &method, const std::string &path) const {
@@ -195,15 +218,39 @@ private:
         // "GET /path HTTP/1.1": the path is the second word.
         const std::size_t start = request.find(' ') + 1;
         const std::string path = request.substr(start, request.find(' ', start) - start);
+        // Then "name: value" lines up to the blank line.
+        Headers headers;
+        const std::size_t head_end = std::min(request.find("\r\n\r\n"), request.size());
+        for (std::size_t line = request.find("\r\n"); line < head_end;) {
+            const std::size_t next = std::min(request.find("\r\n", line + 2), head_end);
+            const std::string text = request.substr(line + 2, next - line - 2);
+            const std::size_t colon = text.find(':');
+            if (colon != std::string::npos) {
+                std::string name = text.substr(0, colon);
+                for (char &c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                const std::size_t value = text.find_first_not_of(' ', colon + 1);
+                headers.emplace_back(name, value == std::string::npos ? std::string() : text.substr(value));
+            }
+            line = next;
+        }
+        const bool refused = path.rfind("/private", 0) == 0 &&
+                             header(headers, "authorization") != std::optional<std::string>("Bearer fresh");
+        {
+            std::lock_guard<std::mutex> guard(lock_);
+            received_.emplace_back(path, std::move(headers));
+        }
         requests_++;
-        const std::string body = "hello from " + path;
-        const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+        const std::string body = refused ? "who are you?" : "hello from " + path;
+        const std::string reply = std::string(refused ? "HTTP/1.1 401 Unauthorized" : "HTTP/1.1 200 OK") +
+                                  "\r\nContent-Length: " + std::to_string(body.size()) +
                                   "\r\nConnection: close\r\n\r\n" + body;
         if (write(client, reply.data(), reply.size()) != static_cast<ssize_t>(reply.size()))
             std::fprintf(stderr, "server: short write\n");
     }
 
     std::atomic<int> requests_{0};
+    mutable std::mutex lock_;
+    std::vector<std::pair<std::string, Headers>> received_;  // guarded by lock_
     LoopbackServer server_{[this](int client) { answer(client); }};  // last: stopped first
 };
 
@@ -1282,6 +1329,164 @@ TEST_F(FidiusTest, EgressAllowList) {
     EXPECT_FIDIUS_ERROR(fidius::EgressPolicy::allow_list({"*"}), fidius::Status::InvalidArgument, "\"*\"");
     EXPECT_FIDIUS_ERROR(fidius::EgressPolicy::allow_list({std::string("a.com\0b.com", 11)}),
                         fidius::Status::InvalidArgument, "NUL");
+}
+
+// What a response rule saw: the status, whether a retry was available and
+// the credential the request was sent with.
+struct Observation {
+    int status = 0;
+    bool retry_available = false;
+    std::string authorization;
+
+    bool operator==(const Observation &other) const {
+        return status == other.status && retry_available == other.retry_available &&
+               authorization == other.authorization;
+    }
+};
+
+std::ostream &operator<<(std::ostream &out, const Observation &o) {
+    return out << "(" << o.status << ", " << std::boolalpha << o.retry_available << ", \"" << o.authorization << "\")";
+}
+
+TEST_F(FidiusTest, EgressRulesSetHeadersAndRetryOnceWithAFreshCredential) {
+    HttpServer server;
+    // Filled by the rules, on the calling thread and the library's I/O
+    // threads; looked at here once the call is over.
+    struct Seen {
+        std::mutex lock;
+        int issued = 0;
+        std::vector<Observation> observed;
+        bool fixture_header_sent = false;
+        std::optional<fidius::Error> host_error, nul_name_error, nul_value_error, response_edit_error;
+        std::optional<fidius::HttpRequest> kept;  // a view kept past its rule: only its edits are used
+    };
+    auto seen = std::make_shared<Seen>();
+    auto error_from = [](auto &&body) -> std::optional<fidius::Error> {
+        try {
+            body();
+        } catch (const fidius::Error &error) {
+            return error;
+        }
+        return std::nullopt;
+    };
+
+    fidius::EgressRules rules;
+    // Sends every request with "Bearer stale" the first time and "Bearer
+    // fresh" after, without the guest's x-fidius-fixture header.
+    rules.http = [seen, error_from](const fidius::HttpRequest &request) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        request.set_header("Authorization", seen->issued++ == 0 ? "Bearer stale" : "Bearer fresh");
+        request.remove_header("x-fidius-fixture");
+        // What would change the request decided on is refused; the edits stay.
+        seen->host_error = error_from([&] { request.set_header("Host", "elsewhere.example"); });
+        seen->nul_name_error = error_from([&] { request.set_header(std::string_view("x-a\0b", 5), "v"); });
+        seen->nul_value_error = error_from([&] { request.set_header("x-trace", std::string_view("a\0b", 3)); });
+        seen->kept = request;
+        return true;
+    };
+    // Records each response and retries once on 401.
+    rules.response = [seen, error_from](const fidius::HttpRequest &request, const fidius::HttpResponse &response) {
+        std::lock_guard<std::mutex> guard(seen->lock);
+        seen->observed.push_back(Observation{response.status, response.retry_available,
+                                             std::string(request.header("authorization").value_or("(none)"))});
+        if (request.header("x-fidius-fixture")) seen->fixture_header_sent = true;
+        seen->response_edit_error = error_from([&] { request.set_header("x-late", "1"); });
+        return response.status == 401 ? fidius::ResponseDirective::RetryOnce : fidius::ResponseDirective::Forward;
+    };
+    const fidius::EgressPolicy policy = fidius::EgressPolicy::rules(std::move(rules));
+    fidius::Plugin fetcher = load_fetcher(fidius::Builder().set_egress_policy(policy).build());
+
+    // The stale credential gets a 401 the guest never sees: the request goes
+    // to the HTTP rule again and is sent with the fresh one.
+    const std::string result = fetcher.call_json("fetch", server.fetch_args("GET", "/private/report"));
+    EXPECT_EQ(result.rfind("\"200", 0), 0u) << result;
+    EXPECT_EQ(result, "\"200 hello from /private/report\"");
+    const std::vector<HttpServer::Headers> received = server.requests_for("/private/report");
+    ASSERT_EQ(received.size(), 2u);
+    EXPECT_EQ(HttpServer::header(received[0], "authorization"), std::optional<std::string>("Bearer stale"));
+    EXPECT_EQ(HttpServer::header(received[1], "authorization"), std::optional<std::string>("Bearer fresh"));
+    for (const HttpServer::Headers &headers : received) {
+        EXPECT_EQ(HttpServer::header(headers, "x-fidius-fixture"), std::nullopt);
+        EXPECT_EQ(HttpServer::header(headers, "host"), "127.0.0.1:" + std::to_string(server.port()));
+    }
+    EXPECT_TRUE(fetcher.denied_requests().empty());
+
+    std::lock_guard<std::mutex> guard(seen->lock);
+    EXPECT_EQ(seen->issued, 2);
+    EXPECT_EQ(seen->observed,
+              (std::vector<Observation>{{401, true, "Bearer stale"}, {200, false, "Bearer fresh"}}));
+    EXPECT_FALSE(seen->fixture_header_sent);
+    ASSERT_TRUE(seen->host_error.has_value());
+    EXPECT_EQ(seen->host_error->status(), fidius::Status::InvalidArgument);
+    EXPECT_NE(seen->host_error->message().find("host"), std::string::npos) << seen->host_error->what();
+    ASSERT_TRUE(seen->nul_name_error.has_value());
+    EXPECT_EQ(seen->nul_name_error->status(), fidius::Status::InvalidArgument);
+    EXPECT_NE(seen->nul_name_error->message().find("NUL"), std::string::npos) << seen->nul_name_error->what();
+    ASSERT_TRUE(seen->nul_value_error.has_value());
+    EXPECT_EQ(seen->nul_value_error->status(), fidius::Status::InvalidArgument);
+    EXPECT_NE(seen->nul_value_error->message().find("NUL"), std::string::npos) << seen->nul_value_error->what();
+    // A response rule's request is the request as sent: it cannot be edited.
+    ASSERT_TRUE(seen->response_edit_error.has_value());
+    EXPECT_EQ(seen->response_edit_error->status(), fidius::Status::Misuse);
+    // Nor can a request view kept past its rule, nor one made by from_c.
+    ASSERT_TRUE(seen->kept.has_value());
+    EXPECT_FIDIUS_ERROR(seen->kept->set_header("x-late", "1"), fidius::Status::Misuse, "rule");
+    EXPECT_FIDIUS_ERROR(seen->kept->remove_header("authorization"), fidius::Status::Misuse, "rule");
+    EXPECT_FIDIUS_ERROR(fidius::HttpRequest().set_header("x-late", "1"), fidius::Status::Misuse, "rule");
+}
+
+TEST_F(FidiusTest, ResponseRulesThatThrowForwardAndRetriesHappenOnce) {
+    HttpServer server;
+    std::atomic<int> decided{0};
+    std::atomic<int> observed{0};
+    auto stale = [&decided](const fidius::HttpRequest &request) {
+        decided++;
+        request.set_header("authorization", "Bearer stale");
+        return true;
+    };
+
+    // A response rule that throws forwards the response: the guest sees the 401.
+    fidius::EgressRules throwing;
+    throwing.http = stale;
+    throwing.response = [&observed](const fidius::HttpRequest &,
+                                    const fidius::HttpResponse &) -> fidius::ResponseDirective {
+        observed++;
+        throw std::runtime_error("the token service is down");
+    };
+    const fidius::EgressPolicy throwing_policy = fidius::EgressPolicy::rules(std::move(throwing));
+    EXPECT_EQ(load_fetcher(fidius::Builder().build(), &throwing_policy)
+                  .call_json("fetch", server.fetch_args("GET", "/private/a")),
+              "\"401 who are you?\"");
+    EXPECT_EQ(server.requests_for("/private/a").size(), 1u);
+    EXPECT_EQ(decided.exchange(0), 1);
+    EXPECT_EQ(observed.exchange(0), 1);
+
+    // A rule that always answers RetryOnce: the request is sent twice, and
+    // the second response (no retry available) reaches the guest.
+    fidius::EgressRules insisting;
+    insisting.http = stale;
+    insisting.response = [&observed](const fidius::HttpRequest &, const fidius::HttpResponse &response) {
+        observed++;
+        EXPECT_EQ(response.status, 401);
+        EXPECT_EQ(response.header("content-length"), std::optional<std::string_view>("12"));
+        return fidius::ResponseDirective::RetryOnce;
+    };
+    const fidius::EgressPolicy insisting_policy = fidius::EgressPolicy::rules(std::move(insisting));
+    EXPECT_EQ(load_fetcher(fidius::Builder().build(), &insisting_policy)
+                  .call_json("fetch", server.fetch_args("GET", "/private/b")),
+              "\"401 who are you?\"");
+    EXPECT_EQ(server.requests_for("/private/b").size(), 2u);
+    EXPECT_EQ(decided.load(), 2);
+    EXPECT_EQ(observed.load(), 2);
+
+    // A single callback (EgressPolicy::callback) may set headers too.
+    const fidius::EgressPolicy fresh = fidius::EgressPolicy::callback([](const fidius::HttpRequest &request) {
+        request.set_header("Authorization", "Bearer fresh");
+        return true;
+    });
+    EXPECT_EQ(load_fetcher(fidius::Builder().build(), &fresh)
+                  .call_json("fetch", server.fetch_args("GET", "/private/c")),
+              "\"200 hello from /private/c\"");
 }
 
 TEST_F(FidiusTest, NoEgressPolicyAndDeniedCapability) {
