@@ -97,18 +97,22 @@ rust-fixtures:
 	cp $(TARGET)/fixtures/debug/libhostcall_plugin.so $(FIXTURES)/hostcall/
 	@mkdir -p $(FIXTURES)/hostcall-drift
 	cp $(TARGET)/fixtures/debug/libauditor_plugin.so $(FIXTURES)/hostcall-drift/
+	@mkdir -p $(FIXTURES)/streams
+	cp $(TARGET)/fixtures/debug/libstream_plugin.so $(FIXTURES)/streams/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
 	@mkdir -p $(FIXTURES)/interfaces
 	cp examples-c/interfaces/*.toml $(FIXTURES)/interfaces/
 	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
-		$(TARGET)/fixtures/release/libtypes_plugin.so $(TARGET)/fixtures/release/libhostcall_plugin.so $(FIXTURES)/release/
+		$(TARGET)/fixtures/release/libtypes_plugin.so $(TARGET)/fixtures/release/libhostcall_plugin.so \
+		$(TARGET)/fixtures/release/libstream_plugin.so $(FIXTURES)/release/
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),
 # the configured scaler in configured/wasm-scaler, and the Bookkeeper that
 # calls its host in hostcall-wasm/bookkeeper.
-WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component dialer:socket_component
+WASM_PACKAGES := calc:calc_component hostile:hostile_component fetch:fetch_component dialer:socket_component \
+	stream:stream_component
 
 wasm-fixtures: tools signed-fixtures
 	cd tests/fixtures/wasm && $(CARGO) build --release --target wasm32-wasip2 --target-dir $(abspath $(TARGET))/fixtures-wasm
@@ -249,7 +253,7 @@ exports-test: lib
 
 # The interface files of the fixture interfaces, generated from their Rust
 # source (tools/interface-gen checks the committed ones are current).
-INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher dialer:Dialer
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher dialer:Dialer streamer:Streamer
 
 interfaces:
 	$(CARGO) build -p fidius-interface-gen

@@ -34,6 +34,8 @@ pub mod status {
     /// The method panicked; PluginAllocated carries a bincode `String`.
     /// From a host function: the host could not answer, and says why.
     pub const PANIC: i32 = -4;
+    /// Stream `next` only: the stream has ended (no item).
+    pub const STREAM_END: i32 = -5;
     /// A host function index beyond the host interface's methods.
     pub const INVALID_INDEX: i32 = -6;
 }
@@ -76,6 +78,28 @@ pub type PluginAllocatedMethod =
 /// A vtable slot of an Arena interface.
 pub type ArenaMethod =
     unsafe extern "C" fn(*mut c_void, *const u8, u32, *mut u8, u32, *mut u32, *mut u32) -> i32;
+/// A vtable slot of a method with a `Stream<T>` argument (client-streaming
+/// or bidirectional): the instance, the input handle (ownership moves to
+/// the plugin), the bincode of the other arguments, the output.
+pub type StreamArgumentMethod =
+    unsafe extern "C" fn(*mut c_void, *mut FidiusStreamHandle, *const u8, u32, *mut *mut u8, *mut u32) -> i32;
+
+/// `int32_t next(FidiusStreamHandle *h, uint8_t *buf, uint32_t cap, uint32_t *out_len)`.
+pub type StreamNextFn = unsafe extern "C" fn(*mut FidiusStreamHandle, *mut u8, u32, *mut u32) -> i32;
+/// `void drop_fn(FidiusStreamHandle *h)`: frees the handle; called once.
+pub type StreamDropFn = unsafe extern "C" fn(*mut FidiusStreamHandle);
+
+/// fidius-guest 0.5.9's `FidiusStreamHandle` (24 bytes): a stream of
+/// bincode items pulled with `next`, released with `drop_fn`. A
+/// server-streaming method returns one in its `out_ptr`; a `Stream<T>`
+/// argument is one the host builds.
+#[repr(C)]
+pub struct FidiusStreamHandle {
+    pub next: Option<StreamNextFn>,
+    pub drop_fn: Option<StreamDropFn>,
+    pub state: *mut c_void,
+}
+
 /// `const PluginRegistry *fidius_get_registry(void)`.
 pub type GetRegistryFn = unsafe extern "C" fn() -> *const PluginRegistry;
 

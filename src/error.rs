@@ -40,6 +40,8 @@ pub enum Status {
     /// A file is larger than the limit for its kind (see the header's
     /// LIMITS section); it was not read past the limit.
     FileTooLarge = 9,
+    /// Not an error: a stream has no more items.
+    StreamEnd = 10,
 
     /// The file does not exist.
     FileNotFound = 100,
@@ -166,6 +168,16 @@ pub enum Status {
     /// Every slot of the host's WASM instance pool is in use: the load or
     /// call made no instance. Retry when another call or plugin is done.
     InstancePoolExhausted = 315,
+    /// The call does not match how the method streams: a unary call of a
+    /// streaming method, a streaming call of a unary one, a client-stream
+    /// call of a method that returns a stream, or a stream call without
+    /// the items its `Stream<T>` argument needs. Nothing was called.
+    StreamMismatch = 316,
+    /// The items the host supplied for a `Stream<T>` argument failed: the
+    /// producer reported an error, or gave an item that is not a value of
+    /// the item type. The plugin was told the input ended; its result (or
+    /// the rest of its output stream) was discarded.
+    StreamInputFailed = 317,
 
     /// An interface (signature, type declaration or file) is malformed, or
     /// uses a type that is neither builtin nor declared.

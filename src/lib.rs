@@ -18,6 +18,7 @@ pub mod interface;
 pub mod plugin;
 pub mod plugin_config;
 pub mod runtime;
+pub mod stream;
 
 pub mod ffi;
 

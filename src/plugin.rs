@@ -8,7 +8,9 @@ use crate::bytes::OutputBytes;
 use crate::egress::DeniedRequest;
 use crate::error::{Error, Result, Status};
 use crate::interface::{json, Interface};
+use crate::interface::CallShape;
 use crate::plugin_config::{ConfigSource, PluginConfig};
+use crate::stream::{CallResult, Encoding, Feed, ItemProducer, ItemSource, ItemStream, StreamArgs, StreamParts};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -149,6 +151,26 @@ pub trait PluginBackend: Send + Sync {
     fn denied_requests(&self) -> Vec<DeniedRequest> {
         Vec::new()
     }
+
+    /// Starts a server-streaming or bidirectional call of `method` of
+    /// `interface` (checked by the caller: the method streams out, and
+    /// `input` feeds its `Stream<T>` argument exactly when it has one).
+    fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
+        let _ = (interface, args, input);
+        Err(streams_unsupported(interface, method))
+    }
+
+    /// A client-streaming call of `method`: its `Stream<T>` argument reads
+    /// `input`; one result.
+    fn call_client_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: &Feed) -> Result<CallResult> {
+        let _ = (args, input);
+        Err(streams_unsupported(interface, method))
+    }
+}
+
+fn streams_unsupported(interface: &Interface, method: u32) -> Error {
+    let name = interface.method(method).map_or("?", |m| m.name.as_str());
+    Error::new(Status::Unsupported, format!("method '{name}' streams, and this runtime does not serve streaming calls"))
 }
 
 /// A raw method's JSON call, through its raw call: the JSON array of bytes
@@ -191,16 +213,22 @@ pub struct Plugin {
     backend: Box<dyn PluginBackend>,
     /// The interface the plugin was validated against at load, if any.
     interface: Option<Arc<Interface>>,
+    /// Per method of the interface: whether it streams (no unary call).
+    streams: Arc<[bool]>,
 }
 
 impl Plugin {
     /// Joins a description and the backend that serves it.
     pub fn new(description: PluginDescription, backend: Box<dyn PluginBackend>) -> Plugin {
-        Plugin { description, backend, interface: None }
+        Plugin { description, backend, interface: None, streams: Arc::new([]) }
     }
 
     /// Attaches the interface the plugin was validated against.
     pub(crate) fn with_interface(mut self, interface: Option<Arc<Interface>>) -> Plugin {
+        self.streams = match &interface {
+            Some(i) => i.methods().iter().map(|m| m.shape() != CallShape::Unary).collect(),
+            None => Arc::new([]),
+        };
         self.interface = interface;
         self
     }
@@ -222,7 +250,7 @@ impl Plugin {
         if let Some(bits) = backend.capabilities() {
             description.info.capabilities = bits;
         }
-        Ok(Plugin { description, backend, interface: self.interface.clone() })
+        Ok(Plugin { description, backend, interface: self.interface.clone(), streams: self.streams.clone() })
     }
 
     /// Identity and interface facts.
@@ -264,7 +292,12 @@ impl Plugin {
     }
 
     /// Calls a method with raw input bytes; see [`PluginBackend::call_raw`].
+    /// A streaming method (as the interface given at load says) is
+    /// STREAM_MISMATCH: its slot does not return one result.
     pub fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        if self.streams.get(method as usize) == Some(&true) {
+            return Err(self.shape_mismatch(method, CallShape::Unary));
+        }
         self.backend.call_raw(method, input)
     }
 
@@ -298,12 +331,97 @@ impl Plugin {
                 ),
             ));
         }
-        if method.flags.streaming || method.client_streaming {
-            return Err(Error::new(
-                Status::Unsupported,
-                format!("method '{}' streams; streaming methods cannot be called with JSON", method.name),
-            ));
+        if method.shape() != CallShape::Unary {
+            return Err(self.shape_mismatch(index, CallShape::Unary));
         }
+        self.check_implemented(method)?;
+        self.backend.call_json(interface, index, args_json)
+    }
+
+    /// Starts a server-streaming or bidirectional call of method `index`
+    /// with its arguments (all but the `Stream<T>` one); `input` feeds the
+    /// `Stream<T>` argument of a bidirectional method (items in the given
+    /// encoding), read as the plugin asks for them while the output is
+    /// pulled. Needs an interface given at load.
+    pub fn call_stream(
+        &self,
+        index: u32,
+        args: StreamArgs<'_>,
+        input: Option<(Box<dyn ItemProducer>, Encoding)>,
+    ) -> Result<ItemStream> {
+        let interface = self.interface_arc()?;
+        let method = interface.method(index)?;
+        let shape = method.shape();
+        match (shape, &input) {
+            (CallShape::ServerStream, None) | (CallShape::Bidirectional, Some(_)) => {}
+            (CallShape::Bidirectional, None) => {
+                return Err(Error::new(
+                    Status::StreamMismatch,
+                    format!("method '{}' is {}: give the items of its Stream<T> argument", method.name, shape.describe()),
+                ))
+            }
+            _ => return Err(self.shape_mismatch(index, CallShape::ServerStream)),
+        }
+        self.check_stream_args(method, args)?;
+        self.check_implemented(method)?;
+        let feed = input.map(|(producer, encoding)| Feed::new(producer, encoding, interface.clone(), method)).transpose()?;
+        let source = self.backend.call_stream(interface, index, args, feed.clone())?;
+        ItemStream::new(StreamParts {
+            source,
+            feed,
+            interface: interface.clone(),
+            method: index,
+            plugin: self.info().name.as_str().into(),
+        })
+    }
+
+    /// A client-streaming call of method `index`: the arguments (all but the
+    /// `Stream<T>` one) and the items of its `Stream<T>` argument from
+    /// `producer` (in `encoding`), read as far as the plugin reads them;
+    /// one result, as bincode or JSON text (`wanted`).
+    pub fn call_client_stream(
+        &self,
+        index: u32,
+        args: StreamArgs<'_>,
+        producer: Box<dyn ItemProducer>,
+        encoding: Encoding,
+    ) -> Result<CallResult> {
+        let interface = self.interface_arc()?;
+        let method = interface.method(index)?;
+        if method.shape() != CallShape::ClientStream {
+            return Err(self.shape_mismatch(index, CallShape::ClientStream));
+        }
+        self.check_stream_args(method, args)?;
+        self.check_implemented(method)?;
+        let feed = Feed::new(producer, encoding, interface.clone(), method)?;
+        let result = self.backend.call_client_stream(interface, index, args, &feed);
+        feed.close();
+        if let Some(failure) = feed.failure() {
+            return Err(failure);
+        }
+        result
+    }
+
+    /// A client-streaming call's result as bincode.
+    pub fn call_client_stream_raw(&self, index: u32, args: StreamArgs<'_>, producer: Box<dyn ItemProducer>, encoding: Encoding) -> Result<OutputBytes> {
+        let interface = self.interface_arc()?;
+        match self.call_client_stream(index, args, producer, encoding)? {
+            CallResult::Bincode(bytes) => Ok(bytes),
+            CallResult::Json(text) => Ok(OutputBytes::from_vec(json::encode_result(interface, interface.method(index)?, &text)?)),
+        }
+    }
+
+    /// A client-streaming call's result as JSON text.
+    pub fn call_client_stream_json(&self, index: u32, args: StreamArgs<'_>, producer: Box<dyn ItemProducer>, encoding: Encoding) -> Result<String> {
+        let interface = self.interface_arc()?;
+        match self.call_client_stream(index, args, producer, encoding)? {
+            CallResult::Json(text) => Ok(text),
+            CallResult::Bincode(bytes) => json::decode_output(interface, interface.method(index)?, bytes.as_slice()),
+        }
+    }
+
+    /// NOT_IMPLEMENTED for an optional method this plugin lacks.
+    fn check_implemented(&self, method: &crate::interface::Method) -> Result<()> {
         if let Some(bit) = method.capability_bit {
             if !self.has_capability(bit) {
                 return Err(Error::new(
@@ -312,7 +430,52 @@ impl Plugin {
                 ));
             }
         }
-        self.backend.call_json(interface, index, args_json)
+        Ok(())
+    }
+
+    /// The checks every streaming call makes of its method and arguments.
+    fn check_stream_args(&self, method: &crate::interface::Method, args: StreamArgs<'_>) -> Result<()> {
+        if method.client_streaming && method.stream_param.is_none() {
+            return Err(crate::stream::unknown_stream_argument(method));
+        }
+        if method.flags.raw {
+            return Err(Error::new(Status::Unsupported, format!("method '{}' is raw and streams, which no fidius runtime serves", method.name)));
+        }
+        if let StreamArgs::Json(text) = args {
+            if text.len() > json::MAX_ARGS_TEXT {
+                return Err(Error::new(
+                    Status::InputTooLarge,
+                    format!("the JSON arguments of '{}' are {} bytes, more than the limit of {}", method.name, text.len(), json::MAX_ARGS_TEXT),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// STREAM_MISMATCH: method `index` was called as `called`.
+    fn shape_mismatch(&self, index: u32, called: CallShape) -> Error {
+        let (name, shape) = match self.interface.as_ref().and_then(|i| i.method(index).ok()) {
+            Some(m) => (m.name.as_str(), m.shape()),
+            None => ("?", CallShape::Unary),
+        };
+        let how = match called {
+            CallShape::Unary => "with a unary call (call_raw/call_json)",
+            CallShape::ServerStream | CallShape::Bidirectional => "with a stream call (call_stream)",
+            CallShape::ClientStream => "with a client-stream call (call_client_stream)",
+        };
+        Error::new(
+            Status::StreamMismatch,
+            format!("plugin '{}': method '{name}' is {}, and was called {how}", self.info().name, shape.describe()),
+        )
+    }
+
+    fn interface_arc(&self) -> Result<&Arc<Interface>> {
+        self.interface.as_ref().ok_or_else(|| {
+            Error::new(
+                Status::NoInterface,
+                format!("plugin '{}' was loaded without an interface; streaming calls need one", self.info().name),
+            )
+        })
     }
 
     fn require_interface(&self) -> Result<&Interface> {

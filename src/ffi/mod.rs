@@ -20,6 +20,7 @@ pub mod interface;
 pub mod load_options;
 pub mod misc;
 pub mod plugin;
+pub mod stream;
 
 use crate::error::{Error, Result, Status};
 use error::fidius_host_error_t;

@@ -24,7 +24,7 @@ pub struct fidius_host_plugin_t {
 }
 
 pub(crate) struct PluginData {
-    plugin: Plugin,
+    pub(crate) plugin: Plugin,
     info: Tagged<InfoData>,
     method_metadata: Vec<Vec<(CString, CString)>>,
     trait_metadata: Vec<(CString, CString)>,
@@ -233,7 +233,7 @@ pub unsafe extern "C" fn fidius_host_plugin_call_json_index(
 
 /// The shared body of the JSON calls: out-params cleared first, the result
 /// handed out as a C string.
-fn call_json(
+pub(crate) fn call_json(
     plugin: *const fidius_host_plugin_t,
     json_out: *mut *mut c_char,
     json_len_out: *mut usize,

@@ -132,7 +132,7 @@ pub fn to_toml(interface: &Interface) -> String {
         out.push_str("]\n");
     }
     for method in interface.methods() {
-        let _ = write!(out, "\n[[methods]]\nsignature = {}\n", quote(&method.signature));
+        let _ = write!(out, "\n[[methods]]\nsignature = {}\n", quote(&method.written));
         // Raw and streaming are markers of the signature itself.
         if method.flags.optional {
             out.push_str("optional = true\n");

@@ -40,17 +40,12 @@ pub fn parse_args(method: &Method, args_json: &str) -> Result<Vec<Value>> {
     let value: Value = serde_json::from_str(args_json).map_err(|e| {
         Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", method.name))
     })?;
+    let expected = method.tuple_params().count();
     let Value::Array(args) = value else {
-        return Err(mismatch(
-            method,
-            format!("arguments must be a JSON array of {} value(s), found {}", method.params.len(), kind(&value)),
-        ));
+        return Err(mismatch(method, format!("arguments must be a JSON array of {expected} value(s), found {}", kind(&value))));
     };
-    if args.len() != method.params.len() {
-        return Err(mismatch(
-            method,
-            format!("expected {} argument(s) ({}), found {}", method.params.len(), param_list(method), args.len()),
-        ));
+    if args.len() != expected {
+        return Err(mismatch(method, format!("expected {expected} argument(s) ({}), found {}", param_list(method), args.len())));
     }
     Ok(args)
 }
@@ -66,7 +61,7 @@ pub fn encode_arg_values(interface: &Interface, method: &Method, args: &[Value])
         return Ok(out);
     }
     let mut encoder = Encoder { types: &interface.types, out: &mut out };
-    for (i, (ty, arg)) in method.params.iter().zip(args).enumerate() {
+    for ((i, ty), arg) in method.tuple_params().zip(args) {
         encoder.value(ty, arg, 0).map_err(|e| argument_error(method, i, e))?;
     }
     Ok(out)
@@ -112,7 +107,7 @@ pub fn decode_arg_values(interface: &Interface, method: &Method, input: &[u8]) -
 fn decode_arg_tuple<S: Sink>(interface: &Interface, method: &Method, input: &[u8], sink: S) -> Result<S> {
     let mut decoder = Decoder::new(&interface.types, input, sink);
     // The argument tuple, decoded as `value` decodes a tuple type.
-    decoder.sequence(method.params.iter(), 0).map(|()| decoder.sink).map_err(|e| {
+    decoder.sequence(method.tuple_params().map(|(_, ty)| ty), 0).map(|()| decoder.sink).map_err(|e| {
         Error::new(
             Status::PluginSerialization,
             format!("the input of '{}' is not a valid ({}): {e}", method.name, param_list(method)),
@@ -151,7 +146,7 @@ fn float_of(value: &Value) -> Option<f64> {
 }
 
 fn param_list(method: &Method) -> String {
-    method.params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    method.tuple_params().map(|(_, ty)| ty.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn mismatch(method: &Method, message: String) -> Error {

@@ -58,12 +58,78 @@ pub struct Method {
     pub flags: MethodFlags,
     /// An argument is `Stream<T>` (client streaming).
     pub client_streaming: bool,
-    /// Argument types, in order.
+    /// Which argument is the `Stream<T>`, when the signature says so
+    /// (written `Stream<T>`, or the only argument of a `<stream` method).
+    /// The hashed signature does not: it writes the argument as `T`.
+    pub stream_param: Option<usize>,
+    /// The signature as written for interface files: the canonical one,
+    /// with the stream argument spelled `Stream<T>` when its position is
+    /// known (the same hash).
+    pub written: String,
+    /// Argument types, in order (the item type for the stream argument).
     pub params: Vec<WireType>,
     /// The return type.
     pub returns: Returns,
     /// For optional methods, the capability bit (k-th optional method).
     pub capability_bit: Option<u32>,
+}
+
+/// How a method exchanges values with its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallShape {
+    /// Arguments in, one result out.
+    Unary,
+    /// Arguments in, a stream of items out (`-> Stream<T>`).
+    ServerStream,
+    /// Arguments and a stream of items in (`Stream<T>` argument), one
+    /// result out.
+    ClientStream,
+    /// A stream in and a stream out.
+    Bidirectional,
+}
+
+impl CallShape {
+    /// How the shape is called, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CallShape::Unary => "a unary method (one result)",
+            CallShape::ServerStream => "a server-streaming method (-> Stream<T>)",
+            CallShape::ClientStream => "a client-streaming method (a Stream<T> argument, one result)",
+            CallShape::Bidirectional => "a bidirectional method (a Stream<T> argument and -> Stream<T>)",
+        }
+    }
+}
+
+impl Method {
+    /// Whether the method streams, and which way.
+    pub fn shape(&self) -> CallShape {
+        match (self.flags.streaming, self.client_streaming) {
+            (false, false) => CallShape::Unary,
+            (true, false) => CallShape::ServerStream,
+            (false, true) => CallShape::ClientStream,
+            (true, true) => CallShape::Bidirectional,
+        }
+    }
+
+    /// The arguments a call passes in its argument tuple, with their
+    /// positions: all but the `Stream<T>` one.
+    pub fn tuple_params(&self) -> impl Iterator<Item = (usize, &WireType)> {
+        self.params.iter().enumerate().filter(move |(i, _)| !(self.client_streaming && self.stream_param == Some(*i)))
+    }
+
+    /// The type of the items the method streams out.
+    pub fn output_item(&self) -> Option<&WireType> {
+        match (&self.returns, self.flags.streaming) {
+            (Returns::Value(ty) | Returns::Result(ty), true) => Some(ty),
+            _ => None,
+        }
+    }
+
+    /// The type of the items its `Stream<T>` argument takes, when the
+    /// signature says which argument that is.
+    pub fn input_item(&self) -> Option<&WireType> {
+        self.params.get(self.stream_param?)
+    }
 }
 
 /// A validated interface. Immutable; share it with `Arc`.
@@ -168,7 +234,9 @@ struct MethodSpec {
     returns: Option<TypeExpr>,
     flags: MethodFlags,
     client_streaming: bool,
+    stream_param: Option<usize>,
     signature: String,
+    written: String,
 }
 
 /// Collects an interface's parts; [`InterfaceBuilder::build`] checks them
@@ -289,6 +357,8 @@ impl InterfaceBuilder {
                 signature: spec.signature.clone(),
                 flags: spec.flags,
                 client_streaming: spec.client_streaming,
+                stream_param: spec.stream_param,
+                written: spec.written.clone(),
                 params,
                 returns,
                 capability_bit,
@@ -395,12 +465,15 @@ fn parse_signature(text: &str, mut flags: MethodFlags) -> std::result::Result<Me
     let mut params = Vec::new();
     let mut arg_texts = Vec::new();
     let mut client_streaming = client_marker;
+    let mut stream_param = None;
     for (i, arg) in arg_items.iter().enumerate() {
         let ty = syntax::parse_type(arg).map_err(|e| format!("argument {}: {e}", i + 1))?;
         // A `Stream<T>` argument hashes as `T` with the `<stream` marker.
         match ty.single_arg_of("Stream") {
+            Some(_) if stream_param.is_some() => return Err("more than one `Stream<T>` argument".to_string()),
             Some(item) => {
                 client_streaming = true;
+                stream_param = Some(i);
                 arg_texts.push(stream_item_text(arg));
                 params.push(item.clone());
             }
@@ -425,17 +498,36 @@ fn parse_signature(text: &str, mut flags: MethodFlags) -> std::result::Result<Me
     if flags.streaming && returns.is_none() {
         return Err("a streaming method needs a return (item) type".to_string());
     }
-    let mut signature = format!("{name}:{}->{ret_text}", arg_texts.join(","));
-    if flags.raw {
-        signature.push_str("!raw");
+    if client_streaming && params.is_empty() {
+        return Err("a client-streaming method (`<stream`) needs the `Stream<T>` argument".to_string());
     }
-    if flags.streaming {
-        signature.push_str("!stream");
+    // The marker alone names no argument, unless there is only one.
+    if client_streaming && params.len() == 1 {
+        stream_param = Some(0);
     }
-    if client_streaming {
-        signature.push_str("<stream");
-    }
-    Ok(MethodSpec { name: name.clone(), params, returns, flags, client_streaming, signature })
+    let markers = |client_marker: bool| {
+        let mut markers = String::new();
+        if flags.raw {
+            markers.push_str("!raw");
+        }
+        if flags.streaming {
+            markers.push_str("!stream");
+        }
+        if client_marker {
+            markers.push_str("<stream");
+        }
+        markers
+    };
+    let signature = format!("{name}:{}->{ret_text}{}", arg_texts.join(","), markers(client_streaming));
+    let written = match stream_param {
+        Some(at) => {
+            let mut texts = arg_texts.clone();
+            texts[at] = format!("Stream<{}>", texts[at]);
+            format!("{name}:{}->{ret_text}{}", texts.join(","), markers(false))
+        }
+        None => signature.clone(),
+    };
+    Ok(MethodSpec { name: name.clone(), params, returns, flags, client_streaming, stream_param, signature, written })
 }
 
 /// The canonical text of `T` inside a `…Stream<T>` spelling.

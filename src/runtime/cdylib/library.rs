@@ -83,6 +83,8 @@ pub struct Library {
     /// The host functions bound into the image: dropped after it is
     /// unmapped, as the plugin may call through them until then.
     image_bindings: Option<Arc<ImageBindings>>,
+    /// Where the library lies in memory.
+    bounds: Bounds,
 }
 
 // SAFETY: the raw pointers refer to immutable statics of the mapped library,
@@ -101,13 +103,19 @@ impl Library {
             plugin.description.host_imports = host_imports.iter().map(|i| i.import.clone()).collect();
         }
         let image_bindings = (!host_imports.is_empty()).then(|| ImageBindings::of_image(image_key));
-        Ok(Library { path: path.to_path_buf(), plugins, host_imports, rejected, _mapped: mapped, image_bindings })
+        Ok(Library { path: path.to_path_buf(), plugins, host_imports, rejected, _mapped: mapped, image_bindings, bounds })
     }
 
     /// The record of host functions bound into this library's image (for a
     /// library that imports host interfaces).
     pub fn image_bindings(&self) -> Option<&ImageBindings> {
         self.image_bindings.as_deref()
+    }
+
+    /// Whether `code` lies in this library (a function pointer the plugin
+    /// handed over, such as a stream's `next`).
+    pub fn contains(&self, code: *const c_void) -> bool {
+        self.bounds.contains(code)
     }
 
     /// The host interfaces the library's plugins call.

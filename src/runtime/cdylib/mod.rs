@@ -8,6 +8,7 @@
 mod arena;
 mod host_table;
 pub mod library;
+mod stream;
 
 use crate::abi::{self, status};
 use crate::bytes::{ForeignAllocator, OutputBytes};
@@ -16,7 +17,9 @@ use crate::host_functions::HostBindings;
 use crate::interface::Interface;
 use crate::plugin::{BufferStrategy, Plugin, PluginBackend};
 use crate::plugin_config::PluginConfig;
+use crate::stream::{CallResult, Feed, ItemSource, StreamArgs};
 use library::{Library, ValidDescriptor};
+use stream::{HostInput, PluginStream};
 use std::ffi::c_void;
 use std::sync::Arc;
 
@@ -104,6 +107,12 @@ impl CdylibPlugin {
         let mut out_len: u32 = 0;
         // SAFETY: valid instance, non-NULL input of the stated length, valid out-params.
         let code = unsafe { f(self.instance, input_ptr(input), input.len() as u32, &mut out_ptr, &mut out_len) };
+        self.plugin_allocated_output(method, code, out_ptr, out_len)
+    }
+
+    /// The output a PluginAllocated method handed over with `code`: the
+    /// result, or the error it carries. The buffer is released on every path.
+    fn plugin_allocated_output(&self, method: u32, code: i32, out_ptr: *mut u8, out_len: u32) -> Result<OutputBytes> {
         let allocator = self.allocator.as_ref().expect("PluginAllocated plugins have free_buffer");
         let len = out_len as usize;
         if code == status::OK && !out_ptr.is_null() && len != 0 && len <= self.max_output {
@@ -125,6 +134,52 @@ impl CdylibPlugin {
             },
             _ => Err(self.failure(method, code, output.as_ref().map_or(&[], OutputBytes::as_slice))),
         }
+    }
+
+    /// The slot of `method`, checked: in range and filled.
+    fn slot(&self, method: u32) -> Result<*const c_void> {
+        let descriptor = self.descriptor();
+        let slot = *descriptor.slots.get(method as usize).ok_or_else(|| {
+            self.error(
+                method,
+                Status::MethodOutOfRange,
+                format!("no such method: the plugin has {} methods", descriptor.slots.len()),
+            )
+            .method_out_of_range(method, descriptor.slots.len())
+        })?;
+        if slot.is_null() {
+            return Err(self.error(method, Status::NotImplemented, "not implemented by this plugin (optional method)"));
+        }
+        Ok(slot)
+    }
+
+    /// Calls a slot with a `Stream<T>` argument: `input` as the stream, the
+    /// bincode `args` as the other arguments. Returns the status and the
+    /// output the plugin handed over; `input` is released when the plugin
+    /// did not take it.
+    fn call_with_input(&self, slot: *const c_void, args: &[u8], input: &HostInput) -> (i32, *mut u8, u32) {
+        // SAFETY: the interface says this slot takes a stream argument.
+        let f: abi::StreamArgumentMethod = unsafe { std::mem::transmute(slot) };
+        let mut out_ptr: *mut u8 = std::ptr::null_mut();
+        let mut out_len: u32 = 0;
+        // SAFETY: valid instance and input handle, non-NULL arguments, valid out-params.
+        let code = unsafe { f(self.instance, input.handle(), input_ptr(args), args.len() as u32, &mut out_ptr, &mut out_len) };
+        (code, out_ptr, out_len)
+    }
+
+    fn check_streamable(&self, method: u32, args: &[u8]) -> Result<()> {
+        if self.descriptor().description.info.buffer_strategy != BufferStrategy::PluginAllocated {
+            return Err(self.error(method, Status::StreamMismatch, "an Arena plugin has no streaming methods"));
+        }
+        if u32::try_from(args.len()).is_err() {
+            return Err(self.error(method, Status::InputTooLarge, format!("arguments of {} bytes exceed the ABI limit", args.len())));
+        }
+        Ok(())
+    }
+
+    fn stream_name(&self, interface: &Interface, method: u32) -> String {
+        let name = interface.method(method).map_or("?", |m| m.name.as_str());
+        format!("plugin '{}' method '{name}'", self.name)
     }
 
     fn call_arena(&self, method: u32, slot: *const c_void, input: &[u8]) -> Result<OutputBytes> {
@@ -231,18 +286,8 @@ fn input_ptr(input: &[u8]) -> *const u8 {
 
 impl PluginBackend for CdylibPlugin {
     fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let slot = self.slot(method)?;
         let descriptor = self.descriptor();
-        let slot = *descriptor.slots.get(method as usize).ok_or_else(|| {
-            self.error(
-                method,
-                Status::MethodOutOfRange,
-                format!("no such method: the plugin has {} methods", descriptor.slots.len()),
-            )
-            .method_out_of_range(method, descriptor.slots.len())
-        })?;
-        if slot.is_null() {
-            return Err(self.error(method, Status::NotImplemented, "not implemented by this plugin (optional method)"));
-        }
         if u32::try_from(input.len()).is_err() {
             return Err(self.error(
                 method,
@@ -264,6 +309,59 @@ impl PluginBackend for CdylibPlugin {
 
     fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
         Ok(Box::new(CdylibPlugin::construct(self.library.clone(), self.index, self.max_output, Some(config))?))
+    }
+
+    /// The method's init shim returns the plugin's stream handle in
+    /// `out_ptr`; a bidirectional method takes the input handle first.
+    fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
+        let slot = self.slot(method)?;
+        let args = args.bincode(interface, interface.method(method)?)?;
+        self.check_streamable(method, &args)?;
+        let what = self.stream_name(interface, method);
+        let (code, out_ptr, out_len, input) = match input {
+            None => {
+                // SAFETY: a server-streaming slot has the unary signature.
+                let f: abi::PluginAllocatedMethod = unsafe { std::mem::transmute(slot) };
+                let mut out_ptr: *mut u8 = std::ptr::null_mut();
+                let mut out_len: u32 = 0;
+                // SAFETY: valid instance, non-NULL arguments, valid out-params.
+                let code = unsafe { f(self.instance, input_ptr(&args), args.len() as u32, &mut out_ptr, &mut out_len) };
+                (code, out_ptr, out_len, None)
+            }
+            Some(feed) => {
+                let input = HostInput::new(feed);
+                let (code, out_ptr, out_len) = self.call_with_input(slot, &args, &input);
+                if code == status::SERIALIZATION_ERROR {
+                    input.not_taken();
+                    (code, out_ptr, out_len, None)
+                } else {
+                    (code, out_ptr, out_len, Some(input))
+                }
+            }
+        };
+        if code != status::OK {
+            // A start that failed hands over an ordinary output (a
+            // PluginError, a panic message): decoded and released.
+            return Err(self.plugin_allocated_output(method, code, out_ptr, out_len).err().unwrap_or_else(|| {
+                self.error(method, Status::PluginProtocol, "failed to start the stream")
+            }));
+        }
+        let stream = PluginStream::take(self.library.clone(), out_ptr, input, self.max_output, what)?;
+        Ok(Box::new(stream))
+    }
+
+    fn call_client_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: &Feed) -> Result<CallResult> {
+        let slot = self.slot(method)?;
+        let args = args.bincode(interface, interface.method(method)?)?;
+        self.check_streamable(method, &args)?;
+        let input = HostInput::new(input.clone());
+        let (code, out_ptr, out_len) = self.call_with_input(slot, &args, &input);
+        if code == status::SERIALIZATION_ERROR {
+            input.not_taken();
+        } else {
+            drop(input);
+        }
+        self.plugin_allocated_output(method, code, out_ptr, out_len).map(CallResult::Bincode)
     }
 }
 
