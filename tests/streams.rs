@@ -31,7 +31,8 @@ fn plugins() -> Vec<(&'static str, Plugin)> {
     let options = LoadOptions::with_interface(streamer());
     let mut plugins = vec![("cdylib", host.load_path_with(&fixture("streams/libstream_plugin.so"), None, &options).unwrap())];
     let only = std::env::var("STREAMS_ONLY").unwrap_or_default();
-    if cfg!(feature = "wasm") && only.is_empty() {
+    let only_wasm = only == "wasm";
+    if cfg!(feature = "wasm") && (only.is_empty() || only_wasm) {
         plugins.push(("wasm", host.load_path_with(&fixture("wasm/stream"), None, &options).unwrap()));
     }
     if cfg!(feature = "python") && only.is_empty() {

@@ -16,6 +16,7 @@ use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{Interface, Method, Returns};
 use crate::plugin::PluginBackend;
 use crate::plugin_config::PluginConfig;
+use crate::stream::{CallResult, Feed, ItemSource, StreamArgs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{Type, Val};
@@ -155,8 +156,8 @@ fn socket_gate(
 }
 
 /// A WASM plugin handle: one instance, calls serialized.
-struct WasmPlugin {
-    shared: Arc<Shared>,
+pub(super) struct WasmPlugin {
+    pub(super) shared: Arc<Shared>,
     /// Per method, the export's parameter types and result count (`None`
     /// for an optional method the component lacks). Component-level facts,
     /// the same for every instance.
@@ -201,7 +202,7 @@ fn thread_token() -> usize {
 
 impl WasmPlugin {
     /// A new instance, configured as this handle's instances are.
-    fn instantiate(&self) -> Result<Live> {
+    pub(super) fn instantiate(&self) -> Result<Live> {
         let mut live = self.shared.instantiate()?;
         if let Some(config) = &self.config {
             live.configure(&self.shared, config)?;
@@ -214,7 +215,7 @@ impl WasmPlugin {
     /// discards it (the next call makes a new one). Fresh instance per call:
     /// each call gets its own, so no lock is held while the guest runs and
     /// calls from several threads proceed in parallel.
-    fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
+    pub(super) fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
         if self.shared.fresh_instance_per_call {
             // The instance made at load serves the first call.
             let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -289,8 +290,14 @@ impl WasmPlugin {
     }
 
     fn classify(&self, method: &Method, error: wasmtime::Error, memory_exceeded: bool) -> Error {
-        let shared = &self.shared;
-        let what = format!("method '{}'", method.name);
+        self.shared.classify(&format!("method '{}'", method.name), error, memory_exceeded)
+    }
+}
+
+impl Shared {
+    /// The error for what stopped `what` (a call, a stream's `next`).
+    pub(super) fn classify(&self, what: &str, error: wasmtime::Error, memory_exceeded: bool) -> Error {
+        let shared = self;
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             let limit = shared.limits.deadline.unwrap_or_default();
             return shared.error(Status::Timeout, format!("{what} ran past its deadline of {limit:?} and was stopped"));
@@ -347,32 +354,68 @@ impl PluginBackend for WasmPlugin {
                 format!("method '{}': arguments must be a JSON array of {} value(s)", spec.name, spec.params.len()),
             ));
         };
+        let (params, result_count) = self.lower_args(spec, method, &args)?;
+        let mut results = vec![Val::Bool(false); result_count];
+        self.with_instance(spec, |live| {
+            let func = live.funcs[method as usize].expect("checked above");
+            func.call(&mut live.store, &params, &mut results)
+        })?;
+        self.result_json(interface, spec, method, results)
+    }
+
+    fn denied_requests(&self) -> Vec<DeniedRequest> {
+        self.shared.denials.entries()
+    }
+
+    fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
+        Ok(Box::new(self.start_stream(interface, method, args, input)?))
+    }
+
+    fn call_client_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: &Feed) -> Result<CallResult> {
+        self.client_stream(interface, method, args, input)
+    }
+
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
+        let config: Arc<[u8]> = config.bincode(&self.shared.name)?.into();
+        let mut instance = WasmPlugin { shared: self.shared.clone(), signatures: self.signatures.clone(), config: Some(config), live: Mutex::new(None), busy_thread: AtomicUsize::new(0) };
+        // Configured now, so that a refused configuration is refused here.
+        let live = instance.instantiate()?;
+        *instance.live.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(live);
+        Ok(Box::new(instance))
+    }
+}
+
+impl WasmPlugin {
+    /// The JSON arguments of a call as the export's parameters (the
+    /// arguments but a `Stream<T>` one, which the guest pulls), and the
+    /// number of its results.
+    pub(super) fn lower_args(&self, spec: &Method, method: u32, args: &[serde_json::Value]) -> Result<(Vec<Val>, usize)> {
         let (param_types, result_count) = self.signatures[method as usize].as_ref().ok_or_else(|| {
             Error::new(Status::NotImplemented, format!("WASM plugin '{}' does not implement '{}'", self.shared.name, spec.name))
         })?;
-        let result_count = *result_count;
         if args.len() != param_types.len() {
             return Err(Error::new(
                 Status::ArgumentMismatch,
                 format!("method '{}': expected {} argument(s), found {}", spec.name, param_types.len(), args.len()),
             ));
         }
+        let declared: Vec<String> = spec.tuple_params().map(|(_, t)| t.to_string()).collect();
         let params = param_types
             .iter()
-            .zip(&args)
+            .zip(args)
             .enumerate()
             .map(|(i, (t, a))| {
                 values::lower(t, a, 0).map_err(|e| {
-                    let declared = spec.params.get(i).map(ToString::to_string).unwrap_or_default();
+                    let declared = declared.get(i).cloned().unwrap_or_default();
                     Error::new(Status::ArgumentMismatch, format!("method '{}': argument {} ({declared}): {e}", spec.name, i + 1))
                 })
             })
             .collect::<Result<Vec<Val>>>()?;
-        let mut results = vec![Val::Bool(false); result_count];
-        self.with_instance(spec, |live| {
-            let func = live.funcs[method as usize].expect("checked above");
-            func.call(&mut live.store, &params, &mut results)
-        })?;
+        Ok((params, *result_count))
+    }
+
+    /// A call's results as the JSON of its return value, or its plugin error.
+    pub(super) fn result_json(&self, interface: &Interface, spec: &Method, method: u32, results: Vec<Val>) -> Result<String> {
         let Some(result) = results.into_iter().next() else { return Ok("null".to_string()) };
         let hint = match &spec.returns {
             Returns::Nothing => None,
@@ -392,23 +435,15 @@ impl PluginBackend for WasmPlugin {
         Ok(json.to_string())
     }
 
-    fn denied_requests(&self) -> Vec<DeniedRequest> {
-        self.shared.denials.entries()
-    }
-
-    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
-        let config: Arc<[u8]> = config.bincode(&self.shared.name)?.into();
-        let mut instance = WasmPlugin { shared: self.shared.clone(), signatures: self.signatures.clone(), config: Some(config), live: Mutex::new(None), busy_thread: AtomicUsize::new(0) };
-        // Configured now, so that a refused configuration is refused here.
-        let live = instance.instantiate()?;
-        *instance.live.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(live);
-        Ok(Box::new(instance))
+    /// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
+    fn plugin_error(&self, method: u32, payload: Option<Val>) -> Error {
+        plugin_error(&self.shared.name, method, payload)
     }
 }
 
-impl WasmPlugin {
-    /// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
-    fn plugin_error(&self, method: u32, payload: Option<Val>) -> Error {
+/// A `plugin-error` record (`code`, `message`, `details`) as a plugin error.
+pub(super) fn plugin_error(plugin: &Arc<str>, method: u32, payload: Option<Val>) -> Error {
+    {
         let (mut code, mut message, mut details) = (None, None, None);
         if let Some(Val::Record(fields)) = &payload {
             for (name, value) in fields {
@@ -425,7 +460,7 @@ impl WasmPlugin {
             }
         }
         let error = PluginError::new(code.unwrap_or("WASM_ERROR"), message.unwrap_or(""), details);
-        Error::plugin(&self.shared.name, method, error)
+        Error::plugin(plugin, method, error)
     }
 }
 

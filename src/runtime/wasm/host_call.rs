@@ -1,5 +1,6 @@
-//! The `fidius:host-call/host@0.1.0` import: how a WASM component calls its
-//! host's functions.
+//! fidius's host imports: `fidius:host-call/host@0.1.0`, how a WASM
+//! component calls its host's functions, and `fidius:stream-pull/pull@0.1.0`,
+//! how it reads the items of a `Stream<T>` argument.
 //!
 //! A component cannot be asked which host interfaces it calls, so fidius
 //! sends the interface's name, version and hash with every call, and the
@@ -22,7 +23,12 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         |store: StoreContextMut<'_, GuestState>, (name, version, hash, index, args): (String, u32, u64, u32, Vec<u8>)| {
             Ok((call(&store.data().host_bindings, &name, version, hash, index, &args),))
         },
-    )
+    )?;
+    // fidius's other host import: the items of a `Stream<T>` argument,
+    // bincode, pulled one at a time; `none` at the end.
+    linker.instance("fidius:stream-pull/pull@0.1.0")?.func_wrap("next", |store: StoreContextMut<'_, GuestState>, (): ()| {
+        Ok((store.data().stream_input.as_ref().and_then(crate::stream::Feed::next_bincode),))
+    })
 }
 
 /// One call from the guest: checked against the binding of `name`, then

@@ -25,6 +25,8 @@ pub(super) struct Exports {
     hash: Option<ComponentExportIndex>,
     /// `fidius-configure`.
     configure: Option<ComponentExportIndex>,
+    /// Per method: `[method]<name>-stream.next` of a method that streams out.
+    pub(super) stream_next: Vec<Option<ComponentExportIndex>>,
 }
 
 impl Exports {
@@ -39,8 +41,12 @@ impl Exports {
             _ => None,
         };
         let mut funcs = Vec::new();
+        let mut stream_next = Vec::new();
         for method in interface.methods() {
             let name = crate::interface::kebab_case(&method.name);
+            // A method that streams out returns a `<name>-stream` resource.
+            let next = format!("[method]{name}-stream.next");
+            stream_next.push(method.flags.streaming.then(|| function(&next).map(|(_, index)| index)).flatten());
             let Some((ty, index)) = function(&name) else {
                 if method.capability_bit.is_none() {
                     return Err(format!("`{export}` has no function `{name}` (method '{}')", method.name));
@@ -55,6 +61,7 @@ impl Exports {
         }
         Ok(Exports {
             funcs,
+            stream_next,
             hash: function("fidius-interface-hash").map(|(_, index)| index),
             configure: function("fidius-configure").map(|(_, index)| index),
         })
@@ -113,6 +120,7 @@ impl Shared {
             wait_cut: false,
             host_bindings: self.host_bindings.clone(),
             sockets,
+            stream_input: None,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -147,20 +155,32 @@ impl Shared {
             });
             funcs.push(func);
         }
+        let stream_next = self.exports.stream_next.iter().map(|index| index.as_ref().and_then(|i| instance.get_func(&mut store, i))).collect();
         let hash = self.exports.hash.as_ref().and_then(|index| instance.get_func(&mut store, index));
         let configure = self.exports.configure.as_ref().and_then(|index| instance.get_func(&mut store, index));
-        Ok(Live { store, funcs, raw, hash, configure })
+        Ok(Live { store, funcs, raw, stream_next, hash, configure })
     }
 
     /// Starts the deadline of what runs next on `store`: the epoch count
     /// after which the guest traps, and the instant that bounds its waits
     /// in the host.
     pub(super) fn start_deadline(&self, store: &mut Store<GuestState>) {
-        let deadline = self.limits.deadline;
+        self.start_deadline_within(store, None);
+    }
+
+    /// Like [`Shared::start_deadline`], ending at `until` if that is sooner
+    /// (a stream's own deadline).
+    pub(super) fn start_deadline_within(&self, store: &mut Store<GuestState>, until: Option<std::time::Instant>) {
+        let now = std::time::Instant::now();
+        let left = until.map(|u| u.saturating_duration_since(now));
+        let deadline = match (self.limits.deadline, left) {
+            (Some(d), Some(l)) => Some(d.min(l)),
+            (d, l) => d.or(l),
+        };
         let ticks = deadline.map_or(u64::MAX / 2, |d| (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1);
         store.set_epoch_deadline(ticks);
         let state = store.data_mut();
-        state.call_deadline = deadline.and_then(|d| std::time::Instant::now().checked_add(d));
+        state.call_deadline = deadline.and_then(|d| now.checked_add(d));
         state.wait_cut = false;
     }
 
@@ -182,6 +202,8 @@ pub(super) struct Live {
     pub(super) store: Store<GuestState>,
     pub(super) funcs: Vec<Option<Func>>,
     pub(super) raw: Vec<Option<TypedFunc<(Vec<u8>,), (Vec<u8>,)>>>,
+    /// Per method: the `next` of its output stream's resource.
+    pub(super) stream_next: Vec<Option<Func>>,
     pub(super) hash: Option<Func>,
     pub(super) configure: Option<Func>,
 }

@@ -38,6 +38,8 @@ mod sandbox;
 #[cfg(feature = "wasm")]
 mod store;
 #[cfg(feature = "wasm")]
+mod stream;
+#[cfg(feature = "wasm")]
 mod values;
 #[cfg(feature = "wasm")]
 mod waits;

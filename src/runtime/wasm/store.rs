@@ -25,6 +25,9 @@ pub struct GuestState {
     /// What the guest's sockets and name lookups go through (`None`: it
     /// may open none).
     pub(super) sockets: Option<super::sandbox::SocketGate>,
+    /// The items of the running call's `Stream<T>` argument, which the
+    /// guest pulls through `fidius:stream-pull` (`None`: no items).
+    pub(super) stream_input: Option<crate::stream::Feed>,
 }
 
 impl WasiView for GuestState {
