@@ -30,12 +30,10 @@ fn plugins() -> Vec<(&'static str, Plugin)> {
     let host = host_for(&fixtures());
     let options = LoadOptions::with_interface(streamer());
     let mut plugins = vec![("cdylib", host.load_path_with(&fixture("streams/libstream_plugin.so"), None, &options).unwrap())];
-    let only = std::env::var("STREAMS_ONLY").unwrap_or_default();
-    let only_wasm = only == "wasm";
-    if cfg!(feature = "wasm") && (only.is_empty() || only_wasm) {
+    if cfg!(feature = "wasm") {
         plugins.push(("wasm", host.load_path_with(&fixture("wasm/stream"), None, &options).unwrap()));
     }
-    if cfg!(feature = "python") && only.is_empty() {
+    if cfg!(feature = "python") {
         plugins.push(("python", host.load_path_with(&fixture("python/stream"), None, &options).unwrap()));
     }
     plugins

@@ -15,6 +15,8 @@ mod deadline;
 #[cfg(feature = "python")]
 mod plugin;
 #[cfg(feature = "python")]
+mod stream;
+#[cfg(feature = "python")]
 mod values;
 
 /// Whether this build has the runtime (Cargo feature `python`).

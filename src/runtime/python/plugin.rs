@@ -7,6 +7,7 @@ use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{json, Interface, Returns};
 use crate::plugin::{Plugin, PluginBackend, RuntimeKind};
 use crate::plugin_config::PluginConfig;
+use crate::stream::{CallResult, Feed, ItemSource, StreamArgs};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyModule, PyTuple};
@@ -68,7 +69,7 @@ fn code_of<'py>(py: Python<'py>, compiled: &[u8], source: &str, filename: &str) 
 
 /// `_fidius_host.DeadlineExceeded`, the exception a deadline raises.
 /// Looked up once: calls pass it on every time.
-fn deadline_exception<'py>(py: Python<'py>) -> Result<&'py Bound<'py, PyAny>> {
+pub(super) fn deadline_exception<'py>(py: Python<'py>) -> Result<&'py Bound<'py, PyAny>> {
     static EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     EXCEPTION
         .get_or_try_init(py, || host_module(py)?.getattr("DeadlineExceeded").map(Bound::unbind).map_err(|e| {
@@ -183,19 +184,31 @@ impl Drop for Namespace {
 }
 
 /// An imported plugin module: what every instance of the plugin shares.
-struct Module {
-    name: Arc<str>,
+pub(super) struct Module {
+    pub(super) name: Arc<str>,
     namespace: Arc<Namespace>,
     module: Py<PyAny>,
     entry_module: String,
-    interface: Arc<Interface>,
-    max_output: usize,
+    pub(super) interface: Arc<Interface>,
+    pub(super) max_output: usize,
     /// How long a call (or a configuration) may run.
-    deadline: Option<std::time::Duration>,
+    pub(super) deadline: Option<std::time::Duration>,
 }
 
 impl Module {
-    fn shared(&self, py: Python<'_>) -> Module {
+    /// Reads `object`, a result or item of `method`, as the JSON shape of
+    /// `ty`. Reading it may run plugin code (attributes, `__eq__` of dict
+    /// keys); pyo3 turns its PanicException into a panic, caught here.
+    pub(super) fn read_value(&self, method: &str, ty: &crate::interface::types::WireType, object: &Bound<'_, PyAny>) -> Result<serde_json::Value> {
+        let protocol = |what: String| Error::new(Status::PluginProtocol, format!("Python plugin '{}': the result of '{method}' {what}", self.name));
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| values::from_python(self.interface.types(), ty, object, 0)));
+        match read {
+            Ok(value) => value.map_err(|e| protocol(format!("is not a valid {ty}: {}", e.0))),
+            Err(_) => Err(protocol("could not be read: reading it raised an exception".to_string())),
+        }
+    }
+
+    pub(super) fn shared(&self, py: Python<'_>) -> Module {
         Module {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
@@ -323,14 +336,14 @@ impl Module {
 }
 
 /// One instance of a Python plugin: the callables of its methods.
-struct PythonPlugin {
-    module: Module,
+pub(super) struct PythonPlugin {
+    pub(super) module: Module,
     funcs: Vec<Option<Py<PyAny>>>,
 }
 
 /// A raised exception as code, message and details (see `host.py`, whose
 /// `describe` never raises).
-fn describe(py: Python<'_>, error: &PyErr) -> PluginError {
+pub(super) fn describe(py: Python<'_>, error: &PyErr) -> PluginError {
     let described = host_module(py).ok().and_then(|host| {
         host.call_method1("describe", (error.value(py), error.traceback(py)))
             .and_then(|d| d.extract::<(String, String, Option<String>)>())
@@ -353,7 +366,7 @@ impl PythonPlugin {
     /// and `KeyboardInterrupt` included) is a plugin error. pyo3 turns its
     /// own PanicException, should a plugin raise it, into a Rust panic when
     /// it fetches the error: caught here, it is a plugin error too.
-    fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
+    pub(super) fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
         let exception = deadline_exception(py)?;
         let outcome = deadline::run(py, self.module.deadline, exception, || {
@@ -434,6 +447,14 @@ impl PluginBackend for PythonPlugin {
     fn capabilities(&self) -> Option<u64> {
         Some(self.module.interface.capability_bits(|index| self.funcs[index].is_some()))
     }
+
+    fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
+        Ok(Box::new(self.start_stream(interface, method, args, input)?))
+    }
+
+    fn call_client_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: &Feed) -> Result<CallResult> {
+        self.client_stream(interface, method, args, input)
+    }
 }
 
 impl PythonPlugin {
@@ -453,16 +474,9 @@ impl PythonPlugin {
                 .and_then(|objects| PyTuple::new(py, objects))
                 .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the arguments of '{}': {e}", spec.name)))?;
             let result = self.invoke(py, method, objects)?;
-            let ty = match &spec.returns {
-                Returns::Nothing => return Ok(serde_json::Value::Null),
-                Returns::Value(ty) | Returns::Result(ty) => ty,
-            };
-            // Reading the result may run plugin code (attributes, `__eq__`
-            // of dict keys); pyo3 turns its PanicException into a panic.
-            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| values::from_python(types, ty, &result, 0)));
-            match read {
-                Ok(value) => value.map_err(|e| self.protocol(&spec.name, format_args!("is not a valid {ty}: {}", e.0))),
-                Err(_) => Err(self.protocol(&spec.name, "could not be read: reading it raised an exception")),
+            match &spec.returns {
+                Returns::Nothing => Ok(serde_json::Value::Null),
+                Returns::Value(ty) | Returns::Result(ty) => self.module.read_value(&spec.name, ty, &result),
             }
         })?;
         let bytes = json::encode_result_value(interface, spec, &result)?;
