@@ -195,7 +195,7 @@ python-host-test: lib fixtures
 rust-test: fixtures
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured test_host_functions
+C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured test_host_functions test_streams
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)

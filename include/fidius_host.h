@@ -241,6 +241,10 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_FILE_TOO_LARGE = 9,
   /**
+   * Not an error: a stream has no more items.
+   */
+  FIDIUS_HOST_STATUS_STREAM_END = 10,
+  /**
    * The file does not exist.
    */
   FIDIUS_HOST_STATUS_FILE_NOT_FOUND = 100,
@@ -469,6 +473,20 @@ enum fidius_host_status
    * call made no instance. Retry when another call or plugin is done.
    */
   FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED = 315,
+  /**
+   * The call does not match how the method streams: a unary call of a
+   * streaming method, a streaming call of a unary one, a client-stream
+   * call of a method that returns a stream, or a stream call without
+   * the items its `Stream<T>` argument needs. Nothing was called.
+   */
+  FIDIUS_HOST_STATUS_STREAM_MISMATCH = 316,
+  /**
+   * The items the host supplied for a `Stream<T>` argument failed: the
+   * producer reported an error, or gave an item that is not a value of
+   * the item type. The plugin was told the input ended; its result (or
+   * the rest of its output stream) was discarded.
+   */
+  FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED = 317,
   /**
    * An interface (signature, type declaration or file) is malformed, or
    * uses a type that is neither builtin nor declared.
@@ -805,6 +823,18 @@ typedef struct fidius_host_plugin_info_t fidius_host_plugin_info_t;
 typedef struct fidius_host_plugin_t fidius_host_plugin_t;
 
 /**
+ * The output of a server-streaming or bidirectional call, pulled with
+ * `fidius_host_stream_next` (bincode items) or `fidius_host_stream_next_json`.
+ * Made by `fidius_host_plugin_call_stream` or `_call_stream_json`, owned
+ * by the caller, freed with `fidius_host_stream_free` — before its end,
+ * that cancels the stream: the plugin's producer is torn down then. One
+ * thread at a time: a call while another thread is inside one on the same
+ * stream is MISUSE. A stream may outlive its plugin handle and host; it
+ * keeps the plugin's code loaded.
+ */
+typedef struct fidius_host_stream_t fidius_host_stream_t;
+
+/**
  * A plugin host. Made by `fidius_host_builder_build`, owned by the caller,
  * freed with `fidius_host_free`. Shareable: any thread, concurrently.
  * Plugin handles and discovery results keep working after the host is
@@ -1112,6 +1142,45 @@ typedef struct {
    */
   size_t len;
 } fidius_host_str_t;
+
+/**
+ * A producer callback: the next item of a `Stream<T>` argument. Set
+ * `*item` and `*item_len` (bincode of the item type for the raw calls,
+ * JSON text for the `_json` calls; `FIDIUS_HOST_NUL_TERMINATED` as the
+ * length of NUL-terminated text) and return `FIDIUS_HOST_STATUS_OK`; the
+ * bytes are copied before the producer is called again. Return
+ * `FIDIUS_HOST_STATUS_STREAM_END` at the end. Any other status fails the
+ * call with STREAM_INPUT_FAILED (the message names that status): the
+ * plugin is told the input ended and its result is discarded.
+ *
+ * Called when the plugin reads its next item, on the thread that called
+ * the plugin (or that pulls the output of a bidirectional stream), never
+ * after the call or stream ends. Must not unwind through the library.
+ */
+typedef uint32_t (*fidius_host_item_producer_fn)(void *userdata,
+                                                 const uint8_t **item,
+                                                 size_t *item_len);
+
+/**
+ * The items of a `Stream<T>` argument: a producer and its userdata.
+ * `free_userdata` (may be NULL) is called with `userdata` once the input
+ * is no longer used: when the call returns, when a bidirectional stream
+ * ends or is freed, and also when the call fails before it starts.
+ */
+typedef struct {
+  /**
+   * Gives the next item; see `fidius_host_item_producer_fn`.
+   */
+  fidius_host_item_producer_fn produce;
+  /**
+   * Passed to `produce` and `free_userdata` unchanged.
+   */
+  void *userdata;
+  /**
+   * Releases `userdata`; may be NULL.
+   */
+  fidius_host_userdata_free_fn free_userdata;
+} fidius_host_stream_input_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1640,8 +1709,8 @@ fidius_host_status fidius_host_egress_policy_new_callbacks(const fidius_host_egr
 /**
  * Sets header `name` (NUL-terminated; case-insensitive) of the request an
  * HTTP callback is deciding on to `value` (NUL-terminated bytes, not
- * necessarily UTF-8), replacing every value the guest gave it; a NULL
- * `value` removes the header. Applied in call order when the callback
+ * necessarily UTF-8; may be NULL, which removes the header), replacing
+ * every value the guest gave it. Applied in call order when the callback
  * allows the request (ignored when it denies). For a retry the callback
  * starts again from the guest's request. Call it only from inside the
  * callback, with its `request->edits`.
@@ -2782,6 +2851,188 @@ fidius_host_status fidius_host_plugin_new_instance_json(const fidius_host_plugin
  * No call on this handle may be running.
  */
 FIDIUS_HOST_API void fidius_host_plugin_free(fidius_host_plugin_t *plugin);
+
+/**
+ * Starts a server-streaming or bidirectional call of method `method`
+ * (declaration order) with `args` (`args_len` bytes, may be NULL when 0):
+ * the bincode tuple of every argument but the `Stream<T>` one. `input`
+ * gives the items of a bidirectional method's `Stream<T>` argument
+ * (bincode of its item type), read lazily as the plugin asks while the
+ * output is pulled; it may be NULL, as it must be for a server-streaming
+ * method. The struct is read during the call. The plugin must
+ * have been loaded with an interface (it says which methods stream).
+ *
+ * Outcomes:
+ * - OK: `*stream_out` is the stream, owned by the caller
+ *   (`fidius_host_stream_free`). The plugin has started it; its items are
+ *   made as they are pulled.
+ * - Any error: `*stream_out` is NULL, `input`'s userdata was released,
+ *   and nothing of the stream is left. STREAM_MISMATCH: the method does
+ *   not stream out, or `input` is missing (bidirectional) or given
+ *   (server-streaming); nothing ran. PLUGIN_ERROR and the other call
+ *   errors of `fidius_host_plugin_call`: the plugin failed to start it
+ *   (a PluginError from the start is decoded and its buffer freed).
+ *
+ * Errors: NULL_ARGUMENT (plugin, stream_out, input->produce), MISUSE,
+ * NO_INTERFACE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED, STREAM_MISMATCH,
+ * UNSUPPORTED (a runtime without streams), INPUT_TOO_LARGE,
+ * PLUGIN_SERIALIZATION, PLUGIN_ERROR, PLUGIN_PANIC, PLUGIN_TRAP, TIMEOUT,
+ * MEMORY_LIMIT, PLUGIN_PROTOCOL.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_stream(const fidius_host_plugin_t *plugin,
+                                                  uint32_t method,
+                                                  const uint8_t *args,
+                                                  size_t args_len,
+                                                  const fidius_host_stream_input_t *input,
+                                                  fidius_host_stream_t **stream_out,
+                                                  fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_stream`, by method name (`method_len`
+ * bytes or NUL-terminated), with JSON: `args_json` is a JSON array of
+ * every argument but the `Stream<T>` one, `input` gives JSON items, and
+ * the stream is pulled with `fidius_host_stream_next_json` (or
+ * `fidius_host_stream_next`, which gives bincode).
+ *
+ * Outcomes and errors: as `fidius_host_plugin_call_stream`, plus
+ * INVALID_UTF8, UNKNOWN_METHOD, INVALID_JSON and ARGUMENT_MISMATCH.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_stream_json(const fidius_host_plugin_t *plugin,
+                                                       const char *method,
+                                                       size_t method_len,
+                                                       const char *args_json,
+                                                       size_t args_len,
+                                                       const fidius_host_stream_input_t *input,
+                                                       fidius_host_stream_t **stream_out,
+                                                       fidius_host_error_t **err);
+
+/**
+ * A client-streaming call of method `method`: `args` is the bincode tuple
+ * of every argument but the `Stream<T>` one, `input` gives the items of
+ * the `Stream<T>` argument (bincode of its item type) — read as far as
+ * the plugin reads them, during the call, on this thread. One result.
+ *
+ * Outcomes: as `fidius_host_plugin_call` (OK: `*output` holds the result,
+ * owned by the caller; errors: `*output` empty). Besides: STREAM_MISMATCH
+ * when the method has no `Stream<T>` argument or returns a stream (nothing
+ * ran); STREAM_INPUT_FAILED when the producer failed or gave an item that
+ * is not a valid value of the item type (the plugin was told the input
+ * ended; its result was discarded and freed). `input`'s userdata is
+ * released before this function returns, whatever the outcome.
+ *
+ * Errors: NULL_ARGUMENT (plugin, input, input->produce, output), MISUSE,
+ * NO_INTERFACE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED, STREAM_MISMATCH,
+ * STREAM_INPUT_FAILED, UNSUPPORTED, INPUT_TOO_LARGE, PLUGIN_ERROR,
+ * PLUGIN_PANIC, PLUGIN_SERIALIZATION, PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT,
+ * OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_client_stream(const fidius_host_plugin_t *plugin,
+                                                         uint32_t method,
+                                                         const uint8_t *args,
+                                                         size_t args_len,
+                                                         const fidius_host_stream_input_t *input,
+                                                         fidius_host_bytes_t *output,
+                                                         fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_client_stream`, by method name, with JSON:
+ * `args_json` is a JSON array of every argument but the `Stream<T>` one,
+ * `input` gives JSON items, and the result is JSON text as
+ * `fidius_host_plugin_call_json` hands it out (`*json_out`, freed with
+ * `fidius_host_string_free`; `*json_len_out`, when not NULL, its length).
+ *
+ * Outcomes and errors: as `fidius_host_plugin_call_client_stream`, plus
+ * INVALID_UTF8, UNKNOWN_METHOD, INVALID_JSON and ARGUMENT_MISMATCH.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_client_stream_json(const fidius_host_plugin_t *plugin,
+                                                              const char *method,
+                                                              size_t method_len,
+                                                              const char *args_json,
+                                                              size_t args_len,
+                                                              const fidius_host_stream_input_t *input,
+                                                              char **json_out,
+                                                              size_t *json_len_out,
+                                                              fidius_host_error_t **err);
+
+/**
+ * Pulls the next item as bincode of the item type: OK with `*item` and
+ * `*item_len` set (borrowed from the stream until its next call or its
+ * free; `*item` is non-NULL even for an empty item), STREAM_END when the
+ * stream has ended (`*item` NULL, `*item_len` 0), or the error that ended
+ * it. The plugin makes the item now, on this thread (a bidirectional
+ * plugin reads its input, through the producer, as it needs).
+ *
+ * Outcomes: after STREAM_END or an error the stream is over — its
+ * producer is torn down and every later call answers the same status —
+ * and is still freed with `fidius_host_stream_free`. The errors are the
+ * plugin's, as each runtime reports them: PLUGIN_ERROR (code, message
+ * and details; a Python generator's `PluginError`), PLUGIN_PANIC (a
+ * native producer panicked), PLUGIN_TRAP (a WASM guest trapped), TIMEOUT
+ * (the call deadline of one item, or the stream's deadline), MEMORY_LIMIT,
+ * OUTPUT_TOO_LARGE (an item over the output limit), PLUGIN_SERIALIZATION,
+ * PLUGIN_PROTOCOL, STREAM_INPUT_FAILED (a bidirectional stream's producer
+ * failed).
+ *
+ * Errors: NULL_ARGUMENT (stream, item, item_len), MISUSE (another thread
+ * is using the stream), STREAM_END, and the errors above.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_stream_next(fidius_host_stream_t *stream,
+                                           const uint8_t **item,
+                                           size_t *item_len,
+                                           fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_stream_next`, the item as NUL-terminated JSON text
+ * (`*json_len`, its length without the NUL), borrowed from the stream
+ * until its next call or its free.
+ *
+ * Outcomes and errors: as `fidius_host_stream_next`.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_stream_next_json(fidius_host_stream_t *stream,
+                                                const char **json,
+                                                size_t *json_len,
+                                                fidius_host_error_t **err);
+
+/**
+ * Ends the stream with TIMEOUT once `timeout_ms` milliseconds from now
+ * have passed (0 removes the deadline). A WASM or Python plugin busy
+ * making an item then is stopped; a native plugin is checked between
+ * items. The call deadline of each item still applies.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_stream_set_deadline(fidius_host_stream_t *stream,
+                                                   uint64_t timeout_ms,
+                                                   fidius_host_error_t **err);
+
+/**
+ * How many items of its input a bidirectional stream's plugin has read
+ * so far; 0 for a server stream, NULL or a stream in use by another thread.
+ */
+FIDIUS_HOST_API uint64_t fidius_host_stream_items_read(const fidius_host_stream_t *stream);
+
+/**
+ * Frees a stream; before its end, cancels it: the plugin's producer is
+ * torn down now (its `drop`, a generator's `close()`, the WASM resource
+ * dropped), not drained, and a bidirectional stream's input released.
+ * NULL is a no-op. Must not be called while another thread is using the
+ * stream.
+ */
+FIDIUS_HOST_API void fidius_host_stream_free(fidius_host_stream_t *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -134,7 +134,8 @@ fn take_input(input: *const fidius_host_stream_input_t) -> Result<Option<CProduc
 /// the bincode tuple of every argument but the `Stream<T>` one. `input`
 /// gives the items of a bidirectional method's `Stream<T>` argument
 /// (bincode of its item type), read lazily as the plugin asks while the
-/// output is pulled; NULL for a server-streaming method. The plugin must
+/// output is pulled; it may be NULL, as it must be for a server-streaming
+/// method. The struct is read during the call. The plugin must
 /// have been loaded with an interface (it says which methods stream).
 ///
 /// Outcomes:
