@@ -153,6 +153,8 @@ crafted-fixtures:
 	@mkdir -p $(FIXTURES)/crafted
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libcrafted.so
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DMARKER tests/fixtures/crafted/crafted.c -o $(FIXTURES)/crafted/libmarker.so
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DSTREAM_START_FAILS tests/fixtures/crafted/crafted.c \
+		-o $(FIXTURES)/crafted/libstream_start_fails.so
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DHOST_IMPORTS tests/fixtures/crafted/crafted.c \
 		-o $(FIXTURES)/crafted/libhost_imports.so
 	@for d in $(CRAFTED_DEFECTS); do \

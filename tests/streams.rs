@@ -316,3 +316,21 @@ fn streams_of_one_plugin_run_side_by_side_and_on_other_threads() {
         }
     }
 }
+
+/// A hand-written native plugin (tests/fixtures/crafted) whose streaming
+/// method fails to start with a PluginError: the error is decoded and its
+/// buffer freed (fidius's own host reports an unknown status and leaks it).
+#[test]
+fn a_plugin_error_from_a_stream_start_is_reported_and_freed() {
+    let mut ticker = fidius_host::InterfaceBuilder::new("Ticker", 1).unwrap();
+    ticker.method("tick:u32->Stream<u32>", Default::default()).unwrap();
+    let ticker = Arc::new(ticker.build().unwrap());
+    let options = LoadOptions::with_interface(ticker);
+    let plugin = host_for(&fixtures()).load_path_with(&fixture("crafted/libstream_start_fails.so"), None, &options).unwrap();
+    let e = plugin.call_stream(0, StreamArgs::Json("[5]"), None).err().unwrap();
+    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+    let error = e.plugin_error().unwrap();
+    assert_eq!((error.code(), error.message()), ("NOT_NOW", "the ticker is stopped"));
+    // A unary call of it is refused before the plugin runs.
+    assert_eq!(plugin.call_raw(0, &encode(&5u32)).unwrap_err().status(), Status::StreamMismatch);
+}

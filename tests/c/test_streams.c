@@ -367,6 +367,30 @@ static void test_mismatches(const fidius_host_plugin_t *p) {
     fidius_host_stream_free(NULL);
 }
 
+/* A hand-written native plugin whose stream fails to start with a
+ * PluginError: decoded, and its buffer freed (valgrind checks). */
+static void test_start_error(const fidius_host_t *host) {
+    fidius_host_interface_builder_t *ib = NULL;
+    fidius_host_interface_t *iface = NULL;
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_stream_t *stream = NULL;
+    fidius_host_error_t *err = NULL;
+    CHECK(fidius_host_interface_builder_new("Ticker", NT, 1, &ib, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_interface_builder_add_method(ib, "tick:u32->Stream<u32>", NT, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_interface_builder_build(ib, &iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_path(host, path_of("crafted/libstream_start_fails.so"), NT, NULL, 0, options, &p, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_plugin_call_stream_json(p, "tick", NT, "[5]", NT, NULL, &stream, &err) == FIDIUS_HOST_STATUS_PLUGIN_ERROR);
+    CHECK(stream == NULL && err != NULL && strcmp(fidius_host_error_plugin_code(err), "NOT_NOW") == 0);
+    fidius_host_error_free(err);
+    fidius_host_plugin_free(p);
+    fidius_host_load_options_free(options);
+    fidius_host_interface_free(iface);
+    fidius_host_interface_builder_free(ib);
+}
+
 static void run_tests(void) {
     static const char *const runtimes[][2] = {
         {"cdylib", "streams/libstream_plugin.so"}, {"wasm", "wasm/stream"}, {"python", "python/stream"}};
@@ -383,6 +407,7 @@ static void run_tests(void) {
         test_mismatches(p);
         fidius_host_plugin_free(p);
     }
+    test_start_error(host);
     fidius_host_free(host);
 }
 
