@@ -98,6 +98,13 @@
  *   bound once per mapped library (fidius has no unbind), for the whole
  *   process: they stay bound, and their userdata alive, until the library
  *   is unmapped; see fidius_host_load_options_add_binding.
+ *   A stream (fidius_host_stream_t) is used by one thread at a time and
+ *   may move between threads; its items are made on the thread that pulls
+ *   them, and the producer of a Stream<T> argument runs on the thread that
+ *   called the plugin (or pulls a bidirectional stream), when the plugin
+ *   reads its next item. Streams of one plugin run side by side: a WASM
+ *   stream in an instance of its own, a Python stream under the GIL one
+ *   step at a time.
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
@@ -137,8 +144,11 @@
  *   with a raw call).
  *   Signature strings and type declarations are at most 64 KiB and nest at
  *   most 100 levels of brackets and `< >`; names at most 1024 bytes; JSON
- *   values at most 128 levels; outputs at most the output limit (64 MiB,
- *   fidius_host_builder_set_max_output_size). Error messages quote at most
+ *   values at most 128 levels; outputs, and each item of a stream, at most
+ *   the output limit (64 MiB, fidius_host_builder_set_max_output_size). A
+ *   stream is pulled, never pushed: the plugin makes an item when
+ *   fidius_host_stream_next asks, and reads an item of a Stream<T>
+ *   argument when its code asks, so no queue grows. Error messages quote at most
  *   200 bytes of any input, and are at most 16 KiB.
  */
 
@@ -2515,10 +2525,17 @@ fidius_host_status fidius_host_precompile_component(const uint8_t *component,
  * A native plugin that crashes (a segfault, `abort()`) takes the process
  * with it: in-process native code cannot be contained.
  *
+ * - STREAM_MISMATCH: the interface given at load says the method streams
+ *   (call it with `fidius_host_plugin_call_stream` or
+ *   `_call_client_stream`); nothing reached the plugin. Without an
+ *   interface the host cannot tell, and a streaming method must not be
+ *   called this way.
+ *
  * Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED (an
- * optional method the plugin lacks), INPUT_TOO_LARGE, PLUGIN_ERROR,
- * PLUGIN_PANIC (the plugin stays usable), PLUGIN_SERIALIZATION (input not
- * what the method expects), OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
+ * optional method the plugin lacks), STREAM_MISMATCH, INPUT_TOO_LARGE,
+ * PLUGIN_ERROR, PLUGIN_PANIC (the plugin stays usable),
+ * PLUGIN_SERIALIZATION (input not what the method expects),
+ * OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
  */
 FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE
@@ -2592,9 +2609,10 @@ fidius_host_status fidius_host_plugin_call_json_with_context(const fidius_host_p
  * PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT; OUTPUT_TOO_LARGE; PLUGIN_PROTOCOL).
  *
  * Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
- * UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
- * INVALID_JSON, ARGUMENT_MISMATCH (count, type or range; names the
- * argument position and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
+ * UNKNOWN_METHOD, STREAM_MISMATCH (a streaming method: see
+ * `fidius_host_plugin_call_stream`), NOT_IMPLEMENTED, INVALID_JSON,
+ * ARGUMENT_MISMATCH (count, type or range; names the argument position
+ * and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
  * PLUGIN_PANIC, PLUGIN_SERIALIZATION, OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL
  * (the result does not decode as the declared type).
  */

@@ -97,10 +97,17 @@ pub(crate) fn new(plugin: Plugin) -> *mut fidius_host_plugin_t {
 /// A native plugin that crashes (a segfault, `abort()`) takes the process
 /// with it: in-process native code cannot be contained.
 ///
+/// - STREAM_MISMATCH: the interface given at load says the method streams
+///   (call it with `fidius_host_plugin_call_stream` or
+///   `_call_client_stream`); nothing reached the plugin. Without an
+///   interface the host cannot tell, and a streaming method must not be
+///   called this way.
+///
 /// Errors: NULL_ARGUMENT, MISUSE, METHOD_OUT_OF_RANGE, NOT_IMPLEMENTED (an
-/// optional method the plugin lacks), INPUT_TOO_LARGE, PLUGIN_ERROR,
-/// PLUGIN_PANIC (the plugin stays usable), PLUGIN_SERIALIZATION (input not
-/// what the method expects), OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
+/// optional method the plugin lacks), STREAM_MISMATCH, INPUT_TOO_LARGE,
+/// PLUGIN_ERROR, PLUGIN_PANIC (the plugin stays usable),
+/// PLUGIN_SERIALIZATION (input not what the method expects),
+/// OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL.
 #[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_call(
@@ -190,9 +197,10 @@ pub unsafe extern "C" fn fidius_host_plugin_call_json_with_context(
 /// PLUGIN_TRAP, TIMEOUT, MEMORY_LIMIT; OUTPUT_TOO_LARGE; PLUGIN_PROTOCOL).
 ///
 /// Errors: NULL_ARGUMENT, INVALID_UTF8, MISUSE, NO_INTERFACE,
-/// UNKNOWN_METHOD, UNSUPPORTED (streaming methods), NOT_IMPLEMENTED,
-/// INVALID_JSON, ARGUMENT_MISMATCH (count, type or range; names the
-/// argument position and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
+/// UNKNOWN_METHOD, STREAM_MISMATCH (a streaming method: see
+/// `fidius_host_plugin_call_stream`), NOT_IMPLEMENTED, INVALID_JSON,
+/// ARGUMENT_MISMATCH (count, type or range; names the argument position
+/// and expected type), INPUT_TOO_LARGE, PLUGIN_ERROR,
 /// PLUGIN_PANIC, PLUGIN_SERIALIZATION, OUTPUT_TOO_LARGE, PLUGIN_PROTOCOL
 /// (the result does not decode as the declared type).
 #[must_use]

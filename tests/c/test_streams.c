@@ -279,6 +279,15 @@ static void test_client_streams(const fidius_host_plugin_t *p) {
         CHECK(error_says(err, FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED, "item 0"));
     }
 
+    /* Other arguments that do not decode: the plugin never takes the
+     * input's handle, which is freed (valgrind checks), and released. */
+    s = texts(numbers, 3);
+    input = input_of(&s);
+    CHECK(fidius_host_plugin_call_client_stream(p, CHECKED_SUM, (const uint8_t *)"abc", 3, &input, &out, &err) ==
+          FIDIUS_HOST_STATUS_PLUGIN_SERIALIZATION);
+    CHECK(s.asked == 0 && s.released == 1);
+    fidius_host_error_free(err);
+
     /* An item that does not fit, and a producer that fails. */
     s = texts(bad, 3);
     input = input_of(&s);
