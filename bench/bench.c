@@ -3,8 +3,11 @@
  * fixture plugin's vtable function directly. Also times loads (unsigned,
  * signed, and the first load of a fresh process) against dlopen and the
  * registry call alone, a JSON call against a raw call with the same
- * 3-field struct argument, and a host-function round trip (plugin -> C
- * callback -> plugin) against calling the callback directly.
+ * 3-field struct argument, a host-function round trip (plugin -> C
+ * callback -> plugin) against calling the callback directly, and streams:
+ * items per second of a server stream, small and 1 KiB items, in every
+ * runtime, against the same number of plain calls (and, for a native
+ * plugin, against pulling its stream handle directly).
  *
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
@@ -178,20 +181,23 @@ static double direct_arena_round(const uint8_t *in, uint32_t len, long iters) {
     return (now_ns() - start) / (double)iters;
 }
 
+/* The first plugin of the library at `path`, mapped directly (`*lib`). */
+static const descriptor_t *first_descriptor(const char *path, void **lib) {
+    const registry_t *(*get_registry)(void);
+    *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (*lib == NULL) abort();
+    *(void **)&get_registry = dlsym(*lib, "fidius_get_registry");
+    return get_registry()->descriptors[0];
+}
+
 static void compare_arena(const char *dir, fidius_host_t *host, const uint8_t *in, uint32_t len) {
     char path[4096];
-    const registry_t *(*get_registry)(void);
-    const registry_t *registry;
     fidius_host_plugin_t *p = NULL;
     double direct[ROUNDS], api[ROUNDS], d, a;
     void *lib;
     int r;
     snprintf(path, sizeof path, "%s/libarena_plugin.so", dir);
-    lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) abort();
-    *(void **)&get_registry = dlsym(lib, "fidius_get_registry");
-    registry = get_registry();
-    arena_desc = registry->descriptors[0];
+    arena_desc = first_descriptor(path, &lib);
     arena_instance = arena_desc->construct((const uint8_t *)"", 0);
     if (fidius_host_load_path(host, path, NT, NULL, 0, NULL, &p, NULL)) abort();
     arena_plugin = p;
@@ -752,6 +758,146 @@ static void compare_python_loads(const char *self, const char *dir) {
     print_row("Python load, fresh proc", d, a, "ms", 2);
 }
 
+/* ---- streams ------------------------------------------------------------ */
+
+/* fidius's FidiusStreamHandle, for pulling a native stream directly. */
+typedef struct stream_handle {
+    int32_t (*next)(struct stream_handle *, uint8_t *, uint32_t, uint32_t *);
+    void (*drop_fn)(struct stream_handle *);
+    void *state;
+} stream_handle_t;
+
+/* Per item: pulling count(0, n)'s handle straight from the plugin. */
+static double direct_stream_round(const descriptor_t *d, void *inst, long items) {
+    uint8_t args[16], buf[64];
+    uint8_t *out = NULL;
+    uint32_t out_len = 0, len = 0;
+    uint64_t from = 0, to = (uint64_t)items;
+    stream_handle_t *h;
+    double start;
+    memcpy(args, &from, 8);
+    memcpy(args + 8, &to, 8);
+    start = now_ns();
+    if (((const method_fn *)d->vtable)[0](inst, args, 16, &out, &out_len) != 0) abort();
+    h = (stream_handle_t *)out;
+    while (h->next(h, buf, sizeof buf, &len) == 0) sink += buf[0];
+    h->drop_fn(h);
+    return (now_ns() - start) / (double)items;
+}
+
+/* Per item: count(0, n) or blobs(n, size) through the C API. */
+static double stream_round(const fidius_host_plugin_t *p, uint32_t method, uint64_t size, long items) {
+    uint8_t args[16];
+    fidius_host_stream_t *stream = NULL;
+    const uint8_t *item;
+    size_t len;
+    uint32_t count = (uint32_t)items, bytes = (uint32_t)size;
+    uint64_t from = 0, to = (uint64_t)items;
+    double start;
+    size_t args_len = 16;
+    if (method == 0) {
+        memcpy(args, &from, 8);
+        memcpy(args + 8, &to, 8);
+    } else {
+        memcpy(args, &count, 4);
+        memcpy(args + 4, &bytes, 4);
+        args_len = 8;
+    }
+    start = now_ns();
+    if (fidius_host_plugin_call_stream(p, method, args, args_len, NULL, &stream, NULL)) abort();
+    while (fidius_host_stream_next(stream, &item, &len, NULL) == FIDIUS_HOST_STATUS_OK) sink += item[len - 1];
+    fidius_host_stream_free(stream);
+    return (now_ns() - start) / (double)items;
+}
+
+static fidius_host_plugin_t *load_for_bench(fidius_host_t *host, const char *path, const char *interface_file) {
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_interface_t *iface = NULL;
+    fidius_host_plugin_t *p = NULL;
+    fidius_host_error_t *err = NULL;
+    if (fidius_host_interface_new_from_file(interface_file, NT, &iface, NULL) ||
+        fidius_host_load_options_set_interface(options, iface, NULL) ||
+        fidius_host_load_path(host, path, NT, NULL, 0, options, &p, &err)) {
+        fprintf(stderr, "loading %s: %s\n", path, err ? fidius_host_error_message(err) : "?");
+        abort();
+    }
+    fidius_host_interface_free(iface);
+    fidius_host_load_options_free(options);
+    return p;
+}
+
+/* A stream of one runtime: per small item (count) against a plain call
+ * (live_producers), and per 1 KiB item (blobs) against a plain call that
+ * returns 1 KiB (the Calculator's reverse of the same runtime). */
+static void compare_streams_of(const char *runtime, fidius_host_t *host, const char *streams, const char *calc,
+                               const char *interfaces, long items) {
+    char streamer[8192], calculator[8192];
+    fidius_host_plugin_t *s, *c;
+    double small[ROUNDS], plain[ROUNDS], big[ROUNDS], plain_big[ROUNDS], a, b, x, y;
+    uint8_t payload[1024];
+    int r;
+    memset(payload, 7, sizeof payload);
+    snprintf(streamer, sizeof streamer, "%s/streamer.toml", interfaces);
+    snprintf(calculator, sizeof calculator, "%s/calculator.toml", interfaces);
+    s = load_for_bench(host, streams, streamer);
+    c = load_for_bench(host, calc, calculator);
+    stream_round(s, 0, 8, items / 10);
+    for (r = 0; r < ROUNDS; r++) {
+        small[r] = stream_round(s, 0, 8, items);
+        plain[r] = api_round_on(s, 3, (const uint8_t *)"", 0, items);
+        big[r] = stream_round(s, 1, sizeof payload, items / 4);
+        plain_big[r] = api_round_on(c, 5, payload, sizeof payload, items / 4);
+    }
+    a = median(small, ROUNDS);
+    b = median(plain, ROUNDS);
+    x = median(big, ROUNDS);
+    y = median(plain_big, ROUNDS);
+    printf("%-7s stream u64 item   %9.1f ns (%5.2f M items/s)   plain call %9.1f ns   ratio %.3f\n", runtime, a, 1e3 / a, b, a / b);
+    printf("%-7s stream 1 KiB item %9.1f ns (%5.2f M items/s)   1 KiB call %9.1f ns   ratio %.3f\n", runtime, x, 1e3 / x, y, x / y);
+    fidius_host_plugin_free(s);
+    fidius_host_plugin_free(c);
+}
+
+static void compare_streams(const char *dir, fidius_host_t *host, const char *interfaces) {
+    char path[8192], calc[8192];
+    fidius_host_plugin_t *p;
+    double direct[ROUNDS], api[ROUNDS], d, a;
+    void *lib, *inst;
+    const descriptor_t *d0;
+    char streamer[8192];
+    int r;
+    snprintf(path, sizeof path, "%s/libstream_plugin.so", dir);
+    snprintf(streamer, sizeof streamer, "%s/streamer.toml", interfaces);
+    d0 = first_descriptor(path, &lib);
+    inst = d0->construct((const uint8_t *)"", 0);
+    p = load_for_bench(host, path, streamer);
+    direct_stream_round(d0, inst, 100000);
+    stream_round(p, 0, 8, 100000);
+    for (r = 0; r < ROUNDS; r++) {
+        direct[r] = direct_stream_round(d0, inst, 1000000);
+        api[r] = stream_round(p, 0, 8, 1000000);
+    }
+    d = median(direct, ROUNDS);
+    a = median(api, ROUNDS);
+    print_row("stream item (u64)", d, a, "ns", 1);
+    fidius_host_plugin_free(p);
+    d0->destroy(inst);
+    dlclose(lib);
+
+    snprintf(calc, sizeof calc, "%s/libcalc_plugin.so", dir);
+    compare_streams_of("cdylib", host, path, calc, interfaces, 1000000);
+    if (fidius_host_features() & FIDIUS_HOST_FEATURE_WASM) {
+        snprintf(path, sizeof path, "%s/../wasm/stream", dir);
+        snprintf(calc, sizeof calc, "%s/../wasm/calc", dir);
+        compare_streams_of("wasm", host, path, calc, interfaces, 100000);
+    }
+    if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) {
+        snprintf(path, sizeof path, "%s/../python/stream", dir);
+        snprintf(calc, sizeof calc, "%s/../python/calc", dir);
+        compare_streams_of("python", host, path, calc, interfaces, 100000);
+    }
+}
+
 int main(int argc, char **argv) {
     char unsigned_path[4096];
     const registry_t *(*get_registry)(void);
@@ -807,6 +953,7 @@ int main(int argc, char **argv) {
         slash = strrchr(interfaces, '/');
         if (slash) *slash = '\0';
         compare_host_functions(argv[1], slash ? interfaces : ".");
+        compare_streams(argv[1], host, slash ? interfaces : ".");
     }
 
     compare_loads(argv[0], argv[1], argv[2]);
