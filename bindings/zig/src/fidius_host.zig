@@ -18,7 +18,8 @@
 //! * Results the library hands over (call outputs, JSON text, interface
 //!   text, denied requests) are copied into memory from the allocator you
 //!   pass, and the library's buffer is released at once: free them with
-//!   that allocator. Strings returned without an allocator (names, paths,
+//!   that allocator. Stream items are the exception: borrowed from the
+//!   `Stream` until its next call, so that pulling needs no allocator. Strings returned without an allocator (names, paths,
 //!   metadata, signatures) are borrowed from the handle they came from and
 //!   live as long as it does.
 //! * Every handle type has `deinit`. Plugins and discovery results stay
@@ -26,8 +27,8 @@
 //!   reference to the interface and egress policy they were loaded with.
 //! * Threads: `Host`, `Plugin`, `Discovery`, `PluginInfo` and `Interface`
 //!   may be used from any number of threads at once. `HostBuilder`,
-//!   `InterfaceBuilder`, `LoadOptions` and `Diagnostics` belong to one
-//!   thread at a time.
+//!   `InterfaceBuilder`, `LoadOptions`, `Diagnostics` and `Stream` belong
+//!   to one thread at a time (a stream may move between threads).
 const std = @import("std");
 const Allocator = std.mem.Allocator;
 
@@ -102,6 +103,9 @@ pub const Status = enum(u32) {
     io = c.FIDIUS_HOST_STATUS_IO,
     not_a_regular_file = c.FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE,
     file_too_large = c.FIDIUS_HOST_STATUS_FILE_TOO_LARGE,
+    /// Not a failure: a stream has no more items (`Stream.next` answers
+    /// null), and what a producer returns at the end of its items.
+    stream_end = c.FIDIUS_HOST_STATUS_STREAM_END,
     file_not_found = c.FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
     plugin_not_found = c.FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
     not_a_library = c.FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
@@ -155,6 +159,8 @@ pub const Status = enum(u32) {
     timeout = c.FIDIUS_HOST_STATUS_TIMEOUT,
     memory_limit = c.FIDIUS_HOST_STATUS_MEMORY_LIMIT,
     instance_pool_exhausted = c.FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED,
+    stream_mismatch = c.FIDIUS_HOST_STATUS_STREAM_MISMATCH,
+    stream_input_failed = c.FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED,
     invalid_interface = c.FIDIUS_HOST_STATUS_INVALID_INTERFACE,
     _,
 
@@ -166,7 +172,7 @@ pub const Status = enum(u32) {
 
 /// One error per failure status of the C API (see `Status` and the header
 /// for what each means), plus `UnknownStatus` for a code this binding does
-/// not know.
+/// not know. `.ok` and `.stream_end` are no failures and have no error.
 pub const Error = error{
     // Arguments and the host itself (statuses 1-99).
     NullArgument,
@@ -234,6 +240,15 @@ pub const Error = error{
     Timeout,
     MemoryLimit,
     InstancePoolExhausted,
+    /// The call does not match how the method streams: `callJson` of a
+    /// method returning `Stream<T>`, `callStream` of a unary method,
+    /// `callClientStream` of one returning a stream, a bidirectional call
+    /// without an input or a server stream with one. Nothing was called.
+    StreamMismatch,
+    /// The items of a `Stream<T>` argument failed: the producer returned an
+    /// error, or an item that is not a value of the item type. The plugin
+    /// was told its input ended; its result was discarded.
+    StreamInputFailed,
     // Interfaces (400-499).
     InvalidInterface,
 
@@ -310,11 +325,14 @@ const status_errors = [_]struct { Status, Error }{
     .{ .timeout, error.Timeout },
     .{ .memory_limit, error.MemoryLimit },
     .{ .instance_pool_exhausted, error.InstancePoolExhausted },
+    .{ .stream_mismatch, error.StreamMismatch },
+    .{ .stream_input_failed, error.StreamInputFailed },
     .{ .invalid_interface, error.InvalidInterface },
 };
 
 /// The error of a failure status (`error.UnknownStatus` for unknown codes;
-/// `.ok` is no failure and also gives `error.UnknownStatus`).
+/// `.ok` and `.stream_end` are no failures and also give
+/// `error.UnknownStatus`).
 pub fn errorFromStatus(status: Status) Error {
     inline for (status_errors) |entry| {
         if (status == entry[0]) return entry[1];
@@ -1865,6 +1883,81 @@ pub const Plugin = struct {
         return takeString(allocator, json, len);
     }
 
+    /// Starts a server-streaming (`-> Stream<T>`) or bidirectional call of
+    /// method `method` (its index in declaration order): `args` is the
+    /// bincode tuple of every argument but the `Stream<T>` one. `input`
+    /// gives the items of a bidirectional method's `Stream<T>` argument
+    /// (bincode of its item type), read lazily while the output is pulled;
+    /// it must be null for a server stream. Needs an interface at load (it
+    /// says which methods stream). Pull the items with `Stream.next`, and
+    /// `deinit` the stream (before its end, that cancels it).
+    ///
+    /// `input` is consumed whatever happens: its `release` runs once, when
+    /// the stream ends or is deinitialized, or before this function returns
+    /// an error. Fails with `error.StreamMismatch` for a method that does
+    /// not stream out, or an input missing (bidirectional) or given (server
+    /// stream); nothing ran then. Otherwise the errors of `call`, the
+    /// plugin failing to start the stream (`error.PluginError` with its
+    /// code), and `error.Unsupported` for a runtime without streams.
+    ///
+    ///     var stream = try plugin.callStream(0, &args, null, null);
+    ///     defer stream.deinit();
+    ///     while (try stream.next(null)) |item| use(item);
+    pub fn callStream(plugin: Plugin, method: u32, args: []const u8, input: ?StreamInput, diag: ?*Diagnostics) Error!Stream {
+        var handle: ?*c.fidius_host_stream_t = null;
+        const args_ptr = if (args.len == 0) null else args.ptr;
+        const c_input: ?*const c.fidius_host_stream_input_t = if (input) |*i| &i.c_input else null;
+        try check(c.fidius_host_plugin_call_stream(plugin.handle, method, args_ptr, args.len, c_input, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_stream_t, handle) };
+    }
+
+    /// `callStream` by method name, with JSON: `args_json` is the JSON array
+    /// of every argument but the `Stream<T>` one (e.g. "[3, 7]" for
+    /// `count(from, to)`, "[]" when there is none), and `input` gives JSON
+    /// items. Pull the items as JSON with `Stream.nextJson` (or as bincode
+    /// with `Stream.next`). Besides the errors of `callStream`:
+    /// `error.UnknownMethod`, `error.InvalidJson`, `error.ArgumentMismatch`.
+    pub fn callStreamJson(plugin: Plugin, method: []const u8, args_json: []const u8, input: ?StreamInput, diag: ?*Diagnostics) Error!Stream {
+        var handle: ?*c.fidius_host_stream_t = null;
+        const c_input: ?*const c.fidius_host_stream_input_t = if (input) |*i| &i.c_input else null;
+        try check(c.fidius_host_plugin_call_stream_json(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, c_input, &handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_stream_t, handle) };
+    }
+
+    /// Calls client-streaming method `method` (a `Stream<T>` argument, one
+    /// result) by index: `args` is the bincode tuple of every argument but
+    /// the `Stream<T>` one, `input` gives its items (bincode of the item
+    /// type), asked for on this thread, during the call, exactly as far as
+    /// the plugin reads them. Returns the bincode result in `allocator`'s
+    /// memory, as `call` does.
+    ///
+    /// `input` is consumed: its `release` runs once before this function
+    /// returns, whatever the outcome. Fails with `error.StreamInputFailed`
+    /// when the producer returned an error or an item that is not a value
+    /// of the item type (the plugin's result is discarded),
+    /// `error.StreamMismatch` for a method without a `Stream<T>` argument
+    /// or one that returns a stream (nothing ran), and otherwise as `call`.
+    pub fn callClientStream(plugin: Plugin, allocator: Allocator, method: u32, args: []const u8, input: StreamInput, diag: ?*Diagnostics) AllocError![]u8 {
+        var output: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
+        const args_ptr = if (args.len == 0) null else args.ptr;
+        try check(c.fidius_host_plugin_call_client_stream(plugin.handle, method, args_ptr, args.len, &input.c_input, &output, errorSlot(diag)));
+        return takeBytes(allocator, &output);
+    }
+
+    /// `callClientStream` by method name, with JSON: `args_json` is the
+    /// JSON array of every argument but the `Stream<T>` one ("[]" for
+    /// `sum(items)`, "[100]" for `checked_sum(limit, items)`), `input`
+    /// gives JSON items, and the result is JSON text in `allocator`'s
+    /// memory, as `callJson` returns it. Besides the errors of
+    /// `callClientStream`: `error.UnknownMethod`, `error.InvalidJson`,
+    /// `error.ArgumentMismatch`.
+    pub fn callClientStreamJson(plugin: Plugin, allocator: Allocator, method: []const u8, args_json: []const u8, input: StreamInput, diag: ?*Diagnostics) AllocError![]u8 {
+        var json: [*c]u8 = null;
+        var len: usize = 0;
+        try check(c.fidius_host_plugin_call_client_stream_json(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, &input.c_input, &json, &len, errorSlot(diag)));
+        return takeString(allocator, json, len);
+    }
+
     /// The interface the plugin was loaded with (a new reference: deinit it).
     pub fn interface(plugin: Plugin, diag: ?*Diagnostics) Error!Interface {
         var handle: ?*c.fidius_host_interface_t = null;
@@ -1979,6 +2072,201 @@ pub const Plugin = struct {
 };
 
 // ---------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------
+
+/// The output of a server-streaming or bidirectional call
+/// (`Plugin.callStream`, `Plugin.callStreamJson`), pulled one item at a
+/// time: the plugin makes each item when `next` asks, on the calling
+/// thread, so nothing is produced ahead.
+///
+/// A stream is used by one thread at a time (a call while another thread
+/// is inside one fails with `error.Misuse`) and may move between threads.
+/// It may outlive its plugin handle and host: it keeps the plugin's code
+/// loaded. `deinit` it in every case; before its end that cancels it (the
+/// plugin's producer is torn down at once, not drained).
+pub const Stream = struct {
+    handle: *c.fidius_host_stream_t,
+
+    /// Frees the stream; before its end, cancels it, and releases the input
+    /// of a bidirectional stream (unread items stay unread). No other
+    /// thread may be using it.
+    pub fn deinit(stream: *Stream) void {
+        c.fidius_host_stream_free(stream.handle);
+        stream.* = undefined;
+    }
+
+    /// The next item, as bincode of the item type, or null at the end of
+    /// the stream. The item is borrowed from the stream until its next
+    /// call or `deinit`: copy what you keep. A bidirectional plugin reads
+    /// its input (through the producer) as it needs, during this call.
+    ///
+    /// The end is no failure: null clears `diag`. An error is the one that
+    /// ended the stream, as the plugin's runtime reports it:
+    /// `error.PluginError` (code, message and details in `diag`; a Python
+    /// generator's `PluginError`), `error.PluginPanic` (a native producer
+    /// panicked), `error.PluginTrap` (a WASM guest trapped),
+    /// `error.Timeout` (the call deadline of one item, or `setDeadline`),
+    /// `error.MemoryLimit`, `error.OutputTooLarge`,
+    /// `error.PluginSerialization`, `error.PluginProtocol`,
+    /// `error.StreamInputFailed` (a bidirectional stream's producer
+    /// failed); `error.Misuse` when another thread is using the stream.
+    /// After the end or an error the stream is over: every later call
+    /// answers the same.
+    pub fn next(stream: *Stream, diag: ?*Diagnostics) Error!?[]const u8 {
+        var item: [*c]const u8 = null;
+        var len: usize = 0;
+        const status = c.fidius_host_stream_next(stream.handle, &item, &len, errorSlot(diag));
+        if (status == c.FIDIUS_HOST_STATUS_STREAM_END) {
+            if (diag) |d| d.deinit();
+            return null;
+        }
+        try check(status);
+        if (len == 0) return &.{};
+        return item[0..len];
+    }
+
+    /// `next` with the item as JSON text (NUL-terminated), borrowed from
+    /// the stream until its next call or `deinit`; null at the end. Errors
+    /// as `next`.
+    pub fn nextJson(stream: *Stream, diag: ?*Diagnostics) Error!?[:0]const u8 {
+        var json: [*c]const u8 = null;
+        var len: usize = 0;
+        const status = c.fidius_host_stream_next_json(stream.handle, &json, &len, errorSlot(diag));
+        if (status == c.FIDIUS_HOST_STATUS_STREAM_END) {
+            if (diag) |d| d.deinit();
+            return null;
+        }
+        try check(status);
+        if (json == null) return error.InternalPanic;
+        const text: [*:0]const u8 = @ptrCast(json);
+        return text[0..len :0];
+    }
+
+    /// Ends the stream with `error.Timeout` once `milliseconds` from now
+    /// have passed (0 removes the deadline). A WASM or Python plugin busy
+    /// making an item then is stopped; a native plugin is checked between
+    /// items. The call deadline of each item still applies. Errors:
+    /// `error.Misuse` when another thread is using the stream.
+    pub fn setDeadline(stream: *Stream, milliseconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_stream_set_deadline(stream.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// How many items of its input a bidirectional stream's plugin has read
+    /// so far; 0 for a server stream, and while another thread is using the
+    /// stream.
+    pub fn itemsRead(stream: *const Stream) u64 {
+        return c.fidius_host_stream_items_read(stream.handle);
+    }
+};
+
+/// What a `StreamInput` asks for the items of a `Stream<T>` argument.
+pub fn Producer(comptime Context: type) type {
+    return struct {
+        /// The next item, or null at the end: bincode of the item type for
+        /// the raw calls (`callStream`, `callClientStream`), JSON text for
+        /// the `Json` ones. The bytes must stay valid until `next` is called
+        /// again (or the input is released); they are copied before that.
+        ///
+        /// Called when the plugin reads its next item, never after the end
+        /// it reported: during a client-stream call, or during
+        /// `Stream.next` of a bidirectional stream, on that thread. It must
+        /// not use the stream it feeds (`error.Misuse`).
+        ///
+        /// Any error fails the call (or the bidirectional stream) with
+        /// `error.StreamInputFailed`: the plugin is told its input ended
+        /// and its result is discarded. An error of `fidius.Error` is
+        /// reported as its status (`error.Io` gives the message "the
+        /// producer returned IO"); any other error as IO. Keep the error
+        /// in the context if the caller needs it.
+        next: fn (context: Context) anyerror!?[]const u8,
+        /// Called once with the context when the input is no longer used:
+        /// when the call returns, when a bidirectional stream ends or is
+        /// deinitialized, and when the call fails before it starts. May be
+        /// null.
+        release: ?fn (context: Context) void = null,
+    };
+}
+
+/// The items of a `Stream<T>` argument, handed to `Plugin.callClientStream`,
+/// `Plugin.callClientStreamJson` or (bidirectional) `Plugin.callStream` and
+/// `Plugin.callStreamJson`. Hand each input to exactly one call: the call
+/// consumes it and releases it once, whatever the outcome (an input never
+/// handed to a call is never released).
+pub const StreamInput = struct {
+    c_input: c.fidius_host_stream_input_t,
+
+    /// An input that asks `producer.next(context)` for each item and calls
+    /// `producer.release(context)` once when done.
+    ///
+    /// `Context` is a single-item pointer type (or `void`); `context` is
+    /// handed to the producer unchanged.
+    ///
+    ///     const Lines = struct {
+    ///         lines: std.mem.SplitIterator(u8, .scalar),
+    ///         fn next(lines: *Lines) anyerror!?[]const u8 {
+    ///             return lines.lines.next();
+    ///         }
+    ///     };
+    ///     var lines: Lines = .{ .lines = std.mem.splitScalar(u8, "\"a\"\n\"b\"", '\n') };
+    ///     const input = StreamInput.init(*Lines, &lines, .{ .next = Lines.next });
+    pub fn init(comptime Context: type, context: Context, comptime producer: Producer(Context)) StreamInput {
+        const Adapter = ContextAdapter(Context, "StreamInput.init");
+        const Trampoline = struct {
+            fn produceC(userdata: ?*anyopaque, item: [*c][*c]const u8, item_len: [*c]usize) callconv(.c) u32 {
+                const next_item = producer.next(Adapter.toContext(userdata)) catch |err| return producerFailure(err);
+                const bytes = next_item orelse return c.FIDIUS_HOST_STATUS_STREAM_END;
+                item.* = bytes.ptr;
+                item_len.* = bytes.len;
+                return c.FIDIUS_HOST_STATUS_OK;
+            }
+
+            fn releaseC(userdata: ?*anyopaque) callconv(.c) void {
+                producer.release.?(Adapter.toContext(userdata));
+            }
+        };
+        return .{ .c_input = .{
+            .produce = Trampoline.produceC,
+            .userdata = Adapter.toUserdata(context),
+            .free_userdata = if (producer.release != null) Trampoline.releaseC else null,
+        } };
+    }
+};
+
+/// The status a producer's error is reported with: its own for an error
+/// of `Error`, IO for any other.
+fn producerFailure(err: anyerror) u32 {
+    inline for (status_errors) |entry| {
+        if (err == entry[1]) return @backingInt(entry[0]);
+    }
+    return c.FIDIUS_HOST_STATUS_IO;
+}
+
+/// The items of a `Stream<T>` argument from a slice: each a bincode value
+/// of the item type (raw calls) or JSON text (`Json` calls), handed out in
+/// order. The slice and the `Items` must outlive the call, or the
+/// bidirectional stream, they feed.
+///
+///     var words: fidius.Items = .{ .items = &.{ "\"hey\"", "\"you\"" } };
+///     var stream = try plugin.callStreamJson("shout", "[\"!\"]", words.input(), null);
+pub const Items = struct {
+    items: []const []const u8,
+    /// How many items the plugin has read so far.
+    read: usize = 0,
+
+    /// The input handing out `items.items` from `items.read` on.
+    pub fn input(items: *Items) StreamInput {
+        return StreamInput.init(*Items, items, .{ .next = next });
+    }
+
+    fn next(items: *Items) anyerror!?[]const u8 {
+        if (items.read >= items.items.len) return null;
+        defer items.read += 1;
+        return items.items[items.read];
+    }
+};
+
+// ---------------------------------------------------------------------------
 // Unit tests of the tables above (the API tests are in tests/)
 // ---------------------------------------------------------------------------
 
@@ -1988,7 +2276,7 @@ test "every status has exactly one error, and its name is the library's" {
         const status: Status = @fromBackingInt(field_value);
         var expected_name: [64]u8 = undefined;
         try std.testing.expectEqualStrings(std.ascii.upperString(&expected_name, field_name), status.name());
-        if (status == .ok) continue;
+        if (status == .ok or status == .stream_end) continue;
         const err = errorFromStatus(status);
         try std.testing.expect(err != error.UnknownStatus);
         try std.testing.expectEqual(status, statusFromError(err).?);
@@ -1997,6 +2285,15 @@ test "every status has exactly one error, and its name is the library's" {
     try std.testing.expectEqual(@typeInfo(Error).error_set.error_names.?.len - 1, status_errors.len);
     try std.testing.expectEqual(error.UnknownStatus, errorFromStatus(@fromBackingInt(123456)));
     try std.testing.expectEqual(null, statusFromError(error.UnknownStatus));
+}
+
+test "the end of a stream is no error, its failures are" {
+    try std.testing.expectEqual(error.UnknownStatus, errorFromStatus(.stream_end));
+    try std.testing.expectEqualStrings("STREAM_END", Status.stream_end.name());
+    try std.testing.expectEqual(Status.stream_mismatch, statusFromError(error.StreamMismatch).?);
+    try std.testing.expectEqual(Status.stream_input_failed, statusFromError(error.StreamInputFailed).?);
+    try std.testing.expectEqual(@as(u32, c.FIDIUS_HOST_STATUS_IO), producerFailure(error.SomethingElse));
+    try std.testing.expectEqual(@as(u32, c.FIDIUS_HOST_STATUS_MISUSE), producerFailure(error.Misuse));
 }
 
 test "the library is the version of the header" {

@@ -11,4 +11,5 @@ test {
     _ = @import("threads_test.zig");
     _ = @import("configured_test.zig");
     _ = @import("host_functions_test.zig");
+    _ = @import("streams_test.zig");
 }

@@ -114,7 +114,7 @@ test "discovery lists the Python packages" {
     for (0..found.pluginCount()) |i| {
         if (found.plugin(i).?.runtime() == .python) python_count += 1;
     }
-    try testing.expectEqual(@as(usize, 3), python_count); // calc, types, raising
+    try testing.expectEqual(@as(usize, 4), python_count); // calc, types, raising, stream
 }
 
 const hostile_manifest =

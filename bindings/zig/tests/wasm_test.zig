@@ -315,7 +315,7 @@ test "discovery lists the WASM packages" {
     defer host.deinit();
     var found = try host.discover(null);
     defer found.deinit();
-    var names: [4][]const u8 = undefined;
+    var names: [5][]const u8 = undefined;
     var wasm_count: usize = 0;
     for (0..found.pluginCount()) |i| {
         const info = found.plugin(i).?;
@@ -323,12 +323,13 @@ test "discovery lists the WASM packages" {
         if (wasm_count < names.len) names[wasm_count] = info.name();
         wasm_count += 1;
     }
-    try testing.expectEqual(@as(usize, 4), wasm_count);
+    try testing.expectEqual(@as(usize, 5), wasm_count);
     std.mem.sort([]const u8, &names, {}, lessThan);
     try testing.expectEqualStrings("FetchGuest", names[0]);
     try testing.expectEqualStrings("HostileGuest", names[1]);
     try testing.expectEqualStrings("SocketGuest", names[2]);
     try testing.expectEqualStrings("WasmCalculator", names[3]);
+    try testing.expectEqualStrings("WasmStreams", names[4]);
 }
 
 fn lessThan(_: void, a: []const u8, b: []const u8) bool {
