@@ -47,13 +47,41 @@
 // Host functions run on several goroutines and threads at once; see
 // Binding for what they may do and return.
 //
+// # Streams
+//
+// Methods with Stream<T> in their signature (the plugin must be loaded
+// with an interface) are called with the streaming calls; a unary call of
+// one, or a streaming call of a unary method, fails with ErrStreamMismatch.
+// A server-streaming method (`-> Stream<T>`) gives a *Stream, whose items
+// are pulled one at a time (Next, NextJSON; io.EOF at the end) or ranged
+// over (All, AllJSON); breaking out of the loop, or Close, cancels it:
+//
+//	s, err := p.CallStreamJSON("count", "[3, 7]", nil)
+//	if err != nil { ... }
+//	for item, err := range s.AllJSON() { // "3", "4", "5", "6"
+//		if err != nil { ... }
+//	}
+//
+// The items of a Stream<T> argument are Items, made from an iterator
+// (ItemsFromSeq, ItemsFromSeq2), a channel (ItemsFromChan) or a function
+// (ItemsFromFunc), and read lazily, as the plugin asks for them: during the
+// call for a client-streaming method (Plugin.CallClientStream, one result),
+// during Stream.Next for a bidirectional one (Plugin.CallStream with its
+// input):
+//
+//	sum, err := p.CallClientStreamJSON("sum", "[]", fidius.ItemsFromChan(numbers))
+//	s, err := p.CallStreamJSON("shout", `["!"]`, fidius.ItemsFromSeq(words))
+//
+// Items that fail (an error, a panic, an item not of the item type) fail
+// the call or stream with ErrStreamInputFailed, which wraps their error.
+//
 // # Memory
 //
 // Every string, byte slice and struct this package returns is a copy in Go
 // memory: it stays valid after the handle it came from is closed. Handles
 // (Host, Plugin, Interface, InterfaceBuilder, EgressPolicy, Binding,
-// Builder) are io.Closers: Close is idempotent, accepts a nil receiver and
-// returns nil.
+// Builder, Stream) are io.Closers: Close is idempotent, accepts a nil
+// receiver and returns nil.
 // A runtime cleanup frees a handle that is garbage collected without
 // Close, but closing explicitly releases libraries and WASM instances at a
 // known time.
@@ -64,8 +92,14 @@
 // concurrent use, and the Go functions of egress policies and bindings
 // must be too.
 // Builder and InterfaceBuilder are not: set one up from a single goroutine.
+// A Stream is used by one goroutine at a time (concurrent calls are
+// serialized) and may move between goroutines; its input Items are asked
+// for one item at a time, on the goroutine calling the plugin or pulling
+// the stream.
 // LoadOptions and the result types are plain data. Close waits for calls
-// running on the same handle, so a handle is never freed under a call.
+// running on the same handle (a Stream's Close, which never waits, leaves
+// the stream to the Next running, which cancels it as it returns), so a
+// handle is never freed under a call.
 //
 // # Building
 //

@@ -35,6 +35,10 @@ type Error struct {
 	// MethodOutOfRange).
 	mismatch         *mismatch
 	methodOutOfRange *methodOutOfRange
+
+	// cause is the Go error behind the failure, when Go code caused it (the
+	// error of a stream's Items for StatusStreamInputFailed); see Unwrap.
+	cause error
 }
 
 type mismatch struct{ expected, found uint64 }
@@ -68,6 +72,14 @@ func (e *Error) Error() string {
 		return "fidius: " + e.Status.String()
 	}
 	return "fidius: " + e.Status.String() + ": " + e.Message
+}
+
+// Unwrap returns the Go error that caused the failure, or nil: for
+// StatusStreamInputFailed, the error the Items of a Stream<T> argument
+// reported (for a panic, an error naming the panic value), so that
+// errors.Is and errors.As reach it too.
+func (e *Error) Unwrap() error {
+	return e.cause
 }
 
 // Is reports whether target is an *Error of the same status, so that

@@ -73,6 +73,10 @@ const (
 	// not read past the limit.
 	StatusFileTooLarge Status = C.FIDIUS_HOST_STATUS_FILE_TOO_LARGE
 
+	// StatusStreamEnd (STREAM_END): not an error: a stream has no more
+	// items. Stream.Next reports it as io.EOF, so no *Error carries it.
+	StatusStreamEnd Status = C.FIDIUS_HOST_STATUS_STREAM_END
+
 	// StatusFileNotFound (FILE_NOT_FOUND): the file does not exist.
 	StatusFileNotFound Status = C.FIDIUS_HOST_STATUS_FILE_NOT_FOUND
 
@@ -291,6 +295,21 @@ const (
 	// plugin is done.
 	StatusInstancePoolExhausted Status = C.FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED
 
+	// StatusStreamMismatch (STREAM_MISMATCH): the call does not match how the
+	// method streams: a unary call (Plugin.Call, Plugin.CallJSON) of a
+	// streaming method, a stream call of a unary one, a client-stream call of
+	// a method that returns a stream, or a bidirectional stream call without
+	// the items its Stream<T> argument needs (or a server-streaming one with
+	// them). Nothing was called.
+	StatusStreamMismatch Status = C.FIDIUS_HOST_STATUS_STREAM_MISMATCH
+
+	// StatusStreamInputFailed (STREAM_INPUT_FAILED): the items the host
+	// supplied for a Stream<T> argument failed: the Items reported an error
+	// or panicked, or gave an item that is not a value of the item type. The
+	// plugin was told the input ended; its result (or the rest of its output
+	// stream) was discarded.
+	StatusStreamInputFailed Status = C.FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED
+
 	// StatusInvalidInterface (INVALID_INTERFACE): an interface (signature,
 	// type declaration or file) is malformed, or uses a type that is neither
 	// builtin nor declared.
@@ -485,6 +504,12 @@ var (
 	// ErrInstancePoolExhausted matches errors of status
 	// StatusInstancePoolExhausted.
 	ErrInstancePoolExhausted = &Error{Status: StatusInstancePoolExhausted}
+
+	// ErrStreamMismatch matches errors of status StatusStreamMismatch.
+	ErrStreamMismatch = &Error{Status: StatusStreamMismatch}
+
+	// ErrStreamInputFailed matches errors of status StatusStreamInputFailed.
+	ErrStreamInputFailed = &Error{Status: StatusStreamInputFailed}
 
 	// ErrInvalidInterface matches errors of status StatusInvalidInterface.
 	ErrInvalidInterface = &Error{Status: StatusInvalidInterface}

@@ -281,7 +281,7 @@ func TestWasmDiscovery(t *testing.T) {
 			wasm[info.Name] = true
 		}
 	}
-	if len(wasm) != 4 || !wasm["WasmCalculator"] || !wasm["HostileGuest"] || !wasm["FetchGuest"] || !wasm["SocketGuest"] {
+	if len(wasm) != 5 || !wasm["WasmCalculator"] || !wasm["HostileGuest"] || !wasm["FetchGuest"] || !wasm["SocketGuest"] || !wasm["WasmStreams"] {
 		t.Errorf("WASM plugins found: %v", wasm)
 	}
 }
