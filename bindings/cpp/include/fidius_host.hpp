@@ -10,11 +10,19 @@
  *   fidius::Plugin calc = host.load("BasicCalculator", options);
  *   std::string sum = calc.call_json("add", "[3, 7]");          // "10"
  *
+ * Streaming methods (`Stream<T>` results and arguments) have their own
+ * calls: Plugin::call_stream / call_stream_json return a fidius::Stream to
+ * pull (or range-for over), Plugin::call_client_stream / _json read the
+ * items of a `Stream<T>` argument from a producer or a range:
+ *
+ *   for (const std::string &n : plugin.call_stream_json("count", "[3, 7]").json_items()) ...
+ *   std::string total = plugin.call_client_stream_json("sum", "[]", {"1", "2", "39"});  // "42"
+ *
  * CONVENTIONS
  *   - Every C handle has one move-only class (Builder, Host, Plugin,
- *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy, Binding)
- *     holding a std::unique_ptr whose deleter is the handle's C free
- *     function: the rule of zero, no class declares a copy, move or
+ *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy, Binding,
+ *     Stream) holding a std::unique_ptr whose deleter is the handle's C
+ *     free function: the rule of zero, no class declares a copy, move or
  *     destructor. Moving leaves the source empty (`!obj`,
  *     `obj.get() == nullptr`). Using an empty object throws fidius::Error
  *     with Status::NullArgument; destroying or assigning to it is always
@@ -28,18 +36,24 @@
  *     details, the values of a mismatch, the index of a method out of
  *     range. No status of the C API is ever ignored. Host functions (the
  *     callback of a Binding) throw fidius::HostError to return an error
- *     to the plugin; no exception ever crosses into the library.
+ *     to the plugin, and a stream's item producer throws to fail its
+ *     input (Status::StreamInputFailed); no exception ever crosses into
+ *     the library. The end of a stream (Status::StreamEnd) is not an
+ *     error: Stream::next() returns std::nullopt.
  *   - Text inputs are std::string_view and are passed with their length,
  *     so they need no terminating NUL. Byte inputs are fidius::bytes_view.
  *     Text and JSON outputs are std::string. Byte outputs are fidius::Bytes,
  *     which owns the library's buffer without copying it and releases it
- *     when destroyed (Bytes::to_vector() copies).
+ *     when destroyed (Bytes::to_vector() copies); only a stream's raw
+ *     items are borrowed (bytes_view), until its next pull.
  *
  * THREADS
  *   As in C: Host, Plugin and Interface may be used from any number of
  *   threads at once (their methods are const); Builder, InterfaceBuilder,
- *   LoadOptions and EgressPolicy by one thread at a time; a Binding's
- *   handle is shareable. Egress callbacks and rules and host functions
+ *   LoadOptions, EgressPolicy and Stream by one thread at a time (a
+ *   Stream may move between threads); a Binding's handle is shareable.
+ *   Item producers run on the thread that called the plugin or pulls the
+ *   stream they feed. Egress callbacks and rules and host functions
  *   may run on several threads at once and must be thread-safe; response
  *   rules (and HTTP rules asked about a retry) run on the library's I/O
  *   threads.
@@ -55,12 +69,15 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -82,6 +99,10 @@ enum class Status : std::uint32_t {
     Io = FIDIUS_HOST_STATUS_IO,
     NotARegularFile = FIDIUS_HOST_STATUS_NOT_A_REGULAR_FILE,
     FileTooLarge = FIDIUS_HOST_STATUS_FILE_TOO_LARGE,
+    /// Not an error: a stream has no more items. Stream::next() answers it
+    /// with std::nullopt, and an item producer with std::nullopt gives it;
+    /// no fidius::Error carries it.
+    StreamEnd = FIDIUS_HOST_STATUS_STREAM_END,
     FileNotFound = FIDIUS_HOST_STATUS_FILE_NOT_FOUND,
     PluginNotFound = FIDIUS_HOST_STATUS_PLUGIN_NOT_FOUND,
     NotALibrary = FIDIUS_HOST_STATUS_NOT_A_LIBRARY,
@@ -135,6 +156,15 @@ enum class Status : std::uint32_t {
     Timeout = FIDIUS_HOST_STATUS_TIMEOUT,
     MemoryLimit = FIDIUS_HOST_STATUS_MEMORY_LIMIT,
     InstancePoolExhausted = FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED,
+    /// The call does not match how the method streams (a unary call of a
+    /// streaming method, a stream call of a unary one, a client-stream call
+    /// of a method that returns a stream, a bidirectional call without an
+    /// input); nothing was called.
+    StreamMismatch = FIDIUS_HOST_STATUS_STREAM_MISMATCH,
+    /// The items given for a `Stream<T>` argument failed: the producer threw,
+    /// or gave an item that is not a value of the item type. The plugin was
+    /// told the input ended; its result was discarded.
+    StreamInputFailed = FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED,
     InvalidInterface = FIDIUS_HOST_STATUS_INVALID_INTERFACE,
 };
 
@@ -326,11 +356,15 @@ using Handle = std::unique_ptr<T, Deleter<Free>>;
 using OwnedString = Handle<char, fidius_host_string_free>;
 
 /// Throws the C error of a failed call as fidius::Error (PluginError for
-/// plugin errors), with every detail the error object carries.
-[[noreturn]] inline void throw_error(fidius_host_status status, const fidius_host_error_t *error) {
+/// plugin errors), with every detail the error object carries; `addendum`,
+/// when not empty, is appended to the library's message (what the binding
+/// knows besides, e.g. what a producer threw).
+[[noreturn]] inline void throw_error(fidius_host_status status, const fidius_host_error_t *error,
+                                     std::string_view addendum = {}) {
     const Status code = static_cast<Status>(status);
     std::string message = error != nullptr ? text_or_empty(fidius_host_error_message(error))
                                            : std::string("the call failed without an error object");
+    message += addendum;
     ErrorDetails details;
     details.plugin_code = optional_text(fidius_host_error_plugin_code(error));
     details.plugin_message = optional_text(fidius_host_error_plugin_message(error));
@@ -1433,6 +1467,425 @@ private:
 };
 
 // ---------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------
+
+/// Gives the items of the `Stream<T>` argument of a raw streaming call
+/// (Plugin::call_client_stream, or Plugin::call_stream of a bidirectional
+/// method): each call returns the bincode of the next item, or
+/// std::nullopt at the end of the input.
+///
+/// It is called when the plugin reads its next item — during a
+/// client-stream call, or while Stream::next pulls a bidirectional stream —
+/// on that thread, never after the call or stream ends: the input is read
+/// exactly as far as the plugin reads it. The item it returns is copied
+/// before it is called again. An exception it throws fails the input (it
+/// never reaches the library): the call, or the stream's pull, throws
+/// Status::StreamInputFailed, whose message ends with the exception's
+/// what(). The producer, and whatever it captured, is destroyed exactly
+/// once, when the input is done: when the call returns, when a
+/// bidirectional stream ends or is destroyed, or when the call fails before
+/// it starts.
+using ItemProducer = std::function<std::optional<std::vector<std::uint8_t>>()>;
+
+/// Like ItemProducer, for the JSON calls (Plugin::call_client_stream_json,
+/// Plugin::call_stream_json): each item is the JSON text of a value of the
+/// item type, e.g. "42" or "\"word\"".
+using JsonItemProducer = std::function<std::optional<std::string>()>;
+
+namespace detail {
+
+/// What the producer of a `Stream<T>` argument threw, shared by the input
+/// the library owns and the call or stream that reports the failure: the
+/// library itself only learns that the producer failed.
+struct ProducerFailure {
+    std::string what;  ///< empty while nothing was thrown
+};
+
+/// What a call failing with STREAM_INPUT_FAILED adds to the library's
+/// message: the exception the producer threw, if it threw one.
+inline std::string producer_note(const ProducerFailure *failure) {
+    if (failure == nullptr || failure->what.empty()) return std::string();
+    return " (the producer threw: " + failure->what + ")";
+}
+
+/// Like invoke, for a call fed by an input whose producer may have thrown:
+/// a STREAM_INPUT_FAILED error says what it threw.
+template <typename... Params, typename... Args>
+void invoke_fed(const ProducerFailure &failure, fidius_host_status (*function)(Params...), Args &&...args) {
+    fidius_host_error_t *raw_error = nullptr;
+    const fidius_host_status status = function(std::forward<Args>(args)..., &raw_error);
+    const Handle<fidius_host_error_t, fidius_host_error_free> error(raw_error);
+    if (status == FIDIUS_HOST_STATUS_OK) return;
+    throw_error(status, error.get(), status == FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED ? producer_note(&failure) : "");
+}
+
+/// The items of a `Stream<T>` argument behind a fidius_host_stream_input_t.
+/// `Next` is a callable giving the next item as a view (valid until it is
+/// called again), or std::nullopt at the end.
+template <typename Next>
+class Input {
+public:
+    Input(Next next, std::shared_ptr<ProducerFailure> failure)
+        : next_(std::move(next)), failure_(std::move(failure)) {}
+
+    /// The C input of `next`. The library owns it from the call it is given
+    /// to on and calls release exactly once: when the input is done, or at
+    /// once when the call fails before it starts. Nothing between this and
+    /// that call may throw.
+    static fidius_host_stream_input_t make(Next next, std::shared_ptr<ProducerFailure> failure) {
+        auto input = std::make_unique<Input>(std::move(next), std::move(failure));
+        return fidius_host_stream_input_t{&Input::produce, input.release(), &Input::release};
+    }
+
+private:
+    // The C trampoline: nothing may unwind into the library, so an
+    // exception becomes a failure status (noted for the error thrown then).
+    static std::uint32_t produce(void *userdata, const std::uint8_t **item, std::size_t *item_len) noexcept {
+        auto *input = static_cast<Input *>(userdata);
+        if (input == nullptr || item == nullptr || item_len == nullptr) return FIDIUS_HOST_STATUS_NULL_ARGUMENT;
+        try {
+            const std::optional<bytes_view> next = input->next_();
+            if (!next) return FIDIUS_HOST_STATUS_STREAM_END;
+            *item = bytes_of(*next);
+            *item_len = next->size();
+            return FIDIUS_HOST_STATUS_OK;
+        } catch (...) {
+            return input->note_exception();
+        }
+    }
+
+    // Notes the exception being handled and returns the status the library
+    // is told (and names in its message): a fidius::Error's own status, and
+    // INTERNAL_PANIC for any other exception, as for a host function.
+    std::uint32_t note_exception() noexcept {
+        std::uint32_t status = FIDIUS_HOST_STATUS_INTERNAL_PANIC;
+        try {
+            try {
+                throw;
+            } catch (const Error &error) {
+                if (error.status() != Status::Ok && error.status() != Status::StreamEnd)
+                    status = static_cast<std::uint32_t>(error.status());
+                failure_->what = error.what();
+            } catch (const std::exception &exception) {
+                failure_->what = exception.what();
+            } catch (...) {
+                failure_->what = "an exception that is not a std::exception";
+            }
+        } catch (...) {
+            // No memory to say what it was: the status alone tells.
+        }
+        return status;
+    }
+
+    static void release(void *userdata) noexcept { delete static_cast<Input *>(userdata); }
+
+    Next next_;
+    std::shared_ptr<ProducerFailure> failure_;
+};
+
+inline bytes_view item_bytes(const std::string &json) noexcept { return bytes_view(std::string_view(json)); }
+inline bytes_view item_bytes(const std::vector<std::uint8_t> &bincode) noexcept { return bytes_view(bincode); }
+inline bytes_view item_bytes(std::string_view json) noexcept { return bytes_view(json); }
+inline bytes_view item_bytes(bytes_view bincode) noexcept { return bincode; }
+
+/// The C input of a user's producer (ItemProducer, JsonItemProducer),
+/// keeping each item it returns until it is called again.
+template <typename Item>
+fidius_host_stream_input_t producer_input(std::function<std::optional<Item>()> producer,
+                                          const std::shared_ptr<ProducerFailure> &failure) {
+    if (!producer) throw Error(Status::NullArgument, "the item producer is empty");
+    auto next = [producer = std::move(producer),
+                 current = std::optional<Item>()]() mutable -> std::optional<bytes_view> {
+        current = producer();
+        if (!current) return std::nullopt;
+        return item_bytes(*current);
+    };
+    return Input<decltype(next)>::make(std::move(next), failure);
+}
+
+/// The C input of the items of a range the caller keeps alive during the
+/// call: each item is viewed in place (or, when the range makes its items
+/// as it goes, kept until the next one).
+template <typename View, typename Iterator>
+fidius_host_stream_input_t range_input(Iterator at, Iterator end, const std::shared_ptr<ProducerFailure> &failure) {
+    using Reference = decltype(*at);
+    using Made = std::conditional_t<std::is_lvalue_reference_v<Reference>, View, std::decay_t<Reference>>;
+    auto next = [at, end, current = std::optional<Made>()]() mutable -> std::optional<bytes_view> {
+        if (at == end) return std::nullopt;
+        if constexpr (std::is_lvalue_reference_v<Reference>) {
+            const View item = *at;
+            ++at;
+            return item_bytes(item);
+        } else {
+            current.emplace(*at);
+            ++at;
+            return item_bytes(static_cast<View>(*current));
+        }
+    };
+    return Input<decltype(next)>::make(std::move(next), failure);
+}
+
+/// Whether `Range` can be read with std::begin and std::end and its items
+/// convert to `View` (std::string_view for JSON items, bytes_view for raw
+/// ones). Text and byte buffers themselves are not ranges of items.
+template <typename Range, typename View, typename = void>
+struct is_item_range : std::false_type {};
+template <typename Range, typename View>
+struct is_item_range<Range, View,
+                     std::void_t<decltype(std::begin(std::declval<const Range &>()) !=
+                                          std::end(std::declval<const Range &>()))>>
+    : std::is_convertible<decltype(*std::begin(std::declval<const Range &>())), View> {};
+template <typename Range, typename View>
+constexpr bool is_item_range_v = is_item_range<Range, View>::value;
+
+}  // namespace detail
+
+/// The output of a server-streaming or bidirectional call
+/// (Plugin::call_stream, Plugin::call_stream_json): its items, pulled one
+/// at a time. Each pull has the plugin make the next item then, on the
+/// pulling thread; nothing is produced ahead. Either pull works on either
+/// kind of call: next() gives the bincode of the item type, next_json() its
+/// JSON text.
+///
+///   fidius::Stream numbers = plugin.call_stream_json("count", "[3, 7]");
+///   for (const std::string &n : numbers.json_items()) std::cout << n << "\n";  // 3 4 5 6
+///   for (fidius::bytes_view item : plugin.call_stream(kBlobs, args)) use(item);
+///
+/// The end is std::nullopt from next() and next_json(), and the end of a
+/// range-for (StreamEnd is never thrown). An error that ended the stream
+/// (Status::PluginError with the plugin's code, PluginPanic, PluginTrap,
+/// Timeout, StreamInputFailed, ...) is thrown as fidius::Error by the pull
+/// that meets it, and by every later pull: it is sticky.
+///
+/// Destroying a stream before its end cancels it — as do cancel() and
+/// assigning over it: the plugin's producer is torn down at once, not
+/// drained, and a bidirectional stream's input is released, unread items
+/// and all. A `break` out of a range-for over a temporary stream
+/// (`for (auto item : plugin.call_stream(...))`,
+/// `plugin.call_stream_json(...).json_items()`) therefore cancels it.
+///
+/// Move-only; a moved-from Stream is empty (pulling it throws
+/// Status::NullArgument). A stream may outlive its plugin and host. It is
+/// used by one thread at a time and may move between threads: a pull while
+/// another thread is inside one throws Status::Misuse.
+class Stream {
+    // The input iterator of a stream's items: raw (bytes_view, borrowed
+    // from the stream until the next pull) or JSON (std::string). Making it
+    // pulls the first item; incrementing it pulls the next one and, at the
+    // end of the stream, makes it equal to the end iterator (a
+    // default-constructed one). A pull that fails throws the stream's error.
+    template <bool Json>
+    class basic_iterator {
+        // A copy of the item before an increment, for `*it++`.
+        using owned_type = std::conditional_t<Json, std::string, std::vector<std::uint8_t>>;
+
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = std::conditional_t<Json, std::string, bytes_view>;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const value_type *;
+        using reference = const value_type &;
+
+        /// What the postfix increment returns: the item before it, kept.
+        class previous_item {
+        public:
+            value_type operator*() const { return value_type(item_); }
+
+        private:
+            friend class basic_iterator;
+            explicit previous_item(owned_type item) : item_(std::move(item)) {}
+            owned_type item_;
+        };
+
+        /// The end iterator.
+        basic_iterator() noexcept = default;
+
+        /// The current item: raw items are borrowed from the stream until
+        /// the next pull.
+        reference operator*() const noexcept { return item_; }
+        pointer operator->() const noexcept { return &item_; }
+
+        /// Pulls the next item; at the end of the stream this becomes the
+        /// end iterator. Throws fidius::Error when the stream failed.
+        basic_iterator &operator++() {
+            pull();
+            return *this;
+        }
+        /// Pulls the next item and returns (a copy of) the current one.
+        previous_item operator++(int) {
+            previous_item previous{owned_type(item_.begin(), item_.end())};
+            pull();
+            return previous;
+        }
+
+        /// Iterators are equal when both are at the end, or both pull the
+        /// same stream (an input range has one position).
+        friend bool operator==(const basic_iterator &a, const basic_iterator &b) noexcept {
+            return a.stream_ == b.stream_;
+        }
+        friend bool operator!=(const basic_iterator &a, const basic_iterator &b) noexcept { return !(a == b); }
+
+    private:
+        friend class Stream;
+
+        explicit basic_iterator(Stream &stream) : stream_(&stream) { pull(); }
+
+        void pull() {
+            if (stream_ == nullptr) throw Error(Status::Misuse, "the end iterator of a stream was incremented");
+            if constexpr (Json) {
+                if (std::optional<std::string> next = stream_->next_json()) {
+                    item_ = std::move(*next);
+                    return;
+                }
+            } else {
+                if (const std::optional<bytes_view> next = stream_->next()) {
+                    item_ = *next;
+                    return;
+                }
+            }
+            stream_ = nullptr;
+            item_ = value_type();
+        }
+
+        Stream *stream_ = nullptr;
+        value_type item_{};
+    };
+
+public:
+    /// An input iterator over the raw items (bincode of the item type, as
+    /// bytes_view borrowed until the next pull).
+    using iterator = basic_iterator<false>;
+    /// An input iterator over the JSON items (std::string).
+    using json_iterator = basic_iterator<true>;
+    class JsonItems;
+
+    /// An empty stream object (no handle).
+    Stream() noexcept = default;
+    /// Takes ownership of a C stream handle.
+    explicit Stream(fidius_host_stream_t *stream) noexcept : handle_(stream) {}
+
+    /// Pulls the next item as the bincode of the item type; std::nullopt at
+    /// the end of the stream (and at every later pull). The bytes are
+    /// borrowed from the stream: valid until its next pull (next,
+    /// next_json, an iterator's increment), cancel() or destruction — copy
+    /// them (bytes_view::begin/end) to keep them. Throws fidius::Error with
+    /// the error that ended the stream, now and at every later pull.
+    std::optional<bytes_view> next() {
+        detail::require(get(), "Stream");
+        const std::uint8_t *item = nullptr;
+        std::size_t length = 0;
+        fidius_host_error_t *raw_error = nullptr;
+        const fidius_host_status status = fidius_host_stream_next(handle_.get(), &item, &length, &raw_error);
+        const detail::Handle<fidius_host_error_t, fidius_host_error_free> error(raw_error);
+        if (status == FIDIUS_HOST_STATUS_STREAM_END) return std::nullopt;
+        if (status != FIDIUS_HOST_STATUS_OK) fail(status, error.get());
+        return bytes_view(item, length);
+    }
+
+    /// Pulls the next item as JSON text (a copy); std::nullopt at the end.
+    /// Throws as next() does.
+    std::optional<std::string> next_json() {
+        detail::require(get(), "Stream");
+        const char *json = nullptr;
+        std::size_t length = 0;
+        fidius_host_error_t *raw_error = nullptr;
+        const fidius_host_status status = fidius_host_stream_next_json(handle_.get(), &json, &length, &raw_error);
+        const detail::Handle<fidius_host_error_t, fidius_host_error_free> error(raw_error);
+        if (status == FIDIUS_HOST_STATUS_STREAM_END) return std::nullopt;
+        if (status != FIDIUS_HOST_STATUS_OK) fail(status, error.get());
+        return json == nullptr ? std::string() : std::string(json, length);
+    }
+
+    /// Ends the stream with Status::Timeout once `timeout` from now has
+    /// passed; zero removes the deadline. A WASM or Python plugin busy
+    /// making an item then is stopped; a native one is checked between
+    /// items. The call deadline of each item still applies.
+    void set_deadline(std::chrono::milliseconds timeout) {
+        detail::require(get(), "Stream");
+        const std::uint64_t milliseconds = detail::milliseconds_of(timeout, "the stream deadline");
+        detail::invoke(fidius_host_stream_set_deadline, handle_.get(), milliseconds);
+    }
+
+    /// How many items of its input a bidirectional stream's plugin has read
+    /// so far; 0 for a server stream and an empty object.
+    std::uint64_t items_read() const noexcept { return fidius_host_stream_items_read(handle_.get()); }
+
+    /// Cancels the stream now, if it has not ended (see the class), and
+    /// frees it: this object is empty afterwards.
+    void cancel() noexcept {
+        handle_.reset();
+        input_failure_.reset();
+    }
+
+    /// The raw items, for a range-for: `for (fidius::bytes_view item :
+    /// stream)`. begin() pulls the first item not pulled yet.
+    iterator begin() { return iterator(*this); }
+    iterator end() noexcept { return iterator(); }
+
+    /// The JSON items, for a range-for: `for (const std::string &item :
+    /// stream.json_items())`. From a stream object the range pulls that
+    /// stream; from a temporary one (`plugin.call_stream_json(...)
+    /// .json_items()`) it owns the stream, which leaving the loop early
+    /// then cancels.
+    JsonItems json_items() &;
+    JsonItems json_items() &&;
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    fidius_host_stream_t *get() noexcept { return handle_.get(); }
+    const fidius_host_stream_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C handle (free it with fidius_host_stream_free).
+    fidius_host_stream_t *release() noexcept {
+        input_failure_.reset();
+        return handle_.release();
+    }
+
+private:
+    friend class Plugin;
+
+    Stream(fidius_host_stream_t *stream, std::shared_ptr<detail::ProducerFailure> input_failure) noexcept
+        : handle_(stream), input_failure_(std::move(input_failure)) {}
+
+    json_iterator json_begin() { return json_iterator(*this); }
+
+    // Throws the error that ended the stream; a failed input says what its
+    // producer threw.
+    [[noreturn]] void fail(fidius_host_status status, const fidius_host_error_t *error) const {
+        detail::throw_error(status, error,
+                            status == FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED ? detail::producer_note(input_failure_.get())
+                                                                             : std::string());
+    }
+
+    detail::Handle<fidius_host_stream_t, fidius_host_stream_free> handle_;
+    // What a bidirectional stream's producer threw, if it did (shared with
+    // the input the library owns); none for a server stream.
+    std::shared_ptr<detail::ProducerFailure> input_failure_;
+};
+
+/// The JSON items of a stream as a range (Stream::json_items()): an input
+/// range, read once.
+class Stream::JsonItems {
+public:
+    /// Pulls the first JSON item not pulled yet.
+    json_iterator begin() { return target().json_begin(); }
+    json_iterator end() noexcept { return json_iterator(); }
+
+private:
+    friend class Stream;
+
+    explicit JsonItems(Stream *borrowed) noexcept : borrowed_(borrowed) {}
+    explicit JsonItems(Stream &&owned) noexcept : owned_(std::move(owned)) {}
+
+    Stream &target() noexcept { return borrowed_ != nullptr ? *borrowed_ : owned_; }
+
+    Stream *borrowed_ = nullptr;  // the stream of an lvalue
+    Stream owned_;                // the stream of an rvalue, moved here
+};
+
+inline Stream::JsonItems Stream::json_items() & { return JsonItems(this); }
+inline Stream::JsonItems Stream::json_items() && { return JsonItems(std::move(*this)); }
+
+// ---------------------------------------------------------------------------
 // Plugins
 // ---------------------------------------------------------------------------
 
@@ -1523,6 +1976,131 @@ public:
                        args_json.size(), &raw_json, &length);
         const detail::OwnedString json(raw_json);
         return json ? std::string(json.get(), length) : std::string();
+    }
+
+    /// Starts a server-streaming call of method `method` (declaration
+    /// index; a method returning `Stream<T>`) with `args`, the bincode
+    /// tuple of its arguments. The plugin must have been loaded with an
+    /// interface (it says which methods stream). The plugin has started the
+    /// stream when this returns; its items are made as they are pulled.
+    /// Throws Status::StreamMismatch when the method does not stream out,
+    /// or is bidirectional (give it an input), with nothing run; and the
+    /// errors of call() when the plugin fails to start the stream
+    /// (fidius::PluginError for its own error).
+    Stream call_stream(std::uint32_t method, bytes_view args = {}) const {
+        fidius_host_stream_t *stream = nullptr;
+        detail::invoke(fidius_host_plugin_call_stream, handle_.get(), method, args.data(), args.size(),
+                       static_cast<const fidius_host_stream_input_t *>(nullptr), &stream);
+        return Stream(stream);
+    }
+
+    /// Starts a bidirectional call of method `method`: `args` is the
+    /// bincode tuple of every argument but the `Stream<T>` one, whose items
+    /// `input` gives (bincode of T; see ItemProducer). The input is read
+    /// lazily, as the plugin asks for it while the stream is pulled
+    /// (Stream::items_read tells how far), and released when the stream
+    /// ends or is destroyed. Throws as the call_stream above;
+    /// Status::StreamMismatch also for a server-streaming method, and
+    /// Status::NullArgument for an empty producer. On every failure the
+    /// producer is released.
+    Stream call_stream(std::uint32_t method, bytes_view args, ItemProducer input) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input = detail::producer_input(std::move(input), failure);
+        fidius_host_stream_t *stream = nullptr;
+        detail::invoke_fed(*failure, fidius_host_plugin_call_stream, handle_.get(), method, args.data(), args.size(),
+                           &c_input, &stream);
+        return Stream(stream, std::move(failure));
+    }
+
+    /// Like call_stream, by method name with a JSON array of every argument
+    /// (e.g. "[3, 7]"). The stream is pulled as JSON (Stream::next_json,
+    /// Stream::json_items) or as bincode (Stream::next). Also throws
+    /// Status::UnknownMethod, InvalidJson and ArgumentMismatch.
+    Stream call_stream_json(std::string_view method, std::string_view args_json) const {
+        fidius_host_stream_t *stream = nullptr;
+        detail::invoke(fidius_host_plugin_call_stream_json, handle_.get(), detail::data_of(method), method.size(),
+                       detail::data_of(args_json), args_json.size(),
+                       static_cast<const fidius_host_stream_input_t *>(nullptr), &stream);
+        return Stream(stream);
+    }
+
+    /// Like the bidirectional call_stream, by method name with JSON: a JSON
+    /// array of every argument but the `Stream<T>` one (e.g. `["!"]`), and
+    /// an input that gives JSON items (see JsonItemProducer).
+    Stream call_stream_json(std::string_view method, std::string_view args_json, JsonItemProducer input) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input = detail::producer_input(std::move(input), failure);
+        fidius_host_stream_t *stream = nullptr;
+        detail::invoke_fed(*failure, fidius_host_plugin_call_stream_json, handle_.get(), detail::data_of(method),
+                           method.size(), detail::data_of(args_json), args_json.size(), &c_input, &stream);
+        return Stream(stream, std::move(failure));
+    }
+
+    /// A client-streaming call of method `method` (a `Stream<T>` argument,
+    /// one result): `args` is the bincode tuple of every argument but the
+    /// `Stream<T>` one, `input` gives its items (bincode of T; see
+    /// ItemProducer), read during the call on this thread, as far as the
+    /// plugin reads them. Returns the result as call() does; the producer
+    /// is released before this returns, whatever the outcome. Throws the
+    /// errors of call(), and Status::StreamMismatch (the method has no
+    /// `Stream<T>` argument or returns a stream; nothing ran),
+    /// Status::StreamInputFailed (the producer threw — the message ends
+    /// with its what() — or gave an item that is not a value of T; the
+    /// plugin's result was discarded), Status::NullArgument (an empty
+    /// producer).
+    Bytes call_client_stream(std::uint32_t method, bytes_view args, ItemProducer input) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input = detail::producer_input(std::move(input), failure);
+        return client_stream(method, args, c_input, *failure);
+    }
+
+    /// Like call_client_stream, with the items of a range (a container of
+    /// std::vector<std::uint8_t>, bytes_view, Bytes, ...) the call reads in
+    /// place, in order: each the bincode of one item.
+    template <typename Range, std::enable_if_t<detail::is_item_range_v<Range, bytes_view>, int> = 0>
+    Bytes call_client_stream(std::uint32_t method, bytes_view args, const Range &items) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input =
+            detail::range_input<bytes_view>(std::begin(items), std::end(items), failure);
+        return client_stream(method, args, c_input, *failure);
+    }
+    Bytes call_client_stream(std::uint32_t method, bytes_view args, std::initializer_list<bytes_view> items) const {
+        return call_client_stream<std::initializer_list<bytes_view>>(method, args, items);
+    }
+
+    /// Like call_client_stream, by method name with JSON: `args_json` is a
+    /// JSON array of every argument but the `Stream<T>` one ("[]" when
+    /// there is none), `input` gives JSON items (see JsonItemProducer), and
+    /// the result is JSON text, as call_json returns it. Also throws
+    /// Status::UnknownMethod, InvalidJson and ArgumentMismatch.
+    std::string call_client_stream_json(std::string_view method, std::string_view args_json,
+                                        JsonItemProducer input) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input = detail::producer_input(std::move(input), failure);
+        return client_stream_json(method, args_json, c_input, *failure);
+    }
+
+    /// Like call_client_stream_json, with the items of a range (a container
+    /// of std::string, std::string_view, const char *, ...) the call reads
+    /// in place, in order: each the JSON text of one item, e.g.
+    /// `plugin.call_client_stream_json("sum", "[]", {"1", "2", "39"})`.
+    template <typename Range, std::enable_if_t<detail::is_item_range_v<Range, std::string_view>, int> = 0>
+    std::string call_client_stream_json(std::string_view method, std::string_view args_json,
+                                        const Range &items) const {
+        detail::require(get(), "Plugin");
+        auto failure = std::make_shared<detail::ProducerFailure>();
+        const fidius_host_stream_input_t c_input =
+            detail::range_input<std::string_view>(std::begin(items), std::end(items), failure);
+        return client_stream_json(method, args_json, c_input, *failure);
+    }
+    std::string call_client_stream_json(std::string_view method, std::string_view args_json,
+                                        std::initializer_list<std::string_view> items) const {
+        return call_client_stream_json<std::initializer_list<std::string_view>>(method, args_json, items);
     }
 
     /// The plugin's facts (name, interface, hash, runtime, ...).
@@ -1633,6 +2211,28 @@ public:
     fidius_host_plugin_t *release() noexcept { return handle_.release(); }
 
 private:
+    // The client-stream calls, given their C input (which the library
+    // releases whatever happens); nothing before the C call may throw.
+    Bytes client_stream(std::uint32_t method, bytes_view args, const fidius_host_stream_input_t &input,
+                        const detail::ProducerFailure &failure) const {
+        fidius_host_bytes_t output{nullptr, 0, nullptr};
+        detail::invoke_fed(failure, fidius_host_plugin_call_client_stream, handle_.get(), method, args.data(),
+                           args.size(), &input, &output);
+        return Bytes(output);
+    }
+
+    std::string client_stream_json(std::string_view method, std::string_view args_json,
+                                   const fidius_host_stream_input_t &input,
+                                   const detail::ProducerFailure &failure) const {
+        char *raw_json = nullptr;
+        std::size_t length = 0;
+        detail::invoke_fed(failure, fidius_host_plugin_call_client_stream_json, handle_.get(),
+                           detail::data_of(method), method.size(), detail::data_of(args_json), args_json.size(),
+                           &input, &raw_json, &length);
+        const detail::OwnedString json(raw_json);
+        return json ? std::string(json.get(), length) : std::string();
+    }
+
     detail::Handle<fidius_host_plugin_t, fidius_host_plugin_free> handle_;
 };
 

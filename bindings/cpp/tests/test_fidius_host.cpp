@@ -82,6 +82,12 @@ std::int64_t decode_i64(fidius::bytes_view in) {
     return value;
 }
 
+std::uint64_t read_u64(const std::uint8_t *bytes) {
+    std::uint64_t value = 0;
+    std::memcpy(&value, bytes, sizeof value);
+    return value;
+}
+
 std::vector<std::uint8_t> read_bytes(const std::string &path) {
     std::ifstream file(path, std::ios::binary);
     return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
@@ -373,6 +379,12 @@ TEST_F(FidiusTest, VersionsStatusNamesAndSignatureHashes) {
     EXPECT_EQ(fidius::status_name(fidius::Status::Ok), "OK");
     EXPECT_EQ(fidius::status_name(fidius::Status::PluginNotFound), "PLUGIN_NOT_FOUND");
     EXPECT_EQ(fidius::status_name(fidius::Status::InvalidInterface), "INVALID_INTERFACE");
+    EXPECT_EQ(fidius::status_name(fidius::Status::StreamEnd), "STREAM_END");
+    EXPECT_EQ(fidius::status_name(fidius::Status::StreamMismatch), "STREAM_MISMATCH");
+    EXPECT_EQ(fidius::status_name(fidius::Status::StreamInputFailed), "STREAM_INPUT_FAILED");
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamEnd), 10u);
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamMismatch), 316u);
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamInputFailed), 317u);
     EXPECT_EQ(fidius::status_name(static_cast<fidius::Status>(123456)), "UNKNOWN");
 
     EXPECT_EQ(fidius::signatures_hash({"add:i64,i64->i64"}), 0xbe30b9d096b2c49eULL);
@@ -892,7 +904,7 @@ TEST_F(FidiusTest, WasmCalculator) {
     std::size_t wasm_plugins = 0;
     for (const fidius::PluginInfo &info : host.discover().plugins)
         if (info.runtime == fidius::Runtime::Wasm) wasm_plugins++;
-    EXPECT_EQ(wasm_plugins, 4u);  // calc, hostile, fetch, dialer
+    EXPECT_EQ(wasm_plugins, 5u);  // calc, hostile, fetch, dialer, stream
 }
 
 TEST_F(FidiusTest, WasmDeadlineMemoryLimitAndSandbox) {
@@ -1720,6 +1732,487 @@ TEST_F(FidiusTest, SocketGuestNeedsAnEgressPolicy) {
     EXPECT_FIDIUS_ERROR(load_dialer(nullptr), fidius::Status::NoEgressPolicy, "\"tcp\" or \"udp\"");
 }
 
+// ---- streams ---------------------------------------------------------------------
+
+// The Streamer fixture (tests/fixtures/*/stream*) in one runtime.
+struct StreamPlugin {
+    const char *name;  // for the test names
+    const char *path;  // under $FIDIUS_TEST_FIXTURES
+    fidius::Runtime runtime;
+};
+
+std::ostream &operator<<(std::ostream &out, const StreamPlugin &plugin) { return out << plugin.name; }
+
+// Methods of the Streamer interface, by declaration index.
+constexpr std::uint32_t kCount = 0;       // count(from: u64, to: u64) -> Stream<u64>
+constexpr std::uint32_t kBlobs = 1;       // blobs(count: u32, size: u32) -> Stream<Vec<u8>>
+constexpr std::uint32_t kFailAfter = 2;   // fail_after(good: u32) -> Stream<u32>
+constexpr std::uint32_t kSum = 4;         // sum(items: Stream<u64>) -> u64
+constexpr std::uint32_t kCheckedSum = 5;  // checked_sum(limit: i64, items: Stream<i64>) -> Result<i64, PluginError>
+
+constexpr const char *kForever = "[0, 18446744073709551615]";  // count's arguments for a stream with no end in sight
+
+// bincode of a u64 and a u32: little-endian.
+std::vector<std::uint8_t> le_u64(std::uint64_t value) {
+    std::vector<std::uint8_t> out;
+    for (int shift = 0; shift < 64; shift += 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
+    return out;
+}
+
+void put_u32(std::vector<std::uint8_t> &out, std::uint32_t value) {
+    for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
+}
+
+std::vector<std::uint8_t> concat(std::vector<std::uint8_t> a, const std::vector<std::uint8_t> &b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+// A JSON producer's items and what happened to it: how often it was asked
+// for an item, and how often the library released it (destroyed the
+// producer and everything it captured).
+struct Feed {
+    std::size_t asked = 0;
+    int releases = 0;
+    // Called at every ask, before the item is given (may throw).
+    std::function<void(std::size_t at)> on_ask;
+
+    // A producer giving `items` (JSON texts) in turn, then the end.
+    fidius::JsonItemProducer producer(std::vector<std::string> items) { return make_producer(std::move(items)); }
+    // A producer giving `items` (bincode) in turn, then the end.
+    fidius::ItemProducer raw_producer(std::vector<std::vector<std::uint8_t>> items) {
+        return make_producer(std::move(items));
+    }
+
+private:
+    // The producer captures a probe whose last copy counts a release when it goes.
+    template <typename Item>
+    std::function<std::optional<Item>()> make_producer(std::vector<Item> items) {
+        std::shared_ptr<void> probe(nullptr, [this](void *) { releases++; });
+        return [this, probe, items = std::move(items)]() -> std::optional<Item> {
+            const std::size_t at = asked++;
+            if (on_ask) on_ask(at);
+            if (at >= items.size()) return std::nullopt;
+            return items[at];
+        };
+    }
+};
+
+// Every test runs in each runtime of the fixture, with its own host.
+class StreamsTest : public FidiusTest, public ::testing::WithParamInterface<StreamPlugin> {
+protected:
+    void SetUp() override {
+        FidiusTest::SetUp();
+        if (GetParam().runtime == fidius::Runtime::Wasm && !fidius::has_feature(fidius::Feature::Wasm))
+            GTEST_SKIP() << "built without WASM";
+        if (GetParam().runtime == fidius::Runtime::Python && !fidius::has_feature(fidius::Feature::Python))
+            GTEST_SKIP() << "built without Python";
+        plugin_ = fidius::Builder().build().load_path(path_of(GetParam().path), options_for("streamer.toml"));
+    }
+
+    bool is_wasm() const { return GetParam().runtime == fidius::Runtime::Wasm; }
+
+    // How many of the plugin's producers are alive (not meaningful in WASM,
+    // where each stream runs in an instance of its own).
+    std::string live_producers() const { return plugin_.call_json("live_producers", "[]"); }
+
+    fidius::Plugin plugin_;
+};
+
+// Expects `count` live producers in the plugin, except in WASM.
+#define EXPECT_LIVE_PRODUCERS(count)                                         \
+    do {                                                                     \
+        if (!is_wasm()) {                                                    \
+            EXPECT_EQ(live_producers(), std::to_string(count));              \
+        }                                                                    \
+    } while (0)
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, StreamsTest,
+                         ::testing::Values(StreamPlugin{"Native", "streams/libstream_plugin.so", fidius::Runtime::Cdylib},
+                                           StreamPlugin{"Wasm", "wasm/stream", fidius::Runtime::Wasm},
+                                           StreamPlugin{"Python", "python/stream", fidius::Runtime::Python}),
+                         [](const ::testing::TestParamInfo<StreamPlugin> &info) { return std::string(info.param.name); });
+
+TEST_P(StreamsTest, ServerStreamsRunToTheirEnd) {
+    // JSON, pulled one by one: the end is no item, and stays so.
+    fidius::Stream numbers = plugin_.call_stream_json("count", "[3, 7]");
+    EXPECT_TRUE(numbers);
+    for (const char *expected : {"3", "4", "5", "6"}) EXPECT_EQ(numbers.next_json(), std::optional<std::string>(expected));
+    EXPECT_EQ(numbers.next_json(), std::nullopt);
+    EXPECT_EQ(numbers.next_json(), std::nullopt);
+    EXPECT_EQ(numbers.next(), std::nullopt);
+    EXPECT_EQ(numbers.items_read(), 0u);  // a server stream reads no input
+
+    // A range-for over the JSON items of a stream object, and of a temporary one.
+    std::vector<std::string> seen;
+    fidius::Stream again = plugin_.call_stream_json("count", "[3, 7]");
+    for (const std::string &item : again.json_items()) seen.push_back(item);
+    EXPECT_EQ(seen, (std::vector<std::string>{"3", "4", "5", "6"}));
+    EXPECT_EQ(again.next_json(), std::nullopt);
+    seen.clear();
+    for (std::string item : plugin_.call_stream_json("count", "[0, 2]").json_items()) seen.push_back(item);
+    EXPECT_EQ(seen, (std::vector<std::string>{"0", "1"}));
+
+    // The iterators are input iterators: standard algorithms read them.
+    fidius::Stream counted = plugin_.call_stream_json("count", "[5, 9]");
+    fidius::Stream::JsonItems items = counted.json_items();
+    fidius::Stream::json_iterator it = items.begin();
+    EXPECT_EQ(*it++, "5");  // the item before the increment, kept
+    EXPECT_EQ(*it, "6");
+    EXPECT_EQ(it->size(), 1u);
+    EXPECT_EQ(std::vector<std::string>(it, items.end()), (std::vector<std::string>{"6", "7", "8"}));
+
+    // Raw: bincode arguments (two u64) and items (a u64 each).
+    fidius::Stream raw = plugin_.call_stream(kCount, concat(le_u64(10), le_u64(12)));
+    for (std::uint64_t expected : {10u, 11u}) {
+        const std::optional<fidius::bytes_view> item = raw.next();
+        ASSERT_TRUE(item.has_value());
+        ASSERT_EQ(item->size(), 8u);
+        EXPECT_EQ(read_u64(item->data()), expected);
+    }
+    EXPECT_EQ(raw.next(), std::nullopt);
+    // Either pull works on either call.
+    fidius::Stream mixed = plugin_.call_stream(kCount, concat(le_u64(1), le_u64(2)));
+    EXPECT_EQ(mixed.next_json(), std::optional<std::string>("1"));
+    mixed = plugin_.call_stream_json("count", "[7, 8]");
+    const std::optional<fidius::bytes_view> seven = mixed.next();
+    ASSERT_TRUE(seven.has_value());
+    EXPECT_TRUE(*seven == fidius::bytes_view(le_u64(7)));
+
+    // Items far larger than the first buffers: a Vec<u8> item is its
+    // length (u64) and its bytes; item i is `size` bytes of i % 251.
+    std::vector<std::uint8_t> args;
+    put_u32(args, 3);
+    put_u32(args, 70000);
+    std::uint8_t index = 0;
+    for (fidius::bytes_view blob : plugin_.call_stream(kBlobs, args)) {
+        ASSERT_EQ(blob.size(), 8u + 70000u);
+        EXPECT_EQ(read_u64(blob.data()), 70000u);
+        EXPECT_TRUE(std::all_of(blob.begin() + 8, blob.end(), [index](std::uint8_t b) { return b == index; }))
+            << "blob " << int(index);
+        index++;
+    }
+    EXPECT_EQ(index, 3);
+}
+
+TEST_P(StreamsTest, AFailedStreamThrowsItsErrorAgain) {
+    const fidius::Status expected = GetParam().runtime == fidius::Runtime::Cdylib ? fidius::Status::PluginPanic
+                                    : is_wasm()                                   ? fidius::Status::PluginTrap
+                                                                                  : fidius::Status::PluginError;
+    fidius::Stream stream = plugin_.call_stream_json("fail_after", "[2]");
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>("0"));
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>("1"));
+    for (int pull = 0; pull < 2; pull++) {  // the error is sticky
+        const fidius::Error error = error_of([&] { stream.next_json(); });
+        EXPECT_EQ(error.status(), expected) << error.what();
+        if (expected == fidius::Status::PluginError) {
+            EXPECT_EQ(error.plugin_code(), std::optional<std::string>("TOO_FAR"));
+            ASSERT_TRUE(error.plugin_details().has_value());
+            EXPECT_NE(error.plugin_details()->find("\"good\""), std::string::npos);
+        }
+    }
+    // A range-for ends with the error thrown from the increment, as fidius::PluginError for a plugin's own.
+    std::vector<std::uint32_t> good;
+    const fidius::Error error = error_of([&] {
+        std::vector<std::uint8_t> args;
+        put_u32(args, 2);
+        for (fidius::bytes_view item : plugin_.call_stream(kFailAfter, args)) {
+            std::uint32_t value = 0;
+            std::memcpy(&value, item.data(), sizeof value);
+            good.push_back(value);
+        }
+    });
+    EXPECT_EQ(error.status(), expected);
+    EXPECT_EQ(good, (std::vector<std::uint32_t>{0, 1}));
+    if (expected == fidius::Status::PluginError) {
+        EXPECT_TRUE(plugin_error_of([&] {
+            for (const std::string &item : plugin_.call_stream_json("fail_after", "[0]").json_items())
+                ADD_FAILURE() << "unexpected item " << item;
+        }).has_value());
+    }
+}
+
+TEST_P(StreamsTest, DestroyingAStreamCancelsIt) {
+    {
+        fidius::Stream stream = plugin_.call_stream_json("count", kForever);
+        for (const char *expected : {"0", "1", "2"}) EXPECT_EQ(stream.next_json(), std::optional<std::string>(expected));
+        EXPECT_LIVE_PRODUCERS(1);
+        // Moving hands the running stream over.
+        fidius::Stream moved = std::move(stream);
+        EXPECT_FALSE(stream);
+        EXPECT_EQ(moved.next_json(), std::optional<std::string>("3"));
+    }  // destroyed: the producer is torn down, not drained
+    EXPECT_LIVE_PRODUCERS(0);
+
+    // Leaving a range-for over a temporary stream early cancels it.
+    int seen = 0;
+    for (const std::string &item : plugin_.call_stream_json("count", kForever).json_items()) {
+        EXPECT_EQ(item, std::to_string(seen));
+        if (++seen == 3) {
+            EXPECT_LIVE_PRODUCERS(1);
+            break;
+        }
+    }
+    EXPECT_EQ(seen, 3);
+    EXPECT_LIVE_PRODUCERS(0);
+    seen = 0;
+    for (fidius::bytes_view item : plugin_.call_stream(kCount, concat(le_u64(0), le_u64(~0ULL)))) {
+        EXPECT_EQ(read_u64(item.data()), static_cast<std::uint64_t>(seen));
+        if (++seen == 3) break;
+    }
+    EXPECT_LIVE_PRODUCERS(0);
+
+    // cancel() and assigning over a stream cancel it too.
+    fidius::Stream stream = plugin_.call_stream_json("count", kForever);
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>("0"));
+    stream.cancel();
+    EXPECT_FALSE(stream);
+    EXPECT_LIVE_PRODUCERS(0);
+    stream = plugin_.call_stream_json("count", kForever);
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>("0"));
+    stream = fidius::Stream();
+    EXPECT_LIVE_PRODUCERS(0);
+    // An empty stream: pulling it throws, everything else is fine.
+    EXPECT_FIDIUS_ERROR(stream.next(), fidius::Status::NullArgument, "Stream");
+    EXPECT_FIDIUS_ERROR(stream.next_json(), fidius::Status::NullArgument, "Stream");
+    EXPECT_FIDIUS_ERROR(stream.begin(), fidius::Status::NullArgument, "Stream");
+    EXPECT_FIDIUS_ERROR(stream.set_deadline(1s), fidius::Status::NullArgument, "Stream");
+    EXPECT_EQ(stream.items_read(), 0u);
+    stream.cancel();
+}
+
+TEST_P(StreamsTest, StreamDeadline) {
+    fidius::Stream stream = plugin_.call_stream_json("count", kForever);
+    EXPECT_FIDIUS_ERROR(stream.set_deadline(-1ms), fidius::Status::InvalidArgument, "negative");
+    stream.set_deadline(1ms);
+    EXPECT_FIDIUS_ERROR(
+        while (stream.next()) {}, fidius::Status::Timeout, "");
+    EXPECT_FIDIUS_ERROR(stream.next(), fidius::Status::Timeout, "");
+    // Zero removes a deadline.
+    fidius::Stream unhurried = plugin_.call_stream_json("count", "[0, 3]");
+    unhurried.set_deadline(1ms);
+    unhurried.set_deadline(0ms);
+    std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(std::distance(unhurried.begin(), unhurried.end()), 3);
+}
+
+TEST_P(StreamsTest, ClientStreams) {
+    // A producer asked for three items and the end, released once.
+    Feed feed;
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", feed.producer({"1", "2", "39"})), "42");
+    EXPECT_EQ(feed.asked, 4u);
+    EXPECT_EQ(feed.releases, 1);
+    // No items.
+    Feed empty;
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", empty.producer({})), "0");
+    EXPECT_EQ(empty.asked, 1u);
+    EXPECT_EQ(empty.releases, 1);
+    // Ranges, read in place.
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", {"1", "2", "39"}), "42");
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", {}), "0");
+    const std::vector<std::string> numbers{"10", "20", "12"};
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", numbers), "42");
+    const std::array<std::string_view, 2> views{"40", "2"};
+    EXPECT_EQ(plugin_.call_client_stream_json("sum", "[]", views), "42");
+
+    // The plugin reads through the bad item, no further.
+    Feed checked;
+    const std::optional<fidius::PluginError> negative = plugin_error_of(
+        [&] { plugin_.call_client_stream_json("checked_sum", "[100]", checked.producer({"5", "6", "-1", "7", "8"})); });
+    ASSERT_TRUE(negative.has_value());
+    EXPECT_EQ(negative->status(), fidius::Status::PluginError);
+    EXPECT_EQ(negative->plugin_code(), std::optional<std::string>("NEGATIVE"));
+    ASSERT_TRUE(negative->plugin_message().has_value());
+    EXPECT_NE(negative->plugin_message()->find("item 2"), std::string::npos);
+    EXPECT_EQ(checked.asked, 3u);
+    EXPECT_EQ(checked.releases, 1);
+    EXPECT_EQ(plugin_.call_client_stream_json("checked_sum", "[100]", {"5", "6", "7"}), "18");
+
+    // Raw: bincode items (u64), the other arguments' bincode tuple, a bincode result.
+    EXPECT_EQ(read_u64(plugin_.call_client_stream(kSum, {}, {le_u64(7), le_u64(8)}).data()), 15u);
+    std::vector<std::int64_t> pending{30, 12};
+    const fidius::Bytes total = plugin_.call_client_stream(kCheckedSum, le_u64(100), [&pending]() {
+        std::optional<std::vector<std::uint8_t>> item;
+        if (pending.empty()) return item;
+        item.emplace();
+        put_i64(*item, pending.back());
+        pending.pop_back();
+        return item;
+    });
+    // Result<i64, PluginError> travels as its Ok value.
+    EXPECT_EQ(decode_i64(total), 42);
+    const std::vector<fidius::Bytes> none;
+    EXPECT_EQ(read_u64(plugin_.call_client_stream(kSum, {}, none).data()), 0u);
+}
+
+TEST_P(StreamsTest, FailingInputs) {
+    // A producer that throws: the call throws StreamInputFailed saying
+    // what, the producer is released, nothing is read after.
+    Feed feed;
+    feed.on_ask = [](std::size_t at) {
+        if (at == 1) throw std::runtime_error("the disk is on fire");
+    };
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("sum", "[]", feed.producer({"1", "2", "3"})),
+                        fidius::Status::StreamInputFailed, "the producer threw: the disk is on fire");
+    EXPECT_EQ(feed.asked, 2u);
+    EXPECT_EQ(feed.releases, 1);
+    const fidius::Error error = error_of(
+        [&] { plugin_.call_client_stream(kSum, {}, []() -> std::optional<std::vector<std::uint8_t>> { throw 42; }); });
+    EXPECT_EQ(error.status(), fidius::Status::StreamInputFailed);
+    EXPECT_NE(error.message().find("item 0"), std::string::npos) << error.what();
+    EXPECT_NE(error.message().find("INTERNAL_PANIC"), std::string::npos) << error.what();
+    EXPECT_NE(error.message().find("not a std::exception"), std::string::npos) << error.what();
+    // A fidius::Error names its own status to the library.
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("sum", "[]",
+                                                        []() -> std::optional<std::string> {
+                                                            throw fidius::Error(fidius::Status::Io, "cannot read");
+                                                        }),
+                        fidius::Status::StreamInputFailed, "returned IO (the producer threw: IO: cannot read)");
+
+    // Items that are not values of the item type.
+    Feed bad;
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("sum", "[]", bad.producer({"1", "\"two\"", "3"})),
+                        fidius::Status::StreamInputFailed, "item 1");
+    EXPECT_EQ(bad.asked, 2u);
+    EXPECT_EQ(bad.releases, 1);
+    const std::vector<std::uint8_t> short_item{1, 2, 3};
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream(kSum, {}, {fidius::bytes_view(short_item)}),
+                        fidius::Status::StreamInputFailed, "item 0");
+
+    // Other arguments that do not decode: the input is never read, and released.
+    Feed unread;
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream(kCheckedSum, fidius::bytes_view(std::string_view("abc")),
+                                                   unread.raw_producer({le_u64(1)})),
+                        fidius::Status::PluginSerialization, "");
+    EXPECT_EQ(unread.asked, 0u);
+    EXPECT_EQ(unread.releases, 1);
+}
+
+TEST_P(StreamsTest, BidirectionalStreamsReadTheirInputLazily) {
+    Feed feed;
+    fidius::Stream shouts = plugin_.call_stream_json("shout", R"(["!"])", feed.producer({R"("hey")", R"("you")", R"("there")"}));
+    EXPECT_EQ(feed.asked, 0u);
+    EXPECT_EQ(shouts.next_json(), std::optional<std::string>(R"("HEY!")"));
+    EXPECT_EQ(feed.asked, 1u);  // one in for one out
+    EXPECT_EQ(shouts.items_read(), 1u);
+    EXPECT_EQ(shouts.next_json(), std::optional<std::string>(R"("YOU!")"));
+    EXPECT_EQ(feed.asked, 2u);
+    EXPECT_EQ(shouts.items_read(), 2u);
+    // A producer calling back into the stream it feeds: Misuse, which it
+    // may catch (only an exception that escapes it fails the input).
+    std::optional<fidius::Status> reentered;
+    feed.on_ask = [&](std::size_t) {
+        try {
+            shouts.next_json();
+        } catch (const fidius::Error &e) {
+            reentered = e.status();
+        }
+    };
+    EXPECT_EQ(shouts.next_json(), std::optional<std::string>(R"("THERE!")"));
+    EXPECT_EQ(reentered, std::optional<fidius::Status>(fidius::Status::Misuse));
+    feed.on_ask = nullptr;
+    EXPECT_EQ(feed.releases, 0);
+    EXPECT_EQ(shouts.next_json(), std::nullopt);
+    EXPECT_EQ(feed.asked, 4u);
+    EXPECT_EQ(feed.releases, 1);  // released at the end, before the stream is destroyed
+    EXPECT_EQ(shouts.items_read(), 3u);
+
+    // Raw: the suffix's bincode as the arguments, bincode strings in and out.
+    const std::vector<std::string> words{"abc", "de"};
+    std::size_t next_word = 0;
+    std::vector<std::string> out;
+    for (fidius::bytes_view item : plugin_.call_stream(6, encode_string("?"), [&]() {
+             std::optional<std::vector<std::uint8_t>> item;
+             if (next_word < words.size()) item = encode_string(words[next_word++]);
+             return item;
+         })) {
+        ASSERT_GE(item.size(), 8u);
+        out.emplace_back(item.begin() + 8, item.end());
+    }
+    EXPECT_EQ(out, (std::vector<std::string>{"ABC?", "DE?"}));
+
+    // Cancelled with input left: the rest is never read, the input released.
+    Feed cancelled;
+    {
+        fidius::Stream stream = plugin_.call_stream_json("shout", R"(["?"])", cancelled.producer({R"("hey")", R"("you")"}));
+        EXPECT_EQ(stream.next_json(), std::optional<std::string>(R"("HEY?")"));
+    }
+    EXPECT_EQ(cancelled.asked, 1u);
+    EXPECT_EQ(cancelled.releases, 1);
+
+    // A producer that throws ends the stream with StreamInputFailed, again at every pull.
+    Feed failing;
+    failing.on_ask = [](std::size_t at) {
+        if (at == 1) throw std::runtime_error("no more words");
+    };
+    fidius::Stream stream = plugin_.call_stream_json("shout", R"(["!"])", failing.producer({R"("hey")", R"("you")"}));
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>(R"("HEY!")"));
+    EXPECT_FIDIUS_ERROR(stream.next_json(), fidius::Status::StreamInputFailed, "the producer threw: no more words");
+    EXPECT_FIDIUS_ERROR(stream.next(), fidius::Status::StreamInputFailed, "the producer threw: no more words");
+    EXPECT_EQ(failing.releases, 1);
+}
+
+TEST_P(StreamsTest, CallsThatDoNotMatchHowAMethodStreams) {
+    // A unary call of a streaming method, a stream call of a unary one.
+    EXPECT_FIDIUS_ERROR(plugin_.call_json("count", "[0, 1]"), fidius::Status::StreamMismatch, "server-streaming");
+    EXPECT_FIDIUS_ERROR(plugin_.call(kCount, concat(le_u64(0), le_u64(1))), fidius::Status::StreamMismatch, "");
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream_json("live_producers", "[]"), fidius::Status::StreamMismatch,
+                        "'live_producers'");
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream(3), fidius::Status::StreamMismatch, "");
+    // An input for a server stream, none for a bidirectional one, a client
+    // stream of a method that returns a stream: the input is released.
+    Feed feed;
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream_json("count", "[0, 1]", feed.producer({})), fidius::Status::StreamMismatch,
+                        "");
+    EXPECT_EQ(feed.releases, 1);
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream_json("shout", R"(["!"])"), fidius::Status::StreamMismatch, "");
+    Feed client;
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("count", "[0, 1]", client.producer({})),
+                        fidius::Status::StreamMismatch, "");
+    EXPECT_EQ(client.asked, 0u);
+    EXPECT_EQ(client.releases, 1);
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("live_producers", "[]", {"1"}), fidius::Status::StreamMismatch,
+                        "");
+    // Arguments, methods and producers that are wrong.
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream_json("count", "[0]"), fidius::Status::ArgumentMismatch, "");
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream_json("nope", "[]"), fidius::Status::UnknownMethod, "nope");
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream(99), fidius::Status::MethodOutOfRange, "");
+    EXPECT_FIDIUS_ERROR(plugin_.call_client_stream_json("sum", "[]", fidius::JsonItemProducer()),
+                        fidius::Status::NullArgument, "producer");
+    EXPECT_FIDIUS_ERROR(plugin_.call_stream(6, encode_string("!"), fidius::ItemProducer()),
+                        fidius::Status::NullArgument, "producer");
+    // An empty plugin object: the producer is not handed over, and goes.
+    Feed unused;
+    const fidius::Plugin empty;
+    EXPECT_FIDIUS_ERROR(empty.call_stream_json("count", "[0, 1]"), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(empty.call_client_stream_json("sum", "[]", unused.producer({"1"})),
+                        fidius::Status::NullArgument, "Plugin");
+    EXPECT_EQ(unused.releases, 1);
+}
+
+// A stream needs the interface given at load: it says which methods stream.
+TEST_F(FidiusTest, StreamsNeedAnInterface) {
+    fidius::Plugin plugin = fidius::Builder().build().load_path(path_of("streams/libstream_plugin.so"));
+    EXPECT_FIDIUS_ERROR(plugin.call_stream_json("count", "[0, 1]"), fidius::Status::NoInterface, "");
+    EXPECT_FIDIUS_ERROR(plugin.call_stream(kCount, concat(le_u64(0), le_u64(1))), fidius::Status::NoInterface, "");
+}
+
+// A stream outlives its plugin and host, and moves between threads.
+TEST_F(FidiusTest, StreamsOutliveTheirPluginAndMoveBetweenThreads) {
+    fidius::Stream stream;
+    {
+        fidius::Plugin plugin =
+            fidius::Builder().build().load_path(path_of("streams/libstream_plugin.so"), options_for("streamer.toml"));
+        stream = plugin.call_stream_json("count", "[0, 4]");
+    }
+    EXPECT_EQ(stream.next_json(), std::optional<std::string>("0"));
+    std::vector<std::string> rest;
+    std::thread([&] {
+        for (const std::string &item : stream.json_items()) rest.push_back(item);
+    }).join();
+    EXPECT_EQ(rest, (std::vector<std::string>{"1", "2", "3"}));
+}
+
 // ---- move semantics -------------------------------------------------------------
 
 template <typename T>
@@ -1734,6 +2227,9 @@ static_assert(is_move_only_v<fidius::InterfaceBuilder>);
 static_assert(is_move_only_v<fidius::LoadOptions>);
 static_assert(is_move_only_v<fidius::EgressPolicy>);
 static_assert(is_move_only_v<fidius::Bytes>);
+static_assert(is_move_only_v<fidius::Stream>);
+static_assert(std::is_same_v<std::iterator_traits<fidius::Stream::iterator>::iterator_category, std::input_iterator_tag>);
+static_assert(std::is_same_v<std::iterator_traits<fidius::Stream::json_iterator>::value_type, std::string>);
 
 // A call's result is the library's own buffer, held until the Bytes goes:
 // moving it moves the buffer, not the bytes.
@@ -1859,12 +2355,6 @@ std::vector<std::uint8_t> encode_record(const std::string &line, std::uint32_t t
     std::vector<std::uint8_t> out = encode_string(line);
     for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(times >> shift));
     return out;
-}
-
-std::uint64_t read_u64(const std::uint8_t *bytes) {
-    std::uint64_t value = 0;
-    std::memcpy(&value, bytes, sizeof value);
-    return value;
 }
 
 // Runs `body` on a thread of its own and waits for it. A native plugin that
