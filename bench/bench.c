@@ -810,14 +810,14 @@ static double stream_round(const fidius_host_plugin_t *p, uint32_t method, uint6
     return (now_ns() - start) / (double)items;
 }
 
-static fidius_host_plugin_t *load_for_bench(fidius_host_t *host, const char *path, const char *interface_file) {
+static fidius_host_plugin_t *load_for_bench(fidius_host_t *host, const char *path, const char *name, const char *interface_file) {
     fidius_host_load_options_t *options = fidius_host_load_options_new();
     fidius_host_interface_t *iface = NULL;
     fidius_host_plugin_t *p = NULL;
     fidius_host_error_t *err = NULL;
     if (fidius_host_interface_new_from_file(interface_file, NT, &iface, NULL) ||
         fidius_host_load_options_set_interface(options, iface, NULL) ||
-        fidius_host_load_path(host, path, NT, NULL, 0, options, &p, &err)) {
+        fidius_host_load_path(host, path, NT, name, name ? NT : 0, options, &p, &err)) {
         fprintf(stderr, "loading %s: %s\n", path, err ? fidius_host_error_message(err) : "?");
         abort();
     }
@@ -839,8 +839,9 @@ static void compare_streams_of(const char *runtime, fidius_host_t *host, const c
     memset(payload, 7, sizeof payload);
     snprintf(streamer, sizeof streamer, "%s/streamer.toml", interfaces);
     snprintf(calculator, sizeof calculator, "%s/calculator.toml", interfaces);
-    s = load_for_bench(host, streams, streamer);
-    c = load_for_bench(host, calc, calculator);
+    s = load_for_bench(host, streams, NULL, streamer);
+    /* The native calculator library holds two plugins. */
+    c = load_for_bench(host, calc, strstr(calc, ".so") ? "BasicCalculator" : NULL, calculator);
     stream_round(s, 0, 8, items / 10);
     for (r = 0; r < ROUNDS; r++) {
         small[r] = stream_round(s, 0, 8, items);
@@ -870,7 +871,7 @@ static void compare_streams(const char *dir, fidius_host_t *host, const char *in
     snprintf(streamer, sizeof streamer, "%s/streamer.toml", interfaces);
     d0 = first_descriptor(path, &lib);
     inst = d0->construct((const uint8_t *)"", 0);
-    p = load_for_bench(host, path, streamer);
+    p = load_for_bench(host, path, NULL, streamer);
     direct_stream_round(d0, inst, 100000);
     stream_round(p, 0, 8, 100000);
     for (r = 0; r < ROUNDS; r++) {

@@ -334,3 +334,4 @@ fn a_plugin_error_from_a_stream_start_is_reported_and_freed() {
     // A unary call of it is refused before the plugin runs.
     assert_eq!(plugin.call_raw(0, &encode(&5u32)).unwrap_err().status(), Status::StreamMismatch);
 }
+
