@@ -392,7 +392,7 @@ static void test_discovery(void) {
     CHECK(fidius_host_discover(host, &d, NULL) == FIDIUS_HOST_STATUS_OK);
     for (i = 0; i < fidius_host_discovery_plugin_count(d); i++)
         if (fidius_host_plugin_info_runtime(fidius_host_discovery_plugin(d, i)) == FIDIUS_HOST_RUNTIME_WASM) wasm++;
-    CHECK(wasm == 4); /* calc, hostile, fetch, dialer */
+    CHECK(wasm == 5); /* calc, hostile, fetch, dialer, stream */
     fidius_host_discovery_free(d);
     fidius_host_free(host);
 }
