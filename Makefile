@@ -46,9 +46,15 @@ CRAFTED_DEFECTS := magic registry_version abi descriptor_size null_vtable bad_ut
 
 all: lib
 
+WORKER    := $(LIB_DIR)/fidius-host-worker
+
+# The library, and the worker executable isolated plugins run in (a
+# one-line program over the shared library, found next to it).
 lib:
 	$(CARGO) build --release --lib --no-default-features --features "$(FEATURES)"
 	@ln -sf libfidius_host.so $(LIB_DIR)/libfidius_host.so.$(SOVERSION)
+	$(CC) $(CFLAGS_STRICT) -O2 tools/worker/fidius_host_worker.c -o $(WORKER) -L$(LIB_DIR) -lfidius_host \
+		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib'
 
 tools:
 	@$(CBINDGEN) --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || $(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --force
@@ -99,6 +105,8 @@ rust-fixtures:
 	cp $(TARGET)/fixtures/debug/libauditor_plugin.so $(FIXTURES)/hostcall-drift/
 	@mkdir -p $(FIXTURES)/streams
 	cp $(TARGET)/fixtures/debug/libstream_plugin.so $(FIXTURES)/streams/
+	@mkdir -p $(FIXTURES)/faulty
+	cp $(TARGET)/fixtures/debug/libfaulty_plugin.so $(FIXTURES)/faulty/
 	cp $(TARGET)/fixtures/debug/libarena_plugin.so $(FIXTURES)/arena/
 	cp $(TARGET)/fixtures/debug/libtypes_plugin.so $(FIXTURES)/types/
 	@mkdir -p $(FIXTURES)/interfaces
@@ -106,6 +114,8 @@ rust-fixtures:
 	cp $(TARGET)/fixtures/release/libcalc_plugin.so $(TARGET)/fixtures/release/libarena_plugin.so \
 		$(TARGET)/fixtures/release/libtypes_plugin.so $(TARGET)/fixtures/release/libhostcall_plugin.so \
 		$(TARGET)/fixtures/release/libstream_plugin.so $(FIXTURES)/release/
+	@mkdir -p $(FIXTURES)/faulty-release
+	cp $(TARGET)/fixtures/release/libfaulty_plugin.so $(FIXTURES)/faulty-release/
 
 # WebAssembly components (fidius-guest 0.5.9, wasm32-wasip2), staged as
 # packages: wasm/ (unsigned), wasm-signed/ (package.sig by the fidius CLI),
@@ -141,6 +151,7 @@ python-fixtures: tools signed-fixtures
 	rm -rf $(FIXTURES)/python $(FIXTURES)/python-signed
 	@mkdir -p $(FIXTURES)/python-signed
 	cp -r tests/fixtures/python $(FIXTURES)/python
+	rm -rf $(FIXTURES)/isolated && cp -r tests/fixtures/isolated $(FIXTURES)/isolated
 	rm -rf $(FIXTURES)/configured/python-scaler && mkdir -p $(FIXTURES)/configured
 	cp -r tests/fixtures/configured/python-scaler $(FIXTURES)/configured/
 	cp -r tests/fixtures/python/calc $(FIXTURES)/python-signed/calc
@@ -194,10 +205,10 @@ feature-check: fixtures
 python-host-test: lib fixtures
 	python3 tests/python/host_in_python.py $(abspath $(SHARED)) $(FIXTURES)
 
-rust-test: fixtures
+rust-test: fixtures lib
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
-C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured test_host_functions test_streams
+C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured test_host_functions test_streams test_isolated
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
@@ -255,7 +266,7 @@ exports-test: lib
 
 # The interface files of the fixture interfaces, generated from their Rust
 # source (tools/interface-gen checks the committed ones are current).
-INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher dialer:Dialer streamer:Streamer
+INTERFACES := calculator:Calculator echo:Echo type_echo:TypeEcho hostile:Hostile fetcher:Fetcher dialer:Dialer streamer:Streamer faulty:Faulty
 
 interfaces:
 	$(CARGO) build -p fidius-interface-gen
@@ -379,6 +390,8 @@ install: lib
 	ln -sf libfidius_host.so.$(VERSION) $(INSTALL_LIB)/libfidius_host.so.$(SOVERSION)
 	ln -sf libfidius_host.so.$(SOVERSION) $(INSTALL_LIB)/libfidius_host.so
 	install -m 644 $(STATIC) $(INSTALL_LIB)/libfidius_host.a
+	install -d $(DESTDIR)$(PREFIX)/libexec
+	install -m 755 $(WORKER) $(DESTDIR)$(PREFIX)/libexec/fidius-host-worker
 	sed -e 's/^#define FIDIUS_HOST_BUILT_WITH_WASM 1$$/#define FIDIUS_HOST_BUILT_WITH_WASM $(if $(filter wasm,$(FEATURES)),1,0)/' \
 		-e 's/^#define FIDIUS_HOST_BUILT_WITH_PYTHON 1$$/#define FIDIUS_HOST_BUILT_WITH_PYTHON $(if $(filter python,$(FEATURES)),1,0)/' \
 		include/fidius_host.h > $(INSTALL_INCLUDE)/fidius_host.h
@@ -402,6 +415,7 @@ install-test: fixtures
 	$(CC) -std=c99 -Wall -Wextra -Werror tests/install/hello.c -o $(INSTALL_CHECK)/pkg-config/hello_static \
 		$$(pkg-config --cflags fidius_host) $(INSTALL_CHECK)/prefix/lib/libfidius_host.a $$(pkg-config --static --libs-only-other --libs-only-l fidius_host | sed 's/-lfidius_host//')
 	$(INSTALL_CHECK)/pkg-config/hello $(FIXTURES)/plugins
+	$(INSTALL_CHECK)/pkg-config/hello $(FIXTURES)/plugins isolated
 	$(INSTALL_CHECK)/pkg-config/hello_static $(FIXTURES)/plugins
 	cmake -S tests/install -B $(INSTALL_CHECK)/cmake -DCMAKE_PREFIX_PATH=$(INSTALL_CHECK)/prefix -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(INSTALL_CHECK)/cmake >/dev/null

@@ -7,7 +7,10 @@
  * callback -> plugin) against calling the callback directly, and streams:
  * items per second of a server stream, small and 1 KiB items, in every
  * runtime, against the same number of plain calls (and, for a native
- * plugin, against pulling its stream handle directly).
+ * plugin, against pulling its stream handle directly). Isolated plugins:
+ * a call to a plugin in a worker process against the same bytes sent to
+ * a bare echo process over a socket pair and back, and an isolated load
+ * against an in-process one.
  *
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
@@ -23,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -899,6 +904,97 @@ static void compare_streams(const char *dir, fidius_host_t *host, const char *in
     }
 }
 
+/* ---- Isolated plugins ------------------------------------------------- */
+
+/* The physical limit of a call to another process: `len` bytes written to
+ * a socket pair, echoed back by a child that does nothing else, read. */
+static void echo_child(int fd) {
+    static uint8_t buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0 || write(fd, buf, (size_t)n) != n) _exit(0);
+    }
+}
+
+static double socket_round(int fd, const uint8_t *in, uint32_t len, long iters) {
+    static uint8_t back[1 << 16];
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        size_t got = 0;
+        if (write(fd, in, len) != (ssize_t)len) abort();
+        while (got < len) {
+            ssize_t n = read(fd, back + got, sizeof back - got);
+            if (n <= 0) abort();
+            got += (size_t)n;
+        }
+        sink += back[0];
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static double isolated_load_round(fidius_host_t *host, const char *path, int iters) {
+    double start = now_ns();
+    int i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_plugin_t *p = NULL;
+        if (fidius_host_load_path(host, path, NT, "BasicCalculator", NT, NULL, &p, NULL)) {
+            fprintf(stderr, "load of %s failed\n", path);
+            exit(1);
+        }
+        fidius_host_plugin_free(p);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8_t *payload, uint32_t payload_len) {
+    char path[4096];
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *isolated = NULL, *in_process = NULL;
+    fidius_host_plugin_t *p = NULL;
+    double echo_small[ROUNDS], call_small[ROUNDS], echo_kib[ROUNDS], call_kib[ROUNDS], load_in[ROUNDS], load_iso[ROUNDS];
+    int fds[2], r, status;
+    pid_t child;
+
+    snprintf(path, sizeof path, "%s/libcalc_plugin.so", dir);
+    if (fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) ||
+        fidius_host_builder_build(b, &isolated, NULL) ||
+        fidius_host_load_path(isolated, path, NT, "BasicCalculator", NT, NULL, &p, NULL)) {
+        printf("isolated: no worker next to the library; skipped\n");
+        fidius_host_free(isolated);
+        return;
+    }
+    b = fidius_host_builder_new();
+    if (fidius_host_builder_build(b, &in_process, NULL)) exit(1);
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) exit(1);
+    child = fork();
+    if (child == 0) {
+        close(fds[0]);
+        echo_child(fds[1]);
+    }
+    close(fds[1]);
+    socket_round(fds[0], add_in, 16, 2000);
+    api_round_on(p, 0, add_in, 16, 2000);
+    for (r = 0; r < ROUNDS; r++) {
+        echo_small[r] = socket_round(fds[0], add_in, 16, 20000);
+        call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
+        echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
+        call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
+        load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
+        load_iso[r] = isolated_load_round(isolated, path, 20) / 1000.0;
+    }
+    close(fds[0]);
+    waitpid(child, &status, 0);
+    printf("isolated (direct = the same bytes echoed by a bare process over a socket pair):\n");
+    print_row("isolated add", median(echo_small, ROUNDS), median(call_small, ROUNDS), "ns", 0);
+    print_row("isolated reverse 1 KiB", median(echo_kib, ROUNDS), median(call_kib, ROUNDS), "ns", 0);
+    printf("isolated load (direct = an in-process load of the same library):\n");
+    print_row("isolated load+unload", median(load_in, ROUNDS), median(load_iso, ROUNDS), "us", 1);
+    fidius_host_plugin_free(p);
+    fidius_host_free(isolated);
+    fidius_host_free(in_process);
+}
+
 int main(int argc, char **argv) {
     char unsigned_path[4096];
     const registry_t *(*get_registry)(void);
@@ -957,6 +1053,7 @@ int main(int argc, char **argv) {
         compare_streams(argv[1], host, slash ? interfaces : ".");
     }
 
+    compare_isolated(argv[1], add_in, payload, sizeof payload);
     compare_loads(argv[0], argv[1], argv[2]);
     if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) compare_python_loads(argv[0], argv[1]);
 

@@ -105,6 +105,12 @@
  *   reads its next item. Streams of one plugin run side by side: a WASM
  *   stream in an instance of its own, a Python stream under the GIL one
  *   step at a time.
+ *   An isolated plugin (fidius_host_builder_set_isolation) is served by
+ *   one worker process per handle, one call at a time: calls from several
+ *   threads wait for each other (make instances to run them in parallel).
+ *   The host reaps its own workers with waitpid on their pids; a program
+ *   that sets SIGCHLD to SIG_IGN, or reaps every child, makes their exit
+ *   status unknown to it ("ended", not "killed by signal 11").
  *
  * SECURITY
  *   When signatures are required, a library file is read once, its bytes
@@ -129,6 +135,13 @@
  *   and memory a plugin allocates cannot be contained in-process.
  *   Native (cdylib) calls have no deadline: in-process code cannot be
  *   stopped safely.
+ *   Isolated, a native or Python plugin runs in a worker process
+ *   (fidius-host-worker, started with an empty environment and no
+ *   descriptor of the host's): its crash, abort or exit fails the call with
+ *   WORKER_LOST, a call past the deadline kills the worker (TIMEOUT), and
+ *   the worker may be capped in memory and CPU time. The worker runs as the
+ *   host's user: it contains faults, it does not confine a hostile plugin's
+ *   access to files and the network.
  *
  * LIMITS
  *   Files are read only when they are regular files (a FIFO, device,
@@ -405,6 +418,12 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_HOST_BIND_FAILED = 133,
   /**
+   * An isolated load could not start its worker process: the
+   * `fidius-host-worker` executable is missing or cannot run (the
+   * message names the path tried).
+   */
+  FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE = 134,
+  /**
    * Signatures are required and the `.sig` file is missing.
    */
   FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED = 200,
@@ -498,6 +517,13 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED = 317,
   /**
+   * The worker process of an isolated plugin died during the call (a
+   * crash, an abort, an exit, a kill from outside, a cap it hit); the
+   * message says how it ended. The host is unaffected; what the next
+   * call sees is up to the restart policy. No output was delivered.
+   */
+  FIDIUS_HOST_STATUS_WORKER_LOST = 318,
+  /**
    * An interface (signature, type declaration or file) is malformed, or
    * uses a type that is neither builtin nor declared.
    */
@@ -561,6 +587,36 @@ enum fidius_host_load_policy
 typedef enum fidius_host_load_policy fidius_host_load_policy;
 #else
 typedef uint32_t fidius_host_load_policy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where native and Python plugins run.
+ */
+enum fidius_host_isolation
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * In the host process (default): the fastest calls; a crash, abort or
+   * exit in the plugin ends the host.
+   */
+  FIDIUS_HOST_ISOLATION_IN_PROCESS = 0,
+  /**
+   * Each plugin handle in a worker process of its own
+   * (`fidius-host-worker`): a fault in the plugin ends the worker, and
+   * the call fails with WORKER_LOST; calls have a deadline that kills
+   * (TIMEOUT) and the worker may be capped in memory and CPU time. WASM
+   * plugins are sandboxed in-process and ignore it.
+   */
+  FIDIUS_HOST_ISOLATION_ISOLATED = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_isolation fidius_host_isolation;
+#else
+typedef uint32_t fidius_host_isolation;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -1154,6 +1210,33 @@ typedef struct {
 } fidius_host_str_t;
 
 /**
+ * Use figures of an isolated plugin handle: counts since it was loaded.
+ */
+typedef struct {
+  /**
+   * Calls sent to a worker.
+   */
+  uint64_t calls;
+  /**
+   * Calls that failed, whatever the reason (plugin errors included).
+   */
+  uint64_t errors;
+  /**
+   * Calls that passed the deadline (their worker was killed).
+   */
+  uint64_t timeouts;
+  /**
+   * Workers started after the first.
+   */
+  uint64_t restarts;
+  /**
+   * The process id of the running worker; 0 when none runs (lost, and
+   * not restarted yet).
+   */
+  int32_t pid;
+} fidius_host_worker_usage_t;
+
+/**
  * A producer callback: the next item of a `Stream<T>` argument. Set
  * `*item` and `*item_len` (bincode of the item type for the raw calls,
  * JSON text for the `_json` calls; `FIDIUS_HOST_NUL_TERMINATED` as the
@@ -1591,6 +1674,104 @@ FIDIUS_HOST_MUST_USE
 fidius_host_status fidius_host_builder_set_max_output_size(fidius_host_builder_t *builder,
                                                            size_t bytes,
                                                            fidius_host_error_t **err);
+
+/**
+ * Sets where native and Python plugins run by default, a
+ * `fidius_host_isolation` value (default IN_PROCESS); a load may say
+ * otherwise (`fidius_host_load_options_set_isolation`).
+ *
+ * An isolated plugin is loaded by a worker process with this host's
+ * settings (signatures included: the worker maps exactly the bytes it
+ * verified), and the plugin handle works as an in-process one: info,
+ * metadata, capabilities, raw and JSON calls, plugin errors, output
+ * limits, instances, calls from several threads (served one at a time by
+ * the worker). What differs:
+ * - A crash, abort, exit or kill of the worker fails the call in flight
+ *   with WORKER_LOST (the message names the signal or exit code); no
+ *   output is delivered. The next call restarts the worker (a new
+ *   instance: plugin state is lost) as the restart policy allows.
+ * - Each call has the host's call deadline (the Python deadline for
+ *   Python plugins): past it the worker is killed and the call is
+ *   TIMEOUT. The load has the same deadline.
+ * - Loading by name probes each candidate library in a worker: no
+ *   unsigned library is mapped in the host, and one whose loading crashes
+ *   is a skipped file ("the worker process was killed by signal 11").
+ * - Not served yet: host functions (a load with bindings is UNSUPPORTED)
+ *   and streaming calls (UNSUPPORTED).
+ * Each call costs a round trip to the worker (about 20 µs).
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_isolation(fidius_host_builder_t *builder,
+                                                     uint32_t isolation,
+                                                     fidius_host_error_t **err);
+
+/**
+ * Sets the worker executable of isolated plugins. Default: the
+ * `fidius-host-worker` next to the shared library (or next to the program
+ * the static library is linked into), else in `../libexec` from there, as
+ * `make install` places it. The path is used as given when a worker
+ * starts; a missing or unrunnable file makes isolated loads
+ * WORKER_UNAVAILABLE.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty or over
+ * 4096 bytes), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_worker_path(fidius_host_builder_t *builder,
+                                                       const char *path,
+                                                       size_t path_len,
+                                                       fidius_host_error_t **err);
+
+/**
+ * Caps each worker process's address space at `bytes` (RLIMIT_AS; 0: no
+ * cap, the default). A plugin that allocates past it fails to allocate,
+ * which usually aborts its worker: the call is WORKER_LOST and its message
+ * names the cap. The cap counts the worker's whole address space (this
+ * library, Python when loaded): allow 256 MiB or more.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_worker_memory_limit(fidius_host_builder_t *builder,
+                                                               uint64_t bytes,
+                                                               fidius_host_error_t **err);
+
+/**
+ * Caps each worker process's CPU time at `seconds` (RLIMIT_CPU; 0: no
+ * cap, the default): the kernel kills a worker that used it (SIGXCPU),
+ * and the call is WORKER_LOST. Unlike the call deadline it counts across
+ * calls, for the worker's life.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_worker_cpu_limit(fidius_host_builder_t *builder,
+                                                            uint64_t seconds,
+                                                            fidius_host_error_t **err);
+
+/**
+ * Sets what an isolated plugin's next call does after its worker was
+ * lost: start a new worker, if fewer than `max_restarts` were started for
+ * that handle in the last `window_ms` milliseconds; else fail with
+ * WORKER_LOST (naming how the last worker ended) without starting one.
+ * `max_restarts` 0: never restart. Default: 5 restarts a minute. A load
+ * may override it (`fidius_host_load_options_set_restart_policy`).
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (`window_ms` 0 with restarts
+ * allowed), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_restart_policy(fidius_host_builder_t *builder,
+                                                          uint32_t max_restarts,
+                                                          uint64_t window_ms,
+                                                          fidius_host_error_t **err);
 
 /**
  * Builds a host. Always consumes `builder`, whether it succeeds or fails.
@@ -2349,6 +2530,33 @@ fidius_host_status fidius_host_load_options_set_python_deadline_ms(fidius_host_l
                                                                    fidius_host_error_t **err);
 
 /**
+ * Overrides the host's isolation (`fidius_host_builder_set_isolation`)
+ * for plugins loaded with these options: a `fidius_host_isolation` value.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_isolation(fidius_host_load_options_t *options,
+                                                          uint32_t isolation,
+                                                          fidius_host_error_t **err);
+
+/**
+ * Overrides the host's restart policy
+ * (`fidius_host_builder_set_restart_policy`) for isolated plugins loaded
+ * with these options.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (`window_ms` 0 with restarts
+ * allowed), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_load_options_set_restart_policy(fidius_host_load_options_t *options,
+                                                               uint32_t max_restarts,
+                                                               uint64_t window_ms,
+                                                               fidius_host_error_t **err);
+
+/**
  * Overrides the host's WASM memory cap (bytes) for plugins loaded with
  * these options.
  *
@@ -2483,6 +2691,15 @@ fidius_host_status fidius_host_precompile_component(const uint8_t *component,
                                                     size_t component_len,
                                                     fidius_host_bytes_t *cwasm_out,
                                                     fidius_host_error_t **err);
+
+/**
+ * The body of the `fidius-host-worker` executable, which isolated loads
+ * start (`fidius_host_builder_set_isolation`): it serves one plugin to
+ * the host over the socket it finds on descriptor 3, and returns its exit
+ * code. Programs do not call it; run elsewhere, it prints that it is not
+ * run by hand and returns 2.
+ */
+FIDIUS_HOST_API int32_t fidius_host_worker_main(void);
 
 /**
  * Calls method `method` (its index in the interface's declaration order)
@@ -2655,6 +2872,18 @@ FIDIUS_HOST_MUST_USE
 fidius_host_status fidius_host_plugin_interface(const fidius_host_plugin_t *plugin,
                                                 fidius_host_interface_t **interface_out,
                                                 fidius_host_error_t **err);
+
+/**
+ * Reads the use figures of an isolated plugin into `*usage_out`.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, UNSUPPORTED (the plugin runs
+ * in-process; `*usage_out` is zeroed).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_worker_usage(const fidius_host_plugin_t *plugin,
+                                                   fidius_host_worker_usage_t *usage_out,
+                                                   fidius_host_error_t **err);
 
 /**
  * Number of load diagnostics: notes about a load that did not stop it

@@ -125,6 +125,10 @@ pub enum Status {
     /// The plugin's library refused the host functions offered to it (its
     /// bind function returned an error); the message names fidius's reason.
     HostBindFailed = 133,
+    /// An isolated load could not start its worker process: the
+    /// `fidius-host-worker` executable is missing or cannot run (the
+    /// message names the path tried).
+    WorkerUnavailable = 134,
 
     /// Signatures are required and the `.sig` file is missing.
     SignatureRequired = 200,
@@ -178,6 +182,11 @@ pub enum Status {
     /// the item type. The plugin was told the input ended; its result (or
     /// the rest of its output stream) was discarded.
     StreamInputFailed = 317,
+    /// The worker process of an isolated plugin died during the call (a
+    /// crash, an abort, an exit, a kill from outside, a cap it hit); the
+    /// message says how it ended. The host is unaffected; what the next
+    /// call sees is up to the restart policy. No output was delivered.
+    WorkerLost = 318,
 
     /// An interface (signature, type declaration or file) is malformed, or
     /// uses a type that is neither builtin nor declared.

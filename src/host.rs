@@ -11,6 +11,7 @@ use crate::plugin_config::{ConfigSource, PluginConfig};
 use crate::disk::{FileIdentity, Links, RegularFile};
 use crate::plugin::{BufferStrategy, Plugin, PluginDescription, PluginInfo, RuntimeKind};
 use crate::runtime::cdylib::{self, library::Library};
+use crate::runtime::worker::{self, protocol::LoadRequest, Isolation, RestartPolicy, WorkerSettings, WorkerSpec};
 use crate::runtime::{self, wasm, PackageLoad, RuntimeOverrides, RuntimeSettings, Runtimes};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ pub struct HostBuilder {
     max_package_size: u64,
     call_deadline: Option<Duration>,
     runtimes: RuntimeSettings,
+    isolation: Isolation,
+    workers: WorkerSettings,
 }
 
 impl Default for HostBuilder {
@@ -64,6 +67,8 @@ impl HostBuilder {
             max_package_size: crate::disk::DEFAULT_PACKAGE_LIMIT,
             call_deadline: Some(DEFAULT_CALL_DEADLINE),
             runtimes: RuntimeSettings::default(),
+            isolation: Isolation::InProcess,
+            workers: WorkerSettings::default(),
         }
     }
 
@@ -143,6 +148,46 @@ impl HostBuilder {
     /// deadline), instead of the call deadline.
     pub fn python_deadline(&mut self, deadline: Option<Duration>) -> &mut Self {
         self.runtimes.python.deadline = Some(deadline);
+        self
+    }
+
+    /// Where native and Python plugins run by default (loads may say
+    /// otherwise): in this process, or each in a worker process.
+    pub fn isolation(&mut self, isolation: Isolation) -> &mut Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// The worker executable of isolated plugins (default: the one next
+    /// to this library, or in `../libexec` from it).
+    pub fn worker_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.workers.executable = Some(path.into());
+        self
+    }
+
+    /// The address-space cap of each worker process, in bytes (`None`:
+    /// none). A plugin that passes it fails to allocate (usually: aborts).
+    pub fn worker_memory_limit(&mut self, bytes: Option<u64>) -> Result<&mut Self> {
+        if let Some(bytes) = bytes {
+            at_least_one_byte(bytes, "the worker memory limit")?;
+        }
+        self.workers.memory_limit = bytes;
+        Ok(self)
+    }
+
+    /// The CPU-time cap of each worker process, in whole seconds (`None`:
+    /// none): the process is killed (SIGXCPU) when its plugin has used it.
+    pub fn worker_cpu_limit(&mut self, seconds: Option<u64>) -> Result<&mut Self> {
+        if seconds == Some(0) {
+            return Err(Error::new(Status::InvalidArgument, "the worker CPU-time limit must be at least 1 second"));
+        }
+        self.workers.cpu_limit_seconds = seconds;
+        Ok(self)
+    }
+
+    /// What an isolated plugin's next call does after its worker died.
+    pub fn restart_policy(&mut self, policy: RestartPolicy) -> &mut Self {
+        self.workers.restarts = policy;
         self
     }
 
@@ -242,6 +287,8 @@ pub struct LoadOptions {
     config: Option<ConfigSource>,
     host_bindings: HostBindings,
     runtimes: RuntimeOverrides,
+    isolation: Option<Isolation>,
+    restarts: Option<RestartPolicy>,
 }
 
 impl LoadOptions {
@@ -320,6 +367,18 @@ impl LoadOptions {
         self.runtimes.python.deadline = Some(deadline);
         self
     }
+
+    /// Overrides the host's isolation for this load.
+    pub fn isolation(&mut self, isolation: Isolation) -> &mut Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
+    /// Overrides the host's restart policy for this load.
+    pub fn restart_policy(&mut self, policy: RestartPolicy) -> &mut Self {
+        self.restarts = Some(policy);
+        self
+    }
 }
 
 /// A configured plugin host. Shareable: every method takes `&self` and may
@@ -385,6 +444,9 @@ impl Host {
 
     /// [`Host::load`] with options.
     pub fn load_with(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
+        if self.isolated(options) {
+            return self.load_isolated_by_name(name, options);
+        }
         let mut skipped = Vec::new();
         for entry in self.entries() {
             match entry {
@@ -439,6 +501,9 @@ impl Host {
 
     /// [`Host::load_path`] with options.
     pub fn load_path_with(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
+        if self.isolated(options) && self.runs_in_worker(path)? {
+            return self.load_isolated(path, name, options);
+        }
         if Package::is_package(path) || artifact::archive::is_archive(path) {
             return self.load_package(path, name, options);
         }
@@ -495,6 +560,121 @@ impl Host {
         }
         self.check_expectations(plugin.info())?;
         Ok(plugin)
+    }
+
+    fn isolated(&self, options: &LoadOptions) -> bool {
+        options.isolation.unwrap_or(self.config.isolation) == Isolation::Isolated
+    }
+
+    /// Whether an isolated load of `path` goes to a worker: libraries and
+    /// Python packages do; WASM packages are sandboxed in-process.
+    fn runs_in_worker(&self, path: &Path) -> Result<bool> {
+        let manifest = if Package::is_package(path) {
+            Package::read_manifest(path)?
+        } else if artifact::archive::is_archive(path) {
+            Package::from_archive(path, None, self.config.max_package_size)?.manifest().clone()
+        } else {
+            return Ok(true);
+        };
+        Ok(runtime::package_kind(path, &manifest)? != RuntimeKind::Wasm)
+    }
+
+    /// How a worker would load `path`: this host's settings, the load's.
+    fn worker_spec(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<WorkerSpec> {
+        if !options.host_bindings.is_empty() {
+            return Err(Error::at(
+                Status::Unsupported,
+                path,
+                "host functions are not served to isolated plugins; load this plugin in-process",
+            ));
+        }
+        let python = Package::is_package(path) || artifact::archive::is_archive(path);
+        let deadline = match python {
+            true => options.runtimes.python.deadline.or(self.config.runtimes.python.deadline).unwrap_or(self.config.call_deadline),
+            false => self.config.call_deadline,
+        };
+        let request = LoadRequest {
+            path: path.to_path_buf(),
+            name: name.map(str::to_string),
+            interface: options.interface.as_deref().map(crate::interface::file::to_toml),
+            config: options.config.clone(),
+            require_signature: self.config.require_signature,
+            trusted_keys: self.config.trusted_keys.iter().map(TrustedKey::to_bytes).collect(),
+            lenient: self.config.load_policy == LoadPolicy::Lenient,
+            max_library_size: self.config.max_library_size,
+            max_package_size: self.config.max_package_size,
+            max_output: self.config.max_output_size as u64,
+            memory_limit: self.config.workers.memory_limit,
+            cpu_limit_seconds: self.config.workers.cpu_limit_seconds,
+        };
+        Ok(WorkerSpec {
+            executable: WorkerSpec::executable(&self.config.workers)?,
+            request,
+            deadline,
+            restarts: options.restarts.unwrap_or(self.config.workers.restarts),
+            max_output: self.config.max_output_size,
+        })
+    }
+
+    /// Loads the plugin at `path` in a worker process of its own.
+    fn load_isolated(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Plugin> {
+        let (description, backend) = worker::start(self.worker_spec(path, name, options)?)?;
+        self.isolated_plugin(description, backend, options)
+    }
+
+    /// The plugin called `name`, from the first candidate of the search
+    /// paths that has it, every library probed by a worker process: none is
+    /// mapped here, and one that crashes its loader is a skipped file.
+    fn load_isolated_by_name(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
+        let mut skipped = Vec::new();
+        let mut probe: Option<worker::Probe> = None;
+        for candidate in discovery::candidates(&self.config.search_paths) {
+            let path = match candidate {
+                Err(skip) => {
+                    skipped.push(skip);
+                    continue;
+                }
+                Ok(Candidate::Library(path)) => path,
+                Ok(Candidate::Package(dir)) => match Package::read_manifest(&dir) {
+                    Ok(manifest) if manifest.package.name == name => return self.load_path_with(&dir, Some(name), options),
+                    Ok(_) => continue,
+                    Err(error) => {
+                        skipped.push(Skipped { path: dir, error });
+                        continue;
+                    }
+                },
+                Ok(Candidate::Archive(path)) => match Package::from_archive(&path, None, self.config.max_package_size) {
+                    Ok(package) if package.manifest().package.name == name => return self.load_path_with(&path, Some(name), options),
+                    Ok(_) => continue,
+                    Err(error) => {
+                        skipped.push(Skipped { path, error });
+                        continue;
+                    }
+                },
+            };
+            let spec = self.worker_spec(&path, Some(name), options)?;
+            let request = spec.request.clone();
+            let probe = probe.get_or_insert_with(|| worker::Probe::new(spec));
+            match probe.try_load(request) {
+                Ok((description, backend)) => return self.isolated_plugin(description, backend, options),
+                Err(error) if error.status() == Status::PluginNotFound => {}
+                Err(error) if error.status() == Status::WorkerUnavailable => return Err(error),
+                // Found, but refused (a mismatch, a configuration): the load's answer.
+                Err(error) if is_refusal_of_the_plugin(&error) => return Err(error),
+                Err(error) => skipped.push(Skipped { path, error }),
+            }
+        }
+        Err(not_found(name, &self.config.search_paths, &skipped, self.config.max_library_size))
+    }
+
+    /// The plugin handle of a plugin a worker loaded, checked as an
+    /// in-process load would be.
+    fn isolated_plugin(&self, description: PluginDescription, backend: worker::IsolatedPlugin, options: &LoadOptions) -> Result<Plugin> {
+        self.check_expectations(&description.info)?;
+        if let Some(interface) = &options.interface {
+            check_interface(&description, interface)?;
+        }
+        Ok(Plugin::new(description, Box::new(backend)).with_interface(options.interface.clone()))
     }
 
     fn instantiate(&self, library: Arc<Library>, index: usize, options: &LoadOptions) -> Result<Plugin> {
@@ -624,6 +804,21 @@ fn check_interface(description: &PluginDescription, interface: &Interface) -> Re
         );
     }
     Ok(())
+}
+
+/// Whether a failed load by name found the plugin and refused it (rather
+/// than the file failing to be a library with that plugin).
+fn is_refusal_of_the_plugin(error: &Error) -> bool {
+    matches!(
+        error.status(),
+        Status::InterfaceHashMismatch
+            | Status::InterfaceVersionMismatch
+            | Status::MethodCountMismatch
+            | Status::ConfigRequired
+            | Status::ConfigInvalid
+            | Status::ConfigRejected
+            | Status::ConstructFailed
+    )
 }
 
 /// A plugin source in the search paths.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// How a plugin's outputs travel back to the host.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BufferStrategy {
     /// The plugin allocates each output and frees it through `free_buffer`.
     PluginAllocated = 1,
@@ -51,7 +51,7 @@ impl TryFrom<u32> for BufferStrategy {
 
 /// Which runtime executes a plugin.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RuntimeKind {
     /// A native shared library built with the fidius Rust crates.
     Cdylib = 1,
@@ -62,7 +62,7 @@ pub enum RuntimeKind {
 }
 
 /// What a plugin says about itself; also what discovery reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginInfo {
     /// The plugin's name (the `impl` type's identifier for cdylibs).
     pub name: String,
@@ -83,7 +83,7 @@ pub struct PluginInfo {
 }
 
 /// One metadata key/value pair, in declaration order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetaEntry {
     /// The key; never empty.
     pub key: String,
@@ -93,7 +93,7 @@ pub struct MetaEntry {
 
 /// A host interface a plugin calls (`#[host_interface]`), as its library
 /// declares it in `fidius_get_host_imports`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostImport {
     /// The host interface (trait) name.
     pub interface_name: String,
@@ -104,7 +104,7 @@ pub struct HostImport {
 }
 
 /// Everything about a plugin that is not calling it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PluginDescription {
     /// Identity and interface facts.
     pub info: PluginInfo,
@@ -143,6 +143,12 @@ pub trait PluginBackend: Send + Sync {
     /// those of the instance the plugin was loaded with (a Python
     /// configuration returns an object of its choosing); `None`: the same.
     fn capabilities(&self) -> Option<u64> {
+        None
+    }
+
+    /// Use figures of the worker process serving this plugin (isolated
+    /// plugins only).
+    fn worker_usage(&self) -> Option<crate::runtime::worker::WorkerUsage> {
         None
     }
 
@@ -306,6 +312,12 @@ impl Plugin {
     pub fn call_json(&self, method: &str, args_json: &str) -> Result<String> {
         let index = self.require_interface()?.method_index(method)?;
         self.call_json_index(index, args_json)
+    }
+
+    /// Use figures of the worker process of an isolated plugin; `None` for
+    /// a plugin loaded in-process.
+    pub fn worker_usage(&self) -> Option<crate::runtime::worker::WorkerUsage> {
+        self.backend.worker_usage()
     }
 
     /// The most recent outbound requests of this plugin that its egress

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// A configuration as the caller gave it. Its `Debug` shows only its form
 /// and size: configurations may hold secrets.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigSource {
     /// bincode of the config type.
     Bincode(Vec<u8>),
@@ -92,6 +92,16 @@ impl PluginConfig {
                 ),
             )
         })
+    }
+
+    /// The configuration as it could be given again: bincode when there is
+    /// any, else the JSON as given.
+    pub fn source(&self) -> ConfigSource {
+        match (&self.bincode, &self.untyped) {
+            (Some(bytes), _) => ConfigSource::Bincode(bytes.clone()),
+            (None, Some(value)) => ConfigSource::Json(value.to_string()),
+            (None, None) => ConfigSource::Bincode(Vec::new()),
+        }
     }
 
     /// The configuration as a JSON value, for plugin `plugin`: with a

@@ -26,6 +26,11 @@ impl TrustedKey {
             .map_err(|e| Error::new(Status::InvalidKey, format!("not an Ed25519 public key: {e}")))
     }
 
+    /// The key's raw 32 bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// A key from a `NAME.public` file written by `fidius keygen`.
     pub fn from_file(path: &Path) -> Result<TrustedKey> {
         let limit = Limit::new(KEY_LIMIT, "key file");

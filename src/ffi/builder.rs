@@ -6,6 +6,7 @@ use super::error::fidius_host_error_t;
 use crate::artifact::signature::TrustedKey;
 use crate::error::{Error, Status};
 use crate::host::{HostBuilder, LoadPolicy};
+use crate::runtime::worker::Isolation;
 use crate::plugin::BufferStrategy;
 use std::ffi::c_char;
 
@@ -36,6 +37,20 @@ pub enum fidius_host_load_policy {
     /// relaxes signature, file-header, registry, interface-hash or
     /// buffer-strategy checks.
     Lenient = 1,
+}
+
+/// Where native and Python plugins run.
+#[repr(u32)]
+pub enum fidius_host_isolation {
+    /// In the host process (default): the fastest calls; a crash, abort or
+    /// exit in the plugin ends the host.
+    InProcess = 0,
+    /// Each plugin handle in a worker process of its own
+    /// (`fidius-host-worker`): a fault in the plugin ends the worker, and
+    /// the call fails with WORKER_LOST; calls have a deadline that kills
+    /// (TIMEOUT) and the worker may be capped in memory and CPU time. WASM
+    /// plugins are sandboxed in-process and ignore it.
+    Isolated = 1,
 }
 
 /// How plugin outputs travel (fidius `BufferStrategyKind`).
@@ -482,6 +497,129 @@ pub unsafe extern "C" fn fidius_host_builder_set_max_output_size(
 ) -> Status {
     with_builder(builder, err, |b| {
         b.max_output_size(bytes)?;
+        Ok(())
+    })
+}
+
+/// Sets where native and Python plugins run by default, a
+/// `fidius_host_isolation` value (default IN_PROCESS); a load may say
+/// otherwise (`fidius_host_load_options_set_isolation`).
+///
+/// An isolated plugin is loaded by a worker process with this host's
+/// settings (signatures included: the worker maps exactly the bytes it
+/// verified), and the plugin handle works as an in-process one: info,
+/// metadata, capabilities, raw and JSON calls, plugin errors, output
+/// limits, instances, calls from several threads (served one at a time by
+/// the worker). What differs:
+/// - A crash, abort, exit or kill of the worker fails the call in flight
+///   with WORKER_LOST (the message names the signal or exit code); no
+///   output is delivered. The next call restarts the worker (a new
+///   instance: plugin state is lost) as the restart policy allows.
+/// - Each call has the host's call deadline (the Python deadline for
+///   Python plugins): past it the worker is killed and the call is
+///   TIMEOUT. The load has the same deadline.
+/// - Loading by name probes each candidate library in a worker: no
+///   unsigned library is mapped in the host, and one whose loading crashes
+///   is a skipped file ("the worker process was killed by signal 11").
+/// - Not served yet: host functions (a load with bindings is UNSUPPORTED)
+///   and streaming calls (UNSUPPORTED).
+/// Each call costs a round trip to the worker (about 20 µs).
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_isolation(
+    builder: *mut fidius_host_builder_t,
+    isolation: u32,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.isolation(Isolation::try_from(isolation)?);
+        Ok(())
+    })
+}
+
+/// Sets the worker executable of isolated plugins. Default: the
+/// `fidius-host-worker` next to the shared library (or next to the program
+/// the static library is linked into), else in `../libexec` from there, as
+/// `make install` places it. The path is used as given when a worker
+/// starts; a missing or unrunnable file makes isolated loads
+/// WORKER_UNAVAILABLE.
+///
+/// Errors: NULL_ARGUMENT, INVALID_UTF8, INVALID_ARGUMENT (empty or over
+/// 4096 bytes), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_worker_path(
+    builder: *mut fidius_host_builder_t,
+    path: *const c_char,
+    path_len: usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.worker_path(arg_path(path, path_len, "path")?);
+        Ok(())
+    })
+}
+
+/// Caps each worker process's address space at `bytes` (RLIMIT_AS; 0: no
+/// cap, the default). A plugin that allocates past it fails to allocate,
+/// which usually aborts its worker: the call is WORKER_LOST and its message
+/// names the cap. The cap counts the worker's whole address space (this
+/// library, Python when loaded): allow 256 MiB or more.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_worker_memory_limit(
+    builder: *mut fidius_host_builder_t,
+    bytes: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.worker_memory_limit((bytes > 0).then_some(bytes))?;
+        Ok(())
+    })
+}
+
+/// Caps each worker process's CPU time at `seconds` (RLIMIT_CPU; 0: no
+/// cap, the default): the kernel kills a worker that used it (SIGXCPU),
+/// and the call is WORKER_LOST. Unlike the call deadline it counts across
+/// calls, for the worker's life.
+///
+/// Errors: NULL_ARGUMENT, MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_worker_cpu_limit(
+    builder: *mut fidius_host_builder_t,
+    seconds: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.worker_cpu_limit((seconds > 0).then_some(seconds))?;
+        Ok(())
+    })
+}
+
+/// Sets what an isolated plugin's next call does after its worker was
+/// lost: start a new worker, if fewer than `max_restarts` were started for
+/// that handle in the last `window_ms` milliseconds; else fail with
+/// WORKER_LOST (naming how the last worker ended) without starting one.
+/// `max_restarts` 0: never restart. Default: 5 restarts a minute. A load
+/// may override it (`fidius_host_load_options_set_restart_policy`).
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (`window_ms` 0 with restarts
+/// allowed), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_restart_policy(
+    builder: *mut fidius_host_builder_t,
+    max_restarts: u32,
+    window_ms: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.restart_policy(super::restart_policy(max_restarts, window_ms)?);
         Ok(())
     })
 }

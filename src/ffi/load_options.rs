@@ -173,6 +173,43 @@ pub unsafe extern "C" fn fidius_host_load_options_set_python_deadline_ms(
     })
 }
 
+/// Overrides the host's isolation (`fidius_host_builder_set_isolation`)
+/// for plugins loaded with these options: a `fidius_host_isolation` value.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_set_isolation(
+    options: *mut fidius_host_load_options_t,
+    isolation: u32,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        o.isolation(crate::runtime::worker::Isolation::try_from(isolation)?);
+        Ok(())
+    })
+}
+
+/// Overrides the host's restart policy
+/// (`fidius_host_builder_set_restart_policy`) for isolated plugins loaded
+/// with these options.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (`window_ms` 0 with restarts
+/// allowed), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_load_options_set_restart_policy(
+    options: *mut fidius_host_load_options_t,
+    max_restarts: u32,
+    window_ms: u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_options(options, err, |o| {
+        o.restart_policy(super::restart_policy(max_restarts, window_ms)?);
+        Ok(())
+    })
+}
+
 /// Overrides the host's WASM memory cap (bytes) for plugins loaded with
 /// these options.
 ///

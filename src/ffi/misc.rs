@@ -116,3 +116,13 @@ pub unsafe extern "C" fn fidius_host_precompile_component(
         Ok(())
     })
 }
+
+/// The body of the `fidius-host-worker` executable, which isolated loads
+/// start (`fidius_host_builder_set_isolation`): it serves one plugin to
+/// the host over the socket it finds on descriptor 3, and returns its exit
+/// code. Programs do not call it; run elsewhere, it prints that it is not
+/// run by hand and returns 2.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_worker_main() -> i32 {
+    entry_value(4, crate::runtime::worker::serve)
+}

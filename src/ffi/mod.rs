@@ -278,6 +278,14 @@ pub(crate) fn c_string(text: &str) -> std::ffi::CString {
     unsafe { std::ffi::CString::from_vec_unchecked(bytes) }
 }
 
+/// A restart policy from its C arguments.
+pub(crate) fn restart_policy(max_restarts: u32, window_ms: u64) -> Result<crate::runtime::worker::RestartPolicy> {
+    if max_restarts > 0 && window_ms == 0 {
+        return Err(Error::new(Status::InvalidArgument, "a restart policy that allows restarts needs a window of at least 1 ms"));
+    }
+    Ok(crate::runtime::worker::RestartPolicy { max_restarts, window: std::time::Duration::from_millis(window_ms) })
+}
+
 /// A deadline in milliseconds, 0 meaning none.
 pub(crate) fn deadline_of(milliseconds: u64) -> Option<std::time::Duration> {
     (milliseconds > 0).then(|| std::time::Duration::from_millis(milliseconds))

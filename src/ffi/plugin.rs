@@ -289,6 +289,51 @@ pub unsafe extern "C" fn fidius_host_plugin_interface(
     })
 }
 
+/// Use figures of an isolated plugin handle: counts since it was loaded.
+#[repr(C)]
+pub struct fidius_host_worker_usage_t {
+    /// Calls sent to a worker.
+    pub calls: u64,
+    /// Calls that failed, whatever the reason (plugin errors included).
+    pub errors: u64,
+    /// Calls that passed the deadline (their worker was killed).
+    pub timeouts: u64,
+    /// Workers started after the first.
+    pub restarts: u64,
+    /// The process id of the running worker; 0 when none runs (lost, and
+    /// not restarted yet).
+    pub pid: i32,
+}
+
+/// Reads the use figures of an isolated plugin into `*usage_out`.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, UNSUPPORTED (the plugin runs
+/// in-process; `*usage_out` is zeroed).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_worker_usage(
+    plugin: *const fidius_host_plugin_t,
+    usage_out: *mut fidius_host_worker_usage_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let out = super::arg_out(usage_out, "usage_out")?;
+        *out = fidius_host_worker_usage_t { calls: 0, errors: 0, timeouts: 0, restarts: 0, pid: 0 };
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        let usage = plugin.worker_usage().ok_or_else(|| {
+            Error::new(Status::Unsupported, format!("plugin '{}' runs in-process: it has no worker", plugin.info().name))
+        })?;
+        *out = fidius_host_worker_usage_t {
+            calls: usage.calls,
+            errors: usage.errors,
+            timeouts: usage.timeouts,
+            restarts: usage.restarts,
+            pid: usage.pid,
+        };
+        Ok(())
+    })
+}
+
 /// Number of load diagnostics: notes about a load that did not stop it
 /// (e.g. a precompiled `.cwasm` that was not used, and why). 0 for NULL.
 #[unsafe(no_mangle)]

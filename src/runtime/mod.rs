@@ -7,6 +7,7 @@
 pub mod cdylib;
 pub mod python;
 pub mod wasm;
+pub mod worker;
 
 use crate::artifact::package::{Manifest, Package};
 use crate::error::{Error, Result, Status};

@@ -1,0 +1,450 @@
+//! Isolated plugins: a native library or Python package loaded and called
+//! in a worker process (`fidius-host-worker`), so that a crash, an abort,
+//! an exit, an endless loop or a leak in plugin code ends that process,
+//! never the host.
+//!
+//! The worker runs this same library: it loads the plugin with the host's
+//! own settings (the signature check included: it maps exactly the bytes it
+//! verified) and serves calls over a socket ([`protocol`]). The host side,
+//! [`IsolatedPlugin`], is one more [`PluginBackend`]: the plugin handle, its
+//! calls and errors are the same as in-process. What only a process
+//! boundary gives is here too: a deadline that kills (TIMEOUT), memory and
+//! CPU caps, WORKER_LOST when the process dies, and a restart policy.
+
+mod channel;
+pub mod process;
+pub mod protocol;
+mod serve;
+
+pub use serve::serve;
+
+use crate::bytes::OutputBytes;
+use crate::error::{Error, Result, Status};
+use crate::interface::Interface;
+use crate::plugin::{PluginBackend, PluginDescription};
+use crate::plugin_config::PluginConfig;
+use channel::{Channel, ChannelError};
+use process::{Child, Ending};
+use protocol::{reply, request, LoadRequest, WireError};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Where a plugin's code runs.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// In the host process (the default): the fastest calls; a fault in the
+    /// plugin is a fault of the host.
+    #[default]
+    InProcess = 0,
+    /// In a worker process of its own (native and Python plugins; WASM
+    /// plugins are sandboxed in-process and ignore it).
+    Isolated = 1,
+}
+
+impl TryFrom<u32> for Isolation {
+    type Error = Error;
+
+    fn try_from(value: u32) -> Result<Isolation> {
+        match value {
+            0 => Ok(Isolation::InProcess),
+            1 => Ok(Isolation::Isolated),
+            _ => Err(Error::new(Status::InvalidArgument, format!("isolation {value} is unknown (expected 0 = IN_PROCESS or 1 = ISOLATED)"))),
+        }
+    }
+}
+
+/// What the next call sees after an isolated plugin's worker died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `window`; 0: never restart (every later
+    /// call is WORKER_LOST).
+    pub max_restarts: u32,
+    /// The sliding window the restarts are counted in.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    /// Restart on the next call, at most 5 times a minute.
+    fn default() -> Self {
+        RestartPolicy { max_restarts: 5, window: Duration::from_secs(60) }
+    }
+}
+
+/// Host-wide settings of worker processes.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSettings {
+    /// The worker executable; `None`: [`process::default_worker_path`].
+    pub executable: Option<PathBuf>,
+    /// RLIMIT_AS of each worker, in bytes.
+    pub memory_limit: Option<u64>,
+    /// RLIMIT_CPU of each worker, in whole seconds.
+    pub cpu_limit_seconds: Option<u64>,
+    /// The restart policy of isolated plugins.
+    pub restarts: RestartPolicy,
+}
+
+/// Everything needed to start (and restart) one isolated plugin.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub executable: PathBuf,
+    pub request: LoadRequest,
+    /// The deadline of each call and of the load; past it the worker is killed.
+    pub deadline: Option<Duration>,
+    pub restarts: RestartPolicy,
+    pub max_output: usize,
+}
+
+impl WorkerSpec {
+    /// The executable named in `settings`, or the one next to this library.
+    pub fn executable(settings: &WorkerSettings) -> Result<PathBuf> {
+        settings.executable.clone().or_else(process::default_worker_path).ok_or_else(|| {
+            Error::new(
+                Status::WorkerUnavailable,
+                format!(
+                    "no {} executable next to this library or in ../libexec from it; set its path on the builder",
+                    process::WORKER_NAME
+                ),
+            )
+        })
+    }
+
+    fn reply_limit(&self) -> usize {
+        self.max_output.saturating_add(protocol::FRAME_OVERHEAD)
+    }
+}
+
+/// A worker process with a plugin loaded.
+struct Worker {
+    child: Child,
+    channel: Channel,
+}
+
+/// Use figures of one isolated plugin handle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerUsage {
+    pub calls: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub restarts: u64,
+    /// The running worker's process id; 0 when none runs.
+    pub pid: i32,
+}
+
+struct State {
+    worker: Option<Worker>,
+    /// Why the last worker was lost, while no new one runs.
+    lost: Option<String>,
+    /// When the recent restarts happened, oldest first.
+    restart_times: VecDeque<Instant>,
+    usage: WorkerUsage,
+    /// A reply's body, reused from call to call.
+    body: Vec<u8>,
+}
+
+/// Starts a worker and loads `spec`'s plugin in it.
+pub fn start(spec: WorkerSpec) -> Result<(PluginDescription, IsolatedPlugin)> {
+    let (worker, description) = launch(&spec)?;
+    let name: Arc<str> = description.info.name.as_str().into();
+    let plugin = IsolatedPlugin {
+        spec: Arc::new(spec),
+        name,
+        expected: description.clone(),
+        state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
+    };
+    Ok((description, plugin))
+}
+
+/// A new worker with the plugin of `spec` loaded, and its description.
+fn launch(spec: &WorkerSpec) -> Result<(Worker, PluginDescription)> {
+    let (child, socket) = process::spawn(&spec.executable)?;
+    let mut worker = Worker { child, channel: Channel::new(socket) };
+    let description = load(&mut worker, spec, &spec.request)?;
+    Ok((worker, description))
+}
+
+/// Asks `worker` to load `request`'s plugin. A worker that dies or does not
+/// answer in time is killed and the failure says how it ended.
+fn load(worker: &mut Worker, spec: &WorkerSpec, request: &LoadRequest) -> Result<PluginDescription> {
+    let deadline = spec.deadline.map(|d| Instant::now() + d);
+    let what = || request.path.display().to_string();
+    let mut body = Vec::new();
+    let sent = worker.channel.send_frame(request::LOAD, &protocol::encode(request), deadline);
+    let received = sent.and_then(|()| worker.channel.receive(&mut body, protocol::FRAME_OVERHEAD.max(spec.reply_limit()), deadline));
+    match received {
+        Ok(reply::LOADED) => protocol::decode(&body),
+        Ok(reply::FAILED) => {
+            let error: WireError = protocol::decode(&body)?;
+            Err(error.into_error(&"".into(), None))
+        }
+        Ok(kind) => {
+            let ending = worker.child.kill();
+            Err(Error::new(Status::PluginProtocol, format!("{}: the worker process answered a load with message kind {kind}; it {ending}", what())))
+        }
+        Err(ChannelError::TimedOut) => {
+            worker.child.kill();
+            Err(Error::new(Status::Timeout, format!("{}: the worker process did not load the plugin within {:?}; it was killed", what(), spec.deadline.unwrap_or_default())))
+        }
+        Err(e) => {
+            let ending = worker.child.kill();
+            Err(Error::new(Status::WorkerLost, format!("{}: the worker process {ending} while loading the plugin{}", what(), channel_detail(&e))))
+        }
+    }
+}
+
+fn channel_detail(error: &ChannelError) -> String {
+    match error {
+        ChannelError::Closed | ChannelError::TimedOut => String::new(),
+        ChannelError::Oversized(len) => format!(" (it sent a {len}-byte message, over the limit)"),
+        ChannelError::Io(e) => format!(" (socket error: {e})"),
+    }
+}
+
+/// The host side of an isolated plugin: calls go to its worker, one at a
+/// time.
+pub struct IsolatedPlugin {
+    spec: Arc<WorkerSpec>,
+    name: Arc<str>,
+    /// What the plugin said of itself at load; a restarted worker must say
+    /// the same (the file may have changed on disk since).
+    expected: PluginDescription,
+    state: Mutex<State>,
+}
+
+impl IsolatedPlugin {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// This handle's use figures.
+    pub fn usage(&self) -> WorkerUsage {
+        let state = self.lock();
+        WorkerUsage { pid: state.worker.as_ref().map_or(0, |w| w.child.pid()), ..state.usage }
+    }
+
+    /// The running worker, restarted first when it was lost and the policy
+    /// allows.
+    fn ready<'a>(&self, state: &'a mut State) -> Result<&'a mut Worker> {
+        if state.worker.is_none() {
+            let reason = state.lost.clone().unwrap_or_else(|| "it ended".to_string());
+            let policy = self.spec.restarts;
+            let now = Instant::now();
+            while state.restart_times.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+                state.restart_times.pop_front();
+            }
+            if state.restart_times.len() >= policy.max_restarts as usize {
+                return Err(Error::new(
+                    Status::WorkerLost,
+                    format!(
+                        "plugin '{}': its worker process was lost ({reason}) and the restart policy allows no restart now \
+                         ({} within {:?})",
+                        self.name, policy.max_restarts, policy.window
+                    ),
+                ));
+            }
+            state.restart_times.push_back(now);
+            state.usage.restarts += 1;
+            let (worker, description) = launch(&self.spec).map_err(|e| e.context(format!("plugin '{}': restarting its worker process", self.name)))?;
+            let same = description.info.name == self.expected.info.name
+                && description.info.interface_hash == self.expected.info.interface_hash
+                && description.method_count == self.expected.method_count;
+            if !same {
+                state.lost = Some("the restarted worker found a different plugin in the file".to_string());
+                return Err(Error::new(
+                    Status::WorkerLost,
+                    format!("plugin '{}': the restarted worker process loaded a different plugin from {}", self.name, self.spec.request.path.display()),
+                ));
+            }
+            state.worker = Some(worker);
+            state.lost = None;
+        }
+        Ok(state.worker.as_mut().expect("just set"))
+    }
+
+    /// One call round trip: the reply's kind, its body in `state.body`.
+    fn call(&self, state: &mut State, kind: u8, method: u32, payload: &[u8]) -> Result<u8> {
+        if payload.len() > u32::MAX as usize - 16 {
+            return Err(Error::new(Status::InputTooLarge, format!("plugin '{}': an input of {} bytes does not fit a worker message", self.name, payload.len())));
+        }
+        state.usage.calls += 1;
+        let limit = self.spec.reply_limit();
+        let deadline = self.spec.deadline.map(|d| Instant::now() + d);
+        let mut body = std::mem::take(&mut state.body);
+        let outcome = {
+            let worker = self.ready(state)?;
+            let index = method.to_le_bytes();
+            let mut header = [0u8; protocol::HEADER];
+            let frame = protocol::call_frame(kind, &index, payload, &mut header);
+            worker.channel.send(&frame, deadline).and_then(|()| worker.channel.receive(&mut body, limit, deadline))
+        };
+        let result = match outcome {
+            Ok(kind) => Ok(kind),
+            Err(ChannelError::TimedOut) => {
+                state.usage.timeouts += 1;
+                self.bury(state, |_| "it was killed at the call deadline".to_string());
+                Err(Error::new(
+                    Status::Timeout,
+                    format!(
+                        "plugin '{}' method {method} did not return within {:?}; its worker process was killed",
+                        self.name,
+                        self.spec.deadline.unwrap_or_default()
+                    ),
+                ))
+            }
+            Err(e) => {
+                let detail = channel_detail(&e);
+                let ending = self.bury(state, |ending| format!("it {ending}"));
+                Err(Error::new(
+                    Status::WorkerLost,
+                    format!("plugin '{}' method {method}: its worker process {ending}{detail}{}", self.name, self.limits_note()),
+                ))
+            }
+        };
+        state.body = body;
+        if result.is_err() {
+            state.usage.errors += 1;
+        }
+        result
+    }
+
+    /// Kills the current worker, records why it is gone, and says how it ended.
+    fn bury(&self, state: &mut State, reason: impl FnOnce(Ending) -> String) -> Ending {
+        let mut worker = state.worker.take().expect("a call has a worker");
+        let ending = worker.child.kill();
+        state.lost = Some(reason(ending));
+        ending
+    }
+
+    /// The caps a lost worker may have hit, for its message.
+    fn limits_note(&self) -> String {
+        let request = &self.spec.request;
+        let mut notes = Vec::new();
+        if let Some(bytes) = request.memory_limit {
+            notes.push(format!("memory cap {bytes} bytes"));
+        }
+        if let Some(seconds) = request.cpu_limit_seconds {
+            notes.push(format!("CPU-time cap {seconds} s"));
+        }
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" (limits: {})", notes.join(", "))
+        }
+    }
+
+    /// A reply that is not the one expected: the plugin's error, or a
+    /// broken worker (killed; the next call restarts it).
+    fn unexpected(&self, state: &mut State, kind: u8, method: u32) -> Error {
+        if kind == reply::FAILED {
+            state.usage.errors += 1;
+            return match protocol::decode::<WireError>(&state.body) {
+                Ok(error) => error.into_error(&self.name, Some(method)),
+                Err(e) => e,
+            };
+        }
+        state.usage.errors += 1;
+        let ending = self.bury(state, |ending| format!("it sent message kind {kind} and was killed ({ending})"));
+        Error::new(Status::PluginProtocol, format!("plugin '{}' method {method}: the worker process answered with message kind {kind}; it {ending}", self.name))
+    }
+}
+
+impl Drop for IsolatedPlugin {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(worker) = state.worker.take() {
+            let Worker { mut child, channel } = worker;
+            // Closing the socket asks the worker to end: its plugin is
+            // destroyed, then it exits.
+            drop(channel);
+            child.finish();
+        }
+    }
+}
+
+impl PluginBackend for IsolatedPlugin {
+    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        let mut state = self.lock();
+        match self.call(&mut state, request::CALL_RAW, method, input)? {
+            reply::OUTPUT => Ok(OutputBytes::from_vec(std::mem::take(&mut state.body))),
+            kind => Err(self.unexpected(&mut state, kind, method)),
+        }
+    }
+
+    fn call_json(&self, _interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+        let mut state = self.lock();
+        match self.call(&mut state, request::CALL_JSON, method, args_json.as_bytes())? {
+            reply::JSON => String::from_utf8(std::mem::take(&mut state.body))
+                .map_err(|_| Error::new(Status::PluginProtocol, format!("plugin '{}': the worker sent a JSON result that is not UTF-8", self.name))),
+            kind => Err(self.unexpected(&mut state, kind, method)),
+        }
+    }
+
+    fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
+        let mut spec = (*self.spec).clone();
+        spec.request.config = Some(config.source());
+        let (_, plugin) = start(spec)?;
+        Ok(Box::new(plugin))
+    }
+
+    fn worker_usage(&self) -> Option<WorkerUsage> {
+        Some(self.usage())
+    }
+}
+
+/// Starts a probe worker for load-by-name: one process that is asked for
+/// the plugin in one candidate file after another.
+pub struct Probe {
+    spec: WorkerSpec,
+    worker: Option<Worker>,
+}
+
+impl Probe {
+    pub fn new(spec: WorkerSpec) -> Probe {
+        Probe { spec, worker: None }
+    }
+
+    /// Asks for the plugin of `request` (a candidate file). Ok: the plugin
+    /// loaded and the probe's worker now serves it.
+    pub fn try_load(&mut self, request: LoadRequest) -> Result<(PluginDescription, IsolatedPlugin)> {
+        let mut worker = match self.worker.take() {
+            Some(worker) => worker,
+            None => {
+                let (child, socket) = process::spawn(&self.spec.executable)?;
+                Worker { child, channel: Channel::new(socket) }
+            }
+        };
+        match load(&mut worker, &self.spec, &request) {
+            Ok(description) => {
+                let mut spec = self.spec.clone();
+                spec.request = request;
+                let name: Arc<str> = description.info.name.as_str().into();
+                let plugin = IsolatedPlugin {
+                    spec: Arc::new(spec),
+                    name,
+                    expected: description.clone(),
+                    state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
+                };
+                Ok((description, plugin))
+            }
+            Err(error) => {
+                // A worker that refused the file lives on for the next one;
+                // one that died or hung was killed and is replaced.
+                if !matches!(error.status(), Status::WorkerLost | Status::Timeout | Status::PluginProtocol) {
+                    self.worker = Some(worker);
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if let Some(Worker { mut child, channel }) = self.worker.take() {
+            drop(channel);
+            child.finish();
+        }
+    }
+}

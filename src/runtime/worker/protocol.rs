@@ -1,0 +1,164 @@
+//! The messages between a host and its worker process, and their framing.
+//!
+//! Every message is one frame: a 4-byte little-endian length (of what
+//! follows), a 1-byte kind, then the body. Calls, the hot path, have a
+//! fixed layout (a method index, then the bytes); loads, descriptions and
+//! errors, which are rare, are bincode. A reader checks the length against
+//! its limit before it allocates anything.
+
+use crate::error::{Error, ErrorDetail, PluginError, Result, Status};
+use crate::plugin::PluginDescription;
+use crate::plugin_config::ConfigSource;
+use serde::{Deserialize, Serialize};
+use std::io::IoSlice;
+use std::path::PathBuf;
+
+/// The frame header: length and kind.
+pub const HEADER: usize = 5;
+
+/// What a host asks of its worker.
+pub mod request {
+    /// Load a plugin: bincode of [`super::LoadRequest`].
+    pub const LOAD: u8 = 1;
+    /// A raw call: method index (u32 LE), then the input bytes.
+    pub const CALL_RAW: u8 = 2;
+    /// A JSON call: method index (u32 LE), then the arguments' JSON text.
+    pub const CALL_JSON: u8 = 3;
+}
+
+/// What a worker answers.
+pub mod reply {
+    /// The plugin is loaded: bincode of its `PluginDescription`.
+    pub const LOADED: u8 = 1;
+    /// A raw call's output bytes.
+    pub const OUTPUT: u8 = 2;
+    /// A JSON call's result text.
+    pub const JSON: u8 = 3;
+    /// The request failed: bincode of [`super::WireError`].
+    pub const FAILED: u8 = 4;
+}
+
+/// Room a frame may take beyond its payload (the method index, an error's
+/// texts): a reply larger than the output limit plus this is a broken worker.
+pub const FRAME_OVERHEAD: usize = 1 << 20;
+
+/// Everything the worker needs to load a plugin exactly as the host would.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadRequest {
+    /// The library file, package directory or `.fid` archive.
+    pub path: PathBuf,
+    /// The plugin to load from it; `None`: its only one.
+    pub name: Option<String>,
+    /// The interface to check it against, as an interface file.
+    pub interface: Option<String>,
+    /// The configuration to construct it with.
+    pub config: Option<ConfigSource>,
+    /// The host's trust and size settings.
+    pub require_signature: bool,
+    pub trusted_keys: Vec<[u8; 32]>,
+    pub lenient: bool,
+    pub max_library_size: u64,
+    pub max_package_size: u64,
+    pub max_output: u64,
+    /// Limits the worker sets on itself before it reads the plugin.
+    pub memory_limit: Option<u64>,
+    pub cpu_limit_seconds: Option<u64>,
+}
+
+/// An [`Error`] as it crosses the process boundary.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireError {
+    pub status: u32,
+    pub message: String,
+    pub plugin_error: Option<(String, String, Option<String>)>,
+    pub mismatch: Option<(u64, u64)>,
+    pub out_of_range: Option<(u32, u32)>,
+}
+
+impl WireError {
+    pub fn from_error(error: &Error) -> WireError {
+        WireError {
+            status: error.status() as u32,
+            message: error.message().to_string(),
+            plugin_error: error.plugin_error().map(|e| (e.code().to_string(), e.message().to_string(), e.details().map(str::to_string))),
+            mismatch: match error.detail() {
+                Some(ErrorDetail::Mismatch { expected, found }) => Some((expected, found)),
+                _ => None,
+            },
+            out_of_range: match error.detail() {
+                Some(ErrorDetail::MethodOutOfRange { index, count }) => Some((index, count)),
+                _ => None,
+            },
+        }
+    }
+
+    /// The error again. A plugin's own error is rebuilt the way the
+    /// in-process runtimes build it, so its message reads the same.
+    pub fn into_error(self, plugin: &std::sync::Arc<str>, method: Option<u32>) -> Error {
+        let status = Status::from_code(self.status).unwrap_or(Status::PluginProtocol);
+        let plugin_error = self.plugin_error.map(|(code, message, details)| PluginError::new(&code, &message, details.as_deref()));
+        let mut error = match (status, plugin_error, method) {
+            (Status::PluginError, Some(e), Some(method)) => return Error::plugin(plugin, method, e),
+            (_, Some(e), _) => Error::new(status, self.message).with_plugin_error(e),
+            (_, None, _) => Error::new(status, self.message),
+        };
+        if let Some((expected, found)) = self.mismatch {
+            error = error.mismatch(expected, found);
+        }
+        if let Some((index, count)) = self.out_of_range {
+            error = error.with_detail(ErrorDetail::MethodOutOfRange { index, count });
+        }
+        error
+    }
+}
+
+/// bincode, bounded: a body read from the other process is never trusted
+/// for an allocation size.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(body.len() as u64)
+        .deserialize(body)
+        .map_err(|e| Error::new(Status::PluginProtocol, format!("the worker process sent a malformed message: {e}")))
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    use bincode::Options;
+    bincode::DefaultOptions::new().with_fixint_encoding().serialize(value).expect("wire types always encode")
+}
+
+/// The header of a frame of `kind` whose body is `body_len` bytes.
+pub fn header(kind: u8, body_len: usize) -> [u8; HEADER] {
+    let len = u32::try_from(body_len + 1).expect("frames are bounded by the output limit");
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4] = kind;
+    header
+}
+
+/// A call frame: header, method index, payload (three slices, one send).
+pub fn call_frame<'a>(kind: u8, method: &'a [u8; 4], payload: &'a [u8], header_out: &'a mut [u8; HEADER]) -> [IoSlice<'a>; 3] {
+    *header_out = header(kind, 4 + payload.len());
+    [IoSlice::new(header_out), IoSlice::new(method), IoSlice::new(payload)]
+}
+
+/// The method index and payload of a call frame's body.
+pub fn split_call(body: &[u8]) -> Result<(u32, &[u8])> {
+    if body.len() < 4 {
+        return Err(Error::new(Status::PluginProtocol, "a call message is shorter than its method index"));
+    }
+    let (method, payload) = body.split_at(4);
+    Ok((u32::from_le_bytes(method.try_into().expect("4 bytes")), payload))
+}
+
+/// Body length and kind from a frame header.
+pub fn parse_header(header: &[u8; HEADER]) -> (usize, u8) {
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    (len.saturating_sub(1), header[4])
+}
+
+/// A description as the worker sends it.
+pub fn encode_description(description: &PluginDescription) -> Vec<u8> {
+    encode(description)
+}

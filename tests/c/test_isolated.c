@@ -1,0 +1,176 @@
+/*
+ * Isolated plugins through the C API: the Faulty fixture (native, and
+ * Python when built in) in a worker process. A segfault in the plugin is a
+ * WORKER_LOST call, the host and its other plugins live on, the next call
+ * gets a restarted worker; an endless loop is a TIMEOUT; the restart policy,
+ * the worker usage figures and the statuses of bad settings.
+ */
+#include "check.h"
+
+#include <signal.h>
+#include <sys/types.h>
+
+static const char *worker_path(void) {
+    return path_of("../release/fidius-host-worker");
+}
+
+static fidius_host_t *isolated_host(uint32_t max_restarts, uint64_t deadline_ms) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    CHECK(fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, worker_path(), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_restart_policy(b, max_restarts, 60000, NULL) == FIDIUS_HOST_STATUS_OK);
+    if (deadline_ms) CHECK(fidius_host_builder_set_call_deadline_ms(b, deadline_ms, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    return host;
+}
+
+static fidius_host_plugin_t *load_faulty(const fidius_host_t *host, const char *relative) {
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_interface_t *iface = interface_file("faulty.toml");
+    fidius_host_plugin_t *plugin = NULL;
+    fidius_host_error_t *err = NULL;
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_path(host, path_of(relative), NT, NULL, 0, options, &plugin, &err) == FIDIUS_HOST_STATUS_OK);
+    if (err) fprintf(stderr, "  load %s: %s\n", relative, fidius_host_error_message(err));
+    fidius_host_error_free(err);
+    fidius_host_interface_free(iface);
+    fidius_host_load_options_free(options);
+    return plugin;
+}
+
+static fidius_host_worker_usage_t usage_of(const fidius_host_plugin_t *plugin) {
+    fidius_host_worker_usage_t usage;
+    CHECK(fidius_host_plugin_worker_usage(plugin, &usage, NULL) == FIDIUS_HOST_STATUS_OK);
+    return usage;
+}
+
+/* One runtime's Faulty plugin: answers, a plugin error, a segfault, the
+ * restart, and a bystander that never noticed. */
+static void exercise(const char *relative) {
+    fidius_host_t *host = isolated_host(5, 0);
+    fidius_host_plugin_t *plugin = load_faulty(host, relative), *bystander = load_faulty(host, relative);
+    fidius_host_worker_usage_t before, after;
+    fidius_host_bytes_t out;
+    uint8_t raw[3] = {1, 2, 3};
+
+    fprintf(stderr, "  %s\n", relative);
+    if (!plugin || !bystander) goto done;
+    CHECK(json_is(plugin, "ping", "[41]", "42"));
+    CHECK(json_is(plugin, "calls", "[]", "1"));
+    CHECK(fidius_host_plugin_call(plugin, 3, raw, sizeof raw, &out, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(out.len == 3 && memcmp(out.data, raw, 3) == 0);
+    fidius_host_bytes_free(&out);
+    CHECK(json_fails(plugin, "fault", "[\"error\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR, "ASKED"));
+
+    before = usage_of(plugin);
+    CHECK(before.pid > 0 && before.restarts == 0 && before.calls == 4 && before.errors == 1);
+    CHECK(usage_of(bystander).pid != before.pid);
+
+    CHECK(json_fails(plugin, "fault", "[\"segfault\"]", FIDIUS_HOST_STATUS_WORKER_LOST, "SIGSEGV"));
+    after = usage_of(plugin);
+    CHECK(after.pid == 0 && after.errors == 2);
+    /* The next call restarts the worker: a fresh instance, state lost. */
+    CHECK(json_is(plugin, "calls", "[]", "0"));
+    after = usage_of(plugin);
+    CHECK(after.pid > 0 && after.pid != before.pid && after.restarts == 1);
+    CHECK(json_is(bystander, "ping", "[1]", "2"));
+    CHECK(usage_of(bystander).restarts == 0);
+
+    /* Killed from outside between calls: the next call finds it gone. */
+    kill((pid_t)after.pid, SIGKILL);
+    CHECK(json_fails(plugin, "ping", "[1]", FIDIUS_HOST_STATUS_WORKER_LOST, "SIGKILL"));
+    CHECK(json_is(plugin, "ping", "[2]", "3"));
+done:
+    fidius_host_plugin_free(plugin);
+    fidius_host_plugin_free(bystander);
+    fidius_host_free(host);
+}
+
+static void test_runtimes(void) {
+    exercise("faulty/libfaulty_plugin.so");
+    if (FIDIUS_HOST_BUILT_WITH_PYTHON) exercise("isolated/py-faulty");
+}
+
+static void test_deadline_and_policy(void) {
+    fidius_host_t *host = isolated_host(0, 300);
+    fidius_host_plugin_t *plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
+    fidius_host_worker_usage_t usage;
+    if (!plugin) goto done;
+    CHECK(json_fails(plugin, "fault", "[\"spin\"]", FIDIUS_HOST_STATUS_TIMEOUT, "killed"));
+    usage = usage_of(plugin);
+    CHECK(usage.timeouts == 1 && usage.pid == 0);
+    /* Restart policy 0: the plugin stays lost and says why. */
+    CHECK(json_fails(plugin, "ping", "[1]", FIDIUS_HOST_STATUS_WORKER_LOST, "restart policy"));
+    CHECK(usage_of(plugin).restarts == 0);
+done:
+    fidius_host_plugin_free(plugin);
+    fidius_host_free(host);
+}
+
+static void test_settings(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *plugin = NULL;
+    fidius_host_error_t *err = NULL;
+    fidius_host_worker_usage_t usage = {1, 1, 1, 1, 1};
+
+    CHECK(fidius_host_builder_set_isolation(b, 7, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "isolation 7"));
+    CHECK(fidius_host_builder_set_restart_policy(b, 3, 0, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "window"));
+    CHECK(fidius_host_builder_set_worker_path(b, "", NT, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    fidius_host_error_free(err);
+    err = NULL;
+    CHECK(fidius_host_builder_set_worker_path(b, path_of("no-such-worker"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_memory_limit(b, 1u << 30, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_cpu_limit(b, 60, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    /* In-process by default: no worker is needed, none is asked for. */
+    plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
+    CHECK(plugin && fidius_host_plugin_worker_usage(plugin, &usage, &err) == FIDIUS_HOST_STATUS_UNSUPPORTED);
+    CHECK(usage.calls == 0 && usage.pid == 0);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_UNSUPPORTED, "in-process"));
+    fidius_host_plugin_free(plugin);
+    plugin = NULL;
+    /* Isolated through the load options: the missing worker is named. */
+    CHECK(fidius_host_load_options_set_isolation(options, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_restart_policy(options, 0, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_isolation(options, 2, NULL) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(fidius_host_load_path(host, path_of("faulty/libfaulty_plugin.so"), NT, NULL, 0, options, &plugin, &err) ==
+          FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE);
+    CHECK(plugin == NULL && error_says(err, FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE, "no-such-worker"));
+    CHECK(strcmp(fidius_host_status_name(FIDIUS_HOST_STATUS_WORKER_LOST), "WORKER_LOST") == 0);
+    fidius_host_load_options_free(options);
+    fidius_host_free(host);
+}
+
+/* A worker's memory cap: a plugin that leaks past it loses its worker. */
+static void test_memory_cap(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *plugin;
+    CHECK(fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, worker_path(), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_memory_limit(b, 768u << 20, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
+    if (plugin) {
+        CHECK(json_fails(plugin, "fault", "[\"leak\"]", FIDIUS_HOST_STATUS_WORKER_LOST, "memory cap 805306368 bytes"));
+        CHECK(json_is(plugin, "ping", "[0]", "1"));
+    }
+    fidius_host_plugin_free(plugin);
+    fidius_host_free(host);
+}
+
+static void run_tests(void) {
+    test_runtimes();
+    test_deadline_and_policy();
+    test_settings();
+    test_memory_cap();
+}
+
+int main(void) {
+    return check_main(run_tests);
+}

@@ -1,0 +1,309 @@
+//! Isolated plugins: native and Python plugins in worker processes. Every
+//! way plugin code can end its process (segfault, abort, exit, endless
+//! loop, leak) fails the call with its status while the host, and its
+//! other plugins, keep running; the restart policy decides what follows.
+
+mod common;
+
+use common::*;
+use fidius_host::interface::file;
+use fidius_host::{Host, HostBuilder, Interface, Isolation, LoadOptions, Plugin, RestartPolicy, Status};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PING: u32 = 0;
+const CALLS: u32 = 1;
+const ECHO: u32 = 3;
+
+fn worker() -> PathBuf {
+    let path = fixtures().join("../release/fidius-host-worker");
+    assert!(path.is_file(), "{} missing: run `make lib`", path.display());
+    path
+}
+
+fn faulty_interface() -> Arc<Interface> {
+    Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/faulty.toml")).unwrap())
+}
+
+fn isolated_builder() -> HostBuilder {
+    let mut builder = HostBuilder::new();
+    builder.isolation(Isolation::Isolated).worker_path(worker());
+    builder
+}
+
+fn native() -> PathBuf {
+    fixture("faulty/libfaulty_plugin.so")
+}
+
+fn python() -> PathBuf {
+    fixture("isolated/py-faulty")
+}
+
+fn load(host: &Host, path: &Path) -> Plugin {
+    host.load_path_with(path, None, &LoadOptions::with_interface(faulty_interface())).unwrap()
+}
+
+fn fault(plugin: &Plugin, how: &str) -> fidius_host::Error {
+    plugin.call_json("fault", &format!("[\"{how}\"]")).unwrap_err()
+}
+
+fn ping(plugin: &Plugin, n: u64) -> u64 {
+    decode(plugin.call_raw(PING, &encode(&(n,))).unwrap().as_slice())
+}
+
+fn both() -> [PathBuf; 2] {
+    [native(), python()]
+}
+
+#[test]
+fn an_isolated_plugin_answers_as_an_in_process_one() {
+    let isolated = isolated_builder().build().unwrap();
+    let in_process = HostBuilder::new().build().unwrap();
+    for path in both() {
+        if path == python() && !fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python) {
+            continue;
+        }
+        let a = load(&isolated, &path);
+        let b = load(&in_process, &path);
+        assert!(a.worker_usage().is_some() && b.worker_usage().is_none());
+        assert_eq!(a.info(), b.info());
+        assert_eq!(a.method_count(), b.method_count());
+        assert_eq!(ping(&a, 41), 42);
+        assert_eq!(a.call_json("ping", "[7]").unwrap(), "8");
+        let data: Vec<u8> = (0..=255).collect();
+        assert_eq!(a.call_raw(ECHO, &data).unwrap().as_slice(), b.call_raw(ECHO, &data).unwrap().as_slice());
+        // A plugin's own error crosses with its code, message and details.
+        let (ea, eb) = (fault(&a, "error"), fault(&b, "error"));
+        assert_eq!(ea.status(), Status::PluginError);
+        assert_eq!(ea.message(), eb.message());
+        let (pa, pb) = (ea.plugin_error().unwrap(), eb.plugin_error().unwrap());
+        assert_eq!((pa.code(), pa.message(), pa.details()), (pb.code(), pb.message(), pb.details()));
+        // Host-side checks are the same too.
+        assert_eq!(a.call_json("nope", "[]").unwrap_err().status(), Status::UnknownMethod);
+        assert_eq!(a.call_json("ping", "[\"x\"]").unwrap_err().status(), b.call_json("ping", "[\"x\"]").unwrap_err().status());
+        assert_eq!(a.call_raw(9, b"").unwrap_err().status(), b.call_raw(9, b"").unwrap_err().status());
+        let usage = a.worker_usage().unwrap();
+        assert!(usage.calls >= 5 && usage.pid > 0 && usage.restarts == 0, "{usage:?}");
+    }
+}
+
+#[test]
+fn every_fault_is_worker_lost_and_the_host_lives_on() {
+    let host = isolated_builder().build().unwrap();
+    let bystander = HostBuilder::new().build().unwrap().load_path(&fixture("plugins/libcalc_plugin.so"), None).unwrap();
+    let cases: &[(&str, &str)] = &[("segfault", "SIGSEGV"), ("abort", "SIGABRT"), ("exit", "exited with code 3")];
+    for path in both() {
+        if path == python() && !fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python) {
+            continue;
+        }
+        let plugin = load(&host, &path);
+        for (how, named) in cases {
+            assert_eq!(ping(&plugin, 1), 2);
+            let error = fault(&plugin, how);
+            assert_eq!(error.status(), Status::WorkerLost, "{how} in {}: {}", path.display(), error.message());
+            assert!(error.message().contains(named), "{how}: {}", error.message());
+            assert_eq!(plugin.worker_usage().unwrap().pid, 0, "no worker runs until the next call");
+            // The next call restarts the worker: a new instance, no state.
+            let calls: u64 = decode(plugin.call_raw(CALLS, &encode(&())).unwrap().as_slice());
+            assert_eq!(calls, 0, "{how}: the restarted worker has a fresh instance");
+            // The host and its other plugins are untouched.
+            assert_eq!(decode::<i64>(bystander.call_raw(calc::ADD, &encode(&(2i64, 3i64))).unwrap().as_slice()), 5);
+        }
+        let usage = plugin.worker_usage().unwrap();
+        assert_eq!(usage.restarts, cases.len() as u64, "{usage:?}");
+    }
+}
+
+#[test]
+fn a_call_past_its_deadline_kills_the_worker() {
+    let mut builder = isolated_builder();
+    builder.call_deadline(Some(Duration::from_millis(300)));
+    let host = builder.build().unwrap();
+    for path in both() {
+        if path == python() && !fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python) {
+            continue;
+        }
+        let plugin = load(&host, &path);
+        let pid = plugin.worker_usage().unwrap().pid;
+        let started = Instant::now();
+        let error = fault(&plugin, "spin");
+        assert_eq!(error.status(), Status::Timeout, "{}", error.message());
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert!(error.message().contains("worker process was killed"), "{}", error.message());
+        // The spinning process is gone, not left running.
+        // SAFETY: probing a pid with signal 0.
+        assert_ne!(unsafe { libc_kill(pid, 0) }, 0, "the killed worker is reaped");
+        assert_eq!(ping(&plugin, 9), 10);
+        let usage = plugin.worker_usage().unwrap();
+        assert_eq!((usage.timeouts, usage.restarts), (1, 1), "{usage:?}");
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+#[test]
+fn the_memory_cap_ends_a_leak() {
+    let mut builder = isolated_builder();
+    builder.worker_memory_limit(Some(768 << 20)).unwrap();
+    let host = builder.build().unwrap();
+    for path in both() {
+        if path == python() && !fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python) {
+            continue;
+        }
+        let plugin = load(&host, &path);
+        let error = fault(&plugin, "leak");
+        // Native code aborts when an allocation fails; Python raises
+        // MemoryError, which reaches the host as the plugin's exception.
+        assert!(matches!(error.status(), Status::WorkerLost | Status::PluginError), "{:?}: {}", error.status(), error.message());
+        if error.status() == Status::WorkerLost {
+            assert!(error.message().contains("memory cap"), "{}", error.message());
+        }
+        assert_eq!(ping(&plugin, 1), 2);
+    }
+}
+
+#[test]
+fn the_restart_policy_decides_what_follows_a_loss() {
+    let host = isolated_builder().build().unwrap();
+    let mut options = LoadOptions::with_interface(faulty_interface());
+    options.restart_policy(RestartPolicy { max_restarts: 1, window: Duration::from_secs(60) });
+    let plugin = host.load_path_with(&native(), None, &options).unwrap();
+    assert_eq!(fault(&plugin, "abort").status(), Status::WorkerLost);
+    assert_eq!(ping(&plugin, 1), 2, "one restart is allowed");
+    assert_eq!(fault(&plugin, "abort").status(), Status::WorkerLost);
+    let refused = plugin.call_raw(PING, &encode(&(1u64,))).unwrap_err();
+    assert_eq!(refused.status(), Status::WorkerLost);
+    assert!(refused.message().contains("allows no restart") && refused.message().contains("SIGABRT"), "{}", refused.message());
+    assert_eq!(plugin.worker_usage().unwrap().restarts, 1);
+
+    options.restart_policy(RestartPolicy { max_restarts: 0, window: Duration::from_secs(1) });
+    let never = host.load_path_with(&native(), None, &options).unwrap();
+    assert_eq!(fault(&never, "exit").status(), Status::WorkerLost);
+    for _ in 0..3 {
+        assert_eq!(never.call_json("ping", "[1]").unwrap_err().status(), Status::WorkerLost);
+    }
+    assert_eq!(never.worker_usage().unwrap().restarts, 0);
+}
+
+#[test]
+fn loading_by_name_probes_every_library_in_a_worker() {
+    // Defective libraries first in the search path: each is refused in the
+    // worker (never mapped here), and the plugin is found after them.
+    let dir = temp_dir("isolated-by-name");
+    for defect in ["magic", "null_vtable", "huge_count"] {
+        copy_into(&dir, &fixture(&format!("crafted/libdefect_{defect}.so")));
+    }
+    copy_into(&dir, &native());
+    let mut builder = isolated_builder();
+    builder.search_path(&dir);
+    let host = builder.build().unwrap();
+    let plugin = host.load_with("FaultyNative", &LoadOptions::with_interface(faulty_interface())).unwrap();
+    assert_eq!(ping(&plugin, 2), 3);
+    assert!(plugin.worker_usage().is_some());
+    let missing = host.load_with("Nobody", &LoadOptions::new()).unwrap_err();
+    assert_eq!(missing.status(), Status::PluginNotFound, "{}", missing.message());
+    assert!(missing.message().contains("skipped"), "{}", missing.message());
+}
+
+#[test]
+fn a_missing_worker_executable_is_worker_unavailable() {
+    let host = HostBuilder::new().isolation(Isolation::Isolated).worker_path("/nonexistent/fidius-host-worker").build().unwrap();
+    let error = host.load_path(&native(), None).unwrap_err();
+    assert_eq!(error.status(), Status::WorkerUnavailable, "{}", error.message());
+    assert!(error.message().contains("/nonexistent/fidius-host-worker"), "{}", error.message());
+    // A load that asks for in-process never needs it.
+    let mut options = LoadOptions::new();
+    options.isolation(Isolation::InProcess);
+    assert!(host.load_path_with(&native(), None, &options).is_ok());
+}
+
+#[test]
+fn signatures_are_checked_before_the_worker_maps_anything() {
+    let key = fidius_host::TrustedKey::from_file(&fixture("keys/trusted.public")).unwrap();
+    let mut builder = isolated_builder();
+    builder.require_signature(true).trusted_key(key);
+    let host = builder.build().unwrap();
+    let signed = host.load_path(&fixture("signed/libcalc_plugin.so"), None).unwrap();
+    assert_eq!(decode::<i64>(signed.call_raw(calc::ADD, &encode(&(20i64, 22i64))).unwrap().as_slice()), 42);
+    assert_eq!(host.load_path(&native(), None).unwrap_err().status(), Status::SignatureRequired);
+    assert_eq!(host.load_path(&fixture("signed/libmarker.so"), None).unwrap_err().status(), Status::SignatureInvalid);
+}
+
+#[test]
+fn calls_from_many_threads_survive_kills_from_outside() {
+    let host = isolated_builder().build().unwrap();
+    let mut options = LoadOptions::with_interface(faulty_interface());
+    options.restart_policy(RestartPolicy { max_restarts: 1000, window: Duration::from_secs(60) });
+    let plugin = Arc::new(host.load_path_with(&native(), None, &options).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (plugin, stop) = (plugin.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut lost) = (0u64, 0u64);
+                let mut n = t * 1_000_000;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    match plugin.call_raw(PING, &encode(&(n,))) {
+                        Ok(out) => {
+                            assert_eq!(decode::<u64>(out.as_slice()), n + 1, "an answer is never another call's");
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            assert_eq!(e.status(), Status::WorkerLost, "{}", e.message());
+                            lost += 1;
+                        }
+                    }
+                }
+                (ok, lost)
+            })
+        })
+        .collect();
+    let mut kills = 0;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(30));
+        let pid = plugin.worker_usage().unwrap().pid;
+        if pid > 0 {
+            // SAFETY: the worker of this test's plugin.
+            unsafe { libc_kill(pid, 9) };
+            kills += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, lost) = threads.into_iter().map(|t| t.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(kills >= 5 && ok > 0 && lost > 0 && lost <= kills, "{kills} kills, {ok} answers, {lost} lost");
+    assert_eq!(ping(&plugin, 5), 6);
+}
+
+#[test]
+fn instances_of_an_isolated_plugin_each_get_a_worker() {
+    let host = isolated_builder().build().unwrap();
+    let plugin = load(&host, &native());
+    let other = plugin.new_instance(&fidius_host::ConfigSource::Bincode(Vec::new())).unwrap();
+    assert_ne!(plugin.worker_usage().unwrap().pid, other.worker_usage().unwrap().pid);
+    assert_eq!(fault(&other, "segfault").status(), Status::WorkerLost);
+    assert_eq!(ping(&plugin, 1), 2, "one instance's crash leaves the other running");
+    assert_eq!(plugin.worker_usage().unwrap().restarts, 0);
+}
+
+#[test]
+fn host_functions_are_refused_for_isolated_loads() {
+    let host = isolated_builder().build().unwrap();
+    let ledger = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/ledger.toml")).unwrap());
+    struct Nothing;
+    impl fidius_host::JsonHostHandler for Nothing {
+        fn call(&self, _: &fidius_host::HostCall<'_>, _: &str) -> Result<String, fidius_host::HostFailure> {
+            Ok("null".into())
+        }
+    }
+    let binding = fidius_host::HostBinding::new_json(ledger, Nothing).unwrap();
+    let mut options = LoadOptions::new();
+    options.bind_host_functions(Arc::new(binding));
+    let error = host.load_path_with(&native(), None, &options).unwrap_err();
+    assert_eq!(error.status(), Status::Unsupported, "{}", error.message());
+}
