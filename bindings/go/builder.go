@@ -29,8 +29,8 @@ type Builder struct {
 // NewBuilder returns a builder with the defaults: no search paths, strict
 // load policy, no signatures required, no trusted keys, no expected
 // interface hash or buffer strategy, a 64 MiB output limit, a 10 s call
-// deadline (WASM and Python), a 256 MiB WASM memory cap and 512 MiB limits
-// on library files and packages.
+// deadline (WASM, Python and isolated plugins), a 256 MiB WASM memory cap,
+// 512 MiB limits on library files and packages, and plugins run in-process.
 func NewBuilder() *Builder {
 	b := &Builder{}
 	enterC()
@@ -150,7 +150,8 @@ func (b *Builder) WasmDeadline(d time.Duration) *Builder {
 // that can stop one (10 s unless set): WASM calls, and Python calls and
 // imports; 0 or NoDeadline means none. WasmDeadline and PythonDeadline,
 // when set, override it whatever the order. Native (cdylib) calls have no
-// deadline. Millisecond resolution, as for WasmDeadline.
+// deadline in-process; isolated ones (Isolation) do, and past it their
+// worker is killed. Millisecond resolution, as for WasmDeadline.
 func (b *Builder) CallDeadline(d time.Duration) *Builder {
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_call_deadline_ms(ptr, C.uint64_t(deadlineMillis(d)), cerr)
@@ -295,6 +296,89 @@ func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
 	})
 }
 
+// Isolation sets where native (cdylib) and Python plugins run by default
+// (InProcess unless set); LoadOptions.Isolation may say otherwise for one
+// load. An isolated plugin is loaded by a worker process with this host's
+// settings (signatures included) and its Plugin works as an in-process one,
+// except that:
+//   - a crash, abort, exit or kill of the worker fails the call in flight
+//     with StatusWorkerLost (the message names the signal or exit code),
+//     and the next call starts a new worker as the restart policy allows:
+//     the plugin's state is lost;
+//   - each call, and the load, has the call deadline (PythonDeadline for
+//     Python plugins): past it the worker is killed and the call is
+//     StatusTimeout;
+//   - loading by name tries each candidate library in a worker, so one
+//     that crashes while being opened is a skipped file;
+//   - host functions (LoadOptions.Bindings) and streaming calls are
+//     StatusUnsupported.
+//
+// Each call costs a round trip to the worker (some 10–20 µs). An unknown
+// value is StatusInvalidArgument.
+func (b *Builder) Isolation(isolation Isolation) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_isolation(ptr, C.uint32_t(isolation), cerr)
+	})
+}
+
+// WorkerPath sets the worker executable isolated plugins run in. By default
+// it is the fidius-host-worker next to the shared library (or next to the
+// program the static library is linked into), else in ../libexec from
+// there. The path is used as given when a worker starts: a missing or
+// unrunnable file makes isolated loads fail with StatusWorkerUnavailable.
+// An empty path is StatusInvalidArgument.
+func (b *Builder) WorkerPath(path string) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		s, n := text(path)
+		return C.fidius_host_builder_set_worker_path(ptr, s, n, cerr)
+	})
+}
+
+// WorkerMemoryLimit caps the address space of each worker process, in bytes
+// (RLIMIT_AS; 0, the default, means none). A plugin that allocates past it
+// usually ends its worker: the call is StatusWorkerLost, naming the cap. The
+// cap counts the worker's whole address space (the library, Python when
+// loaded): allow 256 MiB or more.
+func (b *Builder) WorkerMemoryLimit(bytes uint64) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_worker_memory_limit(ptr, C.uint64_t(bytes), cerr)
+	})
+}
+
+// WorkerCPULimit caps the CPU time of each worker process (RLIMIT_CPU; 0,
+// the default, means none): the kernel kills a worker that has used it
+// (SIGXCPU) and the call is StatusWorkerLost. Unlike the call deadline it
+// counts across calls, for the worker's life. Second resolution: a duration
+// that is not a whole number of seconds rounds up. A negative duration is
+// StatusInvalidArgument.
+func (b *Builder) WorkerCPULimit(d time.Duration) *Builder {
+	seconds, err := cpuSeconds(d)
+	if err != nil {
+		return b.fail(err)
+	}
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_worker_cpu_limit(ptr, C.uint64_t(seconds), cerr)
+	})
+}
+
+// RestartPolicy sets what an isolated plugin's next call does after its
+// worker was lost: start a new worker if fewer than maxRestarts were
+// started for that plugin handle within the last window, otherwise fail
+// with StatusWorkerLost without starting one (see the RestartPolicy type).
+// maxRestarts 0 never restarts. The default is 5 restarts a minute;
+// LoadOptions.RestartPolicy may override it for one load. The window has
+// millisecond resolution; a negative one, or 0 with maxRestarts above 0, is
+// StatusInvalidArgument.
+func (b *Builder) RestartPolicy(maxRestarts uint32, window time.Duration) *Builder {
+	ms, err := windowMillis(window)
+	if err != nil {
+		return b.fail(err)
+	}
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_restart_policy(ptr, C.uint32_t(maxRestarts), C.uint64_t(ms), cerr)
+	})
+}
+
 // Build makes the host, or returns the first error of the options. It
 // consumes the builder either way: a second Build reports a closed builder.
 func (b *Builder) Build() (*Host, error) {
@@ -340,5 +424,35 @@ func deadlineMillis(d time.Duration) uint64 {
 	if d <= 0 {
 		return 0
 	}
-	return uint64((d + time.Millisecond - 1) / time.Millisecond)
+	return ceilDiv(d, time.Millisecond)
+}
+
+// ceilDiv returns d / unit rounded up, for a d that is not negative
+// (without the overflow of (d + unit - 1) / unit near the largest duration).
+func ceilDiv(d, unit time.Duration) uint64 {
+	n := uint64(d / unit)
+	if d%unit != 0 {
+		n++
+	}
+	return n
+}
+
+// cpuSeconds converts a worker CPU limit to the C library's whole seconds,
+// where 0 means none: a positive duration rounds up, so that a limit below
+// a second does not turn the limit off; a negative one is an error.
+func cpuSeconds(d time.Duration) (uint64, error) {
+	if d < 0 {
+		return 0, &Error{Status: StatusInvalidArgument, Message: "the worker CPU-time limit " + d.String() + " is negative"}
+	}
+	return ceilDiv(d, time.Second), nil
+}
+
+// windowMillis converts a restart policy's window to the C library's
+// milliseconds: a positive duration rounds up, as deadlines do; a negative
+// one is an error.
+func windowMillis(window time.Duration) (uint64, error) {
+	if window < 0 {
+		return 0, &Error{Status: StatusInvalidArgument, Message: "the restart policy window " + window.String() + " is negative"}
+	}
+	return deadlineMillis(window), nil
 }

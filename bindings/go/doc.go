@@ -75,6 +75,27 @@
 // Items that fail (an error, a panic, an item not of the item type) fail
 // the call or stream with ErrStreamInputFailed, which wraps their error.
 //
+// # Isolation
+//
+// A native or Python plugin runs in the host's process unless isolated:
+// Builder.Isolation (or LoadOptions.Isolation for one load) with Isolated
+// runs each Plugin in a worker process of its own. A crash, abort or exit
+// in the plugin then fails the call with ErrWorkerLost, and the next call
+// starts a new worker (the plugin's state is lost) as the restart policy
+// allows; a call past the call deadline kills the worker (ErrTimeout).
+// Plugin.WorkerUsage reports the calls, errors, timeouts, restarts and the
+// worker's pid:
+//
+//	host, err := fidius.NewBuilder().AddSearchPath("plugins").
+//		Isolation(fidius.Isolated).
+//		CallDeadline(2 * time.Second).
+//		WorkerMemoryLimit(1 << 30).
+//		RestartPolicy(5, time.Minute).
+//		Build()
+//	if err != nil { ... }
+//	_, err = p.CallJSON("parse", `["..."]`)
+//	if errors.Is(err, fidius.ErrWorkerLost) { ... } // the next call restarts it
+//
 // # Memory
 //
 // Every string, byte slice and struct this package returns is a copy in Go
@@ -83,8 +104,8 @@
 // Builder, Stream) are io.Closers: Close is idempotent, accepts a nil
 // receiver and returns nil.
 // A runtime cleanup frees a handle that is garbage collected without
-// Close, but closing explicitly releases libraries and WASM instances at a
-// known time.
+// Close, but closing explicitly releases libraries, WASM instances and
+// worker processes at a known time.
 //
 // # Goroutines
 //

@@ -214,6 +214,16 @@ type LoadOptions struct {
 	// plugins. Set Config or ConfigJSON, not both.
 	ConfigJSON string
 
+	// Isolation overrides the host's isolation (Builder.Isolation) for this
+	// plugin; nil keeps the host's. Use new(fidius.Isolated) for a pointer
+	// to a constant.
+	Isolation *Isolation
+
+	// RestartPolicy overrides the host's restart policy
+	// (Builder.RestartPolicy) for this plugin, when isolated; nil keeps the
+	// host's.
+	RestartPolicy *RestartPolicy
+
 	// Bindings are the host functions the plugin may call, one Binding per
 	// host interface (a later one replaces an earlier one of the same
 	// interface name); bindings of interfaces the plugin does not import
@@ -221,8 +231,9 @@ type LoadOptions struct {
 	// runs, checked against the version and hash it was built against
 	// (StatusInterfaceVersionMismatch, StatusInterfaceHashMismatch); see
 	// Binding for the once-per-library rule (StatusHostAlreadyBound).
-	// Python plugins cannot call host functions: loading one with bindings
-	// is StatusUnsupported. The plugin keeps its own references.
+	// Python and isolated plugins cannot call host functions: loading one
+	// with bindings is StatusUnsupported. The plugin keeps its own
+	// references.
 	Bindings []*Binding
 }
 
@@ -279,6 +290,22 @@ func (o *LoadOptions) toC() (*C.fidius_host_load_options_t, error) {
 		if o.FreshInstancePerCall != nil {
 			fresh := C.bool(*o.FreshInstancePerCall)
 			if err := check(C.fidius_host_load_options_set_wasm_fresh_instance_per_call(opts, fresh, &cerr)); err != nil {
+				return err
+			}
+		}
+		if o.Isolation != nil {
+			isolation := C.uint32_t(*o.Isolation)
+			if err := check(C.fidius_host_load_options_set_isolation(opts, isolation, &cerr)); err != nil {
+				return err
+			}
+		}
+		if o.RestartPolicy != nil {
+			ms, err := windowMillis(o.RestartPolicy.Window)
+			if err != nil {
+				return err
+			}
+			maxRestarts := C.uint32_t(o.RestartPolicy.MaxRestarts)
+			if err := check(C.fidius_host_load_options_set_restart_policy(opts, maxRestarts, C.uint64_t(ms), &cerr)); err != nil {
 				return err
 			}
 		}

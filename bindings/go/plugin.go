@@ -33,8 +33,9 @@ import (
 // A Plugin is safe for concurrent use: calls may come from any number of
 // goroutines at once. cdylib plugins run them concurrently on their one
 // instance; a WASM plugin serializes them on its instance (unless it runs a
-// fresh instance per call); Python plugins run one at a time under the GIL.
-// Close waits for running calls, then frees the plugin.
+// fresh instance per call); Python plugins run one at a time under the GIL;
+// an isolated plugin's worker serves them one at a time (make instances for
+// parallel calls). Close waits for running calls, then frees the plugin.
 type Plugin struct {
 	h    guarded[*C.fidius_host_plugin_t]
 	info PluginInfo
@@ -129,7 +130,8 @@ func (p *Plugin) call(input []byte, call func(*C.fidius_host_plugin_t, *C.uint8_
 // NewInstance creates another instance of the plugin, constructed with
 // config (bincode of the interface's config type): a new Plugin that shares
 // the loaded code (library, component or module) and nothing else. Its
-// state is its own, and it stays usable after p is closed. A configuration
+// state is its own (an isolated plugin's instance gets a worker of its
+// own), and it stays usable after p is closed. A configuration
 // the plugin refuses is StatusConfigRejected (for Python, with the
 // exception's code, message and details); one that is not of the declared
 // type is StatusConfigInvalid. Either way nothing is created.
@@ -294,6 +296,30 @@ func (p *Plugin) Diagnostics() []string {
 		notes = append(notes, C.GoString(C.fidius_host_plugin_diagnostic(ptr, i)))
 	}
 	return notes
+}
+
+// WorkerUsage returns the use figures of an isolated plugin (see
+// Builder.Isolation): its calls, failed calls, timeouts and restarts since
+// it was loaded, and the process id of its running worker (0 while none
+// runs). A plugin that runs in-process has no worker: StatusUnsupported.
+func (p *Plugin) WorkerUsage() (WorkerUsage, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return WorkerUsage{}, closedError("plugin")
+	}
+	var usage C.fidius_host_worker_usage_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_plugin_worker_usage(ptr, &usage, &cerr), cerr); err != nil {
+		return WorkerUsage{}, err
+	}
+	return WorkerUsage{
+		Calls:    uint64(usage.calls),
+		Errors:   uint64(usage.errors),
+		Timeouts: uint64(usage.timeouts),
+		Restarts: uint64(usage.restarts),
+		Pid:      int(usage.pid),
+	}, nil
 }
 
 // HostImport is a host interface a plugin calls (a #[host_interface] trait

@@ -57,7 +57,8 @@ const (
 	StatusMisuse Status = C.FIDIUS_HOST_STATUS_MISUSE
 
 	// StatusUnsupported (UNSUPPORTED): the operation needs a feature this
-	// build does not have.
+	// build does not have, or one the plugin's runtime or isolation does not
+	// serve (e.g. Plugin.WorkerUsage of an in-process plugin).
 	StatusUnsupported Status = C.FIDIUS_HOST_STATUS_UNSUPPORTED
 
 	// StatusIO (IO): reading a file or directory failed.
@@ -218,6 +219,12 @@ const (
 	// the host functions offered to it; the message names fidius's reason.
 	StatusHostBindFailed Status = C.FIDIUS_HOST_STATUS_HOST_BIND_FAILED
 
+	// StatusWorkerUnavailable (WORKER_UNAVAILABLE): an isolated load could not
+	// start its worker process: the fidius-host-worker executable is missing
+	// or cannot run (the message names the path tried; see
+	// Builder.WorkerPath).
+	StatusWorkerUnavailable Status = C.FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE
+
 	// StatusSignatureRequired (SIGNATURE_REQUIRED): signatures are required
 	// and the `.sig` file is missing.
 	StatusSignatureRequired Status = C.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED
@@ -282,8 +289,9 @@ const (
 	// instance.
 	StatusPluginTrap Status = C.FIDIUS_HOST_STATUS_PLUGIN_TRAP
 
-	// StatusTimeout (TIMEOUT): a WASM or Python call, or a Python plugin's
-	// import at load, ran past its deadline and was stopped.
+	// StatusTimeout (TIMEOUT): a WASM, Python or isolated call, or a Python
+	// plugin's import at load, ran past its deadline and was stopped (an
+	// isolated plugin's worker is killed).
 	StatusTimeout Status = C.FIDIUS_HOST_STATUS_TIMEOUT
 
 	// StatusMemoryLimit (MEMORY_LIMIT): a WASM guest tried to grow its memory
@@ -309,6 +317,13 @@ const (
 	// plugin was told the input ended; its result (or the rest of its output
 	// stream) was discarded.
 	StatusStreamInputFailed Status = C.FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED
+
+	// StatusWorkerLost (WORKER_LOST): the worker process of an isolated plugin
+	// died during the call (a crash, an abort, an exit, a kill from outside, a
+	// cap it hit), or was lost earlier and the restart policy allows no new
+	// one; the message says how it ended. The host is unaffected and no
+	// output was delivered; the call is not retried.
+	StatusWorkerLost Status = C.FIDIUS_HOST_STATUS_WORKER_LOST
 
 	// StatusInvalidInterface (INVALID_INTERFACE): an interface (signature,
 	// type declaration or file) is malformed, or uses a type that is neither
@@ -447,6 +462,9 @@ var (
 	// ErrHostBindFailed matches errors of status StatusHostBindFailed.
 	ErrHostBindFailed = &Error{Status: StatusHostBindFailed}
 
+	// ErrWorkerUnavailable matches errors of status StatusWorkerUnavailable.
+	ErrWorkerUnavailable = &Error{Status: StatusWorkerUnavailable}
+
 	// ErrSignatureRequired matches errors of status StatusSignatureRequired.
 	ErrSignatureRequired = &Error{Status: StatusSignatureRequired}
 
@@ -510,6 +528,9 @@ var (
 
 	// ErrStreamInputFailed matches errors of status StatusStreamInputFailed.
 	ErrStreamInputFailed = &Error{Status: StatusStreamInputFailed}
+
+	// ErrWorkerLost matches errors of status StatusWorkerLost.
+	ErrWorkerLost = &Error{Status: StatusWorkerLost}
 
 	// ErrInvalidInterface matches errors of status StatusInvalidInterface.
 	ErrInvalidInterface = &Error{Status: StatusInvalidInterface}

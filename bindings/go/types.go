@@ -8,6 +8,7 @@ import "C"
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LoadPolicy says what a library with some invalid plugin descriptors does.
@@ -44,6 +45,47 @@ func (s BufferStrategy) String() string {
 		return "Arena"
 	}
 	return "BufferStrategy(" + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// Isolation says where native (cdylib) and Python plugins run. WASM
+// plugins are sandboxed in-process and ignore it.
+type Isolation uint32
+
+const (
+	// InProcess runs the plugin in the host's process (the default): the
+	// fastest calls, but a crash, abort or exit in the plugin ends the host.
+	InProcess Isolation = C.FIDIUS_HOST_ISOLATION_IN_PROCESS
+	// Isolated runs each plugin handle in a worker process of its own
+	// (fidius-host-worker): a fault in the plugin ends the worker and fails
+	// the call with StatusWorkerLost, a call past the call deadline kills
+	// the worker (StatusTimeout), and the next call starts a new worker as
+	// the restart policy allows (the plugin's state is lost).
+	Isolated Isolation = C.FIDIUS_HOST_ISOLATION_ISOLATED
+)
+
+// String returns "InProcess", "Isolated" or "Isolation(n)".
+func (i Isolation) String() string {
+	switch i {
+	case InProcess:
+		return "InProcess"
+	case Isolated:
+		return "Isolated"
+	}
+	return "Isolation(" + strconv.FormatUint(uint64(i), 10) + ")"
+}
+
+// RestartPolicy says what an isolated plugin's next call does after its
+// worker was lost: start a new worker if fewer than MaxRestarts were
+// started for that plugin handle within the last Window; otherwise fail
+// with StatusWorkerLost (saying how the last worker ended) without starting
+// one. The host's default is 5 restarts a minute.
+type RestartPolicy struct {
+	// MaxRestarts is how many restarts the window allows; 0 never restarts.
+	MaxRestarts uint32
+	// Window is the span restarts are counted over, with millisecond
+	// resolution (a shorter positive one counts as one millisecond). It must
+	// be positive when MaxRestarts is not 0 (otherwise StatusInvalidArgument).
+	Window time.Duration
 }
 
 // Runtime says what executes a plugin.
@@ -209,4 +251,22 @@ type DeniedRequest struct {
 	URL string
 	// Reason is why it was denied, e.g. "denied by the egress policy".
 	Reason string
+}
+
+// WorkerUsage holds the use figures of an isolated plugin handle, counted
+// since it was loaded (Plugin.WorkerUsage).
+type WorkerUsage struct {
+	// Calls is the number of calls sent to a worker.
+	Calls uint64
+	// Errors is the number of calls that failed, whatever the reason
+	// (plugin errors included).
+	Errors uint64
+	// Timeouts is the number of calls that ran past the deadline (their
+	// worker was killed).
+	Timeouts uint64
+	// Restarts is the number of workers started after the first.
+	Restarts uint64
+	// Pid is the process id of the running worker, or 0 when none runs (it
+	// was lost and not restarted yet).
+	Pid int
 }

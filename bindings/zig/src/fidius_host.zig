@@ -140,6 +140,7 @@ pub const Status = enum(u32) {
     config_rejected = c.FIDIUS_HOST_STATUS_CONFIG_REJECTED,
     host_already_bound = c.FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND,
     host_bind_failed = c.FIDIUS_HOST_STATUS_HOST_BIND_FAILED,
+    worker_unavailable = c.FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE,
     signature_required = c.FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     signature_invalid = c.FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     invalid_key = c.FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -161,6 +162,7 @@ pub const Status = enum(u32) {
     instance_pool_exhausted = c.FIDIUS_HOST_STATUS_INSTANCE_POOL_EXHAUSTED,
     stream_mismatch = c.FIDIUS_HOST_STATUS_STREAM_MISMATCH,
     stream_input_failed = c.FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED,
+    worker_lost = c.FIDIUS_HOST_STATUS_WORKER_LOST,
     invalid_interface = c.FIDIUS_HOST_STATUS_INVALID_INTERFACE,
     _,
 
@@ -219,6 +221,10 @@ pub const Error = error{
     ConfigRejected,
     HostAlreadyBound,
     HostBindFailed,
+    /// An isolated load could not start its worker process: the
+    /// `fidius-host-worker` executable is missing or cannot run (the
+    /// message names the path tried; see `HostBuilder.setWorkerPath`).
+    WorkerUnavailable,
     // Signatures (200-299).
     SignatureRequired,
     SignatureInvalid,
@@ -249,6 +255,13 @@ pub const Error = error{
     /// error, or an item that is not a value of the item type. The plugin
     /// was told its input ended; its result was discarded.
     StreamInputFailed,
+    /// The worker process of an isolated plugin died during the call (a
+    /// crash, an abort, an exit, a kill from outside, a cap it hit): the
+    /// message says how it ended, and no output was delivered. The host
+    /// and its other plugins run on. The next call starts a new worker (a
+    /// new instance: the plugin's state is lost) if the restart policy
+    /// allows, and otherwise fails with this error again.
+    WorkerLost,
     // Interfaces (400-499).
     InvalidInterface,
 
@@ -306,6 +319,7 @@ const status_errors = [_]struct { Status, Error }{
     .{ .config_rejected, error.ConfigRejected },
     .{ .host_already_bound, error.HostAlreadyBound },
     .{ .host_bind_failed, error.HostBindFailed },
+    .{ .worker_unavailable, error.WorkerUnavailable },
     .{ .signature_required, error.SignatureRequired },
     .{ .signature_invalid, error.SignatureInvalid },
     .{ .invalid_key, error.InvalidKey },
@@ -327,6 +341,7 @@ const status_errors = [_]struct { Status, Error }{
     .{ .instance_pool_exhausted, error.InstancePoolExhausted },
     .{ .stream_mismatch, error.StreamMismatch },
     .{ .stream_input_failed, error.StreamInputFailed },
+    .{ .worker_lost, error.WorkerLost },
     .{ .invalid_interface, error.InvalidInterface },
 };
 
@@ -496,6 +511,23 @@ pub const LoadPolicy = enum(u32) {
     strict = c.FIDIUS_HOST_LOAD_POLICY_STRICT,
     /// Invalid descriptors are skipped; the valid plugins stay loadable.
     lenient = c.FIDIUS_HOST_LOAD_POLICY_LENIENT,
+};
+
+/// Where native and Python plugins run (WASM plugins are sandboxed
+/// in-process and ignore it). See docs/isolation.md.
+pub const Isolation = enum(u32) {
+    /// In the host process (default): the fastest calls; a crash, abort or
+    /// exit in the plugin ends the host.
+    in_process = c.FIDIUS_HOST_ISOLATION_IN_PROCESS,
+    /// Each plugin handle in a worker process of its own
+    /// (`fidius-host-worker`): a fault in the plugin ends the worker and
+    /// fails the call with `error.WorkerLost`; a call past the call
+    /// deadline kills the worker (`error.Timeout`); the next call starts a
+    /// new worker as the restart policy allows. The handle answers as an
+    /// in-process one, but host functions (`LoadOptions.addBinding`) and
+    /// streaming calls are `error.Unsupported`, and each call costs a round
+    /// trip to the worker (about 20 µs).
+    isolated = c.FIDIUS_HOST_ISOLATION_ISOLATED,
 };
 
 /// How plugin outputs travel.
@@ -1391,7 +1423,8 @@ pub fn precompileComponent(allocator: Allocator, component: []const u8, diag: ?*
 // ---------------------------------------------------------------------------
 
 /// Options of a load: the interface the plugin must match, and per-load
-/// overrides of the host's WASM limits, Python deadline and egress policy.
+/// overrides of the host's WASM limits, Python deadline, egress policy,
+/// isolation and restart policy.
 /// Loading only reads them, so one `LoadOptions` may serve many loads.
 pub const LoadOptions = struct {
     handle: *c.fidius_host_load_options_t,
@@ -1422,6 +1455,19 @@ pub const LoadOptions = struct {
     /// load); 0 means no deadline.
     pub fn setPythonDeadlineMs(options: *LoadOptions, milliseconds: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_load_options_set_python_deadline_ms(options.handle, milliseconds, errorSlot(diag)));
+    }
+
+    /// Overrides the host's isolation (`HostBuilder.setIsolation`) for
+    /// plugins loaded with these options.
+    pub fn setIsolation(options: *LoadOptions, isolation: Isolation, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_set_isolation(options.handle, @backingInt(isolation), errorSlot(diag)));
+    }
+
+    /// Overrides the host's restart policy (`HostBuilder.setRestartPolicy`)
+    /// for isolated plugins loaded with these options. Errors:
+    /// `error.InvalidArgument` for `window_ms` 0 with restarts allowed.
+    pub fn setRestartPolicy(options: *LoadOptions, max_restarts: u32, window_ms: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_load_options_set_restart_policy(options.handle, max_restarts, window_ms, errorSlot(diag)));
     }
 
     /// Overrides the host's cap on a WASM guest's memory, in bytes.
@@ -1463,8 +1509,9 @@ pub const LoadOptions = struct {
     /// name. The options keep their own reference. A native library gets
     /// it bound at load (see `Binding` for the once-per-library rule and
     /// `error.HostAlreadyBound`); Python plugins cannot call host functions
-    /// (loading one with a binding is `error.Unsupported`). Bindings a
-    /// plugin does not import are ignored.
+    /// (loading one with a binding is `error.Unsupported`), nor can isolated
+    /// plugins yet (`Isolation.isolated`: `error.Unsupported` too). Bindings
+    /// a plugin does not import are ignored.
     pub fn addBinding(options: *LoadOptions, binding: *const Binding, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_load_options_add_binding(options.handle, binding.handle, errorSlot(diag)));
     }
@@ -1543,7 +1590,9 @@ pub const HostBuilder = struct {
     /// The default deadline of each call in every runtime that can stop one
     /// (default 10 000 ms): WASM calls, Python calls and imports; 0 means
     /// none. `setWasmDeadlineMs` and `setPythonDeadlineMs` override it,
-    /// whatever the order. Native (cdylib) calls have no deadline.
+    /// whatever the order. Native (cdylib) calls in-process have no
+    /// deadline; isolated ones (`setIsolation`) have this one, and past it
+    /// their worker is killed (`error.Timeout`).
     pub fn setCallDeadlineMs(builder: *HostBuilder, milliseconds: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_call_deadline_ms(builder.handle, milliseconds, errorSlot(diag)));
     }
@@ -1625,6 +1674,58 @@ pub const HostBuilder = struct {
     /// The largest output one call may return (default 64 MiB).
     pub fn setMaxOutputSize(builder: *HostBuilder, bytes: usize, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_max_output_size(builder.handle, bytes, errorSlot(diag)));
+    }
+
+    /// Where native and Python plugins run by default (default
+    /// `.in_process`); `LoadOptions.setIsolation` overrides it per load.
+    /// An isolated plugin is loaded by its worker with this host's settings
+    /// (signatures included: the worker maps exactly the bytes it
+    /// verified); loading by name probes each candidate library in a
+    /// worker, so one whose loading crashes is a skipped file. Each call
+    /// and the load have the call deadline (the Python deadline for Python
+    /// plugins). See `Isolation` and docs/isolation.md.
+    pub fn setIsolation(builder: *HostBuilder, isolation: Isolation, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_isolation(builder.handle, @backingInt(isolation), errorSlot(diag)));
+    }
+
+    /// The worker executable of isolated plugins. Default: the
+    /// `fidius-host-worker` next to the shared library, else in
+    /// `../libexec` from there (where `make install` puts it). The path is
+    /// used as given when a worker starts: a missing or unrunnable file
+    /// makes isolated loads fail with `error.WorkerUnavailable`. Errors:
+    /// `error.InvalidArgument` (empty, with a NUL byte, or over 4096 bytes),
+    /// `error.InvalidUtf8`.
+    pub fn setWorkerPath(builder: *HostBuilder, path: []const u8, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_worker_path(builder.handle, path.ptr, path.len, errorSlot(diag)));
+    }
+
+    /// Caps each worker's address space at `bytes` (RLIMIT_AS; 0, the
+    /// default: no cap). A plugin allocating past it usually aborts its
+    /// worker: the call fails with `error.WorkerLost`, the message naming
+    /// the cap. The cap counts the whole worker (this library, Python when
+    /// loaded): allow 256 MiB or more.
+    pub fn setWorkerMemoryLimit(builder: *HostBuilder, bytes: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_worker_memory_limit(builder.handle, bytes, errorSlot(diag)));
+    }
+
+    /// Caps each worker's CPU time at `seconds` (RLIMIT_CPU; 0, the
+    /// default: no cap): the kernel kills a worker that used it (SIGXCPU)
+    /// and the call fails with `error.WorkerLost`. Unlike the call deadline
+    /// it counts across calls, for the worker's life.
+    pub fn setWorkerCpuLimit(builder: *HostBuilder, seconds: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_worker_cpu_limit(builder.handle, seconds, errorSlot(diag)));
+    }
+
+    /// What an isolated plugin's next call does after its worker was lost:
+    /// start a new worker if fewer than `max_restarts` were started for
+    /// that handle in the last `window_ms` milliseconds, else fail with
+    /// `error.WorkerLost` (naming how the last worker ended) without
+    /// starting one. `max_restarts` 0: never restart. Default: 5 restarts
+    /// a minute; `LoadOptions.setRestartPolicy` overrides it per load.
+    /// Errors: `error.InvalidArgument` for `window_ms` 0 with restarts
+    /// allowed.
+    pub fn setRestartPolicy(builder: *HostBuilder, max_restarts: u32, window_ms: u64, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_restart_policy(builder.handle, max_restarts, window_ms, errorSlot(diag)));
     }
 };
 
@@ -1806,8 +1907,25 @@ pub const HostImport = struct {
     hash: u64,
 };
 
+/// The use figures of an isolated plugin handle (`Plugin.workerUsage`):
+/// counts since it was loaded.
+pub const WorkerUsage = struct {
+    /// Calls sent to a worker.
+    calls: u64,
+    /// Calls that failed, whatever the reason (plugin errors included).
+    errors: u64,
+    /// Calls that passed the call deadline (their worker was killed).
+    timeouts: u64,
+    /// Workers started after the first.
+    restarts: u64,
+    /// The process id of the running worker; 0 while none runs (lost, and
+    /// not restarted yet).
+    pid: i32,
+};
+
 /// A loaded plugin with its own instance. Calls may come from any number
-/// of threads at once.
+/// of threads at once (an isolated plugin's worker serves them one at a
+/// time; make instances for parallel calls).
 pub const Plugin = struct {
     handle: *c.fidius_host_plugin_t,
 
@@ -1898,7 +2016,8 @@ pub const Plugin = struct {
     /// not stream out, or an input missing (bidirectional) or given (server
     /// stream); nothing ran then. Otherwise the errors of `call`, the
     /// plugin failing to start the stream (`error.PluginError` with its
-    /// code), and `error.Unsupported` for a runtime without streams.
+    /// code), and `error.Unsupported` for a runtime without streams and
+    /// for an isolated plugin.
     ///
     ///     var stream = try plugin.callStream(0, &args, null, null);
     ///     defer stream.deinit();
@@ -1978,6 +2097,22 @@ pub const Plugin = struct {
     /// Whether the `bit`-th optional method of the interface is implemented.
     pub fn hasCapability(plugin: Plugin, bit: u32) bool {
         return c.fidius_host_plugin_has_capability(plugin.handle, bit);
+    }
+
+    /// The use figures of an isolated plugin (`Isolation.isolated`):
+    /// calls, errors, timeouts and restarts since it was loaded, and the
+    /// pid of its running worker (0 while none runs). Fails with
+    /// `error.Unsupported` for a plugin that runs in-process.
+    pub fn workerUsage(plugin: Plugin, diag: ?*Diagnostics) Error!WorkerUsage {
+        var usage: c.fidius_host_worker_usage_t = .{ .calls = 0, .errors = 0, .timeouts = 0, .restarts = 0, .pid = 0 };
+        try check(c.fidius_host_plugin_worker_usage(plugin.handle, &usage, errorSlot(diag)));
+        return .{
+            .calls = usage.calls,
+            .errors = usage.errors,
+            .timeouts = usage.timeouts,
+            .restarts = usage.restarts,
+            .pid = usage.pid,
+        };
     }
 
     /// Number of notes about the load that did not stop it (e.g. a

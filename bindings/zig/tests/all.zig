@@ -12,4 +12,5 @@ test {
     _ = @import("configured_test.zig");
     _ = @import("host_functions_test.zig");
     _ = @import("streams_test.zig");
+    _ = @import("isolated_test.zig");
 }
