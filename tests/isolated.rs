@@ -91,7 +91,7 @@ fn an_isolated_plugin_answers_as_an_in_process_one() {
 #[test]
 fn every_fault_is_worker_lost_and_the_host_lives_on() {
     let host = isolated_builder().build().unwrap();
-    let bystander = HostBuilder::new().build().unwrap().load_path(&fixture("plugins/libcalc_plugin.so"), None).unwrap();
+    let bystander = HostBuilder::new().build().unwrap().load_path(&fixture("plugins/libcalc_plugin.so"), Some("BasicCalculator")).unwrap();
     let cases: &[(&str, &str)] = &[("segfault", "SIGSEGV"), ("abort", "SIGABRT"), ("exit", "exited with code 3")];
     for path in both() {
         if path == python() && !fidius_host::host::runtime_built_in(fidius_host::RuntimeKind::Python) {
@@ -227,7 +227,7 @@ fn signatures_are_checked_before_the_worker_maps_anything() {
     let mut builder = isolated_builder();
     builder.require_signature(true).trusted_key(key);
     let host = builder.build().unwrap();
-    let signed = host.load_path(&fixture("signed/libcalc_plugin.so"), None).unwrap();
+    let signed = host.load_path(&fixture("signed/libcalc_plugin.so"), Some("BasicCalculator")).unwrap();
     assert_eq!(decode::<i64>(signed.call_raw(calc::ADD, &encode(&(20i64, 22i64))).unwrap().as_slice()), 42);
     assert_eq!(host.load_path(&native(), None).unwrap_err().status(), Status::SignatureRequired);
     assert_eq!(host.load_path(&fixture("signed/libmarker.so"), None).unwrap_err().status(), Status::SignatureInvalid);
