@@ -5,6 +5,7 @@
  * gets a restarted worker; an endless loop is a TIMEOUT; the restart policy,
  * the worker usage figures and the statuses of bad settings.
  */
+#define _POSIX_C_SOURCE 200809L /* kill */
 #include "check.h"
 
 #include <signal.h>

@@ -86,6 +86,15 @@ pub fn signal_name(signal: i32) -> &'static str {
 pub fn spawn(executable: &Path) -> Result<(Child, OwnedFd)> {
     let unavailable = |what: String| Error::at(Status::WorkerUnavailable, executable, what);
     let program = CString::new(executable.as_os_str().as_bytes()).map_err(|_| unavailable("the path holds a NUL byte".into()))?;
+    // Checked before spawning: a failed exec is not reported by every
+    // posix_spawn (one run under valgrind forks, and the child just exits).
+    if !executable.is_file() {
+        return Err(unavailable("the worker executable does not exist or is not a file (set its path with the builder's worker path)".into()));
+    }
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::access(program.as_ptr(), libc::X_OK) } != 0 {
+        return Err(unavailable(format!("the worker executable cannot be run: {}", std::io::Error::last_os_error())));
+    }
     let mut fds = [0i32; 2];
     // SAFETY: `fds` has room for two descriptors. Close-on-exec: no other
     // child the program starts inherits either end.
