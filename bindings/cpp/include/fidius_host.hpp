@@ -18,6 +18,14 @@
  *   for (const std::string &n : plugin.call_stream_json("count", "[3, 7]").json_items()) ...
  *   std::string total = plugin.call_client_stream_json("sum", "[]", {"1", "2", "39"});  // "42"
  *
+ * Native and Python plugins may run isolated, each handle in a worker
+ * process of its own (see docs/isolation.md): a crash of the plugin throws
+ * Status::WorkerLost from the call in flight, and the next call restarts
+ * the worker as the restart policy allows; Plugin::worker_usage counts it:
+ *
+ *   fidius::Host host = fidius::Builder().set_isolation(fidius::Isolation::Isolated)
+ *                           .set_restart_policy(5, std::chrono::minutes(1)).build();
+ *
  * CONVENTIONS
  *   - Every C handle has one move-only class (Builder, Host, Plugin,
  *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy, Binding,
@@ -28,8 +36,8 @@
  *     with Status::NullArgument; destroying or assigning to it is always
  *     fine.
  *   - Facts are returned as plain values: PluginInfo, Discovery,
- *     SkippedEntry, MetadataEntry, DeniedRequest. They stay valid after
- *     every handle is gone.
+ *     SkippedEntry, MetadataEntry, DeniedRequest, WorkerUsage. They stay
+ *     valid after every handle is gone.
  *   - Failures throw fidius::Error (fidius::PluginError for a plugin's own
  *     `Err(PluginError)`), carrying the status, the library's message and
  *     what the library says about it: the plugin's code, message and
@@ -49,9 +57,11 @@
  *
  * THREADS
  *   As in C: Host, Plugin and Interface may be used from any number of
- *   threads at once (their methods are const); Builder, InterfaceBuilder,
- *   LoadOptions, EgressPolicy and Stream by one thread at a time (a
- *   Stream may move between threads); a Binding's handle is shareable.
+ *   threads at once (their methods are const; an isolated plugin serves
+ *   its calls one at a time: make instances to run them in parallel);
+ *   Builder, InterfaceBuilder, LoadOptions, EgressPolicy and Stream by one
+ *   thread at a time (a Stream may move between threads); a Binding's
+ *   handle is shareable.
  *   Item producers run on the thread that called the plugin or pulls the
  *   stream they feed. Egress callbacks and rules and host functions
  *   may run on several threads at once and must be thread-safe; response
@@ -137,6 +147,10 @@ enum class Status : std::uint32_t {
     ConfigRejected = FIDIUS_HOST_STATUS_CONFIG_REJECTED,
     HostAlreadyBound = FIDIUS_HOST_STATUS_HOST_ALREADY_BOUND,
     HostBindFailed = FIDIUS_HOST_STATUS_HOST_BIND_FAILED,
+    /// An isolated load could not start its worker process: the
+    /// `fidius-host-worker` executable is missing or cannot run (the
+    /// message names the path tried).
+    WorkerUnavailable = FIDIUS_HOST_STATUS_WORKER_UNAVAILABLE,
     SignatureRequired = FIDIUS_HOST_STATUS_SIGNATURE_REQUIRED,
     SignatureInvalid = FIDIUS_HOST_STATUS_SIGNATURE_INVALID,
     InvalidKey = FIDIUS_HOST_STATUS_INVALID_KEY,
@@ -165,6 +179,11 @@ enum class Status : std::uint32_t {
     /// or gave an item that is not a value of the item type. The plugin was
     /// told the input ended; its result was discarded.
     StreamInputFailed = FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED,
+    /// The worker process of an isolated plugin died during the call (a
+    /// crash, an abort, an exit, a kill from outside, a cap it hit); the
+    /// message says how it ended. No output was delivered; what the next
+    /// call sees is up to the restart policy.
+    WorkerLost = FIDIUS_HOST_STATUS_WORKER_LOST,
     InvalidInterface = FIDIUS_HOST_STATUS_INVALID_INTERFACE,
 };
 
@@ -181,6 +200,22 @@ inline std::ostream &operator<<(std::ostream &out, Status status) { return out <
 enum class LoadPolicy : std::uint32_t {
     Strict = FIDIUS_HOST_LOAD_POLICY_STRICT,    ///< one invalid descriptor rejects the library
     Lenient = FIDIUS_HOST_LOAD_POLICY_LENIENT,  ///< invalid descriptors are skipped one by one
+};
+
+/// Where native and Python plugins run (Builder::set_isolation,
+/// LoadOptions::set_isolation). WASM plugins are sandboxed in-process and
+/// ignore it.
+enum class Isolation : std::uint32_t {
+    /// In the host process (the default): the fastest calls; a crash, abort
+    /// or exit in the plugin ends the host.
+    InProcess = FIDIUS_HOST_ISOLATION_IN_PROCESS,
+    /// Each plugin handle in a worker process of its own
+    /// (`fidius-host-worker`): a fault in the plugin ends the worker and the
+    /// call throws Status::WorkerLost; a call past its deadline kills the
+    /// worker (Status::Timeout); the worker may be capped in memory and CPU
+    /// time. Host functions and streaming calls are not served yet
+    /// (Status::Unsupported).
+    Isolated = FIDIUS_HOST_ISOLATION_ISOLATED,
 };
 
 /// How plugin outputs travel (fidius `BufferStrategyKind`).
@@ -411,6 +446,12 @@ inline std::uint64_t milliseconds_of(std::chrono::milliseconds duration, const c
     return static_cast<std::uint64_t>(duration.count());
 }
 
+/// A std::chrono duration as the C API's unsigned seconds.
+inline std::uint64_t seconds_of(std::chrono::seconds duration, const char *what) {
+    if (duration.count() < 0) throw Error(Status::InvalidArgument, std::string(what) + " must not be negative");
+    return static_cast<std::uint64_t>(duration.count());
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -567,6 +608,16 @@ struct SkippedEntry {
 struct Discovery {
     std::vector<PluginInfo> plugins;
     std::vector<SkippedEntry> skipped;
+};
+
+/// The use figures of an isolated plugin handle (Plugin::worker_usage):
+/// counts since it was loaded, and its running worker.
+struct WorkerUsage {
+    std::uint64_t calls = 0;     ///< calls sent to a worker
+    std::uint64_t errors = 0;    ///< calls that failed, whatever the reason (plugin errors included)
+    std::uint64_t timeouts = 0;  ///< calls that passed the deadline (their worker was killed)
+    std::uint64_t restarts = 0;  ///< workers started after the first
+    std::int32_t pid = 0;        ///< the running worker's process id; 0 while none runs (lost, not restarted yet)
 };
 
 /// One metadata pair of a plugin (trait-level or of one method).
@@ -1367,7 +1418,7 @@ private:
 
 /// Options of one load: the interface the plugin must match (required for
 /// WASM and Python plugins) and per-load overrides of the host's WASM
-/// limits, Python deadline and egress policy. Loading only reads them, so
+/// limits, Python deadline, egress policy, isolation and restart policy. Loading only reads them, so
 /// one LoadOptions may serve many loads.
 class LoadOptions {
 public:
@@ -1405,6 +1456,19 @@ public:
     /// Overrides the host's choice of a fresh WASM instance per call.
     LoadOptions &set_wasm_fresh_instance_per_call(bool fresh) {
         detail::invoke(fidius_host_load_options_set_wasm_fresh_instance_per_call, handle_.get(), fresh);
+        return *this;
+    }
+    /// Overrides the host's isolation (Builder::set_isolation) for plugins
+    /// loaded with these options.
+    LoadOptions &set_isolation(Isolation isolation) {
+        detail::invoke(fidius_host_load_options_set_isolation, handle_.get(), static_cast<std::uint32_t>(isolation));
+        return *this;
+    }
+    /// Overrides the host's restart policy (Builder::set_restart_policy)
+    /// for isolated plugins loaded with these options.
+    LoadOptions &set_restart_policy(std::uint32_t max_restarts, std::chrono::milliseconds window) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(window, "the restart window");
+        detail::invoke(fidius_host_load_options_set_restart_policy, handle_.get(), max_restarts, milliseconds);
         return *this;
     }
     /// Uses `policy` for plugins loaded with these options instead of the host's.
@@ -2198,6 +2262,15 @@ public:
         return requests;
     }
 
+    /// The use figures of an isolated plugin: its calls, errors, timeouts
+    /// and restarts, and its running worker's pid (0 while none runs).
+    /// Throws Status::Unsupported for a plugin that runs in-process.
+    WorkerUsage worker_usage() const {
+        fidius_host_worker_usage_t usage{0, 0, 0, 0, 0};
+        detail::invoke(fidius_host_plugin_worker_usage, get(), &usage);
+        return WorkerUsage{usage.calls, usage.errors, usage.timeouts, usage.restarts, usage.pid};
+    }
+
     /// The interface the plugin was loaded with (Status::NoInterface if none).
     Interface loaded_interface() const {
         fidius_host_interface_t *result = nullptr;
@@ -2349,7 +2422,7 @@ private:
 class Builder {
 public:
     /// A new builder with defaults: no search paths, Strict policy, no
-    /// signatures required, a 64 MiB output limit.
+    /// signatures required, a 64 MiB output limit, plugins in-process.
     Builder() : handle_(detail::require_new(fidius_host_builder_new(), "Builder")) {}
     /// Takes ownership of a C builder handle (NULL gives an empty object).
     explicit Builder(fidius_host_builder_t *builder) noexcept : handle_(builder) {}
@@ -2403,7 +2476,9 @@ public:
     /// The default deadline of each call in every runtime that can stop one
     /// (default 10 s): WASM calls, Python calls and imports; zero means
     /// none. set_wasm_deadline and set_python_deadline override it,
-    /// whatever the order. Native (cdylib) calls have no deadline.
+    /// whatever the order. Native (cdylib) calls have no deadline
+    /// in-process; isolated ones have this one (past it the worker is
+    /// killed: Status::Timeout).
     Builder &set_call_deadline(std::chrono::milliseconds deadline) {
         const std::uint64_t milliseconds = detail::milliseconds_of(deadline, "the call deadline");
         detail::invoke(fidius_host_builder_set_call_deadline_ms, handle_.get(), milliseconds);
@@ -2473,6 +2548,60 @@ public:
     /// or call finding none free throws Status::InstancePoolExhausted.
     Builder &set_wasm_instance_pool(std::uint32_t slots) {
         detail::invoke(fidius_host_builder_set_wasm_instance_pool, handle_.get(), slots);
+        return *this;
+    }
+    /// Where native and Python plugins run by default (default
+    /// Isolation::InProcess); LoadOptions::set_isolation overrides it. An
+    /// isolated plugin is loaded by its worker with this host's settings
+    /// (signatures included) and answers as an in-process one, but: a
+    /// crash, abort, exit or kill of its worker throws Status::WorkerLost
+    /// from the call in flight and loses the plugin's state, the next call
+    /// restarting the worker as the restart policy allows; each call (and
+    /// the load) has the call deadline (the Python deadline for Python
+    /// plugins), past which the worker is killed (Status::Timeout); a load
+    /// by name probes each candidate library in a worker. Each call costs a
+    /// round trip to the worker (about 20 µs).
+    Builder &set_isolation(Isolation isolation) {
+        detail::invoke(fidius_host_builder_set_isolation, handle_.get(), static_cast<std::uint32_t>(isolation));
+        return *this;
+    }
+    /// The worker executable of isolated plugins. Default: the
+    /// `fidius-host-worker` next to the shared library (or the program the
+    /// static library is linked into), else in `../libexec` from there. A
+    /// missing or unrunnable file makes isolated loads throw
+    /// Status::WorkerUnavailable; an empty path throws
+    /// Status::InvalidArgument.
+    Builder &set_worker_path(std::string_view path) {
+        detail::invoke(fidius_host_builder_set_worker_path, handle_.get(), detail::data_of(path), path.size());
+        return *this;
+    }
+    /// Caps each worker's address space at `bytes` (RLIMIT_AS; 0, the
+    /// default: no cap). A plugin allocating past it usually ends its
+    /// worker: Status::WorkerLost, naming the cap. The cap counts the whole
+    /// worker (this library, Python when loaded): allow 256 MiB or more.
+    Builder &set_worker_memory_limit(std::uint64_t bytes) {
+        detail::invoke(fidius_host_builder_set_worker_memory_limit, handle_.get(), bytes);
+        return *this;
+    }
+    /// Caps each worker's CPU time (RLIMIT_CPU; zero, the default: no
+    /// cap): the kernel kills a worker that used it up (SIGXCPU), and the
+    /// call throws Status::WorkerLost. Unlike the call deadline it counts
+    /// across calls, for the worker's life.
+    Builder &set_worker_cpu_limit(std::chrono::seconds limit) {
+        const std::uint64_t seconds = detail::seconds_of(limit, "the worker CPU limit");
+        detail::invoke(fidius_host_builder_set_worker_cpu_limit, handle_.get(), seconds);
+        return *this;
+    }
+    /// What an isolated plugin's next call does after its worker was lost:
+    /// start a new one if fewer than `max_restarts` were started for that
+    /// handle within the last `window`, else throw Status::WorkerLost
+    /// (naming how the last worker ended) without starting one.
+    /// `max_restarts` 0: never restart. Default: 5 restarts a minute. A zero
+    /// (or negative) window with restarts allowed throws
+    /// Status::InvalidArgument. LoadOptions::set_restart_policy overrides it.
+    Builder &set_restart_policy(std::uint32_t max_restarts, std::chrono::milliseconds window) {
+        const std::uint64_t milliseconds = detail::milliseconds_of(window, "the restart window");
+        detail::invoke(fidius_host_builder_set_restart_policy, handle_.get(), max_restarts, milliseconds);
         return *this;
     }
     /// The host's egress policy (load options may set their own).

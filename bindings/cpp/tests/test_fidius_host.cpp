@@ -3,7 +3,9 @@
 // Python plugins, every error kind a test can provoke, discovery,
 // interfaces, egress policies against an HTTP server, a TCP echo server
 // and a UDP socket on 127.0.0.1, host functions (raw and JSON bindings served by C++ callables), move
-// semantics and calls from several threads.
+// semantics, calls from several threads, and isolated plugins in worker
+// processes (a crash, a timeout and the restart policy; valgrind runs this
+// program, not the workers it starts).
 
 #include "fidius_host.hpp"
 
@@ -11,8 +13,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -385,6 +389,10 @@ TEST_F(FidiusTest, VersionsStatusNamesAndSignatureHashes) {
     EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamEnd), 10u);
     EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamMismatch), 316u);
     EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::StreamInputFailed), 317u);
+    EXPECT_EQ(fidius::status_name(fidius::Status::WorkerUnavailable), "WORKER_UNAVAILABLE");
+    EXPECT_EQ(fidius::status_name(fidius::Status::WorkerLost), "WORKER_LOST");
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::WorkerUnavailable), 134u);
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::WorkerLost), 318u);
     EXPECT_EQ(fidius::status_name(static_cast<fidius::Status>(123456)), "UNKNOWN");
 
     EXPECT_EQ(fidius::signatures_hash({"add:i64,i64->i64"}), 0xbe30b9d096b2c49eULL);
@@ -1240,6 +1248,200 @@ TEST_F(FidiusTest, PythonDeadlinePerLoad) {
 
 TEST_F(FidiusTest, CallDeadlineBoundsPython) {
     expect_python_timeouts(fidius::Builder().set_call_deadline(300ms).build(), options_for("calculator.toml"));
+}
+
+// ---- isolated plugins ----------------------------------------------------------
+
+// Methods of the Faulty interface, by declaration index.
+constexpr std::uint32_t kFaultyPing = 0;  // ping(n: u64) -> u64
+
+struct FaultyPlugin {
+    const char *name;  // for the test names
+    const char *path;  // under $FIDIUS_TEST_FIXTURES
+    fidius::Runtime runtime;
+};
+
+std::ostream &operator<<(std::ostream &out, const FaultyPlugin &plugin) { return out << plugin.name; }
+
+// Isolated plugins, the worker named explicitly: the one `make lib` built.
+class IsolatedTest : public FidiusTest {
+protected:
+    std::string worker_path() const { return path_of("../release/fidius-host-worker"); }
+
+    // A host whose plugins run isolated, with a restart policy of
+    // `max_restarts` a minute.
+    fidius::Host isolated_host(std::uint32_t max_restarts) const {
+        return fidius::Builder()
+            .set_isolation(fidius::Isolation::Isolated)
+            .set_worker_path(worker_path())
+            .set_restart_policy(max_restarts, std::chrono::minutes(1))
+            .build();
+    }
+
+    // The Faulty plugin at `relative`, loaded with its interface.
+    fidius::Plugin load_faulty(const fidius::Host &host, const std::string &relative = "faulty/libfaulty_plugin.so",
+                               fidius::LoadOptions options = fidius::LoadOptions()) const {
+        options.set_interface(interface_file("faulty.toml"));
+        return host.load_path(path_of(relative), options);
+    }
+};
+
+// Every test runs on the native and the Python Faulty plugin.
+class IsolatedRuntimesTest : public IsolatedTest, public ::testing::WithParamInterface<FaultyPlugin> {
+protected:
+    void SetUp() override {
+        IsolatedTest::SetUp();
+        if (GetParam().runtime == fidius::Runtime::Python && !fidius::has_feature(fidius::Feature::Python))
+            GTEST_SKIP() << "built without Python";
+    }
+};
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, IsolatedRuntimesTest,
+                         ::testing::Values(FaultyPlugin{"Native", "faulty/libfaulty_plugin.so", fidius::Runtime::Cdylib},
+                                           FaultyPlugin{"Python", "isolated/py-faulty", fidius::Runtime::Python}),
+                         [](const ::testing::TestParamInfo<FaultyPlugin> &info) { return std::string(info.param.name); });
+
+TEST_P(IsolatedRuntimesTest, ACrashLosesTheWorkerNotTheHost) {
+    fidius::Host host = isolated_host(5);
+    fidius::Plugin plugin = load_faulty(host, GetParam().path);
+    fidius::Plugin bystander = load_faulty(host, GetParam().path);
+    EXPECT_EQ(plugin.info().runtime, GetParam().runtime);
+    EXPECT_EQ(plugin.method_count(), 4u);
+
+    // It answers as an in-process plugin does: JSON, raw, plugin errors.
+    EXPECT_EQ(plugin.call_json("ping", "[41]"), "42");
+    EXPECT_EQ(plugin.call_json("calls", "[]"), "1");
+    std::vector<std::uint8_t> ping_41(8, 0);
+    ping_41[0] = 41;
+    const fidius::Bytes pong = plugin.call(kFaultyPing, ping_41);
+    ASSERT_EQ(pong.size(), 8u);
+    EXPECT_EQ(read_u64(pong.data()), 42u);
+    try {
+        plugin.call_json("fault", "[\"error\"]");
+        ADD_FAILURE() << "fault(\"error\") did not throw";
+    } catch (const fidius::PluginError &error) {
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("ASKED"));
+        EXPECT_EQ(error.plugin_message(), std::optional<std::string>("failing as asked"));
+    }
+    const fidius::WorkerUsage before = plugin.worker_usage();
+    EXPECT_GT(before.pid, 0);
+    EXPECT_EQ(before.calls, 4u);
+    EXPECT_EQ(before.errors, 1u);
+    EXPECT_EQ(before.timeouts, 0u);
+    EXPECT_EQ(before.restarts, 0u);
+    EXPECT_NE(bystander.worker_usage().pid, before.pid);  // a worker per handle
+
+    // A segfault: the call throws WorkerLost, naming the signal; no worker runs.
+    const fidius::Error lost = error_of([&] { plugin.call_json("fault", "[\"segfault\"]"); });
+    EXPECT_EQ(lost.status(), fidius::Status::WorkerLost) << lost.what();
+    EXPECT_NE(lost.message().find("SIGSEGV"), std::string::npos) << lost.what();
+    EXPECT_FALSE(lost.plugin_code().has_value());
+    fidius::WorkerUsage after = plugin.worker_usage();
+    EXPECT_EQ(after.pid, 0);
+    EXPECT_EQ(after.errors, 2u);
+
+    // The next call restarts the worker: a new instance, the state is lost.
+    EXPECT_EQ(plugin.call_json("calls", "[]"), "0");
+    after = plugin.worker_usage();
+    EXPECT_GT(after.pid, 0);
+    EXPECT_NE(after.pid, before.pid);
+    EXPECT_EQ(after.restarts, 1u);
+    // The other handle never noticed.
+    EXPECT_EQ(bystander.call_json("ping", "[1]"), "2");
+    EXPECT_EQ(bystander.worker_usage().restarts, 0u);
+
+    // Killed from outside between calls: the next call finds it gone, the one after restarts it.
+    ASSERT_EQ(kill(static_cast<pid_t>(after.pid), SIGKILL), 0);
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]"), fidius::Status::WorkerLost, "SIGKILL");
+    EXPECT_EQ(plugin.call_json("ping", "[2]"), "3");
+    EXPECT_EQ(plugin.worker_usage().restarts, 2u);
+}
+
+// A call past the deadline kills the worker (Timeout); isolation and a
+// restart policy of none set by the load options keep the plugin lost.
+TEST_F(IsolatedTest, DeadlineKillsTheWorkerAndNoRestartKeepsItLost) {
+    fidius::Host host = fidius::Builder().set_worker_path(worker_path()).set_call_deadline(300ms).build();
+    fidius::LoadOptions options;
+    options.set_isolation(fidius::Isolation::Isolated).set_restart_policy(0, 0ms);
+    fidius::Plugin plugin = load_faulty(host, "faulty/libfaulty_plugin.so", std::move(options));
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"spin\"]"), fidius::Status::Timeout, "killed");
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(elapsed, 300ms);
+    EXPECT_LT(elapsed, 8s);
+    fidius::WorkerUsage usage = plugin.worker_usage();
+    EXPECT_EQ(usage.timeouts, 1u);
+    EXPECT_EQ(usage.pid, 0);
+
+    // Restart policy 0: every call is WorkerLost and says why.
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]"), fidius::Status::WorkerLost, "restart policy");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]"), fidius::Status::WorkerLost, "restart policy");
+    usage = plugin.worker_usage();
+    EXPECT_EQ(usage.restarts, 0u);
+    EXPECT_EQ(usage.pid, 0);
+}
+
+// Restarts within the policy's window, then none: each loss names how the
+// worker ended.
+TEST_F(IsolatedTest, RestartPolicyLimitsRestarts) {
+    fidius::Plugin plugin = load_faulty(isolated_host(2));
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"abort\"]"), fidius::Status::WorkerLost, "SIGABRT");
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"exit\"]"), fidius::Status::WorkerLost, "exited with code 3");
+    EXPECT_EQ(plugin.call_json("ping", "[2]"), "3");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"segfault\"]"), fidius::Status::WorkerLost, "SIGSEGV");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[3]"), fidius::Status::WorkerLost, "allows no restart");
+    EXPECT_EQ(plugin.worker_usage().restarts, 2u);
+}
+
+// A plugin that leaks past the worker's memory cap loses its worker only.
+TEST_F(IsolatedTest, WorkerMemoryLimit) {
+    fidius::Host host = fidius::Builder()
+                            .set_isolation(fidius::Isolation::Isolated)
+                            .set_worker_path(worker_path())
+                            .set_worker_memory_limit(768u << 20)
+                            .set_worker_cpu_limit(std::chrono::minutes(1))
+                            .build();
+    fidius::Plugin plugin = load_faulty(host);
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"leak\"]"), fidius::Status::WorkerLost,
+                        "memory cap 805306368 bytes");
+    EXPECT_EQ(plugin.call_json("ping", "[0]"), "1");
+}
+
+TEST_F(IsolatedTest, SettingsAndTheirErrors) {
+    fidius::Builder builder;
+    EXPECT_FIDIUS_ERROR(builder.set_isolation(static_cast<fidius::Isolation>(7)), fidius::Status::InvalidArgument,
+                        "isolation 7");
+    EXPECT_FIDIUS_ERROR(builder.set_restart_policy(3, 0ms), fidius::Status::InvalidArgument, "window");
+    EXPECT_FIDIUS_ERROR(builder.set_restart_policy(3, -1ms), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(builder.set_worker_cpu_limit(-1s), fidius::Status::InvalidArgument, "negative");
+    EXPECT_FIDIUS_ERROR(builder.set_worker_path(""), fidius::Status::InvalidArgument, "");
+    EXPECT_FIDIUS_ERROR(builder.set_worker_path("bad\xff"), fidius::Status::InvalidUtf8, "");
+    fidius::LoadOptions options;
+    EXPECT_FIDIUS_ERROR(options.set_isolation(static_cast<fidius::Isolation>(2)), fidius::Status::InvalidArgument,
+                        "isolation 2");
+    EXPECT_FIDIUS_ERROR(options.set_restart_policy(1, 0ms), fidius::Status::InvalidArgument, "window");
+    EXPECT_FIDIUS_ERROR(options.set_restart_policy(0, -1ms), fidius::Status::InvalidArgument, "negative");
+
+    // Failed setters leave the builder usable; zero caps are no caps.
+    builder.set_worker_path(path_of("no-such-worker"))
+        .set_worker_memory_limit(0)
+        .set_worker_cpu_limit(0s)
+        .set_restart_policy(0, 0ms)
+        .set_isolation(fidius::Isolation::InProcess);
+    fidius::Host host = builder.build();
+
+    // In-process (the host's choice): no worker is needed, and there are no figures.
+    fidius::Plugin in_process = load_faulty(host);
+    EXPECT_EQ(in_process.call_json("ping", "[1]"), "2");
+    EXPECT_FIDIUS_ERROR(in_process.worker_usage(), fidius::Status::Unsupported, "in-process");
+
+    // Isolated by the load options: the missing worker is named.
+    options.set_isolation(fidius::Isolation::Isolated);
+    EXPECT_FIDIUS_ERROR(load_faulty(host, "faulty/libfaulty_plugin.so", std::move(options)),
+                        fidius::Status::WorkerUnavailable, "no-such-worker");
 }
 
 // ---- egress policies -----------------------------------------------------------
@@ -2306,6 +2508,7 @@ TEST_F(FidiusTest, MovedFromObjectsAreEmptyAndSafe) {
     EXPECT_FIDIUS_ERROR(plugin.info(), fidius::Status::NullArgument, "Plugin");
     EXPECT_FIDIUS_ERROR(plugin.method_count(), fidius::Status::NullArgument, "");
     EXPECT_FIDIUS_ERROR(plugin.trait_metadata(), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(plugin.worker_usage(), fidius::Status::NullArgument, "");
     EXPECT_EQ(moved_plugin.call_json("add", "[1, 2]"), "3");
     // Assigning over a live plugin frees it and takes the other.
     fidius::Plugin replaced = other_host.load("PartialCalculator");
