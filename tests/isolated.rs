@@ -307,3 +307,36 @@ fn host_functions_are_refused_for_isolated_loads() {
     let error = host.load_path_with(&native(), None, &options).unwrap_err();
     assert_eq!(error.status(), Status::Unsupported, "{}", error.message());
 }
+
+/// A stand-in for the worker executable: a shell script that answers the
+/// host as a hostile plugin inside a worker could (it owns the socket on
+/// descriptor 3 as much as the worker does).
+fn fake_worker(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_worker_that_lies_or_stalls_fails_the_load_in_bounded_time() {
+    let dir = temp_dir("isolated-fake-workers");
+    let cases: &[(&str, &str, Status, &str)] = &[
+        ("silent", "exec /bin/sleep 30", Status::Timeout, "did not load the plugin within"),
+        ("exits", "exit 7", Status::WorkerLost, "exited with code 7"),
+        ("huge", r"printf '\377\377\377\177\002' >&3; exec /bin/sleep 30", Status::WorkerLost, "over the limit"),
+        ("unknown-kind", r"printf '\001\000\000\000\011' >&3; exec /bin/sleep 30", Status::PluginProtocol, "message kind 9"),
+        ("garbage", r"printf '\005\000\000\000\001abcd' >&3; exec /bin/sleep 30", Status::PluginProtocol, "malformed"),
+    ];
+    for (name, body, status, says) in cases {
+        let mut builder = HostBuilder::new();
+        builder.isolation(Isolation::Isolated).worker_path(fake_worker(&dir, name, body)).call_deadline(Some(Duration::from_millis(500)));
+        let host = builder.build().unwrap();
+        let started = Instant::now();
+        let error = host.load_path(&native(), None).unwrap_err();
+        assert_eq!(error.status(), *status, "{name}: {}", error.message());
+        assert!(error.message().contains(says), "{name}: {}", error.message());
+        assert!(started.elapsed() < Duration::from_secs(5), "{name} took {:?}", started.elapsed());
+    }
+}

@@ -8,8 +8,10 @@
 #define _POSIX_C_SOURCE 200809L /* kill */
 #include "check.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 static const char *worker_path(void) {
     return path_of("../release/fidius-host-worker");
@@ -165,7 +167,22 @@ static void test_memory_cap(void) {
     fidius_host_free(host);
 }
 
+/* The worker's entry point, run by hand (descriptor 3 is no socket): it
+ * says so and returns 2, touching nothing. */
+static void test_worker_main_by_hand(void) {
+    int fd = open("/dev/null", O_RDONLY);
+    CHECK(fd >= 0);
+    if (fd != 3) {
+        CHECK(dup2(fd, 3) == 3);
+        close(fd);
+    }
+    CHECK(fidius_host_worker_main() == 2);
+    CHECK(fcntl(3, F_GETFD) != -1); /* nothing was closed */
+    close(3);
+}
+
 static void run_tests(void) {
+    test_worker_main_by_hand();
     test_runtimes();
     test_deadline_and_policy();
     test_settings();

@@ -174,7 +174,7 @@ fn load(worker: &mut Worker, spec: &WorkerSpec, request: &LoadRequest) -> Result
     let sent = worker.channel.send_frame(request::LOAD, &protocol::encode(request), deadline);
     let received = sent.and_then(|()| worker.channel.receive(&mut body, protocol::FRAME_OVERHEAD.max(spec.reply_limit()), deadline));
     match received {
-        Ok(reply::LOADED) => protocol::decode(&body),
+        Ok(reply::LOADED) => protocol::decode(&body).map_err(|e| e.context(what())),
         Ok(reply::FAILED) => {
             let error: WireError = protocol::decode(&body)?;
             Err(error.into_error(&"".into(), None))
