@@ -82,6 +82,10 @@ impl Channel {
     /// is allocated for it.
     pub fn receive(&self, body: &mut Vec<u8>, limit: usize, deadline: Option<Instant>) -> Result<u8, ChannelError> {
         let mut header = [0u8; HEADER];
+        // A message is awaited (the peer is working on it): wait first
+        // instead of a read that would find nothing; its body usually
+        // arrives with its header.
+        self.wait(libc::POLLIN, deadline)?;
         self.read_exact(&mut header, deadline)?;
         if header[..4] == [0, 0, 0, 0] {
             return Err(ChannelError::Oversized(0));
