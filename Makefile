@@ -426,7 +426,7 @@ install-test: fixtures
 
 # One program per task a C host does; each runs against the fixtures. The
 # examples are built with C99 and the same warnings as the tests.
-EXAMPLES := demo discover load_and_call signatures wasm_egress python host_functions streams
+EXAMPLES := demo discover load_and_call signatures wasm_egress python host_functions streams isolated
 IFACES := $(FIXTURES)/interfaces
 ARGS_demo := $(FIXTURES)/plugins
 ARGS_discover := $(FIXTURES)/plugins $(FIXTURES)/wasm $(FIXTURES)/python $(FIXTURES)/crafted
@@ -436,6 +436,7 @@ ARGS_wasm_egress := $(FIXTURES)/wasm $(IFACES)/fetcher.toml $(IFACES)/hostile.to
 ARGS_python := $(FIXTURES)/python $(IFACES)/calculator.toml
 ARGS_host_functions := $(FIXTURES)/hostcall/libhostcall_plugin.so $(IFACES)/bookkeeper.toml $(IFACES)/ledger.toml
 ARGS_streams := $(FIXTURES)/wasm/stream $(IFACES)/streamer.toml
+ARGS_isolated := $(FIXTURES)/faulty/libfaulty_plugin.so $(IFACES)/faulty.toml
 
 $(BUILD_C)/examples/%: examples-c/%.c include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)/examples
