@@ -3095,7 +3095,9 @@ fidius_host_status fidius_host_plugin_new_instance_json(const fidius_host_plugin
 /**
  * Frees a plugin handle: destroys its instance and, when no other handle
  * (or outstanding output) uses the library, unmaps it. NULL is a no-op.
- * No call on this handle may be running.
+ * No call on this handle may be running. An isolated plugin's worker is
+ * asked to end (its plugin's destructor runs there) and waited for, at
+ * most 500 ms before it is killed.
  */
 FIDIUS_HOST_API void fidius_host_plugin_free(fidius_host_plugin_t *plugin);
 

@@ -685,7 +685,9 @@ fn new_instance(
 
 /// Frees a plugin handle: destroys its instance and, when no other handle
 /// (or outstanding output) uses the library, unmaps it. NULL is a no-op.
-/// No call on this handle may be running.
+/// No call on this handle may be running. An isolated plugin's worker is
+/// asked to end (its plugin's destructor runs there) and waited for, at
+/// most 500 ms before it is killed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_plugin_free(plugin: *mut fidius_host_plugin_t) {
     entry_value((), || drop(take_handle(plugin)))
