@@ -147,13 +147,7 @@ struct State {
 /// Starts a worker and loads `spec`'s plugin in it.
 pub fn start(spec: WorkerSpec) -> Result<(PluginDescription, IsolatedPlugin)> {
     let (worker, description) = launch(&spec)?;
-    let name: Arc<str> = description.info.name.as_str().into();
-    let plugin = IsolatedPlugin {
-        spec: Arc::new(spec),
-        name,
-        expected: description.clone(),
-        state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
-    };
+    let plugin = IsolatedPlugin::new(spec, &description, worker);
     Ok((description, plugin))
 }
 
@@ -214,6 +208,16 @@ pub struct IsolatedPlugin {
 }
 
 impl IsolatedPlugin {
+    /// The handle of the plugin `worker` loaded as `description` says.
+    fn new(spec: WorkerSpec, description: &PluginDescription, worker: Worker) -> IsolatedPlugin {
+        IsolatedPlugin {
+            spec: Arc::new(spec),
+            name: description.info.name.as_str().into(),
+            expected: description.clone(),
+            state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -419,13 +423,7 @@ impl Probe {
             Ok(description) => {
                 let mut spec = self.spec.clone();
                 spec.request = request;
-                let name: Arc<str> = description.info.name.as_str().into();
-                let plugin = IsolatedPlugin {
-                    spec: Arc::new(spec),
-                    name,
-                    expected: description.clone(),
-                    state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
-                };
+                let plugin = IsolatedPlugin::new(spec, &description, worker);
                 Ok((description, plugin))
             }
             Err(error) => {
