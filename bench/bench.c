@@ -92,6 +92,21 @@ static double api_round_on(const fidius_host_plugin_t *p, uint32_t method, const
     return (now_ns() - start) / (double)iters;
 }
 
+/* api_round_on through the cancellable call, with a live token. */
+static double cancellable_round(const fidius_host_plugin_t *p, const fidius_host_cancel_token_t *token, uint32_t method,
+                                const uint8_t *in, uint32_t len, long iters) {
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_bytes_t out;
+        if (fidius_host_plugin_call_cancellable(p, method, in, len, NULL, token, &out, NULL) != FIDIUS_HOST_STATUS_OK)
+            abort();
+        sink += out.data[0];
+        fidius_host_bytes_free(&out);
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
 static double api_round(uint32_t method, const uint8_t *in, uint32_t len, long iters) {
     return api_round_on(plugin, method, in, len, iters);
 }
@@ -953,6 +968,8 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     fidius_host_t *isolated = NULL, *in_process = NULL;
     fidius_host_plugin_t *p = NULL;
     double echo_small[ROUNDS], call_small[ROUNDS], echo_kib[ROUNDS], call_kib[ROUNDS], load_in[ROUNDS], load_iso[ROUNDS];
+    double call_token[ROUNDS];
+    fidius_host_cancel_token_t *token = NULL;
     int fds[2], r, status;
     pid_t child;
 
@@ -966,6 +983,7 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     }
     b = fidius_host_builder_new();
     if (fidius_host_builder_build(b, &in_process, NULL)) exit(1);
+    if (fidius_host_cancel_token_new(&token, NULL)) exit(1);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) exit(1);
     child = fork();
     if (child == 0) {
@@ -978,6 +996,7 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     for (r = 0; r < ROUNDS; r++) {
         echo_small[r] = socket_round(fds[0], add_in, 16, 20000);
         call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
+        call_token[r] = cancellable_round(p, token, 0, add_in, 16, 20000);
         echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
         call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
         load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
@@ -988,8 +1007,11 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     printf("isolated (direct = the same bytes echoed by a bare process over a socket pair):\n");
     print_row("isolated add", median(echo_small, ROUNDS), median(call_small, ROUNDS), "ns", 0);
     print_row("isolated reverse 1 KiB", median(echo_kib, ROUNDS), median(call_kib, ROUNDS), "ns", 0);
+    printf("cancellable isolated call (direct = the same call without a token):\n");
+    print_row("isolated add, cancel token", median(call_small, ROUNDS), median(call_token, ROUNDS), "ns", 0);
     printf("isolated load (direct = an in-process load of the same library):\n");
     print_row("isolated load+unload", median(load_in, ROUNDS), median(load_iso, ROUNDS), "us", 1);
+    fidius_host_cancel_token_free(token);
     fidius_host_plugin_free(p);
     fidius_host_free(isolated);
     fidius_host_free(in_process);

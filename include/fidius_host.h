@@ -524,6 +524,12 @@ enum fidius_host_status
    */
   FIDIUS_HOST_STATUS_WORKER_LOST = 318,
   /**
+   * The call was cancelled through its cancel token: stopped while it
+   * ran (the plugin is left as after a TIMEOUT of its runtime), or
+   * refused before it started (nothing ran). No output was delivered.
+   */
+  FIDIUS_HOST_STATUS_CANCELLED = 319,
+  /**
    * An interface (signature, type declaration or file) is malformed, or
    * uses a type that is neither builtin nor declared.
    */
@@ -810,6 +816,18 @@ typedef struct fidius_host_builder_t fidius_host_builder_t;
  * for the duration of the callback only.
  */
 typedef struct fidius_host_callback_error_t fidius_host_callback_error_t;
+
+/**
+ * A cancellation signal for calls. Made by `fidius_host_cancel_token_new`,
+ * owned by the caller, freed with `fidius_host_cancel_token_free`; given
+ * to `fidius_host_plugin_call_cancellable` or `_call_json_cancellable`,
+ * which borrow it for the call.
+ *
+ * Shareable: one token may be given to any number of calls on any threads
+ * at once, and cancelled from any thread while they run. Cancelling is
+ * final: a cancelled token stays cancelled; make a new one per request.
+ */
+typedef struct fidius_host_cancel_token_t fidius_host_cancel_token_t;
 
 /**
  * What `fidius_host_discover` found: the plugins, and every search path,
@@ -1804,6 +1822,66 @@ FIDIUS_HOST_API void fidius_host_bytes_free(fidius_host_bytes_t *bytes);
  * never free these strings with `free()`.
  */
 FIDIUS_HOST_API void fidius_host_string_free(char *string);
+
+/**
+ * Makes a cancel token, not cancelled. `*out` is the new token (owned by
+ * the caller) on success, NULL on failure.
+ *
+ * Thread-safety: any thread.
+ *
+ * Errors: NULL_ARGUMENT.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_cancel_token_new(fidius_host_cancel_token_t **out,
+                                                fidius_host_error_t **err);
+
+/**
+ * Cancels: every call running with `token` is stopped, and every call
+ * started with it later is CANCELLED before it reaches the plugin. How a
+ * running call stops depends on its runtime:
+ *
+ * - WASM: the guest is interrupted at its next epoch check (within about
+ *   a millisecond of guest code) or wait in the host (a sleep, a blocking
+ *   read); its instance is discarded, the next call gets a fresh one.
+ * - Isolated plugins: the worker process is killed (SIGKILL); the next
+ *   call starts a new worker, which the restart policy does not count
+ *   (the host stopped it, not the plugin).
+ * - In-process Python: an exception is raised in the thread running the
+ *   plugin, the same way a deadline stops it; a thread blocked in C code
+ *   sees it when that code returns.
+ *
+ * The stopped call returns CANCELLED — unless it had completed first:
+ * then it returns its result, and cancelling came too late for it. Returns
+ * once every running call was told to stop, without waiting for them to
+ * end. Calling it again does nothing more.
+ *
+ * Thread-safety: any thread, concurrently with the calls using `token`
+ * and with other cancels. Async-signal-safe it is not.
+ *
+ * Returns OK; NULL_ARGUMENT for NULL, MISUSE for a pointer that is not a
+ * live token.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_cancel_token_cancel(const fidius_host_cancel_token_t *token);
+
+/**
+ * Whether `token` was cancelled. False for NULL or a pointer that is not
+ * a live token.
+ *
+ * Thread-safety: any thread.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+bool fidius_host_cancel_token_is_cancelled(const fidius_host_cancel_token_t *token);
+
+/**
+ * Frees a token. It must not be in use: free it after the calls it was
+ * given to have returned and no thread will cancel it any more. NULL is a
+ * no-op.
+ */
+FIDIUS_HOST_API void fidius_host_cancel_token_free(fidius_host_cancel_token_t *token);
 
 /**
  * Number of plugins found, or 0 for NULL.
@@ -2806,6 +2884,61 @@ fidius_host_status fidius_host_plugin_call_json_with_context(const fidius_host_p
                                                              char **json_out,
                                                              size_t *json_len_out,
                                                              fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_with_context`, stopped when `cancel` is
+ * cancelled (`fidius_host_cancel_token_cancel`, from any thread). `cancel`
+ * may be NULL: the call cannot be cancelled, exactly
+ * `fidius_host_plugin_call_with_context`. `call_context` may be NULL.
+ * Both are borrowed for the call.
+ *
+ * Outcomes: as `fidius_host_plugin_call`, and
+ * - CANCELLED: the token was cancelled before the call started (nothing
+ *   reached the plugin), or while it ran (the plugin was stopped as
+ *   `fidius_host_cancel_token_cancel` describes per runtime). `*output` is
+ *   empty: output in flight is never half-delivered.
+ * - UNSUPPORTED: the plugin is a native library loaded in-process, whose
+ *   code cannot be stopped once it runs; nothing was called. Load it
+ *   isolated (`fidius_host_load_options_set_isolation`) to cancel its
+ *   calls, or call it with `cancel` NULL.
+ *
+ * Thread-safety: as `fidius_host_plugin_call`.
+ *
+ * Errors: as `fidius_host_plugin_call`, and CANCELLED, UNSUPPORTED.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_cancellable(const fidius_host_plugin_t *plugin,
+                                                       uint32_t method,
+                                                       const uint8_t *input,
+                                                       size_t input_len,
+                                                       void *call_context,
+                                                       const fidius_host_cancel_token_t *cancel,
+                                                       fidius_host_bytes_t *output,
+                                                       fidius_host_error_t **err);
+
+/**
+ * Like `fidius_host_plugin_call_json_with_context`, stopped when `cancel`
+ * is cancelled, as `fidius_host_plugin_call_cancellable` describes
+ * (`cancel` and `call_context` may be NULL). On CANCELLED and UNSUPPORTED
+ * `*json_out` is NULL.
+ *
+ * Thread-safety: as `fidius_host_plugin_call_json`.
+ *
+ * Errors: as `fidius_host_plugin_call_json`, and CANCELLED, UNSUPPORTED.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_call_json_cancellable(const fidius_host_plugin_t *plugin,
+                                                            const char *method,
+                                                            size_t method_len,
+                                                            const char *args_json,
+                                                            size_t args_len,
+                                                            void *call_context,
+                                                            const fidius_host_cancel_token_t *cancel,
+                                                            char **json_out,
+                                                            size_t *json_len_out,
+                                                            fidius_host_error_t **err);
 
 /**
  * Calls the method called `method` (UTF-8 of `method_len` bytes, or

@@ -187,6 +187,10 @@ pub enum Status {
     /// message says how it ended. The host is unaffected; what the next
     /// call sees is up to the restart policy. No output was delivered.
     WorkerLost = 318,
+    /// The call was cancelled through its cancel token: stopped while it
+    /// ran (the plugin is left as after a TIMEOUT of its runtime), or
+    /// refused before it started (nothing ran). No output was delivered.
+    Cancelled = 319,
 
     /// An interface (signature, type declaration or file) is malformed, or
     /// uses a type that is neither builtin nor declared.

@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod artifact;
 pub mod bytes;
+pub mod cancel;
 pub mod discovery;
 pub mod disk;
 pub mod egress;
@@ -24,6 +25,7 @@ pub mod ffi;
 
 pub use artifact::signature::TrustedKey;
 pub use bytes::OutputBytes;
+pub use cancel::CancelToken;
 pub use discovery::{Discovery, Skipped};
 pub use error::{Error, PluginError, Result, Status};
 pub use host::{Host, HostBuilder, LoadOptions, LoadPolicy};

@@ -5,6 +5,7 @@
 //! nothing outside a runtime's folder knows how its calls work.
 
 use crate::bytes::OutputBytes;
+use crate::cancel::CancelToken;
 use crate::egress::DeniedRequest;
 use crate::error::{Error, Result, Status};
 use crate::interface::{json, Interface};
@@ -127,12 +128,16 @@ pub struct PluginDescription {
 pub trait PluginBackend: Send + Sync {
     /// Calls method `method` with `input` (bincode of the argument tuple, or
     /// the raw bytes of a raw-wire method) and returns the output payload.
-    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes>;
+    /// With `cancel`, the call stops when the token is cancelled
+    /// (CANCELLED); a runtime that cannot stop a running call answers
+    /// UNSUPPORTED and calls nothing.
+    fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes>;
 
     /// Calls method `method` of `interface` with a JSON array of arguments
     /// and returns the result as JSON text. The caller has checked that the
-    /// plugin matches `interface` and implements the method.
-    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String>;
+    /// plugin matches `interface` and implements the method. `cancel` as
+    /// for [`PluginBackend::call_raw`].
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String>;
 
     /// Another instance of the same loaded plugin, constructed with
     /// `config`, with state of its own. CONFIG_REJECTED when the plugin
@@ -182,10 +187,16 @@ fn streams_unsupported(interface: &Interface, method: u32) -> Error {
 /// A raw method's JSON call, through its raw call: the JSON array of bytes
 /// becomes the input bytes and the output bytes a JSON array (the same
 /// shape for every runtime).
-pub(crate) fn json_call_through_raw(backend: &dyn PluginBackend, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+pub(crate) fn json_call_through_raw(
+    backend: &dyn PluginBackend,
+    interface: &Interface,
+    method: u32,
+    args_json: &str,
+    cancel: Option<&CancelToken>,
+) -> Result<String> {
     let spec = interface.method(method)?;
     let input = json::encode_args(interface, spec, args_json)?;
-    let output = backend.call_raw(method, &input)?;
+    let output = backend.call_raw(method, &input, cancel)?;
     json::decode_output(interface, spec, output.as_slice())
 }
 
@@ -193,10 +204,16 @@ pub(crate) fn json_call_through_raw(backend: &dyn PluginBackend, interface: &Int
 /// (WASM, Python): the same bincode in and out as a cdylib plugin of the
 /// interface, transcoded through its JSON call.
 #[cfg_attr(not(any(feature = "wasm", feature = "python")), allow(dead_code))]
-pub(crate) fn raw_call_through_json(backend: &dyn PluginBackend, interface: &Interface, method: u32, input: &[u8]) -> Result<OutputBytes> {
+pub(crate) fn raw_call_through_json(
+    backend: &dyn PluginBackend,
+    interface: &Interface,
+    method: u32,
+    input: &[u8],
+    cancel: Option<&CancelToken>,
+) -> Result<OutputBytes> {
     let spec = interface.method(method)?;
     let args = json::decode_args(interface, spec, input)?;
-    let result = backend.call_json(interface, method, &args)?;
+    let result = backend.call_json(interface, method, &args, cancel)?;
     Ok(OutputBytes::from_vec(json::encode_result(interface, spec, &result)?))
 }
 
@@ -301,17 +318,29 @@ impl Plugin {
     /// A streaming method (as the interface given at load says) is
     /// STREAM_MISMATCH: its slot does not return one result.
     pub fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+        self.call_raw_cancellable(method, input, None)
+    }
+
+    /// Like [`Plugin::call_raw`], stopped when `cancel` is cancelled
+    /// (CANCELLED). In-process native plugins cannot be stopped: with a
+    /// token their calls are UNSUPPORTED.
+    pub fn call_raw_cancellable(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
         if self.streams.get(method as usize) == Some(&true) {
             return Err(self.shape_mismatch(method, CallShape::Unary));
         }
-        self.backend.call_raw(method, input)
+        self.backend.call_raw(method, input, cancel)
     }
 
     /// Calls the method called `method` with a JSON array of arguments and
     /// returns the result as JSON. Needs an interface given at load.
     pub fn call_json(&self, method: &str, args_json: &str) -> Result<String> {
+        self.call_json_cancellable(method, args_json, None)
+    }
+
+    /// Like [`Plugin::call_json`], stopped as [`Plugin::call_raw_cancellable`] is.
+    pub fn call_json_cancellable(&self, method: &str, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
         let index = self.require_interface()?.method_index(method)?;
-        self.call_json_index(index, args_json)
+        self.call_json_at(index, args_json, cancel)
     }
 
     /// Use figures of the worker process of an isolated plugin; `None` for
@@ -330,6 +359,10 @@ impl Plugin {
 
     /// Like [`Plugin::call_json`], by method index.
     pub fn call_json_index(&self, index: u32, args_json: &str) -> Result<String> {
+        self.call_json_at(index, args_json, None)
+    }
+
+    fn call_json_at(&self, index: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
         let interface = self.require_interface()?;
         let method = interface.method(index)?;
         if args_json.len() > json::MAX_ARGS_TEXT {
@@ -347,7 +380,7 @@ impl Plugin {
             return Err(self.shape_mismatch(index, CallShape::Unary));
         }
         self.check_implemented(method)?;
-        self.backend.call_json(interface, index, args_json)
+        self.backend.call_json(interface, index, args_json, cancel)
     }
 
     /// Starts a server-streaming or bidirectional call of method `index`

@@ -11,6 +11,7 @@
 pub mod binding;
 pub mod builder;
 pub mod bytes;
+pub mod cancel;
 pub mod discovery;
 pub mod egress;
 pub mod error;

@@ -1,6 +1,7 @@
 //! `fidius_host_plugin_t`: a loaded plugin; calls and metadata.
 
 use super::bytes::fidius_host_bytes_t;
+use super::cancel::{arg_cancel, fidius_host_cancel_token_t};
 use super::error::fidius_host_error_t;
 use super::info::{fidius_host_plugin_info_t, InfoData};
 use super::interface::fidius_host_interface_t;
@@ -176,6 +177,80 @@ pub unsafe extern "C" fn fidius_host_plugin_call_json_with_context(
     with_call_context(call_context as usize, || {
         // SAFETY: the arguments are passed on as the caller gave them.
         unsafe { fidius_host_plugin_call_json(plugin, method, method_len, args_json, args_len, json_out, json_len_out, err) }
+    })
+}
+
+/// Like `fidius_host_plugin_call_with_context`, stopped when `cancel` is
+/// cancelled (`fidius_host_cancel_token_cancel`, from any thread). `cancel`
+/// may be NULL: the call cannot be cancelled, exactly
+/// `fidius_host_plugin_call_with_context`. `call_context` may be NULL.
+/// Both are borrowed for the call.
+///
+/// Outcomes: as `fidius_host_plugin_call`, and
+/// - CANCELLED: the token was cancelled before the call started (nothing
+///   reached the plugin), or while it ran (the plugin was stopped as
+///   `fidius_host_cancel_token_cancel` describes per runtime). `*output` is
+///   empty: output in flight is never half-delivered.
+/// - UNSUPPORTED: the plugin is a native library loaded in-process, whose
+///   code cannot be stopped once it runs; nothing was called. Load it
+///   isolated (`fidius_host_load_options_set_isolation`) to cancel its
+///   calls, or call it with `cancel` NULL.
+///
+/// Thread-safety: as `fidius_host_plugin_call`.
+///
+/// Errors: as `fidius_host_plugin_call`, and CANCELLED, UNSUPPORTED.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_call_cancellable(
+    plugin: *const fidius_host_plugin_t,
+    method: u32,
+    input: *const u8,
+    input_len: usize,
+    call_context: *mut c_void,
+    cancel: *const fidius_host_cancel_token_t,
+    output: *mut fidius_host_bytes_t,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_call_context(call_context as usize, || {
+        entry(err, || {
+            let output = arg_out_cleared(output, "output")?;
+            let plugin = &arg_handle(plugin, "plugin")?.plugin;
+            let input = arg_bytes(input, input_len, "input")?;
+            let cancel = arg_cancel(cancel)?;
+            *output = fidius_host_bytes_t::from_output(plugin.call_raw_cancellable(method, input, cancel)?);
+            Ok(())
+        })
+    })
+}
+
+/// Like `fidius_host_plugin_call_json_with_context`, stopped when `cancel`
+/// is cancelled, as `fidius_host_plugin_call_cancellable` describes
+/// (`cancel` and `call_context` may be NULL). On CANCELLED and UNSUPPORTED
+/// `*json_out` is NULL.
+///
+/// Thread-safety: as `fidius_host_plugin_call_json`.
+///
+/// Errors: as `fidius_host_plugin_call_json`, and CANCELLED, UNSUPPORTED.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_call_json_cancellable(
+    plugin: *const fidius_host_plugin_t,
+    method: *const c_char,
+    method_len: usize,
+    args_json: *const c_char,
+    args_len: usize,
+    call_context: *mut c_void,
+    cancel: *const fidius_host_cancel_token_t,
+    json_out: *mut *mut c_char,
+    json_len_out: *mut usize,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_call_context(call_context as usize, || {
+        call_json(plugin, json_out, json_len_out, err, |p| {
+            let method = arg_str(method, method_len, "method")?;
+            let args = arg_str(args_json, args_len, "args_json")?;
+            p.call_json_cancellable(method, args, arg_cancel(cancel)?)
+        })
     })
 }
 

@@ -124,6 +124,51 @@ static inline int json_fails(const fidius_host_plugin_t *p, const char *method, 
     return ok;
 }
 
+#ifdef _POSIX_C_SOURCE
+#include <time.h>
+
+/* A token that another thread cancels after a delay (files using it
+ * define _POSIX_C_SOURCE, for nanosleep). */
+struct later_cancel {
+    pthread_t thread;
+    fidius_host_cancel_token_t *token;
+    long millis;
+};
+
+static void *later_cancel_body(void *arg) {
+    struct later_cancel *c = arg;
+    struct timespec wait;
+    wait.tv_sec = c->millis / 1000;
+    wait.tv_nsec = (c->millis % 1000) * 1000000L;
+    nanosleep(&wait, NULL);
+    CHECK(fidius_host_cancel_token_cancel(c->token) == FIDIUS_HOST_STATUS_OK);
+    return NULL;
+}
+
+/* Calls `method(args)` with a token cancelled from another thread after
+ * `millis`: whether the call was CANCELLED with a message containing
+ * `text` and no result. */
+static inline int json_cancelled(const fidius_host_plugin_t *p, const char *method, const char *args, long millis,
+                                 const char *text) {
+    struct later_cancel c;
+    char *json = (char *)"not reset";
+    fidius_host_error_t *err = NULL;
+    fidius_host_status st;
+    int ok;
+    c.millis = millis;
+    c.token = NULL;
+    CHECK(fidius_host_cancel_token_new(&c.token, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(pthread_create(&c.thread, NULL, later_cancel_body, &c) == 0);
+    st = fidius_host_plugin_call_json_cancellable(p, method, NT, args, NT, NULL, c.token, &json, NULL, &err);
+    pthread_join(c.thread, NULL);
+    ok = error_says(err, FIDIUS_HOST_STATUS_CANCELLED, text) && st == FIDIUS_HOST_STATUS_CANCELLED && json == NULL;
+    if (!ok) fprintf(stderr, "  %s(%s) under a cancelled token: %s\n", method, args, fidius_host_status_name(st));
+    if (st == FIDIUS_HOST_STATUS_OK) fidius_host_string_free(json);
+    fidius_host_cancel_token_free(c.token);
+    return ok;
+}
+#endif
+
 /* What every runtime's Calculator plugin (cdylib, WASM, Python) must do
  * alike: raw bytes for the raw `reverse`, the cdylib's bincode for the
  * typed `add` (refusing a truncated input), DIV_ZERO with its details from

@@ -2,8 +2,9 @@
  * Isolated plugins through the C API: the Faulty fixture (native, and
  * Python when built in) in a worker process. A segfault in the plugin is a
  * WORKER_LOST call, the host and its other plugins live on, the next call
- * gets a restarted worker; an endless loop is a TIMEOUT; the restart policy,
- * the worker usage figures and the statuses of bad settings.
+ * gets a restarted worker; an endless loop is a TIMEOUT, or CANCELLED
+ * through a cancel token; the restart policy, the worker usage figures and
+ * the statuses of bad settings.
  */
 #define _POSIX_C_SOURCE 200809L /* kill */
 #include "check.h"
@@ -149,6 +150,77 @@ static void test_settings(void) {
     fidius_host_free(host);
 }
 
+/* A cancel token: its life, its misuse, and calls it stops. An isolated
+ * call is cancelled by killing its worker, which even a no-restart policy
+ * replaces; in-process native calls cannot be cancelled and say so first. */
+static void test_cancel(void) {
+    fidius_host_t *isolated = isolated_host(0, 0), *in_process = NULL;
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_plugin_t *plugin = load_faulty(isolated, "faulty/libfaulty_plugin.so"), *native = NULL;
+    fidius_host_cancel_token_t *token = NULL;
+    fidius_host_error_t *err = NULL;
+    fidius_host_bytes_t out = {(uint8_t *)"not reset", 9, NULL};
+    char *json = (char *)"not reset";
+    uint8_t one[8] = {1, 0, 0, 0, 0, 0, 0, 0}; /* ping(1) */
+
+    CHECK(fidius_host_cancel_token_new(NULL, &err) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_NULL_ARGUMENT, "out"));
+    CHECK(fidius_host_cancel_token_new(&token, NULL) == FIDIUS_HOST_STATUS_OK && token != NULL);
+    CHECK(!fidius_host_cancel_token_is_cancelled(token) && !fidius_host_cancel_token_is_cancelled(NULL));
+    CHECK(fidius_host_cancel_token_cancel(NULL) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+    CHECK(fidius_host_cancel_token_cancel((const fidius_host_cancel_token_t *)plugin) == FIDIUS_HOST_STATUS_MISUSE);
+    fidius_host_cancel_token_free(NULL);
+
+    if (plugin) {
+        CHECK(json_cancelled(plugin, "fault", "[\"spin\"]", 300, "worker process was killed"));
+        CHECK(usage_of(plugin).pid == 0);
+        CHECK(json_is(plugin, "calls", "[]", "0")); /* a new worker: restart policy 0 counts no cancel */
+        CHECK(usage_of(plugin).restarts == 1);
+        /* A live token: the call runs. */
+        CHECK(fidius_host_plugin_call_cancellable(plugin, 0, one, sizeof one, NULL, token, &out, NULL) ==
+              FIDIUS_HOST_STATUS_OK);
+        CHECK(out.len == 8 && out.data[0] == 2);
+        fidius_host_bytes_free(&out);
+        /* A cancelled token: refused before anything reaches the worker. */
+        CHECK(fidius_host_cancel_token_cancel(token) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_cancel_token_cancel(token) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_cancel_token_is_cancelled(token));
+        CHECK(fidius_host_plugin_call_cancellable(plugin, 0, one, sizeof one, NULL, token, &out, &err) ==
+              FIDIUS_HOST_STATUS_CANCELLED);
+        CHECK(out.data == NULL && out.len == 0 && error_says(err, FIDIUS_HOST_STATUS_CANCELLED, "before it started"));
+        CHECK(fidius_host_plugin_call_json_cancellable(plugin, "ping", NT, "[1]", NT, NULL, token, &json, NULL, &err) ==
+              FIDIUS_HOST_STATUS_CANCELLED);
+        CHECK(json == NULL && error_says(err, FIDIUS_HOST_STATUS_CANCELLED, "before it started"));
+        CHECK(json_is(plugin, "calls", "[]", "2"));
+    }
+
+    CHECK(fidius_host_builder_build(b, &in_process, NULL) == FIDIUS_HOST_STATUS_OK);
+    native = load_faulty(in_process, "faulty/libfaulty_plugin.so");
+    if (native) {
+        fidius_host_cancel_token_t *fresh = NULL;
+        CHECK(fidius_host_cancel_token_new(&fresh, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(json_is(native, "calls", "[]", "0"));
+        CHECK(fidius_host_plugin_call_json_cancellable(native, "ping", NT, "[1]", NT, NULL, fresh, &json, NULL, &err) ==
+              FIDIUS_HOST_STATUS_UNSUPPORTED);
+        CHECK(json == NULL && error_says(err, FIDIUS_HOST_STATUS_UNSUPPORTED, "load it isolated"));
+        CHECK(fidius_host_plugin_call_cancellable(native, 0, one, sizeof one, NULL, fresh, &out, &err) ==
+              FIDIUS_HOST_STATUS_UNSUPPORTED);
+        CHECK(error_says(err, FIDIUS_HOST_STATUS_UNSUPPORTED, "in-process"));
+        /* Without a token it is an ordinary call. */
+        CHECK(fidius_host_plugin_call_json_cancellable(native, "ping", NT, "[1]", NT, NULL, NULL, &json, NULL, NULL) ==
+              FIDIUS_HOST_STATUS_OK);
+        CHECK(json != NULL && strcmp(json, "2") == 0);
+        fidius_host_string_free(json);
+        CHECK(json_is(native, "calls", "[]", "2")); /* the refused calls never ran */
+        fidius_host_cancel_token_free(fresh);
+    }
+    fidius_host_cancel_token_free(token);
+    fidius_host_plugin_free(native);
+    fidius_host_free(in_process);
+    fidius_host_plugin_free(plugin);
+    fidius_host_free(isolated);
+}
+
 /* A worker's memory cap: a plugin that leaks past it loses its worker. */
 static void test_memory_cap(void) {
     fidius_host_builder_t *b = fidius_host_builder_new();
@@ -185,6 +257,7 @@ static void run_tests(void) {
     test_worker_main_by_hand();
     test_runtimes();
     test_deadline_and_policy();
+    test_cancel();
     test_settings();
     test_memory_cap();
 }

@@ -1,6 +1,6 @@
 /*
  * C tests of Python plugins: the Python calculator against the cdylib one,
- * raw and JSON calls, exceptions, broken loads, signed packages, isolation
+ * raw and JSON calls, exceptions, cancellation, broken loads, signed packages, isolation
  * of same-named modules, and threads calling while another thread loads.
  * Fixtures come from $FIDIUS_TEST_FIXTURES.
  */
@@ -187,9 +187,32 @@ static void test_discovery(void) {
     fidius_host_free(host);
 }
 
+/* An endless Python loop, in-process and without a deadline, ended through
+ * a cancel token; the plugin keeps its state and answers on. */
+static void test_cancel(void) {
+    fidius_host_t *host = host_for(NULL);
+    fidius_host_load_options_t *options = fidius_host_load_options_new();
+    fidius_host_interface_t *iface = interface_file("faulty.toml");
+    fidius_host_plugin_t *p = NULL;
+    CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_options_set_python_deadline_ms(options, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_load_path(host, path_of("isolated/py-faulty"), NT, NULL, 0, options, &p, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    if (p) {
+        CHECK(json_cancelled(p, "fault", "[\"spin\"]", 300, "exception was raised"));
+        CHECK(json_is(p, "calls", "[]", "1"));
+        CHECK(json_is(p, "ping", "[1]", "2"));
+    }
+    fidius_host_plugin_free(p);
+    fidius_host_interface_free(iface);
+    fidius_host_load_options_free(options);
+    fidius_host_free(host);
+}
+
 static void run_tests(void) {
     test_calculator();
     test_exceptions();
+    test_cancel();
     test_signed();
     test_threads();
     test_discovery();

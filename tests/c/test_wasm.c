@@ -1,6 +1,6 @@
 /*
- * C tests of WebAssembly component plugins: calls, traps, deadlines, memory
- * caps, the sandbox, signed packages, precompiled components and threads.
+ * C tests of WebAssembly component plugins: calls, traps, deadlines,
+ * cancellation, memory caps, the sandbox, signed packages, precompiled components and threads.
  * Fixtures come from $FIDIUS_TEST_FIXTURES.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -105,6 +105,28 @@ static void test_limits_and_sandbox(void) {
     CHECK(json_is(p, "hog", "[2]", "2"));
     CHECK(json_fails(p, "read_file", "[\"/etc/passwd\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR, "returned an error"));
     CHECK(json_fails(p, "crash", "[]", FIDIUS_HOST_STATUS_PLUGIN_TRAP, "crash"));
+    fidius_host_plugin_free(p);
+    fidius_host_load_options_free(options);
+    fidius_host_free(host);
+}
+
+/* Cancelled from another thread, without a deadline: a spinning guest at
+ * its next epoch check, a sleeping one in its wait in the host. */
+static void test_cancel(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host;
+    fidius_host_load_options_t *options = options_for("hostile.toml");
+    fidius_host_plugin_t *p = NULL;
+    CHECK(fidius_host_builder_set_wasm_deadline_ms(b, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+    host = host_with("wasm", b);
+    CHECK(fidius_host_load(host, "HostileGuest", NT, options, &p, NULL) == FIDIUS_HOST_STATUS_OK);
+    if (p) {
+        CHECK(json_is(p, "counter", "[]", "1"));
+        CHECK(json_cancelled(p, "spin", "[]", 300, "fresh instance"));
+        CHECK(json_is(p, "counter", "[]", "1"));
+        CHECK(json_cancelled(p, "nap", "[3600000]", 300, "cancelled"));
+        CHECK(json_is(p, "counter", "[]", "1"));
+    }
     fidius_host_plugin_free(p);
     fidius_host_load_options_free(options);
     fidius_host_free(host);
@@ -423,6 +445,7 @@ static void test_threads(void) {
 static void run_tests(void) {
     test_calculator_component();
     test_limits_and_sandbox();
+    test_cancel();
     test_fresh_instances();
     test_instance_pool();
     test_signed_packages();

@@ -12,6 +12,7 @@ mod stream;
 
 use crate::abi::{self, status};
 use crate::bytes::{ForeignAllocator, OutputBytes};
+use crate::cancel::CancelToken;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::host_functions::HostBindings;
 use crate::interface::Interface;
@@ -284,8 +285,16 @@ fn input_ptr(input: &[u8]) -> *const u8 {
     }
 }
 
+/// Why a call with a cancel token is refused: native code running in the
+/// host's own threads cannot be stopped without taking the process down.
+const CANCEL_UNSUPPORTED: &str = "a native plugin loaded in-process cannot be cancelled once it runs (load it isolated to \
+     cancel its calls); nothing was called";
+
 impl PluginBackend for CdylibPlugin {
-    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+    fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
+        if cancel.is_some() {
+            return Err(self.error(method, Status::Unsupported, CANCEL_UNSUPPORTED));
+        }
         let slot = self.slot(method)?;
         let descriptor = self.descriptor();
         if u32::try_from(input.len()).is_err() {
@@ -303,8 +312,8 @@ impl PluginBackend for CdylibPlugin {
 
     /// JSON arguments become the bincode the plugin decodes, and its bincode
     /// result becomes JSON, both guided by the interface's types.
-    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
-        crate::plugin::json_call_through_raw(self, interface, method, args_json)
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
+        crate::plugin::json_call_through_raw(self, interface, method, args_json, cancel)
     }
 
     fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {

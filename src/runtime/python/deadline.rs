@@ -1,4 +1,5 @@
-//! Deadlines for Python code: imports at load and every call.
+//! Deadlines for Python code, imports at load and every call, and the
+//! cancellation of calls.
 //!
 //! Python code cannot be stopped from outside, only asked to stop: a
 //! watchdog thread raises `DeadlineExceeded` (a `BaseException`, so
@@ -12,12 +13,15 @@
 //! milliseconds, and `time.sleep` inside a plugin sleeps in short slices
 //! (see `host.py`) so a sleeping plugin ends too. A thread blocked in C code
 //! (a socket read, a lock) or in a C extension sees nothing until that call
-//! returns: the header says so.
+//! returns: the header says so. Cancelling a call's token makes its watch
+//! due at once: the same exception, the same way.
 //!
 //! Lock order: the GIL, then the watch list. Calls register and unregister
 //! while holding the GIL, and the watchdog takes the GIL before the list,
 //! so a call that has unregistered can never be interrupted afterwards.
 
+use crate::cancel::CancelToken;
+use crate::error::Result;
 use pyo3::prelude::*;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,6 +29,10 @@ use std::time::{Duration, Instant};
 /// How often the exception is raised again while a thread stays past its
 /// deadline.
 const REPEAT: Duration = Duration::from_millis(50);
+
+/// The deadline of a watched call that has none: a cancel token is all
+/// that ends it.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How long the watchdog sleeps with nothing due. A call whose deadline is
 /// later than the watchdog's next wake-up registers without waking it (a
@@ -42,6 +50,8 @@ struct Watch {
     deadline: Instant,
     /// When the exception was last raised (`None`: not yet).
     fired: Option<Instant>,
+    /// Raised for a cancel token, not for the deadline.
+    cancelled: bool,
 }
 
 struct ThreadState(*mut pyo3::ffi::PyThreadState);
@@ -133,14 +143,30 @@ pub(super) struct Outcome<T> {
     pub value: T,
     /// The deadline passed and the code was interrupted.
     pub timed_out: bool,
+    /// The call's cancel token was cancelled and the code was interrupted.
+    pub cancelled: bool,
 }
 
+/// A cancel token, and what the call it is given to is (for the error of
+/// a token cancelled before the call starts).
+pub(super) type Cancel<'a> = Option<(&'a CancelToken, &'a str)>;
+
 /// Runs `f` (Python code on this thread, with the GIL held) under
-/// `deadline`; `exception` is the class to raise when it passes.
-pub(super) fn run<T>(_py: Python<'_>, deadline: Option<Duration>, exception: &Bound<'_, PyAny>, f: impl FnOnce() -> T) -> Outcome<T> {
-    let Some(limit) = deadline else {
-        return Outcome { value: f(), timed_out: false };
-    };
+/// `deadline`, interrupted when it passes or `cancel`'s token is cancelled;
+/// `exception` is the class to raise then. CANCELLED without running `f`
+/// when the token already is.
+pub(super) fn run<T>(
+    _py: Python<'_>,
+    deadline: Option<Duration>,
+    cancel: Cancel<'_>,
+    exception: &Bound<'_, PyAny>,
+    f: impl FnOnce() -> T,
+) -> Result<Outcome<T>> {
+    if deadline.is_none() && cancel.is_none() {
+        return Ok(Outcome { value: f(), timed_out: false, cancelled: false });
+    }
+    // A call with a token and no deadline is watched until the token fires.
+    let limit = deadline.unwrap_or(NEVER);
     let watchdog = WATCHDOG.get_or_init(|| start(exception.clone().unbind()));
     // SAFETY: plain query of the current thread's id.
     let thread = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
@@ -150,8 +176,9 @@ pub(super) fn run<T>(_py: Python<'_>, deadline: Option<Duration>, exception: &Bo
         let mut watches = watchdog.lock();
         watches.next_token += 1;
         let token = watches.next_token;
-        let deadline = Instant::now() + limit;
-        watches.list.push(Watch { token, thread, state, deadline, fired: None });
+        let now = Instant::now();
+        let deadline = now.checked_add(limit).unwrap_or(now + NEVER);
+        watches.list.push(Watch { token, thread, state, deadline, fired: None, cancelled: false });
         if watches.next_wake.is_none_or(|wake| deadline < wake) {
             watchdog.changed.notify_one();
         }
@@ -160,8 +187,13 @@ pub(super) fn run<T>(_py: Python<'_>, deadline: Option<Duration>, exception: &Bo
     // Unregisters even if `f` unwinds: the watchdog must never touch this
     // thread's state once the call is over.
     let mut registration = Registration { watchdog, token: Some(token), thread };
+    let _canceller = match cancel {
+        Some((cancel, what)) => Some(cancel.register(what, move || watchdog.cancel(token))?),
+        None => None,
+    };
     let value = f();
-    Outcome { value, timed_out: registration.finish() }
+    let (fired, cancelled) = registration.finish();
+    Ok(Outcome { value, timed_out: fired && !cancelled, cancelled: fired && cancelled })
 }
 
 /// A registered watch, removed when finished or dropped (with the GIL held:
@@ -173,13 +205,15 @@ struct Registration<'a> {
 }
 
 impl Registration<'_> {
-    /// Removes the watch; whether the deadline fired.
-    fn finish(&mut self) -> bool {
-        let Some(token) = self.token.take() else { return false };
-        let fired = {
+    /// Removes the watch; whether the exception was raised, and whether
+    /// for a cancel token.
+    fn finish(&mut self) -> (bool, bool) {
+        let Some(token) = self.token.take() else { return (false, false) };
+        let (fired, cancelled) = {
             let mut watches = self.watchdog.lock();
             let at = watches.list.iter().position(|w| w.token == token).expect("registered by run");
-            watches.list.swap_remove(at).fired.is_some()
+            let watch = watches.list.swap_remove(at);
+            (watch.fired.is_some(), watch.cancelled)
         };
         if fired {
             // An exception raised after the code returned would land in the
@@ -191,7 +225,7 @@ impl Registration<'_> {
                 pyo3::ffi::PyEval_SetTrace(None, std::ptr::null_mut());
             }
         }
-        fired
+        (fired, cancelled)
     }
 }
 
@@ -204,6 +238,20 @@ impl Drop for Registration<'_> {
 impl Watchdog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
         self.watches.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes watch `token`, if it is still registered, due now, for its
+    /// cancel token. Takes the list only, never the GIL: it runs on the
+    /// cancelling thread, which may hold nothing else.
+    fn cancel(&self, token: u64) {
+        let mut watches = self.lock();
+        if let Some(watch) = watches.list.iter_mut().find(|w| w.token == token) {
+            watch.cancelled = true;
+            if watch.fired.is_none() {
+                watch.deadline = Instant::now();
+            }
+            self.changed.notify_one();
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use super::{deadline, values};
 use crate::artifact::package::Package;
 use crate::bytes::OutputBytes;
+use crate::cancel::CancelToken;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{json, Interface, Returns};
 use crate::plugin::{Plugin, PluginBackend, RuntimeKind};
@@ -113,9 +114,9 @@ pub fn load(
         let root = dir.to_string_lossy();
         let namespace = Arc::new(Namespace(format!("p{}", NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed))));
         let exception = deadline_exception(py)?;
-        let loaded = deadline::run(py, deadline, exception, || {
+        let loaded = deadline::run(py, deadline, None, exception, || {
             host.call_method1("load", (&namespace.0, root.as_ref(), sources, &section.entry_module))
-        });
+        })?;
         if loaded.timed_out {
             return Err(Error::at(
                 Status::Timeout,
@@ -255,9 +256,9 @@ impl Module {
         let host = host_module(py)?;
         let object = values::json_to_python(py, &value)
             .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the configuration of '{}': {e}", self.name)))?;
-        let outcome = deadline::run(py, self.deadline, deadline_exception(py)?, || {
+        let outcome = deadline::run(py, self.deadline, None, deadline_exception(py)?, || {
             host.call_method1("configure", (self.module.bind(py), object))
-        });
+        })?;
         if outcome.timed_out {
             return Err(Error::new(
                 Status::Timeout,
@@ -366,14 +367,25 @@ impl PythonPlugin {
     /// and `KeyboardInterrupt` included) is a plugin error. pyo3 turns its
     /// own PanicException, should a plugin raise it, into a Rust panic when
     /// it fetches the error: caught here, it is a plugin error too.
-    pub(super) fn invoke<'py>(&self, py: Python<'py>, method: u32, args: Bound<'py, PyTuple>) -> Result<Bound<'py, PyAny>> {
+    pub(super) fn invoke<'py>(
+        &self,
+        py: Python<'py>,
+        method: u32,
+        args: Bound<'py, PyTuple>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Bound<'py, PyAny>> {
         let func = self.func(py, method)?;
         let exception = deadline_exception(py)?;
-        let outcome = deadline::run(py, self.module.deadline, exception, || {
+        let spec = self.module.interface.method(method)?;
+        let what = cancel.map(|_| format!("Python plugin '{}': method '{}'", self.module.name, spec.name));
+        let cancel = cancel.zip(what.as_deref());
+        let outcome = deadline::run(py, self.module.deadline, cancel, exception, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| func.bind(py).call1(args)))
-        });
+        })?;
+        if let Some((_, what)) = cancel.filter(|_| outcome.cancelled) {
+            return Err(crate::cancel::cancelled(what, "an exception was raised in it and it was stopped"));
+        }
         if outcome.timed_out {
-            let spec = self.module.interface.method(method)?;
             return Err(Error::new(
                 Status::Timeout,
                 format!(
@@ -398,16 +410,17 @@ impl PythonPlugin {
 }
 
 impl PluginBackend for PythonPlugin {
-    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+    fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
         let interface = &self.module.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
             // Typed: the arguments as values, the result straight to bincode.
             let args = json::decode_arg_values(interface, spec, input)?;
-            return self.call_values(interface, method, &args).map(OutputBytes::from_vec);
+            return self.call_values(interface, method, &args, cancel).map(OutputBytes::from_vec);
         }
         let output = Python::attach(|py| {
-            let result = self.invoke(py, method, PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?)?;
+            let args = PyTuple::new(py, [PyBytes::new(py, input)]).map_err(|e| self.protocol(&spec.name, e))?;
+            let result = self.invoke(py, method, args, cancel)?;
             // The size is checked before the bytes are copied out of Python.
             let checked = |len: usize| crate::plugin::check_output_size(&self.module.name, &spec.name, len, self.module.max_output);
             if let Ok(bytes) = result.cast::<PyBytes>() {
@@ -424,10 +437,10 @@ impl PluginBackend for PythonPlugin {
         Ok(OutputBytes::from_vec(output))
     }
 
-    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
         let spec = interface.method(method)?;
         if spec.flags.raw {
-            return crate::plugin::json_call_through_raw(self, interface, method, args_json);
+            return crate::plugin::json_call_through_raw(self, interface, method, args_json, cancel);
         }
         // Checks every argument against its type, with the same messages as
         // for the other runtimes, before Python sees anything.
@@ -435,7 +448,7 @@ impl PluginBackend for PythonPlugin {
         json::encode_arg_values(interface, spec, &args)?;
         // Through bincode: checked in full, and printed exactly as a cdylib
         // plugin's result is.
-        let bytes = self.call_values(interface, method, &args)?;
+        let bytes = self.call_values(interface, method, &args, cancel)?;
         json::decode_output(interface, spec, &bytes)
     }
 
@@ -461,7 +474,7 @@ impl PythonPlugin {
     /// Calls typed method `method` with `args` (checked against its
     /// parameter types) and returns its result as bincode, checked against
     /// the return type and the output limit.
-    fn call_values(&self, interface: &Interface, method: u32, args: &[serde_json::Value]) -> Result<Vec<u8>> {
+    fn call_values(&self, interface: &Interface, method: u32, args: &[serde_json::Value], cancel: Option<&CancelToken>) -> Result<Vec<u8>> {
         let spec = interface.method(method)?;
         let types = interface.types();
         let result = Python::attach(|py| {
@@ -473,7 +486,7 @@ impl PythonPlugin {
                 .collect::<PyResult<Vec<_>>>()
                 .and_then(|objects| PyTuple::new(py, objects))
                 .map_err(|e| Error::new(Status::InternalPanic, format!("cannot build the arguments of '{}': {e}", spec.name)))?;
-            let result = self.invoke(py, method, objects)?;
+            let result = self.invoke(py, method, objects, cancel)?;
             match &spec.returns {
                 Returns::Nothing => Ok(serde_json::Value::Null),
                 Returns::Value(ty) | Returns::Result(ty) => self.module.read_value(&spec.name, ty, &result),

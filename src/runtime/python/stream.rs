@@ -65,7 +65,7 @@ impl PythonPlugin {
         let item = spec.output_item().cloned().expect("the caller checked the method streams out");
         let iterator = Python::attach(|py| {
             let objects = self.stream_arguments(py, spec, &args, input.as_ref())?;
-            let result = self.invoke(py, method, objects)?;
+            let result = self.invoke(py, method, objects, None)?;
             let iterator = result.try_iter().map_err(|e| {
                 Error::new(
                     Status::PluginProtocol,
@@ -86,7 +86,7 @@ impl PythonPlugin {
         json::encode_arg_values(interface, spec, &args)?;
         let result = Python::attach(|py| {
             let objects = self.stream_arguments(py, spec, &args, Some(input))?;
-            let result = self.invoke(py, method, objects)?;
+            let result = self.invoke(py, method, objects, None)?;
             match &spec.returns {
                 crate::interface::Returns::Nothing => Ok(serde_json::Value::Null),
                 crate::interface::Returns::Value(ty) | crate::interface::Returns::Result(ty) => self.module.read_value(&spec.name, ty, &result),
@@ -130,7 +130,7 @@ impl ItemSource for PythonStream {
         let module = &self.module;
         let next = Python::attach(|py| {
             let exception = deadline_exception(py)?;
-            let outcome = super::deadline::run(py, deadline, exception, || {
+            let outcome = super::deadline::run(py, deadline, None, exception, || {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     // SAFETY: the iterator protocol on an owned iterator;
                     // NULL without an error set is the end.
@@ -141,7 +141,7 @@ impl ItemSource for PythonStream {
                     // SAFETY: PyIter_Next returns a new reference.
                     Ok(Some(unsafe { Bound::from_owned_ptr(py, raw) }))
                 }))
-            });
+            })?;
             if outcome.timed_out {
                 return Err(Error::new(
                     Status::Timeout,
@@ -181,7 +181,7 @@ impl Drop for PythonStream {
         let _ = Python::try_attach(|py| {
             let iterator = iterator.into_bound(py);
             if let (Ok(close), Ok(exception)) = (iterator.getattr("close"), deadline_exception(py)) {
-                let _ = super::deadline::run(py, deadline, exception, || {
+                let _ = super::deadline::run(py, deadline, None, exception, || {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| close.call0().map(drop)))
                 });
             }

@@ -11,6 +11,7 @@ use crate::plugin::{Plugin, RuntimeKind};
 use crate::runtime::PackageLoad;
 use wasmtime::component::InstancePre;
 use crate::bytes::OutputBytes;
+use crate::cancel::CancelToken;
 use crate::egress::DeniedRequest;
 use crate::error::{Error, PluginError, Result, Status};
 use crate::interface::{Interface, Method, Returns};
@@ -215,7 +216,15 @@ impl WasmPlugin {
     /// discards it (the next call makes a new one). Fresh instance per call:
     /// each call gets its own, so no lock is held while the guest runs and
     /// calls from several threads proceed in parallel.
-    pub(super) fn with_instance<T>(&self, method: &Method, call: impl FnOnce(&mut Live) -> wasmtime::Result<T>) -> Result<T> {
+    pub(super) fn with_instance<T>(
+        &self,
+        method: &Method,
+        cancel: Option<&CancelToken>,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        if let Some(token) = cancel {
+            token.check(&format!("WASM plugin '{}' method '{}'", self.shared.name, method.name))?;
+        }
         if self.shared.fresh_instance_per_call {
             // The instance made at load serves the first call.
             let spare = self.live.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -223,14 +232,14 @@ impl WasmPlugin {
                 Some(live) => (live, false),
                 None => (self.instantiate()?, true),
             };
-            return self.run(&mut live, method, call, just_made);
+            return self.run(&mut live, method, cancel, call, just_made);
         }
         let mut guard = self.lock_live(method)?;
         let just_made = guard.is_none();
         if just_made {
             *guard = Some(self.instantiate()?);
         }
-        let result = self.run(guard.as_mut().expect("set above"), method, call, just_made);
+        let result = self.run(guard.as_mut().expect("set above"), method, cancel, call, just_made);
         if result.is_err() {
             *guard = None;
         }
@@ -270,19 +279,33 @@ impl WasmPlugin {
     /// One call on `live`. Its deadline starts here, unless `live` was
     /// just made for this call: then the deadline started for the last step
     /// of making it (instantiation, or `fidius-configure` for a configured
-    /// handle) covers the call too.
+    /// handle) covers the call too. Cancelling `cancel` stops the guest at
+    /// its next epoch check or wait in the host (CANCELLED).
     fn run<T>(
         &self,
         live: &mut Live,
         method: &Method,
+        cancel: Option<&CancelToken>,
         call: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
         just_made: bool,
     ) -> Result<T> {
         if !just_made {
             self.shared.start_deadline(&mut live.store);
         }
+        let registration = match cancel {
+            Some(token) => Some(self.shared.arm_cancel(&mut live.store, token, &format!("method '{}'", method.name))?),
+            None => None,
+        };
         live.store.data_mut().memory.exceeded = false;
         let result = call(live);
+        drop(registration);
+        let cancelled = live.store.data_mut().stop.take().is_some_and(|stop| stop.is_cancelled());
+        if cancelled && result.is_err() {
+            return Err(crate::cancel::cancelled(
+                format_args!("WASM plugin '{}': method '{}'", self.shared.name, method.name),
+                "the guest was stopped (the next call gets a fresh instance)",
+            ));
+        }
         if result.is_ok() && Shared::wait_outlived_deadline(&live.store) {
             return Err(self.classify(method, Trap::Interrupt.into(), false));
         }
@@ -325,13 +348,13 @@ impl Shared {
 }
 
 impl PluginBackend for WasmPlugin {
-    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+    fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
         let interface = &self.shared.interface;
         let spec = interface.method(method)?;
         if !spec.flags.raw {
-            return crate::plugin::raw_call_through_json(self, interface, method, input);
+            return crate::plugin::raw_call_through_json(self, interface, method, input, cancel);
         }
-        let output = self.with_instance(spec, |live| {
+        let output = self.with_instance(spec, cancel, |live| {
             let func = live.raw[method as usize].ok_or_else(|| wasmtime::Error::msg("not implemented"))?;
             let (output,) = func.call(&mut live.store, (input.to_vec(),))?;
             Ok(output)
@@ -340,10 +363,10 @@ impl PluginBackend for WasmPlugin {
         Ok(OutputBytes::from_vec(output))
     }
 
-    fn call_json(&self, interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+    fn call_json(&self, interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
         let spec = interface.method(method)?;
         if spec.flags.raw {
-            return crate::plugin::json_call_through_raw(self, interface, method, args_json);
+            return crate::plugin::json_call_through_raw(self, interface, method, args_json, cancel);
         }
         let args: serde_json::Value = serde_json::from_str(args_json).map_err(|e| {
             Error::new(Status::InvalidJson, format!("arguments of '{}' are not valid JSON: {e}", spec.name))
@@ -356,7 +379,7 @@ impl PluginBackend for WasmPlugin {
         };
         let (params, result_count) = self.lower_args(spec, method, &args)?;
         let mut results = vec![Val::Bool(false); result_count];
-        self.with_instance(spec, |live| {
+        self.with_instance(spec, cancel, |live| {
             let func = live.funcs[method as usize].expect("checked above");
             func.call(&mut live.store, &params, &mut results)
         })?;

@@ -2,9 +2,10 @@
 //! made, and how a call's deadline is started on it.
 
 use super::engine::{EpochTicker, EPOCH_TICK};
-use super::store::{GuestState, MemoryCap};
+use super::store::{CallStop, GuestState, MemoryCap};
 use super::sandbox::SocketGate;
 use super::{egress, Sandbox, WasmLimits};
+use crate::cancel::{CancelToken, Registration};
 use crate::egress::{DenialLog, EgressPolicy};
 use crate::error::{Error, Result, Status};
 use crate::host_functions::HostBindings;
@@ -12,7 +13,7 @@ use crate::interface::Interface;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, ResourceTable, TypedFunc};
-use wasmtime::{Store, Trap};
+use wasmtime::{StoreContextMut, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 /// Where the interface's functions are among a component's exports: looked
@@ -121,10 +122,11 @@ impl Shared {
             host_bindings: self.host_bindings.clone(),
             sockets,
             stream_input: None,
+            stop: None,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(at_epoch_deadline);
         // A guest's start-up code is bounded like a call.
         self.start_deadline(&mut store);
         let timed_out = || {
@@ -184,6 +186,18 @@ impl Shared {
         state.wait_cut = false;
     }
 
+    /// Makes the call about to run on `store` stop when `token` is
+    /// cancelled: from then on the epoch callback checks at every tick.
+    /// CANCELLED when the token already is.
+    pub(super) fn arm_cancel(&self, store: &mut Store<GuestState>, token: &CancelToken, what: &str) -> Result<Registration> {
+        let stop = Arc::new(CallStop::default());
+        let canceller = stop.clone();
+        let registration = token.register(&format!("WASM plugin '{}' {what}", self.name), move || canceller.cancel())?;
+        store.data_mut().stop = Some(stop);
+        store.set_epoch_deadline(1);
+        Ok(registration)
+    }
+
     /// Whether what ran on `store` outlived its deadline in a clock wait
     /// that was cut: it stopped for the deadline, even if the guest got to
     /// return before its next epoch check.
@@ -194,6 +208,20 @@ impl Shared {
 
     pub(super) fn error(&self, status: Status, what: impl std::fmt::Display) -> Error {
         Error::new(status, format!("WASM plugin '{}': {what}", self.name))
+    }
+}
+
+/// What a guest that reached its epoch deadline meets: the trap that stops
+/// it ([`Trap::Interrupt`], TIMEOUT), unless its call can be cancelled —
+/// then the deadline is one tick away, and the guest runs on, tick by tick,
+/// until its call is cancelled or its deadline passes.
+fn at_epoch_deadline(store: StoreContextMut<'_, GuestState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = store.data();
+    let running = state.stop.as_ref().is_some_and(|stop| !stop.is_cancelled())
+        && state.call_deadline.is_none_or(|deadline| std::time::Instant::now() < deadline);
+    match running {
+        true => Ok(UpdateDeadline::Continue(1)),
+        false => Err(Trap::Interrupt.into()),
     }
 }
 

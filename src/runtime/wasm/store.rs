@@ -1,5 +1,5 @@
 //! What a guest's store holds: WASI and HTTP contexts, the memory cap and
-//! the running call's deadline.
+//! the running call's deadline and cancellation.
 
 use super::engine::MAX_TABLE_ELEMENTS;
 use super::egress;
@@ -28,6 +28,30 @@ pub struct GuestState {
     /// The items of the running call's `Stream<T>` argument, which the
     /// guest pulls through `fidius:stream-pull` (`None`: no items).
     pub(super) stream_input: Option<crate::stream::Feed>,
+    /// How the running call is stopped from another thread (`None`: it
+    /// has no cancel token).
+    pub(super) stop: Option<std::sync::Arc<CallStop>>,
+}
+
+/// The cancellation of one running call: a flag the epoch callback checks
+/// at every tick, and a wake-up for a wait the guest makes in the host.
+#[derive(Default)]
+pub(super) struct CallStop {
+    cancelled: std::sync::atomic::AtomicBool,
+    pub(super) wake: tokio::sync::Notify,
+}
+
+impl CallStop {
+    pub(super) fn cancel(&self) {
+        self.cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Stored as a permit when nothing waits yet: a wait that starts
+        // later ends at once.
+        self.wake.notify_one();
+    }
+
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl WasiView for GuestState {

@@ -75,7 +75,7 @@ impl WasmPlugin {
         let args = args.json_values(interface, spec)?;
         let (params, result_count) = self.lower_args(spec, method, &args)?;
         let mut results = vec![Val::Bool(false); result_count];
-        self.with_instance(spec, |live| {
+        self.with_instance(spec, None, |live| {
             let func = live.funcs[method as usize].expect("lower_args checked the method is there");
             live.store.data_mut().stream_input = Some(input.clone());
             let outcome = func.call(&mut live.store, &params, &mut results);

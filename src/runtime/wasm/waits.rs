@@ -13,10 +13,14 @@
 //! - blocking `wasi:io` operations wait at most until the deadline, then
 //!   trap with [`Trap::Interrupt`], which the call reports as TIMEOUT.
 //!
+//! A call with a cancel token ends its wait when the token is cancelled,
+//! the same way.
+//!
 //! WASI's own implementations do the work; these only bound the waits.
 
-use super::store::GuestState;
+use super::store::{CallStop, GuestState};
 use std::future::Future;
+use std::task::Poll;
 use std::time::Instant as HostInstant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime::Trap;
@@ -52,7 +56,7 @@ fn add_bounded(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 }
 
 fn bounded_io(state: &mut GuestState) -> BoundedIoView<'_> {
-    BoundedIoView { table: &mut state.table, deadline: state.call_deadline }
+    BoundedIoView { table: &mut state.table, deadline: state.call_deadline, stop: state.stop.as_deref() }
 }
 
 // ---- clocks ---------------------------------------------------------------
@@ -113,18 +117,45 @@ impl HasData for BoundedIo {
     type Data<'a> = BoundedIoView<'a>;
 }
 
-/// A store's resources, and the deadline of the call running on it.
+/// A store's resources, and the deadline and cancellation of the call
+/// running on it.
 struct BoundedIoView<'a> {
     table: &'a mut ResourceTable,
     deadline: Option<HostInstant>,
+    stop: Option<&'a CallStop>,
 }
 
-/// Runs `wait` in WASI's runtime until it completes or the deadline
-/// passes; `None` when the deadline passed first.
-fn until_deadline<F: Future>(deadline: Option<HostInstant>, wait: F) -> Option<F::Output> {
-    match deadline {
-        None => Some(in_tokio(wait)),
-        Some(deadline) => in_tokio(async move { tokio::time::timeout_at(deadline.into(), wait).await.ok() }),
+/// Runs `wait` in WASI's runtime until it completes, the deadline passes or
+/// the call is cancelled; `None` when it did not complete.
+fn until_deadline<F: Future>(view: (Option<HostInstant>, Option<&CallStop>), wait: F) -> Option<F::Output> {
+    let (deadline, stop) = view;
+    let bounded = async move {
+        match deadline {
+            None => Some(wait.await),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), wait).await.ok(),
+        }
+    };
+    let Some(stop) = stop else { return in_tokio(bounded) };
+    if stop.is_cancelled() {
+        return None;
+    }
+    in_tokio(async move {
+        let mut bounded = std::pin::pin!(bounded);
+        let mut cancelled = std::pin::pin!(stop.wake.notified());
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = bounded.as_mut().poll(cx) {
+                return Poll::Ready(done);
+            }
+            cancelled.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    })
+}
+
+impl<'a> BoundedIoView<'a> {
+    /// What bounds a wait of this view's call.
+    fn bounds(&self) -> (Option<HostInstant>, Option<&'a CallStop>) {
+        (self.deadline, self.stop)
     }
 }
 
@@ -138,7 +169,7 @@ fn stream_timed_out<T>() -> StreamResult<T> {
 
 impl poll::Host for BoundedIoView<'_> {
     fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
-        until_deadline(self.deadline, async_poll::Host::poll(self.table, pollables)).unwrap_or_else(timed_out)
+        until_deadline(self.bounds(), async_poll::Host::poll(self.table, pollables)).unwrap_or_else(timed_out)
     }
 }
 
@@ -148,7 +179,7 @@ impl poll::HostPollable for BoundedIoView<'_> {
     }
 
     fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
-        until_deadline(self.deadline, async_poll::HostPollable::block(self.table, pollable)).unwrap_or_else(timed_out)
+        until_deadline(self.bounds(), async_poll::HostPollable::block(self.table, pollable)).unwrap_or_else(timed_out)
     }
 
     fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
@@ -164,7 +195,7 @@ impl streams::Host for BoundedIoView<'_> {
 
 impl streams::HostOutputStream for BoundedIoView<'_> {
     fn drop(&mut self, stream: Resource<OutputStream>) -> wasmtime::Result<()> {
-        until_deadline(self.deadline, AsyncOutput::drop(self.table, stream)).unwrap_or_else(timed_out)
+        until_deadline(self.bounds(), AsyncOutput::drop(self.table, stream)).unwrap_or_else(timed_out)
     }
 
     fn check_write(&mut self, stream: Resource<OutputStream>) -> StreamResult<u64> {
@@ -176,11 +207,11 @@ impl streams::HostOutputStream for BoundedIoView<'_> {
     }
 
     fn blocking_write_and_flush(&mut self, stream: Resource<OutputStream>, bytes: Vec<u8>) -> StreamResult<()> {
-        until_deadline(self.deadline, AsyncOutput::blocking_write_and_flush(self.table, stream, bytes)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncOutput::blocking_write_and_flush(self.table, stream, bytes)).unwrap_or_else(stream_timed_out)
     }
 
     fn blocking_write_zeroes_and_flush(&mut self, stream: Resource<OutputStream>, len: u64) -> StreamResult<()> {
-        until_deadline(self.deadline, AsyncOutput::blocking_write_zeroes_and_flush(self.table, stream, len)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncOutput::blocking_write_zeroes_and_flush(self.table, stream, len)).unwrap_or_else(stream_timed_out)
     }
 
     fn subscribe(&mut self, stream: Resource<OutputStream>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -196,7 +227,7 @@ impl streams::HostOutputStream for BoundedIoView<'_> {
     }
 
     fn blocking_flush(&mut self, stream: Resource<OutputStream>) -> StreamResult<()> {
-        until_deadline(self.deadline, AsyncOutput::blocking_flush(self.table, stream)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncOutput::blocking_flush(self.table, stream)).unwrap_or_else(stream_timed_out)
     }
 
     fn splice(&mut self, dst: Resource<OutputStream>, src: Resource<InputStream>, len: u64) -> StreamResult<u64> {
@@ -204,13 +235,13 @@ impl streams::HostOutputStream for BoundedIoView<'_> {
     }
 
     fn blocking_splice(&mut self, dst: Resource<OutputStream>, src: Resource<InputStream>, len: u64) -> StreamResult<u64> {
-        until_deadline(self.deadline, AsyncOutput::blocking_splice(self.table, dst, src, len)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncOutput::blocking_splice(self.table, dst, src, len)).unwrap_or_else(stream_timed_out)
     }
 }
 
 impl streams::HostInputStream for BoundedIoView<'_> {
     fn drop(&mut self, stream: Resource<InputStream>) -> wasmtime::Result<()> {
-        until_deadline(self.deadline, AsyncInput::drop(self.table, stream)).unwrap_or_else(timed_out)
+        until_deadline(self.bounds(), AsyncInput::drop(self.table, stream)).unwrap_or_else(timed_out)
     }
 
     fn read(&mut self, stream: Resource<InputStream>, len: u64) -> StreamResult<Vec<u8>> {
@@ -218,7 +249,7 @@ impl streams::HostInputStream for BoundedIoView<'_> {
     }
 
     fn blocking_read(&mut self, stream: Resource<InputStream>, len: u64) -> StreamResult<Vec<u8>> {
-        until_deadline(self.deadline, AsyncInput::blocking_read(self.table, stream, len)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncInput::blocking_read(self.table, stream, len)).unwrap_or_else(stream_timed_out)
     }
 
     fn skip(&mut self, stream: Resource<InputStream>, len: u64) -> StreamResult<u64> {
@@ -226,7 +257,7 @@ impl streams::HostInputStream for BoundedIoView<'_> {
     }
 
     fn blocking_skip(&mut self, stream: Resource<InputStream>, len: u64) -> StreamResult<u64> {
-        until_deadline(self.deadline, AsyncInput::blocking_skip(self.table, stream, len)).unwrap_or_else(stream_timed_out)
+        until_deadline(self.bounds(), AsyncInput::blocking_skip(self.table, stream, len)).unwrap_or_else(stream_timed_out)
     }
 
     fn subscribe(&mut self, stream: Resource<InputStream>) -> wasmtime::Result<Resource<DynPollable>> {

@@ -19,6 +19,7 @@ mod serve;
 pub use serve::serve;
 
 use crate::bytes::OutputBytes;
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
 use crate::plugin::{PluginBackend, PluginDescription};
@@ -28,6 +29,7 @@ use process::{Child, Ending};
 use protocol::{reply, request, LoadRequest, WireError};
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -137,6 +139,9 @@ struct State {
     worker: Option<Worker>,
     /// Why the last worker was lost, while no new one runs.
     lost: Option<String>,
+    /// The last worker was killed to cancel a call: the host's doing, not
+    /// the plugin's, so its restart does not count against the policy.
+    lost_to_cancel: bool,
     /// When the recent restarts happened, oldest first.
     restart_times: VecDeque<Instant>,
     usage: WorkerUsage,
@@ -214,7 +219,11 @@ impl IsolatedPlugin {
             spec: Arc::new(spec),
             name: description.info.name.as_str().into(),
             expected: description.clone(),
-            state: Mutex::new(State { worker: Some(worker), lost: None, restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
+            state: Mutex::new(State {
+                worker: Some(worker),
+                lost: None,
+                lost_to_cancel: false,
+                restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
         }
     }
 
@@ -238,7 +247,7 @@ impl IsolatedPlugin {
             while state.restart_times.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
                 state.restart_times.pop_front();
             }
-            if state.restart_times.len() >= policy.max_restarts as usize {
+            if !state.lost_to_cancel && state.restart_times.len() >= policy.max_restarts as usize {
                 return Err(Error::new(
                     Status::WorkerLost,
                     format!(
@@ -248,7 +257,9 @@ impl IsolatedPlugin {
                     ),
                 ));
             }
-            state.restart_times.push_back(now);
+            if !state.lost_to_cancel {
+                state.restart_times.push_back(now);
+            }
             state.usage.restarts += 1;
             let (worker, description) = launch(&self.spec).map_err(|e| e.context(format!("plugin '{}': restarting its worker process", self.name)))?;
             let same = description.info.name == self.expected.info.name
@@ -263,12 +274,15 @@ impl IsolatedPlugin {
             }
             state.worker = Some(worker);
             state.lost = None;
+            state.lost_to_cancel = false;
         }
         Ok(state.worker.as_mut().expect("just set"))
     }
 
     /// One call round trip: the reply's kind, its body in `state.body`.
-    fn call(&self, state: &mut State, kind: u8, method: u32, payload: &[u8]) -> Result<u8> {
+    /// Cancelling `cancel` kills the worker; the call is CANCELLED unless
+    /// its whole reply had arrived (the worker is replaced either way).
+    fn call(&self, state: &mut State, kind: u8, method: u32, payload: &[u8], cancel: Option<&CancelToken>) -> Result<u8> {
         if payload.len() > u32::MAX as usize - 16 {
             return Err(Error::new(Status::InputTooLarge, format!("plugin '{}': an input of {} bytes does not fit a worker message", self.name, payload.len())));
         }
@@ -276,15 +290,30 @@ impl IsolatedPlugin {
         let limit = self.spec.reply_limit();
         let deadline = self.spec.deadline.map(|d| Instant::now() + d);
         let mut body = std::mem::take(&mut state.body);
-        let outcome = {
+        let (outcome, killed) = {
             let worker = self.ready(state)?;
+            let killer = match cancel {
+                Some(token) => Some(self.killer(token, worker.child.pid(), method)?),
+                None => None,
+            };
             let index = method.to_le_bytes();
             let mut header = [0u8; protocol::HEADER];
             let frame = protocol::call_frame(kind, &index, payload, &mut header);
-            worker.channel.send(&frame, deadline).and_then(|()| worker.channel.receive(&mut body, limit, deadline))
+            let outcome = worker.channel.send(&frame, deadline).and_then(|()| worker.channel.receive(&mut body, limit, deadline));
+            // Deregistered before the worker can be reaped: the kill never
+            // reaches a process id that was handed on.
+            (outcome, killer.is_some_and(Killer::finish))
         };
+        if killed {
+            self.bury(state, |_| "it was killed to cancel a call".to_string());
+            state.lost_to_cancel = true;
+        }
         let result = match outcome {
             Ok(kind) => Ok(kind),
+            Err(_) if killed => Err(crate::cancel::cancelled(
+                format_args!("plugin '{}' method {method}", self.name),
+                "its worker process was killed (the next call starts a new one)",
+            )),
             Err(ChannelError::TimedOut) => {
                 state.usage.timeouts += 1;
                 self.bury(state, |_| "it was killed at the call deadline".to_string());
@@ -313,10 +342,24 @@ impl IsolatedPlugin {
         result
     }
 
+    /// Registers the kill of worker `pid` as the way to cancel a call of
+    /// `method` with `token`.
+    fn killer(&self, token: &CancelToken, pid: libc::pid_t, method: u32) -> Result<Killer> {
+        let killed = Arc::new(AtomicBool::new(false));
+        let flag = killed.clone();
+        let registration = token.register(&format!("plugin '{}' method {method}", self.name), move || {
+            flag.store(true, Ordering::SeqCst);
+            // SAFETY: plain syscall; `pid` is the call's worker, not yet
+            // reaped while this canceller can run (see `call`).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        })?;
+        Ok(Killer { registration, killed })
+    }
+
     /// Kills the current worker, records why it is gone, and says how it ended.
     fn bury(&self, state: &mut State, reason: impl FnOnce(Ending) -> String) -> Ending {
-        let mut worker = state.worker.take().expect("a call has a worker");
-        let ending = worker.child.kill();
+        // A worker killed to cancel the call is already buried.
+        let ending = state.worker.take().map_or(Ending::Signaled(libc::SIGKILL), |mut worker| worker.child.kill());
         state.lost = Some(reason(ending));
         ending
     }
@@ -354,6 +397,20 @@ impl IsolatedPlugin {
     }
 }
 
+/// The cancel registration of one isolated call.
+struct Killer {
+    registration: crate::cancel::Registration,
+    killed: Arc<AtomicBool>,
+}
+
+impl Killer {
+    /// Deregisters; whether the worker was killed.
+    fn finish(self) -> bool {
+        drop(self.registration);
+        self.killed.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for IsolatedPlugin {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -368,17 +425,17 @@ impl Drop for IsolatedPlugin {
 }
 
 impl PluginBackend for IsolatedPlugin {
-    fn call_raw(&self, method: u32, input: &[u8]) -> Result<OutputBytes> {
+    fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
         let mut state = self.lock();
-        match self.call(&mut state, request::CALL_RAW, method, input)? {
+        match self.call(&mut state, request::CALL_RAW, method, input, cancel)? {
             reply::OUTPUT => Ok(OutputBytes::from_vec(std::mem::take(&mut state.body))),
             kind => Err(self.unexpected(&mut state, kind, method)),
         }
     }
 
-    fn call_json(&self, _interface: &Interface, method: u32, args_json: &str) -> Result<String> {
+    fn call_json(&self, _interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
         let mut state = self.lock();
-        match self.call(&mut state, request::CALL_JSON, method, args_json.as_bytes())? {
+        match self.call(&mut state, request::CALL_JSON, method, args_json.as_bytes(), cancel)? {
             reply::JSON => String::from_utf8(std::mem::take(&mut state.body))
                 .map_err(|_| Error::new(Status::PluginProtocol, format!("plugin '{}': the worker sent a JSON result that is not UTF-8", self.name))),
             kind => Err(self.unexpected(&mut state, kind, method)),
