@@ -108,7 +108,9 @@
  *   An isolated plugin (fidius_host_builder_set_isolation) is served by
  *   one worker process per handle, one call at a time: calls from several
  *   threads wait for each other (make instances to run them in parallel).
- *   The host reaps its own workers with waitpid on their pids; a program
+ *   A cancel token (fidius_host_cancel_token_t) is shared by the calls it
+ *   is given to, and cancelled from any thread while they run.
+ *   The host reaps its own workers with wait4 on their pids; a program
  *   that sets SIGCHLD to SIG_IGN, or reaps every child, makes their exit
  *   status unknown to it ("ended", not "killed by signal 11").
  *
@@ -133,8 +135,8 @@
  *   raise the recursion limit above 1000; but a crash inside a C extension
  *   or ctypes, os._exit(), a call blocked inside C (a socket read, a lock)
  *   and memory a plugin allocates cannot be contained in-process.
- *   Native (cdylib) calls have no deadline: in-process code cannot be
- *   stopped safely.
+ *   Native (cdylib) calls have no deadline and cannot be cancelled:
+ *   in-process code cannot be stopped safely.
  *   Isolated, a native or Python plugin runs in a worker process
  *   (fidius-host-worker, started with an empty environment and no
  *   descriptor of the host's): its crash, abort or exit fails the call with
@@ -1252,6 +1254,17 @@ typedef struct {
    * not restarted yet).
    */
   int32_t pid;
+  /**
+   * CPU time, user and system, of every worker the handle had, in
+   * microseconds: the ended ones' final figures (from `wait4`) plus the
+   * running one's so far (from `/proc`).
+   */
+  uint64_t cpu_time_us;
+  /**
+   * The largest peak resident memory of those workers, in bytes (the
+   * running one's so far: its `VmHWM`).
+   */
+  uint64_t peak_memory_bytes;
 } fidius_host_worker_usage_t;
 
 /**
@@ -2919,9 +2932,9 @@ fidius_host_status fidius_host_plugin_call_cancellable(const fidius_host_plugin_
 
 /**
  * Like `fidius_host_plugin_call_json_with_context`, stopped when `cancel`
- * is cancelled, as `fidius_host_plugin_call_cancellable` describes
- * (`cancel` and `call_context` may be NULL). On CANCELLED and UNSUPPORTED
- * `*json_out` is NULL.
+ * is cancelled, as `fidius_host_plugin_call_cancellable` describes.
+ * `cancel` may be NULL (an ordinary call), and `call_context` may be NULL
+ * (no context). On CANCELLED and UNSUPPORTED `*json_out` is NULL.
  *
  * Thread-safety: as `fidius_host_plugin_call_json`.
  *
@@ -3017,6 +3030,26 @@ FIDIUS_HOST_MUST_USE
 fidius_host_status fidius_host_plugin_worker_usage(const fidius_host_plugin_t *plugin,
                                                    fidius_host_worker_usage_t *usage_out,
                                                    fidius_host_error_t **err);
+
+/**
+ * Reads into `*bytes_out` the largest linear memory an instance of a WASM
+ * plugin reached, in bytes: its high-water mark since load, over every
+ * instance the handle made (fresh instances per call, instances after a
+ * trap) and the handles made from it by `fidius_host_plugin_new_instance`.
+ * Compare it with the memory cap (`fidius_host_builder_set_wasm_memory_limit`)
+ * to size the cap. Isolated plugins report their workers' peak memory in
+ * `fidius_host_plugin_worker_usage` instead.
+ *
+ * Thread-safety: any thread, while calls run.
+ *
+ * Errors: NULL_ARGUMENT, MISUSE, UNSUPPORTED (not a WASM plugin;
+ * `*bytes_out` is 0).
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_plugin_memory_high_water(const fidius_host_plugin_t *plugin,
+                                                        uint64_t *bytes_out,
+                                                        fidius_host_error_t **err);
 
 /**
  * Number of load diagnostics: notes about a load that did not stop it

@@ -157,6 +157,12 @@ pub trait PluginBackend: Send + Sync {
         None
     }
 
+    /// The largest linear memory an instance of the plugin reached, in
+    /// bytes (WASM plugins only).
+    fn memory_high_water(&self) -> Option<u64> {
+        None
+    }
+
     /// The most recent outbound requests the egress policy denied (only
     /// sandboxed runtimes send requests through one).
     fn denied_requests(&self) -> Vec<DeniedRequest> {
@@ -347,6 +353,13 @@ impl Plugin {
     /// a plugin loaded in-process.
     pub fn worker_usage(&self) -> Option<crate::runtime::worker::WorkerUsage> {
         self.backend.worker_usage()
+    }
+
+    /// The largest linear memory an instance of this WASM plugin (and of
+    /// the instances made from it) reached, in bytes; `None` for other
+    /// runtimes.
+    pub fn memory_high_water(&self) -> Option<u64> {
+        self.backend.memory_high_water()
     }
 
     /// The most recent outbound requests of this plugin that its egress

@@ -139,6 +139,8 @@ fn a_call_past_its_deadline_kills_the_worker() {
         assert_eq!(ping(&plugin, 9), 10);
         let usage = plugin.worker_usage().unwrap();
         assert_eq!((usage.timeouts, usage.restarts), (1, 1), "{usage:?}");
+        // The killed worker spun for most of a second: its CPU time counts.
+        assert!(usage.cpu_time >= Duration::from_millis(100), "{usage:?}");
     }
 }
 
@@ -157,6 +159,8 @@ fn the_memory_cap_ends_a_leak() {
             continue;
         }
         let plugin = load(&host, &path);
+        let before = plugin.worker_usage().unwrap();
+        assert!(before.peak_memory > 0 && before.peak_memory < 768 << 20, "a running worker's peak so far: {before:?}");
         let error = fault(&plugin, "leak");
         // Native code aborts when an allocation fails; Python raises
         // MemoryError, which reaches the host as the plugin's exception.
@@ -165,6 +169,9 @@ fn the_memory_cap_ends_a_leak() {
             assert!(error.message().contains("memory cap"), "{}", error.message());
         }
         assert_eq!(ping(&plugin, 1), 2);
+        // The leak touched hundreds of MiB before the cap stopped it.
+        let after = plugin.worker_usage().unwrap();
+        assert!(after.peak_memory >= 256 << 20 && after.peak_memory <= 768 << 20, "{after:?}");
     }
 }
 

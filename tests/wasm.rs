@@ -219,14 +219,25 @@ fn outputs_over_the_hosts_limit_are_refused() {
 fn a_memory_bomb_hits_the_cap() {
     let host = HostBuilder::new().wasm_memory_limit(16 << 20).unwrap().build().unwrap();
     let hostile = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::default()).unwrap();
+    let at_load = hostile.memory_high_water().unwrap();
+    assert!(at_load > 0 && at_load < 4 << 20, "the instance made at load: {at_load}");
     assert_eq!(hostile.call_json("hog", "[4]").unwrap(), "4");
+    let after_hog = hostile.memory_high_water().unwrap();
+    assert!(after_hog >= 4 << 20 && after_hog <= 16 << 20, "{after_hog}");
     let e = hostile.call_json("hog", "[64]").unwrap_err();
     assert_eq!(e.status(), Status::MemoryLimit, "{}", e.message());
     assert!(e.message().contains("16777216"), "{}", e.message());
+    // The refused growth is not counted: the mark stays within the cap.
+    assert!(hostile.memory_high_water().unwrap() <= 16 << 20);
     assert_eq!(hostile.call_json("hog", "[1]").unwrap(), "1");
     // A load may raise the cap.
     let roomy = hostile_in(&host, &fixture("wasm/hostile"), LoadOptions::new().wasm_memory_limit(128 << 20).unwrap().clone()).unwrap();
     assert_eq!(roomy.call_json("hog", "[64]").unwrap(), "64");
+    assert!(roomy.memory_high_water().unwrap() >= 64 << 20);
+    // Other runtimes have no linear memory of their own.
+    assert_eq!(wasm_calculator().memory_high_water().map(|m| m > 0), Some(true));
+    let native = host_for(&fixture("plugins")).load_with("BasicCalculator", &with(&interface("calculator.toml"))).unwrap();
+    assert_eq!(native.memory_high_water(), None);
 }
 
 #[test]

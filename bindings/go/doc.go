@@ -47,6 +47,25 @@
 // Host functions run on several goroutines and threads at once; see
 // Binding for what they may do and return.
 //
+// # Cancellation
+//
+// Plugin.CallContext and Plugin.CallJSONContext pass their ctx to host
+// functions as CallWithContext does, and are stopped when ctx is cancelled
+// or its deadline passes: a WASM guest is interrupted, an isolated plugin's
+// worker is killed (the next call starts a new one), an in-process Python
+// plugin gets an exception. The call then fails with ErrCancelled, which
+// wraps ctx.Err():
+//
+//	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+//	defer cancel()
+//	_, err := p.CallJSONContext(ctx, "parse", `["..."]`)
+//	if errors.Is(err, context.DeadlineExceeded) { ... } // and errors.Is(err, fidius.ErrCancelled)
+//
+// Native code running in the host's process cannot be stopped: an
+// in-process cdylib plugin given a ctx that can be cancelled fails with
+// ErrUnsupported without being called. Load it isolated to cancel its
+// calls, or use CallWithContext.
+//
 // # Streams
 //
 // Methods with Stream<T> in their signature (the plugin must be loaded
@@ -83,8 +102,8 @@
 // in the plugin then fails the call with ErrWorkerLost, and the next call
 // starts a new worker (the plugin's state is lost) as the restart policy
 // allows; a call past the call deadline kills the worker (ErrTimeout).
-// Plugin.WorkerUsage reports the calls, errors, timeouts, restarts and the
-// worker's pid:
+// Plugin.WorkerUsage reports the calls, errors, timeouts, restarts, the
+// worker's pid and what the workers used (CPU time, peak memory):
 //
 //	host, err := fidius.NewBuilder().AddSearchPath("plugins").
 //		Isolation(fidius.Isolated).

@@ -37,7 +37,8 @@ type Error struct {
 	methodOutOfRange *methodOutOfRange
 
 	// cause is the Go error behind the failure, when Go code caused it (the
-	// error of a stream's Items for StatusStreamInputFailed); see Unwrap.
+	// error of a stream's Items for StatusStreamInputFailed, the context's
+	// error for StatusCancelled); see Unwrap.
 	cause error
 }
 
@@ -76,8 +77,14 @@ func (e *Error) Error() string {
 
 // Unwrap returns the Go error that caused the failure, or nil: for
 // StatusStreamInputFailed, the error the Items of a Stream<T> argument
-// reported (for a panic, an error naming the panic value), so that
-// errors.Is and errors.As reach it too.
+// reported (for a panic, an error naming the panic value); for
+// StatusCancelled, the Err of the context that cancelled the call
+// (context.Canceled or context.DeadlineExceeded). errors.Is and errors.As
+// reach it too:
+//
+//	_, err := p.CallJSONContext(ctx, "parse", `["..."]`)
+//	errors.Is(err, context.DeadlineExceeded) // the deadline stopped it
+//	errors.Is(err, fidius.ErrCancelled)      // as does this
 func (e *Error) Unwrap() error {
 	return e.cause
 }

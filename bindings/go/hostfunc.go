@@ -71,8 +71,8 @@ import (
 // of a Binding sees it.
 type HostCall struct {
 	// Context is the context of the plugin call this host call serves: the
-	// ctx of Plugin.CallWithContext or Plugin.CallJSONWithContext when the
-	// plugin calls back from the goroutine (OS thread) that called it, and
+	// ctx of Plugin.CallWithContext, Plugin.CallJSONWithContext,
+	// Plugin.CallContext or Plugin.CallJSONContext when the plugin calls back from the goroutine (OS thread) that called it, and
 	// context.Background() otherwise: for calls without a context, and for
 	// calls from threads the plugin started itself (no native code can tell
 	// which call started a thread). Never nil.

@@ -126,6 +126,9 @@ func TestIsolatedDeadlineAndRestartPolicy(t *testing.T) {
 		b.CallDeadline(300*time.Millisecond).RestartPolicy(0, time.Minute)
 	})
 	p := loadPath(t, host, faultyNative, "", faultyOptions(t, nil))
+	if usage := usageOf(t, p); usage.PeakMemory == 0 {
+		t.Errorf("the running worker's peak memory so far: %+v", usage)
+	}
 	start := time.Now()
 	_, err := p.CallJSON("fault", `["spin"]`)
 	elapsed := time.Since(start)
@@ -133,7 +136,8 @@ func TestIsolatedDeadlineAndRestartPolicy(t *testing.T) {
 	if elapsed < 300*time.Millisecond || elapsed > 5*time.Second {
 		t.Errorf("the spinning call took %v, want about 300ms", elapsed)
 	}
-	if usage := usageOf(t, p); usage.Timeouts != 1 || usage.Pid != 0 {
+	// The killed worker spun until the deadline: its CPU time counts.
+	if usage := usageOf(t, p); usage.Timeouts != 1 || usage.Pid != 0 || usage.CPUTime < 50*time.Millisecond {
 		t.Errorf("usage after the timeout: %+v", usage)
 	}
 	_, err = p.CallJSON("ping", "[1]")
@@ -182,6 +186,8 @@ func TestIsolationLoadOptions(t *testing.T) {
 	}))
 	_, err = inProcess.WorkerUsage()
 	wantError(t, err, fidius.ErrUnsupported, "in-process")
+	_, err = inProcess.MemoryHighWater()
+	wantError(t, err, fidius.ErrUnsupported, "not a WASM plugin")
 }
 
 // The worker's caps: a leak past the memory cap, and CPU time past the

@@ -19,12 +19,29 @@ static fidius_host_status fidius_go_call_json_with_context(const fidius_host_plu
 	return fidius_host_plugin_call_json_with_context(plugin, method, method_len, args_json, args_len, (void *)context,
 	                                                 json_out, json_len_out, err);
 }
+
+static fidius_host_status fidius_go_call_cancellable(const fidius_host_plugin_t *plugin, uint32_t method,
+                                                     const uint8_t *input, size_t input_len, uintptr_t context,
+                                                     const fidius_host_cancel_token_t *cancel,
+                                                     fidius_host_bytes_t *output, fidius_host_error_t **err) {
+	return fidius_host_plugin_call_cancellable(plugin, method, input, input_len, (void *)context, cancel, output, err);
+}
+
+static fidius_host_status fidius_go_call_json_cancellable(const fidius_host_plugin_t *plugin, const char *method,
+                                                          size_t method_len, const char *args_json, size_t args_len,
+                                                          uintptr_t context, const fidius_host_cancel_token_t *cancel,
+                                                          char **json_out, size_t *json_len_out,
+                                                          fidius_host_error_t **err) {
+	return fidius_host_plugin_call_json_cancellable(plugin, method, method_len, args_json, args_len, (void *)context,
+	                                                cancel, json_out, json_len_out, err);
+}
 */
 import "C"
 
 import (
 	"context"
 	"runtime/cgo"
+	"time"
 )
 
 // Plugin is a loaded plugin with its own instance. Make one with Host.Load
@@ -97,7 +114,8 @@ func (p *Plugin) Call(method uint32, input []byte) ([]byte, error) {
 //
 // ctx only reaches the host functions: its cancellation or deadline does
 // not stop the call (host functions may check ctx.Err() and return an
-// error; WASM and Python calls have deadlines of their own).
+// error; WASM and Python calls have deadlines of their own). CallContext
+// passes ctx the same way and is stopped by it too.
 func (p *Plugin) CallWithContext(ctx context.Context, method uint32, input []byte) ([]byte, error) {
 	if ctx == nil {
 		return p.Call(method, input)
@@ -108,6 +126,106 @@ func (p *Plugin) CallWithContext(ctx context.Context, method uint32, input []byt
 		out *C.fidius_host_bytes_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_go_call_with_context(ptr, C.uint32_t(method), data, n, C.uintptr_t(handle), out, cerr)
 	})
+}
+
+// CallContext is CallWithContext whose ctx also stops the call: ctx
+// reaches the host functions the plugin calls as CallWithContext
+// describes, and when ctx is cancelled or its deadline passes while the
+// call runs, the call is stopped and fails with StatusCancelled:
+//
+//   - a WASM guest is interrupted (within about a millisecond of guest
+//     code, or in a wait in the host such as a sleep); its instance is
+//     discarded and the next call gets a fresh one;
+//   - an isolated plugin's worker process is killed; the next call starts
+//     a new worker (the plugin's state is lost), which the restart policy
+//     does not count;
+//   - an in-process Python plugin gets an exception raised in the thread
+//     running it, as at its deadline (code blocked in C sees it when that
+//     code returns).
+//
+// The error of a stopped call is an *Error of StatusCancelled (errors.Is
+// matches ErrCancelled) that wraps ctx.Err(): errors.Is(err,
+// context.Canceled) or errors.Is(err, context.DeadlineExceeded) holds as
+// well. A ctx already done fails the same way without calling the plugin.
+// A call that completed before the cancellation reached it returns its
+// result.
+//
+// An in-process native (cdylib) plugin cannot be stopped once its code
+// runs: given a ctx that can be cancelled (ctx.Done() is not nil), the
+// call fails with StatusUnsupported and nothing is called. Load it
+// isolated (Builder.Isolation, LoadOptions.Isolation) to cancel its calls;
+// use CallWithContext to pass a context without cancellation. A ctx that
+// can never be cancelled (context.Background(), context.TODO()) is a
+// CallWithContext, for every plugin.
+//
+// While the call runs, a goroutine waits for ctx to be done; it ends
+// before CallContext returns. A nil ctx is a Call.
+func (p *Plugin) CallContext(ctx context.Context, method uint32, input []byte) ([]byte, error) {
+	if ctx == nil {
+		return p.Call(method, input)
+	}
+	var result []byte
+	err := callCancellable(ctx, func(callContext C.uintptr_t, token *C.fidius_host_cancel_token_t) error {
+		var err error
+		result, err = p.call(input, func(ptr *C.fidius_host_plugin_t, data *C.uint8_t, n C.size_t,
+			out *C.fidius_host_bytes_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+			return C.fidius_go_call_cancellable(ptr, C.uint32_t(method), data, n, callContext, token, out, cerr)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// callCancellable runs call with the cgo.Handle of ctx (the call context
+// of host functions) and a cancel token that is cancelled when ctx is done:
+// NULL when ctx can never be done. A ctx already done fails with
+// StatusCancelled without running call. The token is freed after call
+// returns and the goroutine watching ctx has ended, so that nothing uses it
+// afterwards. A StatusCancelled error of call wraps ctx.Err().
+func callCancellable(ctx context.Context, call func(C.uintptr_t, *C.fidius_host_cancel_token_t) error) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Status: StatusCancelled, Message: "the context was done before the call: " + err.Error(), cause: err}
+	}
+	handle := cgo.NewHandle(ctx)
+	defer handle.Delete()
+	done := ctx.Done()
+	if done == nil {
+		return call(C.uintptr_t(handle), nil)
+	}
+
+	var token *C.fidius_host_cancel_token_t
+	var cerr *C.fidius_host_error_t
+	enterC()
+	if err := takeError(C.fidius_host_cancel_token_new(&token, &cerr), cerr); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-done:
+			// OK for a live token, which this one is until exited is closed.
+			C.fidius_host_cancel_token_cancel(token)
+		case <-stop:
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-exited // the goroutine no longer uses the token
+		C.fidius_host_cancel_token_free(token)
+	}()
+
+	err := call(C.uintptr_t(handle), token)
+	// Only the goroutine cancels the token, after done was closed: ctx.Err()
+	// is then set.
+	if ferr, ok := err.(*Error); ok && ferr.Status == StatusCancelled && ferr.cause == nil {
+		ferr.cause = ctx.Err()
+	}
+	return err
 }
 
 // call runs one C raw call function and copies its result.
@@ -180,7 +298,8 @@ func (p *Plugin) CallJSON(method string, argsJSON string) (string, error) {
 }
 
 // CallJSONWithContext is CallJSON with a context for the host functions
-// the plugin calls during this call, as CallWithContext describes.
+// the plugin calls during this call, as CallWithContext describes; the
+// context does not stop the call (CallJSONContext does).
 func (p *Plugin) CallJSONWithContext(ctx context.Context, method string, argsJSON string) (string, error) {
 	if ctx == nil {
 		return p.CallJSON(method, argsJSON)
@@ -192,6 +311,33 @@ func (p *Plugin) CallJSONWithContext(ctx context.Context, method string, argsJSO
 		m, mn := text(method)
 		return C.fidius_go_call_json_with_context(ptr, m, mn, args, argsLen, C.uintptr_t(handle), out, outLen, cerr)
 	}, argsJSON)
+}
+
+// CallJSONContext is CallJSONWithContext whose ctx also stops the call,
+// as CallContext describes: a call stopped because ctx was cancelled or
+// its deadline passed (or started with ctx already done) fails with
+// StatusCancelled, wrapping ctx.Err(); an in-process native plugin given a
+// ctx that can be cancelled fails with StatusUnsupported, nothing called
+// (load it isolated to cancel its calls; use CallJSONWithContext to pass a
+// context without cancellation). A nil ctx is a CallJSON.
+func (p *Plugin) CallJSONContext(ctx context.Context, method string, argsJSON string) (string, error) {
+	if ctx == nil {
+		return p.CallJSON(method, argsJSON)
+	}
+	var result string
+	err := callCancellable(ctx, func(callContext C.uintptr_t, token *C.fidius_host_cancel_token_t) error {
+		var err error
+		result, err = p.callJSON(func(ptr *C.fidius_host_plugin_t, args *C.char, argsLen C.size_t,
+			out **C.char, outLen *C.size_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+			m, mn := text(method)
+			return C.fidius_go_call_json_cancellable(ptr, m, mn, args, argsLen, callContext, token, out, outLen, cerr)
+		}, argsJSON)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return result, nil
 }
 
 // CallJSONIndex is CallJSON with the method given by its index in the
@@ -319,7 +465,29 @@ func (p *Plugin) WorkerUsage() (WorkerUsage, error) {
 		Timeouts: uint64(usage.timeouts),
 		Restarts: uint64(usage.restarts),
 		Pid:      int(usage.pid),
+		// Microseconds: an int64 of nanoseconds holds 292 years.
+		CPUTime:    time.Duration(usage.cpu_time_us) * time.Microsecond,
+		PeakMemory: uint64(usage.peak_memory_bytes),
 	}, nil
+}
+
+// MemoryHighWater returns the largest linear memory an instance of a WASM
+// plugin (and of the instances made from it) reached since it was loaded,
+// in bytes: compare it with the memory cap to size the cap. Other plugins
+// have no linear memory of their own: StatusUnsupported (an isolated
+// plugin reports its workers' peak memory in WorkerUsage).
+func (p *Plugin) MemoryHighWater() (uint64, error) {
+	ptr := p.h.acquire()
+	defer p.h.release()
+	if ptr == nil {
+		return 0, closedError("plugin")
+	}
+	var bytes C.uint64_t
+	var cerr *C.fidius_host_error_t
+	if err := takeError(C.fidius_host_plugin_memory_high_water(ptr, &bytes, &cerr), cerr); err != nil {
+		return 0, err
+	}
+	return uint64(bytes), nil
 }
 
 // HostImport is a host interface a plugin calls (a #[host_interface] trait

@@ -325,6 +325,12 @@ const (
 	// output was delivered; the call is not retried.
 	StatusWorkerLost Status = C.FIDIUS_HOST_STATUS_WORKER_LOST
 
+	// StatusCancelled (CANCELLED): the call was cancelled (Plugin.CallContext
+	// and Plugin.CallJSONContext, when their context is done): stopped while
+	// it ran (the plugin is left as after a StatusTimeout of its runtime), or
+	// refused before it started (nothing ran). No output was delivered.
+	StatusCancelled Status = C.FIDIUS_HOST_STATUS_CANCELLED
+
 	// StatusInvalidInterface (INVALID_INTERFACE): an interface (signature,
 	// type declaration or file) is malformed, or uses a type that is neither
 	// builtin nor declared.
@@ -531,6 +537,9 @@ var (
 
 	// ErrWorkerLost matches errors of status StatusWorkerLost.
 	ErrWorkerLost = &Error{Status: StatusWorkerLost}
+
+	// ErrCancelled matches errors of status StatusCancelled.
+	ErrCancelled = &Error{Status: StatusCancelled}
 
 	// ErrInvalidInterface matches errors of status StatusInvalidInterface.
 	ErrInvalidInterface = &Error{Status: StatusInvalidInterface}

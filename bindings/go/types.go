@@ -269,4 +269,10 @@ type WorkerUsage struct {
 	// Pid is the process id of the running worker, or 0 when none runs (it
 	// was lost and not restarted yet).
 	Pid int
+	// CPUTime is the CPU time (user and system) of every worker the plugin
+	// had: the ended ones' final figures and the running one's so far.
+	CPUTime time.Duration
+	// PeakMemory is the largest peak resident memory of those workers, in
+	// bytes.
+	PeakMemory uint64
 }

@@ -66,6 +66,9 @@ func TestWasmLimits(t *testing.T) {
 	_, err = hostile.CallJSON("hog", "[64]")
 	wantError(t, err, fidius.ErrMemoryLimit, "16777216")
 	jsonIs(t, hostile, "hog", "[2]", "2")
+	if high, err := hostile.MemoryHighWater(); err != nil || high < 2<<20 || high > 16<<20 {
+		t.Errorf("MemoryHighWater = %d, %v: want between 2 MiB and the 16 MiB cap", high, err)
+	}
 	_, err = hostile.CallJSON("crash", "[]")
 	wantError(t, err, fidius.ErrPluginTrap, "crash")
 	_, err = hostile.CallJSON("read_file", `["/etc/passwd"]`)

@@ -224,9 +224,9 @@ pub unsafe extern "C" fn fidius_host_plugin_call_cancellable(
 }
 
 /// Like `fidius_host_plugin_call_json_with_context`, stopped when `cancel`
-/// is cancelled, as `fidius_host_plugin_call_cancellable` describes
-/// (`cancel` and `call_context` may be NULL). On CANCELLED and UNSUPPORTED
-/// `*json_out` is NULL.
+/// is cancelled, as `fidius_host_plugin_call_cancellable` describes.
+/// `cancel` may be NULL (an ordinary call), and `call_context` may be NULL
+/// (no context). On CANCELLED and UNSUPPORTED `*json_out` is NULL.
 ///
 /// Thread-safety: as `fidius_host_plugin_call_json`.
 ///
@@ -378,6 +378,13 @@ pub struct fidius_host_worker_usage_t {
     /// The process id of the running worker; 0 when none runs (lost, and
     /// not restarted yet).
     pub pid: i32,
+    /// CPU time, user and system, of every worker the handle had, in
+    /// microseconds: the ended ones' final figures (from `wait4`) plus the
+    /// running one's so far (from `/proc`).
+    pub cpu_time_us: u64,
+    /// The largest peak resident memory of those workers, in bytes (the
+    /// running one's so far: its `VmHWM`).
+    pub peak_memory_bytes: u64,
 }
 
 /// Reads the use figures of an isolated plugin into `*usage_out`.
@@ -393,7 +400,7 @@ pub unsafe extern "C" fn fidius_host_plugin_worker_usage(
 ) -> Status {
     entry(err, || {
         let out = super::arg_out(usage_out, "usage_out")?;
-        *out = fidius_host_worker_usage_t { calls: 0, errors: 0, timeouts: 0, restarts: 0, pid: 0 };
+        *out = fidius_host_worker_usage_t { calls: 0, errors: 0, timeouts: 0, restarts: 0, pid: 0, cpu_time_us: 0, peak_memory_bytes: 0 };
         let plugin = &arg_handle(plugin, "plugin")?.plugin;
         let usage = plugin.worker_usage().ok_or_else(|| {
             Error::new(Status::Unsupported, format!("plugin '{}' runs in-process: it has no worker", plugin.info().name))
@@ -404,7 +411,39 @@ pub unsafe extern "C" fn fidius_host_plugin_worker_usage(
             timeouts: usage.timeouts,
             restarts: usage.restarts,
             pid: usage.pid,
+            cpu_time_us: u64::try_from(usage.cpu_time.as_micros()).unwrap_or(u64::MAX),
+            peak_memory_bytes: usage.peak_memory,
         };
+        Ok(())
+    })
+}
+
+/// Reads into `*bytes_out` the largest linear memory an instance of a WASM
+/// plugin reached, in bytes: its high-water mark since load, over every
+/// instance the handle made (fresh instances per call, instances after a
+/// trap) and the handles made from it by `fidius_host_plugin_new_instance`.
+/// Compare it with the memory cap (`fidius_host_builder_set_wasm_memory_limit`)
+/// to size the cap. Isolated plugins report their workers' peak memory in
+/// `fidius_host_plugin_worker_usage` instead.
+///
+/// Thread-safety: any thread, while calls run.
+///
+/// Errors: NULL_ARGUMENT, MISUSE, UNSUPPORTED (not a WASM plugin;
+/// `*bytes_out` is 0).
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_plugin_memory_high_water(
+    plugin: *const fidius_host_plugin_t,
+    bytes_out: *mut u64,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    entry(err, || {
+        let out = super::arg_out(bytes_out, "bytes_out")?;
+        *out = 0;
+        let plugin = &arg_handle(plugin, "plugin")?.plugin;
+        *out = plugin.memory_high_water().ok_or_else(|| {
+            Error::new(Status::Unsupported, format!("plugin '{}' is not a WASM plugin: it has no linear memory of its own", plugin.info().name))
+        })?;
         Ok(())
     })
 }

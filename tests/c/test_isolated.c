@@ -101,9 +101,11 @@ static void test_deadline_and_policy(void) {
     fidius_host_plugin_t *plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
     fidius_host_worker_usage_t usage;
     if (!plugin) goto done;
+    CHECK(usage_of(plugin).peak_memory_bytes > 0); /* the running worker's, so far */
     CHECK(json_fails(plugin, "fault", "[\"spin\"]", FIDIUS_HOST_STATUS_TIMEOUT, "killed"));
     usage = usage_of(plugin);
     CHECK(usage.timeouts == 1 && usage.pid == 0);
+    CHECK(usage.cpu_time_us >= 50000); /* it spun until it was killed */
     /* Restart policy 0: the plugin stays lost and says why. */
     CHECK(json_fails(plugin, "ping", "[1]", FIDIUS_HOST_STATUS_WORKER_LOST, "restart policy"));
     CHECK(usage_of(plugin).restarts == 0);
@@ -118,7 +120,7 @@ static void test_settings(void) {
     fidius_host_t *host = NULL;
     fidius_host_plugin_t *plugin = NULL;
     fidius_host_error_t *err = NULL;
-    fidius_host_worker_usage_t usage = {1, 1, 1, 1, 1};
+    fidius_host_worker_usage_t usage = {1, 1, 1, 1, 1, 1, 1};
 
     CHECK(fidius_host_builder_set_isolation(b, 7, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "isolation 7"));
@@ -134,8 +136,13 @@ static void test_settings(void) {
     /* In-process by default: no worker is needed, none is asked for. */
     plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
     CHECK(plugin && fidius_host_plugin_worker_usage(plugin, &usage, &err) == FIDIUS_HOST_STATUS_UNSUPPORTED);
-    CHECK(usage.calls == 0 && usage.pid == 0);
+    CHECK(usage.calls == 0 && usage.pid == 0 && usage.cpu_time_us == 0 && usage.peak_memory_bytes == 0);
     CHECK(error_says(err, FIDIUS_HOST_STATUS_UNSUPPORTED, "in-process"));
+    {
+        uint64_t high = 1;
+        CHECK(fidius_host_plugin_memory_high_water(plugin, &high, &err) == FIDIUS_HOST_STATUS_UNSUPPORTED);
+        CHECK(high == 0 && error_says(err, FIDIUS_HOST_STATUS_UNSUPPORTED, "not a WASM plugin"));
+    }
     fidius_host_plugin_free(plugin);
     plugin = NULL;
     /* Isolated through the load options: the missing worker is named. */

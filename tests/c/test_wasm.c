@@ -103,6 +103,14 @@ static void test_limits_and_sandbox(void) {
     CHECK(json_is(p, "counter", "[]", "1"));
     CHECK(json_fails(p, "hog", "[64]", FIDIUS_HOST_STATUS_MEMORY_LIMIT, "16777216"));
     CHECK(json_is(p, "hog", "[2]", "2"));
+    {
+        uint64_t high = 1;
+        fidius_host_error_t *err = NULL;
+        CHECK(fidius_host_plugin_memory_high_water(p, &high, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(high >= (2u << 20) && high <= (16u << 20)); /* grown, never past the cap */
+        CHECK(fidius_host_plugin_memory_high_water(p, NULL, &err) == FIDIUS_HOST_STATUS_NULL_ARGUMENT);
+        CHECK(error_says(err, FIDIUS_HOST_STATUS_NULL_ARGUMENT, "bytes_out"));
+    }
     CHECK(json_fails(p, "read_file", "[\"/etc/passwd\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR, "returned an error"));
     CHECK(json_fails(p, "crash", "[]", FIDIUS_HOST_STATUS_PLUGIN_TRAP, "crash"));
     fidius_host_plugin_free(p);

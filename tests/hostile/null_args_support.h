@@ -96,6 +96,11 @@ static inline fidius_host_interface_t *make_interface(void) {
 
 static inline fidius_host_load_options_t *make_load_options(void) { return fidius_host_load_options_new(); }
 
+static inline fidius_host_cancel_token_t *make_cancel_token(void) {
+    fidius_host_cancel_token_t *token = NULL;
+    return fidius_host_cancel_token_new(&token, NULL) == FIDIUS_HOST_STATUS_OK ? token : NULL;
+}
+
 static char why_no_plugin[1024];
 
 /* Loaded with the fixture's interface file, so JSON calls reach their
@@ -136,6 +141,7 @@ static inline void check_factories(void) {
     if (make_interface_builder() == NULL) fail("make_interface_builder() gave NULL");
     if (make_interface() == NULL) fail("make_interface() gave NULL");
     if (make_load_options() == NULL) fail("make_load_options() gave NULL");
+    if (make_cancel_token() == NULL) fail("make_cancel_token() gave NULL");
     if (getenv("FIDIUS_TEST_FIXTURES") != NULL && make_plugin_info() == NULL)
         fail("make_plugin() gave NULL: %s", why_no_plugin);
 }

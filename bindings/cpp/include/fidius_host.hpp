@@ -26,10 +26,19 @@
  *   fidius::Host host = fidius::Builder().set_isolation(fidius::Isolation::Isolated)
  *                           .set_restart_policy(5, std::chrono::minutes(1)).build();
  *
+ * A call given a fidius::CancelToken stops when the token is cancelled,
+ * from any thread, and throws Status::Cancelled: a WASM guest is
+ * interrupted, an isolated plugin's worker killed (the next call starts a
+ * new one), in-process Python gets an exception. In-process native code
+ * cannot be stopped: its calls with a token throw Status::Unsupported.
+ *
+ *   fidius::CancelToken cancel;   // cancel.cancel() from another thread stops the call
+ *   std::string out = plugin.call_json("crunch", "[42]", cancel);
+ *
  * CONVENTIONS
  *   - Every C handle has one move-only class (Builder, Host, Plugin,
  *     Interface, InterfaceBuilder, LoadOptions, EgressPolicy, Binding,
- *     Stream) holding a std::unique_ptr whose deleter is the handle's C
+ *     Stream, CancelToken) holding a std::unique_ptr whose deleter is the handle's C
  *     free function: the rule of zero, no class declares a copy, move or
  *     destructor. Moving leaves the source empty (`!obj`,
  *     `obj.get() == nullptr`). Using an empty object throws fidius::Error
@@ -61,7 +70,8 @@
  *   its calls one at a time: make instances to run them in parallel);
  *   Builder, InterfaceBuilder, LoadOptions, EgressPolicy and Stream by one
  *   thread at a time (a Stream may move between threads); a Binding's
- *   handle is shareable.
+ *   handle is shareable, and so is a CancelToken: any number of calls on
+ *   any threads may use it while any thread cancels it.
  *   Item producers run on the thread that called the plugin or pulls the
  *   stream they feed. Egress callbacks and rules and host functions
  *   may run on several threads at once and must be thread-safe; response
@@ -184,6 +194,11 @@ enum class Status : std::uint32_t {
     /// message says how it ended. No output was delivered; what the next
     /// call sees is up to the restart policy.
     WorkerLost = FIDIUS_HOST_STATUS_WORKER_LOST,
+    /// The call was cancelled through its fidius::CancelToken: refused
+    /// before it started (nothing ran), or stopped while it ran (the plugin
+    /// is left as after a Status::Timeout of its runtime). No output was
+    /// delivered.
+    Cancelled = FIDIUS_HOST_STATUS_CANCELLED,
     InvalidInterface = FIDIUS_HOST_STATUS_INVALID_INTERFACE,
 };
 
@@ -618,6 +633,10 @@ struct WorkerUsage {
     std::uint64_t timeouts = 0;  ///< calls that passed the deadline (their worker was killed)
     std::uint64_t restarts = 0;  ///< workers started after the first
     std::int32_t pid = 0;        ///< the running worker's process id; 0 while none runs (lost, not restarted yet)
+    /// CPU time (user and system) of every worker the handle had: the
+    /// ended ones' final figures and the running one's so far.
+    std::chrono::microseconds cpu_time{0};
+    std::uint64_t peak_memory_bytes = 0;  ///< the largest peak resident memory of those workers
 };
 
 /// One metadata pair of a plugin (trait-level or of one method).
@@ -1950,6 +1969,83 @@ inline Stream::JsonItems Stream::json_items() & { return JsonItems(this); }
 inline Stream::JsonItems Stream::json_items() && { return JsonItems(std::move(*this)); }
 
 // ---------------------------------------------------------------------------
+// Cancellation
+// ---------------------------------------------------------------------------
+
+/// A cancellation signal for calls (`fidius_host_cancel_token_t`): give it
+/// to the cancellable calls of a Plugin (call, call_json,
+/// call_with_context, call_json_with_context with a CancelToken argument)
+/// and cancel() it, from any thread, to stop them. A stopped call throws
+/// fidius::Error with Status::Cancelled, unless it had completed first
+/// (then it returns its result). How a running call stops depends on its
+/// runtime:
+///   - WASM: the guest is interrupted at its next epoch check or wait in
+///     the host (a sleep, a blocking read); its instance is discarded, the
+///     next call gets a fresh one.
+///   - Isolated plugins: the worker process is killed; the next call starts
+///     a new worker, which the restart policy does not count.
+///   - In-process Python: an exception is raised in the thread running the
+///     plugin, as a deadline does (code blocked in C sees it when that C
+///     call returns).
+///   - In-process native (cdylib) code cannot be stopped: every call given
+///     a token throws Status::Unsupported without calling the plugin (a
+///     cancelled token too). Load such a plugin isolated to cancel its
+///     calls, or call it without a token.
+/// Cancelling is final: a cancelled token stays cancelled, and every call
+/// started with it afterwards throws Status::Cancelled before it reaches
+/// the plugin. Make a new token per request.
+///
+/// Ownership and threads: the token is owned by this object and borrowed
+/// by the calls it is given to. One token may be given to any number of
+/// calls on any threads at once, and cancel() and cancelled() may be called
+/// from any thread at any time while the object lives. Destroy it (or
+/// assign over it) only after every call using it has returned and no
+/// thread will cancel it any more: share it by reference with a lifetime
+/// that covers them (e.g. declare it before the thread that cancels it,
+/// and join that thread first), or in a std::shared_ptr. Move-only; a
+/// moved-from token is empty: cancel() does nothing, cancelled() is false,
+/// and giving it to a call throws Status::NullArgument.
+class CancelToken {
+public:
+    /// A new token, not cancelled.
+    CancelToken() : handle_(make()) {}
+    /// Takes ownership of a C token (NULL gives an empty object).
+    explicit CancelToken(fidius_host_cancel_token_t *token) noexcept : handle_(token) {}
+
+    /// Cancels: every call running with this token is told to stop, and
+    /// every call started with it later throws Status::Cancelled before it
+    /// runs. Returns without waiting for the running calls to end; calling
+    /// it again does nothing more. Thread-safe: any thread, concurrently
+    /// with the calls using the token and with other cancels (not from a
+    /// signal handler). Does nothing on an empty token.
+    void cancel() const noexcept {
+        if (!handle_) return;
+        // OK, or MISUSE for a pointer that is not a live token, which a
+        // token this object holds always is: nothing to report.
+        const fidius_host_status status = fidius_host_cancel_token_cancel(handle_.get());
+        static_cast<void>(status);
+    }
+
+    /// Whether cancel() was called (false for an empty token). Thread-safe.
+    bool cancelled() const noexcept { return fidius_host_cancel_token_is_cancelled(handle_.get()); }
+
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    const fidius_host_cancel_token_t *get() const noexcept { return handle_.get(); }
+    /// Gives up ownership of the C token (free it with
+    /// fidius_host_cancel_token_free, once no call uses it).
+    fidius_host_cancel_token_t *release() noexcept { return handle_.release(); }
+
+private:
+    static fidius_host_cancel_token_t *make() {
+        fidius_host_cancel_token_t *token = nullptr;
+        detail::invoke(fidius_host_cancel_token_new, &token);
+        return detail::require_new(token, "CancelToken");
+    }
+
+    detail::Handle<fidius_host_cancel_token_t, fidius_host_cancel_token_free> handle_;
+};
+
+// ---------------------------------------------------------------------------
 // Plugins
 // ---------------------------------------------------------------------------
 
@@ -1991,6 +2087,28 @@ public:
         return Bytes(output);
     }
 
+    /// Like call, stopped when `cancel` is cancelled (CancelToken::cancel,
+    /// from any thread), as CancelToken describes per runtime; `cancel` is
+    /// borrowed for the call. Throws, besides the errors of call:
+    /// Status::Cancelled when the token was cancelled before the call
+    /// started (nothing reached the plugin) or while it ran (no output is
+    /// delivered); Status::Unsupported for a native plugin loaded
+    /// in-process, which cannot be stopped (nothing is called);
+    /// Status::NullArgument for an empty token.
+    Bytes call(std::uint32_t method, bytes_view input, const CancelToken &cancel) const {
+        return call_with_context(method, input, nullptr, cancel);
+    }
+
+    /// Like call_with_context, stopped when `cancel` is cancelled, as the
+    /// cancellable call describes.
+    Bytes call_with_context(std::uint32_t method, bytes_view input, void *context, const CancelToken &cancel) const {
+        detail::require(cancel.get(), "CancelToken");
+        fidius_host_bytes_t output{nullptr, 0, nullptr};
+        detail::invoke(fidius_host_plugin_call_cancellable, handle_.get(), method, input.data(), input.size(), context,
+                       cancel.get(), &output);
+        return Bytes(output);
+    }
+
     /// Another instance of the plugin, constructed with `config` (bincode of
     /// the interface's config type): it shares the loaded code and nothing
     /// else, and outlives this object if need be. A refused or malformed
@@ -2028,6 +2146,32 @@ public:
         std::size_t length = 0;
         detail::invoke(fidius_host_plugin_call_json_with_context, handle_.get(), detail::data_of(method),
                        method.size(), detail::data_of(args_json), args_json.size(), context, &raw_json, &length);
+        const detail::OwnedString json(raw_json);
+        return json ? std::string(json.get(), length) : std::string();
+    }
+
+    /// Like call_json, stopped when `cancel` is cancelled (CancelToken::cancel,
+    /// from any thread), as CancelToken describes per runtime; `cancel` is
+    /// borrowed for the call. Throws, besides the errors of call_json:
+    /// Status::Cancelled when the token was cancelled before the call
+    /// started (nothing reached the plugin) or while it ran (no output is
+    /// delivered); Status::Unsupported for a native plugin loaded
+    /// in-process, which cannot be stopped (nothing is called);
+    /// Status::NullArgument for an empty token.
+    std::string call_json(std::string_view method, std::string_view args_json, const CancelToken &cancel) const {
+        return call_json_with_context(method, args_json, nullptr, cancel);
+    }
+
+    /// Like call_json_with_context, stopped when `cancel` is cancelled, as
+    /// the cancellable call_json describes.
+    std::string call_json_with_context(std::string_view method, std::string_view args_json, void *context,
+                                       const CancelToken &cancel) const {
+        detail::require(cancel.get(), "CancelToken");
+        char *raw_json = nullptr;
+        std::size_t length = 0;
+        detail::invoke(fidius_host_plugin_call_json_cancellable, handle_.get(), detail::data_of(method),
+                       method.size(), detail::data_of(args_json), args_json.size(), context, cancel.get(), &raw_json,
+                       &length);
         const detail::OwnedString json(raw_json);
         return json ? std::string(json.get(), length) : std::string();
     }
@@ -2263,12 +2407,31 @@ public:
     }
 
     /// The use figures of an isolated plugin: its calls, errors, timeouts
-    /// and restarts, and its running worker's pid (0 while none runs).
-    /// Throws Status::Unsupported for a plugin that runs in-process.
+    /// and restarts, its running worker's pid (0 while none runs), and
+    /// what its workers used. Throws Status::Unsupported for a plugin that
+    /// runs in-process.
     WorkerUsage worker_usage() const {
-        fidius_host_worker_usage_t usage{0, 0, 0, 0, 0};
+        fidius_host_worker_usage_t usage{};
         detail::invoke(fidius_host_plugin_worker_usage, get(), &usage);
-        return WorkerUsage{usage.calls, usage.errors, usage.timeouts, usage.restarts, usage.pid};
+        WorkerUsage result;
+        result.calls = usage.calls;
+        result.errors = usage.errors;
+        result.timeouts = usage.timeouts;
+        result.restarts = usage.restarts;
+        result.pid = usage.pid;
+        result.cpu_time = std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(usage.cpu_time_us));
+        result.peak_memory_bytes = usage.peak_memory_bytes;
+        return result;
+    }
+
+    /// The largest linear memory an instance of a WASM plugin (and of the
+    /// instances made from it) reached since it was loaded, in bytes: to
+    /// size the memory cap. Throws Status::Unsupported for other plugins
+    /// (an isolated one reports its workers' peak memory in worker_usage).
+    std::uint64_t memory_high_water() const {
+        std::uint64_t bytes = 0;
+        detail::invoke(fidius_host_plugin_memory_high_water, get(), &bytes);
+        return bytes;
     }
 
     /// The interface the plugin was loaded with (Status::NoInterface if none).

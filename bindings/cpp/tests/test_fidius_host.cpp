@@ -393,6 +393,8 @@ TEST_F(FidiusTest, VersionsStatusNamesAndSignatureHashes) {
     EXPECT_EQ(fidius::status_name(fidius::Status::WorkerLost), "WORKER_LOST");
     EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::WorkerUnavailable), 134u);
     EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::WorkerLost), 318u);
+    EXPECT_EQ(fidius::status_name(fidius::Status::Cancelled), "CANCELLED");
+    EXPECT_EQ(static_cast<std::uint32_t>(fidius::Status::Cancelled), 319u);
     EXPECT_EQ(fidius::status_name(static_cast<fidius::Status>(123456)), "UNKNOWN");
 
     EXPECT_EQ(fidius::signatures_hash({"add:i64,i64->i64"}), 0xbe30b9d096b2c49eULL);
@@ -936,6 +938,8 @@ TEST_F(FidiusTest, WasmDeadlineMemoryLimitAndSandbox) {
     EXPECT_EQ(hostile.call_json("counter", "[]"), "1");  // a fresh instance after the timeout
     EXPECT_FIDIUS_ERROR(hostile.call_json("hog", "[64]"), fidius::Status::MemoryLimit, "16777216");
     EXPECT_EQ(hostile.call_json("hog", "[2]"), "2");
+    EXPECT_GE(hostile.memory_high_water(), 2u << 20);  // grown, never past the cap
+    EXPECT_LE(hostile.memory_high_water(), 16u << 20);
     EXPECT_FIDIUS_ERROR(hostile.call_json("read_file", "[\"/etc/passwd\"]"), fidius::Status::PluginError,
                         "returned an error");
     EXPECT_FIDIUS_ERROR(hostile.call_json("crash", "[]"), fidius::Status::PluginTrap, "crash");
@@ -1253,7 +1257,8 @@ TEST_F(FidiusTest, CallDeadlineBoundsPython) {
 // ---- isolated plugins ----------------------------------------------------------
 
 // Methods of the Faulty interface, by declaration index.
-constexpr std::uint32_t kFaultyPing = 0;  // ping(n: u64) -> u64
+constexpr std::uint32_t kFaultyPing = 0;   // ping(n: u64) -> u64
+constexpr std::uint32_t kFaultyFault = 2;  // fault(how: String) -> Result<String, PluginError>
 
 struct FaultyPlugin {
     const char *name;  // for the test names
@@ -1365,6 +1370,7 @@ TEST_F(IsolatedTest, DeadlineKillsTheWorkerAndNoRestartKeepsItLost) {
     options.set_isolation(fidius::Isolation::Isolated).set_restart_policy(0, 0ms);
     fidius::Plugin plugin = load_faulty(host, "faulty/libfaulty_plugin.so", std::move(options));
     EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    EXPECT_GT(plugin.worker_usage().peak_memory_bytes, 0u);  // the running worker's, so far
 
     const auto start = std::chrono::steady_clock::now();
     EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"spin\"]"), fidius::Status::Timeout, "killed");
@@ -1374,6 +1380,8 @@ TEST_F(IsolatedTest, DeadlineKillsTheWorkerAndNoRestartKeepsItLost) {
     fidius::WorkerUsage usage = plugin.worker_usage();
     EXPECT_EQ(usage.timeouts, 1u);
     EXPECT_EQ(usage.pid, 0);
+    EXPECT_GE(usage.cpu_time, 50ms);  // it spun until it was killed
+    EXPECT_FIDIUS_ERROR(plugin.memory_high_water(), fidius::Status::Unsupported, "not a WASM plugin");
 
     // Restart policy 0: every call is WorkerLost and says why.
     EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]"), fidius::Status::WorkerLost, "restart policy");
@@ -1442,6 +1450,273 @@ TEST_F(IsolatedTest, SettingsAndTheirErrors) {
     options.set_isolation(fidius::Isolation::Isolated);
     EXPECT_FIDIUS_ERROR(load_faulty(host, "faulty/libfaulty_plugin.so", std::move(options)),
                         fidius::Status::WorkerUnavailable, "no-such-worker");
+}
+
+// ---- cancellation ---------------------------------------------------------------
+
+// Cancels `token` from a thread of its own after `delay`; joins the thread
+// when destroyed, so the token (declared before it) outlives every cancel.
+class CancelLater {
+public:
+    CancelLater(const fidius::CancelToken &token, std::chrono::milliseconds delay)
+        : thread_([&token, delay] {
+              std::this_thread::sleep_for(delay);
+              token.cancel();
+          }) {}
+    CancelLater(const CancelLater &) = delete;
+    CancelLater &operator=(const CancelLater &) = delete;
+    ~CancelLater() { thread_.join(); }
+
+private:
+    std::thread thread_;
+};
+
+// Runs `body`, which a CancelLater stops after 300 ms, and expects it to
+// throw Status::Cancelled, saying so, after 300 ms and well before the
+// default 10 s call deadline (Timeout) would have stopped it: threads are
+// slow under valgrind.
+template <typename Body>
+void expect_cancelled_in_time(Body &&body, std::chrono::steady_clock::time_point start) {
+    const fidius::Error error = error_of(std::forward<Body>(body));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(error.status(), fidius::Status::Cancelled) << error.what();
+    EXPECT_NE(error.message().find("cancel"), std::string::npos) << error.what();
+    EXPECT_FALSE(error.plugin_code().has_value());
+    EXPECT_GE(elapsed, 300ms);
+    EXPECT_LT(elapsed, 8s);
+}
+
+TEST_F(FidiusTest, CancelTokenLifecycleAndMoves) {
+    static_assert(!std::is_copy_constructible_v<fidius::CancelToken>);
+    static_assert(!std::is_copy_assignable_v<fidius::CancelToken>);
+    static_assert(std::is_nothrow_move_constructible_v<fidius::CancelToken>);
+    static_assert(std::is_nothrow_move_assignable_v<fidius::CancelToken>);
+
+    fidius::CancelToken token;
+    EXPECT_TRUE(token);
+    EXPECT_NE(token.get(), nullptr);
+    EXPECT_FALSE(token.cancelled());
+    token.cancel();
+    EXPECT_TRUE(token.cancelled());
+    token.cancel();  // again: nothing more, still cancelled
+    EXPECT_TRUE(token.cancelled());
+
+    // Moving leaves an empty token: cancel() does nothing, cancelled() is false.
+    fidius::CancelToken moved(std::move(token));
+    EXPECT_FALSE(token);
+    EXPECT_EQ(token.get(), nullptr);
+    EXPECT_FALSE(token.cancelled());
+    token.cancel();
+    EXPECT_TRUE(moved.cancelled());
+
+    // Assigning over a live token frees it and takes the other.
+    fidius::CancelToken fresh;
+    EXPECT_FALSE(fresh.cancelled());
+    fresh = std::move(moved);
+    EXPECT_FALSE(moved);
+    EXPECT_TRUE(fresh.cancelled());
+    token = fidius::CancelToken();  // a new one into the moved-from object
+    EXPECT_TRUE(token);
+    EXPECT_FALSE(token.cancelled());
+
+    // An empty token cannot be given to a call; an empty plugin cannot be called.
+    fidius::Plugin calc = host_for("plugins").load("BasicCalculator", options_for("calculator.toml"));
+    EXPECT_FIDIUS_ERROR(calc.call(kAdd, encode_pair(1, 2), moved), fidius::Status::NullArgument, "CancelToken");
+    EXPECT_FIDIUS_ERROR(calc.call_json("add", "[1, 2]", moved), fidius::Status::NullArgument, "CancelToken");
+    EXPECT_FIDIUS_ERROR(calc.call_with_context(kAdd, encode_pair(1, 2), nullptr, moved),
+                        fidius::Status::NullArgument, "CancelToken");
+    EXPECT_FIDIUS_ERROR(calc.call_json_with_context("add", "[1, 2]", nullptr, moved), fidius::Status::NullArgument,
+                        "CancelToken");
+    const fidius::Plugin empty;
+    EXPECT_FIDIUS_ERROR(empty.call_json("add", "[1, 2]", token), fidius::Status::NullArgument, "");
+    EXPECT_FIDIUS_ERROR(empty.call(kAdd, encode_pair(1, 2), token), fidius::Status::NullArgument, "");
+    EXPECT_FALSE(token.cancelled());
+
+    // release() hands over the C token; a CancelToken can take it back.
+    fidius_host_cancel_token_t *raw = fresh.release();
+    EXPECT_FALSE(fresh);
+    EXPECT_TRUE(fidius_host_cancel_token_is_cancelled(raw));
+    fidius::CancelToken adopted(raw);
+    EXPECT_TRUE(adopted.cancelled());
+    EXPECT_FALSE(fidius::CancelToken(nullptr));
+
+    // Many threads may cancel one token at once, and watch it.
+    fidius::CancelToken shared;
+    std::atomic<int> seen{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++) {
+        threads.emplace_back([&shared, &seen] {
+            shared.cancel();
+            if (shared.cancelled()) seen++;
+        });
+    }
+    for (std::thread &thread : threads) thread.join();
+    EXPECT_EQ(seen.load(), 4);
+    EXPECT_TRUE(shared.cancelled());
+    // Every moved-from token above is destroyed at the end of this scope.
+}
+
+// A running isolated call is stopped by killing its worker; the next call
+// starts a new worker even with a restart policy of none (the host stopped
+// the worker, not the plugin). A token left alone changes nothing.
+TEST_P(IsolatedRuntimesTest, CancelKillsTheWorkerOfARunningCall) {
+    fidius::Plugin plugin = load_faulty(isolated_host(0), GetParam().path);
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    const std::int32_t first_pid = plugin.worker_usage().pid;
+    EXPECT_GT(first_pid, 0);
+
+    // Not cancelled: cancellable calls answer as the others do, raw and JSON.
+    const fidius::CancelToken idle;
+    std::vector<std::uint8_t> ping_41(8, 0);
+    ping_41[0] = 41;
+    const fidius::Bytes pong = plugin.call(kFaultyPing, ping_41, idle);
+    ASSERT_EQ(pong.size(), 8u);
+    EXPECT_EQ(read_u64(pong.data()), 42u);
+    EXPECT_EQ(plugin.call_json("ping", "[5]", idle), "6");
+    EXPECT_EQ(plugin.call_json_with_context("ping", "[6]", nullptr, idle), "7");
+    EXPECT_EQ(plugin.worker_usage().pid, first_pid);
+
+    {
+        const fidius::CancelToken token;
+        const auto start = std::chrono::steady_clock::now();
+        const CancelLater canceller(token, 300ms);
+        expect_cancelled_in_time([&] { plugin.call_json("fault", "[\"spin\"]", token); }, start);
+        EXPECT_TRUE(token.cancelled());
+    }
+    EXPECT_EQ(plugin.worker_usage().pid, 0);  // killed, not restarted yet
+
+    // The next call restarts the worker: a fresh instance, the calls count from 0.
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    EXPECT_EQ(plugin.call_json("calls", "[]"), "1");
+    const fidius::WorkerUsage usage = plugin.worker_usage();
+    EXPECT_GT(usage.pid, 0);
+    EXPECT_NE(usage.pid, first_pid);
+    EXPECT_FALSE(idle.cancelled());
+
+    // The raw call is stopped the same way.
+    {
+        const fidius::CancelToken token;
+        std::vector<std::uint8_t> spin;
+        const std::string how = "spin";
+        put_i64(spin, static_cast<std::int64_t>(how.size()));
+        spin.insert(spin.end(), how.begin(), how.end());
+        const auto start = std::chrono::steady_clock::now();
+        const CancelLater canceller(token, 300ms);
+        expect_cancelled_in_time([&] { plugin.call(kFaultyFault, spin, token); }, start);
+    }
+    EXPECT_EQ(plugin.call_json("ping", "[2]"), "3");
+}
+
+// A token cancelled before the call: Cancelled, and nothing reaches the
+// plugin (its call counter says so) nor kills its worker.
+TEST_P(IsolatedRuntimesTest, PreCancelledTokenCallsNothing) {
+    fidius::Plugin plugin = load_faulty(isolated_host(5), GetParam().path);
+    EXPECT_EQ(plugin.call_json("calls", "[]"), "0");
+    const std::int32_t pid = plugin.worker_usage().pid;
+
+    const fidius::CancelToken token;
+    token.cancel();
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]", token), fidius::Status::Cancelled, "cancel");
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"segfault\"]", token), fidius::Status::Cancelled, "cancel");
+    EXPECT_FIDIUS_ERROR(plugin.call(kFaultyPing, std::vector<std::uint8_t>(8, 0), token), fidius::Status::Cancelled,
+                        "cancel");
+    EXPECT_FIDIUS_ERROR(plugin.call_json_with_context("ping", "[1]", nullptr, token), fidius::Status::Cancelled,
+                        "cancel");
+
+    EXPECT_EQ(plugin.call_json("calls", "[]"), "1");  // only the first call reached it
+    EXPECT_EQ(plugin.worker_usage().pid, pid);
+    EXPECT_EQ(plugin.worker_usage().restarts, 0u);
+}
+
+// In-process native code cannot be stopped: a call given a token, cancelled
+// or not, throws Unsupported and never reaches the plugin (spin would never
+// return). The library's call counter is per process: compare with before.
+TEST_F(FidiusTest, InProcessNativeCallsWithATokenAreUnsupported) {
+    fidius::Plugin plugin =
+        fidius::Builder().build().load_path(path_of("faulty/libfaulty_plugin.so"), options_for("faulty.toml"));
+    const std::uint64_t before = std::stoull(plugin.call_json("calls", "[]"));
+
+    const fidius::CancelToken token;
+    EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"spin\"]", token), fidius::Status::Unsupported, "isolated");
+    EXPECT_FIDIUS_ERROR(plugin.call(kFaultyPing, std::vector<std::uint8_t>(8, 0), token), fidius::Status::Unsupported,
+                        "in-process");
+    EXPECT_FIDIUS_ERROR(plugin.call_json_with_context("ping", "[1]", nullptr, token), fidius::Status::Unsupported,
+                        "");
+    token.cancel();
+    EXPECT_FIDIUS_ERROR(plugin.call_json("ping", "[1]", token), fidius::Status::Unsupported, "");
+
+    EXPECT_EQ(plugin.call_json("calls", "[]"), std::to_string(before + 1));
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");  // without a token it runs
+}
+
+// A WASM guest is interrupted in a host wait (a sleep) and in its own code
+// (an endless loop); its instance is discarded. A cancelled token refuses
+// calls before they run.
+TEST_F(FidiusTest, CancelInterruptsAWasmGuest) {
+    fidius::Plugin hostile = host_for("wasm").load("HostileGuest", options_for("hostile.toml"));
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "1");
+    for (const char *const method : {"nap", "spin"}) {
+        SCOPED_TRACE(method);
+        EXPECT_EQ(hostile.call_json("counter", "[]"), "2");
+        const fidius::CancelToken token;
+        const auto start = std::chrono::steady_clock::now();
+        {
+            const CancelLater canceller(token, 300ms);
+            expect_cancelled_in_time(
+                [&] { hostile.call_json(method, std::string(method) == "nap" ? "[3600000]" : "[]", token); }, start);
+        }
+        EXPECT_EQ(hostile.call_json("counter", "[]"), "1");  // a fresh instance
+    }
+
+    // Already cancelled: refused, the instance untouched.
+    const fidius::CancelToken cancelled;
+    cancelled.cancel();
+    EXPECT_FIDIUS_ERROR(hostile.call_json("counter", "[]", cancelled), fidius::Status::Cancelled, "cancel");
+    EXPECT_FIDIUS_ERROR(hostile.call_json("nap", "[3600000]", cancelled), fidius::Status::Cancelled, "cancel");
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "2");  // the refused calls never ran
+
+    // One token shared by calls on two threads stops them both.
+    fidius::Plugin other = host_for("wasm").load("HostileGuest", options_for("hostile.toml"));
+    const fidius::CancelToken shared;
+    std::vector<std::optional<fidius::Error>> errors(2);
+    const auto start = std::chrono::steady_clock::now();
+    {
+        const CancelLater canceller(shared, 300ms);
+        std::vector<std::thread> threads;
+        const fidius::Plugin *plugins[] = {&hostile, &other};
+        for (std::size_t t = 0; t < 2; t++) {
+            threads.emplace_back([&errors, &shared, plugin = plugins[t], t] {
+                try {
+                    plugin->call_json("nap", "[3600000]", shared);
+                } catch (const fidius::Error &error) {
+                    errors[t] = error;
+                }
+            });
+        }
+        for (std::thread &thread : threads) thread.join();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+    for (const std::optional<fidius::Error> &error : errors) {
+        ASSERT_TRUE(error.has_value());
+        EXPECT_EQ(error->status(), fidius::Status::Cancelled) << error->what();
+    }
+    EXPECT_EQ(hostile.call_json("counter", "[]"), "1");
+    EXPECT_EQ(other.call_json("counter", "[]"), "1");
+}
+
+// In-process Python gets an exception raised in the thread running it.
+TEST_F(FidiusTest, CancelStopsAnInProcessPythonCall) {
+    if (!fidius::has_feature(fidius::Feature::Python)) GTEST_SKIP() << "built without Python";
+    fidius::Plugin plugin =
+        fidius::Builder().build().load_path(path_of("isolated/py-faulty"), options_for("faulty.toml"));
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    {
+        const fidius::CancelToken token;
+        const auto start = std::chrono::steady_clock::now();
+        const CancelLater canceller(token, 300ms);
+        expect_cancelled_in_time([&] { plugin.call_json("fault", "[\"spin\"]", token); }, start);
+    }
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");  // still usable
 }
 
 // ---- egress policies -----------------------------------------------------------
@@ -2868,6 +3143,49 @@ TEST_F(HostFunctionsTest, CallbackLivesAsLongAsItsLastUser) {
     EXPECT_EQ(token.use_count(), 2);
     EXPECT_FIDIUS_ERROR(fidius::Binding::json(ledger(), nullptr), fidius::Status::NullArgument, "empty");
     EXPECT_FIDIUS_ERROR(fidius::Binding::raw(ledger(), nullptr), fidius::Status::NullArgument, "empty");
+}
+
+// Cancellable calls pass their context to the host functions as the
+// others do: the WASM Bookkeeper serves them; the native one, in-process,
+// cannot be cancelled (Unsupported, nothing called).
+TEST_F(HostFunctionsTest, CancellableCallsWithContexts) {
+    for (const std::string &path : bookkeepers()) {
+        SCOPED_TRACE(path);
+        std::atomic<int> logs{0};
+        std::atomic<int> bad_context{0};
+        int request = 0;
+        fidius::Binding binding = fidius::Binding::json(
+            ledger(), [&logs, &bad_context, &request](const fidius::HostCall &call, std::string_view) {
+                if (call.method == kLog) {
+                    logs++;
+                    if (call.context != &request) bad_context++;
+                    return std::string("null");
+                }
+                return std::string("41");
+            });
+        fidius::Plugin plugin = load_bookkeeper(path, binding);
+        const fidius::CancelToken token;
+        if (plugin.info().runtime == fidius::Runtime::Cdylib) {
+            EXPECT_FIDIUS_ERROR(plugin.call_json_with_context("record", R"(["x", 2])", &request, token),
+                                fidius::Status::Unsupported, "in-process");
+            EXPECT_FIDIUS_ERROR(plugin.call_with_context(kRecord, encode_record("t", 3), &request, token),
+                                fidius::Status::Unsupported, "in-process");
+            EXPECT_EQ(logs.load(), 0);
+        } else {
+            EXPECT_EQ(plugin.call_json_with_context("record", R"(["x", 2])", &request, token), "2");
+            const fidius::Bytes recorded = plugin.call_with_context(kRecord, encode_record("t", 3), &request, token);
+            ASSERT_EQ(recorded.size(), 4u);
+            EXPECT_EQ(recorded[0], 3);
+            EXPECT_EQ(logs.load(), 5);
+            EXPECT_EQ(bad_context.load(), 0);
+            token.cancel();
+            EXPECT_FIDIUS_ERROR(plugin.call_json_with_context("record", R"(["x", 2])", &request, token),
+                                fidius::Status::Cancelled, "cancel");
+            EXPECT_EQ(logs.load(), 5);  // nothing ran
+        }
+        EXPECT_EQ(plugin.call_json_with_context("record", R"(["y", 1])", &request), "1");
+        EXPECT_EQ(bad_context.load(), 0);
+    }
 }
 
 // ---- threads ------------------------------------------------------------------

@@ -25,10 +25,11 @@
 //! * Every handle type has `deinit`. Plugins and discovery results stay
 //!   valid after their host is deinitialized; plugins keep their own
 //!   reference to the interface and egress policy they were loaded with.
-//! * Threads: `Host`, `Plugin`, `Discovery`, `PluginInfo` and `Interface`
-//!   may be used from any number of threads at once. `HostBuilder`,
-//!   `InterfaceBuilder`, `LoadOptions`, `Diagnostics` and `Stream` belong
-//!   to one thread at a time (a stream may move between threads).
+//! * Threads: `Host`, `Plugin`, `Discovery`, `PluginInfo`, `Interface`
+//!   and `CancelToken` may be used from any number of threads at once.
+//!   `HostBuilder`, `InterfaceBuilder`, `LoadOptions`, `Diagnostics` and
+//!   `Stream` belong to one thread at a time (a stream may move between
+//!   threads).
 const std = @import("std");
 const Allocator = std.mem.Allocator;
 
@@ -163,6 +164,7 @@ pub const Status = enum(u32) {
     stream_mismatch = c.FIDIUS_HOST_STATUS_STREAM_MISMATCH,
     stream_input_failed = c.FIDIUS_HOST_STATUS_STREAM_INPUT_FAILED,
     worker_lost = c.FIDIUS_HOST_STATUS_WORKER_LOST,
+    cancelled = c.FIDIUS_HOST_STATUS_CANCELLED,
     invalid_interface = c.FIDIUS_HOST_STATUS_INVALID_INTERFACE,
     _,
 
@@ -262,6 +264,14 @@ pub const Error = error{
     /// new instance: the plugin's state is lost) if the restart policy
     /// allows, and otherwise fails with this error again.
     WorkerLost,
+    /// The call was cancelled through its `CancelToken`
+    /// (`Plugin.callCancellable`, `Plugin.callJsonCancellable`): stopped
+    /// while it ran (the plugin is left as after a `Timeout` of its
+    /// runtime: a WASM guest's next call gets a fresh instance, an
+    /// isolated plugin's a new worker), or refused before it started
+    /// because the token already was (nothing ran). No output was
+    /// delivered.
+    Cancelled,
     // Interfaces (400-499).
     InvalidInterface,
 
@@ -342,6 +352,7 @@ const status_errors = [_]struct { Status, Error }{
     .{ .stream_mismatch, error.StreamMismatch },
     .{ .stream_input_failed, error.StreamInputFailed },
     .{ .worker_lost, error.WorkerLost },
+    .{ .cancelled, error.Cancelled },
     .{ .invalid_interface, error.InvalidInterface },
 };
 
@@ -1879,6 +1890,68 @@ pub const Discovery = struct {
 };
 
 // ---------------------------------------------------------------------------
+// Cancellation
+// ---------------------------------------------------------------------------
+
+/// A cancellation signal for calls (`Plugin.callCancellable`,
+/// `Plugin.callJsonCancellable`). Owned by the caller: `deinit` it once,
+/// after every call it was given to has returned and no thread will
+/// `cancel` it any more. The calls only borrow it.
+///
+/// Thread-safe: one token may be given to any number of calls on any
+/// threads at once, and `cancel` and `isCancelled` may be called from any
+/// thread, also while those calls run. Cancelling is final: a cancelled
+/// token stays cancelled, so make a new token per request.
+///
+///     var token = try fidius.CancelToken.init(null);
+///     defer token.deinit(); // after the call returned and the canceller is done
+///     // on another thread: token.cancel();
+///     const json = try plugin.callJsonCancellable(allocator, "work", "[]", null, &token, null);
+pub const CancelToken = struct {
+    handle: *c.fidius_host_cancel_token_t,
+
+    /// A new token, not cancelled.
+    pub fn init(diag: ?*Diagnostics) Error!CancelToken {
+        var handle: ?*c.fidius_host_cancel_token_t = null;
+        try check(c.fidius_host_cancel_token_new(&handle, errorSlot(diag)));
+        return .{ .handle = try notNull(c.fidius_host_cancel_token_t, handle) };
+    }
+
+    /// Frees the token. It must not be in use: no call given it may still
+    /// be running, and no thread may cancel it (or ask `isCancelled`) any
+    /// more.
+    pub fn deinit(token: *CancelToken) void {
+        c.fidius_host_cancel_token_free(token.handle);
+        token.* = undefined;
+    }
+
+    /// Cancels: every call running with this token is stopped, and every
+    /// call started with it later fails with `error.Cancelled` before it
+    /// reaches the plugin. A WASM guest is interrupted at its next epoch
+    /// check or host wait (its instance is discarded); an isolated
+    /// plugin's worker is killed (the next call starts a new one, which the
+    /// restart policy does not count); in-process Python gets an exception
+    /// in the thread running it. A call that completed first keeps its
+    /// result.
+    ///
+    /// Returns once every running call was told to stop, without waiting
+    /// for them to end. Calling it again does nothing more. Any thread, at
+    /// any time before `deinit`, concurrently with the calls and with other
+    /// cancels (not from a signal handler).
+    pub fn cancel(token: CancelToken) void {
+        // Fails only for a pointer that is no live token, which a
+        // `CancelToken` before its `deinit` never holds.
+        const status = c.fidius_host_cancel_token_cancel(token.handle);
+        std.debug.assert(status == c.FIDIUS_HOST_STATUS_OK);
+    }
+
+    /// Whether the token was cancelled. Any thread.
+    pub fn isCancelled(token: CancelToken) bool {
+        return c.fidius_host_cancel_token_is_cancelled(token.handle);
+    }
+};
+
+// ---------------------------------------------------------------------------
 // Plugins
 // ---------------------------------------------------------------------------
 
@@ -1921,6 +1994,12 @@ pub const WorkerUsage = struct {
     /// The process id of the running worker; 0 while none runs (lost, and
     /// not restarted yet).
     pid: i32,
+    /// CPU time (user and system) of every worker the handle had, in
+    /// microseconds: the ended ones' final figures and the running one's
+    /// so far.
+    cpu_time_us: u64,
+    /// The largest peak resident memory of those workers, in bytes.
+    peak_memory_bytes: u64,
 };
 
 /// A loaded plugin with its own instance. Calls may come from any number
@@ -1953,6 +2032,33 @@ pub const Plugin = struct {
         var output: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
         const input_ptr = if (input.len == 0) null else input.ptr;
         try check(c.fidius_host_plugin_call_with_context(plugin.handle, method, input_ptr, input.len, context, &output, errorSlot(diag)));
+        return takeBytes(allocator, &output);
+    }
+
+    /// `callWithContext` that `cancel` stops, when cancelled from any
+    /// thread while the call runs (`CancelToken.cancel`), with
+    /// `error.Cancelled`; a token already cancelled fails it with
+    /// `error.Cancelled` before anything runs. A null `cancel` is exactly
+    /// `callWithContext`; `context` may be null. Both are borrowed for the
+    /// call. Results in `allocator`'s memory, as `call`.
+    ///
+    /// WASM, isolated and in-process Python plugins can be stopped. An
+    /// in-process native (cdylib) plugin cannot: any call given a token
+    /// fails with `error.Unsupported` and nothing runs (load it isolated,
+    /// or pass a null token).
+    pub fn callCancellable(
+        plugin: Plugin,
+        allocator: Allocator,
+        method: u32,
+        input: []const u8,
+        context: ?*anyopaque,
+        cancel: ?*const CancelToken,
+        diag: ?*Diagnostics,
+    ) AllocError![]u8 {
+        var output: c.fidius_host_bytes_t = .{ .data = null, .len = 0, .owner = null };
+        const input_ptr = if (input.len == 0) null else input.ptr;
+        const token = if (cancel) |t| t.handle else null;
+        try check(c.fidius_host_plugin_call_cancellable(plugin.handle, method, input_ptr, input.len, context, token, &output, errorSlot(diag)));
         return takeBytes(allocator, &output);
     }
 
@@ -1990,6 +2096,27 @@ pub const Plugin = struct {
         var json: [*c]u8 = null;
         var len: usize = 0;
         try check(c.fidius_host_plugin_call_json_with_context(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, context, &json, &len, errorSlot(diag)));
+        return takeString(allocator, json, len);
+    }
+
+    /// `callJsonWithContext` that `cancel` stops, as `callCancellable`
+    /// describes (`error.Cancelled`; `error.Unsupported` with a token for an
+    /// in-process native plugin). `context` and `cancel` may be null.
+    /// Returns the result as JSON text in `allocator`'s memory, as
+    /// `callJson`.
+    pub fn callJsonCancellable(
+        plugin: Plugin,
+        allocator: Allocator,
+        method: []const u8,
+        args_json: []const u8,
+        context: ?*anyopaque,
+        cancel: ?*const CancelToken,
+        diag: ?*Diagnostics,
+    ) AllocError![]u8 {
+        var json: [*c]u8 = null;
+        var len: usize = 0;
+        const token = if (cancel) |t| t.handle else null;
+        try check(c.fidius_host_plugin_call_json_cancellable(plugin.handle, method.ptr, method.len, args_json.ptr, args_json.len, context, token, &json, &len, errorSlot(diag)));
         return takeString(allocator, json, len);
     }
 
@@ -2100,11 +2227,11 @@ pub const Plugin = struct {
     }
 
     /// The use figures of an isolated plugin (`Isolation.isolated`):
-    /// calls, errors, timeouts and restarts since it was loaded, and the
-    /// pid of its running worker (0 while none runs). Fails with
+    /// calls, errors, timeouts and restarts since it was loaded, the pid of
+    /// its running worker (0 while none runs), and what its workers used. Fails with
     /// `error.Unsupported` for a plugin that runs in-process.
     pub fn workerUsage(plugin: Plugin, diag: ?*Diagnostics) Error!WorkerUsage {
-        var usage: c.fidius_host_worker_usage_t = .{ .calls = 0, .errors = 0, .timeouts = 0, .restarts = 0, .pid = 0 };
+        var usage: c.fidius_host_worker_usage_t = std.mem.zeroes(c.fidius_host_worker_usage_t);
         try check(c.fidius_host_plugin_worker_usage(plugin.handle, &usage, errorSlot(diag)));
         return .{
             .calls = usage.calls,
@@ -2112,7 +2239,20 @@ pub const Plugin = struct {
             .timeouts = usage.timeouts,
             .restarts = usage.restarts,
             .pid = usage.pid,
+            .cpu_time_us = usage.cpu_time_us,
+            .peak_memory_bytes = usage.peak_memory_bytes,
         };
+    }
+
+    /// The largest linear memory an instance of a WASM plugin (and of the
+    /// instances made from it) reached since it was loaded, in bytes: to
+    /// size the memory cap. Fails with `error.Unsupported` for other
+    /// plugins (an isolated one reports its workers' peak memory in
+    /// `workerUsage`).
+    pub fn memoryHighWater(plugin: Plugin, diag: ?*Diagnostics) Error!u64 {
+        var bytes: u64 = 0;
+        try check(c.fidius_host_plugin_memory_high_water(plugin.handle, &bytes, errorSlot(diag)));
+        return bytes;
     }
 
     /// Number of notes about the load that did not stop it (e.g. a

@@ -13,4 +13,5 @@ test {
     _ = @import("host_functions_test.zig");
     _ = @import("streams_test.zig");
     _ = @import("isolated_test.zig");
+    _ = @import("cancel_test.zig");
 }

@@ -126,10 +126,14 @@ test "a call past the deadline is Timeout; restart policy 0 keeps the plugin los
     var plugin = try loadFaulty(&fixtures, host, "faulty/libfaulty_plugin.so", &options);
     defer plugin.deinit();
 
+    try testing.expect((try plugin.workerUsage(null)).peak_memory_bytes > 0);
     try support.expectJsonError(plugin, "fault", "[\"spin\"]", error.Timeout, "killed");
     const usage = try plugin.workerUsage(null);
     try testing.expectEqual(@as(u64, 1), usage.timeouts);
     try testing.expectEqual(@as(i32, 0), usage.pid);
+    // The killed worker spun until the deadline: its CPU time counts.
+    try testing.expect(usage.cpu_time_us >= 50_000);
+    try testing.expectError(error.Unsupported, plugin.memoryHighWater(null));
     // No restart allowed: every later call is lost, and says why.
     try support.expectJsonError(plugin, "ping", "[1]", error.WorkerLost, "restart policy");
     try support.expectJsonError(plugin, "ping", "[1]", error.WorkerLost, "restart policy");

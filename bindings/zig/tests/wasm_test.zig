@@ -79,6 +79,8 @@ test "WASM deadlines, memory caps and the sandbox" {
     try support.expectJson(plugin, "counter", "[]", "1"); // a fresh instance
     try support.expectJsonError(plugin, "hog", "[64]", error.MemoryLimit, "16777216");
     try support.expectJson(plugin, "hog", "[2]", "2");
+    const high = try plugin.memoryHighWater(null);
+    try testing.expect(high >= 2 << 20 and high <= 16 << 20);
     try support.expectJsonError(plugin, "read_file", "[\"/etc/passwd\"]", error.PluginError, "returned an error");
     try support.expectJsonError(plugin, "crash", "[]", error.PluginTrap, "crash");
 

@@ -66,6 +66,7 @@ impl WasmRuntime {
             denials,
             fresh_instance_per_call,
             host_bindings: Arc::new(load.host_bindings.clone()),
+            memory_high_water: Arc::default(),
             _ticker: self.ticker.clone(),
         });
         let mut live = shared.instantiate()?;
@@ -388,6 +389,10 @@ impl PluginBackend for WasmPlugin {
 
     fn denied_requests(&self) -> Vec<DeniedRequest> {
         self.shared.denials.entries()
+    }
+
+    fn memory_high_water(&self) -> Option<u64> {
+        Some(self.shared.memory_high_water.load(Ordering::Relaxed))
     }
 
     fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {

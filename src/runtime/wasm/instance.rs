@@ -97,6 +97,8 @@ pub(super) struct Shared {
     pub(super) fresh_instance_per_call: bool,
     /// The host functions the guest may call.
     pub(super) host_bindings: Arc<HostBindings>,
+    /// The largest linear memory an instance reached (see [`MemoryCap`]).
+    pub(super) memory_high_water: Arc<std::sync::atomic::AtomicU64>,
     /// Keeps deadlines working after the host is freed.
     pub(super) _ticker: Arc<EpochTicker>,
 }
@@ -116,7 +118,7 @@ impl Shared {
                 timeout: self.limits.deadline.map(|d| d + egress::GRACE),
             },
             table: ResourceTable::new(),
-            memory: MemoryCap { max: self.limits.memory, exceeded: false },
+            memory: MemoryCap { max: self.limits.memory, exceeded: false, high_water: self.memory_high_water.clone() },
             call_deadline: None,
             wait_cut: false,
             host_bindings: self.host_bindings.clone(),

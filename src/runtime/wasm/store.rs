@@ -66,10 +66,14 @@ impl WasiHttpView for GuestState {
     }
 }
 
-/// Refuses memory growth past the cap, and remembers that it did.
+/// Refuses memory growth past the cap, and remembers that it did; records
+/// the largest memory it allowed.
 pub(super) struct MemoryCap {
     pub(super) max: usize,
     pub(super) exceeded: bool,
+    /// The largest linear memory any instance of the plugin reached, in
+    /// bytes (written only when a memory is made or grows).
+    pub(super) high_water: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -78,6 +82,7 @@ impl ResourceLimiter for MemoryCap {
             self.exceeded = true;
             return Ok(false);
         }
+        self.high_water.fetch_max(desired as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
     }
 

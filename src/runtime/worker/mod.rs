@@ -25,7 +25,7 @@ use crate::interface::Interface;
 use crate::plugin::{PluginBackend, PluginDescription};
 use crate::plugin_config::PluginConfig;
 use channel::{Channel, ChannelError};
-use process::{Child, Ending};
+use process::{Child, Ending, Resources};
 use protocol::{reply, request, LoadRequest, WireError};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -133,6 +133,11 @@ pub struct WorkerUsage {
     pub restarts: u64,
     /// The running worker's process id; 0 when none runs.
     pub pid: i32,
+    /// CPU time (user and system) of every worker of the handle: the ended
+    /// ones' final figures and the running one's so far.
+    pub cpu_time: Duration,
+    /// The largest peak resident memory of those workers, in bytes.
+    pub peak_memory: u64,
 }
 
 struct State {
@@ -145,6 +150,8 @@ struct State {
     /// When the recent restarts happened, oldest first.
     restart_times: VecDeque<Instant>,
     usage: WorkerUsage,
+    /// What the handle's ended workers used.
+    ended: Resources,
     /// A reply's body, reused from call to call.
     body: Vec<u8>,
 }
@@ -223,7 +230,11 @@ impl IsolatedPlugin {
                 worker: Some(worker),
                 lost: None,
                 lost_to_cancel: false,
-                restart_times: VecDeque::new(), usage: WorkerUsage::default(), body: Vec::new() }),
+                restart_times: VecDeque::new(),
+                usage: WorkerUsage::default(),
+                ended: Resources::default(),
+                body: Vec::new(),
+            }),
         }
     }
 
@@ -234,7 +245,14 @@ impl IsolatedPlugin {
     /// This handle's use figures.
     pub fn usage(&self) -> WorkerUsage {
         let state = self.lock();
-        WorkerUsage { pid: state.worker.as_ref().map_or(0, |w| w.child.pid()), ..state.usage }
+        let running = state.worker.as_ref().map(|w| w.child.resources()).unwrap_or_default();
+        let used = state.ended.then(running);
+        WorkerUsage {
+            pid: state.worker.as_ref().map_or(0, |w| w.child.pid()),
+            cpu_time: used.cpu_time,
+            peak_memory: used.peak_memory,
+            ..state.usage
+        }
     }
 
     /// The running worker, restarted first when it was lost and the policy
@@ -358,8 +376,15 @@ impl IsolatedPlugin {
 
     /// Kills the current worker, records why it is gone, and says how it ended.
     fn bury(&self, state: &mut State, reason: impl FnOnce(Ending) -> String) -> Ending {
-        // A worker killed to cancel the call is already buried.
-        let ending = state.worker.take().map_or(Ending::Signaled(libc::SIGKILL), |mut worker| worker.child.kill());
+        let ending = match state.worker.take() {
+            Some(mut worker) => {
+                let ending = worker.child.kill();
+                state.ended = state.ended.then(worker.child.resources());
+                ending
+            }
+            // A worker killed to cancel the call is already buried.
+            None => Ending::Signaled(libc::SIGKILL),
+        };
         state.lost = Some(reason(ending));
         ending
     }

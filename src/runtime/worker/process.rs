@@ -38,6 +38,25 @@ pub fn default_worker_path() -> Option<PathBuf> {
 pub struct Child {
     pid: libc::pid_t,
     reaped: Option<Ending>,
+    /// What it used, once reaped (from `wait4`).
+    used: Option<Resources>,
+}
+
+/// What a worker process used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU time, user and system.
+    pub cpu_time: Duration,
+    /// Peak resident memory, in bytes.
+    pub peak_memory: u64,
+}
+
+impl Resources {
+    /// The figures of two workers one after the other: CPU time adds up,
+    /// the peak is the larger one.
+    pub fn then(self, other: Resources) -> Resources {
+        Resources { cpu_time: self.cpu_time + other.cpu_time, peak_memory: self.peak_memory.max(other.peak_memory) }
+    }
 }
 
 /// How a worker process ended.
@@ -107,7 +126,7 @@ pub fn spawn(executable: &Path) -> Result<(Child, OwnedFd)> {
         unavailable(format!("could not start the worker executable: {e} (set its path with the builder's worker path)"))
     })?;
     drop(worker_end);
-    Ok((Child { pid, reaped: None }, host_end))
+    Ok((Child { pid, reaped: None, used: None }, host_end))
 }
 
 fn spawn_with_socket(program: &CString, socket: i32) -> std::io::Result<libc::pid_t> {
@@ -173,9 +192,11 @@ impl Child {
         }
         let ending = loop {
             let mut status = 0;
-            // SAFETY: waits for our own child.
-            let pid = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            // SAFETY: a zeroed rusage is valid; waits for our own child.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            let pid = unsafe { libc::wait4(self.pid, &mut status, 0, &mut usage) };
             if pid == self.pid {
+                self.used = Some(resources_of(&usage));
                 break ending_of(status);
             }
             if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
@@ -191,15 +212,23 @@ impl Child {
     fn try_wait(&mut self) -> Option<Ending> {
         if self.reaped.is_none() {
             let mut status = 0;
-            // SAFETY: polls our own child.
-            let pid = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            // SAFETY: a zeroed rusage is valid; polls our own child.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            let pid = unsafe { libc::wait4(self.pid, &mut status, libc::WNOHANG, &mut usage) };
             if pid == self.pid {
+                self.used = Some(resources_of(&usage));
                 self.reaped = Some(ending_of(status));
             } else if pid < 0 {
                 self.reaped = Some(Ending::Unknown);
             }
         }
         self.reaped
+    }
+
+    /// What the worker used: its final figures once it ended, so far while
+    /// it runs (from `/proc`; zero where that cannot be read).
+    pub fn resources(&self) -> Resources {
+        self.used.unwrap_or_else(|| running_resources(self.pid))
     }
 
     /// Lets a worker whose socket was closed finish, killing it if it takes
@@ -224,6 +253,47 @@ impl Drop for Child {
             self.kill();
         }
     }
+}
+
+fn resources_of(usage: &libc::rusage) -> Resources {
+    let time = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.clamp(0, 999_999) * 1000) as u32);
+    Resources {
+        cpu_time: time(usage.ru_utime) + time(usage.ru_stime),
+        // Linux reports kilobytes.
+        peak_memory: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
+    }
+}
+
+/// The figures of running process `pid`: CPU time from `/proc/PID/stat`,
+/// peak resident memory (`VmHWM`) from `/proc/PID/status`.
+fn running_resources(pid: libc::pid_t) -> Resources {
+    let stat = read_proc(pid, "stat");
+    // The fields after the command name (which may hold spaces and
+    // parentheses): state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: plain query.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let cpu_ticks = ticks(11).saturating_add(ticks(12));
+    let cpu_time = Duration::from_secs(cpu_ticks / per_second) + Duration::from_nanos((cpu_ticks % per_second) * 1_000_000_000 / per_second);
+    let status = read_proc(pid, "status");
+    let peak_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Resources { cpu_time, peak_memory: peak_kib.saturating_mul(1024) }
+}
+
+/// A small `/proc` file of `pid`, at most 16 KiB of it; empty when it
+/// cannot be read.
+fn read_proc(pid: libc::pid_t, name: &str) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Ok(file) = std::fs::File::open(format!("/proc/{pid}/{name}")) {
+        let _ = file.take(16 << 10).read_to_string(&mut text);
+    }
+    text
 }
 
 fn ending_of(status: i32) -> Ending {
