@@ -168,6 +168,13 @@ crafted-fixtures:
 		-o $(FIXTURES)/crafted/libstream_start_fails.so
 	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DHOST_IMPORTS tests/fixtures/crafted/crafted.c \
 		-o $(FIXTURES)/crafted/libhost_imports.so
+	@# Libraries whose initialisers crash or hang: a folder of their own,
+	@# which only a discovery in a worker process may scan.
+	@mkdir -p $(FIXTURES)/probe
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DINIT_CRASH tests/fixtures/crafted/crafted.c \
+		-o $(FIXTURES)/probe/libinit_crash.so
+	$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -D_POSIX_C_SOURCE=200809L -DINIT_HANG \
+		tests/fixtures/crafted/crafted.c -o $(FIXTURES)/probe/libinit_hang.so
 	@for d in $(CRAFTED_DEFECTS); do \
 		D=$$(echo $$d | tr a-z A-Z); \
 		$(CC) -std=c99 -Wall -Wextra -Werror -Wno-unused -shared -fPIC -DDEFECT_$$D tests/fixtures/crafted/crafted.c \

@@ -1017,6 +1017,46 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     fidius_host_free(in_process);
 }
 
+/* Scans of `host`'s search paths, in microseconds each; the number of
+ * libraries found in *libraries. */
+static double discover_round(const fidius_host_t *host, int iters, size_t *libraries) {
+    double start = now_ns();
+    int i;
+    for (i = 0; i < iters; i++) {
+        fidius_host_discovery_t *found = NULL;
+        if (fidius_host_discover(host, &found, NULL) != FIDIUS_HOST_STATUS_OK) abort();
+        *libraries = fidius_host_discovery_plugin_count(found) + fidius_host_discovery_skipped_count(found);
+        fidius_host_discovery_free(found);
+    }
+    return (now_ns() - start) / (double)iters / 1000.0;
+}
+
+/* Discovery with every library opened in a worker process against the
+ * same scan in-process. */
+static void compare_discovery(const char *dir) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *in_process = NULL, *isolated = NULL;
+    double direct[ROUNDS], probed[ROUNDS];
+    size_t libraries = 0;
+    int r;
+    if (fidius_host_builder_add_search_path(b, dir, NT, NULL) || fidius_host_builder_build(b, &in_process, NULL)) exit(1);
+    b = fidius_host_builder_new();
+    if (fidius_host_builder_add_search_path(b, dir, NT, NULL) ||
+        fidius_host_builder_set_discovery_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) ||
+        fidius_host_builder_build(b, &isolated, NULL))
+        exit(1);
+    discover_round(in_process, 5, &libraries);
+    discover_round(isolated, 1, &libraries);
+    for (r = 0; r < ROUNDS; r++) {
+        direct[r] = discover_round(in_process, 20, &libraries);
+        probed[r] = discover_round(isolated, 5, &libraries);
+    }
+    printf("discovery of %zu entries (direct = the same scan in-process; isolated: one worker per scan):\n", libraries);
+    print_row("discover, libraries in a worker", median(direct, ROUNDS), median(probed, ROUNDS), "us", 1);
+    fidius_host_free(in_process);
+    fidius_host_free(isolated);
+}
+
 int main(int argc, char **argv) {
     char unsigned_path[4096];
     const registry_t *(*get_registry)(void);
@@ -1076,6 +1116,7 @@ int main(int argc, char **argv) {
     }
 
     compare_isolated(argv[1], add_in, payload, sizeof payload);
+    compare_discovery(argv[1]);
     compare_loads(argv[0], argv[1], argv[2]);
     if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) compare_python_loads(argv[0], argv[1]);
 

@@ -1740,6 +1740,29 @@ fidius_host_status fidius_host_builder_set_isolation(fidius_host_builder_t *buil
                                                      fidius_host_error_t **err);
 
 /**
+ * Sets where unsigned libraries are opened to list their plugins: by
+ * `fidius_host_discover`, and by `fidius_host_load` (by name) to find the
+ * library that holds the plugin, which is then loaded as the isolation
+ * says. `FIDIUS_HOST_ISOLATION_IN_PROCESS` (the default): mapped in this
+ * process, as any dlopen — a library whose initialisers crash or hang
+ * takes the host with it. `FIDIUS_HOST_ISOLATION_ISOLATED`: opened in a
+ * worker process kept for the whole scan; a library that takes its
+ * worker down is a skipped file (WORKER_LOST naming the signal, or
+ * TIMEOUT past the call deadline), the next one gets a new worker, and
+ * no unsigned library is mapped in the host by discovery. It costs a
+ * worker start per scan and a round trip per library (see
+ * bench/README.md). With signatures required only verified bytes are
+ * mapped, in-process, and this setting is not used.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_discovery_isolation(fidius_host_builder_t *builder,
+                                                               uint32_t isolation,
+                                                               fidius_host_error_t **err);
+
+/**
  * Sets the worker executable of isolated plugins. Default: the
  * `fidius-host-worker` next to the shared library (or next to the program
  * the static library is linked into), else in `../libexec` from there, as

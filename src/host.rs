@@ -43,6 +43,7 @@ pub struct HostBuilder {
     call_deadline: Option<Duration>,
     runtimes: RuntimeSettings,
     isolation: Isolation,
+    discovery_isolation: Isolation,
     workers: WorkerSettings,
 }
 
@@ -68,6 +69,7 @@ impl HostBuilder {
             call_deadline: Some(DEFAULT_CALL_DEADLINE),
             runtimes: RuntimeSettings::default(),
             isolation: Isolation::InProcess,
+            discovery_isolation: Isolation::InProcess,
             workers: WorkerSettings::default(),
         }
     }
@@ -155,6 +157,18 @@ impl HostBuilder {
     /// otherwise): in this process, or each in a worker process.
     pub fn isolation(&mut self, isolation: Isolation) -> &mut Self {
         self.isolation = isolation;
+        self
+    }
+
+    /// Where unsigned libraries are opened to see what plugins they hold
+    /// — by discovery, and by a load by name (which then loads the plugin
+    /// found as its isolation says): in this process (the default, the
+    /// fastest), or in a worker process, where a library whose loading
+    /// crashes or hangs is a skipped file instead of a dead host. With
+    /// signatures required only verified bytes are ever mapped, and this
+    /// setting is not used.
+    pub fn discovery_isolation(&mut self, isolation: Isolation) -> &mut Self {
+        self.discovery_isolation = isolation;
         self
     }
 
@@ -410,21 +424,24 @@ impl Host {
     /// interface hash is 0 until a load checks it against an interface.
     pub fn discover(&self) -> Discovery {
         let mut found = Discovery::default();
-        for entry in self.entries() {
+        let mut probe = None;
+        for candidate in discovery::candidates(&self.config.search_paths) {
+            let entry = match candidate {
+                Ok(Candidate::Library(path)) if self.probes_in_worker() => {
+                    match self.describe_in_worker(&mut probe, &path) {
+                        Ok((plugins, rejected)) => self.list_library(&mut found, &path, plugins, rejected),
+                        Err(error) => found.skipped.push(Skipped { path, error }),
+                    }
+                    continue;
+                }
+                Ok(candidate) => self.entry(candidate),
+                Err(skip) => Err(skip),
+            };
             match entry {
                 Err(skip) => found.skipped.push(skip),
                 Ok(Entry::Library(library)) => {
-                    for plugin in library.plugins() {
-                        let info = &plugin.description.info;
-                        match self.check_expectations(info) {
-                            Ok(()) => found.plugins.push(info.clone()),
-                            Err(error) => found.skipped.push(Skipped { path: info.path.clone(), error }),
-                        }
-                    }
-                    found.skipped.extend(library.rejected().iter().map(|error| Skipped {
-                        path: library.path().to_path_buf(),
-                        error: error.clone(),
-                    }));
+                    let plugins = library.plugins().iter().map(|p| p.description.info.clone()).collect();
+                    self.list_library(&mut found, library.path(), plugins, library.rejected().to_vec());
                 }
                 Ok(Entry::Package(dir, manifest)) => match package_info(&dir, &manifest) {
                     Ok(info) => found.plugins.push(info),
@@ -433,6 +450,41 @@ impl Host {
             }
         }
         found
+    }
+
+    /// Adds what library `path` holds to `found`: the plugins that meet
+    /// the host's expectations, and everything else as skipped.
+    fn list_library(&self, found: &mut Discovery, path: &Path, plugins: Vec<PluginInfo>, rejected: Vec<Error>) {
+        for info in plugins {
+            match self.check_expectations(&info) {
+                Ok(()) => found.plugins.push(info),
+                Err(error) => found.skipped.push(Skipped { path: info.path.clone(), error }),
+            }
+        }
+        found.skipped.extend(rejected.into_iter().map(|error| Skipped { path: path.to_path_buf(), error }));
+    }
+
+    /// The plugins of library `path` (as their descriptors say, before the
+    /// host's expectations) and the errors of its invalid descriptors. It
+    /// is mapped in this process.
+    pub fn library_listing(&self, path: &Path) -> Result<(Vec<PluginInfo>, Vec<Error>)> {
+        let library = self.open_library(path).map_err(|skipped| skipped.error)?;
+        Ok((library.plugins().iter().map(|p| p.description.info.clone()).collect(), library.rejected().to_vec()))
+    }
+
+    /// Whether unsigned libraries are opened in a worker to be listed.
+    fn probes_in_worker(&self) -> bool {
+        self.config.discovery_isolation == Isolation::Isolated && !self.config.require_signature
+    }
+
+    /// [`Host::library_listing`] in a worker process (`probe`, started on
+    /// first use and kept for the next library): a library whose loading
+    /// crashes or hangs is an error naming how, and the next one gets a
+    /// new worker.
+    fn describe_in_worker(&self, probe: &mut Option<worker::Probe>, path: &Path) -> Result<(Vec<PluginInfo>, Vec<Error>)> {
+        let spec = self.worker_spec(path, None, &LoadOptions::default())?;
+        let request = spec.request.clone();
+        probe.get_or_insert_with(|| worker::Probe::new(spec)).describe(request)
     }
 
     /// Loads the plugin called `name` from the first library in the search
@@ -444,8 +496,8 @@ impl Host {
 
     /// [`Host::load`] with options.
     pub fn load_with(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
-        if self.isolated(options) {
-            return self.load_isolated_by_name(name, options);
+        if self.isolated(options) || self.probes_in_worker() {
+            return self.load_by_name_through_worker(name, options);
         }
         let mut skipped = Vec::new();
         for entry in self.entries() {
@@ -625,7 +677,10 @@ impl Host {
     /// The plugin called `name`, from the first candidate of the search
     /// paths that has it, every library probed by a worker process: none is
     /// mapped here, and one that crashes its loader is a skipped file.
-    fn load_isolated_by_name(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
+    /// Load by name with each candidate library opened in a worker: the
+    /// plugin is loaded in that worker when the load is isolated, or,
+    /// found by a worker's listing, loaded in-process.
+    fn load_by_name_through_worker(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
         let mut skipped = Vec::new();
         let mut probe: Option<worker::Probe> = None;
         for candidate in discovery::candidates(&self.config.search_paths) {
@@ -652,6 +707,15 @@ impl Host {
                     }
                 },
             };
+            if !self.isolated(options) {
+                match self.describe_in_worker(&mut probe, &path) {
+                    Ok((plugins, _)) if plugins.iter().any(|p| p.name == name) => return self.load_path_with(&path, Some(name), options),
+                    Ok(_) => {}
+                    Err(error) if error.status() == Status::WorkerUnavailable => return Err(error),
+                    Err(error) => skipped.push(Skipped { path, error }),
+                }
+                continue;
+            }
             let spec = self.worker_spec(&path, Some(name), options)?;
             let request = spec.request.clone();
             let probe = probe.get_or_insert_with(|| worker::Probe::new(spec));
@@ -723,7 +787,12 @@ impl Host {
     /// time as the iterator advances (and unmapped again unless the caller
     /// keeps them), packages with their manifest read.
     fn entries(&self) -> impl Iterator<Item = std::result::Result<Entry, Skipped>> + '_ {
-        discovery::candidates(&self.config.search_paths).into_iter().map(|candidate| match candidate? {
+        discovery::candidates(&self.config.search_paths).into_iter().map(|candidate| self.entry(candidate?))
+    }
+
+    /// A candidate opened: a library mapped, a package's manifest read.
+    fn entry(&self, candidate: Candidate) -> std::result::Result<Entry, Skipped> {
+        match candidate {
             Candidate::Library(path) => self.open_library(&path).map(Entry::Library),
             Candidate::Package(dir) => match Package::read_manifest(&dir) {
                 Ok(manifest) => Ok(Entry::Package(dir, manifest)),
@@ -734,7 +803,7 @@ impl Host {
                 Ok(package) => Ok(Entry::Package(path, package.manifest().clone())),
                 Err(error) => Err(Skipped { path, error }),
             },
-        })
+        }
     }
 
     /// Maps a library once per file version; later calls share the mapping.

@@ -219,6 +219,47 @@ fn loading_by_name_probes_every_library_in_a_worker() {
 }
 
 #[test]
+fn discovery_in_a_worker_survives_libraries_that_crash_or_hang_when_opened() {
+    let good = ["plugins/libcalc_plugin.so", "faulty/libfaulty_plugin.so", "crafted/libdefect_magic.so"];
+    let calm = temp_dir("discovery-calm");
+    let wild = temp_dir("discovery-wild");
+    for file in good {
+        copy_into(&calm, &fixture(file));
+        copy_into(&wild, &fixture(file));
+    }
+    copy_into(&wild, &fixture("probe/libinit_crash.so"));
+    copy_into(&wild, &fixture("probe/libinit_hang.so"));
+    let mut builder = HostBuilder::new();
+    builder.discovery_isolation(Isolation::Isolated).worker_path(worker()).search_path(&wild).call_deadline(Some(Duration::from_millis(1500)));
+    let host = builder.build().unwrap();
+    let started = Instant::now();
+    let found = host.discover();
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    let skipped = |file: &str| {
+        found.skipped.iter().find(|s| s.path.ends_with(file)).unwrap_or_else(|| panic!("{file} not skipped: {:?}", found.skipped)).error.clone()
+    };
+    let crash = skipped("libinit_crash.so");
+    assert_eq!(crash.status(), Status::WorkerLost, "{}", crash.message());
+    assert!(crash.message().contains("SIGSEGV") && crash.message().contains("libinit_crash.so"), "{}", crash.message());
+    let hang = skipped("libinit_hang.so");
+    assert_eq!(hang.status(), Status::Timeout, "{}", hang.message());
+    // The rest is listed exactly as an in-process discovery lists it.
+    let in_process = HostBuilder::new().search_path(&calm).build().unwrap().discover();
+    let names = |d: &fidius_host::Discovery| d.plugins.iter().map(|p| (p.name.clone(), p.interface_hash, p.path.file_name().map(|f| f.to_owned()))).collect::<Vec<_>>();
+    assert_eq!(names(&found), names(&in_process));
+    assert!(names(&found).iter().any(|(name, _, _)| name == "FaultyNative"), "{:?}", names(&found));
+    let defect = skipped("libdefect_magic.so");
+    let expected = in_process.skipped.iter().find(|s| s.path.ends_with("libdefect_magic.so")).unwrap();
+    assert_eq!((defect.status(), defect.message()), (expected.error.status(), expected.error.message()));
+    // Loading by name finds the library through a worker, then loads the
+    // plugin as its isolation says: in-process here.
+    let plugin = host.load_with("FaultyNative", &LoadOptions::with_interface(faulty_interface())).unwrap();
+    assert!(plugin.worker_usage().is_none());
+    assert_eq!(ping(&plugin, 4), 5);
+    assert_eq!(host.load_with("Nobody", &LoadOptions::new()).unwrap_err().status(), Status::PluginNotFound);
+}
+
+#[test]
 fn a_missing_worker_executable_is_worker_unavailable() {
     let host = HostBuilder::new().isolation(Isolation::Isolated).worker_path("/nonexistent/fidius-host-worker").build().unwrap();
     let error = host.load_path(&native(), None).unwrap_err();

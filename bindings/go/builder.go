@@ -321,6 +321,24 @@ func (b *Builder) Isolation(isolation Isolation) *Builder {
 	})
 }
 
+// DiscoveryIsolation sets where unsigned libraries are opened to list their
+// plugins: by Discover, and by Load (by name) to find the library that holds
+// the plugin, which is then loaded as Isolation says (in-process unless
+// set). InProcess, the default, maps them in this process: a library whose
+// initialisers crash or hang takes the host with it. Isolated opens them in
+// a worker process (WorkerPath) kept for the whole scan: a library that
+// takes its worker down is a skipped entry (StatusWorkerLost naming the
+// signal, or StatusTimeout past the call deadline), the next one gets a new
+// worker, and discovery maps no unsigned library in the host. It costs a
+// worker start per scan and a round trip per library. With signatures
+// required only verified bytes are mapped, in-process, and this setting is
+// not used. An unknown value is StatusInvalidArgument.
+func (b *Builder) DiscoveryIsolation(isolation Isolation) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_discovery_isolation(ptr, C.uint32_t(isolation), cerr)
+	})
+}
+
 // WorkerPath sets the worker executable isolated plugins run in. By default
 // it is the fidius-host-worker next to the shared library (or next to the
 // program the static library is linked into), else in ../libexec from

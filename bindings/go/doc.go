@@ -103,10 +103,15 @@
 // starts a new worker (the plugin's state is lost) as the restart policy
 // allows; a call past the call deadline kills the worker (ErrTimeout).
 // Plugin.WorkerUsage reports the calls, errors, timeouts, restarts, the
-// worker's pid and what the workers used (CPU time, peak memory):
+// worker's pid and what the workers used (CPU time, peak memory).
+// Builder.DiscoveryIsolation(Isolated) opens the libraries that
+// Host.Discover (and Host.Load by name) scans in a worker too: one whose
+// initialisers crash or hang is a skipped entry (StatusWorkerLost,
+// StatusTimeout) instead of taking the host down:
 //
 //	host, err := fidius.NewBuilder().AddSearchPath("plugins").
 //		Isolation(fidius.Isolated).
+//		DiscoveryIsolation(fidius.Isolated).
 //		CallDeadline(2 * time.Second).
 //		WorkerMemoryLimit(1 << 30).
 //		RestartPolicy(5, time.Minute).

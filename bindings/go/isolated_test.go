@@ -2,6 +2,7 @@ package fidius_test
 
 import (
 	"encoding/binary"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -206,6 +207,64 @@ func TestIsolatedCaps(t *testing.T) {
 	_, err = p.CallJSON("fault", `["spin"]`)
 	wantError(t, err, fidius.ErrWorkerLost, "CPU-time cap 1 s")
 	jsonIs(t, p, "ping", "[0]", "1")
+}
+
+// Discovery in a worker: libraries whose initialisers crash or hang are
+// skipped entries with their reason, the other libraries are listed, and a
+// load by name finds its library through the worker, then loads the plugin
+// in-process (its isolation). The probe folder is never scanned in-process.
+func TestIsolatedDiscovery(t *testing.T) {
+	host := newHost(t, func(b *fidius.Builder) {
+		b.DiscoveryIsolation(fidius.Isolated).WorkerPath(workerPath(t)).CallDeadline(1500 * time.Millisecond)
+	}, "probe", "faulty")
+	start := time.Now()
+	found, err := host.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("the discovery took %v", elapsed)
+	}
+	var crashed, hung int
+	for _, s := range found.Skipped {
+		switch {
+		case strings.HasSuffix(s.Path, "libinit_crash.so"):
+			crashed++
+			if s.Status != fidius.StatusWorkerLost || !strings.Contains(s.Message, "SIGSEGV") {
+				t.Errorf("the crashing library: %+v", s)
+			}
+			wantError(t, s.Err(), fidius.ErrWorkerLost, "libinit_crash.so")
+		case strings.HasSuffix(s.Path, "libinit_hang.so"):
+			hung++
+			if s.Status != fidius.StatusTimeout {
+				t.Errorf("the hanging library: %+v", s)
+			}
+			wantError(t, s.Err(), fidius.ErrTimeout, "")
+		default:
+			t.Errorf("unexpected skipped entry %+v", s)
+		}
+	}
+	if crashed != 1 || hung != 1 {
+		t.Errorf("skipped %d crashing and %d hanging libraries: %+v", crashed, hung, found.Skipped)
+	}
+	if info, ok := found.Plugin("FaultyNative"); !ok || info.Runtime != fidius.RuntimeCdylib ||
+		!strings.HasSuffix(info.Path, "libfaulty_plugin.so") {
+		t.Errorf("FaultyNative: %+v (found %v) in %+v", info, ok, found.Plugins)
+	}
+
+	// By name: found through the worker, loaded in-process.
+	p := load(t, host, "FaultyNative", faultyOptions(t, nil))
+	_, err = p.WorkerUsage()
+	wantError(t, err, fidius.ErrUnsupported, "in-process")
+	jsonIs(t, p, "ping", "[1]", "2")
+	_, err = host.Load("Nobody", nil)
+	wantError(t, err, fidius.ErrPluginNotFound, "")
+
+	// An unknown value is refused.
+	b := fidius.NewBuilder().DiscoveryIsolation(9)
+	wantError(t, b.Err(), fidius.ErrInvalidArgument, "isolation 9")
+	_, err = b.Build()
+	wantError(t, err, fidius.ErrInvalidArgument, "isolation 9")
 }
 
 // In-process plugins have no worker; a missing worker is named at load;

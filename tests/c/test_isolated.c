@@ -228,6 +228,38 @@ static void test_cancel(void) {
     fidius_host_free(isolated);
 }
 
+/* Discovery in a worker: libraries whose initialisers crash or hang are
+ * skipped files with their reason, and the host scans on. */
+static void test_discovery_in_worker(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_t *host = NULL;
+    fidius_host_discovery_t *found = NULL;
+    fidius_host_error_t *err = NULL;
+    size_t i, crashed = 0, hung = 0, faulty = 0;
+    CHECK(fidius_host_builder_set_discovery_isolation(b, 9, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(error_says(err, FIDIUS_HOST_STATUS_INVALID_ARGUMENT, "isolation 9"));
+    CHECK(fidius_host_builder_set_discovery_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, worker_path(), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_call_deadline_ms(b, 1500, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_add_search_path(b, path_of("probe"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_add_search_path(b, path_of("faulty"), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_discover(host, &found, NULL) == FIDIUS_HOST_STATUS_OK);
+    for (i = 0; found && i < fidius_host_discovery_skipped_count(found); i++) {
+        const char *path = fidius_host_discovery_skipped_path(found, i);
+        fidius_host_status status = fidius_host_discovery_skipped_status(found, i);
+        if (strstr(path, "libinit_crash.so") && status == FIDIUS_HOST_STATUS_WORKER_LOST &&
+            strstr(fidius_host_discovery_skipped_message(found, i), "SIGSEGV"))
+            crashed++;
+        if (strstr(path, "libinit_hang.so") && status == FIDIUS_HOST_STATUS_TIMEOUT) hung++;
+    }
+    for (i = 0; found && i < fidius_host_discovery_plugin_count(found); i++)
+        if (strcmp(fidius_host_plugin_info_name(fidius_host_discovery_plugin(found, i)), "FaultyNative") == 0) faulty++;
+    CHECK(crashed == 1 && hung == 1 && faulty == 1);
+    fidius_host_discovery_free(found);
+    fidius_host_free(host);
+}
+
 /* A worker's memory cap: a plugin that leaks past it loses its worker. */
 static void test_memory_cap(void) {
     fidius_host_builder_t *b = fidius_host_builder_new();
@@ -265,6 +297,7 @@ static void run_tests(void) {
     test_runtimes();
     test_deadline_and_policy();
     test_cancel();
+    test_discovery_in_worker();
     test_settings();
     test_memory_cap();
 }

@@ -26,6 +26,10 @@
  *   fidius::Host host = fidius::Builder().set_isolation(fidius::Isolation::Isolated)
  *                           .set_restart_policy(5, std::chrono::minutes(1)).build();
  *
+ * Builder::set_discovery_isolation(Isolation::Isolated) opens the libraries
+ * that discovery (and a load by name) scans in a worker too: one whose
+ * initialisers crash or hang is a skipped entry, not the end of the host.
+ *
  * A call given a fidius::CancelToken stops when the token is cancelled,
  * from any thread, and throws Status::Cancelled: a WASM guest is
  * interrupted, an isolated plugin's worker killed (the next call starts a
@@ -2726,6 +2730,25 @@ public:
     /// round trip to the worker (about 20 µs).
     Builder &set_isolation(Isolation isolation) {
         detail::invoke(fidius_host_builder_set_isolation, handle_.get(), static_cast<std::uint32_t>(isolation));
+        return *this;
+    }
+    /// Where unsigned libraries are opened to list their plugins: by
+    /// Host::discover, and by Host::load (by name) to find the library that
+    /// holds the plugin, which is then loaded as set_isolation says.
+    /// Isolation::InProcess (the default) maps them in this process: a
+    /// library whose initialisers crash or hang takes the host with it.
+    /// Isolation::Isolated opens them in a worker (set_worker_path) kept
+    /// for the whole scan: a library that takes its worker down is a
+    /// skipped entry (Status::WorkerLost naming the signal, or
+    /// Status::Timeout past the call deadline), the next one gets a new
+    /// worker, and discovery maps no unsigned library in the host. It costs
+    /// a worker start per scan and a round trip per library. With
+    /// signatures required only verified bytes are mapped, in-process, and
+    /// this setting is not used. An unknown value throws
+    /// Status::InvalidArgument.
+    Builder &set_discovery_isolation(Isolation isolation) {
+        detail::invoke(fidius_host_builder_set_discovery_isolation, handle_.get(),
+                       static_cast<std::uint32_t>(isolation));
         return *this;
     }
     /// The worker executable of isolated plugins. Default: the

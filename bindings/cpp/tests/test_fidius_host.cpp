@@ -1418,6 +1418,53 @@ TEST_F(IsolatedTest, WorkerMemoryLimit) {
     EXPECT_EQ(plugin.call_json("ping", "[0]"), "1");
 }
 
+// Discovery in a worker: libraries whose initialisers crash or hang are
+// skipped entries, the others are listed, and a load by name finds its
+// library through the worker, then loads the plugin in-process (the host's
+// isolation). The probe folder must never be scanned in-process.
+TEST_F(IsolatedTest, DiscoveryInAWorkerSkipsLibrariesThatCrashOrHang) {
+    fidius::Builder builder;
+    EXPECT_FIDIUS_ERROR(builder.set_discovery_isolation(static_cast<fidius::Isolation>(9)),
+                        fidius::Status::InvalidArgument, "isolation 9");
+    fidius::Host host = builder.set_discovery_isolation(fidius::Isolation::Isolated)
+                            .set_worker_path(worker_path())
+                            .set_call_deadline(1500ms)
+                            .add_search_path(path_of("probe"))
+                            .add_search_path(path_of("faulty"))
+                            .build();
+    const fidius::Discovery found = host.discover();
+    int crashed = 0, hung = 0;
+    for (const fidius::SkippedEntry &entry : found.skipped) {
+        if (entry.path.find("libinit_crash.so") != std::string::npos) {
+            crashed++;
+            EXPECT_EQ(entry.status, fidius::Status::WorkerLost) << entry.message;
+            EXPECT_NE(entry.message.find("SIGSEGV"), std::string::npos) << entry.message;
+            EXPECT_NE(entry.message.find("libinit_crash.so"), std::string::npos) << entry.message;
+        } else if (entry.path.find("libinit_hang.so") != std::string::npos) {
+            hung++;
+            EXPECT_EQ(entry.status, fidius::Status::Timeout) << entry.message;
+        } else {
+            ADD_FAILURE() << "unexpected skipped entry " << entry.path << ": " << entry.message;
+        }
+    }
+    EXPECT_EQ(crashed, 1);
+    EXPECT_EQ(hung, 1);
+    int faulty = 0;
+    for (const fidius::PluginInfo &info : found.plugins) {
+        if (info.name != "FaultyNative") continue;
+        faulty++;
+        EXPECT_EQ(info.runtime, fidius::Runtime::Cdylib);
+        EXPECT_NE(info.path.find("libfaulty_plugin.so"), std::string::npos) << info.path;
+    }
+    EXPECT_EQ(faulty, 1);
+
+    // By name: found through the worker, loaded in-process.
+    fidius::Plugin plugin = host.load("FaultyNative", options_for("faulty.toml"));
+    EXPECT_FIDIUS_ERROR(plugin.worker_usage(), fidius::Status::Unsupported, "in-process");
+    EXPECT_EQ(plugin.call_json("ping", "[1]"), "2");
+    EXPECT_FIDIUS_ERROR(host.load("Nobody"), fidius::Status::PluginNotFound, "");
+}
+
 TEST_F(IsolatedTest, SettingsAndTheirErrors) {
     fidius::Builder builder;
     EXPECT_FIDIUS_ERROR(builder.set_isolation(static_cast<fidius::Isolation>(7)), fidius::Status::InvalidArgument,

@@ -1699,6 +1699,23 @@ pub const HostBuilder = struct {
         try check(c.fidius_host_builder_set_isolation(builder.handle, @backingInt(isolation), errorSlot(diag)));
     }
 
+    /// Where unsigned libraries are opened to list their plugins: by
+    /// `Host.discover`, and by `Host.load` (by name) to find the library
+    /// that holds the plugin, which is then loaded as `setIsolation` says.
+    /// `.in_process` (the default) maps them in this process: a library
+    /// whose initialisers crash or hang takes the host with it.
+    /// `.isolated` opens them in a worker (`setWorkerPath`) kept for the
+    /// whole scan: a library that takes its worker down is a skipped entry
+    /// (`.worker_lost` naming the signal, or `.timeout` past the call
+    /// deadline), the next one gets a new worker, and discovery maps no
+    /// unsigned library in the host. It costs a worker start per scan and
+    /// a round trip per library. With signatures required only verified
+    /// bytes are mapped, in-process, and this setting is not used. See
+    /// docs/isolation.md.
+    pub fn setDiscoveryIsolation(builder: *HostBuilder, isolation: Isolation, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_discovery_isolation(builder.handle, @backingInt(isolation), errorSlot(diag)));
+    }
+
     /// The worker executable of isolated plugins. Default: the
     /// `fidius-host-worker` next to the shared library, else in
     /// `../libexec` from there (where `make install` puts it). The path is

@@ -2,8 +2,9 @@
 //! in a worker process. A segfault, an abort, an exit or a kill is
 //! `error.WorkerLost` and the next call gets a restarted worker without the
 //! plugin's state; an endless call past the deadline is `error.Timeout`;
-//! the restart policy, isolation per load, the worker usage figures and the
-//! errors of bad settings and a missing worker.
+//! the restart policy, isolation per load, the worker usage figures,
+//! discovery in a worker, and the errors of bad settings and a missing
+//! worker.
 const std = @import("std");
 const fidius = @import("fidius_host");
 const support = @import("support.zig");
@@ -180,6 +181,70 @@ test "load options choose the isolation and restart policy of one load" {
     var local = try loadFaulty(&fixtures, isolated_host, "faulty/libfaulty_plugin.so", &options);
     defer local.deinit();
     try testing.expectError(error.Unsupported, local.workerUsage(null));
+}
+
+test "discovery in a worker skips libraries that crash or hang when opened" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+
+    // Never scan the probe folder in-process: it would crash the tests.
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setDiscoveryIsolation(.isolated, null);
+    try builder.setWorkerPath(try workerPath(&fixtures), null);
+    try builder.setCallDeadlineMs(1500, null);
+    try builder.addSearchPath(try fixtures.path("probe"), null);
+    try builder.addSearchPath(try fixtures.path("faulty"), null);
+    var host = try builder.build(null);
+    defer host.deinit();
+
+    var found = try host.discover(null);
+    defer found.deinit();
+    var crashed: usize = 0;
+    var hung: usize = 0;
+    for (0..found.skippedCount()) |i| {
+        const skipped = found.skipped(i).?;
+        if (std.mem.endsWith(u8, skipped.path, "libinit_crash.so")) {
+            crashed += 1;
+            try testing.expectEqual(fidius.Status.worker_lost, skipped.status);
+            try support.expectContains(skipped.message, "SIGSEGV");
+            try support.expectContains(skipped.message, "libinit_crash.so");
+        } else if (std.mem.endsWith(u8, skipped.path, "libinit_hang.so")) {
+            hung += 1;
+            try testing.expectEqual(fidius.Status.timeout, skipped.status);
+        } else {
+            std.debug.print("unexpected skipped entry {s}: {s}\n", .{ skipped.path, skipped.message });
+            return error.TestUnexpectedResult;
+        }
+    }
+    try testing.expectEqual(@as(usize, 1), crashed);
+    try testing.expectEqual(@as(usize, 1), hung);
+    var faulty: usize = 0;
+    for (0..found.pluginCount()) |i| {
+        const info = found.plugin(i).?;
+        if (std.mem.eql(u8, info.name(), "FaultyNative")) {
+            faulty += 1;
+            try testing.expectEqual(fidius.Runtime.cdylib, info.runtime());
+            try testing.expect(std.mem.endsWith(u8, info.path(), "libfaulty_plugin.so"));
+        }
+    }
+    try testing.expectEqual(@as(usize, 1), faulty);
+
+    // By name: the library is found through the worker, the plugin loaded
+    // in-process (the host's isolation).
+    var options = try fixtures.options("faulty.toml");
+    defer options.deinit();
+    var plugin = host.load("FaultyNative", &options, &diag) catch |err| {
+        std.debug.print("load FaultyNative: {f}\n", .{diag});
+        return err;
+    };
+    defer plugin.deinit();
+    try testing.expectError(error.Unsupported, plugin.workerUsage(&diag));
+    try support.expectContains(diag.message(), "in-process");
+    try support.expectJson(plugin, "ping", "[1]", "2");
+    try testing.expectError(error.PluginNotFound, host.load("Nobody", null, null));
 }
 
 test "bad isolation settings are InvalidArgument, a missing worker WorkerUnavailable" {

@@ -22,7 +22,7 @@ use crate::bytes::OutputBytes;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result, Status};
 use crate::interface::Interface;
-use crate::plugin::{PluginBackend, PluginDescription};
+use crate::plugin::{PluginBackend, PluginDescription, PluginInfo};
 use crate::plugin_config::PluginConfig;
 use channel::{Channel, ChannelError};
 use process::{Child, Ending, Resources};
@@ -171,31 +171,47 @@ fn launch(spec: &WorkerSpec) -> Result<(Worker, PluginDescription)> {
     Ok((worker, description))
 }
 
-/// Asks `worker` to load `request`'s plugin. A worker that dies or does not
-/// answer in time is killed and the failure says how it ended.
+/// Asks `worker` to load `request`'s plugin.
 fn load(worker: &mut Worker, spec: &WorkerSpec, request: &LoadRequest) -> Result<PluginDescription> {
+    let body = ask(worker, spec, request, (request::LOAD, reply::LOADED), "load the plugin")?;
+    protocol::decode(&body).map_err(|e| e.context(request.path.display()))
+}
+
+/// Asks `worker` what plugins the library of `request` holds.
+fn describe(worker: &mut Worker, spec: &WorkerSpec, request: &LoadRequest) -> Result<(Vec<PluginInfo>, Vec<Error>)> {
+    let body = ask(worker, spec, request, (request::DESCRIBE, reply::DESCRIBED), "open the library and list its plugins")?;
+    let listing: protocol::Listing = protocol::decode(&body).map_err(|e| e.context(request.path.display()))?;
+    let rejected = listing.rejected.into_iter().map(|error| error.into_error(&"".into(), None)).collect();
+    Ok((listing.plugins, rejected))
+}
+
+/// Sends `request` as a message of the first kind of `kinds` and returns
+/// the body of the reply of the second kind. A refusal is the worker's
+/// error; a worker that dies, answers out of turn or does not answer in
+/// time (doing `what`) is killed, and the failure says how it ended.
+fn ask(worker: &mut Worker, spec: &WorkerSpec, request: &LoadRequest, kinds: (u8, u8), what: &str) -> Result<Vec<u8>> {
     let deadline = spec.deadline.map(|d| Instant::now() + d);
-    let what = || request.path.display().to_string();
+    let path = request.path.display();
     let mut body = Vec::new();
-    let sent = worker.channel.send_frame(request::LOAD, &protocol::encode(request), deadline);
+    let sent = worker.channel.send_frame(kinds.0, &protocol::encode(request), deadline);
     let received = sent.and_then(|()| worker.channel.receive(&mut body, protocol::FRAME_OVERHEAD.max(spec.reply_limit()), deadline));
     match received {
-        Ok(reply::LOADED) => protocol::decode(&body).map_err(|e| e.context(what())),
+        Ok(kind) if kind == kinds.1 => Ok(body),
         Ok(reply::FAILED) => {
             let error: WireError = protocol::decode(&body)?;
             Err(error.into_error(&"".into(), None))
         }
         Ok(kind) => {
             let ending = worker.child.kill();
-            Err(Error::new(Status::PluginProtocol, format!("{}: the worker process answered a load with message kind {kind}; it {ending}", what())))
+            Err(Error::new(Status::PluginProtocol, format!("{path}: asked to {what}, the worker process answered with message kind {kind}; it {ending}")))
         }
         Err(ChannelError::TimedOut) => {
             worker.child.kill();
-            Err(Error::new(Status::Timeout, format!("{}: the worker process did not load the plugin within {:?}; it was killed", what(), spec.deadline.unwrap_or_default())))
+            Err(Error::new(Status::Timeout, format!("{path}: the worker process did not {what} within {:?}; it was killed", spec.deadline.unwrap_or_default())))
         }
         Err(e) => {
             let ending = worker.child.kill();
-            Err(Error::new(Status::WorkerLost, format!("{}: the worker process {ending} while loading the plugin{}", what(), channel_detail(&e))))
+            Err(Error::new(Status::WorkerLost, format!("{path}: the worker process {ending} when asked to {what}{}", channel_detail(&e))))
         }
     }
 }
@@ -479,8 +495,8 @@ impl PluginBackend for IsolatedPlugin {
     }
 }
 
-/// Starts a probe worker for load-by-name: one process that is asked for
-/// the plugin in one candidate file after another.
+/// A probe worker for discovery and load-by-name: one process that is
+/// asked about one candidate file after another.
 pub struct Probe {
     spec: WorkerSpec,
     worker: Option<Worker>,
@@ -491,16 +507,40 @@ impl Probe {
         Probe { spec, worker: None }
     }
 
+    /// The probe's worker, started when there is none.
+    fn worker(&mut self) -> Result<Worker> {
+        match self.worker.take() {
+            Some(worker) => Ok(worker),
+            None => {
+                let (child, socket) = process::spawn(&self.spec.executable)?;
+                Ok(Worker { child, channel: Channel::new(socket) })
+            }
+        }
+    }
+
+    /// Keeps `worker` for the next request unless `outcome` says it died,
+    /// hung or broke the protocol (it was killed then).
+    fn keep<T>(&mut self, worker: Worker, outcome: &Result<T>) {
+        let lost = outcome.as_ref().err().is_some_and(|e| matches!(e.status(), Status::WorkerLost | Status::Timeout | Status::PluginProtocol));
+        if !lost {
+            self.worker = Some(worker);
+        }
+    }
+
+    /// What plugins the library of `request` holds (a discovery), opened
+    /// in the probe's worker, which lives on for the next library unless
+    /// this one took it down.
+    pub fn describe(&mut self, request: LoadRequest) -> Result<(Vec<PluginInfo>, Vec<Error>)> {
+        let mut worker = self.worker()?;
+        let listing = describe(&mut worker, &self.spec, &request);
+        self.keep(worker, &listing);
+        listing
+    }
+
     /// Asks for the plugin of `request` (a candidate file). Ok: the plugin
     /// loaded and the probe's worker now serves it.
     pub fn try_load(&mut self, request: LoadRequest) -> Result<(PluginDescription, IsolatedPlugin)> {
-        let mut worker = match self.worker.take() {
-            Some(worker) => worker,
-            None => {
-                let (child, socket) = process::spawn(&self.spec.executable)?;
-                Worker { child, channel: Channel::new(socket) }
-            }
-        };
+        let mut worker = self.worker()?;
         match load(&mut worker, &self.spec, &request) {
             Ok(description) => {
                 let mut spec = self.spec.clone();
@@ -511,10 +551,9 @@ impl Probe {
             Err(error) => {
                 // A worker that refused the file lives on for the next one;
                 // one that died or hung was killed and is replaced.
-                if !matches!(error.status(), Status::WorkerLost | Status::Timeout | Status::PluginProtocol) {
-                    self.worker = Some(worker);
-                }
-                Err(error)
+                let failed = Err(error);
+                self.keep(worker, &failed);
+                failed
             }
         }
     }

@@ -24,6 +24,9 @@ pub mod request {
     pub const CALL_RAW: u8 = 2;
     /// A JSON call: method index (u32 LE), then the arguments' JSON text.
     pub const CALL_JSON: u8 = 3;
+    /// List the plugins of a library file (discovery), loading none:
+    /// bincode of [`super::LoadRequest`] (its `name` unused).
+    pub const DESCRIBE: u8 = 4;
 }
 
 /// What a worker answers.
@@ -36,6 +39,16 @@ pub mod reply {
     pub const JSON: u8 = 3;
     /// The request failed: bincode of [`super::WireError`].
     pub const FAILED: u8 = 4;
+    /// A library's plugins: bincode of [`super::Listing`].
+    pub const DESCRIBED: u8 = 5;
+}
+
+/// What a library holds, as discovery reports it: its valid plugins, and
+/// why each invalid descriptor was passed over.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Listing {
+    pub plugins: Vec<crate::plugin::PluginInfo>,
+    pub rejected: Vec<WireError>,
 }
 
 /// Room a frame may take beyond its payload (the method index, an error's

@@ -3,9 +3,9 @@
 
 use super::channel::{Channel, ChannelError};
 use super::process::WORKER_SOCKET_FD;
-use super::protocol::{self, reply, request, LoadRequest, WireError};
+use super::protocol::{self, reply, request, Listing, LoadRequest, WireError};
 use crate::error::{Error, Result, Status};
-use crate::host::{HostBuilder, LoadOptions, LoadPolicy};
+use crate::host::{Host, HostBuilder, LoadOptions, LoadPolicy};
 use crate::interface;
 use crate::plugin::Plugin;
 use crate::TrustedKey;
@@ -31,16 +31,28 @@ pub fn serve() -> i32 {
     let channel = Channel::new(unsafe { OwnedFd::from_raw_fd(WORKER_SOCKET_FD) });
     watch_host();
     let mut body = Vec::new();
+    // Libraries are described (for discovery) until one plugin is loaded.
     let plugin = loop {
-        match channel.receive(&mut body, REQUEST_LIMIT, None) {
-            Ok(request::LOAD) => {}
+        let kind = match channel.receive(&mut body, REQUEST_LIMIT, None) {
+            Ok(kind @ (request::LOAD | request::DESCRIBE)) => kind,
             Ok(_) | Err(ChannelError::Oversized(_)) => return 3,
             Err(_) => return 0,
+        };
+        let request = protocol::decode::<LoadRequest>(&body);
+        if let Ok(request) = &request {
+            apply_limits(request);
         }
-        let loaded = protocol::decode::<LoadRequest>(&body).and_then(|request| {
-            apply_limits(&request);
-            load(&request)
-        });
+        if kind == request::DESCRIBE {
+            let sent = match request.and_then(|request| describe(&request)) {
+                Ok(listing) => channel.send_frame(reply::DESCRIBED, &protocol::encode(&listing), None),
+                Err(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(&error)), None),
+            };
+            if sent.is_err() {
+                return 0;
+            }
+            continue;
+        }
+        let loaded = request.and_then(|request| load(&request));
         let sent = match &loaded {
             Ok(plugin) => channel.send_frame(reply::LOADED, &protocol::encode_description(plugin.description()), None),
             Err(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None),
@@ -94,6 +106,24 @@ fn answer(channel: &Channel, plugin: &Plugin, kind: u8, body: &[u8]) -> std::res
 
 /// Loads the plugin as the host would in-process, with its settings.
 fn load(request: &LoadRequest) -> Result<Plugin> {
+    let host = host_for(request)?;
+    let mut options = LoadOptions::new();
+    if let Some(text) = &request.interface {
+        options.interface(Some(Arc::new(interface::file::parse(text, "the host's interface")?)));
+    }
+    options.config(request.config.clone());
+    host.load_path_with(&request.path, request.name.as_deref(), &options)
+}
+
+/// The plugins of the library `request` names, as the host's discovery
+/// would list them in-process.
+fn describe(request: &LoadRequest) -> Result<Listing> {
+    let (plugins, rejected) = host_for(request)?.library_listing(&request.path)?;
+    Ok(Listing { plugins, rejected: rejected.iter().map(WireError::from_error).collect() })
+}
+
+/// A host with the settings of the host that sent `request`.
+fn host_for(request: &LoadRequest) -> Result<Host> {
     let mut builder = HostBuilder::new();
     builder
         .require_signature(request.require_signature)
@@ -108,13 +138,7 @@ fn load(request: &LoadRequest) -> Result<Plugin> {
     for key in &request.trusted_keys {
         builder.trusted_key(TrustedKey::from_bytes(key)?);
     }
-    let host = builder.build()?;
-    let mut options = LoadOptions::new();
-    if let Some(text) = &request.interface {
-        options.interface(Some(Arc::new(interface::file::parse(text, "the host's interface")?)));
-    }
-    options.config(request.config.clone());
-    host.load_path_with(&request.path, request.name.as_deref(), &options)
+    builder.build()
 }
 
 /// The caps the host asked for, set before any plugin code is read.
