@@ -1908,9 +1908,7 @@ fidius_host_status fidius_host_cancel_token_cancel(const fidius_host_cancel_toke
  *
  * Thread-safety: any thread.
  */
-FIDIUS_HOST_API
-FIDIUS_HOST_MUST_USE
-bool fidius_host_cancel_token_is_cancelled(const fidius_host_cancel_token_t *token);
+FIDIUS_HOST_API bool fidius_host_cancel_token_is_cancelled(const fidius_host_cancel_token_t *token);
 
 /**
  * Frees a token. It must not be in use: free it after the calls it was

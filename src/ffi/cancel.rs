@@ -76,7 +76,6 @@ pub unsafe extern "C" fn fidius_host_cancel_token_cancel(token: *const fidius_ho
 /// a live token.
 ///
 /// Thread-safety: any thread.
-#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fidius_host_cancel_token_is_cancelled(token: *const fidius_host_cancel_token_t) -> bool {
     super::get(token, false, CancelToken::is_cancelled)

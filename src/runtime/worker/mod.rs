@@ -320,6 +320,10 @@ impl IsolatedPlugin {
         if payload.len() > u32::MAX as usize - 16 {
             return Err(Error::new(Status::InputTooLarge, format!("plugin '{}': an input of {} bytes does not fit a worker message", self.name, payload.len())));
         }
+        // A token cancelled already: refused before it counts as a call.
+        if let Some(token) = cancel {
+            token.check(&format!("plugin '{}' method {method}", self.name))?;
+        }
         state.usage.calls += 1;
         let limit = self.spec.reply_limit();
         let deadline = self.spec.deadline.map(|d| Instant::now() + d);
