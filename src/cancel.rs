@@ -80,8 +80,9 @@ impl CancelToken {
     /// Registers how to stop the call about to run; the call is stopped
     /// that way if the token is cancelled before the registration drops.
     /// CANCELLED (and nothing registered) when the token already is:
-    /// the call must not start.
-    pub fn register(&self, what: &str, canceller: impl FnMut() + Send + 'static) -> Result<Registration> {
+    /// the call must not start; `what` names it then (it is formatted
+    /// only then).
+    pub fn register(&self, what: impl std::fmt::Display, canceller: impl FnMut() + Send + 'static) -> Result<Registration> {
         let slot = Arc::new(Slot(Mutex::new(Some(Box::new(canceller)))));
         let mut running = self.inner.lock();
         if self.is_cancelled() {
@@ -93,7 +94,7 @@ impl CancelToken {
 
     /// CANCELLED when the token is cancelled, for a call that checks
     /// before it starts instead of registering.
-    pub fn check(&self, what: &str) -> Result<()> {
+    pub fn check(&self, what: impl std::fmt::Display) -> Result<()> {
         match self.is_cancelled() {
             true => Err(cancelled_before_start(what)),
             false => Ok(()),
@@ -107,7 +108,7 @@ impl Inner {
     }
 }
 
-fn cancelled_before_start(what: &str) -> Error {
+fn cancelled_before_start(what: impl std::fmt::Display) -> Error {
     Error::new(Status::Cancelled, format!("{what}: the call's cancel token was cancelled before it started; nothing ran"))
 }
 

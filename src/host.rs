@@ -675,11 +675,10 @@ impl Host {
     }
 
     /// The plugin called `name`, from the first candidate of the search
-    /// paths that has it, every library probed by a worker process: none is
-    /// mapped here, and one that crashes its loader is a skipped file.
-    /// Load by name with each candidate library opened in a worker: the
-    /// plugin is loaded in that worker when the load is isolated, or,
-    /// found by a worker's listing, loaded in-process.
+    /// paths that has it, every library probed by a worker process (one
+    /// that crashes its loader is a skipped file): loaded in that worker
+    /// when the load is isolated — no library is mapped here then — or,
+    /// found by the worker's listing, loaded in-process.
     fn load_by_name_through_worker(&self, name: &str, options: &LoadOptions) -> Result<Plugin> {
         let mut skipped = Vec::new();
         let mut probe: Option<worker::Probe> = None;

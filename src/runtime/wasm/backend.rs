@@ -224,7 +224,7 @@ impl WasmPlugin {
         call: impl FnOnce(&mut Live) -> wasmtime::Result<T>,
     ) -> Result<T> {
         if let Some(token) = cancel {
-            token.check(&format!("WASM plugin '{}' method '{}'", self.shared.name, method.name))?;
+            token.check(format_args!("WASM plugin '{}' method '{}'", self.shared.name, method.name))?;
         }
         if self.shared.fresh_instance_per_call {
             // The instance made at load serves the first call.
@@ -294,7 +294,7 @@ impl WasmPlugin {
             self.shared.start_deadline(&mut live.store);
         }
         let registration = match cancel {
-            Some(token) => Some(self.shared.arm_cancel(&mut live.store, token, &format!("method '{}'", method.name))?),
+            Some(token) => Some(self.shared.arm_cancel(&mut live.store, token, &method.name)?),
             None => None,
         };
         live.store.data_mut().memory.exceeded = false;

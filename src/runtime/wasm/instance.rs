@@ -191,10 +191,10 @@ impl Shared {
     /// Makes the call about to run on `store` stop when `token` is
     /// cancelled: from then on the epoch callback checks at every tick.
     /// CANCELLED when the token already is.
-    pub(super) fn arm_cancel(&self, store: &mut Store<GuestState>, token: &CancelToken, what: &str) -> Result<Registration> {
+    pub(super) fn arm_cancel(&self, store: &mut Store<GuestState>, token: &CancelToken, method: &str) -> Result<Registration> {
         let stop = Arc::new(CallStop::default());
         let canceller = stop.clone();
-        let registration = token.register(&format!("WASM plugin '{}' {what}", self.name), move || canceller.cancel())?;
+        let registration = token.register(format_args!("WASM plugin '{}' method '{method}'", self.name), move || canceller.cancel())?;
         store.data_mut().stop = Some(stop);
         store.set_epoch_deadline(1);
         Ok(registration)

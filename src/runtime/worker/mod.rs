@@ -322,7 +322,7 @@ impl IsolatedPlugin {
         }
         // A token cancelled already: refused before it counts as a call.
         if let Some(token) = cancel {
-            token.check(&format!("plugin '{}' method {method}", self.name))?;
+            token.check(format_args!("plugin '{}' method {method}", self.name))?;
         }
         state.usage.calls += 1;
         let limit = self.spec.reply_limit();
@@ -385,7 +385,7 @@ impl IsolatedPlugin {
     fn killer(&self, token: &CancelToken, pid: libc::pid_t, method: u32) -> Result<Killer> {
         let killed = Arc::new(AtomicBool::new(false));
         let flag = killed.clone();
-        let registration = token.register(&format!("plugin '{}' method {method}", self.name), move || {
+        let registration = token.register(format_args!("plugin '{}' method {method}", self.name), move || {
             flag.store(true, Ordering::SeqCst);
             // SAFETY: plain syscall; `pid` is the call's worker, not yet
             // reaped while this canceller can run (see `call`).
