@@ -1727,8 +1727,13 @@ fidius_host_status fidius_host_builder_set_max_output_size(fidius_host_builder_t
  * - Loading by name probes each candidate library in a worker: no
  *   unsigned library is mapped in the host, and one whose loading crashes
  *   is a skipped file ("the worker process was killed by signal 11").
- * - Not served yet: host functions (a load with bindings is UNSUPPORTED)
- *   and streaming calls (UNSUPPORTED).
+ * - Host functions (`fidius_host_load_options_add_binding`) run in this
+ *   process, on the thread that made the call into the plugin, with its
+ *   call context (none for a thread the plugin started), one at a time
+ *   per plugin; a host function may call the same plugin again. A plugin
+ *   thread that calls a host function while no call into the plugin runs
+ *   gets a host failure. Each host function call costs a round trip.
+ * - Not served yet: streaming calls (UNSUPPORTED).
  * Each call costs a round trip to the worker (about 20 µs).
  *
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.

@@ -633,13 +633,6 @@ impl Host {
 
     /// How a worker would load `path`: this host's settings, the load's.
     fn worker_spec(&self, path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<WorkerSpec> {
-        if !options.host_bindings.is_empty() {
-            return Err(Error::at(
-                Status::Unsupported,
-                path,
-                "host functions are not served to isolated plugins; load this plugin in-process",
-            ));
-        }
         let python = Package::is_package(path) || artifact::archive::is_archive(path);
         let deadline = match python {
             true => options.runtimes.python.deadline.or(self.config.runtimes.python.deadline).unwrap_or(self.config.call_deadline),
@@ -650,6 +643,7 @@ impl Host {
             name: name.map(str::to_string),
             interface: options.interface.as_deref().map(crate::interface::file::to_toml),
             config: options.config.clone(),
+            host_interfaces: options.host_bindings.iter().map(|b| crate::interface::file::to_toml(b.interface())).collect(),
             require_signature: self.config.require_signature,
             trusted_keys: self.config.trusted_keys.iter().map(TrustedKey::to_bytes).collect(),
             lenient: self.config.load_policy == LoadPolicy::Lenient,
@@ -662,6 +656,7 @@ impl Host {
         Ok(WorkerSpec {
             executable: WorkerSpec::executable(&self.config.workers)?,
             request,
+            host_bindings: options.host_bindings.iter().cloned().collect(),
             deadline,
             restarts: options.restarts.unwrap_or(self.config.workers.restarts),
             max_output: self.config.max_output_size,

@@ -123,18 +123,32 @@ impl HostBinding {
         let Some(declared) = self.interface.methods().get(method as usize) else {
             return (status::INVALID_INDEX, Vec::new());
         };
+        match self.answer(method, args) {
+            Ok(result) => (status::OK, result),
+            Err(HostFailure::Error(error)) => (status::PLUGIN_ERROR, error.to_bincode()),
+            Err(HostFailure::BadArguments(_)) => (status::SERIALIZATION_ERROR, Vec::new()),
+            Err(HostFailure::Failed(why)) => self.failed(declared, &why),
+        }
+    }
+
+    /// The handler's answer to one call, with the calling thread's context:
+    /// a panic in the handler and a result over [`MAX_HOST_RESULT`] are
+    /// failures. Never unwinds. An isolated plugin's worker forwards its
+    /// host-function calls here and turns the answer into wire statuses
+    /// itself, as [`dispatch`](Self::dispatch) does.
+    pub fn answer(&self, method: u32, args: &[u8]) -> std::result::Result<Vec<u8>, HostFailure> {
+        if method as usize >= self.interface.methods().len() {
+            return Err(HostFailure::Failed(format!("method index {method} is out of range")));
+        }
         let call = HostCall { interface: &self.interface, method, args, context: call_context() };
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.call(&call)))
             .unwrap_or_else(|panic| Err(HostFailure::Failed(format!("panicked: {}", panic_text(&*panic)))));
         match answer {
-            Ok(result) if result.len() <= MAX_HOST_RESULT => (status::OK, result),
-            Ok(result) => self.failed(
-                declared,
-                &format!("returned {} bytes, more than the {MAX_HOST_RESULT} a host function may return", result.len()),
-            ),
-            Err(HostFailure::Error(error)) => (status::PLUGIN_ERROR, error.to_bincode()),
-            Err(HostFailure::BadArguments(_)) => (status::SERIALIZATION_ERROR, Vec::new()),
-            Err(HostFailure::Failed(why)) => self.failed(declared, &why),
+            Ok(result) if result.len() > MAX_HOST_RESULT => Err(HostFailure::Failed(format!(
+                "returned {} bytes, more than the {MAX_HOST_RESULT} a host function may return",
+                result.len()
+            ))),
+            answer => answer,
         }
     }
 
@@ -221,6 +235,11 @@ impl HostBindings {
     /// The binding for the host interface called `name`.
     pub fn find(&self, name: &str) -> Option<&Arc<HostBinding>> {
         self.0.iter().find(|b| b.interface.name() == name)
+    }
+
+    /// The bindings, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<HostBinding>> {
+        self.0.iter()
     }
 
     /// Whether there are none.

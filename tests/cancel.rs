@@ -26,10 +26,6 @@ fn calls(plugin: &Plugin) -> u64 {
     decode(plugin.call_raw(CALLS, &encode(&())).unwrap().as_slice())
 }
 
-fn worker() -> PathBuf {
-    fixtures().join("../release/fidius-host-worker")
-}
-
 /// Runs `call` with a fresh token that another thread cancels after
 /// `after`; the call's error and how long it took.
 fn cancelled_after(after: Duration, call: impl FnOnce(&CancelToken) -> fidius_host::Result<String>) -> (fidius_host::Error, Duration) {

@@ -64,166 +64,187 @@ fn discovery_explains_skipped_files() {
 
 #[test]
 fn calls_every_kind_of_method() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    let out = plugin.call_raw(calc::ADD, &encode(&(3i64, 7i64))).unwrap();
-    assert_eq!(out.as_slice(), &[10, 0, 0, 0, 0, 0, 0, 0]);
-    let out = plugin.call_raw(calc::GREET, &encode(&("hello".to_string(),))).unwrap();
-    assert_eq!(decode::<String>(out.as_slice()), "Hello, hello!");
-    let out = plugin.call_raw(calc::DIVIDE, &encode(&(20i64, 4i64))).unwrap();
-    assert_eq!(decode::<i64>(out.as_slice()), 5);
-    let args = (true, 0.5f64, vec!["a".to_string(), "b".to_string()], Some("n".to_string()));
-    let out = plugin.call_raw(calc::DESCRIBE, &encode(&args)).unwrap();
-    assert_eq!(decode::<String>(out.as_slice()), "flag=true ratio=0.5 tags=a+b note=n");
-    let args = (false, 2.0f64, Vec::<String>::new(), None::<String>);
-    let out = plugin.call_raw(calc::DESCRIBE, &encode(&args)).unwrap();
-    assert_eq!(decode::<String>(out.as_slice()), "flag=false ratio=2 tags= note=none");
-    let out = plugin.call_raw(calc::REVERSE, b"raw!").unwrap();
-    assert_eq!(out.as_slice(), b"!war");
-    let out = plugin.call_raw(calc::REVERSE, b"").unwrap();
-    assert!(out.as_slice().is_empty());
-    let out = plugin.call_raw(calc::PING, &[]).unwrap();
-    assert!(out.as_slice().is_empty());
-    let out = plugin.call_raw(calc::MULTIPLY, &encode(&(6i64, 7i64))).unwrap();
-    assert_eq!(decode::<i64>(out.as_slice()), 42);
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        assert_runs(&plugin, isolation);
+        let out = plugin.call_raw(calc::ADD, &encode(&(3i64, 7i64))).unwrap();
+        assert_eq!(out.as_slice(), &[10, 0, 0, 0, 0, 0, 0, 0]);
+        let out = plugin.call_raw(calc::GREET, &encode(&("hello".to_string(),))).unwrap();
+        assert_eq!(decode::<String>(out.as_slice()), "Hello, hello!");
+        let out = plugin.call_raw(calc::DIVIDE, &encode(&(20i64, 4i64))).unwrap();
+        assert_eq!(decode::<i64>(out.as_slice()), 5);
+        let args = (true, 0.5f64, vec!["a".to_string(), "b".to_string()], Some("n".to_string()));
+        let out = plugin.call_raw(calc::DESCRIBE, &encode(&args)).unwrap();
+        assert_eq!(decode::<String>(out.as_slice()), "flag=true ratio=0.5 tags=a+b note=n");
+        let args = (false, 2.0f64, Vec::<String>::new(), None::<String>);
+        let out = plugin.call_raw(calc::DESCRIBE, &encode(&args)).unwrap();
+        assert_eq!(decode::<String>(out.as_slice()), "flag=false ratio=2 tags= note=none");
+        let out = plugin.call_raw(calc::REVERSE, b"raw!").unwrap();
+        assert_eq!(out.as_slice(), b"!war");
+        let out = plugin.call_raw(calc::REVERSE, b"").unwrap();
+        assert!(out.as_slice().is_empty());
+        let out = plugin.call_raw(calc::PING, &[]).unwrap();
+        assert!(out.as_slice().is_empty());
+        let out = plugin.call_raw(calc::MULTIPLY, &encode(&(6i64, 7i64))).unwrap();
+        assert_eq!(decode::<i64>(out.as_slice()), 42);
+    }
 }
 
 #[test]
 fn plugin_errors_carry_code_message_and_details() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    let err = plugin.call_raw(calc::DIVIDE, &encode(&(9i64, 0i64))).unwrap_err();
-    assert_eq!(err.status(), Status::PluginError);
-    let plugin_error = err.plugin_error().unwrap();
-    assert_eq!(plugin_error.code(), "DIV_ZERO");
-    assert_eq!(plugin_error.message(), "cannot divide 9 by zero");
-    assert_eq!(plugin_error.details(), Some(r#"{"dividend":9}"#));
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        let err = plugin.call_raw(calc::DIVIDE, &encode(&(9i64, 0i64))).unwrap_err();
+        assert_eq!(err.status(), Status::PluginError);
+        let plugin_error = err.plugin_error().unwrap();
+        assert_eq!(plugin_error.code(), "DIV_ZERO");
+        assert_eq!(plugin_error.message(), "cannot divide 9 by zero");
+        assert_eq!(plugin_error.details(), Some(r#"{"dividend":9}"#));
+    }
 }
 
 #[test]
 fn a_panicking_method_is_an_error_and_the_plugin_keeps_working() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    for _ in 0..3 {
-        let err = plugin.call_raw(calc::BOOM, &[]).unwrap_err();
-        assert_eq!(err.status(), Status::PluginPanic);
-        assert!(err.message().contains("boom: the fixture panicked on purpose"), "{err}");
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        for _ in 0..3 {
+            let err = plugin.call_raw(calc::BOOM, &[]).unwrap_err();
+            assert_eq!(err.status(), Status::PluginPanic);
+            assert!(err.message().contains("boom: the fixture panicked on purpose"), "{err}");
+        }
+        let out = plugin.call_raw(calc::ADD, &encode(&(1i64, 1i64))).unwrap();
+        assert_eq!(decode::<i64>(out.as_slice()), 2);
     }
-    let out = plugin.call_raw(calc::ADD, &encode(&(1i64, 1i64))).unwrap();
-    assert_eq!(decode::<i64>(out.as_slice()), 2);
 }
 
 #[test]
 fn bad_input_and_bad_indices_are_errors() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    let err = plugin.call_raw(calc::ADD, &[1, 2, 3]).unwrap_err();
-    assert_eq!(err.status(), Status::PluginSerialization);
-    // An empty input must reach the plugin as a non-NULL pointer: a debug
-    // fidius plugin would abort the process otherwise.
-    let err = plugin.call_raw(calc::ADD, &[]).unwrap_err();
-    assert_eq!(err.status(), Status::PluginSerialization);
-    let err = plugin.call_raw(8, &[]).unwrap_err();
-    assert_eq!(err.status(), Status::MethodOutOfRange);
-    assert!(err.message().contains("has 8 methods"), "{err}");
-    assert_eq!(plugin.call_raw(u32::MAX, &[]).unwrap_err().status(), Status::MethodOutOfRange);
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        let err = plugin.call_raw(calc::ADD, &[1, 2, 3]).unwrap_err();
+        assert_eq!(err.status(), Status::PluginSerialization);
+        // An empty input must reach the plugin as a non-NULL pointer: a debug
+        // fidius plugin would abort the process otherwise.
+        let err = plugin.call_raw(calc::ADD, &[]).unwrap_err();
+        assert_eq!(err.status(), Status::PluginSerialization);
+        let err = plugin.call_raw(8, &[]).unwrap_err();
+        assert_eq!(err.status(), Status::MethodOutOfRange);
+        assert!(err.message().contains("has 8 methods"), "{err}");
+        assert_eq!(plugin.call_raw(u32::MAX, &[]).unwrap_err().status(), Status::MethodOutOfRange);
+    }
 }
 
 #[test]
 fn optional_methods_and_capabilities() {
-    let host = host_for(&fixture("plugins"));
-    let basic = host.load("BasicCalculator").unwrap();
-    let partial = host.load("PartialCalculator").unwrap();
-    assert!(basic.has_capability(0));
-    assert!(!partial.has_capability(0));
-    assert!(!basic.has_capability(1) && !basic.has_capability(64));
-    let err = partial.call_raw(calc::MULTIPLY, &encode(&(2i64, 3i64))).unwrap_err();
-    assert_eq!(err.status(), Status::NotImplemented);
-    assert!(err.message().contains("PartialCalculator"), "{err}");
-    // Its required methods work.
-    let out = partial.call_raw(calc::ADD, &encode(&(2i64, 3i64))).unwrap();
-    assert_eq!(decode::<i64>(out.as_slice()), 5);
+    for isolation in MODES {
+        let host = host_in(isolation, &fixture("plugins"));
+        let basic = host.load("BasicCalculator").unwrap();
+        let partial = host.load("PartialCalculator").unwrap();
+        assert!(basic.has_capability(0));
+        assert!(!partial.has_capability(0));
+        assert!(!basic.has_capability(1) && !basic.has_capability(64));
+        let err = partial.call_raw(calc::MULTIPLY, &encode(&(2i64, 3i64))).unwrap_err();
+        assert_eq!(err.status(), Status::NotImplemented);
+        assert!(err.message().contains("PartialCalculator"), "{err}");
+        // Its required methods work.
+        let out = partial.call_raw(calc::ADD, &encode(&(2i64, 3i64))).unwrap();
+        assert_eq!(decode::<i64>(out.as_slice()), 5);
+    }
 }
 
 #[test]
 fn method_and_trait_metadata() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    let pairs = |entries: &[fidius_host::MetaEntry]| {
-        entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect::<Vec<_>>()
-    };
-    assert_eq!(
-        pairs(plugin.trait_metadata()),
-        vec![("author".into(), "fidius-host fixtures".into()), ("category".into(), "math".into())]
-    );
-    assert_eq!(
-        pairs(plugin.method_metadata(calc::ADD).unwrap()),
-        vec![("doc".into(), "adds two integers".into()), ("pure".into(), "true".into())]
-    );
-    assert_eq!(pairs(plugin.method_metadata(calc::DIVIDE).unwrap()), vec![("errors".into(), "DIV_ZERO".into())]);
-    assert!(plugin.method_metadata(calc::GREET).unwrap().is_empty());
-    assert!(plugin.method_metadata(8).is_none());
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        let pairs = |entries: &[fidius_host::MetaEntry]| {
+            entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            pairs(plugin.trait_metadata()),
+            vec![("author".into(), "fidius-host fixtures".into()), ("category".into(), "math".into())]
+        );
+        assert_eq!(
+            pairs(plugin.method_metadata(calc::ADD).unwrap()),
+            vec![("doc".into(), "adds two integers".into()), ("pure".into(), "true".into())]
+        );
+        assert_eq!(pairs(plugin.method_metadata(calc::DIVIDE).unwrap()), vec![("errors".into(), "DIV_ZERO".into())]);
+        assert!(plugin.method_metadata(calc::GREET).unwrap().is_empty());
+        assert!(plugin.method_metadata(8).is_none());
+    }
 }
 
 #[test]
 fn arena_outputs_grow_past_the_first_arena_within_the_limit() {
-    let host = host_for(&fixture("arena"));
-    let plugin = host.load("ArenaEcho").unwrap();
-    assert_eq!(plugin.info().buffer_strategy, BufferStrategy::Arena);
-    let out = plugin.call_raw(echo::REPEAT, &encode(&("ab".to_string(), 5000u32))).unwrap();
-    assert_eq!(decode::<String>(out.as_slice()), "ab".repeat(5000));
-    let out = plugin.call_raw(echo::UPPER, b"shout").unwrap();
-    assert_eq!(out.as_slice(), b"SHOUT");
-    let err = plugin.call_raw(echo::FAIL, &encode(&("nope".to_string(),))).unwrap_err();
-    assert_eq!(err.plugin_error().unwrap().code(), "ECHO_FAIL");
-    assert_eq!(err.plugin_error().unwrap().message(), "nope");
-    assert_eq!(plugin.call_raw(echo::BOOM, &[]).unwrap_err().status(), Status::PluginPanic);
+    for isolation in MODES {
+        let host = host_in(isolation, &fixture("arena"));
+        let plugin = host.load("ArenaEcho").unwrap();
+        assert_eq!(plugin.info().buffer_strategy, BufferStrategy::Arena);
+        let out = plugin.call_raw(echo::REPEAT, &encode(&("ab".to_string(), 5000u32))).unwrap();
+        assert_eq!(decode::<String>(out.as_slice()), "ab".repeat(5000));
+        let out = plugin.call_raw(echo::UPPER, b"shout").unwrap();
+        assert_eq!(out.as_slice(), b"SHOUT");
+        let err = plugin.call_raw(echo::FAIL, &encode(&("nope".to_string(),))).unwrap_err();
+        assert_eq!(err.plugin_error().unwrap().code(), "ECHO_FAIL");
+        assert_eq!(err.plugin_error().unwrap().message(), "nope");
+        assert_eq!(plugin.call_raw(echo::BOOM, &[]).unwrap_err().status(), Status::PluginPanic);
 
-    let limited = HostBuilder::new().search_path(fixture("arena")).max_output_size(1000).unwrap().build().unwrap();
-    let plugin = limited.load("ArenaEcho").unwrap();
-    let err = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 1_000_000u32))).unwrap_err();
-    assert_eq!(err.status(), Status::OutputTooLarge);
-    assert!(err.message().contains("1000008 bytes exceeds the host's limit of 1000 bytes"), "{err}");
-    let err = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 995u32))).unwrap_err();
-    assert_eq!(err.status(), Status::OutputTooLarge, "within the first arena, still over the limit");
-    let out = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 100u32))).unwrap();
-    assert_eq!(decode::<String>(out.as_slice()).len(), 100);
+        let limited = builder_in(isolation).search_path(fixture("arena")).max_output_size(1000).unwrap().build().unwrap();
+        let plugin = limited.load("ArenaEcho").unwrap();
+        let err = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 1_000_000u32))).unwrap_err();
+        assert_eq!(err.status(), Status::OutputTooLarge);
+        assert!(err.message().contains("1000008 bytes exceeds the host's limit of 1000 bytes"), "{err}");
+        let err = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 995u32))).unwrap_err();
+        assert_eq!(err.status(), Status::OutputTooLarge, "within the first arena, still over the limit");
+        let out = plugin.call_raw(echo::REPEAT, &encode(&("x".to_string(), 100u32))).unwrap();
+        assert_eq!(decode::<String>(out.as_slice()).len(), 100);
+    }
 }
 
 #[test]
 fn plugin_allocated_outputs_over_the_limit_are_errors() {
-    let host = HostBuilder::new().search_path(fixture("plugins")).max_output_size(16).unwrap().build().unwrap();
-    let plugin = host.load("BasicCalculator").unwrap();
-    let err = plugin.call_raw(calc::REVERSE, &[7u8; 17]).unwrap_err();
-    assert_eq!(err.status(), Status::OutputTooLarge);
-    assert_eq!(plugin.call_raw(calc::REVERSE, &[7u8; 16]).unwrap().as_slice(), &[7u8; 16]);
+    for isolation in MODES {
+        let host = builder_in(isolation).search_path(fixture("plugins")).max_output_size(16).unwrap().build().unwrap();
+        let plugin = host.load("BasicCalculator").unwrap();
+        let err = plugin.call_raw(calc::REVERSE, &[7u8; 17]).unwrap_err();
+        assert_eq!(err.status(), Status::OutputTooLarge);
+        assert_eq!(plugin.call_raw(calc::REVERSE, &[7u8; 16]).unwrap().as_slice(), &[7u8; 16]);
+    }
 }
 
 #[test]
 fn concurrent_calls_on_one_handle() {
-    let host = HostBuilder::new().search_path(fixture("plugins")).search_path(fixture("arena")).build().unwrap();
-    let calc_plugin = Arc::new(host.load("BasicCalculator").unwrap());
-    let echo_plugin = Arc::new(host.load("ArenaEcho").unwrap());
-    let threads: Vec<_> = (0..8i64)
-        .map(|t| {
-            let (calc_plugin, echo_plugin) = (calc_plugin.clone(), echo_plugin.clone());
-            std::thread::spawn(move || {
-                for i in 0..500i64 {
-                    let out = calc_plugin.call_raw(calc::ADD, &encode(&(t, i))).unwrap();
-                    assert_eq!(decode::<i64>(out.as_slice()), t + i);
-                    let times = (i % 7 + 1) as u32 * 1000;
-                    let out = echo_plugin.call_raw(echo::REPEAT, &encode(&(t.to_string(), times))).unwrap();
-                    assert_eq!(decode::<String>(out.as_slice()).len(), times as usize * t.to_string().len());
-                }
+    for isolation in MODES {
+        let host = builder_in(isolation).search_path(fixture("plugins")).search_path(fixture("arena")).build().unwrap();
+        let calc_plugin = Arc::new(host.load("BasicCalculator").unwrap());
+        let echo_plugin = Arc::new(host.load("ArenaEcho").unwrap());
+        let threads: Vec<_> = (0..8i64)
+            .map(|t| {
+                let (calc_plugin, echo_plugin) = (calc_plugin.clone(), echo_plugin.clone());
+                std::thread::spawn(move || {
+                    for i in 0..500i64 {
+                        let out = calc_plugin.call_raw(calc::ADD, &encode(&(t, i))).unwrap();
+                        assert_eq!(decode::<i64>(out.as_slice()), t + i);
+                        let times = (i % 7 + 1) as u32 * 1000;
+                        let out = echo_plugin.call_raw(echo::REPEAT, &encode(&(t.to_string(), times))).unwrap();
+                        assert_eq!(decode::<String>(out.as_slice()).len(), times as usize * t.to_string().len());
+                    }
+                })
             })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
     }
 }
 
 #[test]
 fn outputs_outlive_the_plugin_handle() {
-    let plugin = host_for(&fixture("plugins")).load("BasicCalculator").unwrap();
-    let out = plugin.call_raw(calc::GREET, &encode(&("late".to_string(),))).unwrap();
-    drop(plugin);
-    assert_eq!(decode::<String>(out.as_slice()), "Hello, late!");
+    for isolation in MODES {
+        let plugin = host_in(isolation, &fixture("plugins")).load("BasicCalculator").unwrap();
+        let out = plugin.call_raw(calc::GREET, &encode(&("late".to_string(),))).unwrap();
+        drop(plugin);
+        assert_eq!(decode::<String>(out.as_slice()), "Hello, late!");
+    }
 }
 
 #[test]

@@ -16,12 +16,6 @@ const PING: u32 = 0;
 const CALLS: u32 = 1;
 const ECHO: u32 = 3;
 
-fn worker() -> PathBuf {
-    let path = fixtures().join("../release/fidius-host-worker");
-    assert!(path.is_file(), "{} missing: run `make lib`", path.display());
-    path
-}
-
 fn faulty_interface() -> Arc<Interface> {
     Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/faulty.toml")).unwrap())
 }
@@ -340,23 +334,6 @@ fn instances_of_an_isolated_plugin_each_get_a_worker() {
     assert_eq!(fault(&other, "segfault").status(), Status::WorkerLost);
     assert_eq!(ping(&plugin, 1), 2, "one instance's crash leaves the other running");
     assert_eq!(plugin.worker_usage().unwrap().restarts, 0);
-}
-
-#[test]
-fn host_functions_are_refused_for_isolated_loads() {
-    let host = isolated_builder().build().unwrap();
-    let ledger = Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/ledger.toml")).unwrap());
-    struct Nothing;
-    impl fidius_host::JsonHostHandler for Nothing {
-        fn call(&self, _: &fidius_host::HostCall<'_>, _: &str) -> Result<String, fidius_host::HostFailure> {
-            Ok("null".into())
-        }
-    }
-    let binding = fidius_host::HostBinding::new_json(ledger, Nothing).unwrap();
-    let mut options = LoadOptions::new();
-    options.bind_host_functions(Arc::new(binding));
-    let error = host.load_path_with(&native(), None, &options).unwrap_err();
-    assert_eq!(error.status(), Status::Unsupported, "{}", error.message());
 }
 
 /// A stand-in for the worker executable: a shell script that answers the

@@ -9,7 +9,7 @@ mod common;
 use calc_interface::{Everything, Marker, Meters, Pair, Point, Shape};
 use common::*;
 use fidius_host::interface::{file, json};
-use fidius_host::{Interface, InterfaceBuilder, LoadOptions, MethodFlags, Plugin, Status};
+use fidius_host::{Interface, InterfaceBuilder, Isolation, LoadOptions, MethodFlags, Plugin, Status};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -25,8 +25,13 @@ fn with(interface: &Arc<Interface>) -> LoadOptions {
 }
 
 fn type_echo() -> (Plugin, Arc<Interface>) {
+    type_echo_in(Isolation::InProcess)
+}
+
+fn type_echo_in(isolation: Isolation) -> (Plugin, Arc<Interface>) {
     let interface = interface_file("type_echo.toml");
-    let plugin = host_for(&fixture("types")).load_with("TypeEchoes", &with(&interface)).unwrap();
+    let plugin = host_in(isolation, &fixture("types")).load_with("TypeEchoes", &with(&interface)).unwrap();
+    assert_runs(&plugin, isolation);
     (plugin, interface)
 }
 
@@ -179,77 +184,83 @@ fn decoded_results_equal_serde_json_of_the_rust_value() {
 
 #[test]
 fn every_type_round_trips_through_the_plugin() {
-    let (plugin, _) = type_echo();
-    for (method, args, _) in cases() {
-        let result = plugin.call_json(method, &args.to_string()).unwrap_or_else(|e| panic!("{method}: {e}"));
-        let result: Value = serde_json::from_str(&result).unwrap();
-        assert_eq!(result, normalize(method, &args), "{method} {args}");
+    for isolation in MODES {
+        let (plugin, _) = type_echo_in(isolation);
+        for (method, args, _) in cases() {
+            let result = plugin.call_json(method, &args.to_string()).unwrap_or_else(|e| panic!("{method}: {e}"));
+            let result: Value = serde_json::from_str(&result).unwrap();
+            assert_eq!(result, normalize(method, &args), "{method} {args}");
+        }
+        // By index too, and raw methods take and give arrays of bytes.
+        let raw = plugin.interface().unwrap().method_index("echo_raw").unwrap();
+        assert_eq!(plugin.call_json_index(raw, "[[104, 105]]").unwrap(), "[104,105]");
+        assert_eq!(plugin.call_raw(raw, b"hi").unwrap().as_slice(), b"hi");
     }
-    // By index too, and raw methods take and give arrays of bytes.
-    let raw = plugin.interface().unwrap().method_index("echo_raw").unwrap();
-    assert_eq!(plugin.call_json_index(raw, "[[104, 105]]").unwrap(), "[104,105]");
-    assert_eq!(plugin.call_raw(raw, b"hi").unwrap().as_slice(), b"hi");
 }
 
 #[test]
 fn plugin_errors_keep_code_and_message() {
-    let (plugin, _) = type_echo();
-    let e = plugin.call_json("checked", "[-4]").unwrap_err();
-    assert_eq!(e.status(), Status::PluginError);
-    let pe = e.plugin_error().unwrap();
-    assert_eq!((pe.code(), pe.message()), ("NEGATIVE", "-4 is negative"));
+    for isolation in MODES {
+        let (plugin, _) = type_echo_in(isolation);
+        let e = plugin.call_json("checked", "[-4]").unwrap_err();
+        assert_eq!(e.status(), Status::PluginError);
+        let pe = e.plugin_error().unwrap();
+        assert_eq!((pe.code(), pe.message()), ("NEGATIVE", "-4 is negative"));
 
-    let calc = interface_file("calculator.toml");
-    let plugin = host_for(&fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
-    assert_eq!(plugin.call_json("add", "[3, 7]").unwrap(), "10");
-    assert_eq!(plugin.call_json("greet", r#"["C"]"#).unwrap(), r#""Hello, C!""#);
-    assert_eq!(plugin.call_json("describe", r#"[true, 0.5, ["a"], null]"#).unwrap(), r#""flag=true ratio=0.5 tags=a note=none""#);
-    assert_eq!(plugin.call_json("ping", "[]").unwrap(), "null");
-    let e = plugin.call_json("divide", "[1, 0]").unwrap_err();
-    assert_eq!(e.plugin_error().unwrap().code(), "DIV_ZERO");
-    assert_eq!(e.plugin_error().unwrap().details(), Some(r#"{"dividend":1}"#));
-    assert_eq!(plugin.call_json("boom", "[]").unwrap_err().status(), Status::PluginPanic);
-    assert_eq!(plugin.call_json("divide", "[9, 3]").unwrap(), "3");
+        let calc = interface_file("calculator.toml");
+        let plugin = host_in(isolation, &fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
+        assert_eq!(plugin.call_json("add", "[3, 7]").unwrap(), "10");
+        assert_eq!(plugin.call_json("greet", r#"["C"]"#).unwrap(), r#""Hello, C!""#);
+        assert_eq!(plugin.call_json("describe", r#"[true, 0.5, ["a"], null]"#).unwrap(), r#""flag=true ratio=0.5 tags=a note=none""#);
+        assert_eq!(plugin.call_json("ping", "[]").unwrap(), "null");
+        let e = plugin.call_json("divide", "[1, 0]").unwrap_err();
+        assert_eq!(e.plugin_error().unwrap().code(), "DIV_ZERO");
+        assert_eq!(e.plugin_error().unwrap().details(), Some(r#"{"dividend":1}"#));
+        assert_eq!(plugin.call_json("boom", "[]").unwrap_err().status(), Status::PluginPanic);
+        assert_eq!(plugin.call_json("divide", "[9, 3]").unwrap(), "3");
 
-    let partial = host_for(&fixture("plugins")).load_with("PartialCalculator", &with(&calc)).unwrap();
-    assert_eq!(partial.call_json("multiply", "[2, 3]").unwrap_err().status(), Status::NotImplemented);
+        let partial = host_in(isolation, &fixture("plugins")).load_with("PartialCalculator", &with(&calc)).unwrap();
+        assert_eq!(partial.call_json("multiply", "[2, 3]").unwrap_err().status(), Status::NotImplemented);
+    }
 }
 
 #[test]
 fn bad_arguments_name_position_and_type_and_send_nothing() {
-    let (plugin, _) = type_echo();
-    let cases: &[(&str, &str, Status, &str)] = &[
-        ("echo_bool", "[tru", Status::InvalidJson, "not valid JSON"),
-        ("echo_bool", "{}", Status::ArgumentMismatch, "JSON array of 1"),
-        ("echo_bool", "[]", Status::ArgumentMismatch, "expected 1 argument(s) (bool), found 0"),
-        ("echo_bool", "[1]", Status::ArgumentMismatch, "argument 1 (bool): expected bool, found number 1"),
-        ("echo_signed", "[128, 0, 0, 0, 0]", Status::ArgumentMismatch, "128 is out of range for i8 (-128..=127)"),
-        ("echo_signed", "[0, 0, 0, 1.5, 0]", Status::ArgumentMismatch, "argument 4 (i64): expected i64 (an integer)"),
-        ("echo_unsigned", "[-1, 0, 0, 0, 0]", Status::ArgumentMismatch, "-1 is out of range for u8"),
-        ("echo_unsigned", r#"[0, 0, 0, 0, "x"]"#, Status::ArgumentMismatch, "argument 5 (u128)"),
-        ("echo_floats", "[1e300, 0]", Status::ArgumentMismatch, "out of range for f32"),
-        ("echo_char", r#"["ab"]"#, Status::ArgumentMismatch, "one character"),
-        ("echo_bytes", "[[1, 256]]", Status::ArgumentMismatch, "at [1]: expected u8 (0..=255), found number 256"),
-        ("echo_tuple", r#"[[1, "x"]]"#, Status::ArgumentMismatch, "an array of 3"),
-        ("echo_hash_map", r#"[{"a": "b"}]"#, Status::ArgumentMismatch, r#"at ["a"]: expected u32"#),
-        ("echo_btree_map", r#"[[[1]]]"#, Status::ArgumentMismatch, "[key, value] pair"),
-        ("echo_point", r#"[{"x": 1, "y": 2}]"#, Status::ArgumentMismatch, "Point is missing field `label`"),
-        ("echo_point", r#"[{"x": 1, "y": 2, "label": "", "z": 0}]"#, Status::ArgumentMismatch, "Point has no field `z`"),
-        ("echo_point", r#"[{"x": 1, "y": "2", "label": ""}]"#, Status::ArgumentMismatch, "at .y: expected f64"),
-        ("echo_shape", r#"["Hexagon"]"#, Status::ArgumentMismatch, "Shape has no variant `Hexagon`"),
-        ("echo_shape", r#"[{"Rect": {"w": 1}}]"#, Status::ArgumentMismatch, "at .Rect: Shape::Rect is missing field `h`"),
-        ("echo_structs", r#"[1, [1, "p"], 0]"#, Status::ArgumentMismatch, "argument 3 (Marker): expected Marker (null)"),
-        ("nowhere", "[]", Status::UnknownMethod, "no method 'nowhere'"),
-    ];
-    for (method, args, status, text) in cases {
-        let e = plugin.call_json(method, args).unwrap_err();
-        assert_eq!(e.status(), *status, "{method} {args}: {}", e.message());
-        assert!(e.message().contains(text), "{method} {args}: {}", e.message());
+    for isolation in MODES {
+        let (plugin, _) = type_echo_in(isolation);
+        let cases: &[(&str, &str, Status, &str)] = &[
+            ("echo_bool", "[tru", Status::InvalidJson, "not valid JSON"),
+            ("echo_bool", "{}", Status::ArgumentMismatch, "JSON array of 1"),
+            ("echo_bool", "[]", Status::ArgumentMismatch, "expected 1 argument(s) (bool), found 0"),
+            ("echo_bool", "[1]", Status::ArgumentMismatch, "argument 1 (bool): expected bool, found number 1"),
+            ("echo_signed", "[128, 0, 0, 0, 0]", Status::ArgumentMismatch, "128 is out of range for i8 (-128..=127)"),
+            ("echo_signed", "[0, 0, 0, 1.5, 0]", Status::ArgumentMismatch, "argument 4 (i64): expected i64 (an integer)"),
+            ("echo_unsigned", "[-1, 0, 0, 0, 0]", Status::ArgumentMismatch, "-1 is out of range for u8"),
+            ("echo_unsigned", r#"[0, 0, 0, 0, "x"]"#, Status::ArgumentMismatch, "argument 5 (u128)"),
+            ("echo_floats", "[1e300, 0]", Status::ArgumentMismatch, "out of range for f32"),
+            ("echo_char", r#"["ab"]"#, Status::ArgumentMismatch, "one character"),
+            ("echo_bytes", "[[1, 256]]", Status::ArgumentMismatch, "at [1]: expected u8 (0..=255), found number 256"),
+            ("echo_tuple", r#"[[1, "x"]]"#, Status::ArgumentMismatch, "an array of 3"),
+            ("echo_hash_map", r#"[{"a": "b"}]"#, Status::ArgumentMismatch, r#"at ["a"]: expected u32"#),
+            ("echo_btree_map", r#"[[[1]]]"#, Status::ArgumentMismatch, "[key, value] pair"),
+            ("echo_point", r#"[{"x": 1, "y": 2}]"#, Status::ArgumentMismatch, "Point is missing field `label`"),
+            ("echo_point", r#"[{"x": 1, "y": 2, "label": "", "z": 0}]"#, Status::ArgumentMismatch, "Point has no field `z`"),
+            ("echo_point", r#"[{"x": 1, "y": "2", "label": ""}]"#, Status::ArgumentMismatch, "at .y: expected f64"),
+            ("echo_shape", r#"["Hexagon"]"#, Status::ArgumentMismatch, "Shape has no variant `Hexagon`"),
+            ("echo_shape", r#"[{"Rect": {"w": 1}}]"#, Status::ArgumentMismatch, "at .Rect: Shape::Rect is missing field `h`"),
+            ("echo_structs", r#"[1, [1, "p"], 0]"#, Status::ArgumentMismatch, "argument 3 (Marker): expected Marker (null)"),
+            ("nowhere", "[]", Status::UnknownMethod, "no method 'nowhere'"),
+        ];
+        for (method, args, status, text) in cases {
+            let e = plugin.call_json(method, args).unwrap_err();
+            assert_eq!(e.status(), *status, "{method} {args}: {}", e.message());
+            assert!(e.message().contains(text), "{method} {args}: {}", e.message());
+        }
+        assert_eq!(plugin.call_json_index(99, "[]").unwrap_err().status(), Status::MethodOutOfRange);
+        // Nesting deeper than the limit is refused before anything is sent.
+        let deep = format!("[{}1{}]", "[".repeat(200), "]".repeat(200));
+        assert_eq!(plugin.call_json("echo_list", &deep).unwrap_err().status(), Status::InvalidJson);
     }
-    assert_eq!(plugin.call_json_index(99, "[]").unwrap_err().status(), Status::MethodOutOfRange);
-    // Nesting deeper than the limit is refused before anything is sent.
-    let deep = format!("[{}1{}]", "[".repeat(200), "]".repeat(200));
-    assert_eq!(plugin.call_json("echo_list", &deep).unwrap_err().status(), Status::InvalidJson);
 }
 
 #[test]

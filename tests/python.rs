@@ -58,188 +58,203 @@ fn has_pycache(dir: &Path) -> bool {
 
 #[test]
 fn the_python_calculator_answers_like_the_cdylib() {
-    let calc = interface("calculator.toml");
-    let native = host_for(&fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
-    let python = host_for(&fixture("python")).load_with("PyCalculator", &with(&calc)).unwrap();
-    assert_eq!(python.info().runtime, RuntimeKind::Python);
-    assert_eq!(python.info().interface_hash, native.info().interface_hash);
-    assert!(python.has_capability(0), "multiply is implemented");
-    for (method, args) in [
-        ("add", "[3, 7]"),
-        ("add", "[9223372036854775807, 1]"),
-        ("greet", r#"["py"]"#),
-        ("divide", "[9, 2]"),
-        ("divide", "[-9, 2]"),
-        ("describe", r#"[true, 0.25, ["a", "b"], null]"#),
-        ("describe", r#"[false, 0.5, [], "n"]"#),
-        ("reverse", "[[1, 2, 3]]"),
-        ("ping", "[]"),
-        ("multiply", "[6, 7]"),
-    ] {
-        assert_eq!(python.call_json(method, args).unwrap(), native.call_json(method, args).unwrap(), "{method}{args}");
+    for isolation in MODES {
+        let calc = interface("calculator.toml");
+        let native = host_in(isolation, &fixture("plugins")).load_with("BasicCalculator", &with(&calc)).unwrap();
+        let python = host_in(isolation, &fixture("python")).load_with("PyCalculator", &with(&calc)).unwrap();
+        assert_runs(&python, isolation);
+        assert_eq!(python.info().runtime, RuntimeKind::Python);
+        assert_eq!(python.info().interface_hash, native.info().interface_hash);
+        assert!(python.has_capability(0), "multiply is implemented");
+        for (method, args) in [
+            ("add", "[3, 7]"),
+            ("add", "[9223372036854775807, 1]"),
+            ("greet", r#"["py"]"#),
+            ("divide", "[9, 2]"),
+            ("divide", "[-9, 2]"),
+            ("describe", r#"[true, 0.25, ["a", "b"], null]"#),
+            ("describe", r#"[false, 0.5, [], "n"]"#),
+            ("reverse", "[[1, 2, 3]]"),
+            ("ping", "[]"),
+            ("multiply", "[6, 7]"),
+        ] {
+            assert_eq!(python.call_json(method, args).unwrap(), native.call_json(method, args).unwrap(), "{method}{args}");
+        }
+        // Raw calls: bincode of typed methods, bytes of raw ones, as the cdylib.
+        let input = bincode::serialize(&(40i64, 2i64)).unwrap();
+        assert_eq!(python.call_raw(0, &input).unwrap().as_slice(), native.call_raw(0, &input).unwrap().as_slice());
+        assert_eq!(python.call_raw(5, b"fidius").unwrap().as_slice(), b"suidif");
+        // A plugin error with code, message and details.
+        let (p, n) = (python.call_json("divide", "[1, 0]").unwrap_err(), native.call_json("divide", "[1, 0]").unwrap_err());
+        assert_eq!(p.status(), Status::PluginError);
+        assert_eq!(p.plugin_error(), n.plugin_error());
+        // Argument checks happen before Python runs.
+        assert_eq!(python.call_json("add", r#"[1, "x"]"#).unwrap_err().status(), Status::ArgumentMismatch);
+        assert_eq!(python.call_json("add", "[1,").unwrap_err().status(), Status::InvalidJson);
+        assert!(!has_pycache(&fixture("python/calc")), "loading wrote bytecode into the package");
     }
-    // Raw calls: bincode of typed methods, bytes of raw ones, as the cdylib.
-    let input = bincode::serialize(&(40i64, 2i64)).unwrap();
-    assert_eq!(python.call_raw(0, &input).unwrap().as_slice(), native.call_raw(0, &input).unwrap().as_slice());
-    assert_eq!(python.call_raw(5, b"fidius").unwrap().as_slice(), b"suidif");
-    // A plugin error with code, message and details.
-    let (p, n) = (python.call_json("divide", "[1, 0]").unwrap_err(), native.call_json("divide", "[1, 0]").unwrap_err());
-    assert_eq!(p.status(), Status::PluginError);
-    assert_eq!(p.plugin_error(), n.plugin_error());
-    // Argument checks happen before Python runs.
-    assert_eq!(python.call_json("add", r#"[1, "x"]"#).unwrap_err().status(), Status::ArgumentMismatch);
-    assert_eq!(python.call_json("add", "[1,").unwrap_err().status(), Status::InvalidJson);
-    assert!(!has_pycache(&fixture("python/calc")), "loading wrote bytecode into the package");
 }
 
 #[test]
 fn every_type_travels_as_documented() {
-    let echo = interface("type_echo.toml");
-    let native = host_for(&fixture("types")).load_with("TypeEchoes", &with(&echo)).unwrap();
-    let python = host_for(&fixture("python")).load_with("PyTypeEcho", &with(&echo)).unwrap();
-    let everything = r#"{"shapes": ["Empty", {"Circle": 1.5}, {"Rect": {"w": 2.0, "h": 3.0}}, {"Tagged": ["t", 7]}],
-        "origin": {"x": 1.0, "y": -2.0, "label": "o"}, "sizes": [1, 2], "pair": [-3, "p"], "marker": null,
-        "lookup": [[1, ["a"]], [2, []]], "nested": {"shapes": [], "origin": null, "sizes": [0, 0], "pair": [0, ""],
-        "marker": null, "lookup": [], "nested": null}}"#;
-    for (method, args) in [
-        ("echo_bool", "[true]"),
-        ("echo_signed", "[-128, -32768, -2147483648, -9223372036854775808, \"-170141183460469231731687303715884105728\"]"),
-        ("echo_unsigned", "[255, 65535, 4294967295, 18446744073709551615, \"340282366920938463463374607431768211455\"]"),
-        ("echo_floats", "[1.5, -2.25]"),
-        ("echo_char", r#"["é"]"#),
-        ("echo_string", r#"["text"]"#),
-        ("echo_bytes", "[[0, 1, 255]]"),
-        ("echo_list", "[[[1, 2], [], [3]]]"),
-        ("echo_option", "[null]"),
-        ("echo_option", r#"["some"]"#),
-        ("echo_tuple", r#"[[7, "seven", true]]"#),
-        ("echo_hash_map", r#"[{"a": 1}]"#),
-        ("echo_btree_map", r#"[[[1, "one"], [2, "two"]]]"#),
-        ("echo_unit", "[null]"),
-        ("nothing", "[]"),
-        ("echo_point", r#"[{"x": 1.0, "y": 2.0, "label": "p"}]"#),
-        ("echo_shape", r#"["Empty"]"#),
-        ("echo_shape", r#"[{"Circle": 2.5}]"#),
-        ("echo_shape", r#"[{"Rect": {"w": 1.0, "h": 2.0}}]"#),
-        ("echo_shape", r#"[{"Tagged": ["x", 9]}]"#),
-        ("echo_structs", r#"[5, [-1, "pair"], null]"#),
-        ("echo_everything", &format!("[{everything}]")),
-        ("checked", "[5]"),
-        ("echo_raw", "[[1, 2, 3]]"),
-    ] {
-        let expected = native.call_json(method, args).unwrap();
-        let found = python.call_json(method, args).unwrap_or_else(|e| panic!("{method}: {}", e.message()));
-        assert_eq!(found, expected, "{method}{args}");
+    for isolation in MODES {
+        let echo = interface("type_echo.toml");
+        let native = host_in(isolation, &fixture("types")).load_with("TypeEchoes", &with(&echo)).unwrap();
+        let python = host_in(isolation, &fixture("python")).load_with("PyTypeEcho", &with(&echo)).unwrap();
+        let everything = r#"{"shapes": ["Empty", {"Circle": 1.5}, {"Rect": {"w": 2.0, "h": 3.0}}, {"Tagged": ["t", 7]}],
+            "origin": {"x": 1.0, "y": -2.0, "label": "o"}, "sizes": [1, 2], "pair": [-3, "p"], "marker": null,
+            "lookup": [[1, ["a"]], [2, []]], "nested": {"shapes": [], "origin": null, "sizes": [0, 0], "pair": [0, ""],
+            "marker": null, "lookup": [], "nested": null}}"#;
+        for (method, args) in [
+            ("echo_bool", "[true]"),
+            ("echo_signed", "[-128, -32768, -2147483648, -9223372036854775808, \"-170141183460469231731687303715884105728\"]"),
+            ("echo_unsigned", "[255, 65535, 4294967295, 18446744073709551615, \"340282366920938463463374607431768211455\"]"),
+            ("echo_floats", "[1.5, -2.25]"),
+            ("echo_char", r#"["é"]"#),
+            ("echo_string", r#"["text"]"#),
+            ("echo_bytes", "[[0, 1, 255]]"),
+            ("echo_list", "[[[1, 2], [], [3]]]"),
+            ("echo_option", "[null]"),
+            ("echo_option", r#"["some"]"#),
+            ("echo_tuple", r#"[[7, "seven", true]]"#),
+            ("echo_hash_map", r#"[{"a": 1}]"#),
+            ("echo_btree_map", r#"[[[1, "one"], [2, "two"]]]"#),
+            ("echo_unit", "[null]"),
+            ("nothing", "[]"),
+            ("echo_point", r#"[{"x": 1.0, "y": 2.0, "label": "p"}]"#),
+            ("echo_shape", r#"["Empty"]"#),
+            ("echo_shape", r#"[{"Circle": 2.5}]"#),
+            ("echo_shape", r#"[{"Rect": {"w": 1.0, "h": 2.0}}]"#),
+            ("echo_shape", r#"[{"Tagged": ["x", 9]}]"#),
+            ("echo_structs", r#"[5, [-1, "pair"], null]"#),
+            ("echo_everything", &format!("[{everything}]")),
+            ("checked", "[5]"),
+            ("echo_raw", "[[1, 2, 3]]"),
+        ] {
+            let expected = native.call_json(method, args).unwrap();
+            let found = python.call_json(method, args).unwrap_or_else(|e| panic!("{method}: {}", e.message()));
+            assert_eq!(found, expected, "{method}{args}");
+        }
+        let (p, n) = (python.call_json("checked", "[-1]").unwrap_err(), native.call_json("checked", "[-1]").unwrap_err());
+        assert_eq!(p.plugin_error(), n.plugin_error());
     }
-    let (p, n) = (python.call_json("checked", "[-1]").unwrap_err(), native.call_json("checked", "[-1]").unwrap_err());
-    assert_eq!(p.plugin_error(), n.plugin_error());
 }
 
 #[test]
 fn exceptions_become_plugin_errors_and_the_host_survives() {
-    let python = load(&host_for(&fixture("python")), &fixture("python/raising"), "calculator.toml").unwrap();
-    let expect = |method: &str, args: &str, status: Status, code: &str, text: &str| {
-        let e = python.call_json(method, args).unwrap_err();
-        assert_eq!(e.status(), status, "{method}: {}", e.message());
-        if status == Status::PluginError {
-            let error = e.plugin_error().unwrap();
-            assert_eq!(error.code(), code, "{method}");
-            assert!(error.message().contains(text), "{method}: {}", error.message());
-        } else {
-            assert!(e.message().contains(text), "{method}: {}", e.message());
-        }
-    };
-    expect("add", "[1, 2]", Status::PluginError, "SystemExit", "3");
-    expect("greet", r#"["x"]"#, Status::PluginError, "KeyboardInterrupt", "");
-    expect("divide", "[1, 2]", Status::PluginError, "QUOTA", "over quota dividing 1");
-    expect("ping", "[]", Status::PluginError, "SystemExit", "exit from ping");
-    expect("describe", r#"[true, 1.0, [], null]"#, Status::PluginProtocol, "", "expected a str, found list");
-    expect("reverse", "[[1]]", Status::PluginProtocol, "", "must be bytes");
-    expect("multiply", "[1, 2]", Status::NotImplemented, "", "multiply");
-    let boom = python.call_json("boom", "[]").unwrap_err();
-    let details = boom.plugin_error().unwrap().details().unwrap().to_string();
-    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
-    assert!(details["traceback"].as_str().unwrap().contains("raising.py"), "{details}");
-    assert!(details["traceback"].as_str().unwrap().contains("ValueError: boom"), "{details}");
-    // Still alive, and so is every other plugin.
-    expect("add", "[1, 2]", Status::PluginError, "SystemExit", "3");
-    let calc = host_for(&fixture("python")).load_with("PyCalculator", &with(&interface("calculator.toml"))).unwrap();
-    assert_eq!(calc.call_json("add", "[1, 2]").unwrap(), "3");
+    for isolation in MODES {
+        let python = load(&host_in(isolation, &fixture("python")), &fixture("python/raising"), "calculator.toml").unwrap();
+        let expect = |method: &str, args: &str, status: Status, code: &str, text: &str| {
+            let e = python.call_json(method, args).unwrap_err();
+            assert_eq!(e.status(), status, "{method}: {}", e.message());
+            if status == Status::PluginError {
+                let error = e.plugin_error().unwrap();
+                assert_eq!(error.code(), code, "{method}");
+                assert!(error.message().contains(text), "{method}: {}", error.message());
+            } else {
+                assert!(e.message().contains(text), "{method}: {}", e.message());
+            }
+        };
+        expect("add", "[1, 2]", Status::PluginError, "SystemExit", "3");
+        expect("greet", r#"["x"]"#, Status::PluginError, "KeyboardInterrupt", "");
+        expect("divide", "[1, 2]", Status::PluginError, "QUOTA", "over quota dividing 1");
+        expect("ping", "[]", Status::PluginError, "SystemExit", "exit from ping");
+        expect("describe", r#"[true, 1.0, [], null]"#, Status::PluginProtocol, "", "expected a str, found list");
+        expect("reverse", "[[1]]", Status::PluginProtocol, "", "must be bytes");
+        expect("multiply", "[1, 2]", Status::NotImplemented, "", "multiply");
+        let boom = python.call_json("boom", "[]").unwrap_err();
+        let details = boom.plugin_error().unwrap().details().unwrap().to_string();
+        let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+        assert!(details["traceback"].as_str().unwrap().contains("raising.py"), "{details}");
+        assert!(details["traceback"].as_str().unwrap().contains("ValueError: boom"), "{details}");
+        // Still alive, and so is every other plugin.
+        expect("add", "[1, 2]", Status::PluginError, "SystemExit", "3");
+        let calc = host_in(isolation, &fixture("python")).load_with("PyCalculator", &with(&interface("calculator.toml"))).unwrap();
+        assert_eq!(calc.call_json("add", "[1, 2]").unwrap(), "3");
+    }
 }
 
 #[test]
 fn raising_pyo3s_own_panic_exception_is_a_plugin_error_too() {
-    let calc = interface("calculator.toml");
-    let plugin_py = "__interface_hash__ = 0x0271E9B7D21D10F1\n\
-                     def divide(a, b): raise ValueError('an ordinary error first')\n\
-                     def boom():\n    \
-                     panic = [c for c in BaseException.__subclasses__() if c.__name__ == 'PanicException']\n    \
-                     raise (panic[0] if panic else RuntimeError)('no PanicException class found')\n\
-                     add = greet = describe = reverse = ping = divide\n";
-    let dir = stage("py-panic-exception", "calc", &[("plugin.py", plugin_py)]);
-    let plugin = host_for(&fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
-    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().plugin_error().unwrap().code(), "ValueError");
-    let e = plugin.call_json("boom", "[]").unwrap_err();
-    assert_eq!(e.status(), Status::PluginError, "{}", e.message());
-    assert_eq!(e.plugin_error().unwrap().code(), "PanicException", "{}", e.message());
-    assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().status(), Status::PluginError);
+    for isolation in MODES {
+        let calc = interface("calculator.toml");
+        let plugin_py = "__interface_hash__ = 0x0271E9B7D21D10F1\n\
+                         def divide(a, b): raise ValueError('an ordinary error first')\n\
+                         def boom():\n    \
+                         panic = [c for c in BaseException.__subclasses__() if c.__name__ == 'PanicException']\n    \
+                         raise (panic[0] if panic else RuntimeError)('no PanicException class found')\n\
+                         add = greet = describe = reverse = ping = divide\n";
+        let dir = stage(&format!("py-panic-exception-{isolation:?}"), "calc", &[("plugin.py", plugin_py)]);
+        let plugin = host_in(isolation, &fixture("python")).load_path_with(&dir, None, &with(&calc)).unwrap();
+        assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().plugin_error().unwrap().code(), "ValueError");
+        let e = plugin.call_json("boom", "[]").unwrap_err();
+        assert_eq!(e.status(), Status::PluginError, "{}", e.message());
+        assert_eq!(e.plugin_error().unwrap().code(), "PanicException", "{}", e.message());
+        assert_eq!(plugin.call_json("divide", "[1, 2]").unwrap_err().status(), Status::PluginError);
+    }
 }
 
 #[test]
 fn outputs_over_the_hosts_limit_are_refused() {
-    let calc = interface("calculator.toml");
-    let host = HostBuilder::new().search_path(fixture("python")).max_output_size(8).unwrap().build().unwrap();
-    let plugin = host.load_with("PyCalculator", &with(&calc)).unwrap();
-    assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
-    for e in [plugin.call_raw(5, b"123456789").unwrap_err(), plugin.call_json("greet", r#"["a long name"]"#).unwrap_err()] {
-        assert_eq!(e.status(), Status::OutputTooLarge, "{}", e.message());
-        assert!(e.message().contains("PyCalculator") && e.message().contains("limit of 8"), "{}", e.message());
+    for isolation in MODES {
+        let calc = interface("calculator.toml");
+        let host = builder_in(isolation).search_path(fixture("python")).max_output_size(8).unwrap().build().unwrap();
+        let plugin = host.load_with("PyCalculator", &with(&calc)).unwrap();
+        assert_eq!(plugin.call_raw(5, b"12345678").unwrap().as_slice(), b"87654321");
+        for e in [plugin.call_raw(5, b"123456789").unwrap_err(), plugin.call_json("greet", r#"["a long name"]"#).unwrap_err()] {
+            assert_eq!(e.status(), Status::OutputTooLarge, "{}", e.message());
+            assert!(e.message().contains("PyCalculator") && e.message().contains("limit of 8"), "{}", e.message());
+        }
     }
 }
 
 #[test]
 fn broken_plugins_fail_to_load_with_a_reason() {
-    let host = host_for(&fixture("python"));
-    for (case, edits, status, text) in [
-        ("syntax", vec![("plugin.py", "def broken(:\n")], Status::InvalidPythonPlugin, "SyntaxError"),
-        ("raises", vec![("plugin.py", "raise RuntimeError('no import for you')\n")], Status::InvalidPythonPlugin, "no import for you"),
-        ("exits", vec![("plugin.py", "import sys\nsys.exit(1)\n")], Status::InvalidPythonPlugin, "SystemExit"),
-        ("missing-dep", vec![("plugin.py", "import no_such_module_anywhere\n")], Status::InvalidPythonPlugin, "no_such_module_anywhere"),
-        ("no-hash", vec![("plugin.py", "def add(a, b): return a + b\n")], Status::InvalidPythonPlugin, "__interface_hash__"),
-        ("wrong-hash", vec![("plugin.py", "__interface_hash__ = 1\n")], Status::InterfaceHashMismatch, "0x0000000000000001"),
-        (
-            "missing-method",
-            vec![("plugin.py", "__interface_hash__ = 0x0271E9B7D21D10F1\ndef add(a, b): return a + b\n")],
-            Status::InvalidPythonPlugin,
-            "no function 'greet'",
-        ),
-        ("no-entry", vec![("package.toml", &std::fs::read_to_string(fixture("python/calc/package.toml")).unwrap().replace("\"plugin\"", "\"elsewhere\""))], Status::InvalidPythonPlugin, "elsewhere"),
-    ] {
-        let dir = stage(&format!("py-broken-{case}"), "calc", &edits);
-        let e = load(&host, &dir, "calculator.toml").unwrap_err();
-        assert_eq!(e.status(), status, "{case}: {}", e.message());
-        assert!(e.message().contains(text), "{case}: {}", e.message());
+    for isolation in MODES {
+        let host = host_in(isolation, &fixture("python"));
+        for (case, edits, status, text) in [
+            ("syntax", vec![("plugin.py", "def broken(:\n")], Status::InvalidPythonPlugin, "SyntaxError"),
+            ("raises", vec![("plugin.py", "raise RuntimeError('no import for you')\n")], Status::InvalidPythonPlugin, "no import for you"),
+            ("exits", vec![("plugin.py", "import sys\nsys.exit(1)\n")], Status::InvalidPythonPlugin, "SystemExit"),
+            ("missing-dep", vec![("plugin.py", "import no_such_module_anywhere\n")], Status::InvalidPythonPlugin, "no_such_module_anywhere"),
+            ("no-hash", vec![("plugin.py", "def add(a, b): return a + b\n")], Status::InvalidPythonPlugin, "__interface_hash__"),
+            ("wrong-hash", vec![("plugin.py", "__interface_hash__ = 1\n")], Status::InterfaceHashMismatch, "0x0000000000000001"),
+            (
+                "missing-method",
+                vec![("plugin.py", "__interface_hash__ = 0x0271E9B7D21D10F1\ndef add(a, b): return a + b\n")],
+                Status::InvalidPythonPlugin,
+                "no function 'greet'",
+            ),
+            ("no-entry", vec![("package.toml", &std::fs::read_to_string(fixture("python/calc/package.toml")).unwrap().replace("\"plugin\"", "\"elsewhere\""))], Status::InvalidPythonPlugin, "elsewhere"),
+        ] {
+            let dir = stage(&format!("py-broken-{case}-{isolation:?}"), "calc", &edits);
+            let e = load(&host, &dir, "calculator.toml").unwrap_err();
+            assert_eq!(e.status(), status, "{case}: {}", e.message());
+            assert!(e.message().contains(text), "{case}: {}", e.message());
+        }
+        // Without an interface there is nothing to check the module against.
+        let e = host.load_path_with(&fixture("python/calc"), None, &LoadOptions::default()).unwrap_err();
+        assert_eq!(e.status(), Status::NoInterface);
     }
-    // Without an interface there is nothing to check the module against.
-    let e = host.load_path_with(&fixture("python/calc"), None, &LoadOptions::default()).unwrap_err();
-    assert_eq!(e.status(), Status::NoInterface);
 }
 
 /// A traceback quotes the source that ran, even after the file on disk
 /// changed, whether or not anything had imported `linecache` before.
 #[test]
 fn tracebacks_quote_the_source_that_ran() {
-    let dir = stage("py-traceback", "raising", &[]);
-    let plugin = load(&host_for(&fixture("python")), &dir, "calculator.toml").unwrap();
-    let source = std::fs::read_to_string(dir.join("raising.py")).unwrap();
-    std::fs::write(dir.join("raising.py"), source.replace("raise ValueError(\"boom\")", "pass  # edited on disk")).unwrap();
-    for _ in 0..2 {
-        let boom = plugin.call_json("boom", "[]").unwrap_err();
-        let details = boom.plugin_error().unwrap().details().unwrap().to_string();
-        let details: serde_json::Value = serde_json::from_str(&details).unwrap();
-        let traceback = details["traceback"].as_str().unwrap();
-        assert!(traceback.contains("raise ValueError(\"boom\")"), "{traceback}");
-        assert!(!traceback.contains("edited on disk"), "{traceback}");
+    for isolation in MODES {
+        let dir = stage(&format!("py-traceback-{isolation:?}"), "raising", &[]);
+        let plugin = load(&host_in(isolation, &fixture("python")), &dir, "calculator.toml").unwrap();
+        let source = std::fs::read_to_string(dir.join("raising.py")).unwrap();
+        std::fs::write(dir.join("raising.py"), source.replace("raise ValueError(\"boom\")", "pass  # edited on disk")).unwrap();
+        for _ in 0..2 {
+            let boom = plugin.call_json("boom", "[]").unwrap_err();
+            let details = boom.plugin_error().unwrap().details().unwrap().to_string();
+            let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+            let traceback = details["traceback"].as_str().unwrap();
+            assert!(traceback.contains("raise ValueError(\"boom\")"), "{traceback}");
+            assert!(!traceback.contains("edited on disk"), "{traceback}");
+        }
     }
 }
 

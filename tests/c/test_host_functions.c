@@ -129,11 +129,18 @@ static fidius_host_status load(fidius_host_t *host, const char *relative, const 
     return status;
 }
 
-static fidius_host_t *new_host(void) {
+/* A host whose native plugins run as `isolation` says. */
+static fidius_host_t *host_in(fidius_host_isolation isolation) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *host = NULL;
-    CHECK(fidius_host_builder_build(fidius_host_builder_new(), &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_isolation(b, isolation, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, path_of("../release/fidius-host-worker"), NT, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
     return host;
 }
+
+static fidius_host_t *new_host(void) { return host_in(FIDIUS_HOST_ISOLATION_IN_PROCESS); }
 
 /* Calls record(label, times) with `context`: whether it returned `times`. */
 static int record(const fidius_host_plugin_t *p, const char *label, int times, void *context) {
@@ -221,15 +228,16 @@ static void *charge_without_error_text(void *plugin) {
     return NULL;
 }
 
-/* What both runtimes do alike with the JSON Ledger bound. */
-static void exercise(const char *relative) {
-    fidius_host_t *host = new_host();
+/* What every runtime, in-process or isolated, does alike with the JSON
+ * Ledger bound. */
+static void exercise(const char *relative, fidius_host_isolation isolation) {
+    fidius_host_t *host = host_in(isolation);
     struct ledger l;
     fidius_host_binding_t *binding;
     fidius_host_plugin_t *p = NULL;
     int request = 0;
 
-    fprintf(stderr, "  %s\n", relative);
+    fprintf(stderr, "  %s%s\n", relative, isolation == FIDIUS_HOST_ISOLATION_ISOLATED ? " (isolated)" : "");
     ledger_init(&l);
     binding = json_binding(&l, "ledger.toml");
     CHECK(load(host, relative, binding, &p, NULL) == FIDIUS_HOST_STATUS_OK);
@@ -261,8 +269,8 @@ static void exercise(const char *relative) {
     pthread_mutex_destroy(&l.lock);
 }
 
-static void test_raw_binding_and_threads(const char *relative) {
-    fidius_host_t *host = new_host();
+static void test_raw_binding_and_threads(const char *relative, fidius_host_isolation isolation) {
+    fidius_host_t *host = host_in(isolation);
     fidius_host_interface_t *ledger = interface_file("ledger.toml");
     fidius_host_binding_t *raw = NULL, *checker = NULL;
     fidius_host_plugin_t *p = NULL;
@@ -464,14 +472,16 @@ static void test_pinned_library(void) {
 }
 
 static void run_tests(void) {
-    exercise(LIBRARY);
-    test_raw_binding_and_threads(LIBRARY);
+    exercise(LIBRARY, FIDIUS_HOST_ISOLATION_IN_PROCESS);
+    test_raw_binding_and_threads(LIBRARY, FIDIUS_HOST_ISOLATION_IN_PROCESS);
+    exercise(LIBRARY, FIDIUS_HOST_ISOLATION_ISOLATED);
+    test_raw_binding_and_threads(LIBRARY, FIDIUS_HOST_ISOLATION_ISOLATED);
     test_native_binding_rules();
     test_bad_arguments();
     test_error_without_text();
     if (FIDIUS_HOST_BUILT_WITH_WASM) {
-        exercise("hostcall-wasm/bookkeeper");
-        test_raw_binding_and_threads("hostcall-wasm/bookkeeper");
+        exercise("hostcall-wasm/bookkeeper", FIDIUS_HOST_ISOLATION_IN_PROCESS);
+        test_raw_binding_and_threads("hostcall-wasm/bookkeeper", FIDIUS_HOST_ISOLATION_IN_PROCESS);
     }
     test_pinned_library(); /* last: it pins the library for good */
 }

@@ -2,7 +2,7 @@
 //! and `make rust-test` points FIDIUS_TEST_FIXTURES at them.
 #![allow(dead_code)]
 
-use fidius_host::{Host, HostBuilder, TrustedKey};
+use fidius_host::{Host, HostBuilder, Isolation, TrustedKey};
 use std::path::{Path, PathBuf};
 
 pub fn fixtures() -> PathBuf {
@@ -19,6 +19,33 @@ pub fn fixtures() -> PathBuf {
 
 pub fn fixture(relative: &str) -> PathBuf {
     fixtures().join(relative)
+}
+
+/// The worker executable of isolated plugins (built by `make lib`).
+pub fn worker() -> PathBuf {
+    let path = fixtures().join("../release/fidius-host-worker");
+    assert!(path.is_file(), "{} missing: run `make lib`", path.display());
+    path
+}
+
+/// Where a plugin runs, for the suites that run in both modes.
+pub const MODES: [Isolation; 2] = [Isolation::InProcess, Isolation::Isolated];
+
+/// A builder whose plugins run as `isolation` says.
+pub fn builder_in(isolation: Isolation) -> HostBuilder {
+    let mut builder = HostBuilder::new();
+    builder.isolation(isolation).worker_path(worker());
+    builder
+}
+
+/// Fails unless `plugin` runs as `isolation` says (an isolated one has a worker).
+pub fn assert_runs(plugin: &fidius_host::Plugin, isolation: Isolation) {
+    assert_eq!(plugin.worker_usage().is_some(), isolation == Isolation::Isolated, "{isolation:?}");
+}
+
+/// A host searching `dir`, its plugins running as `isolation` says.
+pub fn host_in(isolation: Isolation, dir: &Path) -> Host {
+    builder_in(isolation).search_path(dir).build().unwrap()
 }
 
 pub fn host_for(dir: &Path) -> Host {

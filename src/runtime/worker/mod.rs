@@ -21,16 +21,19 @@ pub use serve::serve;
 use crate::bytes::OutputBytes;
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result, Status};
+use crate::host_functions::{call_context, with_call_context, HostBinding};
 use crate::interface::Interface;
 use crate::plugin::{PluginBackend, PluginDescription, PluginInfo};
 use crate::plugin_config::PluginConfig;
 use channel::{Channel, ChannelError};
 use process::{Child, Ending, Resources};
-use protocol::{reply, request, LoadRequest, WireError};
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
+use protocol::{reply, request, HostAnswer, HostCallFrame, LoadRequest, WireError};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a plugin's code runs.
@@ -93,6 +96,9 @@ pub struct WorkerSettings {
 pub struct WorkerSpec {
     pub executable: PathBuf,
     pub request: LoadRequest,
+    /// The host functions the plugin may call, in the order of
+    /// `request.host_interfaces`.
+    pub host_bindings: Vec<Arc<HostBinding>>,
     /// The deadline of each call and of the load; past it the worker is killed.
     pub deadline: Option<Duration>,
     pub restarts: RestartPolicy,
@@ -152,8 +158,6 @@ struct State {
     usage: WorkerUsage,
     /// What the handle's ended workers used.
     ended: Resources,
-    /// A reply's body, reused from call to call.
-    body: Vec<u8>,
 }
 
 /// Starts a worker and loads `spec`'s plugin in it.
@@ -232,7 +236,11 @@ pub struct IsolatedPlugin {
     /// What the plugin said of itself at load; a restarted worker must say
     /// the same (the file may have changed on disk since).
     expected: PluginDescription,
-    state: Mutex<State>,
+    /// Held for a whole call. Reentrant: a host function the plugin calls
+    /// runs on the calling thread and may call the plugin again, which the
+    /// worker serves inside the first call. The state itself is borrowed
+    /// only between socket exchanges, never while a host function runs.
+    state: ReentrantMutex<RefCell<State>>,
 }
 
 impl IsolatedPlugin {
@@ -242,25 +250,39 @@ impl IsolatedPlugin {
             spec: Arc::new(spec),
             name: description.info.name.as_str().into(),
             expected: description.clone(),
-            state: Mutex::new(State {
+            state: ReentrantMutex::new(RefCell::new(State {
                 worker: Some(worker),
                 lost: None,
                 lost_to_cancel: false,
                 restart_times: VecDeque::new(),
                 usage: WorkerUsage::default(),
                 ended: Resources::default(),
-                body: Vec::new(),
-            }),
+            })),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The handle's lock, for a call of `method`: a call waits for the
+    /// calls before it within its deadline (TIMEOUT past it).
+    fn lock(&self, method: u32) -> Result<ReentrantMutexGuard<'_, RefCell<State>>> {
+        let Some(deadline) = self.spec.deadline else {
+            return Ok(self.state.lock());
+        };
+        self.state.try_lock_for(deadline).ok_or_else(|| {
+            Error::new(
+                Status::Timeout,
+                format!(
+                    "plugin '{}' method {method} could not start within {deadline:?}: its worker serves one call at a time, \
+                     and the calls before it ran that long",
+                    self.name
+                ),
+            )
+        })
     }
 
     /// This handle's use figures.
     pub fn usage(&self) -> WorkerUsage {
-        let state = self.lock();
+        let lock = self.state.lock();
+        let state = lock.borrow();
         let running = state.worker.as_ref().map(|w| w.child.resources()).unwrap_or_default();
         let used = state.ended.then(running);
         WorkerUsage {
@@ -313,10 +335,10 @@ impl IsolatedPlugin {
         Ok(state.worker.as_mut().expect("just set"))
     }
 
-    /// One call round trip: the reply's kind, its body in `state.body`.
-    /// Cancelling `cancel` kills the worker; the call is CANCELLED unless
-    /// its whole reply had arrived (the worker is replaced either way).
-    fn call(&self, state: &mut State, kind: u8, method: u32, payload: &[u8], cancel: Option<&CancelToken>) -> Result<u8> {
+    /// One call: the reply's kind and body. Cancelling `cancel` kills the
+    /// worker; the call is CANCELLED unless its whole reply had arrived
+    /// (the worker is replaced either way).
+    fn call(&self, state: &RefCell<State>, kind: u8, method: u32, payload: &[u8], cancel: Option<&CancelToken>) -> Result<(u8, Vec<u8>)> {
         if payload.len() > u32::MAX as usize - 16 {
             return Err(Error::new(Status::InputTooLarge, format!("plugin '{}': an input of {} bytes does not fit a worker message", self.name, payload.len())));
         }
@@ -324,37 +346,34 @@ impl IsolatedPlugin {
         if let Some(token) = cancel {
             token.check(format_args!("plugin '{}' method {method}", self.name))?;
         }
-        state.usage.calls += 1;
-        let limit = self.spec.reply_limit();
         let deadline = self.spec.deadline.map(|d| Instant::now() + d);
-        let mut body = std::mem::take(&mut state.body);
-        let (outcome, killed) = {
-            let worker = self.ready(state)?;
-            let killer = match cancel {
-                Some(token) => Some(self.killer(token, worker.child.pid(), method)?),
-                None => None,
-            };
-            let index = method.to_le_bytes();
-            let mut header = [0u8; protocol::HEADER];
-            let frame = protocol::call_frame(kind, &index, payload, &mut header);
-            let outcome = worker.channel.send(&frame, deadline).and_then(|()| worker.channel.receive(&mut body, limit, deadline));
-            // Deregistered before the worker can be reaped: the kill never
-            // reaches a process id that was handed on.
-            (outcome, killer.is_some_and(Killer::finish))
+        let pid = {
+            let mut state = state.borrow_mut();
+            state.usage.calls += 1;
+            self.ready(&mut state)?.child.pid()
         };
+        let killer = match cancel {
+            Some(token) => Some(self.killer(token, pid, method)?),
+            None => None,
+        };
+        let outcome = self.exchange(state, kind, method, payload, deadline);
+        // Deregistered before the worker can be reaped: the kill never
+        // reaches a process id that was handed on.
+        let killed = killer.is_some_and(Killer::finish);
+        let mut state = state.borrow_mut();
         if killed {
-            self.bury(state, |_| "it was killed to cancel a call".to_string());
+            self.bury(&mut state, |_| "it was killed to cancel a call".to_string());
             state.lost_to_cancel = true;
         }
         let result = match outcome {
-            Ok(kind) => Ok(kind),
+            Ok(reply) => Ok(reply),
             Err(_) if killed => Err(crate::cancel::cancelled(
                 format_args!("plugin '{}' method {method}", self.name),
                 "its worker process was killed (the next call starts a new one)",
             )),
             Err(ChannelError::TimedOut) => {
                 state.usage.timeouts += 1;
-                self.bury(state, |_| "it was killed at the call deadline".to_string());
+                self.bury(&mut state, |_| "it was killed at the call deadline".to_string());
                 Err(Error::new(
                     Status::Timeout,
                     format!(
@@ -364,20 +383,49 @@ impl IsolatedPlugin {
                     ),
                 ))
             }
+            // A call the host made from one of its host functions lost the
+            // worker while this call waited for it.
+            Err(_) if state.worker.is_none() => Err(Error::new(
+                Status::WorkerLost,
+                format!(
+                    "plugin '{}' method {method}: its worker process was lost during a call made from a host function ({})",
+                    self.name,
+                    state.lost.as_deref().unwrap_or("it ended")
+                ),
+            )),
             Err(e) => {
                 let detail = channel_detail(&e);
-                let ending = self.bury(state, |ending| format!("it {ending}"));
+                let ending = self.bury(&mut state, |ending| format!("it {ending}"));
                 Err(Error::new(
                     Status::WorkerLost,
                     format!("plugin '{}' method {method}: its worker process {ending}{detail}{}", self.name, self.limits_note()),
                 ))
             }
         };
-        state.body = body;
         if result.is_err() {
             state.usage.errors += 1;
         }
         result
+    }
+
+    /// Sends a call and receives frames until its reply, answering the
+    /// host-function calls the plugin makes meanwhile. `state` is not
+    /// borrowed while a host function runs: it may call this plugin again.
+    fn exchange(&self, state: &RefCell<State>, kind: u8, method: u32, payload: &[u8], deadline: Option<Instant>) -> std::result::Result<(u8, Vec<u8>), ChannelError> {
+        let index = method.to_le_bytes();
+        let mut header = [0u8; protocol::HEADER];
+        let frame = protocol::call_frame(kind, &index, payload, &mut header);
+        on_channel(state, |channel| channel.send(&frame, deadline))?;
+        let limit = self.spec.reply_limit();
+        loop {
+            let mut body = Vec::new();
+            let kind = on_channel(state, |channel| channel.receive(&mut body, limit, deadline))?;
+            if kind != reply::HOST_CALL {
+                return Ok((kind, body));
+            }
+            let answer = protocol::encode(&answer_host_call(&self.spec.host_bindings, &body));
+            on_channel(state, |channel| channel.send_frame(request::HOST_RESULT, &answer, deadline))?;
+        }
     }
 
     /// Registers the kill of worker `pid` as the way to cancel a call of
@@ -428,10 +476,10 @@ impl IsolatedPlugin {
 
     /// A reply that is not the one expected: the plugin's error, or a
     /// broken worker (killed; the next call restarts it).
-    fn unexpected(&self, state: &mut State, kind: u8, method: u32) -> Error {
+    fn unexpected(&self, state: &mut State, kind: u8, body: &[u8], method: u32) -> Error {
         if kind == reply::FAILED {
             state.usage.errors += 1;
-            return match protocol::decode::<WireError>(&state.body) {
+            return match protocol::decode::<WireError>(body) {
                 Ok(error) => error.into_error(&self.name, Some(method)),
                 Err(e) => e,
             };
@@ -439,6 +487,31 @@ impl IsolatedPlugin {
         state.usage.errors += 1;
         let ending = self.bury(state, |ending| format!("it sent message kind {kind} and was killed ({ending})"));
         Error::new(Status::PluginProtocol, format!("plugin '{}' method {method}: the worker process answered with message kind {kind}; it {ending}", self.name))
+    }
+}
+
+/// Runs the host function a `HOST_CALL` frame asks for, on this thread,
+/// with this call's context when the plugin called from the thread serving
+/// the call, as in-process (none from threads it started). A malformed
+/// frame or an unknown binding is a failure for the plugin to hear.
+fn answer_host_call(bindings: &[Arc<HostBinding>], body: &[u8]) -> HostAnswer {
+    let frame = match HostCallFrame::parse(body) {
+        Ok(frame) => frame,
+        Err(e) => return HostAnswer::Failed(e.message().to_string()),
+    };
+    let Some(binding) = bindings.get(frame.binding as usize) else {
+        return HostAnswer::Failed(format!("the worker named host interface {}, which was not bound", frame.binding));
+    };
+    let context = if frame.on_call_thread { call_context() } else { 0 };
+    with_call_context(context, || binding.answer(frame.method, frame.args)).into()
+}
+
+/// `exchange` on the channel of the running worker, `state` borrowed for
+/// that long. No worker: a call made from a host function lost it.
+fn on_channel<T>(state: &RefCell<State>, exchange: impl FnOnce(&Channel) -> std::result::Result<T, ChannelError>) -> std::result::Result<T, ChannelError> {
+    match state.borrow().worker.as_ref() {
+        Some(worker) => exchange(&worker.channel),
+        None => Err(ChannelError::Closed),
     }
 }
 
@@ -458,8 +531,7 @@ impl Killer {
 
 impl Drop for IsolatedPlugin {
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(worker) = state.worker.take() {
+        if let Some(worker) = self.state.get_mut().get_mut().worker.take() {
             let Worker { mut child, channel } = worker;
             // Closing the socket asks the worker to end: its plugin is
             // destroyed, then it exits.
@@ -471,19 +543,19 @@ impl Drop for IsolatedPlugin {
 
 impl PluginBackend for IsolatedPlugin {
     fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
-        let mut state = self.lock();
-        match self.call(&mut state, request::CALL_RAW, method, input, cancel)? {
-            reply::OUTPUT => Ok(OutputBytes::from_vec(std::mem::take(&mut state.body))),
-            kind => Err(self.unexpected(&mut state, kind, method)),
+        let lock = self.lock(method)?;
+        match self.call(&lock, request::CALL_RAW, method, input, cancel)? {
+            (reply::OUTPUT, body) => Ok(OutputBytes::from_vec(body)),
+            (kind, body) => Err(self.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
         }
     }
 
     fn call_json(&self, _interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
-        let mut state = self.lock();
-        match self.call(&mut state, request::CALL_JSON, method, args_json.as_bytes(), cancel)? {
-            reply::JSON => String::from_utf8(std::mem::take(&mut state.body))
+        let lock = self.lock(method)?;
+        match self.call(&lock, request::CALL_JSON, method, args_json.as_bytes(), cancel)? {
+            (reply::JSON, body) => String::from_utf8(body)
                 .map_err(|_| Error::new(Status::PluginProtocol, format!("plugin '{}': the worker sent a JSON result that is not UTF-8", self.name))),
-            kind => Err(self.unexpected(&mut state, kind, method)),
+            (kind, body) => Err(self.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
         }
     }
 
@@ -569,5 +641,61 @@ impl Drop for Probe {
             drop(channel);
             child.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_functions::{HostCall, HostFailure, HostHandler};
+    use crate::interface::{InterfaceBuilder, MethodFlags};
+
+    /// Echoes its arguments and the context it saw.
+    struct Echo;
+    impl HostHandler for Echo {
+        fn call(&self, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+            match call.args {
+                b"fail" => Err(HostFailure::Error(crate::error::PluginError::new("NO", "refused", Some("{}")))),
+                args => Ok([args, &call.context.to_le_bytes()].concat()),
+            }
+        }
+    }
+
+    fn bindings() -> Vec<Arc<HostBinding>> {
+        let mut builder = InterfaceBuilder::new("Ledger", 1).unwrap();
+        builder.method("log:String->", MethodFlags::default()).unwrap();
+        vec![Arc::new(HostBinding::new(Arc::new(builder.build().unwrap()), Echo).unwrap())]
+    }
+
+    fn frame(binding: u32, method: u32, on_call_thread: bool, args: &[u8]) -> Vec<u8> {
+        let frame = HostCallFrame { binding, method, on_call_thread, args };
+        [&frame.prefix()[..], args].concat()
+    }
+
+    fn answer(body: &[u8]) -> std::result::Result<Vec<u8>, HostFailure> {
+        // Through the wire form, as the worker receives it.
+        let answer: HostAnswer = protocol::decode(&protocol::encode(&answer_host_call(&bindings(), body))).unwrap();
+        answer.into()
+    }
+
+    #[test]
+    fn a_host_call_gets_the_calls_context_only_from_the_thread_serving_the_call() {
+        with_call_context(7, || {
+            assert_eq!(answer(&frame(0, 0, true, b"hi")).unwrap(), [&b"hi"[..], &7usize.to_le_bytes()].concat());
+            assert_eq!(answer(&frame(0, 0, false, b"hi")).unwrap(), [&b"hi"[..], &0usize.to_le_bytes()].concat());
+        });
+        let Err(HostFailure::Error(e)) = answer(&frame(0, 0, true, b"fail")) else { panic!("the handler's error is kept") };
+        assert_eq!((e.code(), e.message(), e.details()), ("NO", "refused", Some("{}")));
+    }
+
+    #[test]
+    fn a_worker_naming_what_was_not_bound_hears_a_failure() {
+        let failed = |body: &[u8]| match answer(body) {
+            Err(HostFailure::Failed(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(failed(&frame(1, 0, true, b"")).contains("host interface 1, which was not bound"));
+        assert!(failed(&frame(0, 5, true, b"")).contains("method index 5 is out of range"));
+        assert!(failed(&[1, 2, 3]).contains("shorter than its header"));
     }
 }

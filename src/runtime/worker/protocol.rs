@@ -7,6 +7,7 @@
 //! its limit before it allocates anything.
 
 use crate::error::{Error, ErrorDetail, PluginError, Result, Status};
+use crate::host_functions::HostFailure;
 use crate::plugin::PluginDescription;
 use crate::plugin_config::ConfigSource;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub mod request {
     /// List the plugins of a library file (discovery), loading none:
     /// bincode of [`super::LoadRequest`] (its `name` unused).
     pub const DESCRIBE: u8 = 4;
+    /// The answer to the worker's [`super::reply::HOST_CALL`]: bincode of
+    /// [`super::HostAnswer`].
+    pub const HOST_RESULT: u8 = 5;
 }
 
 /// What a worker answers.
@@ -41,6 +45,78 @@ pub mod reply {
     pub const FAILED: u8 = 4;
     /// A library's plugins: bincode of [`super::Listing`].
     pub const DESCRIBED: u8 = 5;
+    /// Not a reply: in the middle of a call, the plugin calls a host
+    /// function. Binding index (u32 LE, in the order of the load request's
+    /// `host_interfaces`), method index (u32 LE), whether the thread that
+    /// serves the call makes it (1 byte), then the bincode arguments. The
+    /// host answers with [`super::request::HOST_RESULT`]; meanwhile it may
+    /// call the plugin again (a host function calling back into it).
+    pub const HOST_CALL: u8 = 6;
+}
+
+/// Bytes of a host-function call's frame before its arguments.
+pub const HOST_CALL_PREFIX: usize = 9;
+
+/// A host-function call as the worker sends it.
+pub struct HostCallFrame<'a> {
+    pub binding: u32,
+    pub method: u32,
+    /// Made by the thread serving the host's call (which then has the
+    /// call's context), not by a thread the plugin started.
+    pub on_call_thread: bool,
+    pub args: &'a [u8],
+}
+
+impl<'a> HostCallFrame<'a> {
+    pub fn prefix(&self) -> [u8; HOST_CALL_PREFIX] {
+        let mut prefix = [0u8; HOST_CALL_PREFIX];
+        prefix[..4].copy_from_slice(&self.binding.to_le_bytes());
+        prefix[4..8].copy_from_slice(&self.method.to_le_bytes());
+        prefix[8] = u8::from(self.on_call_thread);
+        prefix
+    }
+
+    pub fn parse(body: &'a [u8]) -> Result<HostCallFrame<'a>> {
+        if body.len() < HOST_CALL_PREFIX {
+            return Err(Error::new(Status::PluginProtocol, "a host-function call message is shorter than its header"));
+        }
+        let word = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
+        Ok(HostCallFrame { binding: word(0), method: word(4), on_call_thread: body[8] != 0, args: &body[HOST_CALL_PREFIX..] })
+    }
+}
+
+/// A host function's answer as it crosses to the worker: a
+/// [`HostFailure`] or the result's bincode.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HostAnswer {
+    Value(Vec<u8>),
+    Error { code: String, message: String, details: Option<String> },
+    BadArguments(String),
+    Failed(String),
+}
+
+impl From<std::result::Result<Vec<u8>, HostFailure>> for HostAnswer {
+    fn from(answer: std::result::Result<Vec<u8>, HostFailure>) -> HostAnswer {
+        match answer {
+            Ok(value) => HostAnswer::Value(value),
+            Err(HostFailure::Error(e)) => {
+                HostAnswer::Error { code: e.code().to_string(), message: e.message().to_string(), details: e.details().map(str::to_string) }
+            }
+            Err(HostFailure::BadArguments(why)) => HostAnswer::BadArguments(why),
+            Err(HostFailure::Failed(why)) => HostAnswer::Failed(why),
+        }
+    }
+}
+
+impl From<HostAnswer> for std::result::Result<Vec<u8>, HostFailure> {
+    fn from(answer: HostAnswer) -> Self {
+        match answer {
+            HostAnswer::Value(value) => Ok(value),
+            HostAnswer::Error { code, message, details } => Err(HostFailure::Error(PluginError::new(&code, &message, details.as_deref()))),
+            HostAnswer::BadArguments(why) => Err(HostFailure::BadArguments(why)),
+            HostAnswer::Failed(why) => Err(HostFailure::Failed(why)),
+        }
+    }
 }
 
 /// What a library holds, as discovery reports it: its valid plugins, and
@@ -66,6 +142,9 @@ pub struct LoadRequest {
     pub interface: Option<String>,
     /// The configuration to construct it with.
     pub config: Option<ConfigSource>,
+    /// The host interfaces the host serves functions of, as interface
+    /// files; the worker binds each to a forwarder of its calls.
+    pub host_interfaces: Vec<String>,
     /// The host's trust and size settings.
     pub require_signature: bool,
     pub trusted_keys: Vec<[u8; 32]>,

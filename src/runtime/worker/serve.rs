@@ -1,16 +1,21 @@
 //! The worker process's side: load the plugin a host asks for, then answer
-//! its calls until the host closes the socket.
+//! its calls until the host closes the socket. During a call the plugin's
+//! host-function calls go to the host over the same socket.
 
 use super::channel::{Channel, ChannelError};
 use super::process::WORKER_SOCKET_FD;
-use super::protocol::{self, reply, request, Listing, LoadRequest, WireError};
+use super::protocol::{self, reply, request, HostAnswer, HostCallFrame, Listing, LoadRequest, WireError};
 use crate::error::{Error, Result, Status};
 use crate::host::{Host, HostBuilder, LoadOptions, LoadPolicy};
+use crate::host_functions::{HostBinding, HostCall, HostFailure, HostHandler};
 use crate::interface;
 use crate::plugin::Plugin;
 use crate::TrustedKey;
+use parking_lot::ReentrantMutex;
+use std::cell::Cell;
+use std::io::IoSlice;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +33,13 @@ pub fn serve() -> i32 {
     }
     close_other_descriptors();
     // SAFETY: descriptor 3 is a socket this process owns from here on.
-    let channel = Channel::new(unsafe { OwnedFd::from_raw_fd(WORKER_SOCKET_FD) });
+    let conversation = Arc::new(Conversation {
+        channel: Channel::new(unsafe { OwnedFd::from_raw_fd(WORKER_SOCKET_FD) }),
+        turn: ReentrantMutex::new(()),
+        in_call: AtomicBool::new(false),
+        plugin: AtomicPtr::new(std::ptr::null_mut()),
+    });
+    let channel = &conversation.channel;
     watch_host();
     let mut body = Vec::new();
     // Libraries are described (for discovery) until one plugin is loaded.
@@ -52,7 +63,7 @@ pub fn serve() -> i32 {
             }
             continue;
         }
-        let loaded = request.and_then(|request| load(&request));
+        let loaded = request.and_then(|request| load(&request, &conversation));
         let sent = match &loaded {
             Ok(plugin) => channel.send_frame(reply::LOADED, &protocol::encode_description(plugin.description()), None),
             Err(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None),
@@ -64,6 +75,7 @@ pub fn serve() -> i32 {
             break loaded;
         }
     };
+    let _served = conversation.serve(&plugin);
     loop {
         let kind = match channel.receive(&mut body, REQUEST_LIMIT, None) {
             Ok(kind) => kind,
@@ -71,7 +83,15 @@ pub fn serve() -> i32 {
             Err(_) => return 0,
         };
         CALLING.store(true, Ordering::SeqCst);
-        let sent = answer(&channel, &plugin, kind, &body);
+        conversation.in_call.store(true, Ordering::SeqCst);
+        let outcome = perform(&plugin, kind, &body);
+        let sent = {
+            let _turn = conversation.turn.lock();
+            // The host stops listening at the reply: from here no host
+            // function may speak.
+            conversation.in_call.store(false, Ordering::SeqCst);
+            outcome.send(channel)
+        };
         CALLING.store(false, Ordering::SeqCst);
         if sent.is_err() {
             return 0;
@@ -79,39 +99,144 @@ pub fn serve() -> i32 {
     }
 }
 
-/// Performs one call request and sends its reply.
-fn answer(channel: &Channel, plugin: &Plugin, kind: u8, body: &[u8]) -> std::result::Result<(), ChannelError> {
-    let failed = |error: &Error| channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None);
-    let (method, payload) = match protocol::split_call(body) {
-        Ok(parts) => parts,
-        Err(error) => return failed(&error),
-    };
-    match kind {
-        request::CALL_RAW => match plugin.call_raw(method, payload) {
-            Ok(output) => channel.send_frame(reply::OUTPUT, output.as_slice(), None),
-            Err(error) => failed(&error),
-        },
-        request::CALL_JSON => {
-            let result = std::str::from_utf8(payload)
-                .map_err(|_| Error::new(Status::InvalidUtf8, "the JSON arguments are not UTF-8"))
-                .and_then(|args| plugin.call_json_index(method, args));
-            match result {
-                Ok(text) => channel.send_frame(reply::JSON, text.as_bytes(), None),
-                Err(error) => failed(&error),
-            }
-        }
-        other => failed(&Error::new(Status::PluginProtocol, format!("message kind {other} is not a call"))),
+/// The worker's end of the socket, shared by the thread serving the host's
+/// calls and the plugin's host-function calls from any of its threads.
+struct Conversation {
+    channel: Channel,
+    /// Held to speak in the middle of a call (a reply; a host-function call
+    /// and the wait for its answer), so that frames never interleave and
+    /// answers reach who asked: host-function calls are sent one at a
+    /// time. Reentrant: while a host-function call waits, the host may
+    /// call the plugin again (from that host function), and the plugin
+    /// may call the host again from inside that call.
+    turn: ReentrantMutex<()>,
+    /// The host waits for a call's reply: only then is it listening.
+    in_call: AtomicBool,
+    /// The loaded plugin, for the calls the host makes from inside a host
+    /// function; null before the load and after the serving loop.
+    plugin: AtomicPtr<Plugin>,
+}
+
+/// Clears [`Conversation::plugin`] before the plugin it points at drops.
+struct Served<'a>(&'a Conversation);
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        self.0.plugin.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
-/// Loads the plugin as the host would in-process, with its settings.
-fn load(request: &LoadRequest) -> Result<Plugin> {
+impl Conversation {
+    /// Publishes `plugin` for the calls made from host functions, until
+    /// the returned guard drops.
+    fn serve<'a>(&'a self, plugin: &Plugin) -> Served<'a> {
+        self.plugin.store(plugin as *const Plugin as *mut Plugin, Ordering::SeqCst);
+        Served(self)
+    }
+
+    /// Calls host function `method` of the `binding`th host interface and
+    /// waits for its answer, serving the calls the host makes meanwhile.
+    fn call_host(&self, binding: u32, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+        let _turn = self.turn.lock();
+        if !self.in_call.load(Ordering::SeqCst) {
+            return Err(HostFailure::Failed(
+                "an isolated plugin's host functions answer only while the host waits for one of its calls".to_string(),
+            ));
+        }
+        let frame = HostCallFrame { binding, method: call.method, on_call_thread: SERVES_CALL.get(), args: call.args };
+        let prefix = frame.prefix();
+        let header = protocol::header(reply::HOST_CALL, prefix.len() + call.args.len());
+        let lost = |_| HostFailure::Failed("the host process went away".to_string());
+        self.channel.send(&[IoSlice::new(&header), IoSlice::new(&prefix), IoSlice::new(call.args)], None).map_err(lost)?;
+        let mut body = Vec::new();
+        loop {
+            match self.channel.receive(&mut body, REQUEST_LIMIT, None).map_err(lost)? {
+                request::HOST_RESULT => {
+                    let answer: HostAnswer = protocol::decode(&body).map_err(|e| HostFailure::Failed(e.message().to_string()))?;
+                    return answer.into();
+                }
+                kind @ (request::CALL_RAW | request::CALL_JSON) => {
+                    // SAFETY: non-null only while `serve` holds the plugin
+                    // (see `Served`), and the host only calls during a call.
+                    let outcome = match unsafe { self.plugin.load(Ordering::SeqCst).as_ref() } {
+                        Some(plugin) => perform(plugin, kind, &body),
+                        None => Outcome::Failed(Error::new(Status::PluginProtocol, "no plugin is loaded to call")),
+                    };
+                    outcome.send(&self.channel).map_err(lost)?;
+                }
+                other => return Err(HostFailure::Failed(format!("the host answered a host-function call with message kind {other}"))),
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// This thread runs a call of the host's (and so has its context).
+    static SERVES_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Forwards one host interface's calls to the host.
+struct Forwarder {
+    conversation: Arc<Conversation>,
+    binding: u32,
+}
+
+impl HostHandler for Forwarder {
+    fn call(&self, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+        self.conversation.call_host(self.binding, call)
+    }
+}
+
+/// What a call request came to, ready to send.
+enum Outcome {
+    Output(crate::bytes::OutputBytes),
+    Json(String),
+    Failed(Error),
+}
+
+impl Outcome {
+    fn send(&self, channel: &Channel) -> std::result::Result<(), ChannelError> {
+        match self {
+            Outcome::Output(output) => channel.send_frame(reply::OUTPUT, output.as_slice(), None),
+            Outcome::Json(text) => channel.send_frame(reply::JSON, text.as_bytes(), None),
+            Outcome::Failed(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None),
+        }
+    }
+}
+
+/// Performs one call request on this thread.
+fn perform(plugin: &Plugin, kind: u8, body: &[u8]) -> Outcome {
+    let (method, payload) = match protocol::split_call(body) {
+        Ok(parts) => parts,
+        Err(error) => return Outcome::Failed(error),
+    };
+    let serves = SERVES_CALL.replace(true);
+    let outcome = match kind {
+        request::CALL_RAW => plugin.call_raw(method, payload).map(Outcome::Output),
+        request::CALL_JSON => std::str::from_utf8(payload)
+            .map_err(|_| Error::new(Status::InvalidUtf8, "the JSON arguments are not UTF-8"))
+            .and_then(|args| plugin.call_json_index(method, args))
+            .map(Outcome::Json),
+        other => Err(Error::new(Status::PluginProtocol, format!("message kind {other} is not a call"))),
+    };
+    SERVES_CALL.set(serves);
+    outcome.unwrap_or_else(Outcome::Failed)
+}
+
+/// Loads the plugin as the host would in-process, with its settings; the
+/// host interfaces it serves are bound to forwarders over `conversation`.
+fn load(request: &LoadRequest, conversation: &Arc<Conversation>) -> Result<Plugin> {
     let host = host_for(request)?;
     let mut options = LoadOptions::new();
     if let Some(text) = &request.interface {
         options.interface(Some(Arc::new(interface::file::parse(text, "the host's interface")?)));
     }
     options.config(request.config.clone());
+    for (index, text) in request.host_interfaces.iter().enumerate() {
+        let host_interface = Arc::new(interface::file::parse(text, "a host interface of the host's")?);
+        let forwarder = Forwarder { conversation: conversation.clone(), binding: index as u32 };
+        options.bind_host_functions(Arc::new(HostBinding::new(host_interface, forwarder)?));
+    }
     host.load_path_with(&request.path, request.name.as_deref(), &options)
 }
 
