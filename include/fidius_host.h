@@ -629,6 +629,49 @@ typedef uint32_t fidius_host_isolation;
 #endif // __cplusplus
 
 /**
+ * Parts of a worker process's confinement, for
+ * `fidius_host_builder_set_worker_hardening`; combine with `|`.
+ */
+enum fidius_host_worker_hardening
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains
+   * privileges (set-user-ID programs, file capabilities). Implied by
+   * the two others, which the kernel allows only with it.
+   */
+  FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES = 1,
+  /**
+   * A seccomp filter on every thread of the worker, from before the
+   * plugin is read: creating a socket of any family but AF_UNIX, and
+   * setting up io_uring, fail with EACCES. The plugin cannot reach the
+   * network; its socket to the host, made before, is unaffected.
+   */
+  FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK = 2,
+  /**
+   * Landlock, from the moment the plugin is loaded (its library's
+   * initialisers and its Python modules' top level run before): files
+   * can be read only beneath the plugin's own path (library file,
+   * package directory or archive) and, for Python, the interpreter's
+   * module directories; nothing can be written, created or removed;
+   * no process outside the worker (the host included) can be
+   * signalled, no abstract UNIX socket made outside it connected to. A plugin that started a thread while it loaded cannot be
+   * confined (Landlock confines the threads that ask for it) and fails
+   * to load with UNSUPPORTED.
+   */
+  FIDIUS_HOST_WORKER_HARDENING_CONFINE_FILESYSTEM = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fidius_host_worker_hardening fidius_host_worker_hardening;
+#else
+typedef uint32_t fidius_host_worker_hardening;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * How plugin outputs travel (fidius `BufferStrategyKind`).
  */
 enum fidius_host_buffer_strategy
@@ -1812,6 +1855,29 @@ FIDIUS_HOST_API
 FIDIUS_HOST_MUST_USE
 fidius_host_status fidius_host_builder_set_worker_cpu_limit(fidius_host_builder_t *builder,
                                                             uint64_t seconds,
+                                                            fidius_host_error_t **err);
+
+/**
+ * Sets how each worker process confines itself: a combination of
+ * `fidius_host_worker_hardening` bits (0: none, the default; see each
+ * bit). Isolation contains faults; these parts also limit what a hostile
+ * plugin in a worker can reach. Each needs a kernel feature (seccomp
+ * filters, Landlock: Linux 5.13, its signal scope 6.12); a worker that
+ * cannot apply a part it was asked for refuses the load with UNSUPPORTED
+ * naming it, rather than run without it. Discovery and load-by-name probe
+ * workers apply the first two parts; the third confines the worker of
+ * each loaded plugin. Not covered, whatever the bits: files the worker
+ * had open before (its standard output and error), UNIX sockets by path,
+ * other processes' memory as the user's permissions allow (ptrace,
+ * /proc, unless the filesystem part is on). For more, run the host as its
+ * own user or in a container.
+ *
+ * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown bits), MISUSE.
+ */
+FIDIUS_HOST_API
+FIDIUS_HOST_MUST_USE
+fidius_host_status fidius_host_builder_set_worker_hardening(fidius_host_builder_t *builder,
+                                                            uint32_t flags,
                                                             fidius_host_error_t **err);
 
 /**

@@ -199,6 +199,13 @@ impl HostBuilder {
         Ok(self)
     }
 
+    /// The confinement each worker process puts itself under (default:
+    /// none); see [`Hardening`](crate::runtime::worker::Hardening).
+    pub fn worker_hardening(&mut self, hardening: crate::runtime::worker::Hardening) -> &mut Self {
+        self.workers.hardening = hardening;
+        self
+    }
+
     /// What an isolated plugin's next call does after its worker died.
     pub fn restart_policy(&mut self, policy: RestartPolicy) -> &mut Self {
         self.workers.restarts = policy;
@@ -652,6 +659,7 @@ impl Host {
             max_output: self.config.max_output_size as u64,
             memory_limit: self.config.workers.memory_limit,
             cpu_limit_seconds: self.config.workers.cpu_limit_seconds,
+            hardening: self.config.workers.hardening,
         };
         Ok(WorkerSpec {
             executable: WorkerSpec::executable(&self.config.workers)?,

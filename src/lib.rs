@@ -33,4 +33,4 @@ pub use host_functions::{HostBinding, HostCall, HostFailure, HostHandler, JsonHo
 pub use interface::{Interface, InterfaceBuilder, MethodFlags};
 pub use plugin::{BufferStrategy, MetaEntry, Plugin, PluginInfo, RuntimeKind};
 pub use plugin_config::{ConfigSource, PluginConfig};
-pub use runtime::worker::{Isolation, RestartPolicy, WorkerUsage};
+pub use runtime::worker::{Hardening, Isolation, RestartPolicy, WorkerUsage};

@@ -163,6 +163,13 @@ pub trait PluginBackend: Send + Sync {
         None
     }
 
+    /// Directories or files the plugin's runtime may read while it serves
+    /// calls, beyond the plugin's own path (a worker confined to its files
+    /// keeps these readable): an interpreter's module directories, say.
+    fn files_read_when_called(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// The most recent outbound requests the egress policy denied (only
     /// sandboxed runtimes send requests through one).
     fn denied_requests(&self) -> Vec<DeniedRequest> {
@@ -353,6 +360,12 @@ impl Plugin {
     /// a plugin loaded in-process.
     pub fn worker_usage(&self) -> Option<crate::runtime::worker::WorkerUsage> {
         self.backend.worker_usage()
+    }
+
+    /// What this plugin's runtime reads while it serves calls, beyond the
+    /// plugin's own path.
+    pub fn files_read_when_called(&self) -> Vec<std::path::PathBuf> {
+        self.backend.files_read_when_called()
     }
 
     /// The largest linear memory an instance of this WASM plugin (and of

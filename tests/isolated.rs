@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use fidius_host::interface::file;
-use fidius_host::{Host, HostBuilder, Interface, Isolation, LoadOptions, Plugin, RestartPolicy, Status};
+use fidius_host::{Hardening, Host, HostBuilder, Interface, Isolation, LoadOptions, Plugin, RestartPolicy, Status};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -367,4 +367,100 @@ fn a_worker_that_lies_or_stalls_fails_the_load_in_bounded_time() {
         assert!(error.message().contains(says), "{name}: {}", error.message());
         assert!(started.elapsed() < Duration::from_secs(5), "{name} took {:?}", started.elapsed());
     }
+}
+
+/// What a probe of the Faulty fixture's reach answered: its text, or the
+/// system's refusal.
+fn reach(plugin: &Plugin, probe: &str) -> Result<String, String> {
+    match plugin.call_json("fault", &serde_json::to_string(&[probe]).unwrap()) {
+        Ok(text) => Ok(serde_json::from_str(&text).unwrap()),
+        Err(e) => {
+            let error = e.plugin_error().unwrap_or_else(|| panic!("{probe}: {e}"));
+            assert_eq!(error.code(), "OS_ERROR", "{probe}: {e}");
+            Err(error.message().to_string())
+        }
+    }
+}
+
+fn hardened(hardening: Hardening) -> Host {
+    let mut builder = isolated_builder();
+    builder.worker_hardening(hardening);
+    builder.build().unwrap()
+}
+
+#[test]
+fn a_hardened_worker_reaches_no_network_no_other_file_and_not_the_host() {
+    let dir = temp_dir("isolated-hardening");
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let read_secret = format!("read:{}", secret.display());
+    let write_beside = |name: &str| format!("write:{}", dir.join(name).display());
+    let own_file = |path: &Path| if path.is_dir() { path.join("faulty.py") } else { path.to_path_buf() };
+    for path in both() {
+        let native = path == native();
+        // Without hardening every probe reaches what it asks for.
+        let plugin = load(&isolated_builder().build().unwrap(), &path);
+        assert_eq!(reach(&plugin, "socket").unwrap(), "a network socket was opened");
+        assert_eq!(reach(&plugin, &read_secret).unwrap(), "read 6 bytes");
+        assert_eq!(reach(&plugin, &write_beside("plain")).unwrap(), "written");
+        if native {
+            assert_eq!(reach(&plugin, "privileges").unwrap(), "no_new_privs=0");
+            assert_eq!(reach(&plugin, "signal-parent").unwrap(), "the parent can be signalled");
+        }
+
+        // Everything on.
+        let all = Hardening { no_new_privileges: true, deny_network: true, confine_filesystem: true };
+        let plugin = load(&hardened(all), &path);
+        let denied = |probe: &str| reach(&plugin, probe).expect_err(probe);
+        assert!(denied("socket").contains("Permission denied"), "{path:?}");
+        assert!(denied(&read_secret).contains("Permission denied"), "{path:?}");
+        assert!(denied(&write_beside("confined")).contains("Permission denied"), "{path:?}");
+        assert!(!dir.join("confined").exists());
+        // Its own files stay readable, and (Python) the standard library.
+        let own = own_file(&path);
+        let size = std::fs::metadata(&own).unwrap().len();
+        assert_eq!(reach(&plugin, &format!("read:{}", own.display())).unwrap(), format!("read {size} bytes"));
+        if native {
+            assert_eq!(reach(&plugin, "privileges").unwrap(), "no_new_privs=1");
+            assert!(denied("signal-parent").contains("Operation not permitted"));
+        } else {
+            assert_eq!(reach(&plugin, "import:colorsys").unwrap(), "colorsys imported");
+        }
+        assert_eq!(ping(&plugin, 41), 42, "{path:?}: confined, it still answers");
+
+        // Each part alone does its part only.
+        let plugin = load(&hardened(Hardening { deny_network: true, ..Hardening::default() }), &path);
+        assert!(reach(&plugin, "socket").unwrap_err().contains("Permission denied"));
+        assert_eq!(reach(&plugin, &read_secret).unwrap(), "read 6 bytes");
+        let plugin = load(&hardened(Hardening { confine_filesystem: true, ..Hardening::default() }), &path);
+        assert_eq!(reach(&plugin, "socket").unwrap(), "a network socket was opened");
+        assert!(reach(&plugin, &read_secret).unwrap_err().contains("Permission denied"));
+        if native {
+            let plugin = load(&hardened(Hardening { no_new_privileges: true, ..Hardening::default() }), &path);
+            assert_eq!(reach(&plugin, "privileges").unwrap(), "no_new_privs=1");
+            assert_eq!(reach(&plugin, &read_secret).unwrap(), "read 6 bytes");
+        }
+    }
+}
+
+#[test]
+fn hardening_flags_are_checked() {
+    assert_eq!(Hardening::from_flags(7).unwrap(), Hardening { no_new_privileges: true, deny_network: true, confine_filesystem: true });
+    assert_eq!(Hardening::from_flags(0).unwrap(), Hardening::default());
+    let e = Hardening::from_flags(9).unwrap_err();
+    assert_eq!(e.status(), Status::InvalidArgument);
+    assert!(e.message().contains("unknown bits 0x8"), "{e}");
+}
+
+#[test]
+fn a_hardened_load_by_name_confines_the_plugin_found() {
+    let mut builder = isolated_builder();
+    builder.worker_hardening(Hardening { no_new_privileges: false, deny_network: true, confine_filesystem: true });
+    builder.search_path(fixture("faulty"));
+    let host = builder.build().unwrap();
+    let plugin = host.load_with("FaultyNative", &LoadOptions::with_interface(faulty_interface())).unwrap();
+    assert!(reach(&plugin, "socket").unwrap_err().contains("Permission denied"));
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    assert!(reach(&plugin, &format!("read:{}", manifest.display())).unwrap_err().contains("Permission denied"));
+    assert_eq!(ping(&plugin, 1), 2);
 }

@@ -6,7 +6,7 @@ use super::error::fidius_host_error_t;
 use crate::artifact::signature::TrustedKey;
 use crate::error::{Error, Status};
 use crate::host::{HostBuilder, LoadPolicy};
-use crate::runtime::worker::Isolation;
+use crate::runtime::worker::{Hardening, Isolation};
 use crate::plugin::BufferStrategy;
 use std::ffi::c_char;
 
@@ -52,6 +52,37 @@ pub enum fidius_host_isolation {
     /// plugins are sandboxed in-process and ignore it.
     Isolated = 1,
 }
+
+/// Parts of a worker process's confinement, for
+/// `fidius_host_builder_set_worker_hardening`; combine with `|`.
+#[repr(u32)]
+pub enum fidius_host_worker_hardening {
+    /// `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains
+    /// privileges (set-user-ID programs, file capabilities). Implied by
+    /// the two others, which the kernel allows only with it.
+    NoNewPrivileges = 1,
+    /// A seccomp filter on every thread of the worker, from before the
+    /// plugin is read: creating a socket of any family but AF_UNIX, and
+    /// setting up io_uring, fail with EACCES. The plugin cannot reach the
+    /// network; its socket to the host, made before, is unaffected.
+    DenyNetwork = 2,
+    /// Landlock, from the moment the plugin is loaded (its library's
+    /// initialisers and its Python modules' top level run before): files
+    /// can be read only beneath the plugin's own path (library file,
+    /// package directory or archive) and, for Python, the interpreter's
+    /// module directories; nothing can be written, created or removed;
+    /// no process outside the worker (the host included) can be
+    /// signalled, no abstract UNIX socket made outside it connected to. A plugin that started a thread while it loaded cannot be
+    /// confined (Landlock confines the threads that ask for it) and fails
+    /// to load with UNSUPPORTED.
+    ConfineFilesystem = 4,
+}
+
+const _: () = assert!(
+    fidius_host_worker_hardening::NoNewPrivileges as u32 == Hardening::NO_NEW_PRIVILEGES
+        && fidius_host_worker_hardening::DenyNetwork as u32 == Hardening::DENY_NETWORK
+        && fidius_host_worker_hardening::ConfineFilesystem as u32 == Hardening::CONFINE_FILESYSTEM
+);
 
 /// How plugin outputs travel (fidius `BufferStrategyKind`).
 #[repr(u32)]
@@ -630,6 +661,34 @@ pub unsafe extern "C" fn fidius_host_builder_set_worker_cpu_limit(
 ) -> Status {
     with_builder(builder, err, |b| {
         b.worker_cpu_limit((seconds > 0).then_some(seconds))?;
+        Ok(())
+    })
+}
+
+/// Sets how each worker process confines itself: a combination of
+/// `fidius_host_worker_hardening` bits (0: none, the default; see each
+/// bit). Isolation contains faults; these parts also limit what a hostile
+/// plugin in a worker can reach. Each needs a kernel feature (seccomp
+/// filters, Landlock: Linux 5.13, its signal scope 6.12); a worker that
+/// cannot apply a part it was asked for refuses the load with UNSUPPORTED
+/// naming it, rather than run without it. Discovery and load-by-name probe
+/// workers apply the first two parts; the third confines the worker of
+/// each loaded plugin. Not covered, whatever the bits: files the worker
+/// had open before (its standard output and error), UNIX sockets by path,
+/// other processes' memory as the user's permissions allow (ptrace,
+/// /proc, unless the filesystem part is on). For more, run the host as its
+/// own user or in a container.
+///
+/// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown bits), MISUSE.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fidius_host_builder_set_worker_hardening(
+    builder: *mut fidius_host_builder_t,
+    flags: u32,
+    err: *mut *mut fidius_host_error_t,
+) -> Status {
+    with_builder(builder, err, |b| {
+        b.worker_hardening(Hardening::from_flags(flags)?);
         Ok(())
     })
 }

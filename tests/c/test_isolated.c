@@ -292,6 +292,38 @@ static void test_worker_main_by_hand(void) {
     close(3);
 }
 
+/* A worker confined as asked: no network, no file but its own, and the
+ * plugin still answers; unknown bits are refused. */
+static void test_hardening(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_error_t *err = NULL;
+    fidius_host_t *host = NULL;
+    fidius_host_plugin_t *plugin;
+    char read_key[8300];
+
+    CHECK(fidius_host_builder_set_worker_hardening(b, 8, &err) == FIDIUS_HOST_STATUS_INVALID_ARGUMENT);
+    CHECK(err && strstr(fidius_host_error_message(err), "unknown bits 0x8"));
+    fidius_host_error_free(err);
+    CHECK(fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, worker_path(), NT, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_hardening(b,
+                                                   FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES |
+                                                       FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK |
+                                                       FIDIUS_HOST_WORKER_HARDENING_CONFINE_FILESYSTEM,
+                                                   NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    plugin = load_faulty(host, "faulty/libfaulty_plugin.so");
+    if (plugin) {
+        CHECK(json_fails(plugin, "fault", "[\"socket\"]", FIDIUS_HOST_STATUS_PLUGIN_ERROR, "Permission denied"));
+        snprintf(read_key, sizeof read_key, "[\"read:%s\"]", path_of("keys/trusted.public"));
+        CHECK(json_fails(plugin, "fault", read_key, FIDIUS_HOST_STATUS_PLUGIN_ERROR, "Permission denied"));
+        CHECK(json_is(plugin, "fault", "[\"privileges\"]", "\"no_new_privs=1\""));
+        CHECK(json_is(plugin, "ping", "[41]", "42"));
+    }
+    fidius_host_plugin_free(plugin);
+    fidius_host_free(host);
+}
+
 static void run_tests(void) {
     test_worker_main_by_hand();
     test_runtimes();
@@ -300,6 +332,7 @@ static void run_tests(void) {
     test_discovery_in_worker();
     test_settings();
     test_memory_cap();
+    test_hardening();
 }
 
 int main(void) {

@@ -461,6 +461,13 @@ impl PluginBackend for PythonPlugin {
         Some(self.module.interface.capability_bits(|index| self.funcs[index].is_some()))
     }
 
+    /// The interpreter's module directories (`sys.path`): a plugin may
+    /// import a module of the standard library while it serves a call.
+    fn files_read_when_called(&self) -> Vec<std::path::PathBuf> {
+        let path = Python::attach(|py| py.import("sys")?.getattr("path")?.extract::<Vec<String>>());
+        path.unwrap_or_default().into_iter().filter(|dir| !dir.is_empty()).map(std::path::PathBuf::from).collect()
+    }
+
     fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
         Ok(Box::new(self.start_stream(interface, method, args, input)?))
     }

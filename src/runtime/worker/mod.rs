@@ -12,10 +12,12 @@
 //! CPU caps, WORKER_LOST when the process dies, and a restart policy.
 
 mod channel;
+pub mod hardening;
 pub mod process;
 pub mod protocol;
 mod serve;
 
+pub use hardening::Hardening;
 pub use serve::serve;
 
 use crate::bytes::OutputBytes;
@@ -89,6 +91,8 @@ pub struct WorkerSettings {
     pub cpu_limit_seconds: Option<u64>,
     /// The restart policy of isolated plugins.
     pub restarts: RestartPolicy,
+    /// The confinement each worker puts itself under.
+    pub hardening: Hardening,
 }
 
 /// Everything needed to start (and restart) one isolated plugin.

@@ -155,6 +155,8 @@ pub struct LoadRequest {
     /// Limits the worker sets on itself before it reads the plugin.
     pub memory_limit: Option<u64>,
     pub cpu_limit_seconds: Option<u64>,
+    /// The confinement the worker puts itself under.
+    pub hardening: super::Hardening,
 }
 
 /// An [`Error`] as it crosses the process boundary.

@@ -3,6 +3,7 @@
 //! host-function calls go to the host over the same socket.
 
 use super::channel::{Channel, ChannelError};
+use super::hardening;
 use super::process::WORKER_SOCKET_FD;
 use super::protocol::{self, reply, request, HostAnswer, HostCallFrame, Listing, LoadRequest, WireError};
 use crate::error::{Error, Result, Status};
@@ -40,7 +41,7 @@ pub fn serve() -> i32 {
         plugin: AtomicPtr::new(std::ptr::null_mut()),
     });
     let channel = &conversation.channel;
-    watch_host();
+    let mut prepared = false;
     let mut body = Vec::new();
     // Libraries are described (for discovery) until one plugin is loaded.
     let plugin = loop {
@@ -53,6 +54,15 @@ pub fn serve() -> i32 {
         if let Ok(request) = &request {
             apply_limits(request);
         }
+        // The first request says how this worker is confined; a worker
+        // that cannot be confined as asked reports why and ends.
+        if !prepared {
+            if let Err(error) = request.as_ref().map_err(Error::clone).and_then(|request| prepare(&request.hardening)) {
+                let _ = channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(&error)), None);
+                return 4;
+            }
+            prepared = true;
+        }
         if kind == request::DESCRIBE {
             let sent = match request.and_then(|request| describe(&request)) {
                 Ok(listing) => channel.send_frame(reply::DESCRIBED, &protocol::encode(&listing), None),
@@ -63,7 +73,13 @@ pub fn serve() -> i32 {
             }
             continue;
         }
-        let loaded = request.and_then(|request| load(&request, &conversation));
+        let loaded = request.and_then(|request| {
+            let plugin = load(&request, &conversation)?;
+            if request.hardening.confine_filesystem {
+                confine_to_plugin_files(&request, &plugin)?;
+            }
+            Ok(plugin)
+        });
         let sent = match &loaded {
             Ok(plugin) => channel.send_frame(reply::LOADED, &protocol::encode_description(plugin.description()), None),
             Err(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None),
@@ -247,6 +263,35 @@ fn describe(request: &LoadRequest) -> Result<Listing> {
     Ok(Listing { plugins, rejected: rejected.iter().map(WireError::from_error).collect() })
 }
 
+/// Applies what confines the whole worker, then starts the watcher of the
+/// host's end (confined to no file at all when the filesystem is to be).
+fn prepare(hardening: &hardening::Hardening) -> Result<()> {
+    hardening::apply_before_load(hardening)?;
+    watch_host(hardening.confine_filesystem)
+}
+
+/// Confines this thread, and so the threads the plugin starts from it, to
+/// reading the plugin's own files and what its runtime reads during calls.
+/// Landlock confines the threads that ask for it: a plugin that started a
+/// thread while it loaded could not be confined, and is refused.
+fn confine_to_plugin_files(request: &LoadRequest, plugin: &Plugin) -> Result<()> {
+    let threads = hardening::thread_count()?;
+    if threads > 2 {
+        return Err(Error::at(
+            Status::Unsupported,
+            &request.path,
+            format!(
+                "the plugin started {} thread(s) while it loaded; filesystem confinement applies to the threads that ask \
+                 for it, so it cannot confine them",
+                threads - 2
+            ),
+        ));
+    }
+    let mut readable = vec![request.path.clone()];
+    readable.extend(plugin.files_read_when_called());
+    hardening::confine_filesystem(&readable).map_err(|e| e.context(request.path.display()))
+}
+
 /// A host with the settings of the host that sent `request`.
 fn host_for(request: &LoadRequest) -> Result<Host> {
     let mut builder = HostBuilder::new();
@@ -299,8 +344,23 @@ fn close_other_descriptors() {
 /// never returns would otherwise outlive it). Between calls the main loop
 /// sees the closed socket and ends cleanly, destroying the plugin; a
 /// destructor that takes more than a second is cut short.
-fn watch_host() {
-    let spawned = std::thread::Builder::new().name("fidius-host-watch".into()).spawn(|| loop {
+fn watch_host(confined: bool) -> Result<()> {
+    let (started, outcome) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("fidius-host-watch".into()).spawn(move || {
+        let confinement = if confined { hardening::deny_all_files() } else { Ok(()) };
+        let ready = confinement.is_ok();
+        let _ = started.send(confinement);
+        if ready {
+            watch_loop();
+        }
+    });
+    spawned.map_err(|e| Error::new(Status::Io, format!("the worker could not start its watcher thread: {e}")))?;
+    outcome.recv().unwrap_or_else(|_| Err(Error::new(Status::Io, "the worker's watcher thread ended before it started")))
+}
+
+/// The watcher's loop: poll the host's end until it hangs up.
+fn watch_loop() {
+    loop {
         let mut poll = libc::pollfd { fd: WORKER_SOCKET_FD, events: libc::POLLRDHUP, revents: 0 };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut poll, 1, -1) };
@@ -314,6 +374,5 @@ fn watch_host() {
             // SAFETY: ends the process at once; the plugin is stuck.
             unsafe { libc::_exit(0) };
         }
-    });
-    let _ = spawned;
+    }
 }
