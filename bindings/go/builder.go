@@ -310,8 +310,9 @@ func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
 //     StatusTimeout;
 //   - loading by name tries each candidate library in a worker, so one
 //     that crashes while being opened is a skipped file;
-//   - host functions (LoadOptions.Bindings) and streaming calls are
-//     StatusUnsupported.
+//   - host functions (LoadOptions.Bindings) of a native plugin run in the
+//     host, called across the process boundary one at a time; Python
+//     plugins' host functions and streaming calls are StatusUnsupported.
 //
 // Each call costs a round trip to the worker (some 10–20 µs). An unknown
 // value is StatusInvalidArgument.
@@ -376,6 +377,25 @@ func (b *Builder) WorkerCPULimit(d time.Duration) *Builder {
 	}
 	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
 		return C.fidius_host_builder_set_worker_cpu_limit(ptr, C.uint64_t(seconds), cerr)
+	})
+}
+
+// WorkerHardening sets how each worker process confines itself: a
+// combination of HardenNoNewPrivileges, HardenDenyNetwork and
+// HardenConfineFilesystem (0, the default, is none; see each constant).
+// Isolation contains faults; hardening also limits what a hostile plugin in
+// a worker can reach: a refused system call is an error the plugin sees
+// (e.g. EACCES), and the worker keeps serving. A worker that cannot apply a
+// part it was asked for refuses the load with StatusUnsupported naming it.
+// Discovery and load-by-name probe workers apply the first two parts; the
+// filesystem part confines the worker of each loaded plugin. Not covered:
+// files the worker had open before, UNIX sockets by path, and (without the
+// filesystem part) other processes' memory as the user's permissions
+// allow; for more, run the host as its own user or in a container. Unknown
+// bits are StatusInvalidArgument ("unknown bits").
+func (b *Builder) WorkerHardening(h WorkerHardening) *Builder {
+	return b.apply(func(ptr *C.fidius_host_builder_t, cerr **C.fidius_host_error_t) C.fidius_host_status {
+		return C.fidius_host_builder_set_worker_hardening(ptr, C.uint32_t(h), cerr)
 	})
 }
 

@@ -231,9 +231,11 @@ type LoadOptions struct {
 	// runs, checked against the version and hash it was built against
 	// (StatusInterfaceVersionMismatch, StatusInterfaceHashMismatch); see
 	// Binding for the once-per-library rule (StatusHostAlreadyBound).
-	// Python and isolated plugins cannot call host functions: loading one
-	// with bindings is StatusUnsupported. The plugin keeps its own
-	// references.
+	// An isolated native plugin calls them across the process boundary
+	// (the Go function runs in the host, with the call's context), and each
+	// load binds its own. Python plugins cannot call host functions:
+	// loading one with bindings is StatusUnsupported. The plugin keeps its
+	// own references.
 	Bindings []*Binding
 }
 

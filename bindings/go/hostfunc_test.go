@@ -337,6 +337,30 @@ func TestHostFunctionsJSON(t *testing.T) {
 	})
 }
 
+// An isolated native plugin calls its host across the process boundary:
+// the Go function runs in the host with the call's context.
+func TestHostFunctionsIsolated(t *testing.T) {
+	l := &ledger{logRequest: "isolated request"}
+	host := newHost(t, func(b *fidius.Builder) { b.Isolation(fidius.Isolated).WorkerPath(workerPath(t)) })
+	p := mustLoadBookkeeper(t, host, nativeBookkeeper(t), jsonLedger(t, l))
+	got, err := p.CallJSONWithContext(withRequest("isolated request"), "record", `["far", 3]`)
+	if err != nil || got != "3" {
+		t.Fatalf("record = %s, %v", got, err)
+	}
+	out, err := p.CallWithContext(withRequest("isolated request"), methodRecord, recordInput("raw", 2))
+	if err != nil || !bytes.Equal(out, []byte{2, 0, 0, 0}) {
+		t.Fatalf("record(raw, 2) = %v, %v", out, err)
+	}
+	if len(l.logs) != 5 || l.logs[2] != `["far #2"]` || l.logs[4] != `["raw #1"]` {
+		t.Fatalf("logs %v", l.logs)
+	}
+	jsonIs(t, p, "lookup_plus_one", `["answer"]`, "42")
+	if usage := usageOf(t, p); usage.Pid <= 0 {
+		t.Errorf("not in a worker: %+v", usage)
+	}
+	l.check(t)
+}
+
 // rawLedger answers log and lookup in bincode: lookup(key) is
 // Some(100 * key length).
 type rawLedger struct {

@@ -2,6 +2,7 @@ package fidius_test
 
 import (
 	"encoding/binary"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,6 +208,39 @@ func TestIsolatedCaps(t *testing.T) {
 	_, err = p.CallJSON("fault", `["spin"]`)
 	wantError(t, err, fidius.ErrWorkerLost, "CPU-time cap 1 s")
 	jsonIs(t, p, "ping", "[0]", "1")
+}
+
+// A hardened worker opens no network socket, reads no file outside the
+// plugin's own, gains no privileges, and still answers; an unhardened one
+// opens the socket. Unknown bits are refused.
+func TestIsolatedHardening(t *testing.T) {
+	plain := loadPath(t, isolatedHost(t, nil), faultyNative, "", faultyOptions(t, nil))
+	jsonIs(t, plain, "fault", `["socket"]`, `"a network socket was opened"`)
+
+	all := fidius.HardenNoNewPrivileges | fidius.HardenDenyNetwork | fidius.HardenConfineFilesystem
+	if got := all.String(); got != "NoNewPrivileges|DenyNetwork|ConfineFilesystem" {
+		t.Errorf("String() = %q", got)
+	}
+	host := isolatedHost(t, func(b *fidius.Builder) { b.WorkerHardening(all) })
+	p := loadPath(t, host, faultyNative, "", faultyOptions(t, nil))
+	_, err := p.CallJSON("fault", `["socket"]`)
+	wantPluginError(t, err, "OS_ERROR", "Permission denied")
+	key, err := filepath.Abs(fixture(t, "keys/trusted.public"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.CallJSON("fault", `["read:`+key+`"]`)
+	wantPluginError(t, err, "OS_ERROR", "Permission denied")
+	jsonIs(t, p, "fault", `["privileges"]`, `"no_new_privs=1"`)
+	jsonIs(t, p, "ping", "[41]", "42")
+
+	b := fidius.NewBuilder().WorkerHardening(8)
+	wantError(t, b.Err(), fidius.ErrInvalidArgument, "unknown bits")
+	_, err = b.Build()
+	wantError(t, err, fidius.ErrInvalidArgument, "unknown bits")
+	if got := (fidius.HardenDenyNetwork | 8).String(); got != "DenyNetwork|WorkerHardening(8)" {
+		t.Errorf("String() = %q", got)
+	}
 }
 
 // Discovery in a worker: libraries whose initialisers crash or hang are

@@ -74,6 +74,60 @@ func (i Isolation) String() string {
 	return "Isolation(" + strconv.FormatUint(uint64(i), 10) + ")"
 }
 
+// WorkerHardening is a set of the ways each worker process confines itself
+// (Builder.WorkerHardening); combine the constants with |. Each part needs a
+// kernel feature (seccomp filters; Landlock, Linux 5.13, its signal scope
+// 6.12): a worker that cannot apply a part it was asked for refuses the
+// load with StatusUnsupported naming it, rather than run without it. The
+// zero value, the default, is no hardening.
+type WorkerHardening uint32
+
+const (
+	// HardenNoNewPrivileges sets PR_SET_NO_NEW_PRIVS: nothing the worker
+	// executes gains privileges (set-user-ID programs, file capabilities).
+	// The two other parts imply it.
+	HardenNoNewPrivileges WorkerHardening = C.FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES
+	// HardenDenyNetwork installs a seccomp filter on every thread of the
+	// worker before the plugin is read: creating a socket of any family but
+	// AF_UNIX, and setting up io_uring, fail with EACCES ("Permission
+	// denied"). The worker's own socket to the host is unaffected.
+	HardenDenyNetwork WorkerHardening = C.FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK
+	// HardenConfineFilesystem confines the worker with Landlock once the
+	// plugin is loaded (its library's initialisers and its Python modules'
+	// top level run before): files are readable only beneath the plugin's
+	// own path (and, for Python, the interpreter's module directories);
+	// nothing can be written, created or removed; no process outside the
+	// worker can be signalled. A plugin that started a thread while it
+	// loaded cannot be confined and fails to load with StatusUnsupported.
+	HardenConfineFilesystem WorkerHardening = C.FIDIUS_HOST_WORKER_HARDENING_CONFINE_FILESYSTEM
+)
+
+// String names the parts joined by "|", e.g. "NoNewPrivileges|DenyNetwork";
+// "None" for the zero value, and unknown bits as a number.
+func (h WorkerHardening) String() string {
+	if h == 0 {
+		return "None"
+	}
+	var parts []string
+	for _, part := range []struct {
+		bit  WorkerHardening
+		name string
+	}{
+		{HardenNoNewPrivileges, "NoNewPrivileges"},
+		{HardenDenyNetwork, "DenyNetwork"},
+		{HardenConfineFilesystem, "ConfineFilesystem"},
+	} {
+		if h&part.bit != 0 {
+			parts = append(parts, part.name)
+			h &^= part.bit
+		}
+	}
+	if h != 0 {
+		parts = append(parts, "WorkerHardening("+strconv.FormatUint(uint64(h), 10)+")")
+	}
+	return strings.Join(parts, "|")
+}
+
 // RestartPolicy says what an isolated plugin's next call does after its
 // worker was lost: start a new worker if fewer than MaxRestarts were
 // started for that plugin handle within the last Window; otherwise fail

@@ -29,6 +29,11 @@
  * Builder::set_discovery_isolation(Isolation::Isolated) opens the libraries
  * that discovery (and a load by name) scans in a worker too: one whose
  * initialisers crash or hang is a skipped entry, not the end of the host.
+ * Builder::set_worker_hardening makes each worker confine itself too (no
+ * new privileges, no network, no file outside the plugin's own):
+ *
+ *   builder.set_worker_hardening(fidius::WorkerHardening::DenyNetwork |
+ *                                fidius::WorkerHardening::ConfineFilesystem);
  *
  * A call given a fidius::CancelToken stops when the token is cancelled,
  * from any thread, and throws Status::Cancelled: a WASM guest is
@@ -232,10 +237,41 @@ enum class Isolation : std::uint32_t {
     /// (`fidius-host-worker`): a fault in the plugin ends the worker and the
     /// call throws Status::WorkerLost; a call past its deadline kills the
     /// worker (Status::Timeout); the worker may be capped in memory and CPU
-    /// time. Host functions and streaming calls are not served yet
-    /// (Status::Unsupported).
+    /// time. Host functions run in the host, with the call's context.
+    /// Streaming calls are not served yet (Status::Unsupported).
     Isolated = FIDIUS_HOST_ISOLATION_ISOLATED,
 };
+
+/// What each worker of isolated plugins does to confine itself
+/// (Builder::set_worker_hardening); combine with `|`, test with has_flag().
+/// A part the kernel cannot apply makes the load throw
+/// Status::Unsupported, naming it, rather than run without it.
+enum class WorkerHardening : std::uint32_t {
+    /// No hardening (the default): the worker runs as the host's user, with
+    /// its files and its network.
+    None = 0,
+    /// `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains privileges
+    /// (set-user-ID programs, file capabilities). Implied by the others.
+    NoNewPrivileges = FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES,
+    /// A seccomp filter, from before the plugin is read: a socket of any
+    /// family but AF_UNIX, and io_uring, fail with EACCES.
+    DenyNetwork = FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK,
+    /// Landlock, once the plugin is loaded: files are readable only beneath
+    /// the plugin's own path (and, for Python, the interpreter's modules),
+    /// nothing is written, created or removed, and no process outside the
+    /// worker is signalled. A plugin that started a thread while it loaded
+    /// cannot be confined (Status::Unsupported).
+    ConfineFilesystem = FIDIUS_HOST_WORKER_HARDENING_CONFINE_FILESYSTEM,
+};
+
+constexpr WorkerHardening operator|(WorkerHardening a, WorkerHardening b) noexcept {
+    return static_cast<WorkerHardening>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
+}
+constexpr WorkerHardening operator&(WorkerHardening a, WorkerHardening b) noexcept {
+    return static_cast<WorkerHardening>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
+}
+/// Whether every bit of `part` is set in `flags`.
+constexpr bool has_flag(WorkerHardening flags, WorkerHardening part) noexcept { return (flags & part) == part; }
 
 /// How plugin outputs travel (fidius `BufferStrategyKind`).
 enum class BufferStrategy : std::uint32_t {
@@ -1509,8 +1545,10 @@ public:
     /// built against (Status::InterfaceVersionMismatch,
     /// Status::InterfaceHashMismatch otherwise); while the library is mapped
     /// with another binding of that interface the load throws
-    /// Status::HostAlreadyBound. Bindings a plugin does not import are
-    /// ignored; Python plugins cannot have any (Status::Unsupported).
+    /// Status::HostAlreadyBound (an isolated plugin's library is bound in
+    /// its own worker, so this does not arise). Bindings a plugin does not
+    /// import are ignored; Python plugins cannot have any
+    /// (Status::Unsupported).
     LoadOptions &add_binding(const Binding &binding) {
         detail::require(binding.get(), "Binding");
         detail::invoke(fidius_host_load_options_add_binding, handle_.get(), binding.get());
@@ -2726,8 +2764,11 @@ public:
     /// restarting the worker as the restart policy allows; each call (and
     /// the load) has the call deadline (the Python deadline for Python
     /// plugins), past which the worker is killed (Status::Timeout); a load
-    /// by name probes each candidate library in a worker. Each call costs a
-    /// round trip to the worker (about 20 µs).
+    /// by name probes each candidate library in a worker. Host functions
+    /// run in this process, on the thread that made the call into the
+    /// plugin, with its context (none for a thread the plugin started), one
+    /// at a time per plugin. Each call costs a round trip to the worker
+    /// (about 20 µs).
     Builder &set_isolation(Isolation isolation) {
         detail::invoke(fidius_host_builder_set_isolation, handle_.get(), static_cast<std::uint32_t>(isolation));
         return *this;
@@ -2776,6 +2817,23 @@ public:
     Builder &set_worker_cpu_limit(std::chrono::seconds limit) {
         const std::uint64_t seconds = detail::seconds_of(limit, "the worker CPU limit");
         detail::invoke(fidius_host_builder_set_worker_cpu_limit, handle_.get(), seconds);
+        return *this;
+    }
+    /// Makes each worker confine itself too (WorkerHardening parts combined
+    /// with `|`; WorkerHardening::None, the default: no hardening), e.g.
+    /// `WorkerHardening::DenyNetwork | WorkerHardening::ConfineFilesystem`.
+    /// What the plugin tries past it fails as the system's refusal (EACCES,
+    /// EPERM), and the worker goes on serving. Discovery and load-by-name
+    /// probe workers apply NoNewPrivileges and DenyNetwork; the worker of
+    /// each loaded plugin applies all it was given. A part the kernel cannot
+    /// apply (seccomp filters; Landlock: Linux 5.13, its signal scope 6.12)
+    /// makes the load throw Status::Unsupported naming it. Not covered:
+    /// files the worker had open before (its standard output and error),
+    /// UNIX sockets by path, and, without ConfineFilesystem, other
+    /// processes' memory as the user's permissions allow. Unknown bits throw
+    /// Status::InvalidArgument.
+    Builder &set_worker_hardening(WorkerHardening flags) {
+        detail::invoke(fidius_host_builder_set_worker_hardening, handle_.get(), static_cast<std::uint32_t>(flags));
         return *this;
     }
     /// What an isolated plugin's next call does after its worker was lost:

@@ -4,8 +4,8 @@
 // interfaces, egress policies against an HTTP server, a TCP echo server
 // and a UDP socket on 127.0.0.1, host functions (raw and JSON bindings served by C++ callables), move
 // semantics, calls from several threads, and isolated plugins in worker
-// processes (a crash, a timeout and the restart policy; valgrind runs this
-// program, not the workers it starts).
+// processes (a crash, a timeout, the restart policy, hardening and host
+// functions; valgrind runs this program, not the workers it starts).
 
 #include "fidius_host.hpp"
 
@@ -1416,6 +1416,46 @@ TEST_F(IsolatedTest, WorkerMemoryLimit) {
     EXPECT_FIDIUS_ERROR(plugin.call_json("fault", "[\"leak\"]"), fidius::Status::WorkerLost,
                         "memory cap 805306368 bytes");
     EXPECT_EQ(plugin.call_json("ping", "[0]"), "1");
+}
+
+// A hardened worker opens no network socket, reads no file outside the
+// plugin's own and gains no privileges, and its plugin still answers; the
+// same probe opens a socket in a worker without hardening.
+TEST_F(IsolatedTest, WorkerHardening) {
+    // The Faulty plugin's probe `probe`, refused by the system.
+    const auto expect_denied = [](const fidius::Plugin &plugin, const std::string &probe) {
+        SCOPED_TRACE(probe);
+        const fidius::Error error = error_of([&] { plugin.call_json("fault", "[\"" + probe + "\"]"); });
+        EXPECT_EQ(error.status(), fidius::Status::PluginError) << error.what();
+        EXPECT_EQ(error.plugin_code(), std::optional<std::string>("OS_ERROR")) << error.what();
+        EXPECT_NE(error.plugin_message().value_or("").find("Permission denied"), std::string::npos) << error.what();
+    };
+
+    fidius::Plugin plain = load_faulty(isolated_host(5));
+    EXPECT_EQ(plain.call_json("fault", R"(["socket"])"), R"("a network socket was opened")");
+
+    constexpr fidius::WorkerHardening all = fidius::WorkerHardening::NoNewPrivileges |
+                                            fidius::WorkerHardening::DenyNetwork |
+                                            fidius::WorkerHardening::ConfineFilesystem;
+    static_assert(static_cast<std::uint32_t>(all) == 7);
+    static_assert(fidius::has_flag(all, fidius::WorkerHardening::DenyNetwork));
+    static_assert(!fidius::has_flag(fidius::WorkerHardening::None, fidius::WorkerHardening::DenyNetwork));
+    fidius::Host host = fidius::Builder()
+                            .set_isolation(fidius::Isolation::Isolated)
+                            .set_worker_path(worker_path())
+                            .set_worker_hardening(all)
+                            .build();
+    fidius::Plugin plugin = load_faulty(host);
+    expect_denied(plugin, "socket");
+    expect_denied(plugin, "read:" + std::filesystem::absolute(path_of("keys/trusted.public")).string());
+    EXPECT_EQ(plugin.call_json("fault", R"(["privileges"])"), R"("no_new_privs=1")");
+    EXPECT_EQ(plugin.call_json("ping", "[41]"), "42");
+
+    // Unknown bits are refused; the builder stays usable.
+    fidius::Builder builder;
+    EXPECT_FIDIUS_ERROR(builder.set_worker_hardening(static_cast<fidius::WorkerHardening>(8)),
+                        fidius::Status::InvalidArgument, "unknown bits");
+    builder.set_worker_hardening(fidius::WorkerHardening::None).build();
 }
 
 // Discovery in a worker: libraries whose initialisers crash or hang are
@@ -3012,6 +3052,33 @@ TEST_F(HostFunctionsTest, JsonBindingWithContexts) {
         plugin = fidius::Plugin();
         EXPECT_EQ(ledger_state.use_count(), 1);
     }
+}
+
+// An isolated native plugin calls its host across the process boundary:
+// the callback runs here, with the call's context.
+TEST_F(HostFunctionsTest, IsolatedNativePluginCallsItsHost) {
+    std::atomic<int> logs{0};
+    std::atomic<int> bad_context{0};
+    int request = 0;
+    const fidius::Binding binding = fidius::Binding::json(
+        ledger(), [&logs, &bad_context, &request](const fidius::HostCall &call, std::string_view args) {
+            if (call.method == kLog) {
+                logs++;
+                if (call.context != &request) bad_context++;
+                return std::string("null");
+            }
+            return std::string(args == R"(["answer"])" ? "41" : "null");
+        });
+    fidius::LoadOptions options = options_for("bookkeeper.toml");
+    options.add_binding(binding).set_isolation(fidius::Isolation::Isolated);
+    const fidius::Plugin plugin =
+        fidius::Builder().set_worker_path(path_of("../release/fidius-host-worker")).build().load_path(native_copy(), options);
+    EXPECT_EQ(plugin.call_json_with_context("record", R"(["x", 3])", &request), "3");
+    EXPECT_EQ(logs.load(), 3);
+    EXPECT_EQ(bad_context.load(), 0);
+    EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["answer"])"), "42");
+    EXPECT_EQ(plugin.call_json("lookup_plus_one", R"(["missing"])"), "null");
+    EXPECT_EQ(plugin.worker_usage().restarts, 0u);  // it runs in a worker
 }
 
 TEST_F(HostFunctionsTest, RawBindingAndContextsOfConcurrentCalls) {

@@ -535,10 +535,52 @@ pub const Isolation = enum(u32) {
     /// fails the call with `error.WorkerLost`; a call past the call
     /// deadline kills the worker (`error.Timeout`); the next call starts a
     /// new worker as the restart policy allows. The handle answers as an
-    /// in-process one, but host functions (`LoadOptions.addBinding`) and
-    /// streaming calls are `error.Unsupported`, and each call costs a round
-    /// trip to the worker (about 20 µs).
+    /// in-process one (host functions, `LoadOptions.addBinding`, are
+    /// served across the process boundary), but streaming calls are
+    /// `error.Unsupported`, and each call costs a round trip to the worker
+    /// (about 20 µs). `HostBuilder.setWorkerHardening` confines the worker
+    /// further.
     isolated = c.FIDIUS_HOST_ISOLATION_ISOLATED,
+};
+
+/// How each worker process of isolated plugins confines itself
+/// (`fidius_host_worker_hardening` bits, for
+/// `HostBuilder.setWorkerHardening`). All off by default; see
+/// docs/isolation.md, "Hardening". A confined plugin sees a refused system
+/// call as its language reports one (EACCES, "Permission denied"); the
+/// worker keeps serving.
+pub const WorkerHardening = packed struct(u32) {
+    /// `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains privileges
+    /// (set-user-ID programs, file capabilities). Implied by the two
+    /// others, which the kernel allows only with it.
+    no_new_privileges: bool = false,
+    /// A seccomp filter on every thread of the worker, from before the
+    /// plugin is read: creating a socket of any family but AF_UNIX, and
+    /// setting up io_uring, fail with EACCES. The plugin cannot reach the
+    /// network; the worker's socket to the host, made before, is
+    /// unaffected.
+    deny_network: bool = false,
+    /// Landlock, from the moment the plugin is loaded (a library's
+    /// initialisers and a Python module's top level run before): files can
+    /// be read only beneath the plugin's own path (and, for Python, the
+    /// interpreter's module directories); nothing can be written, created
+    /// or removed; no process outside the worker can be signalled, no
+    /// abstract UNIX socket made outside it connected to. A plugin that
+    /// started a thread while it loaded cannot be confined and fails to
+    /// load with `error.Unsupported`.
+    confine_filesystem: bool = false,
+    /// Bits the library does not know: must stay 0 (a value bit-cast from
+    /// a `u32` with others set is `error.InvalidArgument`).
+    _unused: u29 = 0,
+
+    /// Every part.
+    pub const all: WorkerHardening = .{ .no_new_privileges = true, .deny_network = true, .confine_filesystem = true };
+
+    comptime {
+        std.debug.assert(@as(u32, @bitCast(WorkerHardening{ .no_new_privileges = true })) == c.FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES);
+        std.debug.assert(@as(u32, @bitCast(WorkerHardening{ .deny_network = true })) == c.FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK);
+        std.debug.assert(@as(u32, @bitCast(WorkerHardening{ .confine_filesystem = true })) == c.FIDIUS_HOST_WORKER_HARDENING_CONFINE_FILESYSTEM);
+    }
 };
 
 /// How plugin outputs travel.
@@ -1519,10 +1561,12 @@ pub const LoadOptions = struct {
     /// interface name, a later one replacing an earlier one of the same
     /// name. The options keep their own reference. A native library gets
     /// it bound at load (see `Binding` for the once-per-library rule and
-    /// `error.HostAlreadyBound`); Python plugins cannot call host functions
-    /// (loading one with a binding is `error.Unsupported`), nor can isolated
-    /// plugins yet (`Isolation.isolated`: `error.Unsupported` too). Bindings
-    /// a plugin does not import are ignored.
+    /// `error.HostAlreadyBound`); an isolated one (`Isolation.isolated`) is
+    /// bound in its own worker, whose calls to the host run the handler in
+    /// the host, on the thread waiting for the plugin call, with that
+    /// call's context. Python plugins cannot call host functions (loading
+    /// one with a binding is `error.Unsupported`). Bindings a plugin does
+    /// not import are ignored.
     pub fn addBinding(options: *LoadOptions, binding: *const Binding, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_load_options_add_binding(options.handle, binding.handle, errorSlot(diag)));
     }
@@ -1742,6 +1786,22 @@ pub const HostBuilder = struct {
     /// it counts across calls, for the worker's life.
     pub fn setWorkerCpuLimit(builder: *HostBuilder, seconds: u64, diag: ?*Diagnostics) Error!void {
         try check(c.fidius_host_builder_set_worker_cpu_limit(builder.handle, seconds, errorSlot(diag)));
+    }
+
+    /// How each worker confines itself (default: not at all; see
+    /// `WorkerHardening` for each part), e.g. `.all`. Each part needs a
+    /// kernel feature (seccomp filters; Landlock: Linux 5.13, its signal
+    /// scope 6.12): a worker that cannot apply a part it was asked for
+    /// refuses the load with `error.Unsupported` naming it rather than run
+    /// without it. Discovery and load-by-name probe workers apply the first
+    /// two parts; the third confines the worker of each loaded plugin. Not
+    /// covered: files the worker had open before (its standard output and
+    /// error), UNIX sockets by path, other processes' memory as the user's
+    /// permissions allow (ptrace, /proc, unless `confine_filesystem` is
+    /// on). Errors: `error.InvalidArgument` for bits the library does not
+    /// know ("unknown bits").
+    pub fn setWorkerHardening(builder: *HostBuilder, hardening: WorkerHardening, diag: ?*Diagnostics) Error!void {
+        try check(c.fidius_host_builder_set_worker_hardening(builder.handle, @bitCast(hardening), errorSlot(diag)));
     }
 
     /// What an isolated plugin's next call does after its worker was lost:

@@ -1,8 +1,8 @@
 //! Host functions: the Bookkeeper fixture calls its host's Ledger (log,
 //! lookup -> Option<u64>, charge -> Result<u64, PluginError>) through JSON
 //! and raw handlers, with the context of each call, for the native library
-//! and the WASM component; typed errors, and the once-per-library binding of
-//! native plugins.
+//! and the WASM component; typed errors, the once-per-library binding of
+//! native plugins, and a native plugin isolated in a worker calling its host.
 //!
 //! Every native test loads a private copy of the library: a copy is an image
 //! of its own, bound by that test alone (fidius binds a host interface once
@@ -247,6 +247,44 @@ test "a raw binding answers in bincode, for a WASM component" {
     var fixtures = try support.Fixtures.init();
     defer fixtures.deinit();
     try exerciseRaw(&fixtures, try fixtures.path(component));
+}
+
+test "an isolated native plugin calls its host across the process boundary" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var tmp = testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const library = try privateLibrary(&fixtures, &tmp);
+    defer gpa.free(library);
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    try builder.setIsolation(.isolated, null);
+    try builder.setWorkerPath(try fixtures.path("../release/fidius-host-worker"), null);
+    var host = try builder.build(null);
+    defer host.deinit();
+    var ledger: Ledger = .{};
+    var binding = try jsonBinding(&fixtures, &ledger);
+    defer binding.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    var plugin = loadBookkeeper(&fixtures, host, library, &binding, &diag) catch |err| {
+        std.debug.print("loading {s} isolated: {f}\n", .{ library, diag });
+        return err;
+    };
+    defer plugin.deinit();
+    try testing.expect((try plugin.workerUsage(null)).pid > 0);
+
+    // The handler runs here, with the context of the call in the worker.
+    var request: u32 = 0;
+    ledger.expected_context = &request;
+    const recorded = try plugin.callJsonWithContext(gpa, "record", "[\"x\", 3]", &request, &diag);
+    defer gpa.free(recorded);
+    try testing.expectEqualStrings("3", recorded);
+    try testing.expectEqual(@as(u32, 3), ledger.logs);
+    try testing.expectEqual(@as(u32, 0), ledger.bad_context);
+    try testing.expectEqualStrings("[\"x #2\"]", ledger.lastLog());
+    try support.expectJson(plugin, "lookup_plus_one", "[\"answer\"]", "42");
+    try testing.expectEqual(@as(u32, 1), ledger.lookups);
 }
 
 test "a native library is bound once: another binding fails while a plugin lives" {

@@ -3,8 +3,8 @@
 //! `error.WorkerLost` and the next call gets a restarted worker without the
 //! plugin's state; an endless call past the deadline is `error.Timeout`;
 //! the restart policy, isolation per load, the worker usage figures,
-//! discovery in a worker, and the errors of bad settings and a missing
-//! worker.
+//! discovery in a worker, worker hardening, and the errors of bad settings
+//! and a missing worker.
 const std = @import("std");
 const fidius = @import("fidius_host");
 const support = @import("support.zig");
@@ -245,6 +245,61 @@ test "discovery in a worker skips libraries that crash or hang when opened" {
     try support.expectContains(diag.message(), "in-process");
     try support.expectJson(plugin, "ping", "[1]", "2");
     try testing.expectError(error.PluginNotFound, host.load("Nobody", null, null));
+}
+
+/// Calls fault(`args`) and expects the plugin's OS_ERROR for a refused
+/// system call.
+fn expectRefused(plugin: fidius.Plugin, args: []const u8) !void {
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    if (plugin.callJson(gpa, "fault", args, &diag)) |json| {
+        defer gpa.free(json);
+        std.debug.print("fault({s}) gave {s}, expected a refusal\n", .{ args, json });
+        return error.TestUnexpectedResult;
+    } else |err| try testing.expectEqual(error.PluginError, err);
+    try testing.expectEqualStrings("OS_ERROR", diag.pluginCode().?);
+    try support.expectContains(diag.pluginMessage().?, "Permission denied");
+}
+
+test "a hardened worker has no network, no files but the plugin's, no new privileges" {
+    var fixtures = try support.Fixtures.init();
+    defer fixtures.deinit();
+    var diag: fidius.Diagnostics = .{};
+    defer diag.deinit();
+    var options = try fixtures.options("faulty.toml");
+    defer options.deinit();
+
+    // Unhardened, the plugin opens a socket.
+    var open_host = try isolatedHost(&fixtures, 5, 0);
+    defer open_host.deinit();
+    var open = try loadFaulty(&fixtures, open_host, "faulty/libfaulty_plugin.so", &options);
+    defer open.deinit();
+    try support.expectJson(open, "fault", "[\"socket\"]", "\"a network socket was opened\"");
+
+    var builder = try fidius.HostBuilder.init();
+    defer builder.deinit();
+    // Bits the library does not know are refused.
+    try testing.expectError(error.InvalidArgument, builder.setWorkerHardening(@bitCast(@as(u32, 8)), &diag));
+    try testing.expectEqual(fidius.Status.invalid_argument, diag.status());
+    try support.expectContains(diag.message(), "unknown bits");
+    try builder.setIsolation(.isolated, null);
+    try builder.setWorkerPath(try workerPath(&fixtures), null);
+    try builder.setWorkerHardening(.{ .no_new_privileges = true, .deny_network = true, .confine_filesystem = true }, null);
+    var host = try builder.build(null);
+    defer host.deinit();
+    var plugin = try loadFaulty(&fixtures, host, "faulty/libfaulty_plugin.so", &options);
+    defer plugin.deinit();
+
+    try expectRefused(plugin, "[\"socket\"]");
+    // A file outside the plugin's own: the fixtures' public key.
+    const key = try std.Io.Dir.cwd().realPathFileAlloc(testing.io, try fixtures.path("keys/trusted.public"), gpa);
+    defer gpa.free(key);
+    const read_key = try std.fmt.allocPrint(gpa, "[\"read:{s}\"]", .{key});
+    defer gpa.free(read_key);
+    try expectRefused(plugin, read_key);
+    try support.expectJson(plugin, "fault", "[\"privileges\"]", "\"no_new_privs=1\"");
+    // Confined, the plugin still answers.
+    try support.expectJson(plugin, "ping", "[41]", "42");
 }
 
 test "bad isolation settings are InvalidArgument, a missing worker WorkerUnavailable" {
