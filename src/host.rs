@@ -665,6 +665,7 @@ impl Host {
             executable: WorkerSpec::executable(&self.config.workers)?,
             request,
             host_bindings: options.host_bindings.iter().cloned().collect(),
+            interface: options.interface.clone(),
             deadline,
             restarts: options.restarts.unwrap_or(self.config.workers.restarts),
             max_output: self.config.max_output_size,

@@ -127,6 +127,7 @@ fn a_call_past_its_deadline_kills_the_worker() {
         assert_eq!(error.status(), Status::Timeout, "{}", error.message());
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
         assert!(error.message().contains("worker process was killed"), "{}", error.message());
+        assert!(error.message().contains("method 'fault' did not return within 1s"), "{}", error.message());
         // The spinning process is gone, not left running.
         // SAFETY: probing a pid with signal 0.
         assert_ne!(unsafe { libc_kill(pid, 0) }, 0, "the killed worker is reaped");

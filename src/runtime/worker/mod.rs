@@ -103,6 +103,9 @@ pub struct WorkerSpec {
     /// The host functions the plugin may call, in the order of
     /// `request.host_interfaces`.
     pub host_bindings: Vec<Arc<HostBinding>>,
+    /// The interface the load checked the plugin against (method names
+    /// for messages).
+    pub interface: Option<Arc<Interface>>,
     /// The deadline of each call and of the load; past it the worker is killed.
     pub deadline: Option<Duration>,
     pub restarts: RestartPolicy,
@@ -275,12 +278,19 @@ impl IsolatedPlugin {
             Error::new(
                 Status::Timeout,
                 format!(
-                    "plugin '{}' method {method} could not start within {deadline:?}: its worker serves one call at a time, \
+                    "{} could not start within {deadline:?}: its worker serves one call at a time, \
                      and the calls before it ran that long",
-                    self.name
+                    self.called(method)
                 ),
             )
         })
+    }
+
+    /// The plugin and the method `index` names, for messages: the method's
+    /// name when the load had an interface, its index otherwise.
+    fn called(&self, index: u32) -> Called<'_> {
+        let method = self.spec.interface.as_ref().and_then(|i| i.methods().get(index as usize)).map(|m| m.name.as_str());
+        Called { plugin: &self.name, method, index }
     }
 
     /// This handle's use figures.
@@ -348,7 +358,7 @@ impl IsolatedPlugin {
         }
         // A token cancelled already: refused before it counts as a call.
         if let Some(token) = cancel {
-            token.check(format_args!("plugin '{}' method {method}", self.name))?;
+            token.check(self.called(method))?;
         }
         let deadline = self.spec.deadline.map(|d| Instant::now() + d);
         let pid = {
@@ -372,7 +382,7 @@ impl IsolatedPlugin {
         let result = match outcome {
             Ok(reply) => Ok(reply),
             Err(_) if killed => Err(crate::cancel::cancelled(
-                format_args!("plugin '{}' method {method}", self.name),
+                self.called(method),
                 "its worker process was killed (the next call starts a new one)",
             )),
             Err(ChannelError::TimedOut) => {
@@ -381,8 +391,8 @@ impl IsolatedPlugin {
                 Err(Error::new(
                     Status::Timeout,
                     format!(
-                        "plugin '{}' method {method} did not return within {:?}; its worker process was killed",
-                        self.name,
+                        "{} did not return within {:?}; its worker process was killed",
+                        self.called(method),
                         self.spec.deadline.unwrap_or_default()
                     ),
                 ))
@@ -392,8 +402,8 @@ impl IsolatedPlugin {
             Err(_) if state.worker.is_none() => Err(Error::new(
                 Status::WorkerLost,
                 format!(
-                    "plugin '{}' method {method}: its worker process was lost during a call made from a host function ({})",
-                    self.name,
+                    "{}: its worker process was lost during a call made from a host function ({})",
+                    self.called(method),
                     state.lost.as_deref().unwrap_or("it ended")
                 ),
             )),
@@ -402,7 +412,7 @@ impl IsolatedPlugin {
                 let ending = self.bury(&mut state, |ending| format!("it {ending}"));
                 Err(Error::new(
                     Status::WorkerLost,
-                    format!("plugin '{}' method {method}: its worker process {ending}{detail}{}", self.name, self.limits_note()),
+                    format!("{}: its worker process {ending}{detail}{}", self.called(method), self.limits_note()),
                 ))
             }
         };
@@ -437,7 +447,7 @@ impl IsolatedPlugin {
     fn killer(&self, token: &CancelToken, pid: libc::pid_t, method: u32) -> Result<Killer> {
         let killed = Arc::new(AtomicBool::new(false));
         let flag = killed.clone();
-        let registration = token.register(format_args!("plugin '{}' method {method}", self.name), move || {
+        let registration = token.register(self.called(method), move || {
             flag.store(true, Ordering::SeqCst);
             // SAFETY: plain syscall; `pid` is the call's worker, not yet
             // reaped while this canceller can run (see `call`).
@@ -490,7 +500,7 @@ impl IsolatedPlugin {
         }
         state.usage.errors += 1;
         let ending = self.bury(state, |ending| format!("it sent message kind {kind} and was killed ({ending})"));
-        Error::new(Status::PluginProtocol, format!("plugin '{}' method {method}: the worker process answered with message kind {kind}; it {ending}", self.name))
+        Error::new(Status::PluginProtocol, format!("{}: the worker process answered with message kind {kind}; it {ending}", self.called(method)))
     }
 }
 
@@ -516,6 +526,22 @@ fn on_channel<T>(state: &RefCell<State>, exchange: impl FnOnce(&Channel) -> std:
     match state.borrow().worker.as_ref() {
         Some(worker) => exchange(&worker.channel),
         None => Err(ChannelError::Closed),
+    }
+}
+
+/// "plugin 'name' method 'add'" (or "method 2" without an interface).
+struct Called<'a> {
+    plugin: &'a str,
+    method: Option<&'a str>,
+    index: u32,
+}
+
+impl std::fmt::Display for Called<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.method {
+            Some(name) => write!(f, "plugin '{}' method '{name}'", self.plugin),
+            None => write!(f, "plugin '{}' method {}", self.plugin, self.index),
+        }
     }
 }
 
