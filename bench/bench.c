@@ -962,13 +962,15 @@ static double isolated_load_round(fidius_host_t *host, const char *path, int ite
     return (now_ns() - start) / (double)iters;
 }
 
-static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8_t *payload, uint32_t payload_len) {
-    char path[4096];
+static void compare_isolated(const char *dir, const char *interfaces, const uint8_t *add_in, const uint8_t *payload,
+                             uint32_t payload_len) {
+    char path[4096], library[4096], hostcall_copy[256];
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *isolated = NULL, *in_process = NULL;
     fidius_host_plugin_t *p = NULL;
     double echo_small[ROUNDS], call_small[ROUNDS], echo_kib[ROUNDS], call_kib[ROUNDS], load_in[ROUNDS], load_iso[ROUNDS];
-    double call_token[ROUNDS];
+    double call_token[ROUNDS], host_fn[ROUNDS];
+    fidius_host_plugin_t *hostcall;
     fidius_host_cancel_token_t *token = NULL;
     int fds[2], r, status;
     pid_t child;
@@ -984,6 +986,8 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     b = fidius_host_builder_new();
     if (fidius_host_builder_build(b, &in_process, NULL)) exit(1);
     if (fidius_host_cancel_token_new(&token, NULL)) exit(1);
+    snprintf(library, sizeof library, "%s/libhostcall_plugin.so", dir);
+    hostcall = bookkeeper(isolated, library, interfaces, 0, hostcall_copy, sizeof hostcall_copy);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) exit(1);
     child = fork();
     if (child == 0) {
@@ -993,10 +997,12 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     close(fds[1]);
     socket_round(fds[0], add_in, 16, 2000);
     api_round_on(p, 0, add_in, 16, 2000);
+    host_call_round(hostcall, 100, 20);
     for (r = 0; r < ROUNDS; r++) {
         echo_small[r] = socket_round(fds[0], add_in, 16, 20000);
         call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
         call_token[r] = cancellable_round(p, token, 0, add_in, 16, 20000);
+        host_fn[r] = host_call_round(hostcall, 100, 200);
         echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
         call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
         load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
@@ -1009,9 +1015,13 @@ static void compare_isolated(const char *dir, const uint8_t *add_in, const uint8
     print_row("isolated reverse 1 KiB", median(echo_kib, ROUNDS), median(call_kib, ROUNDS), "ns", 0);
     printf("cancellable isolated call (direct = the same call without a token):\n");
     print_row("isolated add, cancel token", median(call_small, ROUNDS), median(call_token, ROUNDS), "ns", 0);
+    printf("host function of an isolated plugin, per host call (direct = the bare socket-pair echo above):\n");
+    print_row("isolated host fn, raw callback", median(echo_small, ROUNDS), median(host_fn, ROUNDS), "ns", 0);
     printf("isolated load (direct = an in-process load of the same library):\n");
     print_row("isolated load+unload", median(load_in, ROUNDS), median(load_iso, ROUNDS), "us", 1);
     fidius_host_cancel_token_free(token);
+    fidius_host_plugin_free(hostcall);
+    remove(hostcall_copy);
     fidius_host_plugin_free(p);
     fidius_host_free(isolated);
     fidius_host_free(in_process);
@@ -1113,9 +1123,9 @@ int main(int argc, char **argv) {
         if (slash) *slash = '\0';
         compare_host_functions(argv[1], slash ? interfaces : ".");
         compare_streams(argv[1], host, slash ? interfaces : ".");
+        compare_isolated(argv[1], slash ? interfaces : ".", add_in, payload, sizeof payload);
     }
 
-    compare_isolated(argv[1], add_in, payload, sizeof payload);
     compare_discovery(argv[1]);
     compare_loads(argv[0], argv[1], argv[2]);
     if (fidius_host_features() & FIDIUS_HOST_FEATURE_PYTHON) compare_python_loads(argv[0], argv[1]);
