@@ -645,9 +645,10 @@ enum fidius_host_worker_hardening
   FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES = 1,
   /**
    * A seccomp filter on every thread of the worker, from before the
-   * plugin is read: creating a socket of any family but AF_UNIX, and
-   * setting up io_uring, fail with EACCES. The plugin cannot reach the
-   * network; its socket to the host, made before, is unaffected.
+   * plugin is read: creating a socket or socket pair of any family, and
+   * setting up io_uring, fail with EACCES. The plugin can open no
+   * connection, to the network or to a UNIX socket by path; the
+   * worker's socket to the host, made before, is unaffected.
    */
   FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK = 2,
   /**
@@ -1867,9 +1868,9 @@ fidius_host_status fidius_host_builder_set_worker_cpu_limit(fidius_host_builder_
  * naming it, rather than run without it. Discovery and load-by-name probe
  * workers apply the first two parts; the third confines the worker of
  * each loaded plugin. Not covered, whatever the bits: files the worker
- * had open before (its standard output and error), UNIX sockets by path,
- * other processes' memory as the user's permissions allow (ptrace,
- * /proc, unless the filesystem part is on). For more, run the host as its
+ * had open before (its standard output and error), other processes'
+ * memory as the user's permissions allow (ptrace, /proc, unless the
+ * filesystem part is on). For more, run the host as its
  * own user or in a container.
  *
  * Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown bits), MISUSE.

@@ -402,6 +402,7 @@ fn a_hardened_worker_reaches_no_network_no_other_file_and_not_the_host() {
         // Without hardening every probe reaches what it asks for.
         let plugin = load(&isolated_builder().build().unwrap(), &path);
         assert_eq!(reach(&plugin, "socket").unwrap(), "a network socket was opened");
+        assert_eq!(reach(&plugin, "unix-socket").unwrap(), "a UNIX socket was opened");
         assert_eq!(reach(&plugin, &read_secret).unwrap(), "read 6 bytes");
         assert_eq!(reach(&plugin, &write_beside("plain")).unwrap(), "written");
         if native {
@@ -414,6 +415,7 @@ fn a_hardened_worker_reaches_no_network_no_other_file_and_not_the_host() {
         let plugin = load(&hardened(all), &path);
         let denied = |probe: &str| reach(&plugin, probe).expect_err(probe);
         assert!(denied("socket").contains("Permission denied"), "{path:?}");
+        assert!(denied("unix-socket").contains("Permission denied"), "{path:?}: no connection by path either");
         assert!(denied(&read_secret).contains("Permission denied"), "{path:?}");
         assert!(denied(&write_beside("confined")).contains("Permission denied"), "{path:?}");
         assert!(!dir.join("confined").exists());

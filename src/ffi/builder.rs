@@ -62,9 +62,10 @@ pub enum fidius_host_worker_hardening {
     /// the two others, which the kernel allows only with it.
     NoNewPrivileges = 1,
     /// A seccomp filter on every thread of the worker, from before the
-    /// plugin is read: creating a socket of any family but AF_UNIX, and
-    /// setting up io_uring, fail with EACCES. The plugin cannot reach the
-    /// network; its socket to the host, made before, is unaffected.
+    /// plugin is read: creating a socket or socket pair of any family, and
+    /// setting up io_uring, fail with EACCES. The plugin can open no
+    /// connection, to the network or to a UNIX socket by path; the
+    /// worker's socket to the host, made before, is unaffected.
     DenyNetwork = 2,
     /// Landlock, from the moment the plugin is loaded (its library's
     /// initialisers and its Python modules' top level run before): files
@@ -674,9 +675,9 @@ pub unsafe extern "C" fn fidius_host_builder_set_worker_cpu_limit(
 /// naming it, rather than run without it. Discovery and load-by-name probe
 /// workers apply the first two parts; the third confines the worker of
 /// each loaded plugin. Not covered, whatever the bits: files the worker
-/// had open before (its standard output and error), UNIX sockets by path,
-/// other processes' memory as the user's permissions allow (ptrace,
-/// /proc, unless the filesystem part is on). For more, run the host as its
+/// had open before (its standard output and error), other processes'
+/// memory as the user's permissions allow (ptrace, /proc, unless the
+/// filesystem part is on). For more, run the host as its
 /// own user or in a container.
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown bits), MISUSE.

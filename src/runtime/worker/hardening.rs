@@ -15,9 +15,11 @@ pub struct Hardening {
     /// `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains privileges
     /// (set-user-ID programs, file capabilities).
     pub no_new_privileges: bool,
-    /// A seccomp filter on every thread: creating a socket of any family
-    /// but `AF_UNIX`, and setting up io_uring (which could create one past
-    /// the filter), fail with `EACCES`.
+    /// A seccomp filter on every thread: creating a socket or socket pair
+    /// of any family, and setting up io_uring (which could create one past
+    /// the filter), fail with `EACCES`. The worker's own socket to its
+    /// host exists before, so no new connection of any kind can be made:
+    /// not to the network, nor to a UNIX socket by path.
     pub deny_network: bool,
     /// Landlock, once the plugin is loaded: files can be read only beneath
     /// the plugin's own path and what its runtime reads while it runs (a
@@ -67,10 +69,11 @@ pub fn apply_before_load(hardening: &Hardening) -> Result<()> {
 }
 
 fn deny_network() -> Result<()> {
-    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+    use seccompiler::SeccompAction;
+    use seccompiler::SeccompFilter;
     let build = || -> std::result::Result<seccompiler::BpfProgram, seccompiler::Error> {
-        let not_unix = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?;
-        let rules = [(libc::SYS_socket, vec![SeccompRule::new(vec![not_unix])?]), (libc::SYS_io_uring_setup, vec![])];
+        // An empty rule list: the call is refused whatever its arguments.
+        let rules = [(libc::SYS_socket, vec![]), (libc::SYS_socketpair, vec![]), (libc::SYS_io_uring_setup, vec![])];
         let arch = std::env::consts::ARCH.try_into()?;
         let filter = SeccompFilter::new(rules.into_iter().collect(), SeccompAction::Allow, SeccompAction::Errno(libc::EACCES as u32), arch)?;
         Ok(filter.try_into()?)
