@@ -88,9 +88,10 @@ const (
 	// The two other parts imply it.
 	HardenNoNewPrivileges WorkerHardening = C.FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES
 	// HardenDenyNetwork installs a seccomp filter on every thread of the
-	// worker before the plugin is read: creating a socket of any family but
-	// AF_UNIX, and setting up io_uring, fail with EACCES ("Permission
-	// denied"). The worker's own socket to the host is unaffected.
+	// worker before the plugin is read: creating a socket or socket pair of
+	// any family, and setting up io_uring, fail with EACCES ("Permission
+	// denied"): no connection to the network or to a UNIX socket by path.
+	// The worker's own socket to the host is unaffected.
 	HardenDenyNetwork WorkerHardening = C.FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK
 	// HardenConfineFilesystem confines the worker with Landlock once the
 	// plugin is loaded (its library's initialisers and its Python modules'

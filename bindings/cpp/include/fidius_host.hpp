@@ -253,8 +253,8 @@ enum class WorkerHardening : std::uint32_t {
     /// `PR_SET_NO_NEW_PRIVS`: nothing the worker executes gains privileges
     /// (set-user-ID programs, file capabilities). Implied by the others.
     NoNewPrivileges = FIDIUS_HOST_WORKER_HARDENING_NO_NEW_PRIVILEGES,
-    /// A seccomp filter, from before the plugin is read: a socket of any
-    /// family but AF_UNIX, and io_uring, fail with EACCES.
+    /// A seccomp filter, from before the plugin is read: a socket or socket
+    /// pair of any family, and io_uring, fail with EACCES.
     DenyNetwork = FIDIUS_HOST_WORKER_HARDENING_DENY_NETWORK,
     /// Landlock, once the plugin is loaded: files are readable only beneath
     /// the plugin's own path (and, for Python, the interpreter's modules),

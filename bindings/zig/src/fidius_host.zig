@@ -555,10 +555,10 @@ pub const WorkerHardening = packed struct(u32) {
     /// others, which the kernel allows only with it.
     no_new_privileges: bool = false,
     /// A seccomp filter on every thread of the worker, from before the
-    /// plugin is read: creating a socket of any family but AF_UNIX, and
-    /// setting up io_uring, fail with EACCES. The plugin cannot reach the
-    /// network; the worker's socket to the host, made before, is
-    /// unaffected.
+    /// plugin is read: creating a socket or socket pair of any family, and
+    /// setting up io_uring, fail with EACCES. The plugin can open no
+    /// connection, to the network or to a UNIX socket by path; the
+    /// worker's socket to the host, made before, is unaffected.
     deny_network: bool = false,
     /// Landlock, from the moment the plugin is loaded (a library's
     /// initialisers and a Python module's top level run before): files can
