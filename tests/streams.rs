@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use fidius_host::interface::file;
 use fidius_host::stream::{Encoding, ItemProducer, StreamArgs};
-use fidius_host::{Interface, LoadOptions, Plugin, Status};
+use fidius_host::{Interface, Isolation, LoadOptions, Plugin, Status};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,18 +25,33 @@ fn streamer() -> Arc<Interface> {
     Arc::new(file::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/interfaces/streamer.toml")).unwrap())
 }
 
-/// The Streamer fixture in each runtime this build has.
+/// The Streamer fixture in each runtime this build has, native and Python
+/// in-process and isolated.
 fn plugins() -> Vec<(&'static str, Plugin)> {
     let host = host_for(&fixtures());
+    let isolated = host_in(Isolation::Isolated, &fixtures());
     let options = LoadOptions::with_interface(streamer());
-    let mut plugins = vec![("cdylib", host.load_path_with(&fixture("streams/libstream_plugin.so"), None, &options).unwrap())];
+    let native = fixture("streams/libstream_plugin.so");
+    let mut plugins = vec![
+        ("cdylib", host.load_path_with(&native, None, &options).unwrap()),
+        ("cdylib isolated", isolated.load_path_with(&native, None, &options).unwrap()),
+    ];
     if cfg!(feature = "wasm") {
         plugins.push(("wasm", host.load_path_with(&fixture("wasm/stream"), None, &options).unwrap()));
     }
     if cfg!(feature = "python") {
         plugins.push(("python", host.load_path_with(&fixture("python/stream"), None, &options).unwrap()));
+        plugins.push(("python isolated", isolated.load_path_with(&fixture("python/stream"), None, &options).unwrap()));
+    }
+    for (runtime, plugin) in &plugins {
+        assert_runs(plugin, if runtime.ends_with("isolated") { Isolation::Isolated } else { Isolation::InProcess });
     }
     plugins
+}
+
+/// The runtime of a `plugins()` entry, isolated or not.
+fn runtime_of(entry: &str) -> &str {
+    entry.split(' ').next().unwrap_or(entry)
 }
 
 /// A producer of fixed items that counts how many the plugin read.
@@ -122,13 +137,13 @@ fn a_stream_that_fails_ends_with_one_error() {
         let (items, end) = drain(&plugin, FAIL_AFTER, "[2]", None);
         assert_eq!(items, ["0", "1"], "{runtime}");
         let e = end.unwrap_err();
-        let expected = match runtime {
+        let expected = match runtime_of(runtime) {
             "cdylib" => Status::PluginPanic,
             "wasm" => Status::PluginTrap,
             _ => Status::PluginError,
         };
         assert_eq!(e.status(), expected, "{runtime}: {}", e.message());
-        if runtime == "python" {
+        if runtime_of(runtime) == "python" {
             assert_eq!(e.plugin_error().unwrap().code(), "TOO_FAR");
         }
         // The plugin serves the next call.
@@ -335,3 +350,43 @@ fn a_plugin_error_from_a_stream_start_is_reported_and_freed() {
     assert_eq!(plugin.call_raw(0, &encode(&5u32)).unwrap_err().status(), Status::StreamMismatch);
 }
 
+
+/// An isolated plugin's stream lives in its worker: when that worker is
+/// lost the stream ends with WORKER_LOST, and a restarted worker does not
+/// pretend to continue it.
+#[test]
+fn an_isolated_stream_ends_with_the_worker_that_served_it() {
+    let isolated = host_in(Isolation::Isolated, &fixtures());
+    let options = LoadOptions::with_interface(streamer());
+    let kill = |plugin: &Plugin| {
+        let pid = plugin.worker_usage().unwrap().pid;
+        // SAFETY: plain syscall on the plugin's own worker.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    };
+    let mut paths = vec![fixture("streams/libstream_plugin.so")];
+    if cfg!(feature = "python") {
+        paths.push(fixture("python/stream"));
+    }
+    for path in paths {
+        let plugin = isolated.load_path_with(&path, None, &options).unwrap();
+        // Lost while the stream is being read.
+        let mut stream = plugin.call_stream(COUNT, StreamArgs::Json("[0, 1000]"), None).unwrap();
+        assert_eq!(stream.next_json().unwrap().unwrap(), "0");
+        kill(&plugin);
+        let e = stream.next_json().unwrap_err();
+        assert_eq!(e.status(), Status::WorkerLost, "{path:?}: {}", e.message());
+        assert_eq!(stream.next_json().unwrap_err().message(), e.message(), "the stream stays ended");
+
+        // Lost, then restarted by another call: the old stream is not the new worker's.
+        let mut stream = plugin.call_stream(COUNT, StreamArgs::Json("[0, 1000]"), None).unwrap();
+        assert_eq!(stream.next_json().unwrap().unwrap(), "0");
+        kill(&plugin);
+        assert_eq!(plugin.call_json_index(LIVE_PRODUCERS, "[]").unwrap_err().status(), Status::WorkerLost);
+        assert_eq!(live_producers(&plugin), 0, "a new worker, with no stream");
+        let e = stream.next_json().unwrap_err();
+        assert_eq!(e.status(), Status::WorkerLost, "{path:?}: {}", e.message());
+        assert!(e.message().contains("the worker process that served this stream was lost"), "{}", e.message());
+        drop(stream);
+        assert_eq!(drain(&plugin, COUNT, "[5, 8]", None).0, ["5", "6", "7"], "{path:?}");
+    }
+}

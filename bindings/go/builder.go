@@ -311,8 +311,9 @@ func (b *Builder) MaxOutputSize(bytes uint64) *Builder {
 //   - loading by name tries each candidate library in a worker, so one
 //     that crashes while being opened is a skipped file;
 //   - host functions (LoadOptions.Bindings) of a native plugin run in the
-//     host, called across the process boundary one at a time; Python
-//     plugins' host functions and streaming calls are StatusUnsupported.
+//     host, called across the process boundary one at a time (Python
+//     plugins have none, as in-process); streams are served item by item,
+//     each a round trip to the worker.
 //
 // Each call costs a round trip to the worker (some 10–20 µs). An unknown
 // value is StatusInvalidArgument.

@@ -559,7 +559,11 @@ pub unsafe extern "C" fn fidius_host_builder_set_max_output_size(
 ///   per plugin; a host function may call the same plugin again. A plugin
 ///   thread that calls a host function while no call into the plugin runs
 ///   gets a host failure. Each host function call costs a round trip.
-/// - Not served yet: streaming calls (UNSUPPORTED).
+/// - Streams (`fidius_host_plugin_call_stream`, client streams) are served
+///   item by item, each a round trip to the worker, which holds the
+///   plugin's stream; a stream deadline passed while the worker makes an
+///   item kills the worker (TIMEOUT). A stream whose worker was lost ends
+///   with WORKER_LOST; the next call starts a new worker.
 /// Each call costs a round trip to the worker (about 20 µs).
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.

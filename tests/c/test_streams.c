@@ -400,23 +400,41 @@ static void test_start_error(const fidius_host_t *host) {
     fidius_host_interface_builder_free(ib);
 }
 
+/* Every kind of stream of `p`, a plugin of `runtime`. */
+static void exercise(const fidius_host_plugin_t *p, const char *runtime) {
+    test_server_streams(p, runtime);
+    test_client_streams(p);
+    test_bidirectional_streams(p);
+    test_mismatches(p);
+}
+
 static void run_tests(void) {
     static const char *const runtimes[][2] = {
         {"cdylib", "streams/libstream_plugin.so"}, {"wasm", "wasm/stream"}, {"python", "python/stream"}};
     fidius_host_builder_t *b = fidius_host_builder_new();
-    fidius_host_t *host = NULL;
+    fidius_host_t *host = NULL, *isolated = NULL;
     size_t i;
     CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
+    b = fidius_host_builder_new();
+    CHECK(fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_set_worker_path(b, path_of("../release/fidius-host-worker"), NT, NULL) ==
+          FIDIUS_HOST_STATUS_OK);
+    CHECK(fidius_host_builder_build(b, &isolated, NULL) == FIDIUS_HOST_STATUS_OK);
     for (i = 0; i < sizeof runtimes / sizeof runtimes[0]; i++) {
         fidius_host_plugin_t *p = load(host, runtimes[i][1]);
         if (p == NULL) continue;
-        test_server_streams(p, runtimes[i][0]);
-        test_client_streams(p);
-        test_bidirectional_streams(p);
-        test_mismatches(p);
+        exercise(p, runtimes[i][0]);
+        fidius_host_plugin_free(p);
+        /* Native and Python plugins again, each in a worker process. */
+        if (strcmp(runtimes[i][0], "wasm") == 0) continue;
+        fprintf(stderr, "  %s (isolated)\n", runtimes[i][1]);
+        p = load(isolated, runtimes[i][1]);
+        if (p == NULL) continue;
+        exercise(p, runtimes[i][0]);
         fidius_host_plugin_free(p);
     }
     test_start_error(host);
+    fidius_host_free(isolated);
     fidius_host_free(host);
 }
 

@@ -237,8 +237,8 @@ enum class Isolation : std::uint32_t {
     /// (`fidius-host-worker`): a fault in the plugin ends the worker and the
     /// call throws Status::WorkerLost; a call past its deadline kills the
     /// worker (Status::Timeout); the worker may be capped in memory and CPU
-    /// time. Host functions run in the host, with the call's context.
-    /// Streaming calls are not served yet (Status::Unsupported).
+    /// time. Host functions run in the host, with the call's context;
+    /// streams are served item by item, each a round trip to the worker.
     Isolated = FIDIUS_HOST_ISOLATION_ISOLATED,
 };
 

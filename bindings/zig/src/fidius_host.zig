@@ -535,10 +535,9 @@ pub const Isolation = enum(u32) {
     /// fails the call with `error.WorkerLost`; a call past the call
     /// deadline kills the worker (`error.Timeout`); the next call starts a
     /// new worker as the restart policy allows. The handle answers as an
-    /// in-process one (host functions, `LoadOptions.addBinding`, are
-    /// served across the process boundary), but streaming calls are
-    /// `error.Unsupported`, and each call costs a round trip to the worker
-    /// (about 20 µs). `HostBuilder.setWorkerHardening` confines the worker
+    /// in-process one (host functions, `LoadOptions.addBinding`, and
+    /// streams are served across the process boundary), and each call or
+    /// stream item costs a round trip to the worker (about 20 µs). `HostBuilder.setWorkerHardening` confines the worker
     /// further.
     isolated = c.FIDIUS_HOST_ISOLATION_ISOLATED,
 };

@@ -26,11 +26,12 @@ use crate::error::{Error, Result, Status};
 use crate::host_functions::{call_context, with_call_context, HostBinding};
 use crate::interface::Interface;
 use crate::plugin::{PluginBackend, PluginDescription, PluginInfo};
+use crate::stream::{CallResult, Feed, Item, ItemSource, StreamArgs};
 use crate::plugin_config::PluginConfig;
 use channel::{Channel, ChannelError};
 use process::{Child, Ending, Resources};
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
-use protocol::{reply, request, HostAnswer, HostCallFrame, LoadRequest, WireError};
+use protocol::{reply, request, stream_shape, HostAnswer, HostCallFrame, LoadRequest, WireError};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -165,6 +166,9 @@ struct State {
     usage: WorkerUsage,
     /// What the handle's ended workers used.
     ended: Resources,
+    /// Counts the workers started after the first: a stream belongs to
+    /// the worker that opened it.
+    generation: u64,
 }
 
 /// Starts a worker and loads `spec`'s plugin in it.
@@ -236,8 +240,22 @@ fn channel_detail(error: &ChannelError) -> String {
 }
 
 /// The host side of an isolated plugin: calls go to its worker, one at a
-/// time.
-pub struct IsolatedPlugin {
+/// time. Its open streams share it: the worker ends with the last of them.
+pub struct IsolatedPlugin(Arc<Shared>);
+
+impl IsolatedPlugin {
+    fn new(spec: WorkerSpec, description: &PluginDescription, worker: Worker) -> IsolatedPlugin {
+        IsolatedPlugin(Arc::new(Shared::new(spec, description, worker)))
+    }
+
+    /// This handle's use figures.
+    pub fn usage(&self) -> WorkerUsage {
+        self.0.usage()
+    }
+}
+
+/// What an isolated plugin's handle and its streams share.
+struct Shared {
     spec: Arc<WorkerSpec>,
     name: Arc<str>,
     /// What the plugin said of itself at load; a restarted worker must say
@@ -250,10 +268,10 @@ pub struct IsolatedPlugin {
     state: ReentrantMutex<RefCell<State>>,
 }
 
-impl IsolatedPlugin {
+impl Shared {
     /// The handle of the plugin `worker` loaded as `description` says.
-    fn new(spec: WorkerSpec, description: &PluginDescription, worker: Worker) -> IsolatedPlugin {
-        IsolatedPlugin {
+    fn new(spec: WorkerSpec, description: &PluginDescription, worker: Worker) -> Shared {
+        Shared {
             spec: Arc::new(spec),
             name: description.info.name.as_str().into(),
             expected: description.clone(),
@@ -264,6 +282,7 @@ impl IsolatedPlugin {
                 restart_times: VecDeque::new(),
                 usage: WorkerUsage::default(),
                 ended: Resources::default(),
+                generation: 0,
             })),
         }
     }
@@ -343,16 +362,18 @@ impl IsolatedPlugin {
                 ));
             }
             state.worker = Some(worker);
+            state.generation += 1;
             state.lost = None;
             state.lost_to_cancel = false;
         }
         Ok(state.worker.as_mut().expect("just set"))
     }
 
-    /// One call: the reply's kind and body. Cancelling `cancel` kills the
-    /// worker; the call is CANCELLED unless its whole reply had arrived
+    /// One request: the reply's kind and body. Cancelling its token kills
+    /// the worker; the call is CANCELLED unless its whole reply had arrived
     /// (the worker is replaced either way).
-    fn call(&self, state: &RefCell<State>, kind: u8, method: u32, payload: &[u8], cancel: Option<&CancelToken>) -> Result<(u8, Vec<u8>)> {
+    fn call(&self, state: &RefCell<State>, request: Request<'_>) -> Result<(u8, Vec<u8>)> {
+        let Request { kind: _, method, payload, cancel, feed: _, until } = request;
         if payload.len() > u32::MAX as usize - 16 {
             return Err(Error::new(Status::InputTooLarge, format!("plugin '{}': an input of {} bytes does not fit a worker message", self.name, payload.len())));
         }
@@ -360,7 +381,11 @@ impl IsolatedPlugin {
         if let Some(token) = cancel {
             token.check(self.called(method))?;
         }
-        let deadline = self.spec.deadline.map(|d| Instant::now() + d);
+        let started = Instant::now();
+        let deadline = match (self.spec.deadline.map(|d| started + d), until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let pid = {
             let mut state = state.borrow_mut();
             state.usage.calls += 1;
@@ -370,7 +395,7 @@ impl IsolatedPlugin {
             Some(token) => Some(self.killer(token, pid, method)?),
             None => None,
         };
-        let outcome = self.exchange(state, kind, method, payload, deadline);
+        let outcome = self.exchange(state, &request, deadline);
         // Deregistered before the worker can be reaped: the kill never
         // reaches a process id that was handed on.
         let killed = killer.is_some_and(Killer::finish);
@@ -393,7 +418,7 @@ impl IsolatedPlugin {
                     format!(
                         "{} did not return within {:?}; its worker process was killed",
                         self.called(method),
-                        self.spec.deadline.unwrap_or_default()
+                        deadline.map(|d| d.saturating_duration_since(started)).unwrap_or_default()
                     ),
                 ))
             }
@@ -422,23 +447,25 @@ impl IsolatedPlugin {
         result
     }
 
-    /// Sends a call and receives frames until its reply, answering the
-    /// host-function calls the plugin makes meanwhile. `state` is not
-    /// borrowed while a host function runs: it may call this plugin again.
-    fn exchange(&self, state: &RefCell<State>, kind: u8, method: u32, payload: &[u8], deadline: Option<Instant>) -> std::result::Result<(u8, Vec<u8>), ChannelError> {
-        let index = method.to_le_bytes();
+    /// Sends a request and receives frames until its reply, answering the
+    /// host-function calls and input reads the plugin makes meanwhile.
+    /// `state` is not borrowed while a host function runs: it may call
+    /// this plugin again.
+    fn exchange(&self, state: &RefCell<State>, request: &Request<'_>, deadline: Option<Instant>) -> std::result::Result<(u8, Vec<u8>), ChannelError> {
+        let index = request.method.to_le_bytes();
         let mut header = [0u8; protocol::HEADER];
-        let frame = protocol::call_frame(kind, &index, payload, &mut header);
+        let frame = protocol::call_frame(request.kind, &index, request.payload, &mut header);
         on_channel(state, |channel| channel.send(&frame, deadline))?;
         let limit = self.spec.reply_limit();
         loop {
             let mut body = Vec::new();
             let kind = on_channel(state, |channel| channel.receive(&mut body, limit, deadline))?;
-            if kind != reply::HOST_CALL {
-                return Ok((kind, body));
-            }
-            let answer = protocol::encode(&answer_host_call(&self.spec.host_bindings, &body));
-            on_channel(state, |channel| channel.send_frame(request::HOST_RESULT, &answer, deadline))?;
+            let (answer_kind, answer) = match kind {
+                reply::HOST_CALL => (request::HOST_RESULT, protocol::encode(&answer_host_call(&self.spec.host_bindings, &body))),
+                reply::FEED_PULL => (request::FEED_ITEM, feed_item(request.feed)),
+                _ => return Ok((kind, body)),
+            };
+            on_channel(state, |channel| channel.send_frame(answer_kind, &answer, deadline))?;
         }
     }
 
@@ -520,6 +547,35 @@ fn answer_host_call(bindings: &[Arc<HostBinding>], body: &[u8]) -> HostAnswer {
     with_call_context(context, || binding.answer(frame.method, frame.args)).into()
 }
 
+/// The answer to a FEED_PULL: the input's next item, or its end (also
+/// when it failed: the host reports that failure itself).
+fn feed_item(feed: Option<&Feed>) -> Vec<u8> {
+    match feed.and_then(Feed::next_bincode) {
+        Some(item) => [&[1u8][..], &item].concat(),
+        None => vec![0],
+    }
+}
+
+/// One request to the worker.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    kind: u8,
+    /// The method it is about (a stream request's method, too).
+    method: u32,
+    payload: &'a [u8],
+    cancel: Option<&'a CancelToken>,
+    /// The input the plugin reads while the request runs.
+    feed: Option<&'a Feed>,
+    /// The caller's deadline, when earlier than the call deadline.
+    until: Option<Instant>,
+}
+
+impl<'a> Request<'a> {
+    fn new(kind: u8, method: u32, payload: &'a [u8]) -> Request<'a> {
+        Request { kind, method, payload, cancel: None, feed: None, until: None }
+    }
+}
+
 /// `exchange` on the channel of the running worker, `state` borrowed for
 /// that long. No worker: a call made from a host function lost it.
 fn on_channel<T>(state: &RefCell<State>, exchange: impl FnOnce(&Channel) -> std::result::Result<T, ChannelError>) -> std::result::Result<T, ChannelError> {
@@ -559,7 +615,7 @@ impl Killer {
     }
 }
 
-impl Drop for IsolatedPlugin {
+impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(worker) = self.state.get_mut().get_mut().worker.take() {
             let Worker { mut child, channel } = worker;
@@ -573,31 +629,129 @@ impl Drop for IsolatedPlugin {
 
 impl PluginBackend for IsolatedPlugin {
     fn call_raw(&self, method: u32, input: &[u8], cancel: Option<&CancelToken>) -> Result<OutputBytes> {
-        let lock = self.lock(method)?;
-        match self.call(&lock, request::CALL_RAW, method, input, cancel)? {
+        let shared = &self.0;
+        let lock = shared.lock(method)?;
+        match shared.call(&lock, Request { cancel, ..Request::new(request::CALL_RAW, method, input) })? {
             (reply::OUTPUT, body) => Ok(OutputBytes::from_vec(body)),
-            (kind, body) => Err(self.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
+            (kind, body) => Err(shared.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
         }
     }
 
     fn call_json(&self, _interface: &Interface, method: u32, args_json: &str, cancel: Option<&CancelToken>) -> Result<String> {
-        let lock = self.lock(method)?;
-        match self.call(&lock, request::CALL_JSON, method, args_json.as_bytes(), cancel)? {
+        let shared = &self.0;
+        let lock = shared.lock(method)?;
+        match shared.call(&lock, Request { cancel, ..Request::new(request::CALL_JSON, method, args_json.as_bytes()) })? {
             (reply::JSON, body) => String::from_utf8(body)
-                .map_err(|_| Error::new(Status::PluginProtocol, format!("plugin '{}': the worker sent a JSON result that is not UTF-8", self.name))),
-            (kind, body) => Err(self.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
+                .map_err(|_| Error::new(Status::PluginProtocol, format!("plugin '{}': the worker sent a JSON result that is not UTF-8", shared.name))),
+            (kind, body) => Err(shared.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
         }
     }
 
     fn new_instance(&self, config: &PluginConfig) -> Result<Box<dyn PluginBackend>> {
-        let mut spec = (*self.spec).clone();
+        let mut spec = (*self.0.spec).clone();
         spec.request.config = Some(config.source());
         let (_, plugin) = start(spec)?;
         Ok(Box::new(plugin))
     }
 
     fn worker_usage(&self) -> Option<WorkerUsage> {
-        Some(self.usage())
+        Some(self.0.usage())
+    }
+
+    fn call_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: Option<Feed>) -> Result<Box<dyn ItemSource>> {
+        let shape = if input.is_some() { stream_shape::BIDIRECTIONAL } else { stream_shape::SERVER };
+        let payload = [&[shape][..], &args.bincode(interface, interface.method(method)?)?].concat();
+        let shared = &self.0;
+        let lock = shared.lock(method)?;
+        let opened = shared.call(&lock, Request { feed: input.as_ref(), ..Request::new(request::STREAM_OPEN, method, &payload) })?;
+        let id = match opened {
+            (reply::STREAM_OPENED, body) if body.len() == 4 => u32::from_le_bytes(body[..].try_into().expect("4 bytes")),
+            (kind, body) => return Err(shared.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
+        };
+        let generation = lock.borrow().generation;
+        Ok(Box::new(IsolatedStream { shared: shared.clone(), method, id, generation, feed: input, item: Vec::new() }))
+    }
+
+    fn call_client_stream(&self, interface: &Arc<Interface>, method: u32, args: StreamArgs<'_>, input: &Feed) -> Result<CallResult> {
+        let payload = [&[stream_shape::CLIENT][..], &args.bincode(interface, interface.method(method)?)?].concat();
+        let shared = &self.0;
+        let lock = shared.lock(method)?;
+        match shared.call(&lock, Request { feed: Some(input), ..Request::new(request::STREAM_OPEN, method, &payload) })? {
+            (reply::OUTPUT, body) => Ok(CallResult::Bincode(OutputBytes::from_vec(body))),
+            (kind, body) => Err(shared.unexpected(&mut lock.borrow_mut(), kind, &body, method)),
+        }
+    }
+}
+
+/// A server-streaming or bidirectional call of an isolated plugin: each
+/// item is a request to the worker that opened it, which holds the
+/// plugin's stream.
+struct IsolatedStream {
+    shared: Arc<Shared>,
+    method: u32,
+    /// The stream's id in its worker.
+    id: u32,
+    /// Which of the handle's workers opened it.
+    generation: u64,
+    feed: Option<Feed>,
+    item: Vec<u8>,
+}
+
+impl IsolatedStream {
+    /// Whether the worker that opened this stream still runs.
+    fn worker_alive(&self, state: &State) -> bool {
+        state.worker.is_some() && state.generation == self.generation
+    }
+}
+
+impl ItemSource for IsolatedStream {
+    fn advance(&mut self, until: Option<Instant>) -> Result<bool> {
+        let shared = &self.shared;
+        let lock = shared.lock(self.method)?;
+        if !self.worker_alive(&lock.borrow()) {
+            return Err(Error::new(
+                Status::WorkerLost,
+                format!("{}: the worker process that served this stream was lost; the stream ended with it", shared.called(self.method)),
+            ));
+        }
+        let id = self.id.to_le_bytes();
+        let next = Request { feed: self.feed.as_ref(), until, ..Request::new(request::STREAM_NEXT, self.method, &id) };
+        match shared.call(&lock, next)? {
+            (reply::ITEM, body) => {
+                self.item = body;
+                Ok(true)
+            }
+            (reply::END, _) => Ok(false),
+            (kind, body) => Err(shared.unexpected(&mut lock.borrow_mut(), kind, &body, self.method)),
+        }
+    }
+
+    fn item(&self) -> Item<'_> {
+        Item::Bincode(&self.item)
+    }
+}
+
+impl Drop for IsolatedStream {
+    /// Tells the worker to drop its stream (not waiting for it: the
+    /// worker closes streams in order with the requests that follow).
+    fn drop(&mut self) {
+        // Behind a call that runs on and on, the worker keeps the stream
+        // until it ends instead.
+        let Some(lock) = self.shared.state.try_lock_for(Duration::from_secs(1)) else {
+            return;
+        };
+        let state = lock.borrow();
+        if self.worker_alive(&state) {
+            let index = self.method.to_le_bytes();
+            let id = self.id.to_le_bytes();
+            let mut header = [0u8; protocol::HEADER];
+            let frame = protocol::call_frame(request::STREAM_CLOSE, &index, &id, &mut header);
+            if let Some(worker) = state.worker.as_ref() {
+                // A worker that cannot take 13 bytes within a second is
+                // stuck; the next request finds out.
+                let _ = worker.channel.send(&frame, Some(Instant::now() + Duration::from_secs(1)));
+            }
+        }
     }
 }
 

@@ -31,6 +31,30 @@ pub mod request {
     /// The answer to the worker's [`super::reply::HOST_CALL`]: bincode of
     /// [`super::HostAnswer`].
     pub const HOST_RESULT: u8 = 5;
+    /// Start a streaming call: method index (u32 LE), its shape (one of
+    /// [`super::stream_shape`]), then the bincode of its arguments but the
+    /// `Stream<T>` one. A server or bidirectional stream is answered with
+    /// [`super::reply::STREAM_OPENED`], a client stream with its result.
+    pub const STREAM_OPEN: u8 = 6;
+    /// The next item of an open stream: method index, then the stream's
+    /// id (u32 LE). Answered with ITEM, END or FAILED.
+    pub const STREAM_NEXT: u8 = 7;
+    /// Drop an open stream (its producer is torn down): method index, then
+    /// the stream's id. Not answered.
+    pub const STREAM_CLOSE: u8 = 8;
+    /// The answer to [`super::reply::FEED_PULL`]: 0 (the input ended), or
+    /// 1 followed by the next input item's bincode.
+    pub const FEED_ITEM: u8 = 9;
+}
+
+/// How a [`request::STREAM_OPEN`] streams.
+pub mod stream_shape {
+    /// Items out (`-> Stream<T>`).
+    pub const SERVER: u8 = 0;
+    /// Items in and out: the worker pulls input with `FEED_PULL`.
+    pub const BIDIRECTIONAL: u8 = 1;
+    /// Items in, one result out.
+    pub const CLIENT: u8 = 2;
 }
 
 /// What a worker answers.
@@ -52,6 +76,16 @@ pub mod reply {
     /// host answers with [`super::request::HOST_RESULT`]; meanwhile it may
     /// call the plugin again (a host function calling back into it).
     pub const HOST_CALL: u8 = 6;
+    /// A stream is open: its id (u32 LE).
+    pub const STREAM_OPENED: u8 = 7;
+    /// A stream's next item, as bincode of the item type.
+    pub const ITEM: u8 = 8;
+    /// A stream ended.
+    pub const END: u8 = 9;
+    /// Not a reply: in the middle of a request, the plugin reads the next
+    /// item of its `Stream<T>` argument; the host answers
+    /// [`super::request::FEED_ITEM`].
+    pub const FEED_PULL: u8 = 10;
 }
 
 /// Bytes of a host-function call's frame before its arguments.

@@ -5,7 +5,7 @@
 use super::channel::{Channel, ChannelError};
 use super::hardening;
 use super::process::WORKER_SOCKET_FD;
-use super::protocol::{self, reply, request, HostAnswer, HostCallFrame, Listing, LoadRequest, WireError};
+use super::protocol::{self, reply, request, stream_shape, HostAnswer, HostCallFrame, Listing, LoadRequest, WireError};
 use crate::error::{Error, Result, Status};
 use crate::host::{Host, HostBuilder, LoadOptions, LoadPolicy};
 use crate::host_functions::{HostBinding, HostCall, HostFailure, HostHandler};
@@ -16,8 +16,10 @@ use parking_lot::ReentrantMutex;
 use std::cell::Cell;
 use std::io::IoSlice;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::Arc;
+use crate::stream::{Encoding, ItemProducer, ItemStream, StreamArgs};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Largest request a worker reads: a frame's length field is 32 bits.
@@ -39,6 +41,8 @@ pub fn serve() -> i32 {
         turn: ReentrantMutex::new(()),
         in_call: AtomicBool::new(false),
         plugin: AtomicPtr::new(std::ptr::null_mut()),
+        streams: Mutex::new(HashMap::new()),
+        next_stream: AtomicU32::new(0),
     });
     let channel = &conversation.channel;
     let mut prepared = false;
@@ -98,15 +102,20 @@ pub fn serve() -> i32 {
             Err(ChannelError::Oversized(_)) => return 3,
             Err(_) => return 0,
         };
+        if kind == request::STREAM_CLOSE {
+            // Not answered: the host does not listen meanwhile.
+            respond(&plugin, &conversation, kind, &body);
+            continue;
+        }
         CALLING.store(true, Ordering::SeqCst);
         conversation.in_call.store(true, Ordering::SeqCst);
-        let outcome = perform(&plugin, kind, &body);
+        let outcome = respond(&plugin, &conversation, kind, &body);
         let sent = {
             let _turn = conversation.turn.lock();
             // The host stops listening at the reply: from here no host
             // function may speak.
             conversation.in_call.store(false, Ordering::SeqCst);
-            outcome.send(channel)
+            outcome.map_or(Ok(()), |outcome| outcome.send(channel))
         };
         CALLING.store(false, Ordering::SeqCst);
         if sent.is_err() {
@@ -131,6 +140,17 @@ struct Conversation {
     /// The loaded plugin, for the calls the host makes from inside a host
     /// function; null before the load and after the serving loop.
     plugin: AtomicPtr<Plugin>,
+    /// The plugin's open server and bidirectional streams, by id. A
+    /// stream being advanced is taken out meanwhile.
+    streams: Mutex<HashMap<u32, OpenStream>>,
+    next_stream: AtomicU32,
+}
+
+/// A stream the host opened.
+struct OpenStream {
+    stream: ItemStream,
+    /// Set when the host drops it: its input ends at once.
+    closed: Arc<AtomicBool>,
 }
 
 /// Clears [`Conversation::plugin`] before the plugin it points at drops.
@@ -139,6 +159,9 @@ struct Served<'a>(&'a Conversation);
 impl Drop for Served<'_> {
     fn drop(&mut self) {
         self.0.plugin.store(std::ptr::null_mut(), Ordering::SeqCst);
+        // Streams before the plugin they came from.
+        let streams = std::mem::take(&mut *self.0.lock_streams());
+        drop(streams);
     }
 }
 
@@ -150,38 +173,146 @@ impl Conversation {
         Served(self)
     }
 
-    /// Calls host function `method` of the `binding`th host interface and
-    /// waits for its answer, serving the calls the host makes meanwhile.
-    fn call_host(&self, binding: u32, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+    fn lock_streams(&self) -> MutexGuard<'_, HashMap<u32, OpenStream>> {
+        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends a frame of `kind` made of `parts` to the host, in the middle
+    /// of one of its requests, and waits for its answer of `answer_kind`,
+    /// serving the requests the host makes meanwhile (from a host
+    /// function, or while it reads its input for the plugin).
+    fn ask_host(self: &Arc<Self>, kind: u8, parts: &[&[u8]], answer_kind: u8) -> std::result::Result<Vec<u8>, Unanswered> {
         let _turn = self.turn.lock();
         if !self.in_call.load(Ordering::SeqCst) {
-            return Err(HostFailure::Failed(
-                "an isolated plugin's host functions answer only while the host waits for one of its calls".to_string(),
-            ));
+            return Err(Unanswered::NotListening);
         }
-        let frame = HostCallFrame { binding, method: call.method, on_call_thread: SERVES_CALL.get(), args: call.args };
-        let prefix = frame.prefix();
-        let header = protocol::header(reply::HOST_CALL, prefix.len() + call.args.len());
-        let lost = |_| HostFailure::Failed("the host process went away".to_string());
-        self.channel.send(&[IoSlice::new(&header), IoSlice::new(&prefix), IoSlice::new(call.args)], None).map_err(lost)?;
+        let header = protocol::header(kind, parts.iter().map(|p| p.len()).sum());
+        let frame: Vec<IoSlice<'_>> = std::iter::once(&header[..]).chain(parts.iter().copied()).map(IoSlice::new).collect();
+        let lost = |_| Unanswered::Failed("the host process went away".to_string());
+        self.channel.send(&frame, None).map_err(lost)?;
         let mut body = Vec::new();
         loop {
             match self.channel.receive(&mut body, REQUEST_LIMIT, None).map_err(lost)? {
-                request::HOST_RESULT => {
-                    let answer: HostAnswer = protocol::decode(&body).map_err(|e| HostFailure::Failed(e.message().to_string()))?;
-                    return answer.into();
-                }
-                kind @ (request::CALL_RAW | request::CALL_JSON) => {
+                kind if kind == answer_kind => return Ok(body),
+                kind @ (request::CALL_RAW | request::CALL_JSON | request::STREAM_OPEN | request::STREAM_NEXT | request::STREAM_CLOSE) => {
                     // SAFETY: non-null only while `serve` holds the plugin
                     // (see `Served`), and the host only calls during a call.
                     let outcome = match unsafe { self.plugin.load(Ordering::SeqCst).as_ref() } {
-                        Some(plugin) => perform(plugin, kind, &body),
-                        None => Outcome::Failed(Error::new(Status::PluginProtocol, "no plugin is loaded to call")),
+                        Some(plugin) => respond(plugin, self, kind, &body),
+                        None => Some(Outcome::Failed(Error::new(Status::PluginProtocol, "no plugin is loaded to call"))),
                     };
-                    outcome.send(&self.channel).map_err(lost)?;
+                    if let Some(outcome) = outcome {
+                        outcome.send(&self.channel).map_err(lost)?;
+                    }
                 }
-                other => return Err(HostFailure::Failed(format!("the host answered a host-function call with message kind {other}"))),
+                other => return Err(Unanswered::Failed(format!("the host answered with message kind {other}"))),
             }
+        }
+    }
+
+    /// Calls host function `method` of the `binding`th host interface and
+    /// waits for its answer.
+    fn call_host(self: &Arc<Self>, binding: u32, call: &HostCall<'_>) -> std::result::Result<Vec<u8>, HostFailure> {
+        let frame = HostCallFrame { binding, method: call.method, on_call_thread: SERVES_CALL.get(), args: call.args };
+        match self.ask_host(reply::HOST_CALL, &[&frame.prefix(), call.args], request::HOST_RESULT) {
+            Ok(body) => {
+                let answer: HostAnswer = protocol::decode(&body).map_err(|e| HostFailure::Failed(e.message().to_string()))?;
+                answer.into()
+            }
+            Err(Unanswered::NotListening) => Err(HostFailure::Failed(
+                "an isolated plugin's host functions answer only while the host waits for one of its calls".to_string(),
+            )),
+            Err(Unanswered::Failed(why)) => Err(HostFailure::Failed(why)),
+        }
+    }
+
+    /// Opens a stream of `method` (a STREAM_OPEN's payload: the shape, then
+    /// the arguments' bincode); a client stream runs to its result.
+    fn open_stream(self: &Arc<Self>, plugin: &Plugin, method: u32, payload: &[u8]) -> Outcome {
+        let Some((&shape, args)) = payload.split_first() else {
+            return Outcome::Failed(Error::new(Status::PluginProtocol, "a stream request lacks its shape"));
+        };
+        let args = StreamArgs::Bincode(args);
+        let closed = Arc::new(AtomicBool::new(false));
+        let feed = || -> Box<dyn ItemProducer> { Box::new(ForwardedFeed { conversation: self.clone(), closed: closed.clone(), item: Vec::new() }) };
+        let opened = match shape {
+            stream_shape::SERVER => plugin.call_stream(method, args, None),
+            stream_shape::BIDIRECTIONAL => plugin.call_stream(method, args, Some((feed(), Encoding::Bincode))),
+            stream_shape::CLIENT => {
+                return plugin.call_client_stream_raw(method, args, feed(), Encoding::Bincode).map_or_else(Outcome::Failed, Outcome::Output)
+            }
+            other => return Outcome::Failed(Error::new(Status::PluginProtocol, format!("stream shape {other} is unknown"))),
+        };
+        match opened {
+            Ok(stream) => {
+                let id = self.next_stream.fetch_add(1, Ordering::SeqCst);
+                self.lock_streams().insert(id, OpenStream { stream, closed });
+                Outcome::Opened(id)
+            }
+            Err(error) => Outcome::Failed(error),
+        }
+    }
+
+    /// The next item of the stream a STREAM_NEXT's payload names.
+    fn next_item(&self, payload: &[u8]) -> Outcome {
+        let Some(mut open) = stream_id(payload).and_then(|id| Some((id, self.lock_streams().remove(&id)?))) else {
+            return Outcome::Failed(Error::new(Status::PluginProtocol, "the host asked for an item of a stream that is not open"));
+        };
+        let outcome = match open.1.stream.next_raw() {
+            Ok(Some(item)) => Outcome::Item(item.to_vec()),
+            Ok(None) => Outcome::End,
+            Err(error) => Outcome::Failed(error),
+        };
+        self.lock_streams().insert(open.0, open.1);
+        outcome
+    }
+
+    /// Drops the stream a STREAM_CLOSE's payload names; its input ends.
+    fn close_stream(&self, payload: &[u8]) {
+        let open = stream_id(payload).and_then(|id| self.lock_streams().remove(&id));
+        if let Some(open) = open {
+            open.closed.store(true, Ordering::SeqCst);
+            drop(open);
+        }
+    }
+}
+
+fn stream_id(payload: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(payload.try_into().ok()?))
+}
+
+/// Why the host did not answer the worker.
+enum Unanswered {
+    /// No request of the host's is under way.
+    NotListening,
+    Failed(String),
+}
+
+/// The input of a streaming call, read from the host item by item.
+struct ForwardedFeed {
+    conversation: Arc<Conversation>,
+    closed: Arc<AtomicBool>,
+    item: Vec<u8>,
+}
+
+impl ItemProducer for ForwardedFeed {
+    fn produce(&mut self) -> Result<Option<&[u8]>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match self.conversation.ask_host(reply::FEED_PULL, &[], request::FEED_ITEM) {
+            Ok(body) => match body.split_first() {
+                Some((1, item)) => {
+                    self.item.clear();
+                    self.item.extend_from_slice(item);
+                    Ok(Some(&self.item))
+                }
+                _ => Ok(None),
+            },
+            // Read outside a request (the plugin's own thread, or its
+            // teardown): the input has ended for it.
+            Err(Unanswered::NotListening) => Ok(None),
+            Err(Unanswered::Failed(why)) => Err(Error::new(Status::StreamInputFailed, why)),
         }
     }
 }
@@ -203,10 +334,13 @@ impl HostHandler for Forwarder {
     }
 }
 
-/// What a call request came to, ready to send.
+/// What a request came to, ready to send.
 enum Outcome {
     Output(crate::bytes::OutputBytes),
     Json(String),
+    Opened(u32),
+    Item(Vec<u8>),
+    End,
     Failed(Error),
 }
 
@@ -215,17 +349,25 @@ impl Outcome {
         match self {
             Outcome::Output(output) => channel.send_frame(reply::OUTPUT, output.as_slice(), None),
             Outcome::Json(text) => channel.send_frame(reply::JSON, text.as_bytes(), None),
+            Outcome::Opened(id) => channel.send_frame(reply::STREAM_OPENED, &id.to_le_bytes(), None),
+            Outcome::Item(item) => channel.send_frame(reply::ITEM, item, None),
+            Outcome::End => channel.send_frame(reply::END, &[], None),
             Outcome::Failed(error) => channel.send_frame(reply::FAILED, &protocol::encode(&WireError::from_error(error)), None),
         }
     }
 }
 
-/// Performs one call request on this thread.
-fn perform(plugin: &Plugin, kind: u8, body: &[u8]) -> Outcome {
+/// Performs one request of the host's on this thread; `None` for one that
+/// is not answered (STREAM_CLOSE).
+fn respond(plugin: &Plugin, conversation: &Arc<Conversation>, kind: u8, body: &[u8]) -> Option<Outcome> {
     let (method, payload) = match protocol::split_call(body) {
         Ok(parts) => parts,
-        Err(error) => return Outcome::Failed(error),
+        Err(error) => return Some(Outcome::Failed(error)),
     };
+    if kind == request::STREAM_CLOSE {
+        conversation.close_stream(payload);
+        return None;
+    }
     let serves = SERVES_CALL.replace(true);
     let outcome = match kind {
         request::CALL_RAW => plugin.call_raw(method, payload).map(Outcome::Output),
@@ -233,10 +375,12 @@ fn perform(plugin: &Plugin, kind: u8, body: &[u8]) -> Outcome {
             .map_err(|_| Error::new(Status::InvalidUtf8, "the JSON arguments are not UTF-8"))
             .and_then(|args| plugin.call_json_index(method, args))
             .map(Outcome::Json),
-        other => Err(Error::new(Status::PluginProtocol, format!("message kind {other} is not a call"))),
+        request::STREAM_OPEN => Ok(conversation.open_stream(plugin, method, payload)),
+        request::STREAM_NEXT => Ok(conversation.next_item(payload)),
+        other => Err(Error::new(Status::PluginProtocol, format!("message kind {other} is not a request"))),
     };
     SERVES_CALL.set(serves);
-    outcome.unwrap_or_else(Outcome::Failed)
+    Some(outcome.unwrap_or_else(Outcome::Failed))
 }
 
 /// Loads the plugin as the host would in-process, with its settings; the
