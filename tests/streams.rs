@@ -390,3 +390,33 @@ fn an_isolated_stream_ends_with_the_worker_that_served_it() {
         assert_eq!(drain(&plugin, COUNT, "[5, 8]", None).0, ["5", "6", "7"], "{path:?}");
     }
 }
+
+/// A producer whose first item takes `delay`.
+struct Slow(Duration);
+
+impl ItemProducer for Slow {
+    fn produce(&mut self) -> fidius_host::Result<Option<&[u8]>> {
+        std::thread::sleep(self.0);
+        Ok(Some(b"\"late\""))
+    }
+}
+
+/// An isolated stream's deadline bounds each item as a call deadline does:
+/// passed while the worker is at it, the worker is killed.
+#[test]
+fn an_isolated_stream_past_its_deadline_kills_its_worker() {
+    let isolated = host_in(Isolation::Isolated, &fixtures());
+    let plugin = isolated.load_path_with(&fixture("streams/libstream_plugin.so"), None, &LoadOptions::with_interface(streamer())).unwrap();
+    let input: Box<dyn ItemProducer> = Box::new(Slow(Duration::from_millis(600)));
+    let mut stream = plugin.call_stream(SHOUT, StreamArgs::Json("[\"!\"]"), Some((input, Encoding::Json))).unwrap();
+    stream.set_deadline(Some(Instant::now() + Duration::from_millis(200)));
+    let started = Instant::now();
+    let e = stream.next_json().unwrap_err();
+    assert_eq!(e.status(), Status::Timeout, "{}", e.message());
+    assert!(e.message().contains("its worker process was killed"), "{}", e.message());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let usage = plugin.worker_usage().unwrap();
+    assert_eq!((usage.timeouts, usage.pid), (1, 0), "{usage:?}");
+    drop(stream);
+    assert_eq!(drain(&plugin, COUNT, "[1, 3]", None).0, ["1", "2"], "a new worker serves the next call");
+}
