@@ -964,13 +964,13 @@ static double isolated_load_round(fidius_host_t *host, const char *path, int ite
 
 static void compare_isolated(const char *dir, const char *interfaces, const uint8_t *add_in, const uint8_t *payload,
                              uint32_t payload_len) {
-    char path[4096], library[4096], hostcall_copy[256];
+    char path[4096], library[4096], hostcall_copy[256], streamer[4200];
     fidius_host_builder_t *b = fidius_host_builder_new();
     fidius_host_t *isolated = NULL, *in_process = NULL;
     fidius_host_plugin_t *p = NULL;
     double echo_small[ROUNDS], call_small[ROUNDS], echo_kib[ROUNDS], call_kib[ROUNDS], load_in[ROUNDS], load_iso[ROUNDS];
-    double call_token[ROUNDS], host_fn[ROUNDS];
-    fidius_host_plugin_t *hostcall;
+    double call_token[ROUNDS], host_fn[ROUNDS], stream_item[ROUNDS];
+    fidius_host_plugin_t *hostcall, *streams;
     fidius_host_cancel_token_t *token = NULL;
     int fds[2], r, status;
     pid_t child;
@@ -988,6 +988,9 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     if (fidius_host_cancel_token_new(&token, NULL)) exit(1);
     snprintf(library, sizeof library, "%s/libhostcall_plugin.so", dir);
     hostcall = bookkeeper(isolated, library, interfaces, 0, hostcall_copy, sizeof hostcall_copy);
+    snprintf(library, sizeof library, "%s/libstream_plugin.so", dir);
+    snprintf(streamer, sizeof streamer, "%s/streamer.toml", interfaces);
+    streams = load_for_bench(isolated, library, NULL, streamer);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) exit(1);
     child = fork();
     if (child == 0) {
@@ -998,11 +1001,13 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     socket_round(fds[0], add_in, 16, 2000);
     api_round_on(p, 0, add_in, 16, 2000);
     host_call_round(hostcall, 100, 20);
+    stream_round(streams, 0, 8, 2000);
     for (r = 0; r < ROUNDS; r++) {
         echo_small[r] = socket_round(fds[0], add_in, 16, 20000);
         call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
         call_token[r] = cancellable_round(p, token, 0, add_in, 16, 20000);
         host_fn[r] = host_call_round(hostcall, 100, 200);
+        stream_item[r] = stream_round(streams, 0, 8, 20000);
         echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
         call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
         load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
@@ -1017,10 +1022,13 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     print_row("isolated add, cancel token", median(call_small, ROUNDS), median(call_token, ROUNDS), "ns", 0);
     printf("host function of an isolated plugin, per host call (direct = the bare socket-pair echo above):\n");
     print_row("isolated host fn, raw callback", median(echo_small, ROUNDS), median(host_fn, ROUNDS), "ns", 0);
+    printf("stream item of an isolated plugin (direct = the bare socket-pair echo above):\n");
+    print_row("isolated stream u64 item", median(echo_small, ROUNDS), median(stream_item, ROUNDS), "ns", 0);
     printf("isolated load (direct = an in-process load of the same library):\n");
     print_row("isolated load+unload", median(load_in, ROUNDS), median(load_iso, ROUNDS), "us", 1);
     fidius_host_cancel_token_free(token);
     fidius_host_plugin_free(hostcall);
+    fidius_host_plugin_free(streams);
     remove(hostcall_copy);
     fidius_host_plugin_free(p);
     fidius_host_free(isolated);
