@@ -382,10 +382,7 @@ impl Shared {
             token.check(self.called(method))?;
         }
         let started = Instant::now();
-        let deadline = match (self.spec.deadline.map(|d| started + d), until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [self.spec.deadline.map(|d| started + d), until].into_iter().flatten().min();
         let pid = {
             let mut state = state.borrow_mut();
             state.usage.calls += 1;
