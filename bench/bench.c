@@ -10,7 +10,8 @@
  * plugin, against pulling its stream handle directly). Isolated plugins:
  * a call to a plugin in a worker process against the same bytes sent to
  * a bare echo process over a socket pair and back, and an isolated load
- * against an in-process one.
+ * against an in-process one; and, to choose the transport of isolated
+ * calls, the same echo through shared memory with a futex doorbell.
  *
  *   usage: bench <release-fixture-dir> <trusted.public> <type_echo.toml>
  *
@@ -26,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -948,6 +952,44 @@ static double socket_round(int fd, const uint8_t *in, uint32_t len, long iters) 
     return (now_ns() - start) / (double)iters;
 }
 
+/* How long a reader polls before it blocks: as the library's channel does. */
+#define SPIN_NS 50000.0
+
+/* A read that polls the socket for up to `spin_ns` before it blocks. */
+static ssize_t spin_read(int fd, uint8_t *buf, size_t len, double spin_ns) {
+    double start = now_ns();
+    do {
+        ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0) return n;
+    } while (now_ns() - start < spin_ns);
+    return read(fd, buf, len);
+}
+
+static void spin_echo_child(int fd, double spins) {
+    static uint8_t buf[1 << 16];
+    for (;;) {
+        ssize_t n = spin_read(fd, buf, sizeof buf, spins);
+        if (n <= 0 || write(fd, buf, (size_t)n) != n) _exit(0);
+    }
+}
+
+static double spin_socket_round(int fd, const uint8_t *in, uint32_t len, long iters, double spins) {
+    static uint8_t back[1 << 16];
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        size_t got = 0;
+        if (write(fd, in, len) != (ssize_t)len) abort();
+        while (got < len) {
+            ssize_t n = spin_read(fd, back + got, sizeof back - got, spins);
+            if (n <= 0) abort();
+            got += (size_t)n;
+        }
+        sink += back[0];
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
 static double isolated_load_round(fidius_host_t *host, const char *path, int iters) {
     double start = now_ns();
     int i;
@@ -995,27 +1037,27 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     child = fork();
     if (child == 0) {
         close(fds[0]);
-        echo_child(fds[1]);
+        spin_echo_child(fds[1], SPIN_NS);
     }
     close(fds[1]);
-    socket_round(fds[0], add_in, 16, 2000);
+    spin_socket_round(fds[0], add_in, 16, 2000, SPIN_NS);
     api_round_on(p, 0, add_in, 16, 2000);
     host_call_round(hostcall, 100, 20);
     stream_round(streams, 0, 8, 2000);
     for (r = 0; r < ROUNDS; r++) {
-        echo_small[r] = socket_round(fds[0], add_in, 16, 20000);
+        echo_small[r] = spin_socket_round(fds[0], add_in, 16, 20000, SPIN_NS);
         call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
         call_token[r] = cancellable_round(p, token, 0, add_in, 16, 20000);
         host_fn[r] = host_call_round(hostcall, 100, 200);
         stream_item[r] = stream_round(streams, 0, 8, 20000);
-        echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
+        echo_kib[r] = spin_socket_round(fds[0], payload, payload_len, 20000, SPIN_NS);
         call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
         load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
         load_iso[r] = isolated_load_round(isolated, path, 20) / 1000.0;
     }
     close(fds[0]);
     waitpid(child, &status, 0);
-    printf("isolated (direct = the same bytes echoed by a bare process over a socket pair):\n");
+    printf("isolated (direct = the same bytes echoed by a bare process over a socket pair, both sides polling 50 us before they sleep):\n");
     print_row("isolated add", median(echo_small, ROUNDS), median(call_small, ROUNDS), "ns", 0);
     print_row("isolated reverse 1 KiB", median(echo_kib, ROUNDS), median(call_kib, ROUNDS), "ns", 0);
     printf("cancellable isolated call (direct = the same call without a token):\n");
@@ -1033,6 +1075,132 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     fidius_host_plugin_free(p);
     fidius_host_free(isolated);
     fidius_host_free(in_process);
+}
+
+/* The other transport for isolated calls: a shared page, a sequence number
+ * each way and a futex to sleep on, the echo child in another process.
+ * `spins` polls of the sequence number come before sleeping. */
+struct shm_channel {
+    uint32_t request; /* bumped by the caller when its message is in */
+    uint32_t reply;   /* set to `request` by the echo when its answer is in */
+    uint32_t len;     /* UINT32_MAX: end */
+    uint8_t data[1 << 16];
+};
+
+static void futex_wait(uint32_t *word, uint32_t seen) {
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, NULL, NULL, 0);
+}
+
+static void futex_wake(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Returns once *word is no longer `seen`. */
+static void await_change(uint32_t *word, uint32_t seen, long spins) {
+    long i;
+    for (i = 0; i < spins; i++)
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seen) return;
+    while (__atomic_load_n(word, __ATOMIC_ACQUIRE) == seen) futex_wait(word, seen);
+}
+
+static void shm_echo_child(struct shm_channel *ch, long spins) {
+    static uint8_t copy[1 << 16];
+    uint32_t seen = 0;
+    for (;;) {
+        await_change(&ch->request, seen, spins);
+        seen = __atomic_load_n(&ch->request, __ATOMIC_ACQUIRE);
+        if (ch->len == UINT32_MAX) _exit(0);
+        /* Read the message and write the answer, as the socket echo does. */
+        memcpy(copy, ch->data, ch->len);
+        memcpy(ch->data, copy, ch->len);
+        __atomic_store_n(&ch->reply, seen, __ATOMIC_RELEASE);
+        futex_wake(&ch->reply);
+    }
+}
+
+static double shm_round(struct shm_channel *ch, const uint8_t *in, uint32_t len, long iters, long spins) {
+    static uint8_t back[1 << 16];
+    double start = now_ns();
+    long i;
+    for (i = 0; i < iters; i++) {
+        uint32_t seq = ch->request + 1;
+        memcpy(ch->data, in, len);
+        ch->len = len;
+        __atomic_store_n(&ch->request, seq, __ATOMIC_RELEASE);
+        futex_wake(&ch->request);
+        await_change(&ch->reply, seq - 1, spins);
+        memcpy(back, ch->data, len);
+        sink += back[0];
+    }
+    return (now_ns() - start) / (double)iters;
+}
+
+/* The same 16 bytes and 1 KiB echoed by another process over a socket pair
+ * (the transport isolated calls use) and through shared memory, sleeping
+ * on a futex at once or after spinning up to about 50 µs. */
+static void compare_transports(const uint8_t *small, const uint8_t *payload, uint32_t payload_len) {
+    static const long spin_variants[2] = {0, 100000};
+    double sock_small[ROUNDS], sock_kib[ROUNDS], shm_small[2][ROUNDS], shm_kib[2][ROUNDS], spin_small[ROUNDS], spin_kib[ROUNDS];
+    struct shm_channel *channels[2];
+    pid_t children[4];
+    int fds[2], spin_fds[2], r, v, status;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, spin_fds) != 0) exit(1);
+    /* Each child closes the parent's ends, which it inherits: the echoes end
+     * when the parent closes its end. */
+    children[2] = fork();
+    if (children[2] == 0) {
+        close(fds[0]);
+        close(spin_fds[0]);
+        close(spin_fds[1]);
+        echo_child(fds[1]);
+    }
+    close(fds[1]);
+    children[3] = fork();
+    if (children[3] == 0) {
+        close(fds[0]);
+        close(spin_fds[0]);
+        spin_echo_child(spin_fds[1], SPIN_NS);
+    }
+    close(spin_fds[1]);
+    for (v = 0; v < 2; v++) {
+        channels[v] = mmap(NULL, sizeof(struct shm_channel), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (channels[v] == MAP_FAILED) exit(1);
+        memset(channels[v], 0, sizeof(struct shm_channel));
+        children[v] = fork();
+        if (children[v] == 0) {
+            close(fds[0]);
+            close(spin_fds[0]);
+            shm_echo_child(channels[v], spin_variants[v]);
+        }
+        shm_round(channels[v], small, 16, 2000, spin_variants[v]);
+    }
+    socket_round(fds[0], small, 16, 2000);
+    for (r = 0; r < ROUNDS; r++) {
+        sock_small[r] = socket_round(fds[0], small, 16, 20000);
+        sock_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
+        spin_small[r] = spin_socket_round(spin_fds[0], small, 16, 20000, SPIN_NS);
+        spin_kib[r] = spin_socket_round(spin_fds[0], payload, payload_len, 20000, SPIN_NS);
+        for (v = 0; v < 2; v++) {
+            shm_small[v][r] = shm_round(channels[v], small, 16, 20000, spin_variants[v]);
+            shm_kib[v][r] = shm_round(channels[v], payload, payload_len, 20000, spin_variants[v]);
+        }
+    }
+    close(fds[0]);
+    close(spin_fds[0]);
+    for (v = 0; v < 2; v++) {
+        channels[v]->len = UINT32_MAX;
+        __atomic_store_n(&channels[v]->request, channels[v]->request + 1, __ATOMIC_RELEASE);
+        futex_wake(&channels[v]->request);
+    }
+    for (v = 0; v < 4; v++) waitpid(children[v], &status, 0);
+    printf("a process round trip, by transport (direct = a socket pair, each side sleeping in read):\n");
+    print_row("16 B, socket + poll 50us", median(sock_small, ROUNDS), median(spin_small, ROUNDS), "ns", 0);
+    print_row("16 B, shm + futex", median(sock_small, ROUNDS), median(shm_small[0], ROUNDS), "ns", 0);
+    print_row("16 B, shm + spin", median(sock_small, ROUNDS), median(shm_small[1], ROUNDS), "ns", 0);
+    print_row("1 KiB, socket + poll 50us", median(sock_kib, ROUNDS), median(spin_kib, ROUNDS), "ns", 0);
+    print_row("1 KiB, shm + futex", median(sock_kib, ROUNDS), median(shm_kib[0], ROUNDS), "ns", 0);
+    print_row("1 KiB, shm + spin", median(sock_kib, ROUNDS), median(shm_kib[1], ROUNDS), "ns", 0);
+    for (v = 0; v < 2; v++) munmap(channels[v], sizeof(struct shm_channel));
 }
 
 /* Scans of `host`'s search paths, in microseconds each; the number of
@@ -1132,6 +1300,7 @@ int main(int argc, char **argv) {
         compare_host_functions(argv[1], slash ? interfaces : ".");
         compare_streams(argv[1], host, slash ? interfaces : ".");
         compare_isolated(argv[1], slash ? interfaces : ".", add_in, payload, sizeof payload);
+        compare_transports(add_in, payload, sizeof payload);
     }
 
     compare_discovery(argv[1]);

@@ -564,7 +564,8 @@ pub unsafe extern "C" fn fidius_host_builder_set_max_output_size(
 ///   plugin's stream; a stream deadline passed while the worker makes an
 ///   item kills the worker (TIMEOUT). A stream whose worker was lost ends
 ///   with WORKER_LOST; the next call starts a new worker.
-/// Each call costs a round trip to the worker (about 20 µs).
+/// Each call costs a round trip to the worker (under 10 µs on a 2-vCPU VM;
+/// each side polls its socket up to 50 µs before it sleeps).
 ///
 /// Errors: NULL_ARGUMENT, INVALID_ARGUMENT (unknown value), MISUSE.
 #[must_use]

@@ -537,7 +537,7 @@ pub const Isolation = enum(u32) {
     /// new worker as the restart policy allows. The handle answers as an
     /// in-process one (host functions, `LoadOptions.addBinding`, and
     /// streams are served across the process boundary), and each call or
-    /// stream item costs a round trip to the worker (about 20 µs). `HostBuilder.setWorkerHardening` confines the worker
+    /// stream item costs a round trip to the worker (under 10 µs). `HostBuilder.setWorkerHardening` confines the worker
     /// further.
     isolated = c.FIDIUS_HOST_ISOLATION_ISOLATED,
 };
