@@ -926,54 +926,30 @@ static void compare_streams(const char *dir, fidius_host_t *host, const char *in
 /* ---- Isolated plugins ------------------------------------------------- */
 
 /* The physical limit of a call to another process: `len` bytes written to
- * a socket pair, echoed back by a child that does nothing else, read. */
-static void echo_child(int fd) {
-    static uint8_t buf[1 << 16];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0 || write(fd, buf, (size_t)n) != n) _exit(0);
-    }
-}
-
-static double socket_round(int fd, const uint8_t *in, uint32_t len, long iters) {
-    static uint8_t back[1 << 16];
-    double start = now_ns();
-    long i;
-    for (i = 0; i < iters; i++) {
-        size_t got = 0;
-        if (write(fd, in, len) != (ssize_t)len) abort();
-        while (got < len) {
-            ssize_t n = read(fd, back + got, sizeof back - got);
-            if (n <= 0) abort();
-            got += (size_t)n;
-        }
-        sink += back[0];
-    }
-    return (now_ns() - start) / (double)iters;
-}
-
-/* How long a reader polls before it blocks: as the library's channel does. */
+ * a socket pair, echoed back by a child that does nothing else, read. Each
+ * reader polls its socket for up to `spin_ns` before it sleeps in `read`
+ * (SPIN_NS: as the library's channel does; 0: at once). */
 #define SPIN_NS 50000.0
 
-/* A read that polls the socket for up to `spin_ns` before it blocks. */
 static ssize_t spin_read(int fd, uint8_t *buf, size_t len, double spin_ns) {
     double start = now_ns();
-    do {
+    while (spin_ns > 0) {
         ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
         if (n >= 0) return n;
-    } while (now_ns() - start < spin_ns);
+        if (now_ns() - start >= spin_ns) break;
+    }
     return read(fd, buf, len);
 }
 
-static void spin_echo_child(int fd, double spins) {
+static void echo_child(int fd, double spin_ns) {
     static uint8_t buf[1 << 16];
     for (;;) {
-        ssize_t n = spin_read(fd, buf, sizeof buf, spins);
+        ssize_t n = spin_read(fd, buf, sizeof buf, spin_ns);
         if (n <= 0 || write(fd, buf, (size_t)n) != n) _exit(0);
     }
 }
 
-static double spin_socket_round(int fd, const uint8_t *in, uint32_t len, long iters, double spins) {
+static double socket_round(int fd, const uint8_t *in, uint32_t len, long iters, double spin_ns) {
     static uint8_t back[1 << 16];
     double start = now_ns();
     long i;
@@ -981,7 +957,7 @@ static double spin_socket_round(int fd, const uint8_t *in, uint32_t len, long it
         size_t got = 0;
         if (write(fd, in, len) != (ssize_t)len) abort();
         while (got < len) {
-            ssize_t n = spin_read(fd, back + got, sizeof back - got, spins);
+            ssize_t n = spin_read(fd, back + got, sizeof back - got, spin_ns);
             if (n <= 0) abort();
             got += (size_t)n;
         }
@@ -1037,20 +1013,20 @@ static void compare_isolated(const char *dir, const char *interfaces, const uint
     child = fork();
     if (child == 0) {
         close(fds[0]);
-        spin_echo_child(fds[1], SPIN_NS);
+        echo_child(fds[1], SPIN_NS);
     }
     close(fds[1]);
-    spin_socket_round(fds[0], add_in, 16, 2000, SPIN_NS);
+    socket_round(fds[0], add_in, 16, 2000, SPIN_NS);
     api_round_on(p, 0, add_in, 16, 2000);
     host_call_round(hostcall, 100, 20);
     stream_round(streams, 0, 8, 2000);
     for (r = 0; r < ROUNDS; r++) {
-        echo_small[r] = spin_socket_round(fds[0], add_in, 16, 20000, SPIN_NS);
+        echo_small[r] = socket_round(fds[0], add_in, 16, 20000, SPIN_NS);
         call_small[r] = api_round_on(p, 0, add_in, 16, 20000);
         call_token[r] = cancellable_round(p, token, 0, add_in, 16, 20000);
         host_fn[r] = host_call_round(hostcall, 100, 200);
         stream_item[r] = stream_round(streams, 0, 8, 20000);
-        echo_kib[r] = spin_socket_round(fds[0], payload, payload_len, 20000, SPIN_NS);
+        echo_kib[r] = socket_round(fds[0], payload, payload_len, 20000, SPIN_NS);
         call_kib[r] = api_round_on(p, 5, payload, payload_len, 20000);
         load_in[r] = isolated_load_round(in_process, path, 20) / 1000.0;
         load_iso[r] = isolated_load_round(isolated, path, 20) / 1000.0;
@@ -1136,8 +1112,9 @@ static double shm_round(struct shm_channel *ch, const uint8_t *in, uint32_t len,
 }
 
 /* The same 16 bytes and 1 KiB echoed by another process over a socket pair
- * (the transport isolated calls use) and through shared memory, sleeping
- * on a futex at once or after spinning up to about 50 µs. */
+ * (each side sleeping in `read` at once, or polling up to 50 µs first, as
+ * isolated calls do) and through shared memory (each side sleeping on a
+ * futex at once, or after 100,000 polls of the sequence number). */
 static void compare_transports(const uint8_t *small, const uint8_t *payload, uint32_t payload_len) {
     static const long spin_variants[2] = {0, 100000};
     double sock_small[ROUNDS], sock_kib[ROUNDS], shm_small[2][ROUNDS], shm_kib[2][ROUNDS], spin_small[ROUNDS], spin_kib[ROUNDS];
@@ -1152,14 +1129,14 @@ static void compare_transports(const uint8_t *small, const uint8_t *payload, uin
         close(fds[0]);
         close(spin_fds[0]);
         close(spin_fds[1]);
-        echo_child(fds[1]);
+        echo_child(fds[1], 0);
     }
     close(fds[1]);
     children[3] = fork();
     if (children[3] == 0) {
         close(fds[0]);
         close(spin_fds[0]);
-        spin_echo_child(spin_fds[1], SPIN_NS);
+        echo_child(spin_fds[1], SPIN_NS);
     }
     close(spin_fds[1]);
     for (v = 0; v < 2; v++) {
@@ -1174,12 +1151,12 @@ static void compare_transports(const uint8_t *small, const uint8_t *payload, uin
         }
         shm_round(channels[v], small, 16, 2000, spin_variants[v]);
     }
-    socket_round(fds[0], small, 16, 2000);
+    socket_round(fds[0], small, 16, 2000, 0);
     for (r = 0; r < ROUNDS; r++) {
-        sock_small[r] = socket_round(fds[0], small, 16, 20000);
-        sock_kib[r] = socket_round(fds[0], payload, payload_len, 20000);
-        spin_small[r] = spin_socket_round(spin_fds[0], small, 16, 20000, SPIN_NS);
-        spin_kib[r] = spin_socket_round(spin_fds[0], payload, payload_len, 20000, SPIN_NS);
+        sock_small[r] = socket_round(fds[0], small, 16, 20000, 0);
+        sock_kib[r] = socket_round(fds[0], payload, payload_len, 20000, 0);
+        spin_small[r] = socket_round(spin_fds[0], small, 16, 20000, SPIN_NS);
+        spin_kib[r] = socket_round(spin_fds[0], payload, payload_len, 20000, SPIN_NS);
         for (v = 0; v < 2; v++) {
             shm_small[v][r] = shm_round(channels[v], small, 16, 20000, spin_variants[v]);
             shm_kib[v][r] = shm_round(channels[v], payload, payload_len, 20000, spin_variants[v]);
