@@ -216,6 +216,8 @@ rust-test: fixtures lib
 	FIDIUS_TEST_FIXTURES=$(FIXTURES) $(CARGO) test --workspace
 
 C_TESTS := test_capi test_json test_wasm test_egress test_python test_configured test_host_functions test_streams test_isolated
+# Suites whose hosts come from test_builder(), run once more isolated.
+C_ISOLATED_TESTS := test_capi test_json test_python
 
 $(BUILD_C)/%-shared: tests/c/%.c tests/c/check.h include/fidius_host.h lib
 	@mkdir -p $(BUILD_C)
@@ -237,6 +239,12 @@ c-test: fixtures $(foreach t,$(C_TESTS),$(BUILD_C)/$(t)-shared $(BUILD_C)/$(t)-s
 		echo "== $$t ($$kind, valgrind)"; \
 		RUST_BACKTRACE=0 PYTHONMALLOC=malloc FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-$$kind || exit 1; \
 	done; done
+	@# The runtime suites again with every native and Python plugin in a
+	@# worker process (tests/c/check.h: test_builder).
+	@for t in $(C_ISOLATED_TESTS); do \
+		echo "== $$t (shared, isolated, valgrind)"; \
+		FIDIUS_TEST_ISOLATION=isolated RUST_BACKTRACE=0 PYTHONMALLOC=malloc FIDIUS_TEST_FIXTURES=$(FIXTURES) $(VALGRIND) $(VALGRIND_FLAGS) $(BUILD_C)/$$t-shared || exit 1; \
+	done
 
 # Every fidius_host_* function of the header, called with NULL for each
 # pointer parameter in turn, each call in its own process (generated from

@@ -35,6 +35,24 @@ static const char *path_of(const char *relative) {
     return buf;
 }
 
+/* Whether this run's native and Python plugins run in worker processes:
+ * FIDIUS_TEST_ISOLATION=isolated (the runtime suites run in both modes). */
+static inline int isolated_run(void) {
+    const char *mode = getenv("FIDIUS_TEST_ISOLATION");
+    return mode != NULL && strcmp(mode, "isolated") == 0;
+}
+
+/* A new builder, isolating its plugins in an isolated run. */
+static inline fidius_host_builder_t *test_builder(void) {
+    fidius_host_builder_t *b = fidius_host_builder_new();
+    if (isolated_run()) {
+        CHECK(fidius_host_builder_set_isolation(b, FIDIUS_HOST_ISOLATION_ISOLATED, NULL) == FIDIUS_HOST_STATUS_OK);
+        CHECK(fidius_host_builder_set_worker_path(b, path_of("../release/fidius-host-worker"), NT, NULL) ==
+              FIDIUS_HOST_STATUS_OK);
+    }
+    return b;
+}
+
 /* Runs the file's tests (`run_tests`) against $FIDIUS_TEST_FIXTURES. */
 static int check_main(void (*run_tests)(void)) {
     const char *dir = getenv("FIDIUS_TEST_FIXTURES");

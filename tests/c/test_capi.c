@@ -14,7 +14,7 @@
 
 
 static fidius_host_t *make_host(const char *dir, int signed_only) {
-    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_builder_t *b = test_builder();
     fidius_host_t *host = NULL;
     CHECK(b != NULL);
     if (dir) CHECK(fidius_host_builder_add_search_path(b, path_of(dir), NT, NULL) == FIDIUS_HOST_STATUS_OK);
@@ -212,7 +212,7 @@ static void test_calls(void) {
 }
 
 static void test_arena(void) {
-    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_builder_t *b = test_builder();
     fidius_host_t *host = NULL;
     fidius_host_plugin_t *p = NULL;
     fidius_host_bytes_t out;

@@ -16,7 +16,7 @@
 #define CALCULATOR_HASH 0x0271e9b7d21d10f1ULL
 
 static fidius_host_t *make_host(const char *dir) {
-    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_builder_t *b = test_builder();
     fidius_host_t *host = NULL;
     CHECK(fidius_host_builder_add_search_path(b, path_of(dir), NT, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);

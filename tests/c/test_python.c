@@ -15,7 +15,7 @@
 #include "check.h"
 
 static fidius_host_t *host_for(const char *dir) {
-    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_builder_t *b = test_builder();
     fidius_host_t *host = NULL;
     if (dir) CHECK(fidius_host_builder_add_search_path(b, path_of(dir), NT, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_builder_build(b, &host, NULL) == FIDIUS_HOST_STATUS_OK);
@@ -105,7 +105,7 @@ static void test_exceptions(void) {
 }
 
 static void test_signed(void) {
-    fidius_host_builder_t *b = fidius_host_builder_new();
+    fidius_host_builder_t *b = test_builder();
     fidius_host_load_options_t *options = calculator_options();
     fidius_host_plugin_t *p = NULL;
     fidius_host_t *host = NULL;
@@ -196,6 +196,8 @@ static void test_cancel(void) {
     fidius_host_plugin_t *p = NULL;
     CHECK(fidius_host_load_options_set_interface(options, iface, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load_options_set_python_deadline_ms(options, 0, NULL) == FIDIUS_HOST_STATUS_OK);
+    /* In-process in either run: the subject is the async exception (test_isolated cancels a worker). */
+    CHECK(fidius_host_load_options_set_isolation(options, FIDIUS_HOST_ISOLATION_IN_PROCESS, NULL) == FIDIUS_HOST_STATUS_OK);
     CHECK(fidius_host_load_path(host, path_of("isolated/py-faulty"), NT, NULL, 0, options, &p, NULL) ==
           FIDIUS_HOST_STATUS_OK);
     if (p) {
