@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use fidius_host::interface::file;
 use fidius_host::{CancelToken, Host, HostBuilder, Interface, Isolation, LoadOptions, Plugin, RestartPolicy, RuntimeKind, Status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
