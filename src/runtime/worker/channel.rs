@@ -100,6 +100,10 @@ impl Channel {
         // A message is awaited (the peer is working on it): poll for a
         // moment, then sleep, instead of a read that would find nothing;
         // its body usually arrives with its header.
+        // Past its deadline a reply is late even if it is there by now.
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(ChannelError::TimedOut);
+        }
         if !self.readable_soon() {
             self.wait(libc::POLLIN, deadline)?;
         }
