@@ -97,13 +97,13 @@ impl Channel {
     /// is allocated for it.
     pub fn receive(&self, body: &mut Vec<u8>, limit: usize, deadline: Option<Instant>) -> Result<u8, ChannelError> {
         let mut header = [0u8; HEADER];
-        // A message is awaited (the peer is working on it): poll for a
-        // moment, then sleep, instead of a read that would find nothing;
-        // its body usually arrives with its header.
         // Past its deadline a reply is late even if it is there by now.
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(ChannelError::TimedOut);
         }
+        // A message is awaited (the peer is working on it): poll for a
+        // moment, then sleep, instead of a read that would find nothing;
+        // its body usually arrives with its header.
         if !self.readable_soon() {
             self.wait(libc::POLLIN, deadline)?;
         }

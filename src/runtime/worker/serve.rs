@@ -25,7 +25,10 @@ use std::time::Duration;
 /// Largest request a worker reads: a frame's length field is 32 bits.
 const REQUEST_LIMIT: usize = u32::MAX as usize;
 
-/// Whether a call is running, for the watcher of the host's end.
+/// Whether a request of the host's is under way: the host listens then
+/// (host functions and input reads may speak; reset under the turn, as the
+/// reply is sent), and a hang-up then means the host died mid-call (the
+/// watcher ends the process at once). One host per worker process.
 static CALLING: AtomicBool = AtomicBool::new(false);
 
 /// Serves one host over the socket on descriptor 3; returns the exit code.
@@ -39,7 +42,6 @@ pub fn serve() -> i32 {
     let conversation = Arc::new(Conversation {
         channel: Channel::new(unsafe { OwnedFd::from_raw_fd(WORKER_SOCKET_FD) }),
         turn: ReentrantMutex::new(()),
-        in_call: AtomicBool::new(false),
         plugin: AtomicPtr::new(std::ptr::null_mut()),
         streams: Mutex::new(HashMap::new()),
         next_stream: AtomicU32::new(0),
@@ -108,16 +110,14 @@ pub fn serve() -> i32 {
             continue;
         }
         CALLING.store(true, Ordering::SeqCst);
-        conversation.in_call.store(true, Ordering::SeqCst);
         let outcome = respond(&plugin, &conversation, kind, &body);
         let sent = {
             let _turn = conversation.turn.lock();
             // The host stops listening at the reply: from here no host
             // function may speak.
-            conversation.in_call.store(false, Ordering::SeqCst);
+            CALLING.store(false, Ordering::SeqCst);
             outcome.map_or(Ok(()), |outcome| outcome.send(channel))
         };
-        CALLING.store(false, Ordering::SeqCst);
         if sent.is_err() {
             return 0;
         }
@@ -135,8 +135,6 @@ struct Conversation {
     /// call the plugin again (from that host function), and the plugin
     /// may call the host again from inside that call.
     turn: ReentrantMutex<()>,
-    /// The host waits for a call's reply: only then is it listening.
-    in_call: AtomicBool,
     /// The loaded plugin, for the calls the host makes from inside a host
     /// function; null before the load and after the serving loop.
     plugin: AtomicPtr<Plugin>,
@@ -183,7 +181,7 @@ impl Conversation {
     /// function, or while it reads its input for the plugin).
     fn ask_host(self: &Arc<Self>, kind: u8, parts: &[&[u8]], answer_kind: u8) -> std::result::Result<Vec<u8>, Unanswered> {
         let _turn = self.turn.lock();
-        if !self.in_call.load(Ordering::SeqCst) {
+        if !CALLING.load(Ordering::SeqCst) {
             return Err(Unanswered::NotListening);
         }
         let header = protocol::header(kind, parts.iter().map(|p| p.len()).sum());
